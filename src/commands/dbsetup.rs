@@ -1,0 +1,808 @@
+//! `aksara dbsetup`: find PostgreSQL, log in as an admin without typing when possible, create
+//! (or reuse) the application role and database, verify the result as the application user,
+//! and only then write DATABASE_URL to .env. Interactive on a terminal; `--non-interactive`
+//! for CI never prompts. Nothing that existed before is ever dropped; what this run created
+//! is undone when a later step fails, and the report says what exists.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+use sqlx::Connection as _;
+use sqlx::PgConnection;
+
+use crate::cli::{DbsetupArgs, OutputFormat};
+use crate::connect::{self, Connected, FailureKind};
+use crate::diagnose::{self, Context};
+use crate::dsn::{ConnConfig, ConnString, Endpoint, Format, Host, HostSpec, Password, SslMode};
+use crate::envfile::{self, Change, GitIgnoreStatus, OnConflict};
+use crate::error::{CliError, CliResult, Exit};
+use crate::probe::{self, Answer, Candidate};
+use crate::prompt::Prompter;
+use crate::provision::{self, AdminRights, Existing, NameKind, PasswordAction, Step};
+use crate::sysenv::ProcessEnvironment;
+use crate::ui::{Mark, Printer};
+
+/// Holding this on the server serialises concurrent dbsetup runs from the check of what
+/// exists to the .env write, so racing runs see each other's finished work.
+const ADVISORY_LOCK_KEY: i64 = 0x616b_7361_7261; // "aksara"
+
+#[derive(Debug, Serialize)]
+struct Outcome {
+    ok: bool,
+    database: ObjectOutcome,
+    role: RoleOutcome,
+    url: String,
+    env_file: String,
+    env_key: String,
+    env_change: &'static str,
+    server_version: String,
+    tls: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct ObjectOutcome {
+    name: String,
+    created: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct RoleOutcome {
+    name: String,
+    created: bool,
+    /// "set" (new password), "kept" (the .env already held one that works)
+    password: &'static str,
+}
+
+struct Admin {
+    conn: PgConnection,
+    cfg: ConnConfig,
+    endpoint: Endpoint,
+    /// Other endpoints that answered during discovery (to pick the app URL's host).
+    answered: Vec<(Endpoint, bool)>,
+}
+
+pub async fn run(args: DbsetupArgs, printer: &Printer) -> CliResult<Exit> {
+    let interactive = !args.non_interactive;
+    if interactive && !Prompter::stdin_is_terminal() {
+        return Err(CliError::usage("standard input is not a terminal, so aksara cannot ask its questions")
+            .with_hint("pass --non-interactive with --db-name NAME (and --admin-url URL if PG* variables do not reach an admin role)"));
+    }
+    if args.non_interactive && args.db_name.is_none() {
+        return Err(CliError::usage("--db-name is required with --non-interactive").with_hint("pass --db-name NAME"));
+    }
+    let sslmode = match &args.sslmode {
+        Some(s) => Some(s.parse::<SslMode>().map_err(|e| CliError::usage(format!("invalid --sslmode: {e}")))?),
+        None => None,
+    };
+    if let Some(name) = &args.db_name {
+        provision::validate_name(NameKind::Database, name).map_err(name_error)?;
+    }
+    if let Some(name) = &args.db_user {
+        provision::validate_name(NameKind::Role, name).map_err(name_error)?;
+    }
+    let given_password = read_given_password(&args)?;
+    let prompter = interactive.then(Prompter::new);
+    let env = ProcessEnvironment::load();
+    if let Some(w) = env.pgpass_warning() {
+        printer.warn(w);
+    }
+    let existing_env_value = existing_value(&args.env.env_file, &args.env_key)?;
+
+    // Ctrl-C during provisioning must not leave a half-done setup unexplained: the work runs
+    // raced against the signal, and the interrupt path reports what exists.
+    let work = setup(&args, printer, prompter.as_ref(), &env, given_password, sslmode, existing_env_value);
+    tokio::select! {
+        result = work => result,
+        _ = tokio::signal::ctrl_c() => {
+            let err = match &prompter { Some(p) => p.interrupted(), None => CliError::interrupted() };
+            Err(err.with_hint("interrupted: .env was not written; run `aksara dbsetup` again to finish (existing objects are reused)"))
+        }
+    }
+}
+
+fn name_error(e: provision::NameError) -> CliError {
+    let hint = e.hint();
+    CliError::usage(e.to_string()).with_hint(hint)
+}
+
+/// The application password from --db-password-stdin or AKSARA_DB_PASSWORD; never from argv.
+fn read_given_password(args: &DbsetupArgs) -> CliResult<Option<String>> {
+    if args.db_password_stdin {
+        let mut buf = String::new();
+        std::io::stdin()
+            .read_to_string(&mut buf)
+            .map_err(|e| CliError::failure(format!("cannot read the password from standard input: {e}")))?;
+        let password = buf.strip_suffix('\n').map(|s| s.strip_suffix('\r').unwrap_or(s)).unwrap_or(&buf).to_string();
+        if password.is_empty() {
+            return Err(CliError::usage("--db-password-stdin was given but standard input was empty").with_hint("pipe the password in: `printf %s \"$PASSWORD\" | aksara dbsetup ... --db-password-stdin`"));
+        }
+        return Ok(Some(password));
+    }
+    Ok(std::env::var("AKSARA_DB_PASSWORD").ok().filter(|p| !p.is_empty()))
+}
+
+fn existing_value(path: &Path, key: &str) -> CliResult<Option<String>> {
+    match envfile::read_entries(path) {
+        Ok(entries) => Ok(entries.into_iter().find(|e| e.key == key).map(|e| e.value)),
+        Err(_) if !path.exists() => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn setup(
+    args: &DbsetupArgs,
+    printer: &Printer,
+    prompter: Option<&Prompter>,
+    env: &ProcessEnvironment,
+    given_password: Option<String>,
+    sslmode: Option<SslMode>,
+    existing_env_value: Option<String>,
+) -> CliResult<Exit> {
+    let bound = Duration::from_secs(args.connect_timeout.max(1));
+    let existing_cs = existing_env_value.as_deref().and_then(|v| ConnString::parse(v).ok());
+
+    // 1-2. Find PostgreSQL and log in as an admin.
+    let mut admin = admin_connection(args, printer, prompter, env, existing_cs.as_ref(), bound).await?;
+    let rights = admin_rights(&mut admin.conn).await?;
+
+    // 3. Names.
+    let folder = std::env::current_dir().ok().and_then(|d| d.file_name().map(|n| n.to_string_lossy().to_string())).unwrap_or_else(|| "app".into());
+    let mut db = match (&args.db_name, prompter) {
+        (Some(n), _) => n.clone(),
+        (None, Some(p)) => p.input("Database name", Some(provision::default_db_name(&folder)), validate_db).await?,
+        (None, None) => unreachable!("--db-name is checked before"),
+    };
+    let role = match (&args.db_user, prompter) {
+        (Some(n), _) => n.clone(),
+        (None, Some(p)) if args.db_name.is_none() => p.input("Application user", Some(provision::default_role_name(&db)), validate_role).await?,
+        _ => provision::default_role_name(&db),
+    };
+
+    // Serialise with other dbsetup runs on this server from here to the .env write.
+    advisory_lock(&mut admin.conn).await?;
+
+    // 4. What is there already? (Interactive: reuse, new password, or another name.)
+    let mut existing = existing_objects(&mut admin.conn, &db, &role).await?;
+    if let Some(p) = prompter {
+        loop {
+            if let Some(owner) = &existing.database_owner {
+                let choice = p
+                    .select(&format!("Database \"{db}\" already exists (owner \"{owner}\")"), vec!["Reuse it (nothing is dropped)".into(), "Choose another name".into()], 0)
+                    .await?;
+                if choice == 1 {
+                    db = p.input("Database name", None, validate_db).await?;
+                    existing = existing_objects(&mut admin.conn, &db, &role).await?;
+                    continue;
+                }
+            }
+            break;
+        }
+    }
+
+    // The application URL's host: the admin's TCP address, or localhost on the same port
+    // when the admin came in over a socket (application users rarely have peer access).
+    let app_endpoint = app_endpoint(&admin);
+
+    // Password: keep one that works already, else the given one, else ask or generate.
+    let mut keep_url = None;
+    if existing.role_exists {
+        if let Some(cs) = &existing_cs {
+            if cs.user.as_deref() == Some(role.as_str()) && cs.dbname.as_deref() == Some(db.as_str()) && existing.database_owner.is_some() {
+                if let Ok(cfg) = cs.resolve(env) {
+                    if let Ok(c) = connect::connect(&cfg, bound).await {
+                        connect::close(c.conn).await;
+                        let same = given_password.as_deref().is_none_or(|g| cs.password.as_ref().map(|p| p.expose()) == Some(g));
+                        if same {
+                            keep_url = Some(cs.clone());
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let password = match (&keep_url, &given_password) {
+        (Some(cs), _) => cs.password.as_ref().map(|p| p.expose().to_string()),
+        (None, Some(g)) => Some(g.clone()),
+        (None, None) => None,
+    };
+    let password = match (password, prompter) {
+        (Some(p), _) => p,
+        (None, Some(p)) => {
+            if existing.role_exists {
+                let choice = p
+                    .select(&format!("User \"{role}\" already exists"), vec!["Set a new generated password on it".into(), "Type its current password".into(), "Type a new password for it".into()], 0)
+                    .await?;
+                match choice {
+                    0 => provision::generate_password(),
+                    1 => {
+                        let typed = p.password(&format!("Current password of \"{role}\""), false).await?;
+                        keep_url = Some(app_conn_string(&app_endpoint, &role, &typed, &db, sslmode));
+                        typed
+                    }
+                    _ => p.password(&format!("New password for \"{role}\""), true).await?,
+                }
+            } else {
+                let choice = p.select("Password for the application user", vec!["Generate a strong one (recommended)".into(), "Type my own".into()], 0).await?;
+                if choice == 0 { provision::generate_password() } else { p.password(&format!("Password for \"{role}\""), true).await? }
+            }
+        }
+        (None, None) => provision::generate_password(),
+    };
+    let action = if keep_url.is_some() { PasswordAction::Keep } else { PasswordAction::Set(password.clone()) };
+    let steps = provision::plan(&db, &role, &action, &existing, rights);
+
+    // Refuse before touching anything when the admin lacks a privilege the plan needs.
+    let missing = provision::missing_rights(&steps, rights, &admin.cfg.user);
+    if !missing.is_empty() {
+        let names: Vec<_> = missing.iter().map(|(n, _)| n.as_str()).collect();
+        let grants: Vec<_> = missing.iter().map(|(_, g)| g.as_str()).collect();
+        return Err(CliError::failure(format!(
+            "the admin role \"{}\" lacks the {} privilege{} needed to create {}; nothing was changed",
+            admin.cfg.user,
+            names.join(" and "),
+            if names.len() > 1 { "s" } else { "" },
+            if steps.iter().any(|s| matches!(s, Step::CreateDatabase { .. })) { "the database" } else { "the user" }
+        ))
+        .with_code("permission-denied")
+        .with_hint(format!("as a superuser run `{}`, or pass --admin-url with a superuser", grants.join(" "))));
+    }
+
+    // The .env must be writable without clobbering a different value: decide before any change.
+    let final_cs = keep_url.clone().unwrap_or_else(|| app_conn_string(&app_endpoint, &role, &password, &db, sslmode));
+    let final_url = final_cs.to_url(crate::dsn::Reveal::Secret);
+    let mut on_conflict = OnConflict::Fail;
+    let existing_value = existing_value(&args.env.env_file, &args.env_key)?;
+    if let Some(old) = &existing_value {
+        if *old != final_url {
+            if args.force {
+                on_conflict = OnConflict::ReplaceKeepingOldAsComment;
+            } else if let Some(p) = prompter {
+                if !p.confirm(&format!("{} already sets {}; replace it (the old line is kept as a comment)?", args.env.env_file.display(), args.env_key), true).await? {
+                    return Err(CliError::failure("setup cancelled; nothing was changed").with_hint(format!("pass --env-key OTHER_KEY to write another variable, or --env-file PATH")));
+                }
+                on_conflict = OnConflict::ReplaceKeepingOldAsComment;
+            } else {
+                return Err(CliError::failure(format!(
+                    "{} already sets {} to a different value; nothing was changed",
+                    args.env.env_file.display(),
+                    args.env_key
+                ))
+                .with_hint("pass --force to replace it (the old line is kept as a comment), or --env-key to write another variable"));
+            }
+        }
+    }
+
+    // 5. The plan.
+    if printer.verbosity >= crate::ui::Verbosity::Normal && args.format == OutputFormat::Text {
+        printer.status(&format!("\n{}", printer.bold("Plan:")));
+        if steps.is_empty() {
+            printer.status("  (nothing to create: the user and database exist)");
+        }
+        for s in &steps {
+            printer.status(&format!("  {};", s.sql(true)));
+        }
+        printer.status(&format!("  write {}={} to {}", args.env_key, final_cs, args.env.env_file.display()));
+    }
+    if let Some(p) = prompter {
+        if !p.confirm("Go ahead?", true).await? {
+            return Err(CliError::failure("setup cancelled; nothing was changed"));
+        }
+    }
+
+    // 6. Provision, undoing this run's own objects if a later step fails.
+    let created = execute(&mut admin, &steps, printer).await?;
+
+    // 7. Verify as the application user.
+    let verified = verify(&final_cs, env, bound).await;
+    let (server_version, tls) = match verified {
+        Ok(v) => v,
+        Err(e) => {
+            let what = describe_created(&created, &db, &role);
+            return Err(CliError::failure(format!("{}; {what}; .env was not written", e.message)).with_optional_hint(e.hint).with_code(e.code.unwrap_or("connection-refused")));
+        }
+    };
+    connect::close(admin.conn).await;
+
+    // 8. Write .env.
+    let change = envfile::write_key(&args.env.env_file, &args.env_key, &final_url, on_conflict)?;
+    gitignore_advice(&args.env.env_file, printer, prompter).await?;
+
+    // 9. Summary.
+    let outcome = Outcome {
+        ok: true,
+        database: ObjectOutcome { name: db.clone(), created: created.database },
+        role: RoleOutcome { name: role.clone(), created: created.role, password: if keep_url.is_some() { "kept" } else { "set" } },
+        url: final_cs.to_string(),
+        env_file: args.env.env_file.display().to_string(),
+        env_key: args.env_key.clone(),
+        env_change: match change {
+            Change::Added => "added",
+            Change::Replaced { .. } => "replaced",
+            Change::Unchanged => "unchanged",
+        },
+        server_version,
+        tls,
+    };
+    if args.format == OutputFormat::Json {
+        printer.result(&serde_json::to_string_pretty(&outcome).expect("the outcome serialises"));
+    } else {
+        print_summary(printer, &outcome);
+    }
+    Ok(Exit::Success)
+}
+
+fn validate_db(s: &str) -> Result<(), String> {
+    provision::validate_name(NameKind::Database, s).map_err(|e| format!("{e}; {}", e.hint()))
+}
+
+fn validate_role(s: &str) -> Result<(), String> {
+    provision::validate_name(NameKind::Role, s).map_err(|e| format!("{e}; {}", e.hint()))
+}
+
+fn app_conn_string(ep: &Endpoint, role: &str, password: &str, db: &str, sslmode: Option<SslMode>) -> ConnString {
+    let host = match &ep.host {
+        Host::Tcp(h) => h.clone(),
+        Host::Socket(dir) => dir.display().to_string(),
+    };
+    ConnString {
+        format: Format::Uri,
+        hosts: vec![HostSpec { host: Some(host), port: Some(ep.port) }],
+        user: Some(role.to_string()),
+        password: Some(Password::new(password.to_string())),
+        dbname: Some(db.to_string()),
+        sslmode,
+        connect_timeout: None,
+        application_name: None,
+        sslrootcert: None,
+        options: None,
+        unknown: Vec::new(),
+    }
+}
+
+fn app_endpoint(admin: &Admin) -> Endpoint {
+    match &admin.endpoint.host {
+        Host::Tcp(_) => admin.endpoint.clone(),
+        Host::Socket(_) => {
+            let port = admin.endpoint.port;
+            let tcp = admin
+                .answered
+                .iter()
+                .find(|(ep, _)| matches!(&ep.host, Host::Tcp(h) if h == "localhost" || h == "127.0.0.1") && ep.port == port);
+            match tcp {
+                Some((ep, _)) => ep.clone(),
+                None => admin.endpoint.clone(),
+            }
+        }
+    }
+}
+
+/// Find a server and log in as an admin, trying what needs no typing first.
+async fn admin_connection(
+    args: &DbsetupArgs,
+    printer: &Printer,
+    prompter: Option<&Prompter>,
+    env: &ProcessEnvironment,
+    existing_cs: Option<&ConnString>,
+    bound: Duration,
+) -> CliResult<Admin> {
+    if let Some(url) = &args.admin_url {
+        let cs = ConnString::parse(url)?;
+        let cfg = cs.resolve(env)?;
+        let spinner = printer.spinner(&format!("Connecting to {}", cfg.redacted()));
+        let result = connect::connect(&cfg, bound).await;
+        drop(spinner);
+        return match result {
+            Ok(c) => {
+                printer.step(Mark::Pass, &format!("Connected as \"{}\" to {}", cfg.user, c.endpoint));
+                Ok(Admin { endpoint: c.endpoint.clone(), conn: c.conn, cfg, answered: Vec::new() })
+            }
+            Err(failure) => {
+                let attempt = failure.last().clone();
+                if let (Some(p), FailureKind::Server { code, .. }) = (prompter, &attempt.failure) {
+                    if code == "28P01" {
+                        return prompt_admin_login(p, printer, env, &attempt.endpoint, Some(cfg.user.clone()), bound, Vec::new()).await;
+                    }
+                }
+                Err(connect_error(&cfg, &failure, "the admin connection (--admin-url) failed").await)
+            }
+        };
+    }
+
+    // Discovery: PG* variables, the .env's URL, the usual sockets and ports, all at once.
+    let mut candidates = Vec::new();
+    if env.has_pg_target() {
+        if let Ok(cfg) = ConnString::default().resolve(env) {
+            candidates.extend(cfg.endpoints.into_iter().map(|endpoint| Candidate { endpoint, origin: "PG* variables".into() }));
+        }
+    }
+    if let Some(cs) = existing_cs {
+        if let Ok(cfg) = cs.resolve(env) {
+            candidates.extend(cfg.endpoints.into_iter().map(|endpoint| Candidate { endpoint, origin: format!("{} in {}", args.env_key, args.env.env_file.display()) }));
+        }
+    }
+    candidates.extend(probe::local_candidates());
+    let mut unique: Vec<Candidate> = Vec::new();
+    for c in candidates {
+        if !unique.iter().any(|u| u.endpoint == c.endpoint) {
+            unique.push(c);
+        }
+    }
+    let spinner = printer.spinner("Looking for PostgreSQL");
+    let probed = probe::probe_all(unique.clone(), Duration::from_millis(500)).await;
+    drop(spinner);
+    let answered: Vec<_> = probed.iter().filter_map(|p| match p.answer { Answer::Postgres { tls } => Some((p.candidate.clone(), tls)), _ => None }).collect();
+    if answered.is_empty() {
+        return Err(no_server_error(&probed));
+    }
+    let answered_eps: Vec<(Endpoint, bool)> = answered.iter().map(|(c, t)| (c.endpoint.clone(), *t)).collect();
+
+    // One server may answer on a socket and on TCP: list each (port) once for the choice.
+    let chosen = if answered.len() == 1 || prompter.is_none() {
+        0
+    } else {
+        let items: Vec<String> = answered
+            .iter()
+            .map(|(c, tls)| format!("{} ({}{})", c.endpoint, c.origin, if matches!(c.endpoint.host, Host::Tcp(_)) { if *tls { ", TLS on" } else { ", TLS off" } } else { "" }))
+            .collect();
+        prompter.expect("checked").select("Several PostgreSQL servers answer; which one?", items, 0).await?
+    };
+    let (candidate, tls) = &answered[chosen];
+    printer.step(
+        Mark::Pass,
+        &format!(
+            "PostgreSQL answers at {} ({}{})",
+            candidate.endpoint,
+            candidate.origin,
+            if matches!(candidate.endpoint.host, Host::Tcp(_)) { if *tls { ", TLS on" } else { ", TLS off" } } else { "" }
+        ),
+    );
+
+    // Admin login without typing: PG* variables, ~/.pgpass, trust or peer over the socket.
+    let mut users = Vec::new();
+    if let Some(u) = env.var_nonempty("PGUSER") {
+        users.push(u);
+    } else {
+        users.push("postgres".to_string());
+        if let Some(os) = crate::dsn::Environment::os_user(env) {
+            if os != "postgres" {
+                users.push(os);
+            }
+        }
+    }
+    let mut last_failure = None;
+    // The same server's other addresses (socket and TCP) are worth a try too: peer auth may
+    // work on one and passwords on the other.
+    let same_server: Vec<Endpoint> = std::iter::once(candidate.endpoint.clone())
+        .chain(answered_eps.iter().map(|(e, _)| e.clone()).filter(|e| e.port == candidate.endpoint.port && *e != candidate.endpoint))
+        .collect();
+    for endpoint in &same_server {
+        for user in &users {
+            for db in ["postgres", "template1"] {
+                let cs = admin_conn_string(endpoint, user, env.var_nonempty("PGDATABASE").as_deref().unwrap_or(db));
+                let Ok(cfg) = cs.resolve(env) else { continue };
+                match connect::connect(&cfg, bound).await {
+                    Ok(c) => {
+                        printer.step(Mark::Pass, &format!("Logged in as \"{}\" ({})", cfg.user, password_origin(&cfg)));
+                        return Ok(Admin { endpoint: c.endpoint.clone(), conn: c.conn, cfg, answered: answered_eps });
+                    }
+                    Err(f) => {
+                        let database_missing = f.last().failure.sqlstate() == Some("3D000");
+                        last_failure = Some((cfg, f));
+                        if !database_missing {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let (cfg, failure) = last_failure.expect("at least one login was attempted");
+    match prompter {
+        Some(p) => {
+            printer.status(&format!("No admin login works without a password ({}).", failure.last().failure));
+            // Passwords go over TCP when the server listens there: peer auth on the socket
+            // ignores them.
+            let endpoint = same_server.iter().find(|e| matches!(e.host, Host::Tcp(_))).unwrap_or(&candidate.endpoint).clone();
+            prompt_admin_login(p, printer, env, &endpoint, None, bound, answered_eps).await
+        }
+        None => Err(connect_error(&cfg, &failure, "no admin login works without a password")
+            .await
+            .with_hint("pass --admin-url postgresql://USER:PASSWORD@HOST:PORT/postgres (or set PGUSER and PGPASSWORD, or a ~/.pgpass line) for a role that may create databases and roles")),
+    }
+}
+
+fn password_origin(cfg: &ConnConfig) -> &'static str {
+    match cfg.password_source {
+        crate::dsn::PasswordSource::ConnString => "password from the URL",
+        crate::dsn::PasswordSource::EnvPgPassword => "password from PGPASSWORD",
+        crate::dsn::PasswordSource::PgPass => "password from ~/.pgpass",
+        crate::dsn::PasswordSource::Prompt => "password typed",
+        crate::dsn::PasswordSource::None => "no password needed",
+    }
+}
+
+fn admin_conn_string(endpoint: &Endpoint, user: &str, db: &str) -> ConnString {
+    let mut cs = ConnString::default();
+    cs.hosts = vec![HostSpec {
+        host: Some(match &endpoint.host {
+            Host::Tcp(h) => h.clone(),
+            Host::Socket(d) => d.display().to_string(),
+        }),
+        port: Some(endpoint.port),
+    }];
+    cs.user = Some(user.to_string());
+    cs.dbname = Some(db.to_string());
+    cs
+}
+
+async fn prompt_admin_login(
+    p: &Prompter,
+    printer: &Printer,
+    env: &ProcessEnvironment,
+    endpoint: &Endpoint,
+    user: Option<String>,
+    bound: Duration,
+    answered: Vec<(Endpoint, bool)>,
+) -> CliResult<Admin> {
+    let user = match user {
+        Some(u) => u,
+        None => p.input("Admin user", Some("postgres".into()), |_| Ok(())).await?,
+    };
+    let mut last = None;
+    for attempt in 1..=3 {
+        let password = p.password(&format!("Password for \"{user}\""), false).await?;
+        let mut cs = admin_conn_string(endpoint, &user, "postgres");
+        cs.password = Some(Password::new(password));
+        let mut cfg = cs.resolve(env)?;
+        cfg.password_source = crate::dsn::PasswordSource::Prompt;
+        match connect::connect(&cfg, bound).await {
+            Ok(c) => {
+                printer.step(Mark::Pass, &format!("Logged in as \"{user}\""));
+                return Ok(Admin { endpoint: c.endpoint.clone(), conn: c.conn, cfg, answered });
+            }
+            Err(f) if f.last().failure.sqlstate() == Some("28P01") && attempt < 3 => {
+                printer.step(Mark::Fail, &format!("password authentication failed for user \"{user}\"; try again ({} left)", 3 - attempt));
+                last = Some((cfg, f));
+            }
+            Err(f) => return Err(connect_error(&cfg, &f, "the admin login failed").await),
+        }
+    }
+    let (cfg, f) = last.expect("three attempts failed");
+    Err(connect_error(&cfg, &f, "the admin login failed").await)
+}
+
+/// A connection failure as a CliError, named by the catalogue.
+async fn connect_error(cfg: &ConnConfig, failure: &connect::ConnectFailure, what: &str) -> CliError {
+    let attempt = failure.last();
+    let mut ctx = Context::default();
+    if matches!(attempt.failure, FailureKind::Refused | FailureKind::SocketMissing) {
+        ctx.start_command = diagnose::start_command(attempt.endpoint.port);
+    }
+    let d = diagnose::diagnose(cfg, attempt, &ctx);
+    CliError::failure(format!("{what}: {}", d.message)).with_hint(d.hint).with_code(d.code)
+}
+
+fn no_server_error(probed: &[probe::Probed]) -> CliError {
+    let places: Vec<String> = probed.iter().map(|p| p.candidate.endpoint.to_string()).collect();
+    let mut installed = Vec::new();
+    for tool in ["psql", "postgres", "pg_ctl", "initdb", "docker"] {
+        if let Ok(path) = which::which(tool) {
+            installed.push(format!("{tool} ({})", path.display()));
+        }
+    }
+    let installed = if installed.is_empty() { "none of psql, postgres, pg_ctl, docker".to_string() } else { installed.join(", ") };
+    CliError::failure(format!("no PostgreSQL server answers; probed: {}", places.join(", ")))
+        .with_code("connection-refused")
+        .with_hint(format!("installed: {installed}. {}", install_advice()))
+}
+
+/// The seed page's installation advice for this OS.
+pub fn install_advice() -> String {
+    if cfg!(target_os = "macos") {
+        "Install and start PostgreSQL: download Postgres.app from postgresapp.com, or `brew install postgresql@15 && brew services start postgresql@15`; or with Docker: `docker run -d --name aksara-postgres -e POSTGRES_PASSWORD=... -p 5432:5432 -v aksara_pgdata:/var/lib/postgresql/data postgres:15`".into()
+    } else if cfg!(target_os = "windows") {
+        "Install PostgreSQL from postgresql.org (the installer asks for the postgres user's password), or use the Linux instructions inside WSL2".into()
+    } else {
+        let os = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
+        let like = os.lines().filter(|l| l.starts_with("ID=") || l.starts_with("ID_LIKE=")).collect::<Vec<_>>().join(" ");
+        let install = if like.contains("fedora") || like.contains("rhel") {
+            "`sudo dnf install postgresql-server && sudo postgresql-setup --initdb && sudo systemctl start postgresql`"
+        } else if like.contains("debian") || like.contains("ubuntu") {
+            "`sudo apt-get install -y postgresql` (starts a server on port 5432), or start an installed one: `sudo systemctl start postgresql`"
+        } else {
+            "install the postgresql server package of your distribution and start it"
+        };
+        format!("Install and start PostgreSQL: {install}; or with Docker: `docker run -d --name aksara-postgres -e POSTGRES_PASSWORD=... -p 5432:5432 -v aksara_pgdata:/var/lib/postgresql/data postgres:15`")
+    }
+}
+
+async fn admin_rights(conn: &mut PgConnection) -> CliResult<AdminRights> {
+    let row: (bool, bool, bool) = sqlx::query_as("SELECT rolsuper, rolcreatedb, rolcreaterole FROM pg_roles WHERE rolname = current_user")
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(|e| CliError::failure(format!("cannot read the admin role's privileges: {e}")))?;
+    Ok(AdminRights { superuser: row.0, createdb: row.1, createrole: row.2 })
+}
+
+async fn advisory_lock(conn: &mut PgConnection) -> CliResult<()> {
+    // lock_timeout bounds the wait for another run (advisory locks are heavyweight locks).
+    sqlx::raw_sql("SET lock_timeout = '60s'").execute(&mut *conn).await.map_err(db_error)?;
+    sqlx::query("SELECT pg_advisory_lock($1)").bind(ADVISORY_LOCK_KEY).execute(&mut *conn).await.map_err(|e| {
+        CliError::failure(format!("another `aksara dbsetup` has held the setup lock on this server for over 60 s: {e}"))
+            .with_hint("wait for it to finish, or find it in pg_stat_activity (application_name aksara)")
+    })?;
+    Ok(())
+}
+
+async fn existing_objects(conn: &mut PgConnection, db: &str, role: &str) -> CliResult<Existing> {
+    let row: (Option<String>, bool, bool) = sqlx::query_as(
+        "SELECT (SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = $1), \
+                EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $2), \
+                EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $2) AND pg_has_role(current_user, (SELECT oid FROM pg_roles WHERE rolname = $2), 'MEMBER')",
+    )
+    .bind(db)
+    .bind(role)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(db_error)?;
+    Ok(Existing { database_owner: row.0, role_exists: row.1, admin_is_member: row.2 })
+}
+
+fn db_error(e: sqlx::Error) -> CliError {
+    CliError::failure(match connect::classify(e) {
+        FailureKind::Server { message, code, .. } => format!("{message} (SQLSTATE {code})"),
+        other => other.to_string(),
+    })
+}
+
+#[derive(Debug, Default)]
+struct Created {
+    role: bool,
+    database: bool,
+}
+
+/// Run the plan. duplicate_object / duplicate_database from a racing run count as "exists".
+/// When a step fails, what this run created is dropped again (never anything older).
+async fn execute(admin: &mut Admin, steps: &[Step], printer: &Printer) -> CliResult<Created> {
+    let mut created = Created::default();
+    for step in steps {
+        printer.detail(&format!("  {}", step.sql(true)));
+        let result = match step.run_in() {
+            None => sqlx::raw_sql(sqlx::AssertSqlSafe(step.sql(false))).execute(&mut admin.conn).await.map(|_| ()).map_err(db_error),
+            Some(db) => run_in_database(admin, db, &step.sql(false)).await,
+        };
+        match result {
+            Ok(()) => {
+                match step {
+                    Step::CreateRole { role, .. } => {
+                        created.role = true;
+                        printer.step(Mark::Pass, &format!("Created user \"{role}\""));
+                    }
+                    Step::CreateDatabase { db, owner } => {
+                        created.database = true;
+                        printer.step(Mark::Pass, &format!("Created database \"{db}\" owned by \"{owner}\""));
+                    }
+                    Step::SetPassword { role, .. } => printer.step(Mark::Pass, &format!("Set a new password for user \"{role}\"")),
+                    Step::GrantSchema { db, role } => printer.step(Mark::Pass, &format!("Granted \"{role}\" CREATE on schema public in \"{db}\"")),
+                    Step::GrantConnect { .. } | Step::GrantMembership { .. } => {}
+                }
+            }
+            Err(e) => {
+                let code = e.code.unwrap_or_default();
+                let raced = matches!(step, Step::CreateRole { .. }) && e.message.contains("42710")
+                    || matches!(step, Step::CreateDatabase { .. }) && e.message.contains("42P04");
+                if raced {
+                    printer.step(Mark::Pass, "Already created by a concurrent run; reusing it");
+                    continue;
+                }
+                let _ = code;
+                let undo = undo(admin, &created, steps).await;
+                return Err(CliError::failure(format!("`{}` failed: {}; {undo}", step.sql(true), e.message))
+                    .with_hint("fix the cause named above and run `aksara dbsetup` again; it reuses whatever exists"));
+            }
+        }
+    }
+    Ok(created)
+}
+
+async fn run_in_database(admin: &Admin, db: &str, sql: &str) -> Result<(), CliError> {
+    let mut cfg = admin.cfg.clone();
+    cfg.dbname = db.to_string();
+    cfg.endpoints = vec![admin.endpoint.clone()];
+    let c: Connected = connect::connect(&cfg, Duration::from_secs(10)).await.map_err(|f| CliError::failure(f.to_string()))?;
+    let mut conn = c.conn;
+    let result = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string())).execute(&mut conn).await.map(|_| ()).map_err(db_error);
+    connect::close(conn).await;
+    result
+}
+
+/// Drop what this run created, in reverse order; say what exists afterwards.
+async fn undo(admin: &mut Admin, created: &Created, steps: &[Step]) -> String {
+    let mut notes = Vec::new();
+    for step in steps.iter().rev() {
+        let sql = match step {
+            Step::CreateDatabase { db, .. } if created.database => format!("DROP DATABASE {}", provision::quote_ident(db)),
+            Step::CreateRole { role, .. } if created.role => format!("DROP ROLE {}", provision::quote_ident(role)),
+            _ => continue,
+        };
+        match sqlx::raw_sql(sqlx::AssertSqlSafe(sql.clone())).execute(&mut admin.conn).await {
+            Ok(_) => notes.push(format!("undone: {sql}")),
+            Err(e) => notes.push(format!("could not undo ({sql}): {}", db_error(e).message)),
+        }
+    }
+    if notes.is_empty() { "nothing was created by this run".into() } else { notes.join("; ") }
+}
+
+fn describe_created(created: &Created, db: &str, role: &str) -> String {
+    match (created.role, created.database) {
+        (true, true) => format!("user \"{role}\" and database \"{db}\" were created and are kept"),
+        (true, false) => format!("user \"{role}\" was created and is kept"),
+        (false, true) => format!("database \"{db}\" was created and is kept"),
+        (false, false) => "nothing was created by this run".into(),
+    }
+}
+
+/// Connect with the final URL as the application user, run SELECT 1, and prove it can create
+/// a table (rolled back). Returns the server version and whether TLS is in use.
+async fn verify(cs: &ConnString, env: &ProcessEnvironment, bound: Duration) -> CliResult<(String, bool)> {
+    let cfg = cs.resolve(env)?;
+    let mut c = match connect::connect(&cfg, bound).await {
+        Ok(c) => c,
+        Err(f) => return Err(connect_error(&cfg, &f, "verification as the application user failed").await),
+    };
+    let row: (String, Option<bool>) = sqlx::query_as("SELECT current_setting('server_version'), (SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid())")
+        .fetch_one(&mut c.conn)
+        .await
+        .map_err(db_error)?;
+    if let Err(message) = super::doctor::can_create_table(&mut c.conn).await {
+        return Err(CliError::failure(format!("verification: user \"{}\" cannot create tables in \"{}\": {message}", cfg.user, cfg.dbname)).with_code("cannot-create-tables"));
+    }
+    let _ = c.conn.ping().await;
+    connect::close(c.conn).await;
+    Ok((row.0, row.1.unwrap_or(false)))
+}
+
+async fn gitignore_advice(path: &Path, printer: &Printer, prompter: Option<&Prompter>) -> CliResult<()> {
+    if let GitIgnoreStatus::NotIgnored { repo_root } = envfile::git_ignore_status(path) {
+        let pattern = relative_pattern(path, &repo_root);
+        match prompter {
+            Some(p) => {
+                if p.confirm(&format!("{} holds the password and git does not ignore it; add `{pattern}` to .gitignore?", path.display()), true).await? {
+                    envfile::add_to_gitignore(&repo_root, &pattern)?;
+                    printer.step(Mark::Pass, &format!("Added `{pattern}` to {}", repo_root.join(".gitignore").display()));
+                }
+            }
+            None => printer.warn(&format!(
+                "{} holds the password and git does not ignore it; add it: `echo '{pattern}' >> {}`",
+                path.display(),
+                repo_root.join(".gitignore").display()
+            )),
+        }
+    }
+    Ok(())
+}
+
+fn relative_pattern(path: &Path, repo_root: &Path) -> String {
+    let abs: PathBuf = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let root = std::fs::canonicalize(repo_root).unwrap_or_else(|_| repo_root.to_path_buf());
+    match abs.strip_prefix(&root) {
+        Ok(rel) => format!("/{}", rel.display()),
+        Err(_) => path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| ".env".into()),
+    }
+}
+
+fn print_summary(printer: &Printer, o: &Outcome) {
+    let created = |c: bool| if c { "created" } else { "reused" };
+    printer.result("");
+    printer.result(&format!("{} Database \"{}\" is ready", printer.mark(Mark::Pass), o.database.name));
+    printer.result(&format!("  database  {} ({})", o.database.name, created(o.database.created)));
+    printer.result(&format!("  user      {} ({}, password {})", o.role.name, created(o.role.created), o.role.password));
+    printer.result(&format!("  server    PostgreSQL {}, TLS {}", o.server_version.split_whitespace().next().unwrap_or_default(), if o.tls { "in use" } else { "not in use" }));
+    printer.result(&format!("  {}  {}={} ({})", o.env_file, o.env_key, o.url, o.env_change));
+    printer.result("");
+    printer.result("Next steps:");
+    printer.result("  aksara makemigrations --app app.models");
+    printer.result("  aksara migrate");
+}

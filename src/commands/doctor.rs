@@ -1,0 +1,614 @@
+//! `aksara doctor`: check a connection string step by step (URL, host, reach, TLS, login,
+//! query, privileges, production advice), each step timed, and name the first failure with
+//! its catalogue code and the fix for this machine. Exit 0 when nothing failed (warnings
+//! allowed), 1 when a check failed, 2 for usage errors.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use sqlx::postgres::PgSslMode;
+
+use crate::cli::{DoctorArgs, OutputFormat};
+use crate::connect::{self, Attempt, FailureKind};
+use crate::diagnose::{self, Context, Diagnosis};
+use crate::dsn::{ConnConfig, ConnString, Endpoint, Host, SslMode};
+use crate::envfile;
+use crate::error::{CliError, CliResult, Exit};
+use crate::probe::{self, Answer};
+use crate::sysenv::ProcessEnvironment;
+use crate::ui::{Mark, Printer};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Pass,
+    Warn,
+    Fail,
+    Skip,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub id: &'static str,
+    pub status: Status,
+    pub code: Option<&'static str>,
+    pub message: String,
+    pub hint: Option<String>,
+    pub elapsed_ms: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ServerFacts {
+    pub version: String,
+    pub version_num: i32,
+    pub max_connections: i32,
+    pub superuser_reserved_connections: i32,
+    pub connections: i64,
+    pub ssl: String,
+    pub password_encryption: String,
+    pub in_recovery: bool,
+    /// Whether this connection uses TLS.
+    pub connection_tls: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub ok: bool,
+    pub source: String,
+    pub url: String,
+    pub checks: Vec<Check>,
+    pub server: Option<ServerFacts>,
+}
+
+/// Where the URL came from.
+struct Target {
+    source: String,
+    raw: String,
+    env_file: Option<PathBuf>,
+    note: Option<String>,
+}
+
+pub async fn run(args: DoctorArgs, printer: &Printer) -> CliResult<Exit> {
+    let targets = find_targets(&args)?;
+    let env = ProcessEnvironment::load();
+    if let Some(w) = env.pgpass_warning() {
+        printer.warn(w);
+    }
+    let mut reports = Vec::new();
+    for target in &targets {
+        let report = check_target(target, &args, &env, printer).await;
+        reports.push(report);
+    }
+    let ok = reports.iter().all(|r| r.ok);
+    if args.format == OutputFormat::Json {
+        let json = if reports.len() == 1 {
+            serde_json::to_string_pretty(&reports[0])
+        } else {
+            serde_json::to_string_pretty(&serde_json::json!({ "ok": ok, "targets": reports }))
+        }
+        .expect("the report serialises");
+        printer.result(&json);
+    } else if args.format == OutputFormat::Text && printer.is_verbose() {
+        print_tools(printer);
+    }
+    Ok(if ok { Exit::Success } else { Exit::Failure })
+}
+
+fn find_targets(args: &DoctorArgs) -> CliResult<Vec<Target>> {
+    if let Some(url) = &args.url {
+        return Ok(vec![Target { source: "--url".into(), raw: url.clone(), env_file: None, note: None }]);
+    }
+    let path = &args.env.env_file;
+    let shell_value = std::env::var("DATABASE_URL").ok().filter(|v| !v.is_empty());
+    match envfile::read_entries(path) {
+        Ok(entries) => {
+            let mut targets: Vec<Target> = entries
+                .iter()
+                .filter(|e| e.key == "DATABASE_URL" || e.key.ends_with("_DATABASE_URL"))
+                .map(|e| {
+                    let note = (e.key == "DATABASE_URL")
+                        .then(|| shell_value.as_ref().filter(|v| **v != e.value))
+                        .flatten()
+                        .map(|_| {
+                            "the shell also sets DATABASE_URL, to a different value; most frameworks use the shell's and ignore .env (dotenv does not override variables already set)".to_string()
+                        });
+                    Target {
+                        source: format!("{} ({}, line {})", path.display(), e.key, e.line),
+                        raw: e.value.clone(),
+                        env_file: Some(path.clone()),
+                        note,
+                    }
+                })
+                .collect();
+            // The last definition of a key is the one dotenv-style loaders keep; check each key once.
+            let mut seen = std::collections::HashSet::new();
+            targets.reverse();
+            targets.retain(|t| seen.insert(t.source.split(',').next().unwrap_or_default().to_string()));
+            targets.reverse();
+            if !targets.is_empty() {
+                return Ok(targets);
+            }
+        }
+        Err(e) if path.exists() => return Err(e.into()),
+        Err(_) => {}
+    }
+    if let Some(url) = shell_value {
+        return Ok(vec![Target { source: "the environment variable DATABASE_URL".into(), raw: url, env_file: None, note: None }]);
+    }
+    Err(CliError::usage(format!(
+        "no database URL to check: --url was not given, {} has no DATABASE_URL, and DATABASE_URL is not set",
+        path.display()
+    ))
+    .with_hint("run `aksara dbsetup` to create the database and write DATABASE_URL, or pass --url"))
+}
+
+/// Runs the checks, printing each line as it completes (text format).
+struct Checklist<'a> {
+    printer: &'a Printer,
+    text: bool,
+    checks: Vec<Check>,
+}
+
+impl Checklist<'_> {
+    fn push(&mut self, check: Check) {
+        if self.text {
+            let mark = match check.status {
+                Status::Pass => Mark::Pass,
+                Status::Warn => Mark::Warn,
+                Status::Fail => Mark::Fail,
+                Status::Skip => Mark::Skip,
+            };
+            let show = !self.printer.is_quiet() || matches!(check.status, Status::Fail | Status::Warn);
+            if show {
+                let code = check.code.map(|c| format!(" [{c}]")).unwrap_or_default();
+                let timing = if check.status == Status::Skip { String::new() } else { format!("  {}", self.printer.dim(&format!("{} ms", check.elapsed_ms))) };
+                self.printer.result(&format!("{} {:<11} {}{}{}", self.printer.mark(mark), title(check.id), check.message, code, timing));
+                if let Some(hint) = &check.hint {
+                    if check.status != Status::Pass {
+                        self.printer.result(&format!("    {} {hint}", self.printer.bold("hint:")));
+                    }
+                }
+            }
+        }
+        self.checks.push(check);
+    }
+
+    fn pass(&mut self, id: &'static str, message: String, started: Instant) {
+        self.push(Check { id, status: Status::Pass, code: None, message, hint: None, elapsed_ms: ms(started) });
+    }
+
+    fn fail(&mut self, id: &'static str, d: Diagnosis, started: Instant) {
+        self.push(Check { id, status: Status::Fail, code: Some(d.code), message: d.message, hint: Some(d.hint), elapsed_ms: ms(started) });
+    }
+
+    fn warn(&mut self, id: &'static str, code: Option<&'static str>, message: String, hint: String, started: Instant) {
+        self.push(Check { id, status: Status::Warn, code, message, hint: Some(hint), elapsed_ms: ms(started) });
+    }
+
+    fn skip_rest(&mut self, ids: &[&'static str]) {
+        for id in ids {
+            if !self.checks.iter().any(|c| c.id == *id) {
+                self.push(Check { id, status: Status::Skip, code: None, message: "skipped: an earlier check failed".into(), hint: None, elapsed_ms: 0 });
+            }
+        }
+    }
+}
+
+const STEPS: &[&str] = &["url", "host", "reach", "tls", "login", "query", "privileges"];
+
+fn title(id: &str) -> &'static str {
+    match id {
+        "url" => "URL",
+        "host" => "Host",
+        "reach" => "Reach",
+        "tls" => "TLS",
+        "login" => "Login",
+        "query" => "Query",
+        "privileges" => "Privileges",
+        "ssl-remote" => "TLS remote",
+        "env-git" => ".env git",
+        "env-mode" => ".env mode",
+        "connections" => "Connections",
+        "pool" => "Pool size",
+        _ => "Check",
+    }
+}
+
+fn ms(started: Instant) -> u64 {
+    started.elapsed().as_millis() as u64
+}
+
+async fn check_target(target: &Target, args: &DoctorArgs, env: &ProcessEnvironment, printer: &Printer) -> Report {
+    let text = args.format == OutputFormat::Text;
+    let mut list = Checklist { printer, text, checks: Vec::new() };
+    let parsed = ConnString::parse(&target.raw);
+    let redacted = match &parsed {
+        Ok(cs) => cs.to_string(),
+        Err(_) => "<unparsable>".to_string(),
+    };
+    if text {
+        printer.result(&format!("{} {}", printer.bold("Checking"), target.source));
+        printer.result(&format!("  {}", redacted));
+        if let Some(note) = &target.note {
+            printer.result(&format!("  {} {note}", printer.yellow("note:")));
+        }
+    }
+
+    // 1. URL
+    let started = Instant::now();
+    let cfg = match parsed.and_then(|cs| cs.resolve(env).map(|cfg| (cs, cfg))) {
+        Ok((cs, cfg)) => {
+            let lints = lint(&target.raw, &cs);
+            if lints.is_empty() {
+                list.pass("url", format!("parses: user \"{}\", database \"{}\", sslmode={}", cfg.user, cfg.dbname, cfg.sslmode), started);
+            } else {
+                list.warn("url", None, format!("parses, but {}", lints.join("; ")), "remove or fix the parameters named; percent-encode special characters in the password".into(), started);
+            }
+            cfg
+        }
+        Err(e) => {
+            let hint = e.hint().unwrap_or_else(|| "fix the part the message points at".into());
+            list.fail("url", Diagnosis { code: "invalid-url", message: e.to_string(), hint }, started);
+            list.skip_rest(STEPS);
+            return finish(list, target, redacted, None, printer);
+        }
+    };
+    let bound = connect::attempt_timeout(&cfg, Duration::from_secs(args.connect_timeout));
+    let deadline = args.wait.map(|w| Instant::now() + Duration::from_secs(w));
+
+    // 2-5, retried under --wait while the failure is one that waiting can fix.
+    let mut spinner = None;
+    let connected = loop {
+        let mut attempt_list = Checklist { printer, text: false, checks: Vec::new() };
+        let outcome = connect_checks(&cfg, bound, &mut attempt_list).await;
+        let failed_code = attempt_list.checks.iter().find(|c| c.status == Status::Fail).and_then(|c| c.code);
+        let retry = match (failed_code, deadline) {
+            (Some(code), Some(deadline)) => diagnose::is_transient(code) && Instant::now() + Duration::from_millis(250) < deadline,
+            _ => false,
+        };
+        if retry {
+            if spinner.is_none() {
+                spinner = Some(printer.spinner("waiting for the server to accept connections"));
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            continue;
+        }
+        drop(spinner.take());
+        for check in attempt_list.checks {
+            list.push(check);
+        }
+        break outcome;
+    };
+    let Some(mut connected) = connected else {
+        list.skip_rest(STEPS);
+        return finish(list, target, redacted, None, printer);
+    };
+
+    // 6. Query: one round trip for every server fact.
+    let started = Instant::now();
+    let facts = match server_facts(&mut connected.conn).await {
+        Ok(f) => {
+            list.pass("query", format!("PostgreSQL {} ({} of {} connections in use)", short_version(&f.version), f.connections, f.max_connections), started);
+            Some(f)
+        }
+        Err(e) => {
+            list.fail("query", Diagnosis { code: "permission-denied", message: format!("SELECT version() failed: {e}"), hint: "see the server log".into() }, started);
+            None
+        }
+    };
+    if let Some(f) = &facts {
+        // Now that TLS use is known, state it on the TLS line.
+        if let Some(tls) = list.checks.iter_mut().find(|c| c.id == "tls") {
+            tls.message = if f.connection_tls { "in use".into() } else if matches!(connected.endpoint.host, Host::Socket(_)) { "not used (unix socket)".into() } else { format!("not used (server ssl = {})", f.ssl) };
+        }
+    }
+
+    // 7. Privileges: can this role create a table (rolled back)?
+    let started = Instant::now();
+    match can_create_table(&mut connected.conn).await {
+        Ok(()) => list.pass("privileges", "can create tables (checked in a rolled-back transaction)".into(), started),
+        Err(message) => {
+            let user = crate::provision::quote_ident(&cfg.user);
+            let db = crate::provision::quote_ident(&cfg.dbname);
+            list.warn(
+                "privileges",
+                Some("cannot-create-tables"),
+                format!("user \"{}\" can log in but cannot create tables: {message}", cfg.user),
+                format!("PostgreSQL 15 no longer lets every user create in schema public: as a superuser run `ALTER DATABASE {db} OWNER TO {user};` or, connected to that database, `GRANT USAGE, CREATE ON SCHEMA public TO {user};`"),
+                started,
+            );
+        }
+    }
+    connect::close(connected.conn).await;
+
+    // 8. Production checks (warnings only).
+    production_checks(&mut list, &cfg, &connected.endpoint, facts.as_ref(), target, args);
+    finish(list, target, redacted, facts, printer)
+}
+
+/// Host, reach, TLS and login. Returns the connection when login succeeded.
+async fn connect_checks(cfg: &ConnConfig, bound: Duration, list: &mut Checklist<'_>) -> Option<connect::Connected> {
+    // 2. Host
+    let started = Instant::now();
+    let mut usable = Vec::new();
+    let mut host_failure = None;
+    for ep in &cfg.endpoints {
+        match &ep.host {
+            Host::Tcp(name) => match tokio::time::timeout(bound, tokio::net::lookup_host((name.as_str(), ep.port))).await {
+                Ok(Ok(mut addrs)) => {
+                    let first = addrs.next().map(|a| a.ip().to_string()).unwrap_or_default();
+                    usable.push((ep.clone(), format!("{name} resolves to {first}")));
+                }
+                Ok(Err(e)) => host_failure = Some(Attempt { endpoint: ep.clone(), tls_mode: PgSslMode::Disable, failure: FailureKind::Dns { host: name.clone(), message: e.to_string().replace("failed to lookup address information: ", "") }, elapsed: started.elapsed() }),
+                Err(_) => host_failure = Some(Attempt { endpoint: ep.clone(), tls_mode: PgSslMode::Disable, failure: FailureKind::Timeout { after: bound }, elapsed: started.elapsed() }),
+            },
+            Host::Socket(_) => {
+                let path = ep.socket_path().expect("socket endpoint");
+                if path.exists() {
+                    usable.push((ep.clone(), format!("socket {} exists", path.display())));
+                } else {
+                    host_failure = Some(Attempt { endpoint: ep.clone(), tls_mode: PgSslMode::Disable, failure: FailureKind::SocketMissing, elapsed: started.elapsed() });
+                }
+            }
+        }
+    }
+    if usable.is_empty() {
+        let attempt = host_failure.expect("no usable endpoint means a failure was recorded");
+        let ctx = failure_context(&attempt).await;
+        list.fail("host", diagnose::diagnose(cfg, &attempt, &ctx), started);
+        return None;
+    }
+    list.pass("host", usable.iter().map(|(_, m)| m.as_str()).collect::<Vec<_>>().join("; "), started);
+
+    // 3. Reach: a bare connection, before any login, tells "nothing there" from "login refused".
+    let started = Instant::now();
+    let mut reach_failure = None;
+    let mut reached = Vec::new();
+    for (ep, _) in &usable {
+        match probe::probe(ep, bound).await {
+            Answer::Postgres { tls } => reached.push(format!("PostgreSQL answers at {ep}{}", if matches!(ep.host, Host::Tcp(_)) { if tls { " (offers TLS)" } else { " (no TLS)" } } else { "" })),
+            Answer::NotPostgres => {
+                reach_failure = Some(Attempt { endpoint: ep.clone(), tls_mode: PgSslMode::Disable, failure: FailureKind::Other { message: "something answered, but it is not PostgreSQL".into() }, elapsed: started.elapsed() })
+            }
+            Answer::Nothing(why) => {
+                let failure = if why.contains("no answer within") {
+                    FailureKind::Timeout { after: bound }
+                } else if why.contains("No such file") {
+                    FailureKind::SocketMissing
+                } else {
+                    FailureKind::Refused
+                };
+                reach_failure = Some(Attempt { endpoint: ep.clone(), tls_mode: PgSslMode::Disable, failure, elapsed: started.elapsed() });
+            }
+        }
+    }
+    if reached.is_empty() {
+        let attempt = reach_failure.expect("nothing reached means a failure was recorded");
+        let ctx = failure_context(&attempt).await;
+        list.fail("reach", diagnose::diagnose(cfg, &attempt, &ctx), started);
+        return None;
+    }
+    list.pass("reach", reached.join("; "), started);
+
+    // 4-5. TLS and login, in one real connection attempt (per host, with libpq's fallbacks).
+    let started = Instant::now();
+    match connect::connect(cfg, bound).await {
+        Ok(connected) => {
+            let tls = !matches!(connected.tls_mode, PgSslMode::Disable);
+            list.pass("tls", if tls { format!("negotiated per sslmode={}", cfg.sslmode) } else { "not used".into() }, started);
+            let started_login = Instant::now();
+            list.pass("login", format!("logged in as \"{}\" to database \"{}\" at {}", cfg.user, cfg.dbname, connected.endpoint), started_login);
+            Some(connected)
+        }
+        Err(failure) => {
+            let attempt = failure.last().clone();
+            let mut ctx = failure_context(&attempt).await;
+            if is_plaintext_hba_rejection(&attempt.failure) {
+                ctx.tls_would_be_accepted = Some(tls_would_pass_hba(cfg, &attempt.endpoint, bound).await);
+            }
+            let d = diagnose::diagnose(cfg, &attempt, &ctx);
+            if d.code.starts_with("ssl-") {
+                list.fail("tls", d, started);
+            } else {
+                list.pass("tls", tls_summary(cfg, &attempt), started);
+                list.fail("login", d, started);
+            }
+            None
+        }
+    }
+}
+
+fn tls_summary(cfg: &ConnConfig, attempt: &Attempt) -> String {
+    if matches!(attempt.endpoint.host, Host::Socket(_)) {
+        "not used (unix socket)".into()
+    } else if matches!(attempt.tls_mode, PgSslMode::Disable) {
+        format!("not attempted (sslmode={})", cfg.sslmode)
+    } else {
+        format!("negotiated per sslmode={}", cfg.sslmode)
+    }
+}
+
+fn is_plaintext_hba_rejection(failure: &FailureKind) -> bool {
+    matches!(failure, FailureKind::Server { code, message, .. } if code == "28000" && message.contains("pg_hba.conf") && message.ends_with("no encryption"))
+}
+
+/// Would pg_hba let a TLS connection through? Told by a second attempt with sslmode=require:
+/// any answer but the same pg_hba rejection means TLS is the missing piece.
+async fn tls_would_pass_hba(cfg: &ConnConfig, ep: &Endpoint, bound: Duration) -> bool {
+    if matches!(ep.host, Host::Socket(_)) {
+        return false;
+    }
+    match connect::attempt(cfg, ep, PgSslMode::Require, bound).await {
+        Ok(conn) => {
+            connect::close(conn).await;
+            true
+        }
+        Err(FailureKind::Server { code, message, .. }) => !(code == "28000" && message.contains("pg_hba.conf")),
+        Err(_) => false,
+    }
+}
+
+/// Nearby servers and the start command, for a refused connection.
+async fn failure_context(attempt: &Attempt) -> Context {
+    let mut ctx = Context::default();
+    if matches!(attempt.failure, FailureKind::Refused | FailureKind::SocketMissing | FailureKind::Timeout { .. }) {
+        let candidates: Vec<_> = probe::local_candidates().into_iter().filter(|c| c.endpoint != attempt.endpoint).collect();
+        let found = probe::probe_all(candidates, Duration::from_millis(300)).await;
+        let mut seen_ports = std::collections::BTreeSet::new();
+        for p in found {
+            if matches!(p.answer, Answer::Postgres { .. }) && seen_ports.insert((matches!(p.candidate.endpoint.host, Host::Socket(_)), p.candidate.endpoint.port)) {
+                ctx.nearby.push(p.candidate.endpoint.to_string());
+            }
+        }
+        ctx.start_command = diagnose::start_command(attempt.endpoint.port);
+    }
+    ctx
+}
+
+/// Parameters the driver would ignore, and a password that moved the host.
+fn lint(raw: &str, cs: &ConnString) -> Vec<String> {
+    let mut out = Vec::new();
+    if !cs.unknown.is_empty() {
+        let names: Vec<_> = cs.unknown.iter().map(|(k, _)| k.as_str()).collect();
+        out.push(format!("PostgreSQL drivers ignore the parameter(s) {}", names.join(", ")));
+    }
+    if let Some(rest) = raw.split_once("://").map(|(_, r)| r) {
+        let authority = rest.split(['/', '?']).next().unwrap_or_default();
+        if authority.matches('@').count() > 1 {
+            out.push("the user/password part holds an unencoded @ (write it as %40)".into());
+        }
+    }
+    out
+}
+
+async fn server_facts(conn: &mut sqlx::PgConnection) -> Result<ServerFacts, sqlx::Error> {
+    let row: (String, i32, i32, i32, Option<i64>, String, String, bool, Option<bool>) = sqlx::query_as(
+        "SELECT current_setting('server_version'), current_setting('server_version_num')::int, \
+                current_setting('max_connections')::int, current_setting('superuser_reserved_connections')::int, \
+                (SELECT sum(numbackends)::bigint FROM pg_stat_database), \
+                current_setting('ssl'), current_setting('password_encryption'), pg_is_in_recovery(), \
+                (SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid())",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(ServerFacts {
+        version: row.0,
+        version_num: row.1,
+        max_connections: row.2,
+        superuser_reserved_connections: row.3,
+        connections: row.4.unwrap_or(0),
+        ssl: row.5,
+        password_encryption: row.6,
+        in_recovery: row.7,
+        connection_tls: row.8.unwrap_or(false),
+    })
+}
+
+/// Create and drop a table inside a transaction that is rolled back: proves the privilege
+/// without leaving anything behind.
+pub async fn can_create_table(conn: &mut sqlx::PgConnection) -> Result<(), String> {
+    let result = sqlx::raw_sql("BEGIN; CREATE TABLE aksara_privilege_probe (id int); DROP TABLE aksara_privilege_probe; ROLLBACK")
+        .execute(&mut *conn)
+        .await;
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
+            Err(match connect::classify(e) {
+                FailureKind::Server { message, .. } => message,
+                other => other.to_string(),
+            })
+        }
+    }
+}
+
+fn short_version(version: &str) -> &str {
+    version.split_whitespace().next().unwrap_or(version)
+}
+
+fn production_checks(list: &mut Checklist<'_>, cfg: &ConnConfig, endpoint: &Endpoint, facts: Option<&ServerFacts>, target: &Target, args: &DoctorArgs) {
+    let started = Instant::now();
+    if !endpoint.is_local() && !cfg.sslmode.requires_tls() {
+        list.warn("ssl-remote", Some("ssl-not-used-remote"), format!("{endpoint} is a remote host and sslmode={} does not require TLS", cfg.sslmode), "add ?sslmode=require to the URL (or verify-full with sslrootcert) so credentials and data are encrypted".into(), started);
+    }
+    if let Some(path) = &target.env_file {
+        let started = Instant::now();
+        match envfile::git_ignore_status(path) {
+            envfile::GitIgnoreStatus::NotIgnored { repo_root } => list.warn(
+                "env-git",
+                Some("env-not-ignored"),
+                format!("{} holds the database password and git does not ignore it", path.display()),
+                format!("add it to {}: `echo {} >> {}`", repo_root.join(".gitignore").display(), file_name(path), repo_root.join(".gitignore").display()),
+                started,
+            ),
+            _ => {}
+        }
+        if envfile::readable_by_others(path).unwrap_or(false) {
+            list.warn("env-mode", Some("env-world-readable"), format!("{} is readable by other users on this machine", path.display()), format!("`chmod 600 {}`", path.display()), Instant::now());
+        }
+    }
+    if let Some(f) = facts {
+        let usable = (f.max_connections - f.superuser_reserved_connections).max(0) as i64;
+        if usable > 0 && f.connections * 10 >= usable * 8 {
+            list.warn("connections", Some("connections-near-limit"), format!("{} of {} usable connections are in use", f.connections, usable), "close idle connections (look at pg_stat_activity) or raise max_connections".into(), Instant::now());
+        }
+        let wanted = args.pool_max as i64 * args.instances as i64;
+        if wanted > usable {
+            list.warn(
+                "pool",
+                Some("pool-exceeds-connections"),
+                format!("{} instance(s) × pool_max_size {} = {wanted} connections, but the server allows {usable} (max_connections {} − {} reserved)", args.instances, args.pool_max, f.max_connections, f.superuser_reserved_connections),
+                format!("keep instances × pool_max_size ≤ {usable}: e.g. pool_max_size {} per instance; workloads: development 2–5, small production 5–20, medium 10–50, high traffic 20–100 (raise max_connections for those)", (usable / args.instances.max(1) as i64).max(1)),
+                Instant::now(),
+            );
+        }
+    }
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| ".env".into())
+}
+
+fn finish(list: Checklist<'_>, target: &Target, url: String, server: Option<ServerFacts>, printer: &Printer) -> Report {
+    let failed: Vec<_> = list.checks.iter().filter(|c| c.status == Status::Fail).collect();
+    let warned = list.checks.iter().filter(|c| c.status == Status::Warn).count();
+    let ok = failed.is_empty();
+    if list.text {
+        let summary = if ok && warned == 0 {
+            format!("{} all checks passed", printer.mark(Mark::Pass))
+        } else if ok {
+            format!("{} connection works, {warned} warning(s)", printer.mark(Mark::Warn))
+        } else {
+            let codes: Vec<_> = failed.iter().filter_map(|c| c.code).collect();
+            format!("{} failed: {}", printer.mark(Mark::Fail), codes.join(", "))
+        };
+        printer.result(&summary);
+        printer.result("");
+    }
+    Report { ok, source: target.source.clone(), url, checks: list.checks, server }
+}
+
+fn print_tools(printer: &Printer) {
+    printer.result("Installed tools:");
+    for tool in ["psql", "pg_ctl", "postgres", "pg_isready", "docker"] {
+        match which::which(tool) {
+            Ok(path) => {
+                let version = std::process::Command::new(&path)
+                    .arg("--version")
+                    .stdin(std::process::Stdio::null())
+                    .output()
+                    .ok()
+                    .map(|o| String::from_utf8_lossy(&o.stdout).lines().next().unwrap_or_default().to_string())
+                    .unwrap_or_default();
+                printer.result(&format!("  {tool:<11} {} {}", path.display(), printer.dim(&version)));
+            }
+            Err(_) => printer.result(&format!("  {tool:<11} not found")),
+        }
+    }
+}
+
+#[allow(dead_code)]
+fn is_tls_mode(mode: SslMode) -> bool {
+    mode.requires_tls()
+}

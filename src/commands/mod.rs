@@ -1,0 +1,4 @@
+//! One module per subcommand: orchestration only; the logic lives in the library modules.
+
+pub mod dbsetup;
+pub mod doctor;

@@ -1,0 +1,254 @@
+//! Opening one connection the way libpq would, on top of sqlx.
+//!
+//! sqlx's connect has no timeout, no multiple hosts, implements sslmode `allow` as `disable`,
+//! does not fall back to plaintext under `prefer` when the server rejects the TLS attempt, and
+//! negotiates TLS even on unix sockets (../shared/docs/postgres-facts.md, section 2). This
+//! module closes those gaps: every attempt is bounded by a deadline, hosts are tried in order,
+//! the sslmode fallbacks are done here, and failures are classified into a `FailureKind` that
+//! `diagnose` turns into a code and a fix. Always a single connection, never a pool: a pool
+//! retries and then hides the real error behind a timeout.
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use sqlx::Connection as _;
+use sqlx::postgres::{PgConnection, PgDatabaseError, PgSslMode};
+
+use crate::dsn::{ConnConfig, Endpoint, Host, SslMode};
+
+/// What stopped one connection attempt.
+#[derive(Debug, Clone)]
+pub enum FailureKind {
+    /// The host name does not resolve.
+    Dns { host: String, message: String },
+    /// Nothing listens on the TCP port.
+    Refused,
+    /// The unix socket file does not exist.
+    SocketMissing,
+    /// No answer within the bound.
+    Timeout { after: Duration },
+    /// The client requires TLS and the server does not offer it.
+    TlsUnsupported,
+    /// TLS was negotiated but the certificate did not verify.
+    Certificate { message: String },
+    /// The server answered with an error (SQLSTATE and its message).
+    Server { code: String, message: String, detail: Option<String> },
+    /// Any other I/O or protocol problem.
+    Other { message: String },
+}
+
+impl FailureKind {
+    pub fn sqlstate(&self) -> Option<&str> {
+        match self {
+            FailureKind::Server { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+
+    /// Errors after which libpq does not try the next host: the server answered.
+    fn is_final(&self) -> bool {
+        matches!(self, FailureKind::Server { .. } | FailureKind::Certificate { .. })
+    }
+}
+
+impl fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FailureKind::Dns { host, message } => {
+                write!(f, "could not translate host name \"{host}\" to an address: {message}")
+            }
+            FailureKind::Refused => f.write_str("connection refused"),
+            FailureKind::SocketMissing => f.write_str("no socket file"),
+            FailureKind::Timeout { after } => {
+                write!(f, "no answer within {:.1} s", after.as_secs_f64())
+            }
+            FailureKind::TlsUnsupported => f.write_str("the server does not support TLS, but TLS was required"),
+            FailureKind::Certificate { message } => write!(f, "certificate verification failed: {message}"),
+            FailureKind::Server { code, message, .. } => write!(f, "{message} (SQLSTATE {code})"),
+            FailureKind::Other { message } => f.write_str(message),
+        }
+    }
+}
+
+/// A failed attempt at one endpoint, with the sslmode it used.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub endpoint: Endpoint,
+    pub tls_mode: PgSslMode,
+    pub failure: FailureKind,
+    pub elapsed: Duration,
+}
+
+/// Every attempt made; the last one is the one to report (libpq reports them all).
+#[derive(Debug, Clone)]
+pub struct ConnectFailure {
+    pub attempts: Vec<Attempt>,
+}
+
+impl ConnectFailure {
+    pub fn last(&self) -> &Attempt {
+        self.attempts.last().expect("a connect failure has at least one attempt")
+    }
+}
+
+impl fmt::Display for ConnectFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let last = self.last();
+        write!(f, "{}: {}", last.endpoint, last.failure)
+    }
+}
+
+pub struct Connected {
+    pub conn: PgConnection,
+    pub endpoint: Endpoint,
+    pub tls_mode: PgSslMode,
+    /// Failed attempts at earlier hosts, if any.
+    pub earlier: Vec<Attempt>,
+}
+
+/// The bound for one attempt: the URL's connect_timeout wins over the caller's default, as in
+/// libpq, and it applies per host.
+pub fn attempt_timeout(cfg: &ConnConfig, default: Duration) -> Duration {
+    cfg.connect_timeout.unwrap_or(default)
+}
+
+/// Connect to the first endpoint that answers, as libpq does.
+pub async fn connect(cfg: &ConnConfig, default_timeout: Duration) -> Result<Connected, ConnectFailure> {
+    let bound = attempt_timeout(cfg, default_timeout);
+    let mut attempts = Vec::new();
+    for endpoint in &cfg.endpoints {
+        match connect_endpoint(cfg, endpoint, bound, &mut attempts).await {
+            Some((conn, tls_mode)) => {
+                return Ok(Connected { conn, endpoint: endpoint.clone(), tls_mode, earlier: attempts });
+            }
+            None => {
+                if attempts.last().is_some_and(|a| a.failure.is_final()) {
+                    break;
+                }
+            }
+        }
+    }
+    Err(ConnectFailure { attempts })
+}
+
+/// The sslmodes to try in order for one endpoint. Unix sockets never use TLS (libpq ignores
+/// sslmode there; sqlx would fail `require` on a socket).
+pub fn tls_modes(cfg: &ConnConfig, endpoint: &Endpoint) -> Vec<PgSslMode> {
+    if matches!(endpoint.host, Host::Socket(_)) {
+        return vec![PgSslMode::Disable];
+    }
+    match cfg.sslmode {
+        SslMode::Disable => vec![PgSslMode::Disable],
+        // sqlx implements `allow` as `disable`; libpq retries with TLS when plaintext is refused.
+        SslMode::Allow => vec![PgSslMode::Disable, PgSslMode::Require],
+        // sqlx's prefer falls back when the server says it has no TLS, but not when the server
+        // rejects the TLS connection (a `hostnossl`-only pg_hba); libpq retries in plaintext.
+        SslMode::Prefer => vec![PgSslMode::Prefer, PgSslMode::Disable],
+        // libpq's `require` verifies the chain when a root certificate is given.
+        SslMode::Require if cfg.sslrootcert.is_some() => vec![PgSslMode::VerifyCa],
+        SslMode::Require => vec![PgSslMode::Require],
+        SslMode::VerifyCa => vec![PgSslMode::VerifyCa],
+        SslMode::VerifyFull => vec![PgSslMode::VerifyFull],
+    }
+}
+
+/// Whether a failure under the first sslmode is one the next mode could get past: the server
+/// rejected the connection in pg_hba for its (lack of) encryption.
+fn worth_fallback(failure: &FailureKind) -> bool {
+    matches!(failure, FailureKind::Server { code, message, .. }
+        if code == "28000" && (message.contains("no pg_hba.conf entry") || message.contains("pg_hba.conf rejects")))
+}
+
+async fn connect_endpoint(
+    cfg: &ConnConfig,
+    endpoint: &Endpoint,
+    bound: Duration,
+    attempts: &mut Vec<Attempt>,
+) -> Option<(PgConnection, PgSslMode)> {
+    let modes = tls_modes(cfg, endpoint);
+    for (i, mode) in modes.iter().enumerate() {
+        let started = Instant::now();
+        match attempt(cfg, endpoint, *mode, bound).await {
+            Ok(conn) => return Some((conn, *mode)),
+            Err(failure) => {
+                let retry = i + 1 < modes.len() && worth_fallback(&failure);
+                attempts.push(Attempt { endpoint: endpoint.clone(), tls_mode: *mode, failure, elapsed: started.elapsed() });
+                if !retry {
+                    return None;
+                }
+            }
+        }
+    }
+    None
+}
+
+/// One bounded attempt with one sslmode: name resolution, connect, TLS, login.
+pub async fn attempt(
+    cfg: &ConnConfig,
+    endpoint: &Endpoint,
+    mode: PgSslMode,
+    bound: Duration,
+) -> Result<PgConnection, FailureKind> {
+    let deadline = tokio::time::Instant::now() + bound;
+    if let Host::Tcp(name) = &endpoint.host {
+        // Resolve first: sqlx reports a DNS failure as an uncategorised I/O error.
+        let lookup = tokio::time::timeout_at(deadline, tokio::net::lookup_host((name.as_str(), endpoint.port))).await;
+        match lookup {
+            Err(_) => return Err(FailureKind::Timeout { after: bound }),
+            Ok(Err(e)) => return Err(FailureKind::Dns { host: name.clone(), message: dns_message(&e) }),
+            Ok(Ok(_)) => {}
+        }
+    }
+    let options = cfg.sqlx_options(endpoint, mode);
+    match tokio::time::timeout_at(deadline, PgConnection::connect_with(&options)).await {
+        Err(_) => Err(FailureKind::Timeout { after: bound }),
+        Ok(Err(e)) => Err(classify(e)),
+        Ok(Ok(conn)) => Ok(conn),
+    }
+}
+
+fn dns_message(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    text.strip_prefix("failed to lookup address information: ").unwrap_or(&text).to_string()
+}
+
+/// Map a sqlx error to what happened, without losing the server's SQLSTATE.
+pub fn classify(error: sqlx::Error) -> FailureKind {
+    match error {
+        sqlx::Error::Database(db) => {
+            let detail = db.try_downcast_ref::<PgDatabaseError>().and_then(|pg| pg.detail().map(str::to_string));
+            FailureKind::Server {
+                code: db.code().map(|c| c.to_string()).unwrap_or_default(),
+                message: db.message().to_string(),
+                detail,
+            }
+        }
+        sqlx::Error::Io(io) => {
+            let text = io.to_string();
+            match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => FailureKind::Refused,
+                std::io::ErrorKind::NotFound => FailureKind::SocketMissing,
+                std::io::ErrorKind::TimedOut => FailureKind::Timeout { after: Duration::ZERO },
+                // rustls reports an untrusted or mismatched certificate as InvalidData.
+                std::io::ErrorKind::InvalidData if text.contains("certificate") => {
+                    FailureKind::Certificate { message: text }
+                }
+                _ => FailureKind::Other { message: text },
+            }
+        }
+        sqlx::Error::Tls(e) => {
+            let text = e.to_string();
+            if text.contains("does not support TLS") {
+                FailureKind::TlsUnsupported
+            } else {
+                FailureKind::Certificate { message: text }
+            }
+        }
+        other => FailureKind::Other { message: other.to_string() },
+    }
+}
+
+/// Close politely; a failure to say goodbye is not worth reporting.
+pub async fn close(conn: PgConnection) {
+    let _ = tokio::time::timeout(Duration::from_secs(1), conn.close()).await;
+}

@@ -1,0 +1,36 @@
+//! aksara: from "is PostgreSQL even running?" to a working DATABASE_URL in .env, and a doctor
+//! that names every connection failure with its fix. `run` is the whole program, callable
+//! from tests; `main` only parses arguments and turns the result into an exit code.
+
+pub mod cli;
+pub mod commands;
+pub mod connect;
+pub mod diagnose;
+pub mod dsn;
+pub mod envfile;
+pub mod error;
+pub mod pgpass;
+pub mod probe;
+pub mod prompt;
+pub mod provision;
+pub mod sysenv;
+pub mod ui;
+
+use crate::cli::{Cli, Command};
+use crate::error::{CliResult, Exit};
+use crate::ui::Printer;
+
+/// Run a parsed command line; the caller maps the result to the process exit code.
+pub fn run(cli: Cli, printer: &Printer) -> CliResult<Exit> {
+    // One thread is plenty for a handful of sockets, and it starts faster than a pool.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| error::CliError::failure(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(async {
+        match cli.command {
+            Command::Dbsetup(args) => commands::dbsetup::run(args, printer).await,
+            Command::Doctor(args) => commands::doctor::run(args, printer).await,
+        }
+    })
+}

@@ -1,0 +1,143 @@
+//! Finding PostgreSQL servers without logging in: every place a local server may listen is
+//! probed concurrently, each within a short bound, so "is anything running?" is answered in
+//! milliseconds. A probe sends only an SSLRequest (8 bytes): a PostgreSQL server answers `S` or
+//! `N`, which both identifies it and tells whether it offers TLS, and closing after `N` leaves
+//! nothing in the server log.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::dsn::{Endpoint, Host};
+
+/// Socket directories of the common installs (facts §6): Debian/RHEL, upstream/Homebrew/Postgres.app, old Apple.
+pub const SOCKET_DIRS: &[&str] = &["/var/run/postgresql", "/run/postgresql", "/tmp", "/private/tmp", "/var/pgsql_socket"];
+/// The default port and Debian's second cluster.
+pub const TCP_PORTS: &[u16] = &[5432, 5433];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// A PostgreSQL server answered the SSLRequest.
+    Postgres { tls: bool },
+    /// Something accepted the connection but did not speak the protocol (or too slowly).
+    NotPostgres,
+    /// Nothing there: refused, no socket file, or no answer in time.
+    Nothing(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub endpoint: Endpoint,
+    /// Where this candidate came from, for the user: "PGHOST", ".env", "default socket", ...
+    pub origin: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Probed {
+    pub candidate: Candidate,
+    pub answer: Answer,
+}
+
+/// The well-known local places: sockets found in the usual directories (any port: the file
+/// name carries it) and TCP localhost on 5432 and 5433.
+pub fn local_candidates() -> Vec<Candidate> {
+    let mut out = Vec::new();
+    let mut seen = BTreeSet::new();
+    for dir in SOCKET_DIRS {
+        // /run and /var/run are the same folder on most systems: list each socket once.
+        let canonical = std::fs::canonicalize(dir).unwrap_or_else(|_| PathBuf::from(dir));
+        for port in socket_ports(Path::new(dir)) {
+            if seen.insert((canonical.clone(), port)) {
+                out.push(Candidate {
+                    endpoint: Endpoint { host: Host::Socket(PathBuf::from(dir)), port },
+                    origin: format!("socket in {dir}"),
+                });
+            }
+        }
+    }
+    for port in TCP_PORTS {
+        out.push(Candidate {
+            endpoint: Endpoint { host: Host::Tcp("localhost".into()), port: *port },
+            origin: "TCP localhost".into(),
+        });
+    }
+    out
+}
+
+/// Ports of the `.s.PGSQL.<port>` files in a directory.
+pub fn socket_ports(dir: &Path) -> Vec<u16> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let mut ports: Vec<u16> = entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            name.strip_prefix(".s.PGSQL.")?.parse::<u16>().ok()
+        })
+        .collect();
+    ports.sort_unstable();
+    ports
+}
+
+/// Probe all candidates at once; the whole run takes at most `bound`.
+pub async fn probe_all(candidates: Vec<Candidate>, bound: Duration) -> Vec<Probed> {
+    let mut set = tokio::task::JoinSet::new();
+    for (i, candidate) in candidates.into_iter().enumerate() {
+        set.spawn(async move {
+            let answer = probe(&candidate.endpoint, bound).await;
+            (i, Probed { candidate, answer })
+        });
+    }
+    let mut results = Vec::new();
+    while let Some(joined) = set.join_next().await {
+        if let Ok(r) = joined {
+            results.push(r);
+        }
+    }
+    results.sort_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, p)| p).collect()
+}
+
+/// Probe one endpoint within `bound`.
+pub async fn probe(endpoint: &Endpoint, bound: Duration) -> Answer {
+    match tokio::time::timeout(bound, probe_unbounded(endpoint)).await {
+        Ok(answer) => answer,
+        Err(_) => Answer::Nothing(format!("no answer within {} ms", bound.as_millis())),
+    }
+}
+
+async fn probe_unbounded(endpoint: &Endpoint) -> Answer {
+    match &endpoint.host {
+        Host::Socket(_) => {
+            let path = endpoint.socket_path().expect("a socket endpoint has a socket path");
+            match tokio::net::UnixStream::connect(&path).await {
+                // The server never offers TLS on a socket; no need to ask.
+                Ok(stream) => ssl_request(stream, false).await,
+                Err(e) => Answer::Nothing(e.to_string()),
+            }
+        }
+        Host::Tcp(name) => match tokio::net::TcpStream::connect((name.as_str(), endpoint.port)).await {
+            Ok(stream) => {
+                let _ = stream.set_nodelay(true);
+                ssl_request(stream, true).await
+            }
+            Err(e) => Answer::Nothing(e.to_string()),
+        },
+    }
+}
+
+/// Send SSLRequest and read the one-byte answer. On a socket we still ask (it identifies the
+/// server) but the answer is always `N`.
+async fn ssl_request<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, _tcp: bool) -> Answer {
+    const SSL_REQUEST: [u8; 8] = [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
+    if stream.write_all(&SSL_REQUEST).await.is_err() {
+        return Answer::NotPostgres;
+    }
+    let mut byte = [0u8; 1];
+    match stream.read_exact(&mut byte).await {
+        Ok(_) if byte[0] == b'S' => Answer::Postgres { tls: true },
+        Ok(_) if byte[0] == b'N' => Answer::Postgres { tls: false },
+        _ => Answer::NotPostgres,
+    }
+}

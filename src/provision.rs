@@ -1,0 +1,336 @@
+//! Turning names into SQL, safely: identifier rules checked before anything is touched,
+//! every identifier quoted, and passwords sent only as a SCRAM-SHA-256 verifier computed here
+//! (as psql's `\password` does), so the plaintext never reaches the server or its statement log.
+//! The plan is pure data that can be shown (`****` for the verifier) before it is run.
+
+use std::fmt;
+
+/// PostgreSQL's NAMEDATALEN - 1: longer names are silently truncated with only a NOTICE,
+/// which sqlx does not surface, so the check has to happen here.
+pub const MAX_IDENT_BYTES: usize = 63;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameKind {
+    Database,
+    Role,
+}
+
+impl fmt::Display for NameKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            NameKind::Database => "database",
+            NameKind::Role => "user",
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NameError {
+    Empty(NameKind),
+    TooLong { kind: NameKind, name: String, bytes: usize },
+    Nul(NameKind),
+    ReservedPrefix { name: String },
+}
+
+impl fmt::Display for NameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NameError::Empty(kind) => write!(f, "the {kind} name is empty"),
+            NameError::TooLong { kind, name, bytes } => write!(
+                f,
+                "the {kind} name `{name}` is {bytes} bytes long; PostgreSQL names are at most {MAX_IDENT_BYTES} bytes (longer ones are silently truncated)"
+            ),
+            NameError::Nul(kind) => write!(f, "the {kind} name contains a NUL character, which PostgreSQL names cannot hold"),
+            NameError::ReservedPrefix { name } => {
+                write!(f, "the user name `{name}` starts with `pg_`, which PostgreSQL reserves for its own roles")
+            }
+        }
+    }
+}
+
+impl NameError {
+    pub fn hint(&self) -> String {
+        match self {
+            NameError::Empty(NameKind::Database) => "pass --db-name NAME".into(),
+            NameError::Empty(NameKind::Role) => "pass --db-user NAME".into(),
+            NameError::TooLong { .. } => format!("choose a name of at most {MAX_IDENT_BYTES} bytes"),
+            NameError::Nul(_) => "remove the NUL character from the name".into(),
+            NameError::ReservedPrefix { .. } => "choose a user name that does not start with `pg_`".into(),
+        }
+    }
+}
+
+pub fn validate_name(kind: NameKind, name: &str) -> Result<(), NameError> {
+    if name.is_empty() {
+        return Err(NameError::Empty(kind));
+    }
+    if name.contains('\0') {
+        return Err(NameError::Nul(kind));
+    }
+    if name.len() > MAX_IDENT_BYTES {
+        return Err(NameError::TooLong { kind, name: name.to_string(), bytes: name.len() });
+    }
+    if kind == NameKind::Role && name.starts_with("pg_") {
+        return Err(NameError::ReservedPrefix { name: name.to_string() });
+    }
+    Ok(())
+}
+
+/// Always double-quote (quoted names are taken literally, so `My-App.db` stays itself), with
+/// embedded quotes doubled.
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// A string literal under standard_conforming_strings (the default since 9.1).
+pub fn quote_literal(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "''"))
+}
+
+/// The default database name for a project folder: lower-case, `_` for anything that would
+/// need quoting, never starting with a digit, at most 63 bytes.
+pub fn default_db_name(folder: &str) -> String {
+    let mut name: String = folder
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+        .collect();
+    name = name.trim_matches('_').to_string();
+    while name.contains("__") {
+        name = name.replace("__", "_");
+    }
+    if name.is_empty() {
+        name = "app".into();
+    }
+    if name.as_bytes()[0].is_ascii_digit() {
+        name.insert_str(0, "db_");
+    }
+    name.truncate(MAX_IDENT_BYTES);
+    name
+}
+
+/// The default application role for a database: the database name itself, unless that
+/// would start with the reserved `pg_`.
+pub fn default_role_name(db: &str) -> String {
+    if db.starts_with("pg_") {
+        let mut name = format!("app_{db}");
+        name.truncate(MAX_IDENT_BYTES);
+        name
+    } else {
+        db.to_string()
+    }
+}
+
+/// The SCRAM-SHA-256 verifier for a password (random salt, 4096 iterations, SASLprep), as
+/// libpq's PQencryptPasswordConn computes it. The server stores it as-is.
+pub fn scram_verifier(password: &str) -> String {
+    postgres_protocol::password::scram_sha_256(password.as_bytes())
+}
+
+/// A new password: 32 characters from the OS's secure random source, URL-safe (A-Z a-z 0-9 - _),
+/// so it never needs percent-encoding in a URL or quoting in a .env.
+pub fn generate_password() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).expect("the operating system's random source is available");
+    // 64 symbols: taking 6 bits of each byte keeps the distribution uniform.
+    bytes.iter().map(|b| ALPHABET[(b & 63) as usize] as char).collect()
+}
+
+/// One statement of the plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    CreateRole { role: String, verifier: String },
+    SetPassword { role: String, verifier: String },
+    /// A non-superuser admin must be a member of the owner role to create a database for it (PG15).
+    GrantMembership { role: String },
+    CreateDatabase { db: String, owner: String },
+    /// For a database that already exists and is owned by someone else: let the role create
+    /// tables in schema public (run while connected to that database).
+    GrantSchema { db: String, role: String },
+    GrantConnect { db: String, role: String },
+}
+
+impl Step {
+    /// The SQL to run; `redact` replaces the verifier with `****` for display.
+    pub fn sql(&self, redact: bool) -> String {
+        let secret = |v: &str| if redact { "'****'".to_string() } else { quote_literal(v) };
+        match self {
+            Step::CreateRole { role, verifier } => {
+                format!("CREATE ROLE {} LOGIN PASSWORD {}", quote_ident(role), secret(verifier))
+            }
+            Step::SetPassword { role, verifier } => {
+                format!("ALTER ROLE {} WITH LOGIN PASSWORD {}", quote_ident(role), secret(verifier))
+            }
+            Step::GrantMembership { role } => format!("GRANT {} TO CURRENT_USER", quote_ident(role)),
+            Step::CreateDatabase { db, owner } => {
+                format!("CREATE DATABASE {} OWNER {}", quote_ident(db), quote_ident(owner))
+            }
+            Step::GrantSchema { role, .. } => {
+                format!("GRANT USAGE, CREATE ON SCHEMA public TO {}", quote_ident(role))
+            }
+            Step::GrantConnect { db, role } => {
+                format!("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}", quote_ident(db), quote_ident(role))
+            }
+        }
+    }
+
+    /// The database the statement must run in, when it is not the admin's maintenance database.
+    pub fn run_in(&self) -> Option<&str> {
+        match self {
+            Step::GrantSchema { db, .. } => Some(db),
+            _ => None,
+        }
+    }
+}
+
+/// What the admin role may do (pg_roles of current_user).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AdminRights {
+    pub superuser: bool,
+    pub createdb: bool,
+    pub createrole: bool,
+}
+
+/// What exists on the server already.
+#[derive(Debug, Clone, Default)]
+pub struct Existing {
+    pub database_owner: Option<String>,
+    pub role_exists: bool,
+    /// Whether the admin (non-superuser) is already a member of the role.
+    pub admin_is_member: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PasswordAction {
+    /// Create with / set this password.
+    Set(String),
+    /// The role keeps its password (the .env already holds one that works).
+    Keep,
+}
+
+/// The statements that take the server from `existing` to "db owned by (or usable by) role,
+/// role can log in with the password".
+pub fn plan(db: &str, role: &str, password: &PasswordAction, existing: &Existing, admin: AdminRights) -> Vec<Step> {
+    let mut steps = Vec::new();
+    let verifier = || match password {
+        PasswordAction::Set(p) => Some(scram_verifier(p)),
+        PasswordAction::Keep => None,
+    };
+    if !existing.role_exists {
+        let verifier = verifier().unwrap_or_else(|| scram_verifier(&generate_password()));
+        steps.push(Step::CreateRole { role: role.into(), verifier });
+    } else if let Some(verifier) = verifier() {
+        steps.push(Step::SetPassword { role: role.into(), verifier });
+    }
+    match &existing.database_owner {
+        None => {
+            if !admin.superuser && !existing.admin_is_member {
+                steps.push(Step::GrantMembership { role: role.into() });
+            }
+            steps.push(Step::CreateDatabase { db: db.into(), owner: role.into() });
+        }
+        Some(owner) if owner == role => {}
+        Some(_) => {
+            steps.push(Step::GrantConnect { db: db.into(), role: role.into() });
+            steps.push(Step::GrantSchema { db: db.into(), role: role.into() });
+        }
+    }
+    steps
+}
+
+/// Privileges missing for a plan, each with the statement that grants it.
+pub fn missing_rights(steps: &[Step], admin: AdminRights, admin_name: &str) -> Vec<(String, String)> {
+    if admin.superuser {
+        return Vec::new();
+    }
+    let mut missing = Vec::new();
+    let needs_createdb = steps.iter().any(|s| matches!(s, Step::CreateDatabase { .. }));
+    let needs_createrole = steps
+        .iter()
+        .any(|s| matches!(s, Step::CreateRole { .. } | Step::SetPassword { .. } | Step::GrantMembership { .. }));
+    if needs_createdb && !admin.createdb {
+        missing.push(("CREATEDB".to_string(), format!("ALTER ROLE {} CREATEDB;", quote_ident(admin_name))));
+    }
+    if needs_createrole && !admin.createrole {
+        missing.push(("CREATEROLE".to_string(), format!("ALTER ROLE {} CREATEROLE;", quote_ident(admin_name))));
+    }
+    missing
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_checked_before_anything_runs() {
+        assert_eq!(validate_name(NameKind::Database, ""), Err(NameError::Empty(NameKind::Database)));
+        assert!(matches!(validate_name(NameKind::Database, &"a".repeat(64)), Err(NameError::TooLong { bytes: 64, .. })));
+        assert!(validate_name(NameKind::Database, &"a".repeat(63)).is_ok());
+        // 32 two-byte characters: 64 bytes although only 32 characters.
+        assert!(matches!(validate_name(NameKind::Role, &"é".repeat(32)), Err(NameError::TooLong { bytes: 64, .. })));
+        assert_eq!(validate_name(NameKind::Role, "a\0b"), Err(NameError::Nul(NameKind::Role)));
+        assert!(matches!(validate_name(NameKind::Role, "pg_app"), Err(NameError::ReservedPrefix { .. })));
+        assert!(validate_name(NameKind::Database, "pg_app").is_ok());
+        let msg = validate_name(NameKind::Database, &"x".repeat(70)).unwrap_err().to_string();
+        assert!(msg.contains("at most 63 bytes"), "{msg}");
+    }
+
+    #[test]
+    fn identifiers_and_literals_are_quoted() {
+        assert_eq!(quote_ident("My-App.db"), "\"My-App.db\"");
+        assert_eq!(quote_ident("x\"; DROP DATABASE y; --"), "\"x\"\"; DROP DATABASE y; --\"");
+        assert_eq!(quote_literal("it's"), "'it''s'");
+    }
+
+    #[test]
+    fn default_names_are_valid_identifiers() {
+        assert_eq!(default_db_name("My Shop-API"), "my_shop_api");
+        assert_eq!(default_db_name("2024 app"), "db_2024_app");
+        assert_eq!(default_db_name("---"), "app");
+        assert_eq!(default_db_name(&"x".repeat(100)).len(), 63);
+        assert_eq!(default_role_name("pg_thing"), "app_pg_thing");
+        assert_eq!(default_role_name("shop"), "shop");
+    }
+
+    #[test]
+    fn generated_passwords_are_long_url_safe_and_differ() {
+        let a = generate_password();
+        let b = generate_password();
+        assert_eq!(a.len(), 32);
+        assert_ne!(a, b);
+        assert!(a.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+    }
+
+    #[test]
+    fn the_plan_never_shows_or_sends_the_plaintext() {
+        let steps = plan("shop", "shop", &PasswordAction::Set("hunter2-canary".into()), &Existing::default(), AdminRights { superuser: true, ..Default::default() });
+        assert_eq!(steps.len(), 2);
+        for step in &steps {
+            assert!(!step.sql(false).contains("hunter2-canary"));
+            assert!(!step.sql(true).contains("SCRAM-SHA-256"));
+        }
+        assert!(steps[0].sql(false).contains("SCRAM-SHA-256$4096:"));
+        assert_eq!(steps[1].sql(true), "CREATE DATABASE \"shop\" OWNER \"shop\"");
+    }
+
+    #[test]
+    fn existing_objects_are_reused_never_dropped() {
+        let existing = Existing { database_owner: Some("postgres".into()), role_exists: true, admin_is_member: false };
+        let steps = plan("shop", "app", &PasswordAction::Keep, &existing, AdminRights { superuser: true, ..Default::default() });
+        assert_eq!(steps, vec![
+            Step::GrantConnect { db: "shop".into(), role: "app".into() },
+            Step::GrantSchema { db: "shop".into(), role: "app".into() },
+        ]);
+        for s in &steps {
+            assert!(!s.sql(false).to_uppercase().contains("DROP"));
+        }
+    }
+
+    #[test]
+    fn missing_privileges_are_named_with_the_grant() {
+        let steps = plan("shop", "shop", &PasswordAction::Set("x".into()), &Existing::default(), AdminRights::default());
+        let missing = missing_rights(&steps, AdminRights { createrole: true, ..Default::default() }, "creator");
+        assert_eq!(missing, vec![("CREATEDB".to_string(), "ALTER ROLE \"creator\" CREATEDB;".to_string())]);
+        assert!(steps.iter().any(|s| matches!(s, Step::GrantMembership { .. })));
+    }
+}
