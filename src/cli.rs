@@ -71,13 +71,17 @@ pub enum Command {
     /// Create the database and its user, and write DATABASE_URL to .env
     ///
     /// Example: aksara dbsetup --non-interactive --db-name myapp
-    #[command(after_help = "Example:\n  aksara dbsetup\n  aksara dbsetup --non-interactive --db-name myapp --admin-url postgresql://postgres@localhost/postgres")]
+    #[command(
+        after_help = "Example:\n  aksara dbsetup\n  aksara dbsetup --non-interactive --db-name myapp --admin-url postgresql://postgres@localhost/postgres"
+    )]
     Dbsetup(DbsetupArgs),
 
     /// Check a database connection step by step and name the fix for what fails
     ///
     /// Example: aksara doctor --url postgresql://app@localhost/app
-    #[command(after_help = "Example:\n  aksara doctor\n  aksara doctor --url postgresql://app@localhost:5432/app --format json")]
+    #[command(
+        after_help = "Example:\n  aksara doctor\n  aksara doctor --url postgresql://app@localhost:5432/app --format json"
+    )]
     Doctor(DoctorArgs),
 }
 

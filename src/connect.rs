@@ -32,7 +32,11 @@ pub enum FailureKind {
     /// TLS was negotiated but the certificate did not verify.
     Certificate { message: String },
     /// The server answered with an error (SQLSTATE and its message).
-    Server { code: String, message: String, detail: Option<String> },
+    Server {
+        code: String,
+        message: String,
+        detail: Option<String>,
+    },
     /// Any other I/O or protocol problem.
     Other { message: String },
 }
@@ -47,7 +51,10 @@ impl FailureKind {
 
     /// Errors after which libpq does not try the next host: the server answered.
     fn is_final(&self) -> bool {
-        matches!(self, FailureKind::Server { .. } | FailureKind::Certificate { .. })
+        matches!(
+            self,
+            FailureKind::Server { .. } | FailureKind::Certificate { .. }
+        )
     }
 }
 
@@ -55,15 +62,22 @@ impl fmt::Display for FailureKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             FailureKind::Dns { host, message } => {
-                write!(f, "could not translate host name \"{host}\" to an address: {message}")
+                write!(
+                    f,
+                    "could not translate host name \"{host}\" to an address: {message}"
+                )
             }
             FailureKind::Refused => f.write_str("connection refused"),
             FailureKind::SocketMissing => f.write_str("no socket file"),
             FailureKind::Timeout { after } => {
                 write!(f, "no answer within {:.1} s", after.as_secs_f64())
             }
-            FailureKind::TlsUnsupported => f.write_str("the server does not support TLS, but TLS was required"),
-            FailureKind::Certificate { message } => write!(f, "certificate verification failed: {message}"),
+            FailureKind::TlsUnsupported => {
+                f.write_str("the server does not support TLS, but TLS was required")
+            }
+            FailureKind::Certificate { message } => {
+                write!(f, "certificate verification failed: {message}")
+            }
             FailureKind::Server { code, message, .. } => write!(f, "{message} (SQLSTATE {code})"),
             FailureKind::Other { message } => f.write_str(message),
         }
@@ -87,7 +101,9 @@ pub struct ConnectFailure {
 
 impl ConnectFailure {
     pub fn last(&self) -> &Attempt {
-        self.attempts.last().expect("a connect failure has at least one attempt")
+        self.attempts
+            .last()
+            .expect("a connect failure has at least one attempt")
     }
 }
 
@@ -113,13 +129,21 @@ pub fn attempt_timeout(cfg: &ConnConfig, default: Duration) -> Duration {
 }
 
 /// Connect to the first endpoint that answers, as libpq does.
-pub async fn connect(cfg: &ConnConfig, default_timeout: Duration) -> Result<Connected, ConnectFailure> {
+pub async fn connect(
+    cfg: &ConnConfig,
+    default_timeout: Duration,
+) -> Result<Connected, ConnectFailure> {
     let bound = attempt_timeout(cfg, default_timeout);
     let mut attempts = Vec::new();
     for endpoint in &cfg.endpoints {
         match connect_endpoint(cfg, endpoint, bound, &mut attempts).await {
             Some((conn, tls_mode)) => {
-                return Ok(Connected { conn, endpoint: endpoint.clone(), tls_mode, earlier: attempts });
+                return Ok(Connected {
+                    conn,
+                    endpoint: endpoint.clone(),
+                    tls_mode,
+                    earlier: attempts,
+                });
             }
             None => {
                 if attempts.last().is_some_and(|a| a.failure.is_final()) {
@@ -172,7 +196,12 @@ async fn connect_endpoint(
             Ok(conn) => return Some((conn, *mode)),
             Err(failure) => {
                 let retry = i + 1 < modes.len() && worth_fallback(&failure);
-                attempts.push(Attempt { endpoint: endpoint.clone(), tls_mode: *mode, failure, elapsed: started.elapsed() });
+                attempts.push(Attempt {
+                    endpoint: endpoint.clone(),
+                    tls_mode: *mode,
+                    failure,
+                    elapsed: started.elapsed(),
+                });
                 if !retry {
                     return None;
                 }
@@ -192,10 +221,19 @@ pub async fn attempt(
     let deadline = tokio::time::Instant::now() + bound;
     if let Host::Tcp(name) = &endpoint.host {
         // Resolve first: sqlx reports a DNS failure as an uncategorised I/O error.
-        let lookup = tokio::time::timeout_at(deadline, tokio::net::lookup_host((name.as_str(), endpoint.port))).await;
+        let lookup = tokio::time::timeout_at(
+            deadline,
+            tokio::net::lookup_host((name.as_str(), endpoint.port)),
+        )
+        .await;
         match lookup {
             Err(_) => return Err(FailureKind::Timeout { after: bound }),
-            Ok(Err(e)) => return Err(FailureKind::Dns { host: name.clone(), message: dns_message(&e) }),
+            Ok(Err(e)) => {
+                return Err(FailureKind::Dns {
+                    host: name.clone(),
+                    message: dns_message(&e),
+                });
+            }
             Ok(Ok(_)) => {}
         }
     }
@@ -209,14 +247,18 @@ pub async fn attempt(
 
 fn dns_message(e: &std::io::Error) -> String {
     let text = e.to_string();
-    text.strip_prefix("failed to lookup address information: ").unwrap_or(&text).to_string()
+    text.strip_prefix("failed to lookup address information: ")
+        .unwrap_or(&text)
+        .to_string()
 }
 
 /// Map a sqlx error to what happened, without losing the server's SQLSTATE.
 pub fn classify(error: sqlx::Error) -> FailureKind {
     match error {
         sqlx::Error::Database(db) => {
-            let detail = db.try_downcast_ref::<PgDatabaseError>().and_then(|pg| pg.detail().map(str::to_string));
+            let detail = db
+                .try_downcast_ref::<PgDatabaseError>()
+                .and_then(|pg| pg.detail().map(str::to_string));
             FailureKind::Server {
                 code: db.code().map(|c| c.to_string()).unwrap_or_default(),
                 message: db.message().to_string(),
@@ -228,7 +270,9 @@ pub fn classify(error: sqlx::Error) -> FailureKind {
             match io.kind() {
                 std::io::ErrorKind::ConnectionRefused => FailureKind::Refused,
                 std::io::ErrorKind::NotFound => FailureKind::SocketMissing,
-                std::io::ErrorKind::TimedOut => FailureKind::Timeout { after: Duration::ZERO },
+                std::io::ErrorKind::TimedOut => FailureKind::Timeout {
+                    after: Duration::ZERO,
+                },
                 // rustls reports an untrusted or mismatched certificate as InvalidData.
                 std::io::ErrorKind::InvalidData if text.contains("certificate") => {
                     FailureKind::Certificate { message: text }
@@ -244,7 +288,9 @@ pub fn classify(error: sqlx::Error) -> FailureKind {
                 FailureKind::Certificate { message: text }
             }
         }
-        other => FailureKind::Other { message: other.to_string() },
+        other => FailureKind::Other {
+            message: other.to_string(),
+        },
     }
 }
 

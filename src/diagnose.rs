@@ -25,27 +25,132 @@ pub struct Entry {
 }
 
 pub const CATALOGUE: &[Entry] = &[
-    Entry { code: "invalid-url", severity: Severity::Failure, meaning: "the connection string does not parse", fix: "fix the part the message points at; percent-encode special characters in the password" },
-    Entry { code: "dns-failure", severity: Severity::Failure, meaning: "the host name does not resolve", fix: "check the host name; an unencoded @ in the password moves the host" },
-    Entry { code: "connection-refused", severity: Severity::Failure, meaning: "nothing listens on that port or socket", fix: "start the server, or point the URL at the port/socket where it listens" },
-    Entry { code: "connection-timeout", severity: Severity::Failure, meaning: "the server did not answer in time", fix: "check host, port and firewall; raise connect_timeout" },
-    Entry { code: "ssl-required", severity: Severity::Failure, meaning: "the server only accepts TLS connections and the client disabled TLS", fix: "add ?sslmode=require" },
-    Entry { code: "ssl-unsupported", severity: Severity::Failure, meaning: "the client requires TLS and the server has none", fix: "use sslmode=prefer for a local server, or turn ssl on in postgresql.conf" },
-    Entry { code: "ssl-certificate", severity: Severity::Failure, meaning: "the server's certificate did not verify", fix: "set sslrootcert to the CA that signed it, or connect with the name in the certificate" },
-    Entry { code: "auth-failed", severity: Severity::Failure, meaning: "the server rejected the credentials", fix: "check the user and password; reset the password with ALTER ROLE" },
-    Entry { code: "password-required", severity: Severity::Failure, meaning: "the server asks for a password and none was given", fix: "put the password in the URL, PGPASSWORD or ~/.pgpass" },
-    Entry { code: "no-hba-entry", severity: Severity::Failure, meaning: "pg_hba.conf has no line that lets this client in", fix: "add a host line for this user, database and address to pg_hba.conf and reload" },
-    Entry { code: "role-missing", severity: Severity::Failure, meaning: "the role does not exist", fix: "create it (aksara dbsetup), or fix the user name" },
-    Entry { code: "database-missing", severity: Severity::Failure, meaning: "the database does not exist", fix: "create it (aksara dbsetup), or fix the database name" },
-    Entry { code: "too-many-connections", severity: Severity::Failure, meaning: "every connection slot is taken", fix: "lower the pool size, or raise max_connections and restart" },
-    Entry { code: "server-starting", severity: Severity::Failure, meaning: "the server is starting, shutting down or in recovery", fix: "wait (aksara doctor --wait 30) and try again" },
-    Entry { code: "permission-denied", severity: Severity::Failure, meaning: "the role may not connect to this database or do what was asked", fix: "GRANT the privilege named in the message" },
-    Entry { code: "cannot-create-tables", severity: Severity::Warning, meaning: "the role can log in but cannot create tables (PostgreSQL 15 schema public)", fix: "make the role the database owner, or GRANT CREATE ON SCHEMA public" },
-    Entry { code: "ssl-not-used-remote", severity: Severity::Warning, meaning: "a remote server is reached without requiring TLS", fix: "add ?sslmode=require (or verify-full)" },
-    Entry { code: "env-not-ignored", severity: Severity::Warning, meaning: "the .env file holding the password is not ignored by git", fix: "add .env to .gitignore" },
-    Entry { code: "env-world-readable", severity: Severity::Warning, meaning: "other users can read the .env file", fix: "chmod 600 .env" },
-    Entry { code: "connections-near-limit", severity: Severity::Warning, meaning: "the server is close to max_connections", fix: "close idle connections or raise max_connections" },
-    Entry { code: "pool-exceeds-connections", severity: Severity::Warning, meaning: "the pools of all instances can open more connections than the server allows", fix: "lower pool_max_size per the workload table, or raise max_connections" },
+    Entry {
+        code: "invalid-url",
+        severity: Severity::Failure,
+        meaning: "the connection string does not parse",
+        fix: "fix the part the message points at; percent-encode special characters in the password",
+    },
+    Entry {
+        code: "dns-failure",
+        severity: Severity::Failure,
+        meaning: "the host name does not resolve",
+        fix: "check the host name; an unencoded @ in the password moves the host",
+    },
+    Entry {
+        code: "connection-refused",
+        severity: Severity::Failure,
+        meaning: "nothing listens on that port or socket",
+        fix: "start the server, or point the URL at the port/socket where it listens",
+    },
+    Entry {
+        code: "connection-timeout",
+        severity: Severity::Failure,
+        meaning: "the server did not answer in time",
+        fix: "check host, port and firewall; raise connect_timeout",
+    },
+    Entry {
+        code: "ssl-required",
+        severity: Severity::Failure,
+        meaning: "the server only accepts TLS connections and the client disabled TLS",
+        fix: "add ?sslmode=require",
+    },
+    Entry {
+        code: "ssl-unsupported",
+        severity: Severity::Failure,
+        meaning: "the client requires TLS and the server has none",
+        fix: "use sslmode=prefer for a local server, or turn ssl on in postgresql.conf",
+    },
+    Entry {
+        code: "ssl-certificate",
+        severity: Severity::Failure,
+        meaning: "the server's certificate did not verify",
+        fix: "set sslrootcert to the CA that signed it, or connect with the name in the certificate",
+    },
+    Entry {
+        code: "auth-failed",
+        severity: Severity::Failure,
+        meaning: "the server rejected the credentials",
+        fix: "check the user and password; reset the password with ALTER ROLE",
+    },
+    Entry {
+        code: "password-required",
+        severity: Severity::Failure,
+        meaning: "the server asks for a password and none was given",
+        fix: "put the password in the URL, PGPASSWORD or ~/.pgpass",
+    },
+    Entry {
+        code: "no-hba-entry",
+        severity: Severity::Failure,
+        meaning: "pg_hba.conf has no line that lets this client in",
+        fix: "add a host line for this user, database and address to pg_hba.conf and reload",
+    },
+    Entry {
+        code: "role-missing",
+        severity: Severity::Failure,
+        meaning: "the role does not exist",
+        fix: "create it (aksara dbsetup), or fix the user name",
+    },
+    Entry {
+        code: "database-missing",
+        severity: Severity::Failure,
+        meaning: "the database does not exist",
+        fix: "create it (aksara dbsetup), or fix the database name",
+    },
+    Entry {
+        code: "too-many-connections",
+        severity: Severity::Failure,
+        meaning: "every connection slot is taken",
+        fix: "lower the pool size, or raise max_connections and restart",
+    },
+    Entry {
+        code: "server-starting",
+        severity: Severity::Failure,
+        meaning: "the server is starting, shutting down or in recovery",
+        fix: "wait (aksara doctor --wait 30) and try again",
+    },
+    Entry {
+        code: "permission-denied",
+        severity: Severity::Failure,
+        meaning: "the role may not connect to this database or do what was asked",
+        fix: "GRANT the privilege named in the message",
+    },
+    Entry {
+        code: "cannot-create-tables",
+        severity: Severity::Warning,
+        meaning: "the role can log in but cannot create tables (PostgreSQL 15 schema public)",
+        fix: "make the role the database owner, or GRANT CREATE ON SCHEMA public",
+    },
+    Entry {
+        code: "ssl-not-used-remote",
+        severity: Severity::Warning,
+        meaning: "a remote server is reached without requiring TLS",
+        fix: "add ?sslmode=require (or verify-full)",
+    },
+    Entry {
+        code: "env-not-ignored",
+        severity: Severity::Warning,
+        meaning: "the .env file holding the password is not ignored by git",
+        fix: "add .env to .gitignore",
+    },
+    Entry {
+        code: "env-world-readable",
+        severity: Severity::Warning,
+        meaning: "other users can read the .env file",
+        fix: "chmod 600 .env",
+    },
+    Entry {
+        code: "connections-near-limit",
+        severity: Severity::Warning,
+        meaning: "the server is close to max_connections",
+        fix: "close idle connections or raise max_connections",
+    },
+    Entry {
+        code: "pool-exceeds-connections",
+        severity: Severity::Warning,
+        meaning: "the pools of all instances can open more connections than the server allows",
+        fix: "lower pool_max_size per the workload table, or raise max_connections",
+    },
 ];
 
 pub fn entry(code: &str) -> Option<&'static Entry> {
@@ -94,7 +199,10 @@ pub fn diagnose(cfg: &ConnConfig, attempt: &Attempt, ctx: &Context) -> Diagnosis
         },
         FailureKind::TlsUnsupported => Diagnosis {
             code: "ssl-unsupported",
-            message: format!("sslmode={} requires TLS, but the server at {ep} does not offer it (ssl = off)", cfg.sslmode),
+            message: format!(
+                "sslmode={} requires TLS, but the server at {ep} does not offer it (ssl = off)",
+                cfg.sslmode
+            ),
             hint: if ep.is_local() {
                 "for a local server use ?sslmode=prefer (or disable); or turn TLS on in postgresql.conf (ssl = on, ssl_cert_file, ssl_key_file) and restart".to_string()
             } else {
@@ -102,7 +210,11 @@ pub fn diagnose(cfg: &ConnConfig, attempt: &Attempt, ctx: &Context) -> Diagnosis
             },
         },
         FailureKind::Certificate { message } => certificate(cfg, ep, message),
-        FailureKind::Server { code, message, detail } => server_error(cfg, ep, code, message, detail.as_deref(), ctx),
+        FailureKind::Server {
+            code,
+            message,
+            detail,
+        } => server_error(cfg, ep, code, message, detail.as_deref(), ctx),
         FailureKind::Other { message } => Diagnosis {
             code: "connection-refused",
             message: format!("could not talk to {ep}: {message}"),
@@ -115,27 +227,45 @@ fn refused(ep: &Endpoint, ctx: &Context) -> Diagnosis {
     let message = match &ep.host {
         Host::Socket(dir) => {
             if dir.is_dir() {
-                format!("no server socket at {ep}: nothing listens on port {} in {}", ep.port, dir.display())
+                format!(
+                    "no server socket at {ep}: nothing listens on port {} in {}",
+                    ep.port,
+                    dir.display()
+                )
             } else {
-                format!("the socket directory {} does not exist, so no server listens there", dir.display())
+                format!(
+                    "the socket directory {} does not exist, so no server listens there",
+                    dir.display()
+                )
             }
         }
-        Host::Tcp(host) => format!("connection refused at {host}:{}: nothing listens on that port", ep.port),
+        Host::Tcp(host) => format!(
+            "connection refused at {host}:{}: nothing listens on that port",
+            ep.port
+        ),
     };
     let mut hint = String::new();
     if !ctx.nearby.is_empty() {
-        hint.push_str(&format!("but PostgreSQL answers at {}: point the URL there, or ", ctx.nearby.join(", ")));
+        hint.push_str(&format!(
+            "but PostgreSQL answers at {}: point the URL there, or ",
+            ctx.nearby.join(", ")
+        ));
     }
     match &ctx.start_command {
         Some(cmd) => hint.push_str(&format!("start the server: `{cmd}`")),
         None => hint.push_str("start the server"),
     }
     hint.push_str("; `aksara dbsetup` finds a running server or sets one up");
-    Diagnosis { code: "connection-refused", message, hint }
+    Diagnosis {
+        code: "connection-refused",
+        message,
+        hint,
+    }
 }
 
 fn certificate(cfg: &ConnConfig, ep: &Endpoint, message: &str) -> Diagnosis {
-    let name_mismatch = message.contains("NotValidForName") || message.contains("not valid for name");
+    let name_mismatch =
+        message.contains("NotValidForName") || message.contains("not valid for name");
     let hint = if name_mismatch {
         format!(
             "the certificate is not issued for the name `{}`: connect using a name it lists (e.g. the DNS name instead of an IP address), or use sslmode=verify-ca to check the chain only",
@@ -154,7 +284,10 @@ fn certificate(cfg: &ConnConfig, ep: &Endpoint, message: &str) -> Diagnosis {
     };
     Diagnosis {
         code: "ssl-certificate",
-        message: format!("the TLS certificate of {ep} did not verify (sslmode={}): {message}", cfg.sslmode),
+        message: format!(
+            "the TLS certificate of {ep} did not verify (sslmode={}): {message}",
+            cfg.sslmode
+        ),
         hint,
     }
 }
@@ -166,7 +299,14 @@ fn hba_client_host(message: &str) -> Option<&str> {
     Some(&message[start..end])
 }
 
-fn server_error(cfg: &ConnConfig, ep: &Endpoint, code: &str, message: &str, detail: Option<&str>, ctx: &Context) -> Diagnosis {
+fn server_error(
+    cfg: &ConnConfig,
+    ep: &Endpoint,
+    code: &str,
+    message: &str,
+    detail: Option<&str>,
+    ctx: &Context,
+) -> Diagnosis {
     let user = &cfg.user;
     let db = &cfg.dbname;
     let qu = quote_ident(user);
@@ -253,7 +393,10 @@ fn server_error(cfg: &ConnConfig, ep: &Endpoint, code: &str, message: &str, deta
 
 /// Failures that waiting can fix (`doctor --wait` keeps retrying these).
 pub fn is_transient(code: &str) -> bool {
-    matches!(code, "connection-refused" | "connection-timeout" | "server-starting" | "too-many-connections")
+    matches!(
+        code,
+        "connection-refused" | "connection-timeout" | "server-starting" | "too-many-connections"
+    )
 }
 
 /// The command that starts PostgreSQL on this machine, for the hint after a refused connection.
@@ -266,7 +409,9 @@ pub fn start_command(port: u16) -> Option<String> {
         // Debian/Ubuntu clusters are named by version and port.
         if let Ok(entries) = std::fs::read_dir("/etc/postgresql") {
             for version in entries.flatten() {
-                let Ok(clusters) = std::fs::read_dir(version.path()) else { continue };
+                let Ok(clusters) = std::fs::read_dir(version.path()) else {
+                    continue;
+                };
                 for cluster in clusters.flatten() {
                     let conf = cluster.path().join("postgresql.conf");
                     let text = std::fs::read_to_string(&conf).unwrap_or_default();

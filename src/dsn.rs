@@ -299,7 +299,9 @@ impl ConnString {
     }
 
     /// The URI form, whatever format was parsed. Everything is percent-encoded so that libpq
-    /// and sqlx read it back identically.
+    /// and sqlx read it back identically. A string with a user but no host renders as libpq
+    /// accepts it (`postgresql://app@/db`), which sqlx rejects; a resolved [`ConnConfig`]
+    /// always has hosts, so its URLs work with both.
     pub fn to_url(&self, reveal: Reveal) -> String {
         let mut url = String::from("postgresql://");
         if self.user.is_some() || self.password.is_some() {
@@ -618,8 +620,10 @@ fn is_c_space(c: char) -> bool {
 }
 
 fn quote_keyword_value(value: &str) -> String {
-    let needs_quotes =
-        value.is_empty() || value.chars().any(|c| is_c_space(c) || c == '\'' || c == '\\');
+    let needs_quotes = value.is_empty()
+        || value
+            .chars()
+            .any(|c| is_c_space(c) || c == '\'' || c == '\\');
     if !needs_quotes {
         return value.to_owned();
     }
@@ -873,6 +877,52 @@ fn parse_uri_parts(rest: &str) -> Result<ConnString, DsnError> {
         None => (false, rest),
     };
 
+    let authority = parse_host_list(after, has_userinfo)?;
+    collected.hosts = authority.hosts;
+    collected.ports = authority.ports;
+    let pos = authority.end;
+    let bytes = after.as_bytes();
+
+    let mut query = None;
+    match bytes.get(pos) {
+        Some(b'/') => {
+            let path = &after[pos + 1..];
+            let (dbname, rest_query) = match path.split_once('?') {
+                Some((dbname, query)) => (dbname, Some(query)),
+                None => (path, None),
+            };
+            // libpq would take "user:12/34@host/db" as database "34@host/db"; a database
+            // name with a raw '@' is far more likely a password with a raw '/'.
+            if dbname.contains('@') {
+                return Err(DsnError::UnencodedAt {
+                    part: UriPart::DatabaseName,
+                });
+            }
+            collected.set("dbname", decode(dbname, UriPart::DatabaseName)?)?;
+            query = rest_query;
+        }
+        Some(b'?') => query = Some(&after[pos + 1..]),
+        _ => {}
+    }
+
+    if let Some(query) = query {
+        parse_query(query, &mut collected)?;
+    }
+    collected.finish()
+}
+
+/// The `host[:port],…` part of a URI, which ends at `/`, `?` or the end.
+struct HostList {
+    /// None when no host is written (`postgresql:///db`).
+    hosts: Option<Vec<Option<String>>>,
+    /// None when no port is written.
+    ports: Option<Vec<Option<u16>>>,
+    /// Byte offset just past the list.
+    end: usize,
+}
+
+/// Reads the host list that follows `user:password@` (when `has_userinfo`) or the scheme.
+fn parse_host_list(after: &str, has_userinfo: bool) -> Result<HostList, DsnError> {
     let bytes = after.as_bytes();
     let mut pos = 0;
     let mut hosts: Vec<Option<String>> = Vec::new();
@@ -922,7 +972,8 @@ fn parse_uri_parts(rest: &str) -> Result<ConnString, DsnError> {
             // A password with an unencoded '/' ends the host part early, and what libpq
             // then reads as "host:port" is really "user:password…": never quote it.
             let at_sign_follows = after[start..].contains('@');
-            let may_be_password = at_sign_follows || !(has_userinfo || looks_like_host_name(host_text));
+            let may_be_password =
+                at_sign_follows || !(has_userinfo || looks_like_host_name(host_text));
             // After "user:password@", the host itself may be a piece of a password that
             // holds a raw '@', so it is named only when there was no user part.
             let hidden = || DsnError::PortHidden {
@@ -959,39 +1010,11 @@ fn parse_uri_parts(rest: &str) -> Result<ConnString, DsnError> {
             break;
         }
     }
-    if hosts.len() > 1 || hosts[0].is_some() {
-        collected.hosts = Some(hosts);
-    }
-    if any_port {
-        collected.ports = Some(ports);
-    }
-
-    let mut query = None;
-    match bytes.get(pos) {
-        Some(b'/') => {
-            let path = &after[pos + 1..];
-            let (dbname, rest_query) = match path.split_once('?') {
-                Some((dbname, query)) => (dbname, Some(query)),
-                None => (path, None),
-            };
-            // libpq would take "user:12/34@host/db" as database "34@host/db"; a database
-            // name with a raw '@' is far more likely a password with a raw '/'.
-            if dbname.contains('@') {
-                return Err(DsnError::UnencodedAt {
-                    part: UriPart::DatabaseName,
-                });
-            }
-            collected.set("dbname", decode(dbname, UriPart::DatabaseName)?)?;
-            query = rest_query;
-        }
-        Some(b'?') => query = Some(&after[pos + 1..]),
-        _ => {}
-    }
-
-    if let Some(query) = query {
-        parse_query(query, &mut collected)?;
-    }
-    collected.finish()
+    Ok(HostList {
+        hosts: (hosts.len() > 1 || hosts[0].is_some()).then_some(hosts),
+        ports: any_port.then_some(ports),
+        end: pos,
+    })
 }
 
 /// libpq's `conninfo_uri_parse_params`: `&`-separated `key=value`, both percent-decoded
@@ -1215,7 +1238,11 @@ impl fmt::Display for Endpoint {
         match &self.host {
             Host::Tcp(host) if host.contains(':') => write!(f, "[{host}]:{}", self.port),
             Host::Tcp(host) => write!(f, "{host}:{}", self.port),
-            Host::Socket(dir) => write!(f, "{}", dir.join(format!(".s.PGSQL.{}", self.port)).display()),
+            Host::Socket(dir) => write!(
+                f,
+                "{}",
+                dir.join(format!(".s.PGSQL.{}", self.port)).display()
+            ),
         }
     }
 }
@@ -1258,7 +1285,7 @@ impl ConnConfig {
     /// `.pgpass` cannot disagree with what aksara reports. sqlx offers no way to clear a
     /// field it took from the environment, so the empty password and application name are
     /// set explicitly (sqlx sends an empty password anyway when it has none, and the server's
-    /// default application name is empty). Three variables can still leak in when this config
+    /// default application name is empty). Some variables can still leak in when this config
     /// was resolved against a different environment than the process's: `PGSSLROOTCERT`
     /// (when this config has no root certificate), `PGSSLCERT`/`PGSSLKEY`, and `PGOPTIONS`,
     /// which sqlx puts before our options (later settings win on the server).
@@ -1476,7 +1503,9 @@ impl fmt::Display for DsnError {
             DsnError::PortOutOfRange { value } => {
                 write!(f, "port \"{value}\" is out of range (1-65535)")
             }
-            DsnError::PortHidden { host: Some(host), .. } => write!(
+            DsnError::PortHidden {
+                host: Some(host), ..
+            } => write!(
                 f,
                 "expected a port number after \"{host}:\", found something else \
                  (not shown: it may be part of a password)"
@@ -1485,18 +1514,20 @@ impl fmt::Display for DsnError {
                 "expected a port number after the host, found something else \
                  (not shown: it may be part of a password)",
             ),
-            DsnError::PortCountMismatch { hosts, ports } => write!(
-                f,
-                "could not match {ports} port numbers to {hosts} hosts"
-            ),
-            DsnError::UnencodedAt { part: UriPart::DatabaseName } => f.write_str(
-                "found an unencoded \"@\" in the database name part of the URI",
-            ),
+            DsnError::PortCountMismatch { hosts, ports } => {
+                write!(f, "could not match {ports} port numbers to {hosts} hosts")
+            }
+            DsnError::UnencodedAt {
+                part: UriPart::DatabaseName,
+            } => f.write_str("found an unencoded \"@\" in the database name part of the URI"),
             DsnError::UnencodedAt { part } => write!(
                 f,
                 "found a second unencoded \"@\" in {part} part of the URI"
             ),
-            DsnError::InvalidPercentEncoding { part, token: Some(token) } => {
+            DsnError::InvalidPercentEncoding {
+                part,
+                token: Some(token),
+            } => {
                 write!(f, "invalid percent-encoding \"{token}\" in {part}")
             }
             DsnError::InvalidPercentEncoding { part, token: None } => {
@@ -1512,18 +1543,17 @@ impl fmt::Display for DsnError {
             DsnError::InvalidUtf8 { part } => {
                 write!(f, "{part} is not valid UTF-8 once percent-decoded")
             }
-            DsnError::UnterminatedIpv6 => f.write_str(
-                "missing \"]\" after an IPv6 address that starts with \"[\"",
-            ),
+            DsnError::UnterminatedIpv6 => {
+                f.write_str("missing \"]\" after an IPv6 address that starts with \"[\"")
+            }
             DsnError::EmptyIpv6 => f.write_str("empty IPv6 address \"[]\" in the URI"),
             DsnError::UnexpectedAfterIpv6 { found } => write!(
                 f,
                 "unexpected \"{found}\" after an IPv6 address in brackets (expected \":\", \"/\", \"?\" or \",\")"
             ),
-            DsnError::QueryParamMissingEquals { param: Some(param) } => write!(
-                f,
-                "missing \"=\" in URI query parameter \"{param}\""
-            ),
+            DsnError::QueryParamMissingEquals { param: Some(param) } => {
+                write!(f, "missing \"=\" in URI query parameter \"{param}\"")
+            }
             DsnError::QueryParamMissingEquals { param: None } => f.write_str(
                 "missing \"=\" in a URI query parameter \
                  (not shown: it may be part of a password)",
@@ -1532,24 +1562,32 @@ impl fmt::Display for DsnError {
                 f,
                 "malformed connection string: {problem} (not shown: it may be part of a password)"
             ),
-            DsnError::QueryParamEmptyKey => {
-                f.write_str("a URI query parameter has an empty name (\"=\" right after \"?\" or \"&\")")
-            }
+            DsnError::QueryParamEmptyKey => f.write_str(
+                "a URI query parameter has an empty name (\"=\" right after \"?\" or \"&\")",
+            ),
             DsnError::QueryParamExtraEquals { key } => write!(
                 f,
                 "extra \"=\" in the value of URI query parameter \"{key}\""
             ),
-            DsnError::UnknownSslMode { value, suggestion: Some(suggestion) } => write!(
+            DsnError::UnknownSslMode {
+                value,
+                suggestion: Some(suggestion),
+            } => write!(
                 f,
                 "unknown sslmode \"{value}\"; did you mean \"{suggestion}\"?"
             ),
-            DsnError::UnknownSslMode { value, suggestion: None } => {
+            DsnError::UnknownSslMode {
+                value,
+                suggestion: None,
+            } => {
                 write!(f, "unknown sslmode \"{value}\"")
             }
             DsnError::InvalidConnectTimeout { value } => {
                 write!(f, "connect_timeout \"{value}\" is not an integer")
             }
-            DsnError::KvMissingEquals { keyword: Some(keyword) } => write!(
+            DsnError::KvMissingEquals {
+                keyword: Some(keyword),
+            } => write!(
                 f,
                 "missing \"=\" after \"{keyword}\" in keyword/value string"
             ),
@@ -1587,15 +1625,22 @@ impl DsnError {
         let problem = match &self {
             DsnError::PortNotANumber { .. } => "a port that is not a number",
             DsnError::PortOutOfRange { .. } => "a port out of range",
-            DsnError::InvalidPercentEncoding { token: Some(_), .. } => "an invalid percent-encoding",
-            DsnError::InvalidPercentEncoding { part: UriPart::ParameterValue(_), .. } => {
+            DsnError::InvalidPercentEncoding { token: Some(_), .. } => {
                 "an invalid percent-encoding"
             }
-            DsnError::NulByte { part: Some(UriPart::ParameterValue(_)) } => "a %00 (NUL byte)",
-            DsnError::InvalidUtf8 { part: UriPart::ParameterValue(_) } => {
-                "percent-encoded text that is not UTF-8"
+            DsnError::InvalidPercentEncoding {
+                part: UriPart::ParameterValue(_),
+                ..
+            } => "an invalid percent-encoding",
+            DsnError::NulByte {
+                part: Some(UriPart::ParameterValue(_)),
+            } => "a %00 (NUL byte)",
+            DsnError::InvalidUtf8 {
+                part: UriPart::ParameterValue(_),
+            } => "percent-encoded text that is not UTF-8",
+            DsnError::QueryParamMissingEquals { param: Some(_) } => {
+                "a query parameter without \"=\""
             }
-            DsnError::QueryParamMissingEquals { param: Some(_) } => "a query parameter without \"=\"",
             DsnError::QueryParamExtraEquals { .. } => "a query parameter with a second \"=\"",
             DsnError::UnknownSslMode { .. } => "an unknown sslmode",
             DsnError::InvalidConnectTimeout { .. } => "a connect_timeout that is not an integer",
@@ -1768,7 +1813,10 @@ mod tests {
     fn redacted_forms() {
         let conn = parse("postgresql://app:hunter2@host/db");
         assert_eq!(conn.to_string(), "postgresql://app:****@host/db");
-        assert_eq!(conn.to_url(Reveal::Redacted), "postgresql://app:****@host/db");
+        assert_eq!(
+            conn.to_url(Reveal::Redacted),
+            "postgresql://app:****@host/db"
+        );
         assert_eq!(
             conn.to_keyword_value(Reveal::Redacted),
             "host=host user=app password=**** dbname=db"
@@ -1789,7 +1837,10 @@ mod tests {
         assert_eq!(conn.to_url(Reveal::Secret), "postgresql://host");
         let conn = parse("postgresql://localhost?sslmode=disable");
         assert_eq!(conn.sslmode, Some(SslMode::Disable));
-        assert_eq!(conn.to_url(Reveal::Secret), "postgresql://localhost?sslmode=disable");
+        assert_eq!(
+            conn.to_url(Reveal::Secret),
+            "postgresql://localhost?sslmode=disable"
+        );
         assert_eq!(parse("  postgresql://h/d\n").dbname.as_deref(), Some("d"));
     }
 
@@ -1821,8 +1872,14 @@ mod tests {
 
     #[test]
     fn sslmode_properties() {
-        let tls: Vec<_> = SslMode::ALL.into_iter().filter(|m| m.requires_tls()).collect();
-        assert_eq!(tls, [SslMode::Require, SslMode::VerifyCa, SslMode::VerifyFull]);
+        let tls: Vec<_> = SslMode::ALL
+            .into_iter()
+            .filter(|m| m.requires_tls())
+            .collect();
+        assert_eq!(
+            tls,
+            [SslMode::Require, SslMode::VerifyCa, SslMode::VerifyFull]
+        );
         let verifying: Vec<_> = SslMode::ALL.into_iter().filter(|m| m.verifies()).collect();
         assert_eq!(verifying, [SslMode::VerifyCa, SslMode::VerifyFull]);
     }
@@ -1854,7 +1911,10 @@ mod tests {
 
     #[test]
     fn ssl_true_means_require_in_uris_only() {
-        assert_eq!(parse("postgresql://h/d?ssl=true").sslmode, Some(SslMode::Require));
+        assert_eq!(
+            parse("postgresql://h/d?ssl=true").sslmode,
+            Some(SslMode::Require)
+        );
         let conn = parse("postgresql://h/d?ssl=false");
         assert_eq!(conn.sslmode, None);
         assert_eq!(conn.unknown, vec![("ssl".to_owned(), "false".to_owned())]);
@@ -1908,7 +1968,13 @@ mod tests {
     #[test]
     fn doubled_quote_is_not_an_escape_and_password_is_not_echoed() {
         let error = parse_err(&format!("password='{CANARY}''{CANARY}' host=x"));
-        assert!(matches!(error, DsnError::Obscured { format: Format::KeyValue, .. }));
+        assert!(matches!(
+            error,
+            DsnError::Obscured {
+                format: Format::KeyValue,
+                ..
+            }
+        ));
         assert!(error.hint().unwrap().contains(r"\'"));
         assert!(!error.to_string().contains(CANARY));
     }
@@ -1936,8 +2002,16 @@ mod tests {
             parse_err("port=70000").to_string(),
             "port \"70000\" is out of range (1-65535)"
         );
-        assert!(matches!(parse_err("port=0"), DsnError::PortOutOfRange { .. }));
-        assert!(parse_err("localhost:5432").hint().unwrap().contains("postgresql://"));
+        assert!(matches!(
+            parse_err("port=0"),
+            DsnError::PortOutOfRange { .. }
+        ));
+        assert!(
+            parse_err("localhost:5432")
+                .hint()
+                .unwrap()
+                .contains("postgresql://")
+        );
     }
 
     #[test]
@@ -1956,8 +2030,14 @@ mod tests {
     #[test]
     fn multiple_hosts_in_uri() {
         let conn = parse("postgresql://h1:5432,h2:5433/db");
-        assert_eq!(conn.hosts, vec![tcp("h1", Some(5432)), tcp("h2", Some(5433))]);
-        assert_eq!(conn.to_url(Reveal::Secret), "postgresql://h1:5432,h2:5433/db");
+        assert_eq!(
+            conn.hosts,
+            vec![tcp("h1", Some(5432)), tcp("h2", Some(5433))]
+        );
+        assert_eq!(
+            conn.to_url(Reveal::Secret),
+            "postgresql://h1:5432,h2:5433/db"
+        );
         assert_eq!(
             conn.to_keyword_value(Reveal::Secret),
             "host=h1,h2 port=5432,5433 dbname=db"
@@ -1970,11 +2050,20 @@ mod tests {
     #[test]
     fn multiple_hosts_in_keyword_value_share_a_single_port() {
         let conn = parse("host=h1,h2 port=5433");
-        assert_eq!(conn.hosts, vec![tcp("h1", Some(5433)), tcp("h2", Some(5433))]);
-        assert_eq!(conn.to_keyword_value(Reveal::Secret), "host=h1,h2 port=5433");
+        assert_eq!(
+            conn.hosts,
+            vec![tcp("h1", Some(5433)), tcp("h2", Some(5433))]
+        );
+        assert_eq!(
+            conn.to_keyword_value(Reveal::Secret),
+            "host=h1,h2 port=5433"
+        );
         assert_eq!(conn.to_url(Reveal::Secret), "postgresql://h1:5433,h2:5433");
         let conn = parse("host=h1,h2 port=5432,5433");
-        assert_eq!(conn.hosts, vec![tcp("h1", Some(5432)), tcp("h2", Some(5433))]);
+        assert_eq!(
+            conn.hosts,
+            vec![tcp("h1", Some(5432)), tcp("h2", Some(5433))]
+        );
         assert_eq!(
             parse_err("host=h1,h2 port=1,2,3"),
             DsnError::PortCountMismatch { hosts: 2, ports: 3 }
@@ -2011,7 +2100,13 @@ mod tests {
     #[test]
     fn port_without_host() {
         let conn = parse("postgresql://:5433/db");
-        assert_eq!(conn.hosts, vec![HostSpec { host: None, port: Some(5433) }]);
+        assert_eq!(
+            conn.hosts,
+            vec![HostSpec {
+                host: None,
+                port: Some(5433)
+            }]
+        );
         assert_eq!(conn.to_url(Reveal::Secret), "postgresql:///db?port=5433");
         assert_eq!(parse(&conn.to_url(Reveal::Secret)), conn);
     }
@@ -2028,7 +2123,10 @@ mod tests {
             "postgresql://u@[2001:db8::1]:5433,[::1]/db"
         );
         assert_eq!(parse("postgresql://[::1]").hosts, vec![tcp("::1", None)]);
-        assert_eq!(parse_err("postgresql://[::1/db"), DsnError::UnterminatedIpv6);
+        assert_eq!(
+            parse_err("postgresql://[::1/db"),
+            DsnError::UnterminatedIpv6
+        );
         assert_eq!(parse_err("postgresql://[]/db"), DsnError::EmptyIpv6);
         assert_eq!(
             parse_err("postgresql://[::1]x/db"),
@@ -2091,7 +2189,10 @@ mod tests {
         );
         // libpq reads up to the first '@', so raw '?', '#' and ':' in a password work.
         let conn = parse("postgresql://u:a?b#c:d@h/d");
-        assert_eq!(conn.password.as_ref().map(Password::expose), Some("a?b#c:d"));
+        assert_eq!(
+            conn.password.as_ref().map(Password::expose),
+            Some("a?b#c:d")
+        );
         assert_eq!(conn.hosts, vec![tcp("h", None)]);
     }
 
@@ -2117,7 +2218,12 @@ mod tests {
                 .unwrap()
                 .contains("jdbc:")
         );
-        assert!(parse_err("POSTGRESQL://h/d").hint().unwrap().contains("case-sensitive"));
+        assert!(
+            parse_err("POSTGRESQL://h/d")
+                .hint()
+                .unwrap()
+                .contains("case-sensitive")
+        );
         assert_eq!(
             parse_err("postgresql://localhost:notaport/db").to_string(),
             "port \"notaport\" is not a number"
@@ -2154,17 +2260,24 @@ mod tests {
         );
         assert_eq!(
             parse_err("postgresql://h/a%00b"),
-            DsnError::NulByte { part: Some(UriPart::DatabaseName) }
+            DsnError::NulByte {
+                part: Some(UriPart::DatabaseName)
+            }
         );
         assert_eq!(
             parse_err("postgresql://h/%ff"),
-            DsnError::InvalidUtf8 { part: UriPart::DatabaseName }
+            DsnError::InvalidUtf8 {
+                part: UriPart::DatabaseName
+            }
         );
     }
 
     #[test]
     fn trailing_ampersand_is_allowed_but_empty_parameter_is_not() {
-        assert_eq!(parse("postgresql://h/d?sslmode=require&").sslmode, Some(SslMode::Require));
+        assert_eq!(
+            parse("postgresql://h/d?sslmode=require&").sslmode,
+            Some(SslMode::Require)
+        );
         assert!(matches!(
             parse_err("postgresql://h/d?sslmode=require&&a=b"),
             DsnError::QueryParamMissingEquals { .. }
@@ -2194,17 +2307,33 @@ mod tests {
     #[test]
     fn unencoded_at_in_password_is_explained_without_quoting_it() {
         let error = parse_err(&format!("postgresql://app:{CANARY}@{CANARY}@h/db"));
-        assert_eq!(error, DsnError::UnencodedAt { part: UriPart::Host });
+        assert_eq!(
+            error,
+            DsnError::UnencodedAt {
+                part: UriPart::Host
+            }
+        );
         assert!(!error.to_string().contains(CANARY));
         assert!(error.hint().unwrap().contains("@ is %40"));
         let error = parse_err("postgresql://app:12/3@h/db");
-        assert_eq!(error, DsnError::UnencodedAt { part: UriPart::DatabaseName });
+        assert_eq!(
+            error,
+            DsnError::UnencodedAt {
+                part: UriPart::DatabaseName
+            }
+        );
     }
 
     #[test]
     fn unencoded_ampersand_in_query_password_is_not_quoted() {
         let error = parse_err(&format!("postgresql://h/d?password=a&{CANARY}"));
-        assert!(matches!(error, DsnError::Obscured { format: Format::Uri, .. }));
+        assert!(matches!(
+            error,
+            DsnError::Obscured {
+                format: Format::Uri,
+                ..
+            }
+        ));
         assert!(!error.to_string().contains(CANARY));
         let error = parse_err(&format!("postgresql://h/d?password={CANARY}=x"));
         assert!(!error.to_string().contains(CANARY));
@@ -2251,17 +2380,25 @@ mod tests {
         let config = conn.resolve(&TestEnv::default()).unwrap();
         assert!(!format!("{config:?}").contains(CANARY));
         assert!(!config.redacted().contains(CANARY));
-        assert!(config.to_conn_string().to_url(Reveal::Secret).contains(CANARY));
+        assert!(
+            config
+                .to_conn_string()
+                .to_url(Reveal::Secret)
+                .contains(CANARY)
+        );
     }
 
     // --- resolve ------------------------------------------------------------------------------
+
+    /// (host, port, dbname, user)
+    type PgPassKey = (&'static str, u16, &'static str, &'static str);
 
     #[derive(Default)]
     struct TestEnv {
         vars: HashMap<&'static str, &'static str>,
         os_user: Option<&'static str>,
         /// (host, port, dbname, user) -> password
-        pgpass: Vec<((&'static str, u16, &'static str, &'static str), &'static str)>,
+        pgpass: Vec<(PgPassKey, &'static str)>,
     }
 
     impl TestEnv {
@@ -2284,7 +2421,13 @@ mod tests {
         fn default_host(&self, _port: u16) -> Host {
             Host::Socket(PathBuf::from("/var/run/postgresql"))
         }
-        fn pgpass_password(&self, host: &str, port: u16, dbname: &str, user: &str) -> Option<String> {
+        fn pgpass_password(
+            &self,
+            host: &str,
+            port: u16,
+            dbname: &str,
+            user: &str,
+        ) -> Option<String> {
             self.pgpass
                 .iter()
                 .find(|(key, _)| *key == (host, port, dbname, user))
@@ -2335,10 +2478,16 @@ mod tests {
         let from_env = resolve("", &env);
         assert_eq!(
             from_env.endpoints,
-            vec![Endpoint { host: Host::Tcp("envhost".into()), port: 6000 }]
+            vec![Endpoint {
+                host: Host::Tcp("envhost".into()),
+                port: 6000
+            }]
         );
         assert_eq!(from_env.user, "envuser");
-        assert_eq!(from_env.password.as_ref().map(Password::expose), Some("envpw"));
+        assert_eq!(
+            from_env.password.as_ref().map(Password::expose),
+            Some("envpw")
+        );
         assert_eq!(from_env.password_source, PasswordSource::EnvPgPassword);
         assert_eq!(from_env.dbname, "envdb");
         assert_eq!(from_env.sslmode, SslMode::VerifyFull);
@@ -2351,7 +2500,13 @@ mod tests {
             "postgresql://u:pw@h:1/db?sslmode=disable&connect_timeout=0&application_name=a&sslrootcert=/r&options=-c%20x%3Dy",
             &env,
         );
-        assert_eq!(from_string.endpoints, vec![Endpoint { host: Host::Tcp("h".into()), port: 1 }]);
+        assert_eq!(
+            from_string.endpoints,
+            vec![Endpoint {
+                host: Host::Tcp("h".into()),
+                port: 1
+            }]
+        );
         assert_eq!(from_string.user, "u");
         assert_eq!(from_string.password_source, PasswordSource::ConnString);
         assert_eq!(from_string.dbname, "db");
@@ -2369,19 +2524,38 @@ mod tests {
         assert_eq!(
             config.endpoints,
             vec![
-                Endpoint { host: Host::Tcp("e1".into()), port: 5433 },
-                Endpoint { host: Host::Tcp("e2".into()), port: 5433 },
+                Endpoint {
+                    host: Host::Tcp("e1".into()),
+                    port: 5433
+                },
+                Endpoint {
+                    host: Host::Tcp("e2".into()),
+                    port: 5433
+                },
             ]
         );
         let config = resolve("port=1,2", &env);
         assert_eq!(config.endpoints[1].port, 2);
         let config = resolve("host=a", &env);
-        assert_eq!(config.endpoints, vec![Endpoint { host: Host::Tcp("a".into()), port: 6000 }]);
+        assert_eq!(
+            config.endpoints,
+            vec![Endpoint {
+                host: Host::Tcp("a".into()),
+                port: 6000
+            }]
+        );
         let error = parse("host=a,b,c").resolve(&TestEnv::with(&[("PGPORT", "1,2")]));
-        assert_eq!(error, Err(DsnError::PortCountMismatch { hosts: 3, ports: 2 }));
+        assert_eq!(
+            error,
+            Err(DsnError::PortCountMismatch { hosts: 3, ports: 2 })
+        );
         let config = resolve("host=a,,/tmp", &TestEnv::with(&[]));
         assert_eq!(
-            config.endpoints.iter().map(|e| e.host.clone()).collect::<Vec<_>>(),
+            config
+                .endpoints
+                .iter()
+                .map(|e| e.host.clone())
+                .collect::<Vec<_>>(),
             vec![
                 Host::Tcp("a".into()),
                 Host::Socket("/var/run/postgresql".into()),
@@ -2392,15 +2566,22 @@ mod tests {
 
     #[test]
     fn malformed_environment_variables_are_errors_naming_the_variable() {
-        let error = parse("").resolve(&TestEnv::with(&[("PGSSLMODE", "requir")])).unwrap_err();
+        let error = parse("")
+            .resolve(&TestEnv::with(&[("PGSSLMODE", "requir")]))
+            .unwrap_err();
         assert_eq!(
             error.to_string(),
             "environment variable PGSSLMODE: unknown sslmode \"requir\"; did you mean \"require\"?"
         );
         assert!(error.hint().unwrap().contains("unset PGSSLMODE"));
         assert!(std::error::Error::source(&error).is_some());
-        let error = parse("").resolve(&TestEnv::with(&[("PGPORT", "abc")])).unwrap_err();
-        assert_eq!(error.to_string(), "environment variable PGPORT: port \"abc\" is not a number");
+        let error = parse("")
+            .resolve(&TestEnv::with(&[("PGPORT", "abc")]))
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "environment variable PGPORT: port \"abc\" is not a number"
+        );
         let error = parse("")
             .resolve(&TestEnv::with(&[("PGCONNECT_TIMEOUT", "soon")]))
             .unwrap_err();
@@ -2409,7 +2590,11 @@ mod tests {
             "environment variable PGCONNECT_TIMEOUT: connect_timeout \"soon\" is not an integer"
         );
         // The string wins, so a bad variable it overrides does not matter.
-        assert!(parse("sslmode=disable").resolve(&TestEnv::with(&[("PGSSLMODE", "x")])).is_ok());
+        assert!(
+            parse("sslmode=disable")
+                .resolve(&TestEnv::with(&[("PGSSLMODE", "x")]))
+                .is_ok()
+        );
         // Empty variables count as unset.
         let config = resolve("", &TestEnv::with(&[("PGSSLMODE", ""), ("PGPORT", "")]));
         assert_eq!(config.sslmode, SslMode::Prefer);
@@ -2443,11 +2628,17 @@ mod tests {
             (("/custom", 5432, "app", "app"), "custom-socket"),
         ];
         let config = resolve("postgresql://app@db.example.com/app", &env);
-        assert_eq!(config.password.as_ref().map(Password::expose), Some("from-pgpass"));
+        assert_eq!(
+            config.password.as_ref().map(Password::expose),
+            Some("from-pgpass")
+        );
         assert_eq!(config.password_source, PasswordSource::PgPass);
 
         let config = resolve("postgresql://app:inline@db.example.com/app", &env);
-        assert_eq!(config.password.as_ref().map(Password::expose), Some("inline"));
+        assert_eq!(
+            config.password.as_ref().map(Password::expose),
+            Some("inline")
+        );
         assert_eq!(config.password_source, PasswordSource::ConnString);
 
         env.vars.insert("PGPASSWORD", "env");
@@ -2457,12 +2648,21 @@ mod tests {
 
         // A defaulted host, and a socket in a default directory, match "localhost".
         let config = resolve("user=app dbname=app", &env);
-        assert_eq!(config.password.as_ref().map(Password::expose), Some("local-pgpass"));
+        assert_eq!(
+            config.password.as_ref().map(Password::expose),
+            Some("local-pgpass")
+        );
         let config = resolve("host=/var/run/postgresql user=app dbname=app", &env);
-        assert_eq!(config.password.as_ref().map(Password::expose), Some("local-pgpass"));
+        assert_eq!(
+            config.password.as_ref().map(Password::expose),
+            Some("local-pgpass")
+        );
         // Another socket directory matches by its path.
         let config = resolve("host=/custom user=app dbname=app", &env);
-        assert_eq!(config.password.as_ref().map(Password::expose), Some("custom-socket"));
+        assert_eq!(
+            config.password.as_ref().map(Password::expose),
+            Some("custom-socket")
+        );
         // Nothing matches: no password.
         let config = resolve("host=other user=app dbname=app", &env);
         assert_eq!(config.password_source, PasswordSource::None);
@@ -2470,22 +2670,60 @@ mod tests {
 
     #[test]
     fn endpoints() {
-        let socket = Endpoint { host: Host::Socket("/tmp".into()), port: 5433 };
-        assert_eq!(socket.socket_path(), Some(PathBuf::from("/tmp/.s.PGSQL.5433")));
+        let socket = Endpoint {
+            host: Host::Socket("/tmp".into()),
+            port: 5433,
+        };
+        assert_eq!(
+            socket.socket_path(),
+            Some(PathBuf::from("/tmp/.s.PGSQL.5433"))
+        );
         assert_eq!(socket.to_string(), "/tmp/.s.PGSQL.5433");
         assert!(socket.is_local());
-        let v6 = Endpoint { host: Host::Tcp("::1".into()), port: 5432 };
+        let v6 = Endpoint {
+            host: Host::Tcp("::1".into()),
+            port: 5432,
+        };
         assert_eq!(v6.to_string(), "[::1]:5432");
         assert!(v6.is_local());
         assert_eq!(v6.socket_path(), None);
-        for local in ["localhost", "LOCALHOST", "127.0.0.1", "127.1.2.3", "::ffff:127.0.0.1"] {
-            assert!(Endpoint { host: Host::Tcp(local.into()), port: 1 }.is_local(), "{local}");
+        for local in [
+            "localhost",
+            "LOCALHOST",
+            "127.0.0.1",
+            "127.1.2.3",
+            "::ffff:127.0.0.1",
+        ] {
+            assert!(
+                Endpoint {
+                    host: Host::Tcp(local.into()),
+                    port: 1
+                }
+                .is_local(),
+                "{local}"
+            );
         }
-        for remote in ["db.example.com", "10.0.0.1", "2001:db8::1", "localhost.example.com"] {
-            assert!(!Endpoint { host: Host::Tcp(remote.into()), port: 1 }.is_local(), "{remote}");
+        for remote in [
+            "db.example.com",
+            "10.0.0.1",
+            "2001:db8::1",
+            "localhost.example.com",
+        ] {
+            assert!(
+                !Endpoint {
+                    host: Host::Tcp(remote.into()),
+                    port: 1
+                }
+                .is_local(),
+                "{remote}"
+            );
         }
         assert_eq!(
-            Endpoint { host: Host::Tcp("db".into()), port: 5432 }.to_string(),
+            Endpoint {
+                host: Host::Tcp("db".into()),
+                port: 5432
+            }
+            .to_string(),
             "db:5432"
         );
     }
@@ -2524,11 +2762,22 @@ mod tests {
         assert_eq!(options.get_database(), Some("appdb"));
         assert_eq!(format!("{:?}", options.get_ssl_mode()), "VerifyFull");
         assert_eq!(options.get_application_name(), Some("aksara"));
-        assert!(options.get_options().unwrap().ends_with(r"-c search_path=app\ x"));
+        assert!(
+            options
+                .get_options()
+                .unwrap()
+                .ends_with(r"-c search_path=app\ x")
+        );
 
-        let socket = Endpoint { host: Host::Socket("/var/run/postgresql".into()), port: 5433 };
+        let socket = Endpoint {
+            host: Host::Socket("/var/run/postgresql".into()),
+            port: 5433,
+        };
         let options = config.sqlx_options(&socket, PgSslMode::Disable);
-        assert_eq!(options.get_socket(), Some(&PathBuf::from("/var/run/postgresql")));
+        assert_eq!(
+            options.get_socket(),
+            Some(&PathBuf::from("/var/run/postgresql"))
+        );
         assert_eq!(options.get_port(), 5433);
         assert_eq!(format!("{:?}", options.get_ssl_mode()), "Disable");
     }
@@ -2548,7 +2797,10 @@ mod tests {
         let options: PgConnectOptions = url.parse().unwrap();
         assert_eq!(options.get_username(), "a+b c@d");
         assert_eq!(options.get_database(), Some("my db+1"));
-        assert_eq!(options.get_socket(), Some(&PathBuf::from("/var/run/postgresql")));
+        assert_eq!(
+            options.get_socket(),
+            Some(&PathBuf::from("/var/run/postgresql"))
+        );
         assert_eq!(options.get_port(), 5433);
         assert_eq!(options.get_application_name(), Some("a+b c"));
         assert_eq!(parse(&url), conn);

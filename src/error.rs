@@ -24,15 +24,30 @@ pub struct CliError {
 
 impl CliError {
     pub fn failure(message: impl Into<String>) -> Self {
-        CliError { message: message.into(), hint: None, code: None, exit: Exit::Failure }
+        CliError {
+            message: message.into(),
+            hint: None,
+            code: None,
+            exit: Exit::Failure,
+        }
     }
 
     pub fn usage(message: impl Into<String>) -> Self {
-        CliError { message: message.into(), hint: None, code: None, exit: Exit::Usage }
+        CliError {
+            message: message.into(),
+            hint: None,
+            code: None,
+            exit: Exit::Usage,
+        }
     }
 
     pub fn interrupted() -> Self {
-        CliError { message: "interrupted".into(), hint: None, code: None, exit: Exit::Interrupted }
+        CliError {
+            message: "interrupted".into(),
+            hint: None,
+            code: None,
+            exit: Exit::Interrupted,
+        }
     }
 
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {

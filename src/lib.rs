@@ -27,10 +27,14 @@ pub fn run(cli: Cli, printer: &Printer) -> CliResult<Exit> {
         .enable_all()
         .build()
         .map_err(|e| error::CliError::failure(format!("cannot start the async runtime: {e}")))?;
-    runtime.block_on(async {
+    let result = runtime.block_on(async {
         match cli.command {
             Command::Dbsetup(args) => commands::dbsetup::run(args, printer).await,
             Command::Doctor(args) => commands::doctor::run(args, printer).await,
         }
-    })
+    });
+    // A prompt interrupted by Ctrl-C leaves its blocking read behind; dropping the runtime
+    // would wait for it forever.
+    runtime.shutdown_background();
+    result
 }

@@ -307,7 +307,12 @@ mod tests {
             lookup(&lines, "localhost", 5433, "prod", "app").as_deref(),
             Some("third")
         );
-        assert_eq!(find(&lines, "localhost", 5433, "x", "y").unwrap().line_number, 3);
+        assert_eq!(
+            find(&lines, "localhost", 5433, "x", "y")
+                .unwrap()
+                .line_number,
+            3
+        );
     }
 
     #[test]

@@ -13,7 +13,13 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use crate::dsn::{Endpoint, Host};
 
 /// Socket directories of the common installs (facts §6): Debian/RHEL, upstream/Homebrew/Postgres.app, old Apple.
-pub const SOCKET_DIRS: &[&str] = &["/var/run/postgresql", "/run/postgresql", "/tmp", "/private/tmp", "/var/pgsql_socket"];
+pub const SOCKET_DIRS: &[&str] = &[
+    "/var/run/postgresql",
+    "/run/postgresql",
+    "/tmp",
+    "/private/tmp",
+    "/var/pgsql_socket",
+];
 /// The default port and Debian's second cluster.
 pub const TCP_PORTS: &[u16] = &[5432, 5433];
 
@@ -51,7 +57,10 @@ pub fn local_candidates() -> Vec<Candidate> {
         for port in socket_ports(Path::new(dir)) {
             if seen.insert((canonical.clone(), port)) {
                 out.push(Candidate {
-                    endpoint: Endpoint { host: Host::Socket(PathBuf::from(dir)), port },
+                    endpoint: Endpoint {
+                        host: Host::Socket(PathBuf::from(dir)),
+                        port,
+                    },
                     origin: format!("socket in {dir}"),
                 });
             }
@@ -59,7 +68,10 @@ pub fn local_candidates() -> Vec<Candidate> {
     }
     for port in TCP_PORTS {
         out.push(Candidate {
-            endpoint: Endpoint { host: Host::Tcp("localhost".into()), port: *port },
+            endpoint: Endpoint {
+                host: Host::Tcp("localhost".into()),
+                port: *port,
+            },
             origin: "TCP localhost".into(),
         });
     }
@@ -68,7 +80,9 @@ pub fn local_candidates() -> Vec<Candidate> {
 
 /// Ports of the `.s.PGSQL.<port>` files in a directory.
 pub fn socket_ports(dir: &Path) -> Vec<u16> {
-    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
     let mut ports: Vec<u16> = entries
         .filter_map(|e| e.ok())
         .filter_map(|e| {
@@ -110,20 +124,24 @@ pub async fn probe(endpoint: &Endpoint, bound: Duration) -> Answer {
 async fn probe_unbounded(endpoint: &Endpoint) -> Answer {
     match &endpoint.host {
         Host::Socket(_) => {
-            let path = endpoint.socket_path().expect("a socket endpoint has a socket path");
+            let path = endpoint
+                .socket_path()
+                .expect("a socket endpoint has a socket path");
             match tokio::net::UnixStream::connect(&path).await {
                 // The server never offers TLS on a socket; no need to ask.
                 Ok(stream) => ssl_request(stream, false).await,
                 Err(e) => Answer::Nothing(e.to_string()),
             }
         }
-        Host::Tcp(name) => match tokio::net::TcpStream::connect((name.as_str(), endpoint.port)).await {
-            Ok(stream) => {
-                let _ = stream.set_nodelay(true);
-                ssl_request(stream, true).await
+        Host::Tcp(name) => {
+            match tokio::net::TcpStream::connect((name.as_str(), endpoint.port)).await {
+                Ok(stream) => {
+                    let _ = stream.set_nodelay(true);
+                    ssl_request(stream, true).await
+                }
+                Err(e) => Answer::Nothing(e.to_string()),
             }
-            Err(e) => Answer::Nothing(e.to_string()),
-        },
+        }
     }
 }
 

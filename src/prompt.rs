@@ -19,14 +19,19 @@ pub struct Prompter {
 
 impl Prompter {
     pub fn new() -> Prompter {
-        Prompter { saved_tty: stty(&["-g"]) }
+        Prompter {
+            saved_tty: stty(&["-g"]),
+        }
     }
 
     pub fn stdin_is_terminal() -> bool {
         std::io::stdin().is_terminal()
     }
 
-    async fn ask<T: Send + 'static>(&self, question: impl FnOnce() -> std::io::Result<T> + Send + 'static) -> CliResult<T> {
+    async fn ask<T: Send + 'static>(
+        &self,
+        question: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+    ) -> CliResult<T> {
         let answer = tokio::task::spawn_blocking(question);
         tokio::select! {
             joined = answer => match joined {
@@ -50,11 +55,18 @@ impl Prompter {
         CliError::interrupted()
     }
 
-    pub async fn input(&self, prompt: &str, default: Option<String>, validate: fn(&str) -> Result<(), String>) -> CliResult<String> {
+    pub async fn input(
+        &self,
+        prompt: &str,
+        default: Option<String>,
+        validate: fn(&str) -> Result<(), String>,
+    ) -> CliResult<String> {
         let prompt = prompt.to_string();
         self.ask(move || {
             let theme = ColorfulTheme::default();
-            let mut input = Input::<String>::with_theme(&theme).with_prompt(prompt).validate_with(move |s: &String| validate(s));
+            let mut input = Input::<String>::with_theme(&theme)
+                .with_prompt(prompt)
+                .validate_with(move |s: &String| validate(s));
             if let Some(d) = default {
                 input = input.default(d);
             }
@@ -78,14 +90,32 @@ impl Prompter {
 
     pub async fn confirm(&self, prompt: &str, default: bool) -> CliResult<bool> {
         let prompt = prompt.to_string();
-        self.ask(move || Confirm::with_theme(&ColorfulTheme::default()).with_prompt(prompt).default(default).interact().map_err(into_io))
-            .await
+        self.ask(move || {
+            Confirm::with_theme(&ColorfulTheme::default())
+                .with_prompt(prompt)
+                .default(default)
+                .interact()
+                .map_err(into_io)
+        })
+        .await
     }
 
-    pub async fn select(&self, prompt: &str, items: Vec<String>, default: usize) -> CliResult<usize> {
+    pub async fn select(
+        &self,
+        prompt: &str,
+        items: Vec<String>,
+        default: usize,
+    ) -> CliResult<usize> {
         let prompt = prompt.to_string();
-        self.ask(move || Select::with_theme(&ColorfulTheme::default()).with_prompt(prompt).items(&items).default(default).interact().map_err(into_io))
-            .await
+        self.ask(move || {
+            Select::with_theme(&ColorfulTheme::default())
+                .with_prompt(prompt)
+                .items(&items)
+                .default(default)
+                .interact()
+                .map_err(into_io)
+        })
+        .await
     }
 }
 
@@ -104,6 +134,13 @@ fn into_io(e: dialoguer::Error) -> std::io::Error {
 /// Run `stty` on the controlling terminal; None when there is none.
 fn stty(args: &[&str]) -> Option<String> {
     let tty = std::fs::File::open("/dev/tty").ok()?;
-    let out = Command::new("stty").args(args).stdin(Stdio::from(tty)).stderr(Stdio::null()).output().ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    let out = Command::new("stty")
+        .args(args)
+        .stdin(Stdio::from(tty))
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }

@@ -27,9 +27,15 @@ impl fmt::Display for NameKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NameError {
     Empty(NameKind),
-    TooLong { kind: NameKind, name: String, bytes: usize },
+    TooLong {
+        kind: NameKind,
+        name: String,
+        bytes: usize,
+    },
     Nul(NameKind),
-    ReservedPrefix { name: String },
+    ReservedPrefix {
+        name: String,
+    },
 }
 
 impl fmt::Display for NameError {
@@ -40,9 +46,15 @@ impl fmt::Display for NameError {
                 f,
                 "the {kind} name `{name}` is {bytes} bytes long; PostgreSQL names are at most {MAX_IDENT_BYTES} bytes (longer ones are silently truncated)"
             ),
-            NameError::Nul(kind) => write!(f, "the {kind} name contains a NUL character, which PostgreSQL names cannot hold"),
+            NameError::Nul(kind) => write!(
+                f,
+                "the {kind} name contains a NUL character, which PostgreSQL names cannot hold"
+            ),
             NameError::ReservedPrefix { name } => {
-                write!(f, "the user name `{name}` starts with `pg_`, which PostgreSQL reserves for its own roles")
+                write!(
+                    f,
+                    "the user name `{name}` starts with `pg_`, which PostgreSQL reserves for its own roles"
+                )
             }
         }
     }
@@ -53,9 +65,13 @@ impl NameError {
         match self {
             NameError::Empty(NameKind::Database) => "pass --db-name NAME".into(),
             NameError::Empty(NameKind::Role) => "pass --db-user NAME".into(),
-            NameError::TooLong { .. } => format!("choose a name of at most {MAX_IDENT_BYTES} bytes"),
+            NameError::TooLong { .. } => {
+                format!("choose a name of at most {MAX_IDENT_BYTES} bytes")
+            }
             NameError::Nul(_) => "remove the NUL character from the name".into(),
-            NameError::ReservedPrefix { .. } => "choose a user name that does not start with `pg_`".into(),
+            NameError::ReservedPrefix { .. } => {
+                "choose a user name that does not start with `pg_`".into()
+            }
         }
     }
 }
@@ -68,10 +84,16 @@ pub fn validate_name(kind: NameKind, name: &str) -> Result<(), NameError> {
         return Err(NameError::Nul(kind));
     }
     if name.len() > MAX_IDENT_BYTES {
-        return Err(NameError::TooLong { kind, name: name.to_string(), bytes: name.len() });
+        return Err(NameError::TooLong {
+            kind,
+            name: name.to_string(),
+            bytes: name.len(),
+        });
     }
     if kind == NameKind::Role && name.starts_with("pg_") {
-        return Err(NameError::ReservedPrefix { name: name.to_string() });
+        return Err(NameError::ReservedPrefix {
+            name: name.to_string(),
+        });
     }
     Ok(())
 }
@@ -92,7 +114,13 @@ pub fn quote_literal(value: &str) -> String {
 pub fn default_db_name(folder: &str) -> String {
     let mut name: String = folder
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
         .collect();
     name = name.trim_matches('_').to_string();
     while name.contains("__") {
@@ -133,43 +161,90 @@ pub fn generate_password() -> String {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).expect("the operating system's random source is available");
     // 64 symbols: taking 6 bits of each byte keeps the distribution uniform.
-    bytes.iter().map(|b| ALPHABET[(b & 63) as usize] as char).collect()
+    bytes
+        .iter()
+        .map(|b| ALPHABET[(b & 63) as usize] as char)
+        .collect()
 }
 
 /// One statement of the plan.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
-    CreateRole { role: String, verifier: String },
-    SetPassword { role: String, verifier: String },
+    CreateRole {
+        role: String,
+        verifier: String,
+    },
+    SetPassword {
+        role: String,
+        verifier: String,
+    },
     /// A non-superuser admin must be a member of the owner role to create a database for it (PG15).
-    GrantMembership { role: String },
-    CreateDatabase { db: String, owner: String },
+    GrantMembership {
+        role: String,
+    },
+    CreateDatabase {
+        db: String,
+        owner: String,
+    },
     /// For a database that already exists and is owned by someone else: let the role create
     /// tables in schema public (run while connected to that database).
-    GrantSchema { db: String, role: String },
-    GrantConnect { db: String, role: String },
+    GrantSchema {
+        db: String,
+        role: String,
+    },
+    GrantConnect {
+        db: String,
+        role: String,
+    },
 }
 
 impl Step {
     /// The SQL to run; `redact` replaces the verifier with `****` for display.
     pub fn sql(&self, redact: bool) -> String {
-        let secret = |v: &str| if redact { "'****'".to_string() } else { quote_literal(v) };
+        let secret = |v: &str| {
+            if redact {
+                "'****'".to_string()
+            } else {
+                quote_literal(v)
+            }
+        };
         match self {
             Step::CreateRole { role, verifier } => {
-                format!("CREATE ROLE {} LOGIN PASSWORD {}", quote_ident(role), secret(verifier))
+                format!(
+                    "CREATE ROLE {} LOGIN PASSWORD {}",
+                    quote_ident(role),
+                    secret(verifier)
+                )
             }
             Step::SetPassword { role, verifier } => {
-                format!("ALTER ROLE {} WITH LOGIN PASSWORD {}", quote_ident(role), secret(verifier))
+                format!(
+                    "ALTER ROLE {} WITH LOGIN PASSWORD {}",
+                    quote_ident(role),
+                    secret(verifier)
+                )
             }
-            Step::GrantMembership { role } => format!("GRANT {} TO CURRENT_USER", quote_ident(role)),
+            Step::GrantMembership { role } => {
+                format!("GRANT {} TO CURRENT_USER", quote_ident(role))
+            }
             Step::CreateDatabase { db, owner } => {
-                format!("CREATE DATABASE {} OWNER {}", quote_ident(db), quote_ident(owner))
+                format!(
+                    "CREATE DATABASE {} OWNER {}",
+                    quote_ident(db),
+                    quote_ident(owner)
+                )
             }
             Step::GrantSchema { role, .. } => {
-                format!("GRANT USAGE, CREATE ON SCHEMA public TO {}", quote_ident(role))
+                format!(
+                    "GRANT USAGE, CREATE ON SCHEMA public TO {}",
+                    quote_ident(role)
+                )
             }
             Step::GrantConnect { db, role } => {
-                format!("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}", quote_ident(db), quote_ident(role))
+                format!(
+                    "GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}",
+                    quote_ident(db),
+                    quote_ident(role)
+                )
             }
         }
     }
@@ -210,7 +285,13 @@ pub enum PasswordAction {
 
 /// The statements that take the server from `existing` to "db owned by (or usable by) role,
 /// role can log in with the password".
-pub fn plan(db: &str, role: &str, password: &PasswordAction, existing: &Existing, admin: AdminRights) -> Vec<Step> {
+pub fn plan(
+    db: &str,
+    role: &str,
+    password: &PasswordAction,
+    existing: &Existing,
+    admin: AdminRights,
+) -> Vec<Step> {
     let mut steps = Vec::new();
     let verifier = || match password {
         PasswordAction::Set(p) => Some(scram_verifier(p)),
@@ -218,41 +299,71 @@ pub fn plan(db: &str, role: &str, password: &PasswordAction, existing: &Existing
     };
     if !existing.role_exists {
         let verifier = verifier().unwrap_or_else(|| scram_verifier(&generate_password()));
-        steps.push(Step::CreateRole { role: role.into(), verifier });
+        steps.push(Step::CreateRole {
+            role: role.into(),
+            verifier,
+        });
     } else if let Some(verifier) = verifier() {
-        steps.push(Step::SetPassword { role: role.into(), verifier });
+        steps.push(Step::SetPassword {
+            role: role.into(),
+            verifier,
+        });
     }
     match &existing.database_owner {
         None => {
             if !admin.superuser && !existing.admin_is_member {
                 steps.push(Step::GrantMembership { role: role.into() });
             }
-            steps.push(Step::CreateDatabase { db: db.into(), owner: role.into() });
+            steps.push(Step::CreateDatabase {
+                db: db.into(),
+                owner: role.into(),
+            });
         }
         Some(owner) if owner == role => {}
         Some(_) => {
-            steps.push(Step::GrantConnect { db: db.into(), role: role.into() });
-            steps.push(Step::GrantSchema { db: db.into(), role: role.into() });
+            steps.push(Step::GrantConnect {
+                db: db.into(),
+                role: role.into(),
+            });
+            steps.push(Step::GrantSchema {
+                db: db.into(),
+                role: role.into(),
+            });
         }
     }
     steps
 }
 
 /// Privileges missing for a plan, each with the statement that grants it.
-pub fn missing_rights(steps: &[Step], admin: AdminRights, admin_name: &str) -> Vec<(String, String)> {
+pub fn missing_rights(
+    steps: &[Step],
+    admin: AdminRights,
+    admin_name: &str,
+) -> Vec<(String, String)> {
     if admin.superuser {
         return Vec::new();
     }
     let mut missing = Vec::new();
-    let needs_createdb = steps.iter().any(|s| matches!(s, Step::CreateDatabase { .. }));
-    let needs_createrole = steps
+    let needs_createdb = steps
         .iter()
-        .any(|s| matches!(s, Step::CreateRole { .. } | Step::SetPassword { .. } | Step::GrantMembership { .. }));
+        .any(|s| matches!(s, Step::CreateDatabase { .. }));
+    let needs_createrole = steps.iter().any(|s| {
+        matches!(
+            s,
+            Step::CreateRole { .. } | Step::SetPassword { .. } | Step::GrantMembership { .. }
+        )
+    });
     if needs_createdb && !admin.createdb {
-        missing.push(("CREATEDB".to_string(), format!("ALTER ROLE {} CREATEDB;", quote_ident(admin_name))));
+        missing.push((
+            "CREATEDB".to_string(),
+            format!("ALTER ROLE {} CREATEDB;", quote_ident(admin_name)),
+        ));
     }
     if needs_createrole && !admin.createrole {
-        missing.push(("CREATEROLE".to_string(), format!("ALTER ROLE {} CREATEROLE;", quote_ident(admin_name))));
+        missing.push((
+            "CREATEROLE".to_string(),
+            format!("ALTER ROLE {} CREATEROLE;", quote_ident(admin_name)),
+        ));
     }
     missing
 }
@@ -263,22 +374,42 @@ mod tests {
 
     #[test]
     fn names_are_checked_before_anything_runs() {
-        assert_eq!(validate_name(NameKind::Database, ""), Err(NameError::Empty(NameKind::Database)));
-        assert!(matches!(validate_name(NameKind::Database, &"a".repeat(64)), Err(NameError::TooLong { bytes: 64, .. })));
+        assert_eq!(
+            validate_name(NameKind::Database, ""),
+            Err(NameError::Empty(NameKind::Database))
+        );
+        assert!(matches!(
+            validate_name(NameKind::Database, &"a".repeat(64)),
+            Err(NameError::TooLong { bytes: 64, .. })
+        ));
         assert!(validate_name(NameKind::Database, &"a".repeat(63)).is_ok());
         // 32 two-byte characters: 64 bytes although only 32 characters.
-        assert!(matches!(validate_name(NameKind::Role, &"é".repeat(32)), Err(NameError::TooLong { bytes: 64, .. })));
-        assert_eq!(validate_name(NameKind::Role, "a\0b"), Err(NameError::Nul(NameKind::Role)));
-        assert!(matches!(validate_name(NameKind::Role, "pg_app"), Err(NameError::ReservedPrefix { .. })));
+        assert!(matches!(
+            validate_name(NameKind::Role, &"é".repeat(32)),
+            Err(NameError::TooLong { bytes: 64, .. })
+        ));
+        assert_eq!(
+            validate_name(NameKind::Role, "a\0b"),
+            Err(NameError::Nul(NameKind::Role))
+        );
+        assert!(matches!(
+            validate_name(NameKind::Role, "pg_app"),
+            Err(NameError::ReservedPrefix { .. })
+        ));
         assert!(validate_name(NameKind::Database, "pg_app").is_ok());
-        let msg = validate_name(NameKind::Database, &"x".repeat(70)).unwrap_err().to_string();
+        let msg = validate_name(NameKind::Database, &"x".repeat(70))
+            .unwrap_err()
+            .to_string();
         assert!(msg.contains("at most 63 bytes"), "{msg}");
     }
 
     #[test]
     fn identifiers_and_literals_are_quoted() {
         assert_eq!(quote_ident("My-App.db"), "\"My-App.db\"");
-        assert_eq!(quote_ident("x\"; DROP DATABASE y; --"), "\"x\"\"; DROP DATABASE y; --\"");
+        assert_eq!(
+            quote_ident("x\"; DROP DATABASE y; --"),
+            "\"x\"\"; DROP DATABASE y; --\""
+        );
         assert_eq!(quote_literal("it's"), "'it''s'");
     }
 
@@ -298,29 +429,66 @@ mod tests {
         let b = generate_password();
         assert_eq!(a.len(), 32);
         assert_ne!(a, b);
-        assert!(a.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+        assert!(
+            a.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        );
     }
 
     #[test]
     fn the_plan_never_shows_or_sends_the_plaintext() {
-        let steps = plan("shop", "shop", &PasswordAction::Set("hunter2-canary".into()), &Existing::default(), AdminRights { superuser: true, ..Default::default() });
+        let steps = plan(
+            "shop",
+            "shop",
+            &PasswordAction::Set("hunter2-canary".into()),
+            &Existing::default(),
+            AdminRights {
+                superuser: true,
+                ..Default::default()
+            },
+        );
         assert_eq!(steps.len(), 2);
         for step in &steps {
             assert!(!step.sql(false).contains("hunter2-canary"));
             assert!(!step.sql(true).contains("SCRAM-SHA-256"));
         }
         assert!(steps[0].sql(false).contains("SCRAM-SHA-256$4096:"));
-        assert_eq!(steps[1].sql(true), "CREATE DATABASE \"shop\" OWNER \"shop\"");
+        assert_eq!(
+            steps[1].sql(true),
+            "CREATE DATABASE \"shop\" OWNER \"shop\""
+        );
     }
 
     #[test]
     fn existing_objects_are_reused_never_dropped() {
-        let existing = Existing { database_owner: Some("postgres".into()), role_exists: true, admin_is_member: false };
-        let steps = plan("shop", "app", &PasswordAction::Keep, &existing, AdminRights { superuser: true, ..Default::default() });
-        assert_eq!(steps, vec![
-            Step::GrantConnect { db: "shop".into(), role: "app".into() },
-            Step::GrantSchema { db: "shop".into(), role: "app".into() },
-        ]);
+        let existing = Existing {
+            database_owner: Some("postgres".into()),
+            role_exists: true,
+            admin_is_member: false,
+        };
+        let steps = plan(
+            "shop",
+            "app",
+            &PasswordAction::Keep,
+            &existing,
+            AdminRights {
+                superuser: true,
+                ..Default::default()
+            },
+        );
+        assert_eq!(
+            steps,
+            vec![
+                Step::GrantConnect {
+                    db: "shop".into(),
+                    role: "app".into()
+                },
+                Step::GrantSchema {
+                    db: "shop".into(),
+                    role: "app".into()
+                },
+            ]
+        );
         for s in &steps {
             assert!(!s.sql(false).to_uppercase().contains("DROP"));
         }
@@ -328,9 +496,32 @@ mod tests {
 
     #[test]
     fn missing_privileges_are_named_with_the_grant() {
-        let steps = plan("shop", "shop", &PasswordAction::Set("x".into()), &Existing::default(), AdminRights::default());
-        let missing = missing_rights(&steps, AdminRights { createrole: true, ..Default::default() }, "creator");
-        assert_eq!(missing, vec![("CREATEDB".to_string(), "ALTER ROLE \"creator\" CREATEDB;".to_string())]);
-        assert!(steps.iter().any(|s| matches!(s, Step::GrantMembership { .. })));
+        let steps = plan(
+            "shop",
+            "shop",
+            &PasswordAction::Set("x".into()),
+            &Existing::default(),
+            AdminRights::default(),
+        );
+        let missing = missing_rights(
+            &steps,
+            AdminRights {
+                createrole: true,
+                ..Default::default()
+            },
+            "creator",
+        );
+        assert_eq!(
+            missing,
+            vec![(
+                "CREATEDB".to_string(),
+                "ALTER ROLE \"creator\" CREATEDB;".to_string()
+            )]
+        );
+        assert!(
+            steps
+                .iter()
+                .any(|s| matches!(s, Step::GrantMembership { .. }))
+        );
     }
 }

@@ -15,7 +15,9 @@ impl ProcessEnvironment {
     pub fn load() -> ProcessEnvironment {
         let home = std::env::var_os("HOME").map(PathBuf::from);
         let passfile = std::env::var("PGPASSFILE").ok();
-        ProcessEnvironment { pgpass: pgpass::load(passfile.as_deref(), home.as_deref()) }
+        ProcessEnvironment {
+            pgpass: pgpass::load(passfile.as_deref(), home.as_deref()),
+        }
     }
 
     /// A variable's value, unless unset or empty (libpq treats empty as unset).
@@ -25,7 +27,9 @@ impl ProcessEnvironment {
 
     /// Whether PG* variables point at a server (then it is the first place to look).
     pub fn has_pg_target(&self) -> bool {
-        ["PGHOST", "PGHOSTADDR", "PGPORT"].iter().any(|v| self.var_nonempty(v).is_some())
+        ["PGHOST", "PGHOSTADDR", "PGPORT"]
+            .iter()
+            .any(|v| self.var_nonempty(v).is_some())
     }
 
     /// libpq's warning when ~/.pgpass was ignored for its permissions.
@@ -46,7 +50,8 @@ impl Environment for ProcessEnvironment {
             .or_else(|| std::env::var("LOGNAME").ok())
             .or_else(|| {
                 let out = std::process::Command::new("id").arg("-un").output().ok()?;
-                Some(String::from_utf8_lossy(&out.stdout).trim().to_string()).filter(|s| !s.is_empty())
+                Some(String::from_utf8_lossy(&out.stdout).trim().to_string())
+                    .filter(|s| !s.is_empty())
             })
     }
 
@@ -54,7 +59,10 @@ impl Environment for ProcessEnvironment {
     /// socket for this port, else TCP localhost.
     fn default_host(&self, port: u16) -> Host {
         for dir in ["/var/run/postgresql", "/private/tmp", "/tmp"] {
-            if std::path::Path::new(dir).join(format!(".s.PGSQL.{port}")).exists() {
+            if std::path::Path::new(dir)
+                .join(format!(".s.PGSQL.{port}"))
+                .exists()
+            {
                 return Host::Socket(PathBuf::from(dir));
             }
         }

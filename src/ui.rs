@@ -56,12 +56,22 @@ impl Printer {
         } else {
             Verbosity::Normal
         };
-        Printer { verbosity, colors, fancy: colors || (stdout_is_terminal && !no_color), stderr_is_terminal }
+        Printer {
+            verbosity,
+            colors,
+            fancy: colors || (stdout_is_terminal && !no_color),
+            stderr_is_terminal,
+        }
     }
 
     /// A printer for tests and for code paths that must stay silent.
     pub fn plain(verbosity: Verbosity) -> Printer {
-        Printer { verbosity, colors: false, fancy: false, stderr_is_terminal: false }
+        Printer {
+            verbosity,
+            colors: false,
+            fancy: false,
+            stderr_is_terminal: false,
+        }
     }
 
     pub fn is_verbose(&self) -> bool {
@@ -73,7 +83,11 @@ impl Printer {
     }
 
     fn style(&self, s: Style) -> Style {
-        if self.colors { s.force_styling(true) } else { s.force_styling(false) }
+        if self.colors {
+            s.force_styling(true)
+        } else {
+            s.force_styling(false)
+        }
     }
 
     pub fn bold(&self, text: &str) -> String {

@@ -70,10 +70,16 @@ pub async fn run(args: DbsetupArgs, printer: &Printer) -> CliResult<Exit> {
             .with_hint("pass --non-interactive with --db-name NAME (and --admin-url URL if PG* variables do not reach an admin role)"));
     }
     if args.non_interactive && args.db_name.is_none() {
-        return Err(CliError::usage("--db-name is required with --non-interactive").with_hint("pass --db-name NAME"));
+        return Err(
+            CliError::usage("--db-name is required with --non-interactive")
+                .with_hint("pass --db-name NAME"),
+        );
     }
     let sslmode = match &args.sslmode {
-        Some(s) => Some(s.parse::<SslMode>().map_err(|e| CliError::usage(format!("invalid --sslmode: {e}")))?),
+        Some(s) => Some(
+            s.parse::<SslMode>()
+                .map_err(|e| CliError::usage(format!("invalid --sslmode: {e}")))?,
+        ),
         None => None,
     };
     if let Some(name) = &args.db_name {
@@ -92,7 +98,15 @@ pub async fn run(args: DbsetupArgs, printer: &Printer) -> CliResult<Exit> {
 
     // Ctrl-C during provisioning must not leave a half-done setup unexplained: the work runs
     // raced against the signal, and the interrupt path reports what exists.
-    let work = setup(&args, printer, prompter.as_ref(), &env, given_password, sslmode, existing_env_value);
+    let work = setup(
+        &args,
+        printer,
+        prompter.as_ref(),
+        &env,
+        given_password,
+        sslmode,
+        existing_env_value,
+    );
     tokio::select! {
         result = work => result,
         _ = tokio::signal::ctrl_c() => {
@@ -111,16 +125,22 @@ fn name_error(e: provision::NameError) -> CliError {
 fn read_given_password(args: &DbsetupArgs) -> CliResult<Option<String>> {
     if args.db_password_stdin {
         let mut buf = String::new();
-        std::io::stdin()
-            .read_to_string(&mut buf)
-            .map_err(|e| CliError::failure(format!("cannot read the password from standard input: {e}")))?;
-        let password = buf.strip_suffix('\n').map(|s| s.strip_suffix('\r').unwrap_or(s)).unwrap_or(&buf).to_string();
+        std::io::stdin().read_to_string(&mut buf).map_err(|e| {
+            CliError::failure(format!("cannot read the password from standard input: {e}"))
+        })?;
+        let password = buf
+            .strip_suffix('\n')
+            .map(|s| s.strip_suffix('\r').unwrap_or(s))
+            .unwrap_or(&buf)
+            .to_string();
         if password.is_empty() {
             return Err(CliError::usage("--db-password-stdin was given but standard input was empty").with_hint("pipe the password in: `printf %s \"$PASSWORD\" | aksara dbsetup ... --db-password-stdin`"));
         }
         return Ok(Some(password));
     }
-    Ok(std::env::var("AKSARA_DB_PASSWORD").ok().filter(|p| !p.is_empty()))
+    Ok(std::env::var("AKSARA_DB_PASSWORD")
+        .ok()
+        .filter(|p| !p.is_empty()))
 }
 
 fn existing_value(path: &Path, key: &str) -> CliResult<Option<String>> {
@@ -141,22 +161,42 @@ async fn setup(
     existing_env_value: Option<String>,
 ) -> CliResult<Exit> {
     let bound = Duration::from_secs(args.connect_timeout.max(1));
-    let existing_cs = existing_env_value.as_deref().and_then(|v| ConnString::parse(v).ok());
+    let existing_cs = existing_env_value
+        .as_deref()
+        .and_then(|v| ConnString::parse(v).ok());
 
     // 1-2. Find PostgreSQL and log in as an admin.
-    let mut admin = admin_connection(args, printer, prompter, env, existing_cs.as_ref(), bound).await?;
+    let mut admin =
+        admin_connection(args, printer, prompter, env, existing_cs.as_ref(), bound).await?;
     let rights = admin_rights(&mut admin.conn).await?;
 
     // 3. Names.
-    let folder = std::env::current_dir().ok().and_then(|d| d.file_name().map(|n| n.to_string_lossy().to_string())).unwrap_or_else(|| "app".into());
+    let folder = std::env::current_dir()
+        .ok()
+        .and_then(|d| d.file_name().map(|n| n.to_string_lossy().to_string()))
+        .unwrap_or_else(|| "app".into());
     let mut db = match (&args.db_name, prompter) {
         (Some(n), _) => n.clone(),
-        (None, Some(p)) => p.input("Database name", Some(provision::default_db_name(&folder)), validate_db).await?,
+        (None, Some(p)) => {
+            p.input(
+                "Database name",
+                Some(provision::default_db_name(&folder)),
+                validate_db,
+            )
+            .await?
+        }
         (None, None) => unreachable!("--db-name is checked before"),
     };
     let role = match (&args.db_user, prompter) {
         (Some(n), _) => n.clone(),
-        (None, Some(p)) if args.db_name.is_none() => p.input("Application user", Some(provision::default_role_name(&db)), validate_role).await?,
+        (None, Some(p)) if args.db_name.is_none() => {
+            p.input(
+                "Application user",
+                Some(provision::default_role_name(&db)),
+                validate_role,
+            )
+            .await?
+        }
         _ => provision::default_role_name(&db),
     };
 
@@ -169,7 +209,14 @@ async fn setup(
         loop {
             if let Some(owner) = &existing.database_owner {
                 let choice = p
-                    .select(&format!("Database \"{db}\" already exists (owner \"{owner}\")"), vec!["Reuse it (nothing is dropped)".into(), "Choose another name".into()], 0)
+                    .select(
+                        &format!("Database \"{db}\" already exists (owner \"{owner}\")"),
+                        vec![
+                            "Reuse it (nothing is dropped)".into(),
+                            "Choose another name".into(),
+                        ],
+                        0,
+                    )
                     .await?;
                 if choice == 1 {
                     db = p.input("Database name", None, validate_db).await?;
@@ -189,11 +236,16 @@ async fn setup(
     let mut keep_url = None;
     if existing.role_exists {
         if let Some(cs) = &existing_cs {
-            if cs.user.as_deref() == Some(role.as_str()) && cs.dbname.as_deref() == Some(db.as_str()) && existing.database_owner.is_some() {
+            if cs.user.as_deref() == Some(role.as_str())
+                && cs.dbname.as_deref() == Some(db.as_str())
+                && existing.database_owner.is_some()
+            {
                 if let Ok(cfg) = cs.resolve(env) {
                     if let Ok(c) = connect::connect(&cfg, bound).await {
                         connect::close(c.conn).await;
-                        let same = given_password.as_deref().is_none_or(|g| cs.password.as_ref().map(|p| p.expose()) == Some(g));
+                        let same = given_password
+                            .as_deref()
+                            .is_none_or(|g| cs.password.as_ref().map(|p| p.expose()) == Some(g));
                         if same {
                             keep_url = Some(cs.clone());
                         }
@@ -212,25 +264,57 @@ async fn setup(
         (None, Some(p)) => {
             if existing.role_exists {
                 let choice = p
-                    .select(&format!("User \"{role}\" already exists"), vec!["Set a new generated password on it".into(), "Type its current password".into(), "Type a new password for it".into()], 0)
+                    .select(
+                        &format!("User \"{role}\" already exists"),
+                        vec![
+                            "Set a new generated password on it".into(),
+                            "Type its current password".into(),
+                            "Type a new password for it".into(),
+                        ],
+                        0,
+                    )
                     .await?;
                 match choice {
                     0 => provision::generate_password(),
                     1 => {
-                        let typed = p.password(&format!("Current password of \"{role}\""), false).await?;
-                        keep_url = Some(app_conn_string(&app_endpoint, &role, &typed, &db, sslmode));
+                        let typed = p
+                            .password(&format!("Current password of \"{role}\""), false)
+                            .await?;
+                        keep_url =
+                            Some(app_conn_string(&app_endpoint, &role, &typed, &db, sslmode));
                         typed
                     }
-                    _ => p.password(&format!("New password for \"{role}\""), true).await?,
+                    _ => {
+                        p.password(&format!("New password for \"{role}\""), true)
+                            .await?
+                    }
                 }
             } else {
-                let choice = p.select("Password for the application user", vec!["Generate a strong one (recommended)".into(), "Type my own".into()], 0).await?;
-                if choice == 0 { provision::generate_password() } else { p.password(&format!("Password for \"{role}\""), true).await? }
+                let choice = p
+                    .select(
+                        "Password for the application user",
+                        vec![
+                            "Generate a strong one (recommended)".into(),
+                            "Type my own".into(),
+                        ],
+                        0,
+                    )
+                    .await?;
+                if choice == 0 {
+                    provision::generate_password()
+                } else {
+                    p.password(&format!("Password for \"{role}\""), true)
+                        .await?
+                }
             }
         }
         (None, None) => provision::generate_password(),
     };
-    let action = if keep_url.is_some() { PasswordAction::Keep } else { PasswordAction::Set(password.clone()) };
+    let action = if keep_url.is_some() {
+        PasswordAction::Keep
+    } else {
+        PasswordAction::Set(password.clone())
+    };
     let steps = provision::plan(&db, &role, &action, &existing, rights);
 
     // Refuse before touching anything when the admin lacks a privilege the plan needs.
@@ -250,7 +334,9 @@ async fn setup(
     }
 
     // The .env must be writable without clobbering a different value: decide before any change.
-    let final_cs = keep_url.clone().unwrap_or_else(|| app_conn_string(&app_endpoint, &role, &password, &db, sslmode));
+    let final_cs = keep_url
+        .clone()
+        .unwrap_or_else(|| app_conn_string(&app_endpoint, &role, &password, &db, sslmode));
     let final_url = final_cs.to_url(crate::dsn::Reveal::Secret);
     let mut on_conflict = OnConflict::Fail;
     let existing_value = existing_value(&args.env.env_file, &args.env_key)?;
@@ -259,8 +345,21 @@ async fn setup(
             if args.force {
                 on_conflict = OnConflict::ReplaceKeepingOldAsComment;
             } else if let Some(p) = prompter {
-                if !p.confirm(&format!("{} already sets {}; replace it (the old line is kept as a comment)?", args.env.env_file.display(), args.env_key), true).await? {
-                    return Err(CliError::failure("setup cancelled; nothing was changed").with_hint(format!("pass --env-key OTHER_KEY to write another variable, or --env-file PATH")));
+                if !p
+                    .confirm(
+                        &format!(
+                            "{} already sets {}; replace it (the old line is kept as a comment)?",
+                            args.env.env_file.display(),
+                            args.env_key
+                        ),
+                        true,
+                    )
+                    .await?
+                {
+                    return Err(CliError::failure("setup cancelled; nothing was changed")
+                        .with_hint(format!(
+                            "pass --env-key OTHER_KEY to write another variable, or --env-file PATH"
+                        )));
                 }
                 on_conflict = OnConflict::ReplaceKeepingOldAsComment;
             } else {
@@ -283,7 +382,18 @@ async fn setup(
         for s in &steps {
             printer.status(&format!("  {};", s.sql(true)));
         }
-        printer.status(&format!("  write {}={} to {}", args.env_key, final_cs, args.env.env_file.display()));
+        printer.status(&format!(
+            "  write {}={} to {}",
+            args.env_key,
+            final_cs,
+            args.env.env_file.display()
+        ));
+        if steps
+            .iter()
+            .any(|s| matches!(s, Step::CreateRole { .. } | Step::SetPassword { .. }))
+        {
+            printer.status(&printer.dim("  (the password is sent as a SCRAM-SHA-256 verifier: the server and its log never see it)"));
+        }
     }
     if let Some(p) = prompter {
         if !p.confirm("Go ahead?", true).await? {
@@ -300,9 +410,17 @@ async fn setup(
         Ok(v) => v,
         Err(e) => {
             let what = describe_created(&created, &db, &role);
-            return Err(CliError::failure(format!("{}; {what}; .env was not written", e.message)).with_optional_hint(e.hint).with_code(e.code.unwrap_or("connection-refused")));
+            return Err(
+                CliError::failure(format!("{}; {what}; .env was not written", e.message))
+                    .with_optional_hint(e.hint)
+                    .with_code(e.code.unwrap_or("connection-refused")),
+            );
         }
     };
+    printer.step(
+        Mark::Pass,
+        &format!("Verified: \"{role}\" logs in to \"{db}\" with the new URL and can create tables"),
+    );
     connect::close(admin.conn).await;
 
     // 8. Write .env.
@@ -312,8 +430,15 @@ async fn setup(
     // 9. Summary.
     let outcome = Outcome {
         ok: true,
-        database: ObjectOutcome { name: db.clone(), created: created.database },
-        role: RoleOutcome { name: role.clone(), created: created.role, password: if keep_url.is_some() { "kept" } else { "set" } },
+        database: ObjectOutcome {
+            name: db.clone(),
+            created: created.database,
+        },
+        role: RoleOutcome {
+            name: role.clone(),
+            created: created.role,
+            password: if keep_url.is_some() { "kept" } else { "set" },
+        },
         url: final_cs.to_string(),
         env_file: args.env.env_file.display().to_string(),
         env_key: args.env_key.clone(),
@@ -341,14 +466,23 @@ fn validate_role(s: &str) -> Result<(), String> {
     provision::validate_name(NameKind::Role, s).map_err(|e| format!("{e}; {}", e.hint()))
 }
 
-fn app_conn_string(ep: &Endpoint, role: &str, password: &str, db: &str, sslmode: Option<SslMode>) -> ConnString {
+fn app_conn_string(
+    ep: &Endpoint,
+    role: &str,
+    password: &str,
+    db: &str,
+    sslmode: Option<SslMode>,
+) -> ConnString {
     let host = match &ep.host {
         Host::Tcp(h) => h.clone(),
         Host::Socket(dir) => dir.display().to_string(),
     };
     ConnString {
         format: Format::Uri,
-        hosts: vec![HostSpec { host: Some(host), port: Some(ep.port) }],
+        hosts: vec![HostSpec {
+            host: Some(host),
+            port: Some(ep.port),
+        }],
         user: Some(role.to_string()),
         password: Some(Password::new(password.to_string())),
         dbname: Some(db.to_string()),
@@ -366,10 +500,10 @@ fn app_endpoint(admin: &Admin) -> Endpoint {
         Host::Tcp(_) => admin.endpoint.clone(),
         Host::Socket(_) => {
             let port = admin.endpoint.port;
-            let tcp = admin
-                .answered
-                .iter()
-                .find(|(ep, _)| matches!(&ep.host, Host::Tcp(h) if h == "localhost" || h == "127.0.0.1") && ep.port == port);
+            let tcp = admin.answered.iter().find(|(ep, _)| {
+                matches!(&ep.host, Host::Tcp(h) if h == "localhost" || h == "127.0.0.1")
+                    && ep.port == port
+            });
             match tcp {
                 Some((ep, _)) => ep.clone(),
                 None => admin.endpoint.clone(),
@@ -395,17 +529,37 @@ async fn admin_connection(
         drop(spinner);
         return match result {
             Ok(c) => {
-                printer.step(Mark::Pass, &format!("Connected as \"{}\" to {}", cfg.user, c.endpoint));
-                Ok(Admin { endpoint: c.endpoint.clone(), conn: c.conn, cfg, answered: Vec::new() })
+                printer.step(
+                    Mark::Pass,
+                    &format!("Connected as \"{}\" to {}", cfg.user, c.endpoint),
+                );
+                Ok(Admin {
+                    endpoint: c.endpoint.clone(),
+                    conn: c.conn,
+                    cfg,
+                    answered: Vec::new(),
+                })
             }
             Err(failure) => {
                 let attempt = failure.last().clone();
                 if let (Some(p), FailureKind::Server { code, .. }) = (prompter, &attempt.failure) {
                     if code == "28P01" {
-                        return prompt_admin_login(p, printer, env, &attempt.endpoint, Some(cfg.user.clone()), bound, Vec::new()).await;
+                        return prompt_admin_login(
+                            p,
+                            printer,
+                            env,
+                            &attempt.endpoint,
+                            Some(cfg.user.clone()),
+                            bound,
+                            Vec::new(),
+                        )
+                        .await;
                     }
                 }
-                Err(connect_error(&cfg, &failure, "the admin connection (--admin-url) failed").await)
+                Err(
+                    connect_error(&cfg, &failure, "the admin connection (--admin-url) failed")
+                        .await,
+                )
             }
         };
     }
@@ -414,12 +568,18 @@ async fn admin_connection(
     let mut candidates = Vec::new();
     if env.has_pg_target() {
         if let Ok(cfg) = ConnString::default().resolve(env) {
-            candidates.extend(cfg.endpoints.into_iter().map(|endpoint| Candidate { endpoint, origin: "PG* variables".into() }));
+            candidates.extend(cfg.endpoints.into_iter().map(|endpoint| Candidate {
+                endpoint,
+                origin: "PG* variables".into(),
+            }));
         }
     }
     if let Some(cs) = existing_cs {
         if let Ok(cfg) = cs.resolve(env) {
-            candidates.extend(cfg.endpoints.into_iter().map(|endpoint| Candidate { endpoint, origin: format!("{} in {}", args.env_key, args.env.env_file.display()) }));
+            candidates.extend(cfg.endpoints.into_iter().map(|endpoint| Candidate {
+                endpoint,
+                origin: format!("{} in {}", args.env_key, args.env.env_file.display()),
+            }));
         }
     }
     candidates.extend(probe::local_candidates());
@@ -432,32 +592,35 @@ async fn admin_connection(
     let spinner = printer.spinner("Looking for PostgreSQL");
     let probed = probe::probe_all(unique.clone(), Duration::from_millis(500)).await;
     drop(spinner);
-    let answered: Vec<_> = probed.iter().filter_map(|p| match p.answer { Answer::Postgres { tls } => Some((p.candidate.clone(), tls)), _ => None }).collect();
+    let answered: Vec<_> = probed
+        .iter()
+        .filter_map(|p| match p.answer {
+            Answer::Postgres { tls } => Some((p.candidate.clone(), tls)),
+            _ => None,
+        })
+        .collect();
     if answered.is_empty() {
         return Err(no_server_error(&probed));
     }
-    let answered_eps: Vec<(Endpoint, bool)> = answered.iter().map(|(c, t)| (c.endpoint.clone(), *t)).collect();
+    let answered_eps: Vec<(Endpoint, bool)> = answered
+        .iter()
+        .map(|(c, t)| (c.endpoint.clone(), *t))
+        .collect();
 
-    // One server may answer on a socket and on TCP: list each (port) once for the choice.
-    let chosen = if answered.len() == 1 || prompter.is_none() {
+    // One local server usually answers on a socket and on TCP localhost with the same port:
+    // list it once, with all its addresses.
+    let servers = group_servers(&answered);
+    let chosen = if servers.len() == 1 || prompter.is_none() {
         0
     } else {
-        let items: Vec<String> = answered
-            .iter()
-            .map(|(c, tls)| format!("{} ({}{})", c.endpoint, c.origin, if matches!(c.endpoint.host, Host::Tcp(_)) { if *tls { ", TLS on" } else { ", TLS off" } } else { "" }))
-            .collect();
-        prompter.expect("checked").select("Several PostgreSQL servers answer; which one?", items, 0).await?
+        let items: Vec<String> = servers.iter().map(describe_server).collect();
+        prompter
+            .expect("checked")
+            .select("Several PostgreSQL servers answer; which one?", items, 0)
+            .await?
     };
-    let (candidate, tls) = &answered[chosen];
-    printer.step(
-        Mark::Pass,
-        &format!(
-            "PostgreSQL answers at {} ({}{})",
-            candidate.endpoint,
-            candidate.origin,
-            if matches!(candidate.endpoint.host, Host::Tcp(_)) { if *tls { ", TLS on" } else { ", TLS off" } } else { "" }
-        ),
-    );
+    let server = &servers[chosen];
+    printer.step(Mark::Pass, &format!("Found {}", describe_server(server)));
 
     // Admin login without typing: PG* variables, ~/.pgpass, trust or peer over the socket.
     let mut users = Vec::new();
@@ -472,23 +635,40 @@ async fn admin_connection(
         }
     }
     let mut last_failure = None;
-    // The same server's other addresses (socket and TCP) are worth a try too: peer auth may
-    // work on one and passwords on the other.
-    let same_server: Vec<Endpoint> = std::iter::once(candidate.endpoint.clone())
-        .chain(answered_eps.iter().map(|(e, _)| e.clone()).filter(|e| e.port == candidate.endpoint.port && *e != candidate.endpoint))
-        .collect();
+    let mut tried = Vec::new();
+    // Every address of the server is worth a try: peer auth may work on the socket and a
+    // password from ~/.pgpass over TCP.
+    let same_server: Vec<Endpoint> = server.iter().map(|(c, _)| c.endpoint.clone()).collect();
     for endpoint in &same_server {
         for user in &users {
             for db in ["postgres", "template1"] {
-                let cs = admin_conn_string(endpoint, user, env.var_nonempty("PGDATABASE").as_deref().unwrap_or(db));
+                let cs = admin_conn_string(
+                    endpoint,
+                    user,
+                    env.var_nonempty("PGDATABASE").as_deref().unwrap_or(db),
+                );
                 let Ok(cfg) = cs.resolve(env) else { continue };
                 match connect::connect(&cfg, bound).await {
                     Ok(c) => {
-                        printer.step(Mark::Pass, &format!("Logged in as \"{}\" ({})", cfg.user, password_origin(&cfg)));
-                        return Ok(Admin { endpoint: c.endpoint.clone(), conn: c.conn, cfg, answered: answered_eps });
+                        printer.step(
+                            Mark::Pass,
+                            &format!("Logged in as \"{}\" ({})", cfg.user, password_origin(&cfg)),
+                        );
+                        return Ok(Admin {
+                            endpoint: c.endpoint.clone(),
+                            conn: c.conn,
+                            cfg,
+                            answered: answered_eps,
+                        });
                     }
                     Err(f) => {
                         let database_missing = f.last().failure.sqlstate() == Some("3D000");
+                        if !database_missing {
+                            tried.push(format!(
+                                "\"{user}\" at {endpoint}: {}",
+                                short_failure(&f.last().failure)
+                            ));
+                        }
                         last_failure = Some((cfg, f));
                         if !database_missing {
                             break;
@@ -501,15 +681,73 @@ async fn admin_connection(
     let (cfg, failure) = last_failure.expect("at least one login was attempted");
     match prompter {
         Some(p) => {
-            printer.status(&format!("No admin login works without a password ({}).", failure.last().failure));
+            printer.status("No admin login works without a password; tried:");
+            for t in &tried {
+                printer.status(&format!("  {t}"));
+            }
             // Passwords go over TCP when the server listens there: peer auth on the socket
             // ignores them.
-            let endpoint = same_server.iter().find(|e| matches!(e.host, Host::Tcp(_))).unwrap_or(&candidate.endpoint).clone();
+            let endpoint = same_server.iter().find(|e| matches!(e.host, Host::Tcp(_))).unwrap_or(&same_server[0]).clone();
             prompt_admin_login(p, printer, env, &endpoint, None, bound, answered_eps).await
         }
         None => Err(connect_error(&cfg, &failure, "no admin login works without a password")
             .await
             .with_hint("pass --admin-url postgresql://USER:PASSWORD@HOST:PORT/postgres (or set PGUSER and PGPASSWORD, or a ~/.pgpass line) for a role that may create databases and roles")),
+    }
+}
+
+/// Answering endpoints grouped into servers: local addresses with the same port are one
+/// server (its socket and its TCP listener); anything else stands alone.
+fn group_servers(answered: &[(Candidate, bool)]) -> Vec<Vec<(Candidate, bool)>> {
+    let mut servers: Vec<Vec<(Candidate, bool)>> = Vec::new();
+    for (c, tls) in answered {
+        let key = |e: &Endpoint| {
+            if e.is_local() {
+                (String::new(), e.port)
+            } else {
+                (e.to_string(), e.port)
+            }
+        };
+        match servers
+            .iter_mut()
+            .find(|s| key(&s[0].0.endpoint) == key(&c.endpoint))
+        {
+            Some(server) => server.push((c.clone(), *tls)),
+            None => servers.push(vec![(c.clone(), *tls)]),
+        }
+    }
+    // Sockets first: trust and peer logins live there.
+    for server in &mut servers {
+        server.sort_by_key(|(c, _)| !matches!(c.endpoint.host, Host::Socket(_)));
+    }
+    servers
+}
+
+fn describe_server(server: &Vec<(Candidate, bool)>) -> String {
+    let port = server[0].0.endpoint.port;
+    let addresses: Vec<String> = server
+        .iter()
+        .map(|(c, tls)| match &c.endpoint.host {
+            Host::Socket(dir) => format!("socket in {}", dir.display()),
+            Host::Tcp(h) => format!("TCP {h}:{port}, TLS {}", if *tls { "on" } else { "off" }),
+        })
+        .collect();
+    let origin = &server[0].0.origin;
+    let origin = if origin.starts_with("socket") || origin.starts_with("TCP") {
+        String::new()
+    } else {
+        format!(", from {origin}")
+    };
+    format!(
+        "PostgreSQL on port {port} ({}{origin})",
+        addresses.join("; ")
+    )
+}
+
+fn short_failure(f: &FailureKind) -> String {
+    match f {
+        FailureKind::Server { message, .. } => message.clone(),
+        other => other.to_string(),
     }
 }
 
@@ -548,11 +786,16 @@ async fn prompt_admin_login(
 ) -> CliResult<Admin> {
     let user = match user {
         Some(u) => u,
-        None => p.input("Admin user", Some("postgres".into()), |_| Ok(())).await?,
+        None => {
+            p.input("Admin user", Some("postgres".into()), |_| Ok(()))
+                .await?
+        }
     };
     let mut last = None;
     for attempt in 1..=3 {
-        let password = p.password(&format!("Password for \"{user}\""), false).await?;
+        let password = p
+            .password(&format!("Password for \"{user}\""), false)
+            .await?;
         let mut cs = admin_conn_string(endpoint, &user, "postgres");
         cs.password = Some(Password::new(password));
         let mut cfg = cs.resolve(env)?;
@@ -560,10 +803,21 @@ async fn prompt_admin_login(
         match connect::connect(&cfg, bound).await {
             Ok(c) => {
                 printer.step(Mark::Pass, &format!("Logged in as \"{user}\""));
-                return Ok(Admin { endpoint: c.endpoint.clone(), conn: c.conn, cfg, answered });
+                return Ok(Admin {
+                    endpoint: c.endpoint.clone(),
+                    conn: c.conn,
+                    cfg,
+                    answered,
+                });
             }
             Err(f) if f.last().failure.sqlstate() == Some("28P01") && attempt < 3 => {
-                printer.step(Mark::Fail, &format!("password authentication failed for user \"{user}\"; try again ({} left)", 3 - attempt));
+                printer.step(
+                    Mark::Fail,
+                    &format!(
+                        "password authentication failed for user \"{user}\"; try again ({} left)",
+                        3 - attempt
+                    ),
+                );
                 last = Some((cfg, f));
             }
             Err(f) => return Err(connect_error(&cfg, &f, "the admin login failed").await),
@@ -574,28 +828,47 @@ async fn prompt_admin_login(
 }
 
 /// A connection failure as a CliError, named by the catalogue.
-async fn connect_error(cfg: &ConnConfig, failure: &connect::ConnectFailure, what: &str) -> CliError {
+async fn connect_error(
+    cfg: &ConnConfig,
+    failure: &connect::ConnectFailure,
+    what: &str,
+) -> CliError {
     let attempt = failure.last();
     let mut ctx = Context::default();
-    if matches!(attempt.failure, FailureKind::Refused | FailureKind::SocketMissing) {
+    if matches!(
+        attempt.failure,
+        FailureKind::Refused | FailureKind::SocketMissing
+    ) {
         ctx.start_command = diagnose::start_command(attempt.endpoint.port);
     }
     let d = diagnose::diagnose(cfg, attempt, &ctx);
-    CliError::failure(format!("{what}: {}", d.message)).with_hint(d.hint).with_code(d.code)
+    CliError::failure(format!("{what}: {}", d.message))
+        .with_hint(d.hint)
+        .with_code(d.code)
 }
 
 fn no_server_error(probed: &[probe::Probed]) -> CliError {
-    let places: Vec<String> = probed.iter().map(|p| p.candidate.endpoint.to_string()).collect();
+    let places: Vec<String> = probed
+        .iter()
+        .map(|p| p.candidate.endpoint.to_string())
+        .collect();
     let mut installed = Vec::new();
     for tool in ["psql", "postgres", "pg_ctl", "initdb", "docker"] {
         if let Ok(path) = which::which(tool) {
             installed.push(format!("{tool} ({})", path.display()));
         }
     }
-    let installed = if installed.is_empty() { "none of psql, postgres, pg_ctl, docker".to_string() } else { installed.join(", ") };
-    CliError::failure(format!("no PostgreSQL server answers; probed: {}", places.join(", ")))
-        .with_code("connection-refused")
-        .with_hint(format!("installed: {installed}. {}", install_advice()))
+    let installed = if installed.is_empty() {
+        "none of psql, postgres, pg_ctl, docker".to_string()
+    } else {
+        installed.join(", ")
+    };
+    CliError::failure(format!(
+        "no PostgreSQL server answers; probed: {}",
+        places.join(", ")
+    ))
+    .with_code("connection-refused")
+    .with_hint(format!("installed: {installed}. {}", install_advice()))
 }
 
 /// The seed page's installation advice for this OS.
@@ -606,7 +879,11 @@ pub fn install_advice() -> String {
         "Install PostgreSQL from postgresql.org (the installer asks for the postgres user's password), or use the Linux instructions inside WSL2".into()
     } else {
         let os = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
-        let like = os.lines().filter(|l| l.starts_with("ID=") || l.starts_with("ID_LIKE=")).collect::<Vec<_>>().join(" ");
+        let like = os
+            .lines()
+            .filter(|l| l.starts_with("ID=") || l.starts_with("ID_LIKE="))
+            .collect::<Vec<_>>()
+            .join(" ");
         let install = if like.contains("fedora") || like.contains("rhel") {
             "`sudo dnf install postgresql-server && sudo postgresql-setup --initdb && sudo systemctl start postgresql`"
         } else if like.contains("debian") || like.contains("ubuntu") {
@@ -614,25 +891,44 @@ pub fn install_advice() -> String {
         } else {
             "install the postgresql server package of your distribution and start it"
         };
-        format!("Install and start PostgreSQL: {install}; or with Docker: `docker run -d --name aksara-postgres -e POSTGRES_PASSWORD=... -p 5432:5432 -v aksara_pgdata:/var/lib/postgresql/data postgres:15`")
+        format!(
+            "Install and start PostgreSQL: {install}; or with Docker: `docker run -d --name aksara-postgres -e POSTGRES_PASSWORD=... -p 5432:5432 -v aksara_pgdata:/var/lib/postgresql/data postgres:15`"
+        )
     }
 }
 
 async fn admin_rights(conn: &mut PgConnection) -> CliResult<AdminRights> {
-    let row: (bool, bool, bool) = sqlx::query_as("SELECT rolsuper, rolcreatedb, rolcreaterole FROM pg_roles WHERE rolname = current_user")
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(|e| CliError::failure(format!("cannot read the admin role's privileges: {e}")))?;
-    Ok(AdminRights { superuser: row.0, createdb: row.1, createrole: row.2 })
+    let row: (bool, bool, bool) = sqlx::query_as(
+        "SELECT rolsuper, rolcreatedb, rolcreaterole FROM pg_roles WHERE rolname = current_user",
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(|e| CliError::failure(format!("cannot read the admin role's privileges: {e}")))?;
+    Ok(AdminRights {
+        superuser: row.0,
+        createdb: row.1,
+        createrole: row.2,
+    })
 }
 
 async fn advisory_lock(conn: &mut PgConnection) -> CliResult<()> {
     // lock_timeout bounds the wait for another run (advisory locks are heavyweight locks).
-    sqlx::raw_sql("SET lock_timeout = '60s'").execute(&mut *conn).await.map_err(db_error)?;
-    sqlx::query("SELECT pg_advisory_lock($1)").bind(ADVISORY_LOCK_KEY).execute(&mut *conn).await.map_err(|e| {
-        CliError::failure(format!("another `aksara dbsetup` has held the setup lock on this server for over 60 s: {e}"))
-            .with_hint("wait for it to finish, or find it in pg_stat_activity (application_name aksara)")
-    })?;
+    sqlx::raw_sql("SET lock_timeout = '60s'")
+        .execute(&mut *conn)
+        .await
+        .map_err(db_error)?;
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(ADVISORY_LOCK_KEY)
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| {
+            CliError::failure(format!(
+                "another `aksara dbsetup` has held the setup lock on this server for over 60 s: {e}"
+            ))
+            .with_hint(
+                "wait for it to finish, or find it in pg_stat_activity (application_name aksara)",
+            )
+        })?;
     Ok(())
 }
 
@@ -647,7 +943,11 @@ async fn existing_objects(conn: &mut PgConnection, db: &str, role: &str) -> CliR
     .fetch_one(&mut *conn)
     .await
     .map_err(db_error)?;
-    Ok(Existing { database_owner: row.0, role_exists: row.1, admin_is_member: row.2 })
+    Ok(Existing {
+        database_owner: row.0,
+        role_exists: row.1,
+        admin_is_member: row.2,
+    })
 }
 
 fn db_error(e: sqlx::Error) -> CliError {
@@ -670,31 +970,45 @@ async fn execute(admin: &mut Admin, steps: &[Step], printer: &Printer) -> CliRes
     for step in steps {
         printer.detail(&format!("  {}", step.sql(true)));
         let result = match step.run_in() {
-            None => sqlx::raw_sql(sqlx::AssertSqlSafe(step.sql(false))).execute(&mut admin.conn).await.map(|_| ()).map_err(db_error),
+            None => sqlx::raw_sql(sqlx::AssertSqlSafe(step.sql(false)))
+                .execute(&mut admin.conn)
+                .await
+                .map(|_| ())
+                .map_err(db_error),
             Some(db) => run_in_database(admin, db, &step.sql(false)).await,
         };
         match result {
-            Ok(()) => {
-                match step {
-                    Step::CreateRole { role, .. } => {
-                        created.role = true;
-                        printer.step(Mark::Pass, &format!("Created user \"{role}\""));
-                    }
-                    Step::CreateDatabase { db, owner } => {
-                        created.database = true;
-                        printer.step(Mark::Pass, &format!("Created database \"{db}\" owned by \"{owner}\""));
-                    }
-                    Step::SetPassword { role, .. } => printer.step(Mark::Pass, &format!("Set a new password for user \"{role}\"")),
-                    Step::GrantSchema { db, role } => printer.step(Mark::Pass, &format!("Granted \"{role}\" CREATE on schema public in \"{db}\"")),
-                    Step::GrantConnect { .. } | Step::GrantMembership { .. } => {}
+            Ok(()) => match step {
+                Step::CreateRole { role, .. } => {
+                    created.role = true;
+                    printer.step(Mark::Pass, &format!("Created user \"{role}\""));
                 }
-            }
+                Step::CreateDatabase { db, owner } => {
+                    created.database = true;
+                    printer.step(
+                        Mark::Pass,
+                        &format!("Created database \"{db}\" owned by \"{owner}\""),
+                    );
+                }
+                Step::SetPassword { role, .. } => printer.step(
+                    Mark::Pass,
+                    &format!("Set a new password for user \"{role}\""),
+                ),
+                Step::GrantSchema { db, role } => printer.step(
+                    Mark::Pass,
+                    &format!("Granted \"{role}\" CREATE on schema public in \"{db}\""),
+                ),
+                Step::GrantConnect { .. } | Step::GrantMembership { .. } => {}
+            },
             Err(e) => {
                 let code = e.code.unwrap_or_default();
                 let raced = matches!(step, Step::CreateRole { .. }) && e.message.contains("42710")
                     || matches!(step, Step::CreateDatabase { .. }) && e.message.contains("42P04");
                 if raced {
-                    printer.step(Mark::Pass, "Already created by a concurrent run; reusing it");
+                    printer.step(
+                        Mark::Pass,
+                        "Already created by a concurrent run; reusing it",
+                    );
                     continue;
                 }
                 let _ = code;
@@ -711,9 +1025,15 @@ async fn run_in_database(admin: &Admin, db: &str, sql: &str) -> Result<(), CliEr
     let mut cfg = admin.cfg.clone();
     cfg.dbname = db.to_string();
     cfg.endpoints = vec![admin.endpoint.clone()];
-    let c: Connected = connect::connect(&cfg, Duration::from_secs(10)).await.map_err(|f| CliError::failure(f.to_string()))?;
+    let c: Connected = connect::connect(&cfg, Duration::from_secs(10))
+        .await
+        .map_err(|f| CliError::failure(f.to_string()))?;
     let mut conn = c.conn;
-    let result = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string())).execute(&mut conn).await.map(|_| ()).map_err(db_error);
+    let result = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
+        .execute(&mut conn)
+        .await
+        .map(|_| ())
+        .map_err(db_error);
     connect::close(conn).await;
     result
 }
@@ -723,16 +1043,27 @@ async fn undo(admin: &mut Admin, created: &Created, steps: &[Step]) -> String {
     let mut notes = Vec::new();
     for step in steps.iter().rev() {
         let sql = match step {
-            Step::CreateDatabase { db, .. } if created.database => format!("DROP DATABASE {}", provision::quote_ident(db)),
-            Step::CreateRole { role, .. } if created.role => format!("DROP ROLE {}", provision::quote_ident(role)),
+            Step::CreateDatabase { db, .. } if created.database => {
+                format!("DROP DATABASE {}", provision::quote_ident(db))
+            }
+            Step::CreateRole { role, .. } if created.role => {
+                format!("DROP ROLE {}", provision::quote_ident(role))
+            }
             _ => continue,
         };
-        match sqlx::raw_sql(sqlx::AssertSqlSafe(sql.clone())).execute(&mut admin.conn).await {
+        match sqlx::raw_sql(sqlx::AssertSqlSafe(sql.clone()))
+            .execute(&mut admin.conn)
+            .await
+        {
             Ok(_) => notes.push(format!("undone: {sql}")),
             Err(e) => notes.push(format!("could not undo ({sql}): {}", db_error(e).message)),
         }
     }
-    if notes.is_empty() { "nothing was created by this run".into() } else { notes.join("; ") }
+    if notes.is_empty() {
+        "nothing was created by this run".into()
+    } else {
+        notes.join("; ")
+    }
 }
 
 fn describe_created(created: &Created, db: &str, role: &str) -> String {
@@ -746,25 +1077,41 @@ fn describe_created(created: &Created, db: &str, role: &str) -> String {
 
 /// Connect with the final URL as the application user, run SELECT 1, and prove it can create
 /// a table (rolled back). Returns the server version and whether TLS is in use.
-async fn verify(cs: &ConnString, env: &ProcessEnvironment, bound: Duration) -> CliResult<(String, bool)> {
+async fn verify(
+    cs: &ConnString,
+    env: &ProcessEnvironment,
+    bound: Duration,
+) -> CliResult<(String, bool)> {
     let cfg = cs.resolve(env)?;
     let mut c = match connect::connect(&cfg, bound).await {
         Ok(c) => c,
-        Err(f) => return Err(connect_error(&cfg, &f, "verification as the application user failed").await),
+        Err(f) => {
+            return Err(
+                connect_error(&cfg, &f, "verification as the application user failed").await,
+            );
+        }
     };
     let row: (String, Option<bool>) = sqlx::query_as("SELECT current_setting('server_version'), (SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid())")
         .fetch_one(&mut c.conn)
         .await
         .map_err(db_error)?;
     if let Err(message) = super::doctor::can_create_table(&mut c.conn).await {
-        return Err(CliError::failure(format!("verification: user \"{}\" cannot create tables in \"{}\": {message}", cfg.user, cfg.dbname)).with_code("cannot-create-tables"));
+        return Err(CliError::failure(format!(
+            "verification: user \"{}\" cannot create tables in \"{}\": {message}",
+            cfg.user, cfg.dbname
+        ))
+        .with_code("cannot-create-tables"));
     }
     let _ = c.conn.ping().await;
     connect::close(c.conn).await;
     Ok((row.0, row.1.unwrap_or(false)))
 }
 
-async fn gitignore_advice(path: &Path, printer: &Printer, prompter: Option<&Prompter>) -> CliResult<()> {
+async fn gitignore_advice(
+    path: &Path,
+    printer: &Printer,
+    prompter: Option<&Prompter>,
+) -> CliResult<()> {
     if let GitIgnoreStatus::NotIgnored { repo_root } = envfile::git_ignore_status(path) {
         let pattern = relative_pattern(path, &repo_root);
         match prompter {
@@ -789,18 +1136,44 @@ fn relative_pattern(path: &Path, repo_root: &Path) -> String {
     let root = std::fs::canonicalize(repo_root).unwrap_or_else(|_| repo_root.to_path_buf());
     match abs.strip_prefix(&root) {
         Ok(rel) => format!("/{}", rel.display()),
-        Err(_) => path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| ".env".into()),
+        Err(_) => path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_else(|| ".env".into()),
     }
 }
 
 fn print_summary(printer: &Printer, o: &Outcome) {
     let created = |c: bool| if c { "created" } else { "reused" };
     printer.result("");
-    printer.result(&format!("{} Database \"{}\" is ready", printer.mark(Mark::Pass), o.database.name));
-    printer.result(&format!("  database  {} ({})", o.database.name, created(o.database.created)));
-    printer.result(&format!("  user      {} ({}, password {})", o.role.name, created(o.role.created), o.role.password));
-    printer.result(&format!("  server    PostgreSQL {}, TLS {}", o.server_version.split_whitespace().next().unwrap_or_default(), if o.tls { "in use" } else { "not in use" }));
-    printer.result(&format!("  {}  {}={} ({})", o.env_file, o.env_key, o.url, o.env_change));
+    printer.result(&format!(
+        "{} Database \"{}\" is ready",
+        printer.mark(Mark::Pass),
+        o.database.name
+    ));
+    printer.result(&format!(
+        "  database  {} ({})",
+        o.database.name,
+        created(o.database.created)
+    ));
+    printer.result(&format!(
+        "  user      {} ({}, password {})",
+        o.role.name,
+        created(o.role.created),
+        o.role.password
+    ));
+    printer.result(&format!(
+        "  server    PostgreSQL {}, TLS {}",
+        o.server_version
+            .split_whitespace()
+            .next()
+            .unwrap_or_default(),
+        if o.tls { "in use" } else { "not in use" }
+    ));
+    printer.result(&format!(
+        "  {:<9} {}={} ({})",
+        o.env_file, o.env_key, o.url, o.env_change
+    ));
     printer.result("");
     printer.result("Next steps:");
     printer.result("  aksara makemigrations --app app.models");

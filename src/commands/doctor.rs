@@ -12,7 +12,7 @@ use sqlx::postgres::PgSslMode;
 use crate::cli::{DoctorArgs, OutputFormat};
 use crate::connect::{self, Attempt, FailureKind};
 use crate::diagnose::{self, Context, Diagnosis};
-use crate::dsn::{ConnConfig, ConnString, Endpoint, Host, SslMode};
+use crate::dsn::{ConnConfig, ConnString, Endpoint, Host};
 use crate::envfile;
 use crate::error::{CliError, CliResult, Exit};
 use crate::probe::{self, Answer};
@@ -97,7 +97,12 @@ pub async fn run(args: DoctorArgs, printer: &Printer) -> CliResult<Exit> {
 
 fn find_targets(args: &DoctorArgs) -> CliResult<Vec<Target>> {
     if let Some(url) = &args.url {
-        return Ok(vec![Target { source: "--url".into(), raw: url.clone(), env_file: None, note: None }]);
+        return Ok(vec![Target {
+            source: "--url".into(),
+            raw: url.clone(),
+            env_file: None,
+            note: None,
+        }]);
     }
     let path = &args.env.env_file;
     let shell_value = std::env::var("DATABASE_URL").ok().filter(|v| !v.is_empty());
@@ -124,7 +129,9 @@ fn find_targets(args: &DoctorArgs) -> CliResult<Vec<Target>> {
             // The last definition of a key is the one dotenv-style loaders keep; check each key once.
             let mut seen = std::collections::HashSet::new();
             targets.reverse();
-            targets.retain(|t| seen.insert(t.source.split(',').next().unwrap_or_default().to_string()));
+            targets.retain(|t| {
+                seen.insert(t.source.split(',').next().unwrap_or_default().to_string())
+            });
             targets.reverse();
             if !targets.is_empty() {
                 return Ok(targets);
@@ -134,7 +141,12 @@ fn find_targets(args: &DoctorArgs) -> CliResult<Vec<Target>> {
         Err(_) => {}
     }
     if let Some(url) = shell_value {
-        return Ok(vec![Target { source: "the environment variable DATABASE_URL".into(), raw: url, env_file: None, note: None }]);
+        return Ok(vec![Target {
+            source: "the environment variable DATABASE_URL".into(),
+            raw: url,
+            env_file: None,
+            note: None,
+        }]);
     }
     Err(CliError::usage(format!(
         "no database URL to check: --url was not given, {} has no DATABASE_URL, and DATABASE_URL is not set",
@@ -159,14 +171,30 @@ impl Checklist<'_> {
                 Status::Fail => Mark::Fail,
                 Status::Skip => Mark::Skip,
             };
-            let show = !self.printer.is_quiet() || matches!(check.status, Status::Fail | Status::Warn);
+            let show =
+                !self.printer.is_quiet() || matches!(check.status, Status::Fail | Status::Warn);
             if show {
                 let code = check.code.map(|c| format!(" [{c}]")).unwrap_or_default();
-                let timing = if check.status == Status::Skip { String::new() } else { format!("  {}", self.printer.dim(&format!("{} ms", check.elapsed_ms))) };
-                self.printer.result(&format!("{} {:<11} {}{}{}", self.printer.mark(mark), title(check.id), check.message, code, timing));
+                let timing = if check.status == Status::Skip {
+                    String::new()
+                } else {
+                    format!(
+                        "  {}",
+                        self.printer.dim(&format!("{} ms", check.elapsed_ms))
+                    )
+                };
+                self.printer.result(&format!(
+                    "{} {:<11} {}{}{}",
+                    self.printer.mark(mark),
+                    title(check.id),
+                    check.message,
+                    code,
+                    timing
+                ));
                 if let Some(hint) = &check.hint {
                     if check.status != Status::Pass {
-                        self.printer.result(&format!("    {} {hint}", self.printer.bold("hint:")));
+                        self.printer
+                            .result(&format!("    {} {hint}", self.printer.bold("hint:")));
                     }
                 }
             }
@@ -175,27 +203,70 @@ impl Checklist<'_> {
     }
 
     fn pass(&mut self, id: &'static str, message: String, started: Instant) {
-        self.push(Check { id, status: Status::Pass, code: None, message, hint: None, elapsed_ms: ms(started) });
+        self.push(Check {
+            id,
+            status: Status::Pass,
+            code: None,
+            message,
+            hint: None,
+            elapsed_ms: ms(started),
+        });
     }
 
     fn fail(&mut self, id: &'static str, d: Diagnosis, started: Instant) {
-        self.push(Check { id, status: Status::Fail, code: Some(d.code), message: d.message, hint: Some(d.hint), elapsed_ms: ms(started) });
+        self.push(Check {
+            id,
+            status: Status::Fail,
+            code: Some(d.code),
+            message: d.message,
+            hint: Some(d.hint),
+            elapsed_ms: ms(started),
+        });
     }
 
-    fn warn(&mut self, id: &'static str, code: Option<&'static str>, message: String, hint: String, started: Instant) {
-        self.push(Check { id, status: Status::Warn, code, message, hint: Some(hint), elapsed_ms: ms(started) });
+    fn warn(
+        &mut self,
+        id: &'static str,
+        code: Option<&'static str>,
+        message: String,
+        hint: String,
+        started: Instant,
+    ) {
+        self.push(Check {
+            id,
+            status: Status::Warn,
+            code,
+            message,
+            hint: Some(hint),
+            elapsed_ms: ms(started),
+        });
     }
 
     fn skip_rest(&mut self, ids: &[&'static str]) {
         for id in ids {
             if !self.checks.iter().any(|c| c.id == *id) {
-                self.push(Check { id, status: Status::Skip, code: None, message: "skipped: an earlier check failed".into(), hint: None, elapsed_ms: 0 });
+                self.push(Check {
+                    id,
+                    status: Status::Skip,
+                    code: None,
+                    message: "skipped: an earlier check failed".into(),
+                    hint: None,
+                    elapsed_ms: 0,
+                });
             }
         }
     }
 }
 
-const STEPS: &[&str] = &["url", "host", "reach", "tls", "login", "query", "privileges"];
+const STEPS: &[&str] = &[
+    "url",
+    "host",
+    "reach",
+    "tls",
+    "login",
+    "query",
+    "privileges",
+];
 
 fn title(id: &str) -> &'static str {
     match id {
@@ -219,9 +290,18 @@ fn ms(started: Instant) -> u64 {
     started.elapsed().as_millis() as u64
 }
 
-async fn check_target(target: &Target, args: &DoctorArgs, env: &ProcessEnvironment, printer: &Printer) -> Report {
+async fn check_target(
+    target: &Target,
+    args: &DoctorArgs,
+    env: &ProcessEnvironment,
+    printer: &Printer,
+) -> Report {
     let text = args.format == OutputFormat::Text;
-    let mut list = Checklist { printer, text, checks: Vec::new() };
+    let mut list = Checklist {
+        printer,
+        text,
+        checks: Vec::new(),
+    };
     let parsed = ConnString::parse(&target.raw);
     let redacted = match &parsed {
         Ok(cs) => cs.to_string(),
@@ -241,15 +321,32 @@ async fn check_target(target: &Target, args: &DoctorArgs, env: &ProcessEnvironme
         Ok((cs, cfg)) => {
             let lints = lint(&target.raw, &cs);
             if lints.is_empty() {
-                list.pass("url", format!("parses: user \"{}\", database \"{}\", sslmode={}", cfg.user, cfg.dbname, cfg.sslmode), started);
+                list.pass(
+                    "url",
+                    format!(
+                        "parses: user \"{}\", database \"{}\", sslmode={}",
+                        cfg.user, cfg.dbname, cfg.sslmode
+                    ),
+                    started,
+                );
             } else {
                 list.warn("url", None, format!("parses, but {}", lints.join("; ")), "remove or fix the parameters named; percent-encode special characters in the password".into(), started);
             }
             cfg
         }
         Err(e) => {
-            let hint = e.hint().unwrap_or_else(|| "fix the part the message points at".into());
-            list.fail("url", Diagnosis { code: "invalid-url", message: e.to_string(), hint }, started);
+            let hint = e
+                .hint()
+                .unwrap_or_else(|| "fix the part the message points at".into());
+            list.fail(
+                "url",
+                Diagnosis {
+                    code: "invalid-url",
+                    message: e.to_string(),
+                    hint,
+                },
+                started,
+            );
             list.skip_rest(STEPS);
             return finish(list, target, redacted, None, printer);
         }
@@ -260,11 +357,22 @@ async fn check_target(target: &Target, args: &DoctorArgs, env: &ProcessEnvironme
     // 2-5, retried under --wait while the failure is one that waiting can fix.
     let mut spinner = None;
     let connected = loop {
-        let mut attempt_list = Checklist { printer, text: false, checks: Vec::new() };
+        let mut attempt_list = Checklist {
+            printer,
+            text: false,
+            checks: Vec::new(),
+        };
         let outcome = connect_checks(&cfg, bound, &mut attempt_list).await;
-        let failed_code = attempt_list.checks.iter().find(|c| c.status == Status::Fail).and_then(|c| c.code);
+        let failed_code = attempt_list
+            .checks
+            .iter()
+            .find(|c| c.status == Status::Fail)
+            .and_then(|c| c.code);
         let retry = match (failed_code, deadline) {
-            (Some(code), Some(deadline)) => diagnose::is_transient(code) && Instant::now() + Duration::from_millis(250) < deadline,
+            (Some(code), Some(deadline)) => {
+                diagnose::is_transient(code)
+                    && Instant::now() + Duration::from_millis(250) < deadline
+            }
             _ => false,
         };
         if retry {
@@ -280,34 +388,79 @@ async fn check_target(target: &Target, args: &DoctorArgs, env: &ProcessEnvironme
         }
         break outcome;
     };
-    let Some(mut connected) = connected else {
+    let Some((mut connected, login_elapsed)) = connected else {
         list.skip_rest(STEPS);
         return finish(list, target, redacted, None, printer);
     };
 
-    // 6. Query: one round trip for every server fact.
+    // 6. Query: one round trip for every server fact; it also tells whether TLS is in use,
+    // which the TLS line states.
     let started = Instant::now();
-    let facts = match server_facts(&mut connected.conn).await {
+    let facts = server_facts(&mut connected.conn).await;
+    let query_elapsed = ms(started);
+    let tls_message = match (&facts, &connected.endpoint.host) {
+        (_, Host::Socket(_)) => "not used (unix socket)".to_string(),
+        (Ok(f), _) if f.connection_tls => format!("in use (sslmode={})", cfg.sslmode),
+        (Ok(f), _) => format!("not used (sslmode={}, server ssl = {})", cfg.sslmode, f.ssl),
+        (Err(_), _) => format!("sslmode={}", cfg.sslmode),
+    };
+    list.push(Check {
+        id: "tls",
+        status: Status::Pass,
+        code: None,
+        message: tls_message,
+        hint: None,
+        elapsed_ms: 0,
+    });
+    list.push(Check {
+        id: "login",
+        status: Status::Pass,
+        code: None,
+        message: format!(
+            "logged in as \"{}\" to database \"{}\" at {}",
+            cfg.user, cfg.dbname, connected.endpoint
+        ),
+        hint: None,
+        elapsed_ms: login_elapsed,
+    });
+    let facts = match facts {
         Ok(f) => {
-            list.pass("query", format!("PostgreSQL {} ({} of {} connections in use)", short_version(&f.version), f.connections, f.max_connections), started);
+            list.push(Check {
+                id: "query",
+                status: Status::Pass,
+                code: None,
+                message: format!(
+                    "PostgreSQL {} ({} of {} connections in use)",
+                    short_version(&f.version),
+                    f.connections,
+                    f.max_connections
+                ),
+                hint: None,
+                elapsed_ms: query_elapsed,
+            });
             Some(f)
         }
         Err(e) => {
-            list.fail("query", Diagnosis { code: "permission-denied", message: format!("SELECT version() failed: {e}"), hint: "see the server log".into() }, started);
+            list.push(Check {
+                id: "query",
+                status: Status::Fail,
+                code: Some("permission-denied"),
+                message: format!("reading the server settings failed: {e}"),
+                hint: Some("see the server log for the statement's error".into()),
+                elapsed_ms: query_elapsed,
+            });
             None
         }
     };
-    if let Some(f) = &facts {
-        // Now that TLS use is known, state it on the TLS line.
-        if let Some(tls) = list.checks.iter_mut().find(|c| c.id == "tls") {
-            tls.message = if f.connection_tls { "in use".into() } else if matches!(connected.endpoint.host, Host::Socket(_)) { "not used (unix socket)".into() } else { format!("not used (server ssl = {})", f.ssl) };
-        }
-    }
 
     // 7. Privileges: can this role create a table (rolled back)?
     let started = Instant::now();
     match can_create_table(&mut connected.conn).await {
-        Ok(()) => list.pass("privileges", "can create tables (checked in a rolled-back transaction)".into(), started),
+        Ok(()) => list.pass(
+            "privileges",
+            "can create tables (checked in a rolled-back transaction)".into(),
+            started,
+        ),
         Err(message) => {
             let user = crate::provision::quote_ident(&cfg.user);
             let db = crate::provision::quote_ident(&cfg.dbname);
@@ -323,32 +476,71 @@ async fn check_target(target: &Target, args: &DoctorArgs, env: &ProcessEnvironme
     connect::close(connected.conn).await;
 
     // 8. Production checks (warnings only).
-    production_checks(&mut list, &cfg, &connected.endpoint, facts.as_ref(), target, args);
+    production_checks(
+        &mut list,
+        &cfg,
+        &connected.endpoint,
+        facts.as_ref(),
+        target,
+        args,
+    );
     finish(list, target, redacted, facts, printer)
 }
 
 /// Host, reach, TLS and login. Returns the connection when login succeeded.
-async fn connect_checks(cfg: &ConnConfig, bound: Duration, list: &mut Checklist<'_>) -> Option<connect::Connected> {
+async fn connect_checks(
+    cfg: &ConnConfig,
+    bound: Duration,
+    list: &mut Checklist<'_>,
+) -> Option<(connect::Connected, u64)> {
     // 2. Host
     let started = Instant::now();
     let mut usable = Vec::new();
     let mut host_failure = None;
     for ep in &cfg.endpoints {
         match &ep.host {
-            Host::Tcp(name) => match tokio::time::timeout(bound, tokio::net::lookup_host((name.as_str(), ep.port))).await {
-                Ok(Ok(mut addrs)) => {
-                    let first = addrs.next().map(|a| a.ip().to_string()).unwrap_or_default();
-                    usable.push((ep.clone(), format!("{name} resolves to {first}")));
+            Host::Tcp(name) => {
+                match tokio::time::timeout(bound, tokio::net::lookup_host((name.as_str(), ep.port)))
+                    .await
+                {
+                    Ok(Ok(mut addrs)) => {
+                        let first = addrs.next().map(|a| a.ip().to_string()).unwrap_or_default();
+                        usable.push((ep.clone(), format!("{name} resolves to {first}")));
+                    }
+                    Ok(Err(e)) => {
+                        host_failure = Some(Attempt {
+                            endpoint: ep.clone(),
+                            tls_mode: PgSslMode::Disable,
+                            failure: FailureKind::Dns {
+                                host: name.clone(),
+                                message: e
+                                    .to_string()
+                                    .replace("failed to lookup address information: ", ""),
+                            },
+                            elapsed: started.elapsed(),
+                        })
+                    }
+                    Err(_) => {
+                        host_failure = Some(Attempt {
+                            endpoint: ep.clone(),
+                            tls_mode: PgSslMode::Disable,
+                            failure: FailureKind::Timeout { after: bound },
+                            elapsed: started.elapsed(),
+                        })
+                    }
                 }
-                Ok(Err(e)) => host_failure = Some(Attempt { endpoint: ep.clone(), tls_mode: PgSslMode::Disable, failure: FailureKind::Dns { host: name.clone(), message: e.to_string().replace("failed to lookup address information: ", "") }, elapsed: started.elapsed() }),
-                Err(_) => host_failure = Some(Attempt { endpoint: ep.clone(), tls_mode: PgSslMode::Disable, failure: FailureKind::Timeout { after: bound }, elapsed: started.elapsed() }),
-            },
+            }
             Host::Socket(_) => {
                 let path = ep.socket_path().expect("socket endpoint");
                 if path.exists() {
                     usable.push((ep.clone(), format!("socket {} exists", path.display())));
                 } else {
-                    host_failure = Some(Attempt { endpoint: ep.clone(), tls_mode: PgSslMode::Disable, failure: FailureKind::SocketMissing, elapsed: started.elapsed() });
+                    host_failure = Some(Attempt {
+                        endpoint: ep.clone(),
+                        tls_mode: PgSslMode::Disable,
+                        failure: FailureKind::SocketMissing,
+                        elapsed: started.elapsed(),
+                    });
                 }
             }
         }
@@ -359,7 +551,15 @@ async fn connect_checks(cfg: &ConnConfig, bound: Duration, list: &mut Checklist<
         list.fail("host", diagnose::diagnose(cfg, &attempt, &ctx), started);
         return None;
     }
-    list.pass("host", usable.iter().map(|(_, m)| m.as_str()).collect::<Vec<_>>().join("; "), started);
+    list.pass(
+        "host",
+        usable
+            .iter()
+            .map(|(_, m)| m.as_str())
+            .collect::<Vec<_>>()
+            .join("; "),
+        started,
+    );
 
     // 3. Reach: a bare connection, before any login, tells "nothing there" from "login refused".
     let started = Instant::now();
@@ -367,9 +567,23 @@ async fn connect_checks(cfg: &ConnConfig, bound: Duration, list: &mut Checklist<
     let mut reached = Vec::new();
     for (ep, _) in &usable {
         match probe::probe(ep, bound).await {
-            Answer::Postgres { tls } => reached.push(format!("PostgreSQL answers at {ep}{}", if matches!(ep.host, Host::Tcp(_)) { if tls { " (offers TLS)" } else { " (no TLS)" } } else { "" })),
+            Answer::Postgres { tls } => reached.push(format!(
+                "PostgreSQL answers at {ep}{}",
+                if matches!(ep.host, Host::Tcp(_)) {
+                    if tls { " (offers TLS)" } else { " (no TLS)" }
+                } else {
+                    ""
+                }
+            )),
             Answer::NotPostgres => {
-                reach_failure = Some(Attempt { endpoint: ep.clone(), tls_mode: PgSslMode::Disable, failure: FailureKind::Other { message: "something answered, but it is not PostgreSQL".into() }, elapsed: started.elapsed() })
+                reach_failure = Some(Attempt {
+                    endpoint: ep.clone(),
+                    tls_mode: PgSslMode::Disable,
+                    failure: FailureKind::Other {
+                        message: "something answered, but it is not PostgreSQL".into(),
+                    },
+                    elapsed: started.elapsed(),
+                })
             }
             Answer::Nothing(why) => {
                 let failure = if why.contains("no answer within") {
@@ -379,7 +593,12 @@ async fn connect_checks(cfg: &ConnConfig, bound: Duration, list: &mut Checklist<
                 } else {
                     FailureKind::Refused
                 };
-                reach_failure = Some(Attempt { endpoint: ep.clone(), tls_mode: PgSslMode::Disable, failure, elapsed: started.elapsed() });
+                reach_failure = Some(Attempt {
+                    endpoint: ep.clone(),
+                    tls_mode: PgSslMode::Disable,
+                    failure,
+                    elapsed: started.elapsed(),
+                });
             }
         }
     }
@@ -394,24 +613,28 @@ async fn connect_checks(cfg: &ConnConfig, bound: Duration, list: &mut Checklist<
     // 4-5. TLS and login, in one real connection attempt (per host, with libpq's fallbacks).
     let started = Instant::now();
     match connect::connect(cfg, bound).await {
-        Ok(connected) => {
-            let tls = !matches!(connected.tls_mode, PgSslMode::Disable);
-            list.pass("tls", if tls { format!("negotiated per sslmode={}", cfg.sslmode) } else { "not used".into() }, started);
-            let started_login = Instant::now();
-            list.pass("login", format!("logged in as \"{}\" to database \"{}\" at {}", cfg.user, cfg.dbname, connected.endpoint), started_login);
-            Some(connected)
-        }
+        // The TLS and login lines are written by the caller once the server says whether
+        // this connection uses TLS.
+        Ok(connected) => Some((connected, ms(started))),
         Err(failure) => {
             let attempt = failure.last().clone();
             let mut ctx = failure_context(&attempt).await;
             if is_plaintext_hba_rejection(&attempt.failure) {
-                ctx.tls_would_be_accepted = Some(tls_would_pass_hba(cfg, &attempt.endpoint, bound).await);
+                ctx.tls_would_be_accepted =
+                    Some(tls_would_pass_hba(cfg, &attempt.endpoint, bound).await);
             }
             let d = diagnose::diagnose(cfg, &attempt, &ctx);
             if d.code.starts_with("ssl-") {
                 list.fail("tls", d, started);
             } else {
-                list.pass("tls", tls_summary(cfg, &attempt), started);
+                list.push(Check {
+                    id: "tls",
+                    status: Status::Pass,
+                    code: None,
+                    message: tls_summary(cfg, &attempt),
+                    hint: None,
+                    elapsed_ms: 0,
+                });
                 list.fail("login", d, started);
             }
             None
@@ -444,7 +667,9 @@ async fn tls_would_pass_hba(cfg: &ConnConfig, ep: &Endpoint, bound: Duration) ->
             connect::close(conn).await;
             true
         }
-        Err(FailureKind::Server { code, message, .. }) => !(code == "28000" && message.contains("pg_hba.conf")),
+        Err(FailureKind::Server { code, message, .. }) => {
+            !(code == "28000" && message.contains("pg_hba.conf"))
+        }
         Err(_) => false,
     }
 }
@@ -452,12 +677,23 @@ async fn tls_would_pass_hba(cfg: &ConnConfig, ep: &Endpoint, bound: Duration) ->
 /// Nearby servers and the start command, for a refused connection.
 async fn failure_context(attempt: &Attempt) -> Context {
     let mut ctx = Context::default();
-    if matches!(attempt.failure, FailureKind::Refused | FailureKind::SocketMissing | FailureKind::Timeout { .. }) {
-        let candidates: Vec<_> = probe::local_candidates().into_iter().filter(|c| c.endpoint != attempt.endpoint).collect();
+    if matches!(
+        attempt.failure,
+        FailureKind::Refused | FailureKind::SocketMissing | FailureKind::Timeout { .. }
+    ) {
+        let candidates: Vec<_> = probe::local_candidates()
+            .into_iter()
+            .filter(|c| c.endpoint != attempt.endpoint)
+            .collect();
         let found = probe::probe_all(candidates, Duration::from_millis(300)).await;
         let mut seen_ports = std::collections::BTreeSet::new();
         for p in found {
-            if matches!(p.answer, Answer::Postgres { .. }) && seen_ports.insert((matches!(p.candidate.endpoint.host, Host::Socket(_)), p.candidate.endpoint.port)) {
+            if matches!(p.answer, Answer::Postgres { .. })
+                && seen_ports.insert((
+                    matches!(p.candidate.endpoint.host, Host::Socket(_)),
+                    p.candidate.endpoint.port,
+                ))
+            {
                 ctx.nearby.push(p.candidate.endpoint.to_string());
             }
         }
@@ -471,7 +707,10 @@ fn lint(raw: &str, cs: &ConnString) -> Vec<String> {
     let mut out = Vec::new();
     if !cs.unknown.is_empty() {
         let names: Vec<_> = cs.unknown.iter().map(|(k, _)| k.as_str()).collect();
-        out.push(format!("PostgreSQL drivers ignore the parameter(s) {}", names.join(", ")));
+        out.push(format!(
+            "PostgreSQL drivers ignore the parameter(s) {}",
+            names.join(", ")
+        ));
     }
     if let Some(rest) = raw.split_once("://").map(|(_, r)| r) {
         let authority = rest.split(['/', '?']).next().unwrap_or_default();
@@ -527,7 +766,14 @@ fn short_version(version: &str) -> &str {
     version.split_whitespace().next().unwrap_or(version)
 }
 
-fn production_checks(list: &mut Checklist<'_>, cfg: &ConnConfig, endpoint: &Endpoint, facts: Option<&ServerFacts>, target: &Target, args: &DoctorArgs) {
+fn production_checks(
+    list: &mut Checklist<'_>,
+    cfg: &ConnConfig,
+    endpoint: &Endpoint,
+    facts: Option<&ServerFacts>,
+    target: &Target,
+    args: &DoctorArgs,
+) {
     let started = Instant::now();
     if !endpoint.is_local() && !cfg.sslmode.requires_tls() {
         list.warn("ssl-remote", Some("ssl-not-used-remote"), format!("{endpoint} is a remote host and sslmode={} does not require TLS", cfg.sslmode), "add ?sslmode=require to the URL (or verify-full with sslrootcert) so credentials and data are encrypted".into(), started);
@@ -538,20 +784,46 @@ fn production_checks(list: &mut Checklist<'_>, cfg: &ConnConfig, endpoint: &Endp
             envfile::GitIgnoreStatus::NotIgnored { repo_root } => list.warn(
                 "env-git",
                 Some("env-not-ignored"),
-                format!("{} holds the database password and git does not ignore it", path.display()),
-                format!("add it to {}: `echo {} >> {}`", repo_root.join(".gitignore").display(), file_name(path), repo_root.join(".gitignore").display()),
+                format!(
+                    "{} holds the database password and git does not ignore it",
+                    path.display()
+                ),
+                format!(
+                    "add it to {}: `echo {} >> {}`",
+                    repo_root.join(".gitignore").display(),
+                    file_name(path),
+                    repo_root.join(".gitignore").display()
+                ),
                 started,
             ),
             _ => {}
         }
         if envfile::readable_by_others(path).unwrap_or(false) {
-            list.warn("env-mode", Some("env-world-readable"), format!("{} is readable by other users on this machine", path.display()), format!("`chmod 600 {}`", path.display()), Instant::now());
+            list.warn(
+                "env-mode",
+                Some("env-world-readable"),
+                format!(
+                    "{} is readable by other users on this machine",
+                    path.display()
+                ),
+                format!("`chmod 600 {}`", path.display()),
+                Instant::now(),
+            );
         }
     }
     if let Some(f) = facts {
         let usable = (f.max_connections - f.superuser_reserved_connections).max(0) as i64;
         if usable > 0 && f.connections * 10 >= usable * 8 {
-            list.warn("connections", Some("connections-near-limit"), format!("{} of {} usable connections are in use", f.connections, usable), "close idle connections (look at pg_stat_activity) or raise max_connections".into(), Instant::now());
+            list.warn(
+                "connections",
+                Some("connections-near-limit"),
+                format!(
+                    "{} of {} usable connections are in use",
+                    f.connections, usable
+                ),
+                "close idle connections (look at pg_stat_activity) or raise max_connections".into(),
+                Instant::now(),
+            );
         }
         let wanted = args.pool_max as i64 * args.instances as i64;
         if wanted > usable {
@@ -567,18 +839,37 @@ fn production_checks(list: &mut Checklist<'_>, cfg: &ConnConfig, endpoint: &Endp
 }
 
 fn file_name(path: &Path) -> String {
-    path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| ".env".into())
+    path.file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_else(|| ".env".into())
 }
 
-fn finish(list: Checklist<'_>, target: &Target, url: String, server: Option<ServerFacts>, printer: &Printer) -> Report {
-    let failed: Vec<_> = list.checks.iter().filter(|c| c.status == Status::Fail).collect();
-    let warned = list.checks.iter().filter(|c| c.status == Status::Warn).count();
+fn finish(
+    list: Checklist<'_>,
+    target: &Target,
+    url: String,
+    server: Option<ServerFacts>,
+    printer: &Printer,
+) -> Report {
+    let failed: Vec<_> = list
+        .checks
+        .iter()
+        .filter(|c| c.status == Status::Fail)
+        .collect();
+    let warned = list
+        .checks
+        .iter()
+        .filter(|c| c.status == Status::Warn)
+        .count();
     let ok = failed.is_empty();
     if list.text {
         let summary = if ok && warned == 0 {
             format!("{} all checks passed", printer.mark(Mark::Pass))
         } else if ok {
-            format!("{} connection works, {warned} warning(s)", printer.mark(Mark::Warn))
+            format!(
+                "{} connection works, {warned} warning(s)",
+                printer.mark(Mark::Warn)
+            )
         } else {
             let codes: Vec<_> = failed.iter().filter_map(|c| c.code).collect();
             format!("{} failed: {}", printer.mark(Mark::Fail), codes.join(", "))
@@ -586,7 +877,13 @@ fn finish(list: Checklist<'_>, target: &Target, url: String, server: Option<Serv
         printer.result(&summary);
         printer.result("");
     }
-    Report { ok, source: target.source.clone(), url, checks: list.checks, server }
+    Report {
+        ok,
+        source: target.source.clone(),
+        url,
+        checks: list.checks,
+        server,
+    }
 }
 
 fn print_tools(printer: &Printer) {
@@ -599,16 +896,21 @@ fn print_tools(printer: &Printer) {
                     .stdin(std::process::Stdio::null())
                     .output()
                     .ok()
-                    .map(|o| String::from_utf8_lossy(&o.stdout).lines().next().unwrap_or_default().to_string())
+                    .map(|o| {
+                        String::from_utf8_lossy(&o.stdout)
+                            .lines()
+                            .next()
+                            .unwrap_or_default()
+                            .to_string()
+                    })
                     .unwrap_or_default();
-                printer.result(&format!("  {tool:<11} {} {}", path.display(), printer.dim(&version)));
+                printer.result(&format!(
+                    "  {tool:<11} {} {}",
+                    path.display(),
+                    printer.dim(&version)
+                ));
             }
             Err(_) => printer.result(&format!("  {tool:<11} not found")),
         }
     }
-}
-
-#[allow(dead_code)]
-fn is_tls_mode(mode: SslMode) -> bool {
-    mode.requires_tls()
 }

@@ -9,19 +9,28 @@ use std::process::Command;
 use serde_json::Value;
 
 use crate::support::{self, Auth, Cluster, ClusterConfig, Shared};
-use crate::{aksara, env_value, project, psql_url, run, Run};
+use crate::{Run, aksara, env_value, project, psql_url, run};
 
 /// dbsetup with the admin password in PGPASSWORD (never in argv).
 fn dbsetup(cluster: &Cluster, dir: &Path, extra: &[&str]) -> Command {
     let mut cmd = aksara(dir);
-    cmd.args(["dbsetup", "--non-interactive", "--admin-url", &format!("postgresql://postgres@127.0.0.1:{}/postgres", cluster.port)])
-        .args(extra)
-        .env("PGPASSWORD", &cluster.password);
+    cmd.args([
+        "dbsetup",
+        "--non-interactive",
+        "--admin-url",
+        &format!("postgresql://postgres@127.0.0.1:{}/postgres", cluster.port),
+    ])
+    .args(extra)
+    .env("PGPASSWORD", &cluster.password);
     cmd
 }
 
 fn assert_url_works(url: &str) {
-    let out = psql_url(url, "CREATE TABLE aksara_test_t (id int); DROP TABLE aksara_test_t; SELECT 'ok'").unwrap_or_else(|e| panic!("psql could not use {url}: {e}"));
+    let out = psql_url(
+        url,
+        "CREATE TABLE aksara_test_t (id int); DROP TABLE aksara_test_t; SELECT 'ok'",
+    )
+    .unwrap_or_else(|e| panic!("psql could not use {url}: {e}"));
     assert_eq!(out, "ok");
 }
 
@@ -37,15 +46,35 @@ fn creates_database_and_user_and_writes_a_working_url() {
     assert!(url.starts_with(&format!("postgresql://{db}:")), "{url}");
     assert_url_works(&url);
     // A new .env is private to its owner.
-    assert_eq!(std::fs::metadata(&env).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&env).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     // The database belongs to the application user (PG15: it can create in public).
-    assert_eq!(cluster.psql("postgres", &format!("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = '{db}'")), db);
+    assert_eq!(
+        cluster.psql(
+            "postgres",
+            &format!("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = '{db}'")
+        ),
+        db
+    );
     // The generated password is never printed.
-    let password = url.split(':').nth(2).unwrap().split('@').next().unwrap().to_string();
+    let password = url
+        .split(':')
+        .nth(2)
+        .unwrap()
+        .split('@')
+        .next()
+        .unwrap()
+        .to_string();
     assert!(password.len() >= 24, "{password}");
     assert!(!out.all().contains(&password), "password printed: {out:?}");
     assert!(out.stdout.contains("****"), "{out:?}");
-    assert!(out.stdout.contains("aksara makemigrations --app app.models"), "{out:?}");
+    assert!(
+        out.stdout
+            .contains("aksara makemigrations --app app.models"),
+        "{out:?}"
+    );
 }
 
 #[test]
@@ -57,7 +86,11 @@ fn a_rerun_is_idempotent_and_keeps_the_working_password() {
     assert_eq!(first.code, 0, "{first:?}");
     let env = dir.path().join(".env");
     let before = std::fs::read(&env).unwrap();
-    let second = run(&mut dbsetup(cluster, dir.path(), &["--db-name", &db, "--format", "json"]));
+    let second = run(&mut dbsetup(
+        cluster,
+        dir.path(),
+        &["--db-name", &db, "--format", "json"],
+    ));
     assert_eq!(second.code, 0, "{second:?}");
     let json: Value = serde_json::from_str(&second.stdout).unwrap();
     assert_eq!(json["database"]["created"], false);
@@ -74,7 +107,8 @@ fn a_typed_password_with_every_special_character_works_with_psql() {
     let dir = project();
     let db = support::unique_name("typed");
     let password = "p@ss:w/rd?#%'\"\\ ünï€ode";
-    let out = run(dbsetup(cluster, dir.path(), &["--db-name", &db]).env("AKSARA_DB_PASSWORD", password));
+    let out =
+        run(dbsetup(cluster, dir.path(), &["--db-name", &db]).env("AKSARA_DB_PASSWORD", password));
     assert_eq!(out.code, 0, "{out:?}");
     let url = env_value(&dir.path().join(".env"), "DATABASE_URL").unwrap();
     assert_url_works(&url);
@@ -86,13 +120,28 @@ fn the_password_can_come_from_stdin() {
     let cluster = support::shared(Shared::Scram);
     let dir = project();
     let db = support::unique_name("stdin");
-    let mut cmd = dbsetup(cluster, dir.path(), &["--db-name", &db, "--db-password-stdin"]);
-    cmd.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let mut cmd = dbsetup(
+        cluster,
+        dir.path(),
+        &["--db-name", &db, "--db-password-stdin"],
+    );
+    cmd.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
     let mut child = cmd.spawn().unwrap();
     use std::io::Write;
-    child.stdin.take().unwrap().write_all(b"from-stdin-Secret1\n").unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"from-stdin-Secret1\n")
+        .unwrap();
     let output = child.wait_with_output().unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let url = env_value(&dir.path().join(".env"), "DATABASE_URL").unwrap();
     assert!(url.contains(":from-stdin-Secret1@"), "{url}");
     assert_url_works(&url);
@@ -101,15 +150,30 @@ fn the_password_can_come_from_stdin() {
 #[test]
 fn names_that_need_quoting_and_hostile_names_are_harmless() {
     let cluster = support::shared(Shared::Scram);
-    for name in [format!("My-App.db {}", std::process::id()), format!("x\"; DROP DATABASE postgres; -- {}", std::process::id())] {
+    for name in [
+        format!("My-App.db {}", std::process::id()),
+        format!("x\"; DROP DATABASE postgres; -- {}", std::process::id()),
+    ] {
         let dir = project();
         let out = run(&mut dbsetup(cluster, dir.path(), &["--db-name", &name]));
         assert_eq!(out.code, 0, "{out:?}");
         assert_url_works(&env_value(&dir.path().join(".env"), "DATABASE_URL").unwrap());
         let escaped = name.replace('\'', "''");
-        assert_eq!(cluster.psql("postgres", &format!("SELECT count(*) FROM pg_database WHERE datname = '{escaped}'")), "1");
+        assert_eq!(
+            cluster.psql(
+                "postgres",
+                &format!("SELECT count(*) FROM pg_database WHERE datname = '{escaped}'")
+            ),
+            "1"
+        );
     }
-    assert_eq!(cluster.psql("postgres", "SELECT count(*) FROM pg_database WHERE datname = 'postgres'"), "1");
+    assert_eq!(
+        cluster.psql(
+            "postgres",
+            "SELECT count(*) FROM pg_database WHERE datname = 'postgres'"
+        ),
+        "1"
+    );
 }
 
 #[test]
@@ -117,12 +181,23 @@ fn the_password_never_reaches_the_server_log() {
     let cluster = Cluster::start(ClusterConfig::default().set("log_statement", "all"));
     let dir = project();
     let password = "Canary-7f3a9-never-logged";
-    let out = run(dbsetup(&cluster, dir.path(), &["--db-name", "logged"]).env("AKSARA_DB_PASSWORD", password));
+    let out =
+        run(dbsetup(&cluster, dir.path(), &["--db-name", "logged"])
+            .env("AKSARA_DB_PASSWORD", password));
     assert_eq!(out.code, 0, "{out:?}");
     let log = cluster.log_contents();
-    assert!(log.contains("CREATE ROLE"), "log_statement=all did not log the setup: {log}");
-    assert!(log.contains("SCRAM-SHA-256$4096:"), "the role was not created from a verifier: {log}");
-    assert!(!log.contains(password), "the password reached the server log");
+    assert!(
+        log.contains("CREATE ROLE"),
+        "log_statement=all did not log the setup: {log}"
+    );
+    assert!(
+        log.contains("SCRAM-SHA-256$4096:"),
+        "the role was not created from a verifier: {log}"
+    );
+    assert!(
+        !log.contains(password),
+        "the password reached the server log"
+    );
     assert!(!out.all().contains(password));
 }
 
@@ -133,9 +208,16 @@ fn names_over_63_bytes_are_refused_before_anything_changes() {
     let name = "é".repeat(32);
     let out = run(&mut dbsetup(cluster, dir.path(), &["--db-name", &name]));
     assert_eq!(out.code, 2, "{out:?}");
-    assert!(out.stderr.contains("64 bytes long") && out.stderr.contains("at most 63 bytes"), "{out:?}");
+    assert!(
+        out.stderr.contains("64 bytes long") && out.stderr.contains("at most 63 bytes"),
+        "{out:?}"
+    );
     assert!(!dir.path().join(".env").exists());
-    let out = run(&mut dbsetup(cluster, dir.path(), &["--db-name", "fine", "--db-user", "pg_evil"]));
+    let out = run(&mut dbsetup(
+        cluster,
+        dir.path(),
+        &["--db-name", "fine", "--db-user", "pg_evil"],
+    ));
     assert_eq!(out.code, 2, "{out:?}");
     assert!(out.stderr.contains("`pg_`"), "{out:?}");
 }
@@ -156,18 +238,34 @@ fn ci_mode_names_missing_flags() {
 fn an_admin_without_createdb_is_told_which_privilege_is_missing() {
     let cluster = support::shared(Shared::Scram);
     let creator = support::unique_name("creator");
-    cluster.psql("postgres", &format!("CREATE ROLE {creator} LOGIN CREATEROLE PASSWORD 'creator-pw'"));
+    cluster.psql(
+        "postgres",
+        &format!("CREATE ROLE {creator} LOGIN CREATEROLE PASSWORD 'creator-pw'"),
+    );
     let dir = project();
     let db = support::unique_name("denied");
     let out = run(aksara(dir.path())
         .args(["dbsetup", "--non-interactive", "--db-name", &db])
-        .args(["--admin-url", &format!("postgresql://{creator}@127.0.0.1:{}/postgres", cluster.port)])
+        .args([
+            "--admin-url",
+            &format!("postgresql://{creator}@127.0.0.1:{}/postgres", cluster.port),
+        ])
         .env("PGPASSWORD", "creator-pw"));
     assert_eq!(out.code, 1, "{out:?}");
     assert!(out.stderr.contains("CREATEDB"), "{out:?}");
-    assert!(out.stderr.contains(&format!("ALTER ROLE \"{creator}\" CREATEDB")), "{out:?}");
+    assert!(
+        out.stderr
+            .contains(&format!("ALTER ROLE \"{creator}\" CREATEDB")),
+        "{out:?}"
+    );
     assert!(out.stderr.contains("nothing was changed"), "{out:?}");
-    assert_eq!(cluster.psql("postgres", &format!("SELECT count(*) FROM pg_roles WHERE rolname = '{db}'")), "0");
+    assert_eq!(
+        cluster.psql(
+            "postgres",
+            &format!("SELECT count(*) FROM pg_roles WHERE rolname = '{db}'")
+        ),
+        "0"
+    );
     assert!(!dir.path().join(".env").exists());
 }
 
@@ -175,12 +273,18 @@ fn an_admin_without_createdb_is_told_which_privilege_is_missing() {
 fn a_createdb_createrole_admin_can_set_up() {
     let cluster = support::shared(Shared::Scram);
     let creator = support::unique_name("manager");
-    cluster.psql("postgres", &format!("CREATE ROLE {creator} LOGIN CREATEDB CREATEROLE PASSWORD 'manager-pw'"));
+    cluster.psql(
+        "postgres",
+        &format!("CREATE ROLE {creator} LOGIN CREATEDB CREATEROLE PASSWORD 'manager-pw'"),
+    );
     let dir = project();
     let db = support::unique_name("managed");
     let out = run(aksara(dir.path())
         .args(["dbsetup", "--non-interactive", "--db-name", &db])
-        .args(["--admin-url", &format!("postgresql://{creator}@127.0.0.1:{}/postgres", cluster.port)])
+        .args([
+            "--admin-url",
+            &format!("postgresql://{creator}@127.0.0.1:{}/postgres", cluster.port),
+        ])
         .env("PGPASSWORD", "manager-pw"));
     assert_eq!(out.code, 0, "{out:?}");
     assert_url_works(&env_value(&dir.path().join(".env"), "DATABASE_URL").unwrap());
@@ -198,16 +302,41 @@ fn a_different_existing_value_needs_force_and_is_kept_as_a_comment() {
     let out = run(&mut dbsetup(cluster, dir.path(), &["--db-name", &db]));
     assert_eq!(out.code, 1, "{out:?}");
     assert!(out.stderr.contains("--force"), "{out:?}");
-    assert_eq!(std::fs::read_to_string(&env).unwrap(), original, ".env changed without --force");
-    assert_eq!(cluster.psql("postgres", &format!("SELECT count(*) FROM pg_database WHERE datname = '{db}'")), "0", "the server changed although setup was refused");
+    assert_eq!(
+        std::fs::read_to_string(&env).unwrap(),
+        original,
+        ".env changed without --force"
+    );
+    assert_eq!(
+        cluster.psql(
+            "postgres",
+            &format!("SELECT count(*) FROM pg_database WHERE datname = '{db}'")
+        ),
+        "0",
+        "the server changed although setup was refused"
+    );
 
-    let out = run(&mut dbsetup(cluster, dir.path(), &["--db-name", &db, "--force"]));
+    let out = run(&mut dbsetup(
+        cluster,
+        dir.path(),
+        &["--db-name", &db, "--force"],
+    ));
     assert_eq!(out.code, 0, "{out:?}");
     let text = std::fs::read_to_string(&env).unwrap();
-    assert!(text.starts_with("# settings\r\nexport SECRET_KEY='abc'\r\n"), "{text:?}");
-    assert!(text.contains("# replaced by aksara: DATABASE_URL=postgresql://old@elsewhere/old"), "{text:?}");
+    assert!(
+        text.starts_with("# settings\r\nexport SECRET_KEY='abc'\r\n"),
+        "{text:?}"
+    );
+    assert!(
+        text.contains("# replaced by aksara: DATABASE_URL=postgresql://old@elsewhere/old"),
+        "{text:?}"
+    );
     assert!(text.contains("\r\nDEBUG=1"), "{text:?}");
-    assert_eq!(std::fs::metadata(&env).unwrap().permissions().mode() & 0o777, 0o640, "mode not kept");
+    assert_eq!(
+        std::fs::metadata(&env).unwrap().permissions().mode() & 0o777,
+        0o640,
+        "mode not kept"
+    );
     assert_url_works(&env_value(&env, "DATABASE_URL").unwrap());
 }
 
@@ -219,7 +348,11 @@ fn another_key_can_be_written_and_every_other_byte_stays() {
     let original = "# comment\n\nexport A=1\nDATABASE_URL=\"postgresql://keep@me/db\"\n";
     std::fs::write(&env, original).unwrap();
     let db = support::unique_name("replica");
-    let out = run(&mut dbsetup(cluster, dir.path(), &["--db-name", &db, "--env-key", "REPLICA_DATABASE_URL"]));
+    let out = run(&mut dbsetup(
+        cluster,
+        dir.path(),
+        &["--db-name", &db, "--env-key", "REPLICA_DATABASE_URL"],
+    ));
     assert_eq!(out.code, 0, "{out:?}");
     let text = std::fs::read_to_string(&env).unwrap();
     assert!(text.starts_with(original), "{text:?}");
@@ -233,18 +366,33 @@ fn parallel_runs_with_the_same_names_all_succeed() {
     let dirs: Vec<_> = (0..8).map(|_| project()).collect();
     let children: Vec<_> = dirs
         .iter()
-        .map(|d| dbsetup(cluster, d.path(), &["--db-name", &db]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap())
+        .map(|d| {
+            dbsetup(cluster, d.path(), &["--db-name", &db])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
         .collect();
     for (child, dir) in children.into_iter().zip(&dirs) {
         let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let _ = dir;
     }
     // The last run's password is the role's password now; every run's URL was verified when
     // written, and the newest one works.
     let mut working = 0;
     for dir in &dirs {
-        if psql_url(&env_value(&dir.path().join(".env"), "DATABASE_URL").unwrap(), "SELECT 1").is_ok() {
+        if psql_url(
+            &env_value(&dir.path().join(".env"), "DATABASE_URL").unwrap(),
+            "SELECT 1",
+        )
+        .is_ok()
+        {
             working += 1;
         }
     }
@@ -256,26 +404,37 @@ fn parallel_runs_into_one_env_file_lose_no_key() {
     let cluster = support::shared(Shared::Scram);
     let dir = project();
     std::fs::write(dir.path().join(".env"), "KEEP=me\n").unwrap();
-    let names: Vec<String> = (0..8).map(|i| support::unique_name(&format!("multi{i}"))).collect();
+    let names: Vec<String> = (0..8)
+        .map(|i| support::unique_name(&format!("multi{i}")))
+        .collect();
     let children: Vec<_> = names
         .iter()
         .enumerate()
         .map(|(i, n)| {
-            dbsetup(cluster, dir.path(), &["--db-name", n, "--env-key", &format!("DB{i}_DATABASE_URL")])
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap()
+            dbsetup(
+                cluster,
+                dir.path(),
+                &["--db-name", n, "--env-key", &format!("DB{i}_DATABASE_URL")],
+            )
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
         })
         .collect();
     for child in children {
         let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let env = dir.path().join(".env");
     assert_eq!(env_value(&env, "KEEP").as_deref(), Some("me"));
     for i in 0..8 {
-        let url = env_value(&env, &format!("DB{i}_DATABASE_URL")).unwrap_or_else(|| panic!("DB{i} lost: {}", std::fs::read_to_string(&env).unwrap()));
+        let url = env_value(&env, &format!("DB{i}_DATABASE_URL"))
+            .unwrap_or_else(|| panic!("DB{i} lost: {}", std::fs::read_to_string(&env).unwrap()));
         assert_url_works(&url);
     }
 }
@@ -283,7 +442,10 @@ fn parallel_runs_into_one_env_file_lose_no_key() {
 #[test]
 fn setup_over_a_trust_socket_writes_a_url_that_works() {
     // Discovery from PGHOST: the socket, trust auth, no password typed.
-    let cluster = Cluster::start(ClusterConfig { auth: Auth::Trust, ..ClusterConfig::default() });
+    let cluster = Cluster::start(ClusterConfig {
+        auth: Auth::Trust,
+        ..ClusterConfig::default()
+    });
     let dir = project();
     let db = support::unique_name("sock");
     let out = run(aksara(dir.path())

@@ -8,12 +8,15 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::support::{self, Auth, Cluster, ClusterConfig, Shared};
-use crate::{aksara, project, run, Run};
+use crate::{Run, aksara, project, run};
 
 fn doctor_json(url: &str, extra: &[&str]) -> (Run, Value) {
     let dir = project();
-    let out = run(aksara(dir.path()).args(["doctor", "--format", "json", "--url", url]).args(extra));
-    let json: Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("doctor printed no JSON ({e}): {out:?}"));
+    let out = run(aksara(dir.path())
+        .args(["doctor", "--format", "json", "--url", url])
+        .args(extra));
+    let json: Value = serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|e| panic!("doctor printed no JSON ({e}): {out:?}"));
     (out, json)
 }
 
@@ -26,13 +29,22 @@ fn assert_shape(json: &Value) {
     assert!(!checks.is_empty());
     for c in checks {
         assert!(c["id"].is_string(), "{c}");
-        assert!(matches!(c["status"].as_str(), Some("pass" | "warn" | "fail" | "skip")), "{c}");
+        assert!(
+            matches!(
+                c["status"].as_str(),
+                Some("pass" | "warn" | "fail" | "skip")
+            ),
+            "{c}"
+        );
         assert!(c["code"].is_null() || c["code"].is_string(), "{c}");
         assert!(c["message"].is_string(), "{c}");
         assert!(c["hint"].is_null() || c["hint"].is_string(), "{c}");
         assert!(c["elapsed_ms"].is_u64(), "{c}");
         if let Some(code) = c["code"].as_str() {
-            assert!(aksara::diagnose::entry(code).is_some(), "code {code} is not in the catalogue");
+            assert!(
+                aksara::diagnose::entry(code).is_some(),
+                "code {code} is not in the catalogue"
+            );
         }
     }
     assert!(json["server"].is_null() || json["server"].is_object());
@@ -44,10 +56,22 @@ fn expect_failure(url: &str, extra: &[&str], code: &str) -> Value {
     assert_shape(&json);
     assert_eq!(out.code, 1, "{out:?}");
     assert_eq!(json["ok"], false);
-    let failed: Vec<&Value> = json["checks"].as_array().unwrap().iter().filter(|c| c["status"] == "fail").collect();
-    assert_eq!(failed.len(), 1, "exactly one failed check expected: {json:#}");
+    let failed: Vec<&Value> = json["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["status"] == "fail")
+        .collect();
+    assert_eq!(
+        failed.len(),
+        1,
+        "exactly one failed check expected: {json:#}"
+    );
     assert_eq!(failed[0]["code"], code, "{json:#}");
-    assert!(failed[0]["hint"].as_str().is_some_and(|h| !h.is_empty()), "{json:#}");
+    assert!(
+        failed[0]["hint"].as_str().is_some_and(|h| !h.is_empty()),
+        "{json:#}"
+    );
     failed[0].clone()
 }
 
@@ -58,13 +82,35 @@ fn a_healthy_database_passes_every_check() {
     assert_shape(&json);
     assert_eq!(out.code, 0, "{out:?}");
     assert_eq!(json["ok"], true);
-    let ids: Vec<&str> = json["checks"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap()).collect();
-    for id in ["url", "host", "reach", "tls", "login", "query", "privileges"] {
+    let ids: Vec<&str> = json["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    for id in [
+        "url",
+        "host",
+        "reach",
+        "tls",
+        "login",
+        "query",
+        "privileges",
+    ] {
         assert!(ids.contains(&id), "missing check {id}: {ids:?}");
     }
-    assert!(json["server"]["version"].as_str().unwrap().starts_with("15"), "{json:#}");
+    assert!(
+        json["server"]["version"]
+            .as_str()
+            .unwrap()
+            .starts_with("15"),
+        "{json:#}"
+    );
     assert!(json["server"]["max_connections"].as_i64().unwrap() > 0);
-    assert!(!out.all().contains(&cluster.password), "the password leaked: {out:?}");
+    assert!(
+        !out.all().contains(&cluster.password),
+        "the password leaked: {out:?}"
+    );
 }
 
 #[test]
@@ -76,8 +122,14 @@ fn the_text_checklist_reads_like_a_checklist() {
     // NO_COLOR and no terminal: ASCII marks.
     assert!(out.stdout.contains("[ok] URL"), "{out:?}");
     assert!(out.stdout.contains("[ok] Login"), "{out:?}");
-    assert!(out.stdout.contains("all checks passed") || out.stdout.contains("warning(s)"), "{out:?}");
-    assert!(out.stdout.contains("postgresql://postgres:****@127.0.0.1"), "{out:?}");
+    assert!(
+        out.stdout.contains("all checks passed") || out.stdout.contains("warning(s)"),
+        "{out:?}"
+    );
+    assert!(
+        out.stdout.contains("postgresql://postgres:****@127.0.0.1"),
+        "{out:?}"
+    );
     assert!(!out.all().contains(&cluster.password));
 }
 
@@ -85,12 +137,22 @@ fn the_text_checklist_reads_like_a_checklist() {
 fn the_url_comes_from_the_env_file() {
     let cluster = support::shared(Shared::Scram);
     let dir = project();
-    std::fs::write(dir.path().join(".env"), format!("# app\nDATABASE_URL={}\n", cluster.admin_url())).unwrap();
+    std::fs::write(
+        dir.path().join(".env"),
+        format!("# app\nDATABASE_URL={}\n", cluster.admin_url()),
+    )
+    .unwrap();
     let out = run(aksara(dir.path()).args(["doctor", "--format", "json"]));
     assert_eq!(out.code, 0, "{out:?}");
     let json: Value = serde_json::from_str(&out.stdout).unwrap();
     assert_shape(&json);
-    assert!(json["source"].as_str().unwrap().contains("DATABASE_URL, line 2"), "{json:#}");
+    assert!(
+        json["source"]
+            .as_str()
+            .unwrap()
+            .contains("DATABASE_URL, line 2"),
+        "{json:#}"
+    );
 }
 
 #[test]
@@ -98,37 +160,74 @@ fn no_url_anywhere_is_a_usage_error() {
     let dir = project();
     let out = run(aksara(dir.path()).arg("doctor"));
     assert_eq!(out.code, 2, "{out:?}");
-    assert!(out.stderr.contains("error: no database URL to check"), "{out:?}");
+    assert!(
+        out.stderr.contains("error: no database URL to check"),
+        "{out:?}"
+    );
     assert!(out.stderr.contains("hint: run `aksara dbsetup`"), "{out:?}");
 }
 
 #[test]
 fn invalid_url() {
-    let check = expect_failure("postgresql://app:secret@localhost:notaport/db", &[], "invalid-url");
-    assert!(check["message"].as_str().unwrap().contains("notaport"), "{check}");
+    let check = expect_failure(
+        "postgresql://app:secret@localhost:notaport/db",
+        &[],
+        "invalid-url",
+    );
+    assert!(
+        check["message"].as_str().unwrap().contains("notaport"),
+        "{check}"
+    );
     assert!(!check.to_string().contains("secret"));
 }
 
 #[test]
 fn dns_failure() {
-    let check = expect_failure("postgresql://app:pw@no-such-host.invalid:5432/db", &[], "dns-failure");
-    assert!(check["message"].as_str().unwrap().contains("no-such-host.invalid"), "{check}");
+    let check = expect_failure(
+        "postgresql://app:pw@no-such-host.invalid:5432/db",
+        &[],
+        "dns-failure",
+    );
+    assert!(
+        check["message"]
+            .as_str()
+            .unwrap()
+            .contains("no-such-host.invalid"),
+        "{check}"
+    );
 }
 
 #[test]
 fn connection_refused_names_nearby_servers() {
     let port = support::free_port();
     let started = Instant::now();
-    let check = expect_failure(&format!("postgresql://app:pw@127.0.0.1:{port}/db"), &[], "connection-refused");
-    assert!(started.elapsed() < Duration::from_secs(3), "refused took {:?}", started.elapsed());
-    assert!(check["message"].as_str().unwrap().contains(&port.to_string()), "{check}");
+    let check = expect_failure(
+        &format!("postgresql://app:pw@127.0.0.1:{port}/db"),
+        &[],
+        "connection-refused",
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "refused took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        check["message"]
+            .as_str()
+            .unwrap()
+            .contains(&port.to_string()),
+        "{check}"
+    );
 }
 
 #[test]
 fn a_missing_socket_is_told_apart_from_a_refused_port() {
     let cluster = support::shared(Shared::Trust);
     let port = support::free_port();
-    let url = format!("postgresql:///db?host={}&port={port}&user=app", cluster.socket_dir.display());
+    let url = format!(
+        "postgresql:///db?host={}&port={port}&user=app",
+        cluster.socket_dir.display()
+    );
     let check = expect_failure(&url, &[], "connection-refused");
     let message = check["message"].as_str().unwrap();
     assert!(message.contains("no server socket"), "{check}");
@@ -141,30 +240,66 @@ fn a_silent_server_times_out_within_the_bound() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let started = Instant::now();
-    let check = expect_failure(&format!("postgresql://app:pw@127.0.0.1:{port}/db?connect_timeout=2"), &[], "connection-timeout");
+    let check = expect_failure(
+        &format!("postgresql://app:pw@127.0.0.1:{port}/db?connect_timeout=2"),
+        &[],
+        "connection-timeout",
+    );
     let elapsed = started.elapsed();
-    assert!(elapsed >= Duration::from_secs(2) && elapsed < Duration::from_millis(4500), "took {elapsed:?}");
-    assert!(check["message"].as_str().unwrap().contains("2.0 s"), "{check}");
+    assert!(
+        elapsed >= Duration::from_secs(2) && elapsed < Duration::from_millis(4500),
+        "took {elapsed:?}"
+    );
+    assert!(
+        check["message"].as_str().unwrap().contains("2.0 s"),
+        "{check}"
+    );
     drop(listener);
 }
 
 #[test]
 fn ssl_unsupported() {
     let cluster = support::shared(Shared::Scram);
-    let check = expect_failure(&format!("{}?sslmode=require", cluster.admin_url()), &[], "ssl-unsupported");
+    let check = expect_failure(
+        &format!("{}?sslmode=require", cluster.admin_url()),
+        &[],
+        "ssl-unsupported",
+    );
     assert_eq!(check["id"], "tls");
 }
 
 #[test]
 fn ssl_certificate_name_mismatch_and_unknown_ca() {
     let cluster = support::shared(Shared::Ssl);
-    let ca = cluster.ssl_ca.as_ref().expect("the SSL cluster has a CA").display().to_string();
+    let ca = cluster
+        .ssl_ca
+        .as_ref()
+        .expect("the SSL cluster has a CA")
+        .display()
+        .to_string();
     // The certificate names localhost, not 127.0.0.1.
-    let check = expect_failure(&format!("{}?sslmode=verify-full&sslrootcert={ca}", cluster.admin_url()), &[], "ssl-certificate");
-    assert!(check["hint"].as_str().unwrap().contains("127.0.0.1"), "{check}");
+    let check = expect_failure(
+        &format!(
+            "{}?sslmode=verify-full&sslrootcert={ca}",
+            cluster.admin_url()
+        ),
+        &[],
+        "ssl-certificate",
+    );
+    assert!(
+        check["hint"].as_str().unwrap().contains("127.0.0.1"),
+        "{check}"
+    );
     // Without the CA the chain does not verify.
-    let check = expect_failure(&format!("{}?sslmode=verify-ca", cluster.admin_url()), &[], "ssl-certificate");
-    assert!(check["hint"].as_str().unwrap().contains("sslrootcert"), "{check}");
+    let check = expect_failure(
+        &format!("{}?sslmode=verify-ca", cluster.admin_url()),
+        &[],
+        "ssl-certificate",
+    );
+    assert!(
+        check["hint"].as_str().unwrap().contains("sslrootcert"),
+        "{check}"
+    );
     // With the CA and the right name, it passes.
     let url = cluster.admin_url().replace("127.0.0.1", "localhost");
     let (out, _) = doctor_json(&format!("{url}?sslmode=verify-full&sslrootcert={ca}"), &[]);
@@ -175,40 +310,77 @@ fn ssl_certificate_name_mismatch_and_unknown_ca() {
 fn auth_failed_is_fast_and_says_the_role_may_not_exist() {
     let cluster = support::shared(Shared::Scram);
     let started = Instant::now();
-    let check = expect_failure(&cluster.url("postgres", Some("wrong"), "postgres"), &[], "auth-failed");
+    let check = expect_failure(
+        &cluster.url("postgres", Some("wrong"), "postgres"),
+        &[],
+        "auth-failed",
+    );
     assert!(started.elapsed() < Duration::from_secs(3));
-    assert!(check["hint"].as_str().unwrap().contains("does not exist"), "{check}");
+    assert!(
+        check["hint"].as_str().unwrap().contains("does not exist"),
+        "{check}"
+    );
 }
 
 #[test]
 fn password_required() {
     let cluster = support::shared(Shared::Scram);
-    expect_failure(&cluster.url("postgres", None, "postgres"), &[], "password-required");
+    expect_failure(
+        &cluster.url("postgres", None, "postgres"),
+        &[],
+        "password-required",
+    );
 }
 
 #[test]
 fn role_missing_under_trust() {
     let cluster = support::shared(Shared::Trust);
     let check = expect_failure(&cluster.url("ghost", None, "postgres"), &[], "role-missing");
-    assert!(check["hint"].as_str().unwrap().contains("CREATE ROLE \"ghost\""), "{check}");
+    assert!(
+        check["hint"]
+            .as_str()
+            .unwrap()
+            .contains("CREATE ROLE \"ghost\""),
+        "{check}"
+    );
 }
 
 #[test]
 fn database_missing() {
     let cluster = support::shared(Shared::Scram);
-    let check = expect_failure(&cluster.url("postgres", Some(&cluster.password), "nosuchdb"), &[], "database-missing");
-    assert!(check["hint"].as_str().unwrap().contains("CREATE DATABASE \"nosuchdb\" OWNER \"postgres\""), "{check}");
+    let check = expect_failure(
+        &cluster.url("postgres", Some(&cluster.password), "nosuchdb"),
+        &[],
+        "database-missing",
+    );
+    assert!(
+        check["hint"]
+            .as_str()
+            .unwrap()
+            .contains("CREATE DATABASE \"nosuchdb\" OWNER \"postgres\""),
+        "{check}"
+    );
 }
 
 #[test]
 fn ssl_required_when_pg_hba_only_accepts_tls() {
     let cluster = Cluster::start(ClusterConfig {
         ssl: true,
-        hba: Some(vec!["local all all scram-sha-256".into(), "hostssl all all 127.0.0.1/32 scram-sha-256".into()]),
+        hba: Some(vec![
+            "local all all scram-sha-256".into(),
+            "hostssl all all 127.0.0.1/32 scram-sha-256".into(),
+        ]),
         ..ClusterConfig::default()
     });
-    let check = expect_failure(&format!("{}?sslmode=disable", cluster.admin_url()), &[], "ssl-required");
-    assert!(check["hint"].as_str().unwrap().contains("sslmode=require"), "{check}");
+    let check = expect_failure(
+        &format!("{}?sslmode=disable", cluster.admin_url()),
+        &[],
+        "ssl-required",
+    );
+    assert!(
+        check["hint"].as_str().unwrap().contains("sslmode=require"),
+        "{check}"
+    );
     // libpq's allow falls back to TLS and gets in; sqlx alone would not.
     let (out, _) = doctor_json(&format!("{}?sslmode=allow", cluster.admin_url()), &[]);
     assert_eq!(out.code, 0, "{out:?}");
@@ -218,24 +390,37 @@ fn ssl_required_when_pg_hba_only_accepts_tls() {
 fn no_hba_entry_when_neither_tls_nor_plaintext_is_let_in() {
     let cluster = Cluster::start(ClusterConfig {
         ssl: true,
-        hba: Some(vec!["local all all scram-sha-256".into(), "host all someone_else 127.0.0.1/32 scram-sha-256".into()]),
+        hba: Some(vec![
+            "local all all scram-sha-256".into(),
+            "host all someone_else 127.0.0.1/32 scram-sha-256".into(),
+        ]),
         ..ClusterConfig::default()
     });
     let check = expect_failure(&cluster.admin_url(), &[], "no-hba-entry");
     let hint = check["hint"].as_str().unwrap();
-    assert!(hint.contains("postgres  postgres  127.0.0.1/32  scram-sha-256"), "{check}");
+    assert!(
+        hint.contains("postgres  postgres  127.0.0.1/32  scram-sha-256"),
+        "{check}"
+    );
 }
 
 #[test]
 fn too_many_connections() {
     let cluster = Cluster::start(ClusterConfig {
         auth: Auth::Trust,
-        settings: vec![("max_connections".into(), "3".into()), ("superuser_reserved_connections".into(), "0".into())],
+        settings: vec![
+            ("max_connections".into(), "3".into()),
+            ("superuser_reserved_connections".into(), "0".into()),
+        ],
         ..ClusterConfig::default()
     });
     let held = cluster.hold_connections(3);
     assert_eq!(held.len(), 3);
-    expect_failure(&cluster.url("postgres", None, "postgres"), &[], "too-many-connections");
+    expect_failure(
+        &cluster.url("postgres", None, "postgres"),
+        &[],
+        "too-many-connections",
+    );
 }
 
 #[test]
@@ -244,9 +429,18 @@ fn permission_denied_without_connect_privilege() {
     let db = support::unique_name("locked");
     let role = support::unique_name("outsider");
     cluster.psql("postgres", &format!("CREATE DATABASE {db}"));
-    cluster.psql("postgres", &format!("CREATE ROLE {role} LOGIN; REVOKE CONNECT ON DATABASE {db} FROM PUBLIC"));
+    cluster.psql(
+        "postgres",
+        &format!("CREATE ROLE {role} LOGIN; REVOKE CONNECT ON DATABASE {db} FROM PUBLIC"),
+    );
     let check = expect_failure(&cluster.url(&role, None, &db), &[], "permission-denied");
-    assert!(check["hint"].as_str().unwrap().contains(&format!("GRANT CONNECT ON DATABASE \"{db}\" TO \"{role}\"")), "{check}");
+    assert!(
+        check["hint"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("GRANT CONNECT ON DATABASE \"{db}\" TO \"{role}\"")),
+        "{check}"
+    );
 }
 
 #[test]
@@ -255,13 +449,28 @@ fn a_role_granted_all_on_database_cannot_create_tables_on_pg15() {
     let db = support::unique_name("granted");
     let role = support::unique_name("grantee");
     cluster.psql("postgres", &format!("CREATE DATABASE {db}"));
-    cluster.psql("postgres", &format!("CREATE ROLE {role} LOGIN; GRANT ALL PRIVILEGES ON DATABASE {db} TO {role}"));
+    cluster.psql(
+        "postgres",
+        &format!("CREATE ROLE {role} LOGIN; GRANT ALL PRIVILEGES ON DATABASE {db} TO {role}"),
+    );
     let (out, json) = doctor_json(&cluster.url(&role, None, &db), &[]);
     assert_shape(&json);
-    let check = json["checks"].as_array().unwrap().iter().find(|c| c["id"] == "privileges").unwrap().clone();
+    let check = json["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "privileges")
+        .unwrap()
+        .clone();
     assert_eq!(check["status"], "warn", "{json:#}");
     assert_eq!(check["code"], "cannot-create-tables");
-    assert!(check["hint"].as_str().unwrap().contains(&format!("ALTER DATABASE \"{db}\" OWNER TO \"{role}\"")), "{check}");
+    assert!(
+        check["hint"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("ALTER DATABASE \"{db}\" OWNER TO \"{role}\"")),
+        "{check}"
+    );
     // A warning: the connection itself works.
     assert_eq!(out.code, 0, "{out:?}");
 }
@@ -269,18 +478,40 @@ fn a_role_granted_all_on_database_cannot_create_tables_on_pg15() {
 #[test]
 fn pool_exceeding_max_connections_is_a_warning_with_the_table() {
     let cluster = support::shared(Shared::Scram);
-    let (out, json) = doctor_json(&cluster.admin_url(), &["--pool-max", "50", "--instances", "4"]);
+    let (out, json) = doctor_json(
+        &cluster.admin_url(),
+        &["--pool-max", "50", "--instances", "4"],
+    );
     assert_eq!(out.code, 0, "{out:?}");
-    let pool = json["checks"].as_array().unwrap().iter().find(|c| c["code"] == "pool-exceeds-connections").expect("a pool warning").clone();
+    let pool = json["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["code"] == "pool-exceeds-connections")
+        .expect("a pool warning")
+        .clone();
     assert!(pool["message"].as_str().unwrap().contains("200"), "{pool}");
-    assert!(pool["hint"].as_str().unwrap().contains("small production 5–20"), "{pool}");
+    assert!(
+        pool["hint"]
+            .as_str()
+            .unwrap()
+            .contains("small production 5–20"),
+        "{pool}"
+    );
 }
 
 #[test]
 fn wait_returns_once_the_server_is_up_and_stops_early_on_a_wrong_password() {
     let cluster = support::shared(Shared::Scram);
     let started = Instant::now();
-    let (out, _) = doctor_json(&cluster.url("postgres", Some("wrong"), "postgres"), &["--wait", "30"]);
+    let (out, _) = doctor_json(
+        &cluster.url("postgres", Some("wrong"), "postgres"),
+        &["--wait", "30"],
+    );
     assert_eq!(out.code, 1);
-    assert!(started.elapsed() < Duration::from_secs(5), "--wait retried a wrong password: {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "--wait retried a wrong password: {:?}",
+        started.elapsed()
+    );
 }

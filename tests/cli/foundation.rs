@@ -28,20 +28,31 @@ impl Environment for EmptyEnv {
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 async fn select_one(url: &str) -> Result<(sqlx::PgConnection, i32), FailureKind> {
     let cfg = ConnString::parse(url).unwrap().resolve(&EmptyEnv).unwrap();
-    let mut c = connect::connect(&cfg, Duration::from_secs(5)).await.map_err(|f| f.last().failure.clone())?;
-    let one: i32 = sqlx::query("SELECT 1").fetch_one(&mut c.conn).await.unwrap().get(0);
+    let mut c = connect::connect(&cfg, Duration::from_secs(5))
+        .await
+        .map_err(|f| f.last().failure.clone())?;
+    let one: i32 = sqlx::query("SELECT 1")
+        .fetch_one(&mut c.conn)
+        .await
+        .unwrap()
+        .get(0);
     Ok((c.conn, one))
 }
 
 #[test]
 fn connects_over_tcp_with_scram() {
     let cluster = support::shared(Shared::Scram);
-    let (_, one) = runtime().block_on(select_one(&cluster.admin_url())).unwrap();
+    let (_, one) = runtime()
+        .block_on(select_one(&cluster.admin_url()))
+        .unwrap();
     assert_eq!(one, 1);
 }
 
@@ -58,7 +69,10 @@ fn connects_over_the_unix_socket() {
         let (mut conn, one) = select_one(&url).await.unwrap();
         assert_eq!(one, 1);
         // A socket connection has no client address: proves it did not go over TCP.
-        let addr: Option<String> = sqlx::query_scalar("SELECT inet_client_addr()::text").fetch_one(&mut conn).await.unwrap();
+        let addr: Option<String> = sqlx::query_scalar("SELECT inet_client_addr()::text")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
         assert_eq!(addr, None);
     });
 }
@@ -69,7 +83,11 @@ fn sslmode_require_uses_tls() {
     let url = format!("{}?sslmode=require", cluster.admin_url());
     runtime().block_on(async {
         let (mut conn, _) = select_one(&url).await.unwrap();
-        let ssl: bool = sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetch_one(&mut conn).await.unwrap();
+        let ssl: bool =
+            sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
         assert!(ssl);
     });
 }
@@ -91,7 +109,10 @@ fn sslmode_require_on_a_socket_is_ignored_as_libpq_does() {
 fn a_wrong_password_is_the_servers_28p01() {
     let cluster = support::shared(Shared::Scram);
     let url = cluster.url("postgres", Some("wrong-password"), "postgres");
-    let failure = runtime().block_on(select_one(&url)).map(|_| ()).unwrap_err();
+    let failure = runtime()
+        .block_on(select_one(&url))
+        .map(|_| ())
+        .unwrap_err();
     assert_eq!(failure.sqlstate(), Some("28P01"), "{failure:?}");
 }
 
@@ -114,8 +135,12 @@ fn psql_accepts_a_rendered_url_with_a_hostile_password() {
     let role = support::unique_name("hostile");
     let password = "p@ss:w/rd?#%+ 'q\"\\ é漢";
     let verifier = aksara::provision::scram_verifier(password);
-    cluster.psql("postgres", &format!("CREATE ROLE {role} LOGIN PASSWORD '{verifier}'"));
-    let mut cs = ConnString::parse(&format!("postgresql://127.0.0.1:{}/postgres", cluster.port)).unwrap();
+    cluster.psql(
+        "postgres",
+        &format!("CREATE ROLE {role} LOGIN PASSWORD '{verifier}'"),
+    );
+    let mut cs =
+        ConnString::parse(&format!("postgresql://127.0.0.1:{}/postgres", cluster.port)).unwrap();
     cs.user = Some(role.clone());
     cs.password = Some(Password::new(password.to_string()));
     let url = cs.to_url(Reveal::Secret);
@@ -136,8 +161,20 @@ fn version_and_help_work() {
     assert!(out.stdout.starts_with("aksara "), "{out:?}");
     let help = crate::run(crate::aksara(dir.path()).arg("--help"));
     assert_eq!(help.code, 0);
-    for needle in ["dbsetup", "doctor", "--color", "--quiet", "--verbose", "Examples:", "Exit codes:"] {
-        assert!(help.stdout.contains(needle), "--help lacks {needle}: {}", help.stdout);
+    for needle in [
+        "dbsetup",
+        "doctor",
+        "--color",
+        "--quiet",
+        "--verbose",
+        "Examples:",
+        "Exit codes:",
+    ] {
+        assert!(
+            help.stdout.contains(needle),
+            "--help lacks {needle}: {}",
+            help.stdout
+        );
     }
     let usage = crate::run(crate::aksara(dir.path()).arg("frobnicate"));
     assert_eq!(usage.code, 2, "{usage:?}");

@@ -7,6 +7,7 @@ mod support;
 mod dbsetup;
 mod doctor;
 mod foundation;
+mod interactive;
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -33,12 +34,20 @@ impl Run {
 
 impl std::fmt::Debug for Run {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "exit {}\n--- stdout\n{}--- stderr\n{}", self.code, self.stdout, self.stderr)
+        write!(
+            f,
+            "exit {}\n--- stdout\n{}--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
     }
 }
 
 pub fn run(cmd: &mut Command) -> Run {
-    let Output { status, stdout, stderr } = cmd.output().expect("run aksara");
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = cmd.output().expect("run aksara");
     Run {
         code: status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&stdout).into_owned(),
@@ -57,7 +66,18 @@ pub fn psql_url(url: &str, sql: &str) -> Result<String, String> {
     let mut cmd = Command::new(&bins.psql);
     support::clear_pg_env(&mut cmd);
     let out = cmd
-        .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", sql])
+        .args([
+            "-X",
+            "-q",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            url,
+            "-c",
+            sql,
+        ])
         .env("HOME", support::hermetic_home())
         .stdin(Stdio::null())
         .output()
@@ -71,5 +91,9 @@ pub fn psql_url(url: &str, sql: &str) -> Result<String, String> {
 
 /// The value of a key in a .env file, as dotenvy reads it.
 pub fn env_value(path: &Path, key: &str) -> Option<String> {
-    dotenvy::from_path_iter(path).ok()?.filter_map(Result::ok).find(|(k, _)| k == key).map(|(_, v)| v)
+    dotenvy::from_path_iter(path)
+        .ok()?
+        .filter_map(Result::ok)
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v)
 }
