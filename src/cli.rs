@@ -7,10 +7,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 const AFTER_HELP: &str = "\
 Examples:
-  aksara dbsetup                                   Set up a database interactively
-  aksara dbsetup --non-interactive --db-name myapp Set up in CI (password from AKSARA_DB_PASSWORD or generated)
-  aksara doctor                                    Diagnose the DATABASE_URL in ./.env
-  aksara doctor --format json --wait 30            Wait for the database, report as JSON
+  aksara dbsetup                                     set up a database, asking as it goes
+  aksara dbsetup --non-interactive --db-name myapp   the same in CI, never asking
+  aksara doctor                                      diagnose the DATABASE_URL in ./.env
+  aksara doctor --format json --wait 30              wait for the database, report as JSON
 
 Exit codes:
   0    success (doctor: no check failed; warnings allowed)
@@ -80,7 +80,7 @@ pub enum Command {
     ///
     /// Example: aksara doctor --url postgresql://app@localhost/app
     #[command(
-        after_help = "Example:\n  aksara doctor\n  aksara doctor --url postgresql://app@localhost:5432/app --format json"
+        after_help = doctor_after_help()
     )]
     Doctor(DoctorArgs),
 }
@@ -136,6 +136,22 @@ pub struct EnvFileArgs {
     /// The .env file to read and write
     #[arg(long, value_name = "PATH", default_value = ".env")]
     pub env_file: PathBuf,
+}
+
+/// The doctor's examples and its failure codes, from the catalogue (one source for both).
+fn doctor_after_help() -> String {
+    let mut text = String::from(
+        "Examples:\n  aksara doctor\n  aksara doctor --url postgresql://app@localhost:5432/app --format json\n  aksara doctor --wait 30\n\nFailure codes (exit 1):\n",
+    );
+    let mut warnings = String::from("\nWarning codes (exit 0):\n");
+    for entry in crate::diagnose::CATALOGUE {
+        let line = format!("  {:<26}{}\n", entry.code, entry.meaning);
+        match entry.severity {
+            crate::diagnose::Severity::Failure => text.push_str(&line),
+            crate::diagnose::Severity::Warning => warnings.push_str(&line),
+        }
+    }
+    text + &warnings
 }
 
 #[derive(Debug, Args)]

@@ -118,7 +118,7 @@ pub const CATALOGUE: &[Entry] = &[
     Entry {
         code: "cannot-create-tables",
         severity: Severity::Warning,
-        meaning: "the role can log in but cannot create tables (PostgreSQL 15 schema public)",
+        meaning: "the role can log in but cannot create tables (PG 15 public)",
         fix: "make the role the database owner, or GRANT CREATE ON SCHEMA public",
     },
     Entry {
@@ -148,7 +148,7 @@ pub const CATALOGUE: &[Entry] = &[
     Entry {
         code: "pool-exceeds-connections",
         severity: Severity::Warning,
-        meaning: "the pools of all instances can open more connections than the server allows",
+        meaning: "the pools can open more connections than the server allows",
         fix: "lower pool_max_size per the workload table, or raise max_connections",
     },
 ];
@@ -184,9 +184,7 @@ pub fn diagnose(cfg: &ConnConfig, attempt: &Attempt, ctx: &Context) -> Diagnosis
         FailureKind::Dns { host, message } => Diagnosis {
             code: "dns-failure",
             message: format!("the host name \"{host}\" does not resolve ({message})"),
-            hint: format!(
-                "check the host in the URL; if the password contains @, # or /, percent-encode it (@ is %40, # is %23, / is %2F), otherwise the part after it is taken as the host"
-            ),
+            hint: "check the host in the URL; if the password contains @, # or /, percent-encode it (@ is %40, # is %23, / is %2F), otherwise the part after it is taken as the host".to_string(),
         },
         FailureKind::Refused | FailureKind::SocketMissing => refused(ep, ctx),
         FailureKind::Timeout { after } => Diagnosis {

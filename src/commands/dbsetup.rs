@@ -234,24 +234,20 @@ async fn setup(
 
     // Password: keep one that works already, else the given one, else ask or generate.
     let mut keep_url = None;
-    if existing.role_exists {
-        if let Some(cs) = &existing_cs {
-            if cs.user.as_deref() == Some(role.as_str())
-                && cs.dbname.as_deref() == Some(db.as_str())
-                && existing.database_owner.is_some()
-            {
-                if let Ok(cfg) = cs.resolve(env) {
-                    if let Ok(c) = connect::connect(&cfg, bound).await {
-                        connect::close(c.conn).await;
-                        let same = given_password
-                            .as_deref()
-                            .is_none_or(|g| cs.password.as_ref().map(|p| p.expose()) == Some(g));
-                        if same {
-                            keep_url = Some(cs.clone());
-                        }
-                    }
-                }
-            }
+    if existing.role_exists
+        && let Some(cs) = &existing_cs
+        && cs.user.as_deref() == Some(role.as_str())
+        && cs.dbname.as_deref() == Some(db.as_str())
+        && existing.database_owner.is_some()
+        && let Ok(cfg) = cs.resolve(env)
+        && let Ok(c) = connect::connect(&cfg, bound).await
+    {
+        connect::close(c.conn).await;
+        let same = given_password
+            .as_deref()
+            .is_none_or(|g| cs.password.as_ref().map(|p| p.expose()) == Some(g));
+        if same {
+            keep_url = Some(cs.clone());
         }
     }
     let password = match (&keep_url, &given_password) {
@@ -340,36 +336,38 @@ async fn setup(
     let final_url = final_cs.to_url(crate::dsn::Reveal::Secret);
     let mut on_conflict = OnConflict::Fail;
     let existing_value = existing_value(&args.env.env_file, &args.env_key)?;
-    if let Some(old) = &existing_value {
-        if *old != final_url {
-            if args.force {
-                on_conflict = OnConflict::ReplaceKeepingOldAsComment;
-            } else if let Some(p) = prompter {
-                if !p
-                    .confirm(
-                        &format!(
-                            "{} already sets {}; replace it (the old line is kept as a comment)?",
-                            args.env.env_file.display(),
-                            args.env_key
-                        ),
-                        true,
-                    )
-                    .await?
-                {
-                    return Err(CliError::failure("setup cancelled; nothing was changed")
-                        .with_hint(format!(
-                            "pass --env-key OTHER_KEY to write another variable, or --env-file PATH"
-                        )));
-                }
-                on_conflict = OnConflict::ReplaceKeepingOldAsComment;
-            } else {
-                return Err(CliError::failure(format!(
+    if let Some(old) = &existing_value
+        && *old != final_url
+    {
+        if args.force {
+            on_conflict = OnConflict::ReplaceKeepingOldAsComment;
+        } else if let Some(p) = prompter {
+            if !p
+                .confirm(
+                    &format!(
+                        "{} already sets {}; replace it (the old line is kept as a comment)?",
+                        args.env.env_file.display(),
+                        args.env_key
+                    ),
+                    true,
+                )
+                .await?
+            {
+                return Err(
+                    CliError::failure("setup cancelled; nothing was changed").with_hint(
+                        "pass --env-key OTHER_KEY to write another variable, or --env-file PATH"
+                            .to_string(),
+                    ),
+                );
+            }
+            on_conflict = OnConflict::ReplaceKeepingOldAsComment;
+        } else {
+            return Err(CliError::failure(format!(
                     "{} already sets {} to a different value; nothing was changed",
                     args.env.env_file.display(),
                     args.env_key
                 ))
                 .with_hint("pass --force to replace it (the old line is kept as a comment), or --env-key to write another variable"));
-            }
         }
     }
 
@@ -395,10 +393,10 @@ async fn setup(
             printer.status(&printer.dim("  (the password is sent as a SCRAM-SHA-256 verifier: the server and its log never see it)"));
         }
     }
-    if let Some(p) = prompter {
-        if !p.confirm("Go ahead?", true).await? {
-            return Err(CliError::failure("setup cancelled; nothing was changed"));
-        }
+    if let Some(p) = prompter
+        && !p.confirm("Go ahead?", true).await?
+    {
+        return Err(CliError::failure("setup cancelled; nothing was changed"));
     }
 
     // 6. Provision, undoing this run's own objects if a later step fails.
@@ -542,19 +540,19 @@ async fn admin_connection(
             }
             Err(failure) => {
                 let attempt = failure.last().clone();
-                if let (Some(p), FailureKind::Server { code, .. }) = (prompter, &attempt.failure) {
-                    if code == "28P01" {
-                        return prompt_admin_login(
-                            p,
-                            printer,
-                            env,
-                            &attempt.endpoint,
-                            Some(cfg.user.clone()),
-                            bound,
-                            Vec::new(),
-                        )
-                        .await;
-                    }
+                if let (Some(p), FailureKind::Server { code, .. }) = (prompter, &attempt.failure)
+                    && code == "28P01"
+                {
+                    return prompt_admin_login(
+                        p,
+                        printer,
+                        env,
+                        &attempt.endpoint,
+                        Some(cfg.user.clone()),
+                        bound,
+                        Vec::new(),
+                    )
+                    .await;
                 }
                 Err(
                     connect_error(&cfg, &failure, "the admin connection (--admin-url) failed")
@@ -566,21 +564,21 @@ async fn admin_connection(
 
     // Discovery: PG* variables, the .env's URL, the usual sockets and ports, all at once.
     let mut candidates = Vec::new();
-    if env.has_pg_target() {
-        if let Ok(cfg) = ConnString::default().resolve(env) {
-            candidates.extend(cfg.endpoints.into_iter().map(|endpoint| Candidate {
-                endpoint,
-                origin: "PG* variables".into(),
-            }));
-        }
+    if env.has_pg_target()
+        && let Ok(cfg) = ConnString::default().resolve(env)
+    {
+        candidates.extend(cfg.endpoints.into_iter().map(|endpoint| Candidate {
+            endpoint,
+            origin: "PG* variables".into(),
+        }));
     }
-    if let Some(cs) = existing_cs {
-        if let Ok(cfg) = cs.resolve(env) {
-            candidates.extend(cfg.endpoints.into_iter().map(|endpoint| Candidate {
-                endpoint,
-                origin: format!("{} in {}", args.env_key, args.env.env_file.display()),
-            }));
-        }
+    if let Some(cs) = existing_cs
+        && let Ok(cfg) = cs.resolve(env)
+    {
+        candidates.extend(cfg.endpoints.into_iter().map(|endpoint| Candidate {
+            endpoint,
+            origin: format!("{} in {}", args.env_key, args.env.env_file.display()),
+        }));
     }
     candidates.extend(probe::local_candidates());
     let mut unique: Vec<Candidate> = Vec::new();
@@ -610,14 +608,13 @@ async fn admin_connection(
     // One local server usually answers on a socket and on TCP localhost with the same port:
     // list it once, with all its addresses.
     let servers = group_servers(&answered);
-    let chosen = if servers.len() == 1 || prompter.is_none() {
-        0
-    } else {
-        let items: Vec<String> = servers.iter().map(describe_server).collect();
-        prompter
-            .expect("checked")
-            .select("Several PostgreSQL servers answer; which one?", items, 0)
-            .await?
+    let chosen = match prompter {
+        Some(p) if servers.len() > 1 => {
+            let items: Vec<String> = servers.iter().map(|s| describe_server(s)).collect();
+            p.select("Several PostgreSQL servers answer; which one?", items, 0)
+                .await?
+        }
+        _ => 0,
     };
     let server = &servers[chosen];
     printer.step(Mark::Pass, &format!("Found {}", describe_server(server)));
@@ -628,10 +625,10 @@ async fn admin_connection(
         users.push(u);
     } else {
         users.push("postgres".to_string());
-        if let Some(os) = crate::dsn::Environment::os_user(env) {
-            if os != "postgres" {
-                users.push(os);
-            }
+        if let Some(os) = crate::dsn::Environment::os_user(env)
+            && os != "postgres"
+        {
+            users.push(os);
         }
     }
     let mut last_failure = None;
@@ -723,7 +720,7 @@ fn group_servers(answered: &[(Candidate, bool)]) -> Vec<Vec<(Candidate, bool)>> 
     servers
 }
 
-fn describe_server(server: &Vec<(Candidate, bool)>) -> String {
+fn describe_server(server: &[(Candidate, bool)]) -> String {
     let port = server[0].0.endpoint.port;
     let addresses: Vec<String> = server
         .iter()
@@ -762,17 +759,18 @@ fn password_origin(cfg: &ConnConfig) -> &'static str {
 }
 
 fn admin_conn_string(endpoint: &Endpoint, user: &str, db: &str) -> ConnString {
-    let mut cs = ConnString::default();
-    cs.hosts = vec![HostSpec {
-        host: Some(match &endpoint.host {
-            Host::Tcp(h) => h.clone(),
-            Host::Socket(d) => d.display().to_string(),
-        }),
-        port: Some(endpoint.port),
-    }];
-    cs.user = Some(user.to_string());
-    cs.dbname = Some(db.to_string());
-    cs
+    ConnString {
+        hosts: vec![HostSpec {
+            host: Some(match &endpoint.host {
+                Host::Tcp(h) => h.clone(),
+                Host::Socket(d) => d.display().to_string(),
+            }),
+            port: Some(endpoint.port),
+        }],
+        user: Some(user.to_string()),
+        dbname: Some(db.to_string()),
+        ..ConnString::default()
+    }
 }
 
 async fn prompt_admin_login(

@@ -191,11 +191,11 @@ impl Checklist<'_> {
                     code,
                     timing
                 ));
-                if let Some(hint) = &check.hint {
-                    if check.status != Status::Pass {
-                        self.printer
-                            .result(&format!("    {} {hint}", self.printer.bold("hint:")));
-                    }
+                if let Some(hint) = &check.hint
+                    && check.status != Status::Pass
+                {
+                    self.printer
+                        .result(&format!("    {} {hint}", self.printer.bold("hint:")));
                 }
             }
         }
@@ -780,8 +780,9 @@ fn production_checks(
     }
     if let Some(path) = &target.env_file {
         let started = Instant::now();
-        match envfile::git_ignore_status(path) {
-            envfile::GitIgnoreStatus::NotIgnored { repo_root } => list.warn(
+        if let envfile::GitIgnoreStatus::NotIgnored { repo_root } = envfile::git_ignore_status(path)
+        {
+            list.warn(
                 "env-git",
                 Some("env-not-ignored"),
                 format!(
@@ -795,8 +796,7 @@ fn production_checks(
                     repo_root.join(".gitignore").display()
                 ),
                 started,
-            ),
-            _ => {}
+            )
         }
         if envfile::readable_by_others(path).unwrap_or(false) {
             list.warn(
