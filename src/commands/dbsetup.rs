@@ -1110,7 +1110,16 @@ async fn gitignore_advice(
     printer: &Printer,
     prompter: Option<&Prompter>,
 ) -> CliResult<()> {
-    if let GitIgnoreStatus::NotIgnored { repo_root } = envfile::git_ignore_status(path) {
+    let status = envfile::git_ignore_status(path);
+    if let GitIgnoreStatus::Tracked { repo_root } = &status {
+        printer.warn(&format!(
+            "{} holds the password and is committed to git: `git rm --cached {}`, add it to {}, and change the password (it is in the history)",
+            path.display(),
+            path.display(),
+            repo_root.join(".gitignore").display()
+        ));
+    }
+    if let GitIgnoreStatus::NotIgnored { repo_root } = status {
         let pattern = relative_pattern(path, &repo_root);
         match prompter {
             Some(p) => {

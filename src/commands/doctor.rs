@@ -12,7 +12,7 @@ use sqlx::postgres::PgSslMode;
 use crate::cli::{DoctorArgs, OutputFormat};
 use crate::connect::{self, Attempt, FailureKind};
 use crate::diagnose::{self, Context, Diagnosis};
-use crate::dsn::{ConnConfig, ConnString, Endpoint, Host};
+use crate::dsn::{ConnConfig, ConnString, Endpoint, Host, SslMode};
 use crate::envfile;
 use crate::error::{CliError, CliResult, Exit};
 use crate::probe::{self, Answer};
@@ -774,9 +774,14 @@ fn production_checks(
     target: &Target,
     args: &DoctorArgs,
 ) {
-    let started = Instant::now();
-    if !endpoint.is_local() && !cfg.sslmode.requires_tls() {
-        list.warn("ssl-remote", Some("ssl-not-used-remote"), format!("{endpoint} is a remote host and sslmode={} does not require TLS", cfg.sslmode), "add ?sslmode=require to the URL (or verify-full with sslrootcert) so credentials and data are encrypted".into(), started);
+    if let Some((message, hint)) = remote_without_tls(endpoint, cfg.sslmode) {
+        list.warn(
+            "ssl-remote",
+            Some("ssl-not-used-remote"),
+            message,
+            hint,
+            Instant::now(),
+        );
     }
     if let Some(path) = &target.env_file {
         let started = Instant::now();
@@ -836,6 +841,17 @@ fn production_checks(
             );
         }
     }
+}
+
+/// A remote server reached without requiring TLS: credentials and data cross the network in
+/// the clear (or to whoever answers, since nothing is verified).
+fn remote_without_tls(endpoint: &Endpoint, sslmode: SslMode) -> Option<(String, String)> {
+    (!endpoint.is_local() && !sslmode.requires_tls()).then(|| {
+        (
+            format!("{endpoint} is a remote host and sslmode={sslmode} does not require TLS"),
+            "add ?sslmode=require to the URL (or verify-full with sslrootcert) so credentials and data are encrypted".to_string(),
+        )
+    })
 }
 
 fn file_name(path: &Path) -> String {
@@ -912,5 +928,45 @@ fn print_tools(printer: &Printer) {
             }
             Err(_) => printer.result(&format!("  {tool:<11} not found")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_remote_host_without_required_tls_is_warned_about() {
+        let remote = Endpoint {
+            host: Host::Tcp("db.example.com".into()),
+            port: 5432,
+        };
+        let (message, hint) = remote_without_tls(&remote, SslMode::Prefer).expect("a warning");
+        assert!(
+            message.contains("db.example.com:5432") && message.contains("sslmode=prefer"),
+            "{message}"
+        );
+        assert!(hint.contains("sslmode=require"));
+        assert!(remote_without_tls(&remote, SslMode::Require).is_none());
+        assert!(remote_without_tls(&remote, SslMode::VerifyFull).is_none());
+        let local = Endpoint {
+            host: Host::Tcp("localhost".into()),
+            port: 5432,
+        };
+        assert!(remote_without_tls(&local, SslMode::Disable).is_none());
+        let socket = Endpoint {
+            host: Host::Socket("/var/run/postgresql".into()),
+            port: 5432,
+        };
+        assert!(remote_without_tls(&socket, SslMode::Disable).is_none());
+    }
+
+    #[test]
+    fn lint_names_ignored_parameters_and_a_moved_host() {
+        let raw = "postgresql://app:p@ss@localhost/db?schema=public";
+        let cs = ConnString::parse("postgresql://app:p%40ss@localhost/db?schema=public").unwrap();
+        let lints = lint(raw, &cs);
+        assert!(lints.iter().any(|l| l.contains("schema")), "{lints:?}");
+        assert!(lints.iter().any(|l| l.contains("unencoded @")), "{lints:?}");
     }
 }

@@ -461,3 +461,78 @@ fn setup_over_a_trust_socket_writes_a_url_that_works() {
 fn debug(out: &Run) {
     eprintln!("{out:?}");
 }
+
+#[test]
+fn a_failed_create_database_undoes_the_role_this_run_created() {
+    let cluster = Cluster::start(ClusterConfig::default());
+    // A session in template1 makes CREATE DATABASE fail (after ~5 s of waiting) with
+    // "source database "template1" is being accessed by other users".
+    let bins = support::bins();
+    let mut holder = Command::new(&bins.psql);
+    support::clear_pg_env(&mut holder);
+    let mut holder = holder
+        .args(["-X", "-q", "-h"])
+        .arg(&cluster.socket_dir)
+        .args([
+            "-p",
+            &cluster.port.to_string(),
+            "-U",
+            "postgres",
+            "-d",
+            "template1",
+        ])
+        .env("PGPASSWORD", &cluster.password)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while cluster.psql(
+        "postgres",
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = 'template1'",
+    ) != "1"
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the template1 session did not appear"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let dir = project();
+    let out = run(&mut dbsetup(
+        &cluster,
+        dir.path(),
+        &["--db-name", "halfway"],
+    ));
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr.contains("being accessed by other users"),
+        "{out:?}"
+    );
+    assert!(
+        out.stderr.contains("undone: DROP ROLE \"halfway\""),
+        "{out:?}"
+    );
+    assert!(out.stderr.contains("run `aksara dbsetup` again"), "{out:?}");
+    assert_eq!(
+        cluster.psql(
+            "postgres",
+            "SELECT count(*) FROM pg_roles WHERE rolname = 'halfway'"
+        ),
+        "0"
+    );
+    assert!(
+        !dir.path().join(".env").exists(),
+        ".env written after a failed setup"
+    );
+
+    drop(holder.stdin.take());
+    holder.wait().unwrap();
+    let out = run(&mut dbsetup(
+        &cluster,
+        dir.path(),
+        &["--db-name", "halfway"],
+    ));
+    assert_eq!(out.code, 0, "the rerun did not finish the job: {out:?}");
+    assert_url_works(&env_value(&dir.path().join(".env"), "DATABASE_URL").unwrap());
+}

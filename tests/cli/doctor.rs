@@ -3,6 +3,7 @@
 //! named with its code, its hint and exit 1.
 
 use std::net::TcpListener;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -513,5 +514,120 @@ fn wait_returns_once_the_server_is_up_and_stops_early_on_a_wrong_password() {
         started.elapsed() < Duration::from_secs(5),
         "--wait retried a wrong password: {:?}",
         started.elapsed()
+    );
+}
+
+#[test]
+fn server_starting_or_shutting_down() {
+    let cluster = Cluster::start(ClusterConfig {
+        auth: Auth::Trust,
+        ..ClusterConfig::default()
+    });
+    let held = cluster.hold_connections(1);
+    cluster.begin_smart_shutdown();
+    // The server answers 57P03 as soon as it has seen the signal.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while cluster.try_psql("postgres", "SELECT 1").is_ok() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let check = expect_failure(
+        &cluster.url("postgres", None, "postgres"),
+        &[],
+        "server-starting",
+    );
+    assert!(
+        check["message"].as_str().unwrap().contains("shutting down"),
+        "{check}"
+    );
+    drop(held);
+}
+
+#[test]
+fn connections_near_the_limit_warn() {
+    let cluster = Cluster::start(ClusterConfig {
+        auth: Auth::Trust,
+        settings: vec![
+            ("max_connections".into(), "5".into()),
+            ("superuser_reserved_connections".into(), "0".into()),
+        ],
+        ..ClusterConfig::default()
+    });
+    let _held = cluster.hold_connections(3);
+    let (out, json) = doctor_json(
+        &cluster.url("postgres", None, "postgres"),
+        &["--pool-max", "1"],
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    let near = json["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["code"] == "connections-near-limit")
+        .expect("a near-limit warning")
+        .clone();
+    assert!(
+        near["message"].as_str().unwrap().contains("4 of 5"),
+        "{near}"
+    );
+}
+
+#[test]
+fn an_env_file_not_ignored_by_git_and_readable_by_others_warns() {
+    use std::os::unix::fs::PermissionsExt;
+    let cluster = support::shared(Shared::Scram);
+    let dir = project();
+    let git = Command::new("git")
+        .args(["init", "-q"])
+        .current_dir(dir.path())
+        .status()
+        .unwrap();
+    assert!(git.success());
+    let env = dir.path().join(".env");
+    std::fs::write(&env, format!("DATABASE_URL={}\n", cluster.admin_url())).unwrap();
+    std::fs::set_permissions(&env, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = run(aksara(dir.path()).args(["doctor", "--format", "json"]));
+    assert_eq!(out.code, 0, "{out:?}");
+    let json: Value = serde_json::from_str(&out.stdout).unwrap();
+    let codes: Vec<&str> = json["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["code"].as_str())
+        .collect();
+    assert!(codes.contains(&"env-not-ignored"), "{json:#}");
+    assert!(codes.contains(&"env-world-readable"), "{json:#}");
+    // Fixed: ignored and private, both warnings go.
+    std::fs::write(dir.path().join(".gitignore"), ".env\n").unwrap();
+    std::fs::set_permissions(&env, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = run(aksara(dir.path()).args(["doctor", "--format", "json"]));
+    let json: Value = serde_json::from_str(&out.stdout).unwrap();
+    let codes: Vec<&str> = json["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["code"].as_str())
+        .collect();
+    assert!(
+        !codes.contains(&"env-not-ignored") && !codes.contains(&"env-world-readable"),
+        "{json:#}"
+    );
+}
+
+#[test]
+fn the_shell_shadowing_the_env_file_is_noted() {
+    let cluster = support::shared(Shared::Scram);
+    let dir = project();
+    std::fs::write(
+        dir.path().join(".env"),
+        format!("DATABASE_URL={}\n", cluster.admin_url()),
+    )
+    .unwrap();
+    let out = run(aksara(dir.path())
+        .arg("doctor")
+        .env("DATABASE_URL", "postgresql://other@elsewhere/db"));
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout.contains("the shell also sets DATABASE_URL"),
+        "{out:?}"
     );
 }

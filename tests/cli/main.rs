@@ -8,6 +8,7 @@ mod dbsetup;
 mod doctor;
 mod foundation;
 mod interactive;
+mod secrets;
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};

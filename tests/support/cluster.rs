@@ -244,6 +244,24 @@ impl Cluster {
         }
     }
 
+    /// Begins a smart shutdown (SIGTERM, what `pg_ctl stop -m smart` sends) and returns at
+    /// once: while a client stays connected the server refuses new connections with 57P03
+    /// "the database system is shutting down".
+    pub fn begin_smart_shutdown(&self) {
+        let pid = self
+            .postmaster
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .map(|child| child.id());
+        if let Some(pid) = pid {
+            let _ = Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+
     /// Starts the server again on the same port after [`Cluster::stop_immediate`].
     pub fn start_again(&self) {
         assert!(!self.is_running(), "start_again: the cluster is running");
@@ -496,7 +514,7 @@ impl Drop for HeldConnections<'_> {
             self.marker
         );
         let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
+        while Instant::now() < deadline && self.cluster.is_running() {
             if self.cluster.try_psql("postgres", &sql).as_deref() == Ok("0") {
                 return;
             }
