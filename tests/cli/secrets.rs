@@ -33,11 +33,10 @@ fn all_cmdlines() -> Vec<String> {
 fn files_containing(dir: &Path, needle: &str) -> Vec<String> {
     let mut hits = Vec::new();
     for entry in walk(dir) {
-        if let Ok(bytes) = std::fs::read(&entry) {
-            if String::from_utf8_lossy(&bytes).contains(needle) {
+        if let Ok(bytes) = std::fs::read(&entry)
+            && String::from_utf8_lossy(&bytes).contains(needle) {
                 hits.push(entry.display().to_string());
             }
-        }
     }
     hits
 }
