@@ -179,3 +179,30 @@ fn version_and_help_work() {
     let usage = crate::run(crate::aksara(dir.path()).arg("frobnicate"));
     assert_eq!(usage.code, 2, "{usage:?}");
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 12, failure_persistence: None, ..Default::default() })]
+
+    /// Arbitrary passwords (any Unicode but NUL, with URL metacharacters mixed in): the URL we
+    /// render is accepted by libpq (psql) against a real server, for the role that has it.
+    #[test]
+    fn libpq_accepts_rendered_urls_for_arbitrary_passwords(
+        core in "[^\u{0}]{0,16}",
+        special in proptest::sample::select(vec!["@", ":", "/", "?", "#", "%", "+", "'", "\"", "\\", " ", "&", "="]),
+    ) {
+        let password = format!("{special}{core}{special}");
+        let cluster = support::shared(Shared::Scram);
+        let role = support::unique_name("prop");
+        let verifier = aksara::provision::scram_verifier(&password);
+        cluster.psql("postgres", &format!("CREATE ROLE {role} LOGIN PASSWORD '{verifier}'"));
+        let mut cs = ConnString::parse(&format!("postgresql://127.0.0.1:{}/postgres", cluster.port)).unwrap();
+        cs.user = Some(role.clone());
+        cs.password = Some(Password::new(password.clone()));
+        let url = cs.to_url(Reveal::Secret);
+        proptest::prop_assert_eq!(crate::psql_url(&url, "SELECT current_user").map_err(|e| e.replace(&password, "<pw>")), Ok(role.clone()));
+        // It parses back to the same password.
+        let back = ConnString::parse(&url).unwrap();
+        proptest::prop_assert_eq!(back.password.as_ref().map(|p| p.expose().to_string()), Some(password.clone()));
+        cluster.psql("postgres", &format!("DROP ROLE {role}"));
+    }
+}
