@@ -96,6 +96,11 @@ async fn docker(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
+    // Docker needs its own variables (DOCKER_HOST, ...), not the database passwords aksara
+    // was given.
+    for secret in ["PGPASSWORD", "AKSARA_DB_PASSWORD", PASSWORD_VAR] {
+        cmd.env_remove(secret);
+    }
     if let Some((k, v)) = env {
         cmd.env(k, v);
     }

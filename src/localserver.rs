@@ -476,9 +476,14 @@ fn server_command(
     user: Option<&ServerUser>,
 ) -> tokio::process::Command {
     let mut cmd = std::process::Command::new(program);
-    for (key, _) in std::env::vars_os() {
-        if key.as_encoded_bytes().starts_with(b"PG") {
-            cmd.env_remove(key);
+    // A long-lived server has no business with the caller's environment: PG* variables would
+    // redirect it, and AKSARA_DB_PASSWORD would sit in its environ. Only what the programs
+    // use is passed on: the search path, the locale (initdb's default) and the time zone.
+    cmd.env_clear();
+    for (key, value) in std::env::vars_os() {
+        let name = key.as_encoded_bytes();
+        if name == b"PATH" || name == b"LANG" || name == b"TZ" || name.starts_with(b"LC_") {
+            cmd.env(key, value);
         }
     }
     cmd.current_dir(cwd)
@@ -487,8 +492,6 @@ fn server_command(
         .stderr(Stdio::piped());
     if let Some(u) = user {
         cmd.uid(u.uid).gid(u.gid);
-        // Its own HOME, not root's, in case a program looks there.
-        cmd.env("HOME", "/");
     }
     tokio::process::Command::from(cmd)
 }
@@ -795,18 +798,20 @@ fn log_tail(path: &Path, offset: u64) -> String {
     lines[lines.len().saturating_sub(15)..].join("\n")
 }
 
-/// Whether the cluster runs, as its files and its socket tell.
+/// Whether the cluster runs, as its socket and its files tell.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Status {
-    /// From postmaster.pid, when that process is alive.
+    /// From postmaster.pid, when a process with that id is alive.
     pub pid: Option<u32>,
     /// Whether the server answers on its socket or port.
     pub accepting: bool,
 }
 
 impl Status {
+    /// Running means answering: after a hard reset, a stale postmaster.pid may name a process
+    /// id some other program has since been given.
     pub fn running(&self) -> bool {
-        self.accepting || self.pid.is_some()
+        self.accepting
     }
 }
 
@@ -879,7 +884,8 @@ pub async fn start(
 /// running.
 pub async fn stop(layout: &Layout, record: &Record) -> Result<bool, LocalError> {
     let st = status(layout, record).await;
-    if !st.running() {
+    // A live pid that does not answer may be a server starting or stuck: pg_ctl decides.
+    if !st.running() && st.pid.is_none() {
         return Ok(false);
     }
     let user = server_user()?;

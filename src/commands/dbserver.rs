@@ -126,7 +126,15 @@ async fn status(
         Kind::Local => {
             let st = localserver::status(layout, record).await;
             report.running = st.running();
-            report.pid = st.pid;
+            report.pid = st.pid.filter(|_| st.running());
+            if !st.running()
+                && let Some(pid) = st.pid
+            {
+                printer.warn(&format!(
+                    "postmaster.pid names process {pid}, which is alive but does not answer as PostgreSQL: a server starting or stuck, or a stale file from before a crash; see {}",
+                    layout.log_file().display()
+                ));
+            }
             report.socket = layout
                 .endpoints(record)
                 .into_iter()

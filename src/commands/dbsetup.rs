@@ -81,6 +81,17 @@ pub async fn run(args: DbsetupArgs, printer: &Printer) -> CliResult<Exit> {
                 .with_hint("pass --db-name NAME"),
         );
     }
+    if args.admin_url.is_some()
+        && matches!(
+            args.start_server,
+            Some(StartServer::Local | StartServer::Docker)
+        )
+    {
+        return Err(CliError::usage(
+            "--admin-url names a server to use, and --start-server asks aksara to start one",
+        )
+        .with_hint("pass one of them"));
+    }
     let sslmode = match &args.sslmode {
         Some(s) => Some(
             s.parse::<SslMode>()

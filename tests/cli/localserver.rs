@@ -67,6 +67,8 @@ fn server_project() -> tempfile::TempDir {
     dir
 }
 
+const APP_CANARY: &str = "AppCanary-local-3e9d";
+
 fn git_init(dir: &Path) {
     let status = Command::new("git")
         .args(["init", "-q"])
@@ -149,7 +151,7 @@ fn start_server_local_creates_a_cluster_whose_url_psql_can_use_and_keeps_the_pas
             seen
         })
     };
-    let out = run(&mut start_local(dir.path(), port, "shop"));
+    let out = run(start_local(dir.path(), port, "shop").env("AKSARA_DB_PASSWORD", APP_CANARY));
     done.store(true, Ordering::Relaxed);
     let cmdlines = watcher.join().unwrap();
     assert_eq!(out.code, 0, "{out:?}");
@@ -223,6 +225,24 @@ fn start_server_local_creates_a_cluster_whose_url_psql_can_use_and_keeps_the_pas
     assert_eq!(
         files_containing(dir.path(), &password),
         vec![password_file.display().to_string()]
+    );
+    // The server does not inherit aksara's environment, so no password sits in its environ.
+    let pid = std::fs::read_to_string(dir.path().join(".aksara/postgres/postmaster.pid"))
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_string();
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    let environ = String::from_utf8_lossy(&environ);
+    assert!(
+        !environ.contains(APP_CANARY),
+        "the postmaster's environment: {environ}"
+    );
+    assert!(!environ.contains(&password));
+    assert!(
+        url.contains(APP_CANARY),
+        "AKSARA_DB_PASSWORD was not used: {url}"
     );
 
     // .aksara/ is ignored by git (it holds the password and the data).
@@ -347,6 +367,24 @@ fn dbserver_stop_and_start_keep_the_data_and_status_and_doctor_tell_the_truth() 
     );
     assert!(rerun.stdout.contains("(unchanged)"), "{rerun:?}");
     drop(held);
+}
+
+#[test]
+fn admin_url_and_start_server_together_are_a_usage_error() {
+    let dir = server_project();
+    let out = run(aksara(dir.path()).args([
+        "dbsetup",
+        "--non-interactive",
+        "--db-name",
+        "x",
+        "--admin-url",
+        "postgresql://postgres@127.0.0.1:1/postgres",
+        "--start-server",
+        "local",
+    ]));
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("pass one of them"), "{out:?}");
+    assert!(!dir.path().join(".aksara").exists());
 }
 
 #[test]
