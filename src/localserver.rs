@@ -816,10 +816,10 @@ impl Status {
 }
 
 pub async fn status(layout: &Layout, record: &Record) -> Status {
-    let pid = fs::read_to_string(layout.data_dir().join("postmaster.pid"))
-        .ok()
-        .and_then(|t| t.lines().next()?.trim().parse::<u32>().ok())
-        .filter(|pid| process_alive(*pid));
+    let pid = match postmaster_pid(layout) {
+        PidFile::Live(pid) => Some(pid),
+        PidFile::Missing | PidFile::Stale(_) => None,
+    };
     let mut accepting = false;
     for ep in layout.endpoints(record) {
         if matches!(
@@ -833,13 +833,95 @@ pub async fn status(layout: &Layout, record: &Record) -> Status {
     Status { pid, accepting }
 }
 
-fn process_alive(pid: u32) -> bool {
-    let Ok(pid) = libc::pid_t::try_from(pid) else {
+/// What `postmaster.pid` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PidFile {
+    Missing,
+    /// A PostgreSQL process with that id runs.
+    Live(u32),
+    /// Left behind by a crash or a power cut: the process is gone, a zombie, or another
+    /// program that was given the same id after a reboot. PostgreSQL refuses to start while
+    /// the id belongs to any live process, so aksara removes such a file itself.
+    Stale(u32),
+}
+
+fn postmaster_pid(layout: &Layout) -> PidFile {
+    let Some(pid) = fs::read_to_string(layout.data_dir().join("postmaster.pid"))
+        .ok()
+        .and_then(|t| t.lines().next()?.trim().parse::<u32>().ok())
+    else {
+        return PidFile::Missing;
+    };
+    if is_live_postgres(pid) {
+        PidFile::Live(pid)
+    } else {
+        PidFile::Stale(pid)
+    }
+}
+
+/// Whether `pid` is a running (not zombie) process named postgres, as `ps` shows it on Linux
+/// and macOS alike. When `ps` cannot tell, the process counts as live: removing the pid file
+/// of a running server would let a second one corrupt the data.
+fn is_live_postgres(pid: u32) -> bool {
+    let Ok(raw) = libc::pid_t::try_from(pid) else {
         return false;
     };
     // SAFETY: signal 0 only checks that the process exists and may be signalled.
-    let rc = unsafe { libc::kill(pid, 0) };
-    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    let exists = unsafe { libc::kill(raw, 0) } == 0
+        || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+    if !exists {
+        return false;
+    }
+    let Ok(out) = std::process::Command::new("ps")
+        .args(["-o", "stat=", "-o", "comm=", "-p", &pid.to_string()])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+    else {
+        return true;
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut fields = text.split_whitespace();
+    match (fields.next(), fields.next()) {
+        (Some(stat), Some(comm)) => !stat.starts_with('Z') && comm.ends_with("postgres"),
+        // ps found no such process after all.
+        _ if out.status.success() => true,
+        _ => false,
+    }
+}
+
+/// Remove the lock files a crash left behind: `postmaster.pid` and the socket's
+/// `.s.PGSQL.<port>.lock` (it lives in the data folder too), when the process they name is not
+/// a running PostgreSQL. PostgreSQL removes them itself only when that id belongs to no process
+/// at all; after a reboot another program may hold it, and an unreaped zombie holds it too.
+fn remove_stale_locks(layout: &Layout, printer: &Printer) -> Result<(), LocalError> {
+    let data = layout.data_dir();
+    if let PidFile::Stale(pid) = postmaster_pid(layout) {
+        let path = data.join("postmaster.pid");
+        fs::remove_file(&path).map_err(io_err("remove", &path))?;
+        printer.status(&format!(
+            "  removed a stale postmaster.pid (process {pid} is not a running PostgreSQL: left by a crash or a power cut)"
+        ));
+    }
+    let entries = fs::read_dir(&data).map_err(io_err("read", &data))?;
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(socket) = name
+            .strip_prefix(".s.PGSQL.")
+            .and_then(|rest| rest.strip_suffix(".lock"))
+            .map(|port| data.join(format!(".s.PGSQL.{port}")))
+        else {
+            continue;
+        };
+        let holder = fs::read_to_string(entry.path())
+            .ok()
+            .and_then(|t| t.lines().next()?.trim().parse::<u32>().ok());
+        if holder.is_some_and(|pid| !is_live_postgres(pid)) {
+            let _ = fs::remove_file(&socket);
+            fs::remove_file(entry.path()).map_err(io_err("remove", &entry.path()))?;
+        }
+    }
+    Ok(())
 }
 
 /// The data folder's major version (`PG_VERSION`).
@@ -874,6 +956,7 @@ pub async fn start(
         });
     }
     let bins = binaries_for(data_major(layout)?, record.bindir.as_deref())?;
+    remove_stale_locks(layout, printer)?;
     // The record is the source of truth for the port; the server's file follows it.
     write_conf(layout, record.port, user.as_ref())?;
     pg_ctl_start(layout, &bins, record.port, wait, user.as_ref(), printer).await?;
@@ -884,7 +967,7 @@ pub async fn start(
 /// running.
 pub async fn stop(layout: &Layout, record: &Record) -> Result<bool, LocalError> {
     let st = status(layout, record).await;
-    // A live pid that does not answer may be a server starting or stuck: pg_ctl decides.
+    // A live postgres that does not answer may be starting or stuck: pg_ctl stops it too.
     if !st.running() && st.pid.is_none() {
         return Ok(false);
     }

@@ -131,7 +131,7 @@ async fn status(
                 && let Some(pid) = st.pid
             {
                 printer.warn(&format!(
-                    "postmaster.pid names process {pid}, which is alive but does not answer as PostgreSQL: a server starting or stuck, or a stale file from before a crash; see {}",
+                    "a PostgreSQL process (pid {pid}) holds the data folder but does not answer: it is starting, shutting down or stuck; see {}",
                     layout.log_file().display()
                 ));
             }

@@ -388,6 +388,51 @@ fn admin_url_and_start_server_together_are_a_usage_error() {
 }
 
 #[test]
+fn after_a_crash_start_brings_the_server_back_with_its_data() {
+    let dir = server_project();
+    let _stop = StopOnDrop::new(dir.path());
+    let out = run(&mut start_local(dir.path(), support::free_port(), "crash"));
+    assert_eq!(out.code, 0, "{out:?}");
+    let url = env_value(&dir.path().join(".env"), "DATABASE_URL").unwrap();
+    psql_url(
+        &url,
+        "CREATE TABLE survived (n int); INSERT INTO survived VALUES (7)",
+    )
+    .unwrap();
+
+    // A power cut: every server process dies at once (the postmaster leads its own process
+    // group), leaving postmaster.pid behind.
+    let pid_file = dir.path().join(".aksara/postgres/postmaster.pid");
+    let pid = std::fs::read_to_string(&pid_file).unwrap();
+    let pid = pid.lines().next().unwrap();
+    let killed = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{pid}")])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while psql_url(&url, "SELECT 1").is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server outlived SIGKILL"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        pid_file.exists(),
+        "the crash left no postmaster.pid to test with"
+    );
+
+    let status = dbserver(dir.path(), "status");
+    assert_eq!(status.code, 3, "{status:?}");
+    assert!(!status.stderr.contains("warning"), "{status:?}");
+    let start = dbserver(dir.path(), "start");
+    assert_eq!(start.code, 0, "{start:?}");
+    assert_eq!(psql_url(&url, "SELECT n FROM survived").unwrap(), "7");
+    assert_eq!(dbserver(dir.path(), "status").code, 0);
+}
+
+#[test]
 fn dbserver_without_a_project_server_exits_4_and_says_how_to_make_one() {
     let dir = server_project();
     for action in ["status", "start", "stop"] {
