@@ -519,13 +519,17 @@ fn without_start_server_ci_mode_never_starts_a_server_unasked() {
 
 /// `aksara dbsetup` in a PTY, wrapped in sh to print its exit code.
 fn spawn_in_pty(dir: &Path, args: &str) -> Session {
+    let mut cmd = Command::new("sh");
+    support::hermetic_env(&mut cmd);
+    pty_session(cmd, dir, args)
+}
+
+fn pty_session(mut cmd: Command, dir: &Path, args: &str) -> Session {
     let script = format!(
         "'{}' dbsetup {args}; echo \"CODE=$?\"",
         env!("CARGO_BIN_EXE_aksara")
     );
-    let mut cmd = Command::new("sh");
     cmd.args(["-c", &script]);
-    support::hermetic_env(&mut cmd);
     cmd.current_dir(dir).env("TERM", "xterm");
     let mut session = Session::spawn(cmd).expect("spawn a PTY");
     session.set_expect_timeout(Some(Duration::from_secs(60)));
@@ -662,6 +666,46 @@ impl FakeDocker {
     fn passwords(&self) -> Vec<String> {
         self.lines("passwords")
     }
+}
+
+#[test]
+fn the_offers_come_in_order_local_then_docker_then_install_advice() {
+    let docker = FakeDocker::new();
+    let dir = server_project();
+    let _stop = StopOnDrop::new(dir.path());
+    let mut cmd = Command::new("sh");
+    support::hermetic_env(&mut cmd);
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut dirs = vec![docker.dir.path().join("bin")];
+    dirs.extend(std::env::split_paths(&path));
+    cmd.env("PATH", std::env::join_paths(dirs).unwrap())
+        .env("FAKE_DOCKER_DIR", docker.dir.path());
+    let mut p = pty_session(cmd, dir.path(), "");
+    if a_server_answers_where_dbsetup_looks() {
+        // Discovery finds this machine's server and goes on with it: no offer is due.
+        p.expect(Regex("Found PostgreSQL|which one")).unwrap();
+        return;
+    }
+    p.expect("Start a PostgreSQL server?").unwrap();
+    let menu = p.expect("Neither: show how to install PostgreSQL").unwrap();
+    let menu = String::from_utf8_lossy(menu.before()).into_owned();
+    let local = menu.find("for this project (data in .aksara/postgres");
+    let in_docker = menu.find("Start PostgreSQL in Docker (container aksara-postgres");
+    assert!(
+        local.is_some() && in_docker.is_some() && local < in_docker,
+        "offers out of order or missing: {menu}"
+    );
+    // Down twice to "Neither".
+    p.send("\x1b[B").unwrap();
+    p.send("\x1b[B").unwrap();
+    p.send("\r").unwrap();
+    let rest = p.expect(Eof).unwrap();
+    let tail = String::from_utf8_lossy(rest.as_bytes()).into_owned();
+    assert!(tail.contains("none was started"), "{tail}");
+    assert!(tail.contains("Install and start PostgreSQL"), "{tail}");
+    assert!(tail.contains("CODE=1"), "{tail}");
+    assert!(!dir.path().join(".aksara").exists());
+    assert_eq!(docker.calls(), vec!["info".to_string()]);
 }
 
 const PS_CALL: &str = "ps -a --filter name=aksara-postgres --format {{.Names}}\t{{.Status}}";
