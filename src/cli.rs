@@ -11,11 +11,14 @@ Examples:
   aksara dbsetup --non-interactive --db-name myapp   the same in CI, never asking
   aksara doctor                                      diagnose the DATABASE_URL in ./.env
   aksara doctor --format json --wait 30              wait for the database, report as JSON
+  aksara dbserver status                             this project's own server (see dbsetup --start-server)
 
 Exit codes:
-  0    success (doctor: no check failed; warnings allowed)
+  0    success (doctor: no check failed; warnings allowed; dbserver status: running)
   1    failure (doctor: a check failed)
   2    usage error (a missing or invalid flag)
+  3    dbserver status: this project's server is stopped
+  4    dbserver: this project has no server of its own
   130  interrupted (Ctrl-C)";
 
 #[derive(Debug, Parser)]
@@ -72,9 +75,15 @@ pub enum Command {
     ///
     /// Example: aksara dbsetup --non-interactive --db-name myapp
     #[command(
-        after_help = "Example:\n  aksara dbsetup\n  aksara dbsetup --non-interactive --db-name myapp --admin-url postgresql://postgres@localhost/postgres"
+        after_help = "Examples:\n  aksara dbsetup\n  aksara dbsetup --non-interactive --db-name myapp --admin-url postgresql://postgres@localhost/postgres\n  aksara dbsetup --non-interactive --db-name myapp --start-server local\n\nWhen no PostgreSQL answers, dbsetup offers to start one for this project: a cluster in\n.aksara/postgres from the installed server programs, or the aksara-postgres Docker\ncontainer. Its superuser password is kept in .aksara/postgres-password (0600); manage it\nwith `aksara dbserver start|stop|status`."
     )]
     Dbsetup(DbsetupArgs),
+
+    /// Start, stop or show this project's own PostgreSQL (the one dbsetup started)
+    ///
+    /// Example: aksara dbserver status
+    #[command(after_help = DBSERVER_AFTER_HELP)]
+    Dbserver(DbserverArgs),
 
     /// Check a database connection step by step and name the fix for what fails
     ///
@@ -129,6 +138,72 @@ pub struct DbsetupArgs {
     /// Seconds to wait for each connection attempt
     #[arg(long, value_name = "SECONDS", default_value_t = 5)]
     pub connect_timeout: u64,
+
+    /// Start a server for this project: `local` (a cluster in .aksara/postgres from the installed
+    /// server programs) or `docker` (the aksara-postgres container) skip the search for a running
+    /// server; `never` fails when none answers [default: ask when none answers; never with
+    /// --non-interactive]
+    #[arg(long, value_enum, value_name = "HOW")]
+    pub start_server: Option<StartServer>,
+
+    /// First TCP port to try for a server aksara starts (the next free one when it is taken)
+    #[arg(long, value_name = "PORT", default_value_t = 5432)]
+    pub server_port: u16,
+
+    /// Seconds to wait for a started server to accept connections
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub start_timeout: u64,
+}
+
+/// Whether `dbsetup` starts a server of the project's own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StartServer {
+    /// A cluster in .aksara/postgres, run with the installed PostgreSQL server programs
+    Local,
+    /// The seed page's Docker quickstart: container aksara-postgres, volume aksara_pgdata
+    Docker,
+    /// Only use a server that already runs
+    Never,
+}
+
+const DBSERVER_AFTER_HELP: &str = "\
+Examples:
+  aksara dbserver status            port, socket, data folder, version; running or not
+  aksara dbserver start             after a reboot: start it again, with its data
+  aksara dbserver stop              stop it (fast: sessions end, data is kept)
+
+The project's server is the one `aksara dbsetup` started (see --start-server): a cluster in
+.aksara/postgres, or the aksara-postgres Docker container. Its record is .aksara/server.json,
+found from the current folder or any folder above it.
+
+Exit codes:
+  0    success; status: running
+  1    failure
+  3    status: stopped
+  4    this project has no server of its own (no .aksara/server.json here or above)";
+
+#[derive(Debug, Args)]
+pub struct DbserverArgs {
+    #[command(subcommand)]
+    pub action: DbserverAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DbserverAction {
+    /// Start this project's server (after a reboot, say); its data is kept
+    Start {
+        /// Seconds to wait for it to accept connections
+        #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+        start_timeout: u64,
+    },
+    /// Stop this project's server (fast shutdown: sessions end, data is kept)
+    Stop,
+    /// Show port, socket, data folder and version, and whether it runs (exit 0 running, 3 stopped)
+    Status {
+        /// Output format
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -298,3 +298,50 @@ pub fn classify(error: sqlx::Error) -> FailureKind {
 pub async fn close(conn: PgConnection) {
     let _ = tokio::time::timeout(Duration::from_secs(1), conn.close()).await;
 }
+
+/// Why [`connect_when_ready`] gave up.
+#[derive(Debug, Clone)]
+pub enum WaitFailure {
+    /// The server answered with an error waiting cannot fix (a wrong password, say).
+    Rejected(ConnectFailure),
+    /// Still no server ready when the time was up; the last attempt's failure.
+    NotReady {
+        failure: ConnectFailure,
+        waited: Duration,
+    },
+}
+
+/// Connect, retrying while the server is not there yet or still starting (refused, no socket,
+/// a proxy that accepts and hangs up, 57P03), for at most `wait`. A just-started server
+/// (`docker run`, `pg_ctl start`) goes through all of these before it lets anyone in.
+pub async fn connect_when_ready(
+    cfg: &ConnConfig,
+    wait: Duration,
+    per_attempt: Duration,
+) -> Result<Connected, WaitFailure> {
+    let deadline = Instant::now() + wait;
+    loop {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let bound = per_attempt.min(remaining).max(Duration::from_millis(200));
+        match connect(cfg, bound).await {
+            Ok(c) => return Ok(c),
+            Err(failure) => {
+                let waitable = match &failure.last().failure {
+                    FailureKind::Server { code, .. } => code == "57P03",
+                    FailureKind::Dns { .. } | FailureKind::Certificate { .. } => false,
+                    _ => true,
+                };
+                if !waitable {
+                    return Err(WaitFailure::Rejected(failure));
+                }
+                if Instant::now() >= deadline {
+                    return Err(WaitFailure::NotReady {
+                        failure,
+                        waited: wait,
+                    });
+                }
+                tokio::time::sleep(Duration::from_millis(250).min(remaining)).await;
+            }
+        }
+    }
+}

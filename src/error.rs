@@ -10,6 +10,10 @@ pub enum Exit {
     Success = 0,
     Failure = 1,
     Usage = 2,
+    /// `dbserver status`: the project's server is not running (as `pg_ctl status`).
+    Stopped = 3,
+    /// `dbserver`: the project has no server of its own.
+    NoServer = 4,
     Interrupted = 130,
 }
 
@@ -60,6 +64,11 @@ impl CliError {
         self
     }
 
+    pub fn with_exit(mut self, exit: Exit) -> Self {
+        self.exit = exit;
+        self
+    }
+
     pub fn with_code(mut self, code: &'static str) -> Self {
         self.code = Some(code);
         self
@@ -84,6 +93,24 @@ impl From<crate::dsn::DsnError> for CliError {
 
 impl From<crate::envfile::EnvFileError> for CliError {
     fn from(e: crate::envfile::EnvFileError) -> Self {
+        CliError::failure(e.to_string()).with_optional_hint(e.hint())
+    }
+}
+
+impl From<crate::projectserver::ProjectError> for CliError {
+    fn from(e: crate::projectserver::ProjectError) -> Self {
+        CliError::failure(e.to_string()).with_optional_hint(e.hint())
+    }
+}
+
+impl From<crate::localserver::LocalError> for CliError {
+    fn from(e: crate::localserver::LocalError) -> Self {
+        CliError::failure(e.to_string()).with_optional_hint(e.hint())
+    }
+}
+
+impl From<crate::docker::DockerError> for CliError {
+    fn from(e: crate::docker::DockerError) -> Self {
         CliError::failure(e.to_string()).with_optional_hint(e.hint())
     }
 }

@@ -6,13 +6,17 @@ pub mod cli;
 pub mod commands;
 pub mod connect;
 pub mod diagnose;
+pub mod docker;
 pub mod dsn;
 pub mod envfile;
 pub mod error;
+pub mod localserver;
 pub mod pgpass;
 pub mod probe;
+pub mod projectserver;
 pub mod prompt;
 pub mod provision;
+pub mod serverup;
 pub mod sysenv;
 pub mod ui;
 
@@ -31,6 +35,7 @@ pub fn run(cli: Cli, printer: &Printer) -> CliResult<Exit> {
         match cli.command {
             Command::Dbsetup(args) => commands::dbsetup::run(args, printer).await,
             Command::Doctor(args) => commands::doctor::run(args, printer).await,
+            Command::Dbserver(args) => commands::dbserver::run(args, printer).await,
         }
     });
     // A prompt interrupted by Ctrl-C leaves its blocking read behind; dropping the runtime

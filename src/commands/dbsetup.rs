@@ -12,15 +12,18 @@ use serde::Serialize;
 use sqlx::Connection as _;
 use sqlx::PgConnection;
 
-use crate::cli::{DbsetupArgs, OutputFormat};
+use crate::cli::{DbsetupArgs, OutputFormat, StartServer};
 use crate::connect::{self, Connected, FailureKind};
 use crate::diagnose::{self, Context};
 use crate::dsn::{ConnConfig, ConnString, Endpoint, Format, Host, HostSpec, Password, SslMode};
 use crate::envfile::{self, Change, GitIgnoreStatus, OnConflict};
 use crate::error::{CliError, CliResult, Exit};
+use crate::localserver;
 use crate::probe::{self, Answer, Candidate};
+use crate::projectserver::{self, GITIGNORE_PATTERN, Kind, Layout};
 use crate::prompt::Prompter;
 use crate::provision::{self, AdminRights, Existing, NameKind, PasswordAction, Step};
+use crate::serverup;
 use crate::sysenv::ProcessEnvironment;
 use crate::ui::{Mark, Printer};
 
@@ -61,6 +64,9 @@ struct Admin {
     endpoint: Endpoint,
     /// Other endpoints that answered during discovery (to pick the app URL's host).
     answered: Vec<(Endpoint, bool)>,
+    /// A database the server made as aksara started it (the Docker image's POSTGRES_DB): it
+    /// is this setup's own, so reusing it needs no question.
+    created_database: Option<String>,
 }
 
 pub async fn run(args: DbsetupArgs, printer: &Printer) -> CliResult<Exit> {
@@ -74,6 +80,17 @@ pub async fn run(args: DbsetupArgs, printer: &Printer) -> CliResult<Exit> {
             CliError::usage("--db-name is required with --non-interactive")
                 .with_hint("pass --db-name NAME"),
         );
+    }
+    if args.admin_url.is_some()
+        && matches!(
+            args.start_server,
+            Some(StartServer::Local | StartServer::Docker)
+        )
+    {
+        return Err(CliError::usage(
+            "--admin-url names a server to use, and --start-server asks aksara to start one",
+        )
+        .with_hint("pass one of them"));
     }
     let sslmode = match &args.sslmode {
         Some(s) => Some(
@@ -207,7 +224,9 @@ async fn setup(
     let mut existing = existing_objects(&mut admin.conn, &db, &role).await?;
     if let Some(p) = prompter {
         loop {
-            if let Some(owner) = &existing.database_owner {
+            if let Some(owner) = &existing.database_owner
+                && admin.created_database.as_deref() != Some(db.as_str())
+            {
                 let choice = p
                     .select(
                         &format!("Database \"{db}\" already exists (owner \"{owner}\")"),
@@ -536,6 +555,7 @@ async fn admin_connection(
                     conn: c.conn,
                     cfg,
                     answered: Vec::new(),
+                    created_database: None,
                 })
             }
             Err(failure) => {
@@ -560,6 +580,28 @@ async fn admin_connection(
                 )
             }
         };
+    }
+
+    // The project's own server: asked for by --start-server, or recorded in .aksara/.
+    let layout = project_layout()?;
+    if let Some(kind @ (StartServer::Local | StartServer::Docker)) = args.start_server {
+        return project_admin(args, printer, env, &layout, kind, true, bound).await;
+    }
+    if let Some(record) = layout.read_record()? {
+        let kind = match record.kind {
+            Kind::Local => StartServer::Local,
+            Kind::Docker => StartServer::Docker,
+        };
+        printer.step(
+            Mark::Pass,
+            &format!(
+                "This project has its own PostgreSQL ({}, port {})",
+                layout.show(&layout.record_file()),
+                record.port
+            ),
+        );
+        let allow_start = args.start_server != Some(StartServer::Never);
+        return project_admin(args, printer, env, &layout, kind, allow_start, bound).await;
     }
 
     // Discovery: PG* variables, the .env's URL, the usual sockets and ports, all at once.
@@ -598,7 +640,7 @@ async fn admin_connection(
         })
         .collect();
     if answered.is_empty() {
-        return Err(no_server_error(&probed));
+        return offer_server(args, printer, prompter, env, &layout, &probed, bound).await;
     }
     let answered_eps: Vec<(Endpoint, bool)> = answered
         .iter()
@@ -656,6 +698,7 @@ async fn admin_connection(
                             conn: c.conn,
                             cfg,
                             answered: answered_eps,
+                            created_database: None,
                         });
                     }
                     Err(f) => {
@@ -806,6 +849,7 @@ async fn prompt_admin_login(
                     conn: c.conn,
                     cfg,
                     answered,
+                    created_database: None,
                 });
             }
             Err(f) if f.last().failure.sqlstate() == Some("28P01") && attempt < 3 => {
@@ -837,7 +881,10 @@ async fn connect_error(
         attempt.failure,
         FailureKind::Refused | FailureKind::SocketMissing
     ) {
-        ctx.start_command = diagnose::start_command(attempt.endpoint.port);
+        ctx.start_command = std::env::current_dir()
+            .ok()
+            .and_then(|dir| projectserver::start_command_for(&attempt.endpoint, &dir))
+            .or_else(|| diagnose::start_command(attempt.endpoint.port));
     }
     let d = diagnose::diagnose(cfg, attempt, &ctx);
     CliError::failure(format!("{what}: {}", d.message))
@@ -845,7 +892,7 @@ async fn connect_error(
         .with_code(d.code)
 }
 
-fn no_server_error(probed: &[probe::Probed]) -> CliError {
+fn no_server_error(probed: &[probe::Probed], offers: &[Offer]) -> CliError {
     let places: Vec<String> = probed
         .iter()
         .map(|p| p.candidate.endpoint.to_string())
@@ -861,12 +908,200 @@ fn no_server_error(probed: &[probe::Probed]) -> CliError {
     } else {
         installed.join(", ")
     };
+    let mut hint = format!("installed: {installed}. ");
+    if offers.is_empty() {
+        hint.push_str(&install_advice());
+    } else {
+        let flags: Vec<String> = offers
+            .iter()
+            .map(|o| format!("`--start-server {}` ({})", o.flag(), o.describe()))
+            .collect();
+        hint.push_str(&format!(
+            "aksara can start one for this project: {}. Or: {}",
+            flags.join(", or "),
+            install_advice()
+        ));
+    }
     CliError::failure(format!(
         "no PostgreSQL server answers; probed: {}",
         places.join(", ")
     ))
     .with_code("connection-refused")
-    .with_hint(format!("installed: {installed}. {}", install_advice()))
+    .with_hint(hint)
+}
+
+/// A server aksara can start on this machine.
+enum Offer {
+    Local(localserver::Binaries),
+    Docker,
+}
+
+impl Offer {
+    fn flag(&self) -> &'static str {
+        match self {
+            Offer::Local(_) => "local",
+            Offer::Docker => "docker",
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Offer::Local(b) => format!(
+                "a PostgreSQL {} cluster for this project in .aksara/postgres, with the programs in {}",
+                b.version,
+                b.bindir.display()
+            ),
+            Offer::Docker => format!(
+                "PostgreSQL in Docker: container {}, image {}, volume {}",
+                crate::docker::CONTAINER,
+                crate::docker::IMAGE,
+                crate::docker::VOLUME
+            ),
+        }
+    }
+}
+
+/// The project folder: where dbsetup runs, as for `.env`.
+fn project_layout() -> CliResult<Layout> {
+    let cwd = std::env::current_dir()
+        .map_err(|e| CliError::failure(format!("cannot read the current folder: {e}")))?;
+    Ok(Layout::in_project(&cwd))
+}
+
+/// No server answers: offer what this machine can start (installed server programs first,
+/// then a Docker engine), or fail with what was probed and how to install PostgreSQL.
+async fn offer_server(
+    args: &DbsetupArgs,
+    printer: &Printer,
+    prompter: Option<&Prompter>,
+    env: &ProcessEnvironment,
+    layout: &Layout,
+    probed: &[probe::Probed],
+    bound: Duration,
+) -> CliResult<Admin> {
+    let mut offers = Vec::new();
+    if args.start_server != Some(StartServer::Never) {
+        if let Ok(bins) = localserver::find_binaries() {
+            offers.push(Offer::Local(bins));
+        }
+        let spinner = printer.spinner("Asking Docker");
+        if crate::docker::engine_answers(serverup::DOCKER_INFO_BOUND).await {
+            offers.push(Offer::Docker);
+        }
+        drop(spinner);
+    }
+    let Some(p) = prompter.filter(|_| !offers.is_empty()) else {
+        return Err(no_server_error(probed, &offers));
+    };
+    let places: Vec<String> = probed
+        .iter()
+        .map(|p| p.candidate.endpoint.to_string())
+        .collect();
+    printer.step(
+        Mark::Fail,
+        &format!(
+            "No PostgreSQL server answers (probed {})",
+            places.join(", ")
+        ),
+    );
+    let mut items: Vec<String> = offers
+        .iter()
+        .map(|o| match o {
+            Offer::Local(b) => format!(
+                "Start PostgreSQL {} for this project (data in .aksara/postgres, programs in {})",
+                b.version,
+                b.bindir.display()
+            ),
+            Offer::Docker => format!(
+                "Start PostgreSQL in Docker (container {}, image {}, volume {})",
+                crate::docker::CONTAINER,
+                crate::docker::IMAGE,
+                crate::docker::VOLUME
+            ),
+        })
+        .collect();
+    items.push("Neither: show how to install PostgreSQL".into());
+    let choice = p.select("Start a PostgreSQL server?", items, 0).await?;
+    let kind = match offers.get(choice) {
+        Some(Offer::Local(_)) => StartServer::Local,
+        Some(Offer::Docker) => StartServer::Docker,
+        None => {
+            return Err(
+                CliError::failure("no PostgreSQL server answers, and none was started")
+                    .with_code("connection-refused")
+                    .with_hint(install_advice()),
+            );
+        }
+    };
+    project_admin(args, printer, env, layout, kind, true, bound).await
+}
+
+/// Bring the project's own server up (creating it on first use) and log in as its superuser.
+async fn project_admin(
+    args: &DbsetupArgs,
+    printer: &Printer,
+    env: &ProcessEnvironment,
+    layout: &Layout,
+    kind: StartServer,
+    allow_start: bool,
+    bound: Duration,
+) -> CliResult<Admin> {
+    let wait = Duration::from_secs(args.start_timeout.max(1));
+    let up = match kind {
+        StartServer::Docker => {
+            // The image creates POSTGRES_DB as it starts: the database this setup is for.
+            let db = args
+                .db_name
+                .clone()
+                .unwrap_or_else(|| provision::default_db_name(&folder_name()));
+            serverup::docker(layout, args.server_port, &db, allow_start, printer).await?
+        }
+        _ => serverup::local(layout, args.server_port, wait, allow_start, printer).await?,
+    };
+    ignore_project_folder(layout, printer)?;
+    let (c, cfg) = serverup::login(layout, &up, env, wait, bound, printer).await?;
+    Ok(Admin {
+        endpoint: c.endpoint.clone(),
+        conn: c.conn,
+        cfg,
+        answered: Vec::new(),
+        created_database: up.created_database,
+    })
+}
+
+/// `.aksara/` holds the superuser password and the data: git must not pick it up.
+fn ignore_project_folder(layout: &Layout, printer: &Printer) -> CliResult<()> {
+    match envfile::git_ignore_status(&layout.root()) {
+        GitIgnoreStatus::NotIgnored { repo_root } => {
+            let pattern = relative_pattern(&layout.root(), &repo_root);
+            let pattern = format!("{}/", pattern.trim_end_matches('/'));
+            if envfile::add_to_gitignore(&repo_root, &pattern)? {
+                printer.step(
+                    Mark::Pass,
+                    &format!(
+                        "Added `{pattern}` to {} (it holds the superuser password and the data)",
+                        repo_root.join(".gitignore").display()
+                    ),
+                );
+            }
+        }
+        GitIgnoreStatus::Tracked { repo_root } => printer.warn(&format!(
+            "{} is committed to git, and it holds the superuser password: `git rm -r --cached {}` and add `/{}` to {}",
+            layout.root().display(),
+            layout.root().display(),
+            GITIGNORE_PATTERN,
+            repo_root.join(".gitignore").display()
+        )),
+        _ => {}
+    }
+    Ok(())
+}
+
+fn folder_name() -> String {
+    std::env::current_dir()
+        .ok()
+        .and_then(|d| d.file_name().map(|n| n.to_string_lossy().to_string()))
+        .unwrap_or_else(|| "app".into())
 }
 
 /// The seed page's installation advice for this OS.

@@ -697,7 +697,12 @@ async fn failure_context(attempt: &Attempt) -> Context {
                 ctx.nearby.push(p.candidate.endpoint.to_string());
             }
         }
-        ctx.start_command = diagnose::start_command(attempt.endpoint.port);
+        // This project's own server (aksara started it) comes back with `aksara dbserver
+        // start`, not with the OS's service.
+        ctx.start_command = std::env::current_dir()
+            .ok()
+            .and_then(|dir| crate::projectserver::start_command_for(&attempt.endpoint, &dir))
+            .or_else(|| diagnose::start_command(attempt.endpoint.port));
     }
     ctx
 }

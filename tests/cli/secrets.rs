@@ -13,7 +13,7 @@ const APP_CANARY: &str = "AppCanary-5b1e-d0nt-leak";
 const ADMIN_CANARY: &str = "AdminCanary-9c2f-d0nt-leak";
 
 /// Every process's argv, read from /proc.
-fn all_cmdlines() -> Vec<String> {
+pub fn all_cmdlines() -> Vec<String> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -30,7 +30,7 @@ fn all_cmdlines() -> Vec<String> {
         .collect()
 }
 
-fn files_containing(dir: &Path, needle: &str) -> Vec<String> {
+pub fn files_containing(dir: &Path, needle: &str) -> Vec<String> {
     let mut hits = Vec::new();
     for entry in walk(dir) {
         if let Ok(bytes) = std::fs::read(&entry)
