@@ -22,6 +22,9 @@ use crate::ui::Printer;
 
 /// Run a parsed command line; the caller maps the result to the process exit code.
 pub fn run(cli: Cli, printer: &Printer) -> CliResult<Exit> {
+    if let Command::Completions(args) = &cli.command {
+        return Ok(commands::completions::run(args, printer));
+    }
     // One thread is plenty for a handful of sockets, and it starts faster than a pool.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -31,6 +34,7 @@ pub fn run(cli: Cli, printer: &Printer) -> CliResult<Exit> {
         match cli.command {
             Command::Dbsetup(args) => commands::dbsetup::run(args, printer).await,
             Command::Doctor(args) => commands::doctor::run(args, printer).await,
+            Command::Completions(_) => unreachable!("handled before the runtime starts"),
         }
     });
     // A prompt interrupted by Ctrl-C leaves its blocking read behind; dropping the runtime

@@ -201,10 +201,16 @@ async fn setup(
     };
 
     // Serialise with other dbsetup runs on this server from here to the .env write.
-    advisory_lock(&mut admin.conn).await?;
+    {
+        let _spinner = printer.spinner("Taking the setup lock on the server");
+        advisory_lock(&mut admin.conn).await?;
+    }
 
     // 4. What is there already? (Interactive: reuse, new password, or another name.)
-    let mut existing = existing_objects(&mut admin.conn, &db, &role).await?;
+    let mut existing = {
+        let _spinner = printer.spinner("Looking for an existing database and user");
+        existing_objects(&mut admin.conn, &db, &role).await?
+    };
     if let Some(p) = prompter {
         loop {
             if let Some(owner) = &existing.database_owner {
@@ -240,7 +246,10 @@ async fn setup(
         && cs.dbname.as_deref() == Some(db.as_str())
         && existing.database_owner.is_some()
         && let Ok(cfg) = cs.resolve(env)
-        && let Ok(c) = connect::connect(&cfg, bound).await
+        && let Ok(c) = {
+            let _spinner = printer.spinner("Trying the password already in .env");
+            connect::connect(&cfg, bound).await
+        }
     {
         connect::close(c.conn).await;
         let same = given_password
@@ -403,7 +412,10 @@ async fn setup(
     let created = execute(&mut admin, &steps, printer).await?;
 
     // 7. Verify as the application user.
-    let verified = verify(&final_cs, env, bound).await;
+    let verified = {
+        let _spinner = printer.spinner("Verifying as the application user");
+        verify(&final_cs, env, bound).await
+    };
     let (server_version, tls) = match verified {
         Ok(v) => v,
         Err(e) => {
@@ -633,6 +645,7 @@ async fn admin_connection(
     }
     let mut last_failure = None;
     let mut tried = Vec::new();
+    let spinner = printer.spinner("Logging in as an admin");
     // Every address of the server is worth a try: peer auth may work on the socket and a
     // password from ~/.pgpass over TCP.
     let same_server: Vec<Endpoint> = server.iter().map(|(c, _)| c.endpoint.clone()).collect();
@@ -675,6 +688,8 @@ async fn admin_connection(
             }
         }
     }
+    // No spinner may tick under a prompt.
+    drop(spinner);
     let (cfg, failure) = last_failure.expect("at least one login was attempted");
     match prompter {
         Some(p) => {
@@ -798,7 +813,10 @@ async fn prompt_admin_login(
         cs.password = Some(Password::new(password));
         let mut cfg = cs.resolve(env)?;
         cfg.password_source = crate::dsn::PasswordSource::Prompt;
-        match connect::connect(&cfg, bound).await {
+        let spinner = printer.spinner(&format!("Logging in as \"{user}\""));
+        let result = connect::connect(&cfg, bound).await;
+        drop(spinner);
+        match result {
             Ok(c) => {
                 printer.step(Mark::Pass, &format!("Logged in as \"{user}\""));
                 return Ok(Admin {
@@ -965,6 +983,7 @@ struct Created {
 /// When a step fails, what this run created is dropped again (never anything older).
 async fn execute(admin: &mut Admin, steps: &[Step], printer: &Printer) -> CliResult<Created> {
     let mut created = Created::default();
+    let _spinner = printer.spinner("Creating the user and database");
     for step in steps {
         printer.detail(&format!("  {}", step.sql(true)));
         let result = match step.run_in() {
@@ -1152,7 +1171,9 @@ fn relative_pattern(path: &Path, repo_root: &Path) -> String {
 
 fn print_summary(printer: &Printer, o: &Outcome) {
     let created = |c: bool| if c { "created" } else { "reused" };
-    printer.result("");
+    if !printer.is_quiet() {
+        printer.result("");
+    }
     printer.result(&format!(
         "{} Database \"{}\" is ready",
         printer.mark(Mark::Pass),
@@ -1181,8 +1202,11 @@ fn print_summary(printer: &Printer, o: &Outcome) {
         "  {:<9} {}={} ({})",
         o.env_file, o.env_key, o.url, o.env_change
     ));
-    printer.result("");
-    printer.result("Next steps:");
-    printer.result("  aksara makemigrations --app app.models");
-    printer.result("  aksara migrate");
+    // Advice, not the result: --quiet leaves it out.
+    if !printer.is_quiet() {
+        printer.result("");
+        printer.result("Next steps:");
+        printer.result("  aksara makemigrations --app app.models");
+        printer.result("  aksara migrate");
+    }
 }
