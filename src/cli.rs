@@ -52,10 +52,19 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
 fn environment_help() -> String {
     let mut text = String::from("Environment:\n");
     for (names, meaning) in ENVIRONMENT {
+        // The names, wrapped at 80 columns, then what they are for.
+        let mut line = String::from(" ");
         for name in names.split(", ") {
-            text.push_str(&format!("  {name}\n"));
+            if line.len() + name.len() + 1 > 80 {
+                text.push_str(&line);
+                text.push('\n');
+                line = String::from(" ");
+            }
+            line.push(' ');
+            line.push_str(name);
         }
-        text.push_str(&format!("      {meaning}\n"));
+        text.push_str(&line);
+        text.push_str(&format!("\n      {meaning}\n"));
     }
     text
 }

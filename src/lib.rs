@@ -1,6 +1,11 @@
 //! aksara: from "is PostgreSQL even running?" to a working DATABASE_URL in .env, and a doctor
 //! that names every connection failure with its fix. `run` is the whole program, callable
 //! from tests; `main` only parses arguments and turns the result into an exit code.
+//!
+//! All output goes through [`ui::Printer`]: the lints below keep `println!` and friends out of
+//! every other module (ui.rs allows them for itself), as uv does.
+
+#![warn(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod cli;
 pub mod commands;

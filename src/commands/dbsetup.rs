@@ -76,12 +76,24 @@ pub async fn run(args: DbsetupArgs, printer: &Printer) -> CliResult<Exit> {
         );
     }
     let sslmode = match &args.sslmode {
-        Some(s) => Some(
-            s.parse::<SslMode>()
-                .map_err(|e| CliError::usage(format!("invalid --sslmode: {e}")))?,
-        ),
+        Some(s) => Some(s.parse::<SslMode>().map_err(|e| {
+            CliError::usage(format!("invalid --sslmode: {e}"))
+                .with_hint("use one of disable, allow, prefer, require, verify-ca, verify-full")
+        })?),
         None => None,
     };
+    // Every flag is checked before anything is touched: a bad value is a usage error (exit 2),
+    // never a failure found after the database was created.
+    envfile::validate_key(&args.env_key).map_err(|e| {
+        CliError::usage(format!("invalid --env-key: {e}")).with_optional_hint(e.hint())
+    })?;
+    if let Some(url) = &args.admin_url {
+        ConnString::parse(url).map_err(|e| {
+            CliError::usage(format!("invalid --admin-url: {e}"))
+                .with_optional_hint(e.hint())
+                .with_code("invalid-url")
+        })?;
+    }
     if let Some(name) = &args.db_name {
         provision::validate_name(NameKind::Database, name).map_err(name_error)?;
     }
