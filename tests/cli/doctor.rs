@@ -51,9 +51,28 @@ fn assert_shape(json: &Value) {
     assert!(json["server"].is_null() || json["server"].is_object());
 }
 
+/// The password in a URL, percent-decoding aside (the harness's passwords are URL-safe).
+fn url_password(url: &str) -> Option<&str> {
+    let authority = url.split_once("://")?.1.split(['/', '?']).next()?;
+    let userinfo = authority.rsplit_once('@')?.0;
+    // Short test passwords ("wrong", "pw") are words the output may use for other reasons.
+    Some(userinfo.split_once(':')?.1).filter(|p| p.len() >= 8)
+}
+
+/// Every failure class, in text and JSON, keeps the URL's password to itself.
+fn assert_no_password(url: &str, out: &Run) {
+    if let Some(password) = url_password(url) {
+        assert!(
+            !out.all().contains(password),
+            "the password leaked: {out:?}"
+        );
+    }
+}
+
 /// The failed check: its code and hint, after checking exit 1 and the shape.
 fn expect_failure(url: &str, extra: &[&str], code: &str) -> Value {
     let (out, json) = doctor_json(url, extra);
+    assert_no_password(url, &out);
     assert_shape(&json);
     assert_eq!(out.code, 1, "{out:?}");
     assert_eq!(json["ok"], false);
@@ -84,6 +103,7 @@ fn text_snapshot(name: &str, url: &str, extra: &[&str], replacements: &[(&str, &
         .args(["doctor", "--url", url])
         .args(extra));
     assert_eq!(out.code, 1, "{out:?}");
+    assert_no_password(url, &out);
     let command = format!("aksara doctor --url {url} {}", extra.join(" "));
     insta::assert_snapshot!(name, transcript(command.trim_end(), &out, replacements));
 }
