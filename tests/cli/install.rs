@@ -22,7 +22,8 @@ fn script() -> PathBuf {
 }
 
 fn install_sh(args: &[&str]) -> Command {
-    let mut cmd = Command::new("sh");
+    // By path: a test may give the script a PATH without sh.
+    let mut cmd = Command::new("/bin/sh");
     cmd.arg(script()).args(args).stdin(Stdio::null());
     crate::support::hermetic_env(&mut cmd);
     cmd
@@ -86,6 +87,33 @@ fn install_sh_explains_itself_and_refuses_bad_arguments() {
         "{missing:?}"
     );
     assert_eq!(missing.stdout, "");
+
+    // No cargo on PATH: said so, with where to get it, before anything is written.
+    let bare = project();
+    std::os::unix::fs::symlink(which("dirname"), bare.path().join("dirname")).unwrap();
+    let prefix = project();
+    let mut cmd = install_sh(&["--prefix", &prefix.path().display().to_string()]);
+    cmd.env("PATH", bare.path());
+    let no_cargo = run(&mut cmd);
+    assert_eq!(no_cargo.code, 1, "{no_cargo:?}");
+    assert!(
+        no_cargo.stderr.starts_with("error: cargo is not installed"),
+        "{no_cargo:?}"
+    );
+    assert!(
+        no_cargo
+            .stderr
+            .contains("hint: install Rust from https://rustup.rs")
+    );
+    assert_eq!(std::fs::read_dir(prefix.path()).unwrap().count(), 0);
+}
+
+fn which(tool: &str) -> PathBuf {
+    let out = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .unwrap();
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
 }
 
 #[test]
