@@ -1,16 +1,16 @@
 #!/usr/bin/env sh
-# Build aksara in release mode and install the binary.
+# Build aksara in release mode and install it, with its man page and shell completions.
 #   ./install.sh                  install into ~/.cargo/bin (or $PREFIX/bin when PREFIX is set)
-#   ./install.sh --prefix DIR     install into DIR/bin
-#   ./install.sh --uninstall      remove what an earlier run installed
-# Safe to run again: it rebuilds and replaces the binary. Needs no root unless DIR does.
+#   ./install.sh --prefix DIR     install into DIR/bin, DIR/share/man/man1, DIR/share/<shell>
+#   ./install.sh --uninstall      remove what an install put there (with --prefix: from DIR)
+# Safe to run again: it rebuilds and replaces the files. Needs no root unless DIR does.
 set -eu
 
 prefix="${PREFIX:-}"
 action=install
 while [ $# -gt 0 ]; do
   case "$1" in
-    --prefix) [ $# -ge 2 ] || { echo "error: --prefix needs a folder" >&2; exit 2; }; prefix="$2"; shift 2 ;;
+    --prefix) [ $# -ge 2 ] || { echo "error: --prefix needs a folder" >&2; echo "hint: ./install.sh --prefix DIR" >&2; exit 2; }; prefix="$2"; shift 2 ;;
     --prefix=*) prefix="${1#--prefix=}"; shift ;;
     --uninstall) action=uninstall; shift ;;
     -h|--help) sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
@@ -21,15 +21,16 @@ if [ -z "$prefix" ]; then
   prefix="${CARGO_HOME:-$HOME/.cargo}"
 fi
 bindir="$prefix/bin"
+mandir="$prefix/share/man/man1"
+bashdir="$prefix/share/bash-completion/completions"
+zshdir="$prefix/share/zsh/site-functions"
+fishdir="$prefix/share/fish/vendor_completions.d"
 here=$(cd "$(dirname "$0")" && pwd)
 
 if [ "$action" = uninstall ]; then
   removed=0
-  for f in "$bindir/aksara" "$prefix/share/man/man1/aksara.1" \
-           "$prefix/share/bash-completion/completions/aksara" \
-           "$prefix/share/zsh/site-functions/_aksara" \
-           "$prefix/share/fish/vendor_completions.d/aksara.fish"; do
-    if [ -e "$f" ]; then rm -f "$f"; echo "removed $f"; removed=1; fi
+  for f in "$bindir/aksara" "$mandir/aksara.1" "$bashdir/aksara" "$zshdir/_aksara" "$fishdir/aksara.fish"; do
+    if [ -e "$f" ] || [ -L "$f" ]; then rm -f "$f"; echo "removed $f"; removed=1; fi
   done
   [ "$removed" = 1 ] || echo "nothing to remove under $prefix"
   exit 0
@@ -41,28 +42,43 @@ if ! command -v cargo >/dev/null 2>&1; then
   exit 1
 fi
 
-echo "building aksara (release)..."
-cargo build --release --locked --manifest-path "$here/Cargo.toml" --quiet
+echo "building aksara (release; a few minutes the first time)..."
+# Ask cargo where the binary went: CARGO_TARGET_DIR or a config may move the target folder.
+built=$(cargo build --release --locked --manifest-path "$here/Cargo.toml" --quiet \
+          --message-format=json-render-diagnostics \
+        | sed -n 's/.*"executable":"\([^"]*\/aksara\)".*/\1/p' | tail -n 1)
+if [ -z "$built" ] || [ ! -x "$built" ]; then
+  echo "error: the release build failed (cargo's messages are above)" >&2
+  echo "hint: run \`cargo build --release\` in $here to see the whole error" >&2
+  exit 1
+fi
 mkdir -p "$bindir"
 # Copy to a temporary name and rename, so a running aksara is never overwritten in place.
-cp "$here/target/release/aksara" "$bindir/.aksara.new"
+cp "$built" "$bindir/.aksara.new"
 chmod 755 "$bindir/.aksara.new"
 mv -f "$bindir/.aksara.new" "$bindir/aksara"
 echo "installed $bindir/aksara ($("$bindir/aksara" --version))"
 
-# Man page and completions, where the folders exist or can be made under the prefix.
-if [ -f "$here/assets/aksara.1" ]; then
-  mkdir -p "$prefix/share/man/man1" 2>/dev/null && cp "$here/assets/aksara.1" "$prefix/share/man/man1/aksara.1" && echo "installed $prefix/share/man/man1/aksara.1" || true
+# The man page and the completions go where the prefix keeps them (man finds DIR/share/man
+# for DIR/bin on PATH; bash-completion finds DIR/share/bash-completion the same way).
+if mkdir -p "$mandir" 2>/dev/null && cp "$here/assets/aksara.1" "$mandir/aksara.1"; then
+  echo "installed $mandir/aksara.1"
+else
+  echo "note: could not write $mandir; the man page is $here/assets/aksara.1" >&2
 fi
-if "$bindir/aksara" completions bash >/dev/null 2>&1; then
-  mkdir -p "$prefix/share/bash-completion/completions" "$prefix/share/zsh/site-functions" "$prefix/share/fish/vendor_completions.d" 2>/dev/null || true
-  "$bindir/aksara" completions bash > "$prefix/share/bash-completion/completions/aksara" 2>/dev/null || true
-  "$bindir/aksara" completions zsh > "$prefix/share/zsh/site-functions/_aksara" 2>/dev/null || true
-  "$bindir/aksara" completions fish > "$prefix/share/fish/vendor_completions.d/aksara.fish" 2>/dev/null || true
-  echo "installed shell completions under $prefix/share"
-fi
+for spec in "bash:$bashdir/aksara" "zsh:$zshdir/_aksara" "fish:$fishdir/aksara.fish"; do
+  shell=${spec%%:*}; file=${spec#*:}
+  if mkdir -p "$(dirname "$file")" 2>/dev/null && "$bindir/aksara" completions "$shell" > "$file.new" 2>/dev/null; then
+    mv -f "$file.new" "$file"
+    echo "installed $file"
+  else
+    rm -f "$file.new" 2>/dev/null || true
+    echo "note: could not write $file; \`aksara completions $shell\` prints it" >&2
+  fi
+done
 
 case ":$PATH:" in
   *":$bindir:"*) echo "next: run \`aksara dbsetup\` in your project folder" ;;
   *) echo "note: $bindir is not on your PATH; add it (export PATH=\"$bindir:\$PATH\") or run $bindir/aksara dbsetup" ;;
 esac
+if command -v zsh >/dev/null 2>&1; then echo "zsh: if completions do not load, add \`fpath+=($zshdir)\` before compinit in ~/.zshrc"; fi

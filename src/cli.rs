@@ -11,15 +11,76 @@ Examples:
   aksara dbsetup --non-interactive --db-name myapp   the same in CI, never asking
   aksara doctor                                      diagnose the DATABASE_URL in ./.env
   aksara doctor --format json --wait 30              wait for the database, report as JSON
-  aksara dbserver status                             this project's own server (see dbsetup --start-server)
+  aksara dbserver status                             the project's own server, if dbsetup started one
+  aksara completions bash > ~/.local/share/bash-completion/completions/aksara
 
 Exit codes:
   0    success (doctor: no check failed; warnings allowed; dbserver status: running)
   1    failure (doctor: a check failed)
-  2    usage error (a missing or invalid flag)
+  2    usage error (a missing or invalid flag, no terminal without --non-interactive)
   3    dbserver status: this project's server is stopped
   4    dbserver: this project has no server of its own
-  130  interrupted (Ctrl-C)";
+  130  interrupted (Ctrl-C); .env is not written";
+
+const DBSETUP_AFTER_HELP: &str = "\
+Examples:
+  aksara dbsetup
+  PGPASSWORD=... aksara dbsetup --non-interactive --db-name myapp --admin-url postgresql://postgres@localhost/postgres
+  aksara dbsetup --non-interactive --db-name myapp --start-server local
+
+When no PostgreSQL answers, dbsetup offers to start one for this project: a cluster in
+.aksara/postgres from the installed server programs, or the aksara-postgres Docker
+container. Its superuser password is kept in .aksara/postgres-password (0600); manage it
+with `aksara dbserver start|stop|status`.
+
+Exit codes:
+  0    the database and user exist, the URL works, .env holds it (a rerun changes nothing)
+  1    failure: no server, no admin login, a missing privilege, a different value in .env
+  2    usage error: a missing or invalid flag, no terminal without --non-interactive
+  130  interrupted (Ctrl-C); .env is not written";
+
+/// Every environment variable aksara reads, with what for: `--help`, the man page and the
+/// README's table are written from (or tested against) this list.
+pub const ENVIRONMENT: &[(&str, &str)] = &[
+    (
+        "PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE, PGSSLMODE, PGCONNECT_TIMEOUT, PGAPPNAME, PGSSLROOTCERT, PGOPTIONS",
+        "defaults for what a connection string leaves out, as in libpq",
+    ),
+    ("PGPASSFILE", "the password file (default ~/.pgpass)"),
+    (
+        "DATABASE_URL",
+        "the URL `doctor` checks when --url and .env give none",
+    ),
+    (
+        "AKSARA_DB_PASSWORD",
+        "the application password for `dbsetup` (instead of generating one)",
+    ),
+    ("NO_COLOR", "no colours; ASCII marks"),
+];
+
+fn environment_help() -> String {
+    let mut text = String::from("Environment:\n");
+    for (names, meaning) in ENVIRONMENT {
+        // The names, wrapped at 80 columns, then what they are for.
+        let mut line = String::from(" ");
+        for name in names.split(", ") {
+            if line.len() + name.len() + 1 > 80 {
+                text.push_str(&line);
+                text.push('\n');
+                line = String::from(" ");
+            }
+            line.push(' ');
+            line.push_str(name);
+        }
+        text.push_str(&line);
+        text.push_str(&format!("\n      {meaning}\n"));
+    }
+    text
+}
+
+fn long_after_help() -> String {
+    format!("{AFTER_HELP}\n\n{}", environment_help().trim_end())
+}
 
 #[derive(Debug, Parser)]
 #[command(
@@ -30,6 +91,7 @@ Exit codes:
                   its user, and write a working DATABASE_URL to .env. When a connection fails, \
                   `aksara doctor` names the cause and the exact fix.",
     after_help = AFTER_HELP,
+    after_long_help = long_after_help(),
     propagate_version = true
 )]
 pub struct Cli {
@@ -74,9 +136,7 @@ pub enum Command {
     /// Create the database and its user, and write DATABASE_URL to .env
     ///
     /// Example: aksara dbsetup --non-interactive --db-name myapp
-    #[command(
-        after_help = "Examples:\n  aksara dbsetup\n  aksara dbsetup --non-interactive --db-name myapp --admin-url postgresql://postgres@localhost/postgres\n  aksara dbsetup --non-interactive --db-name myapp --start-server local\n\nWhen no PostgreSQL answers, dbsetup offers to start one for this project: a cluster in\n.aksara/postgres from the installed server programs, or the aksara-postgres Docker\ncontainer. Its superuser password is kept in .aksara/postgres-password (0600); manage it\nwith `aksara dbserver start|stop|status`."
-    )]
+    #[command(after_help = DBSETUP_AFTER_HELP)]
     Dbsetup(DbsetupArgs),
 
     /// Start, stop or show this project's own PostgreSQL (the one dbsetup started)
@@ -92,6 +152,30 @@ pub enum Command {
         after_help = doctor_after_help()
     )]
     Doctor(DoctorArgs),
+
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish)
+    ///
+    /// Example: aksara completions bash > ~/.local/share/bash-completion/completions/aksara
+    #[command(after_help = COMPLETIONS_AFTER_HELP)]
+    Completions(CompletionsArgs),
+}
+
+const COMPLETIONS_AFTER_HELP: &str = "\
+Where the script goes:
+  bash        aksara completions bash > ~/.local/share/bash-completion/completions/aksara
+  zsh         aksara completions zsh > ~/.zfunc/_aksara   (with fpath+=~/.zfunc in ~/.zshrc)
+  fish        aksara completions fish > ~/.config/fish/completions/aksara.fish
+  powershell  aksara completions powershell >> $PROFILE
+
+Exit codes:
+  0    the script was printed
+  2    usage error (an unknown shell)";
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]
@@ -216,7 +300,7 @@ pub struct EnvFileArgs {
 /// The doctor's examples and its failure codes, from the catalogue (one source for both).
 fn doctor_after_help() -> String {
     let mut text = String::from(
-        "Examples:\n  aksara doctor\n  aksara doctor --url postgresql://app@localhost:5432/app --format json\n  aksara doctor --wait 30\n\nFailure codes (exit 1):\n",
+        "Examples:\n  aksara doctor\n  aksara doctor --url postgresql://app@localhost:5432/app --format json\n  aksara doctor --wait 30\n\nExit codes:\n  0    no check failed (warnings allowed)\n  1    a check failed: its code is one of the failure codes below\n  2    usage error: a missing or invalid flag, no URL to check\n\nFailure codes (exit 1):\n",
     );
     let mut warnings = String::from("\nWarning codes (exit 0):\n");
     for entry in crate::diagnose::CATALOGUE {
@@ -226,7 +310,7 @@ fn doctor_after_help() -> String {
             crate::diagnose::Severity::Warning => warnings.push_str(&line),
         }
     }
-    text + &warnings
+    text + warnings.trim_end()
 }
 
 #[derive(Debug, Args)]

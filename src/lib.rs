@@ -1,6 +1,11 @@
 //! aksara: from "is PostgreSQL even running?" to a working DATABASE_URL in .env, and a doctor
 //! that names every connection failure with its fix. `run` is the whole program, callable
 //! from tests; `main` only parses arguments and turns the result into an exit code.
+//!
+//! All output goes through [`ui::Printer`]: the lints below keep `println!` and friends out of
+//! every other module (ui.rs allows them for itself), as uv does.
+
+#![warn(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod cli;
 pub mod commands;
@@ -26,6 +31,9 @@ use crate::ui::Printer;
 
 /// Run a parsed command line; the caller maps the result to the process exit code.
 pub fn run(cli: Cli, printer: &Printer) -> CliResult<Exit> {
+    if let Command::Completions(args) = &cli.command {
+        return Ok(commands::completions::run(args, printer));
+    }
     // One thread is plenty for a handful of sockets, and it starts faster than a pool.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -36,6 +44,7 @@ pub fn run(cli: Cli, printer: &Printer) -> CliResult<Exit> {
             Command::Dbsetup(args) => commands::dbsetup::run(args, printer).await,
             Command::Doctor(args) => commands::doctor::run(args, printer).await,
             Command::Dbserver(args) => commands::dbserver::run(args, printer).await,
+            Command::Completions(_) => unreachable!("handled before the runtime starts"),
         }
     });
     // A prompt interrupted by Ctrl-C leaves its blocking read behind; dropping the runtime

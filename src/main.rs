@@ -1,9 +1,19 @@
+#![warn(clippy::print_stdout, clippy::print_stderr)]
+
 use std::process::ExitCode;
 
 use clap::Parser;
 
+/// Parse, print, exit: the only exit point. clap's own `--help`, `--version` and usage errors
+/// (exit 2) are printed by clap, not by `process::exit` deep inside `parse`.
 fn main() -> ExitCode {
-    let cli = aksara::cli::Cli::parse();
+    let cli = match aksara::cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            let _ = err.print();
+            return ExitCode::from(err.exit_code().clamp(0, 255) as u8);
+        }
+    };
     let printer = aksara::ui::Printer::new(&cli.global);
     let exit = match aksara::run(cli, &printer) {
         Ok(exit) => exit,

@@ -49,9 +49,11 @@ impl Prompter {
         if let Some(saved) = &self.saved_tty {
             let _ = stty(&[saved.as_str()]);
         }
+        // The prompt's own terminal (dialoguer draws on it), not output: the cursor back, and
+        // the line ended so `error: interrupted` starts on its own.
         let term = console::Term::stderr();
         let _ = term.show_cursor();
-        eprintln!();
+        let _ = term.write_line("");
         CliError::interrupted()
     }
 

@@ -99,14 +99,15 @@ pub fn validate_name(kind: NameKind, name: &str) -> Result<(), NameError> {
 }
 
 /// Always double-quote (quoted names are taken literally, so `My-App.db` stays itself), with
-/// embedded quotes doubled.
+/// embedded quotes doubled: libpq's `PQescapeIdentifier`, as postgres-protocol implements it.
 pub fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
+    postgres_protocol::escape::escape_identifier(name)
 }
 
-/// A string literal under standard_conforming_strings (the default since 9.1).
+/// A string literal, safe whatever standard_conforming_strings says: libpq's
+/// `PQescapeLiteral`, as postgres-protocol implements it (a backslash makes it ` E'...'`).
 pub fn quote_literal(value: &str) -> String {
-    format!("'{}'", value.replace('\'', "''"))
+    postgres_protocol::escape::escape_literal(value)
 }
 
 /// The default database name for a project folder: lower-case, `_` for anything that would
@@ -411,6 +412,8 @@ mod tests {
             "\"x\"\"; DROP DATABASE y; --\""
         );
         assert_eq!(quote_literal("it's"), "'it''s'");
+        // Safe even with standard_conforming_strings off.
+        assert_eq!(quote_literal("a\\'b"), " E'a\\\\''b'");
     }
 
     #[test]

@@ -1,9 +1,15 @@
 //! The one printer all output goes through: quiet / default / verbose, colours (off for
-//! NO_COLOR, `--color never` or a non-terminal), check marks that fall back to ASCII, and
-//! spinners that only exist on a terminal. Results go to stdout; progress, warnings and
-//! errors go to stderr, so `aksara ... --format json | jq` always sees clean JSON.
+//! NO_COLOR, `--color never` or a stream that is not a terminal), check marks that fall back to
+//! ASCII, and spinners that only exist on a terminal. Results go to stdout; progress, warnings
+//! and errors go to stderr, so `aksara ... --format json | jq` always sees clean JSON.
+//!
+//! The crate denies `print!`-style macros everywhere else (see lib.rs), as uv does: a line that
+//! bypassed the printer would ignore `--quiet`, break through a spinner, or colour a pipe.
+
+#![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::io::{IsTerminal, Write};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use console::Style;
@@ -28,13 +34,24 @@ pub enum Mark {
     Skip,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stream {
+    Stdout,
+    Stderr,
+}
+
 #[derive(Debug, Clone)]
 pub struct Printer {
     pub verbosity: Verbosity,
-    colors: bool,
-    /// Unicode marks and spinners only where a person is watching a terminal.
+    /// Whether each stream gets colours. Text is styled when either does, and the escape
+    /// codes are stripped on the way to a stream that does not (`2>log` stays plain).
+    colors_stdout: bool,
+    colors_stderr: bool,
+    /// Unicode marks only where a person is watching a terminal.
     fancy: bool,
     stderr_is_terminal: bool,
+    /// The spinner on screen, if any: lines printed meanwhile are written above it.
+    spinner: Arc<Mutex<Option<ProgressBar>>>,
 }
 
 impl Printer {
@@ -42,13 +59,17 @@ impl Printer {
         let stderr_is_terminal = std::io::stderr().is_terminal();
         let stdout_is_terminal = std::io::stdout().is_terminal();
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-        let colors = match global.color {
-            ColorChoice::Always => true,
-            ColorChoice::Never => false,
-            ColorChoice::Auto => !no_color && stdout_is_terminal,
+        let (colors_stdout, colors_stderr) = match global.color {
+            ColorChoice::Always => (true, true),
+            ColorChoice::Never => (false, false),
+            ColorChoice::Auto => (
+                !no_color && stdout_is_terminal,
+                !no_color && stderr_is_terminal,
+            ),
         };
-        console::set_colors_enabled(colors);
-        console::set_colors_enabled_stderr(colors);
+        // dialoguer's prompts (stderr) style themselves through console.
+        console::set_colors_enabled(colors_stdout);
+        console::set_colors_enabled_stderr(colors_stderr);
         let verbosity = if global.quiet {
             Verbosity::Quiet
         } else if global.verbose {
@@ -58,9 +79,12 @@ impl Printer {
         };
         Printer {
             verbosity,
-            colors,
-            fancy: colors || (stdout_is_terminal && !no_color),
+            colors_stdout,
+            colors_stderr,
+            fancy: global.color == ColorChoice::Always
+                || (!no_color && (stdout_is_terminal || stderr_is_terminal)),
             stderr_is_terminal,
+            spinner: Arc::default(),
         }
     }
 
@@ -68,9 +92,53 @@ impl Printer {
     pub fn plain(verbosity: Verbosity) -> Printer {
         Printer {
             verbosity,
-            colors: false,
+            colors_stdout: false,
+            colors_stderr: false,
             fancy: false,
             stderr_is_terminal: false,
+            spinner: Arc::default(),
+        }
+    }
+
+    /// Every line goes out here: escape codes stripped for a stream without colours, and
+    /// written above a running spinner instead of through it.
+    fn emit(&self, stream: Stream, text: &str, newline: bool) {
+        let colors = match stream {
+            Stream::Stdout => self.colors_stdout,
+            Stream::Stderr => self.colors_stderr,
+        };
+        let text = if colors {
+            std::borrow::Cow::Borrowed(text)
+        } else {
+            console::strip_ansi_codes(text)
+        };
+        let write = || match stream {
+            Stream::Stdout => {
+                let mut out = std::io::stdout().lock();
+                let _ = if newline {
+                    writeln!(out, "{text}")
+                } else {
+                    write!(out, "{text}")
+                };
+                let _ = out.flush();
+            }
+            Stream::Stderr => {
+                let mut err = std::io::stderr().lock();
+                let _ = if newline {
+                    writeln!(err, "{text}")
+                } else {
+                    write!(err, "{text}")
+                };
+            }
+        };
+        let active = self
+            .spinner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        match active {
+            Some(bar) => bar.suspend(write),
+            None => write(),
         }
     }
 
@@ -83,7 +151,7 @@ impl Printer {
     }
 
     fn style(&self, s: Style) -> Style {
-        if self.colors {
+        if self.colors_stdout || self.colors_stderr {
             s.force_styling(true)
         } else {
             s.force_styling(false)
@@ -121,75 +189,105 @@ impl Printer {
         self.style(style).apply_to(symbol).to_string()
     }
 
-    /// The command's result: printed even with --quiet.
+    /// The command's result (stdout): printed even with --quiet.
     pub fn result(&self, text: &str) {
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{text}");
+        self.emit(Stream::Stdout, text, true);
+    }
+
+    /// Generated text that carries its own line ends (a completion script), as it is.
+    pub fn result_raw(&self, text: &str) {
+        self.emit(Stream::Stdout, text, false);
     }
 
     /// A progress or status line (stderr), hidden by --quiet.
     pub fn status(&self, text: &str) {
         if self.verbosity >= Verbosity::Normal {
-            eprintln!("{text}");
+            self.emit(Stream::Stderr, text, true);
         }
     }
 
-    /// A status line that starts with a check mark.
+    /// A status line that starts with a check mark; a failure shows even with --quiet.
     pub fn step(&self, mark: Mark, text: &str) {
         if self.verbosity >= Verbosity::Normal || mark == Mark::Fail {
-            eprintln!("{} {text}", self.mark(mark));
+            self.emit(Stream::Stderr, &format!("{} {text}", self.mark(mark)), true);
         }
     }
 
     /// Detail only shown with --verbose.
     pub fn detail(&self, text: &str) {
         if self.verbosity == Verbosity::Verbose {
-            eprintln!("{}", self.dim(text));
+            self.emit(Stream::Stderr, &self.dim(text), true);
         }
     }
 
     pub fn warn(&self, text: &str) {
         if self.verbosity >= Verbosity::Normal {
-            eprintln!("{} {text}", self.yellow(&self.bold("warning:")));
+            self.emit(
+                Stream::Stderr,
+                &format!("{} {text}", self.yellow(&self.bold("warning:"))),
+                true,
+            );
         }
     }
 
     pub fn hint(&self, text: &str) {
-        eprintln!("{} {text}", self.bold("hint:"));
+        self.emit(
+            Stream::Stderr,
+            &format!("{} {text}", self.bold("hint:")),
+            true,
+        );
     }
 
     /// `error: ...` then `hint: ...`, on stderr, always.
     pub fn error(&self, err: &CliError) {
-        eprintln!("{} {}", self.red(&self.bold("error:")), err.message);
+        self.emit(
+            Stream::Stderr,
+            &format!("{} {}", self.red(&self.bold("error:")), err.message),
+            true,
+        );
         if let Some(hint) = &err.hint {
             self.hint(hint);
         }
     }
 
-    /// A spinner for a wait that may exceed ~200 ms; a no-op unless stderr is a terminal.
+    /// A spinner for a wait that may exceed ~200 ms (stderr); a no-op unless stderr is a
+    /// terminal, and with --quiet. A second spinner replaces the first one's message.
     pub fn spinner(&self, text: &str) -> Spinner {
         if !self.stderr_is_terminal || self.is_quiet() {
             return Spinner { bar: None };
         }
+        let mut slot = self.spinner.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(bar) = slot.as_ref() {
+            bar.set_message(text.to_string());
+            return Spinner { bar: None };
+        }
         let bar = ProgressBar::new_spinner();
+        let template = if self.colors_stderr {
+            "{spinner:.cyan} {msg}"
+        } else {
+            "{spinner} {msg}"
+        };
         bar.set_style(
-            ProgressStyle::with_template("{spinner} {msg}")
+            ProgressStyle::with_template(template)
                 .unwrap_or_else(|_| ProgressStyle::default_spinner()),
         );
         bar.set_message(text.to_string());
         bar.enable_steady_tick(Duration::from_millis(80));
-        Spinner { bar: Some(bar) }
+        *slot = Some(bar.clone());
+        Spinner {
+            bar: Some((bar, self.spinner.clone())),
+        }
     }
 }
 
 /// Clears itself when dropped, so an early return never leaves a spinner running.
 pub struct Spinner {
-    bar: Option<ProgressBar>,
+    bar: Option<(ProgressBar, Arc<Mutex<Option<ProgressBar>>>)>,
 }
 
 impl Spinner {
     pub fn set_message(&self, text: &str) {
-        if let Some(bar) = &self.bar {
+        if let Some((bar, _)) = &self.bar {
             bar.set_message(text.to_string());
         }
     }
@@ -197,8 +295,9 @@ impl Spinner {
 
 impl Drop for Spinner {
     fn drop(&mut self) {
-        if let Some(bar) = &self.bar {
+        if let Some((bar, slot)) = &self.bar {
             bar.finish_and_clear();
+            slot.lock().unwrap_or_else(|e| e.into_inner()).take();
         }
     }
 }

@@ -93,12 +93,24 @@ pub async fn run(args: DbsetupArgs, printer: &Printer) -> CliResult<Exit> {
         .with_hint("pass one of them"));
     }
     let sslmode = match &args.sslmode {
-        Some(s) => Some(
-            s.parse::<SslMode>()
-                .map_err(|e| CliError::usage(format!("invalid --sslmode: {e}")))?,
-        ),
+        Some(s) => Some(s.parse::<SslMode>().map_err(|e| {
+            CliError::usage(format!("invalid --sslmode: {e}"))
+                .with_hint("use one of disable, allow, prefer, require, verify-ca, verify-full")
+        })?),
         None => None,
     };
+    // Every flag is checked before anything is touched: a bad value is a usage error (exit 2),
+    // never a failure found after the database was created.
+    envfile::validate_key(&args.env_key).map_err(|e| {
+        CliError::usage(format!("invalid --env-key: {e}")).with_optional_hint(e.hint())
+    })?;
+    if let Some(url) = &args.admin_url {
+        ConnString::parse(url).map_err(|e| {
+            CliError::usage(format!("invalid --admin-url: {e}"))
+                .with_optional_hint(e.hint())
+                .with_code("invalid-url")
+        })?;
+    }
     if let Some(name) = &args.db_name {
         provision::validate_name(NameKind::Database, name).map_err(name_error)?;
     }
@@ -218,10 +230,16 @@ async fn setup(
     };
 
     // Serialise with other dbsetup runs on this server from here to the .env write.
-    advisory_lock(&mut admin.conn).await?;
+    {
+        let _spinner = printer.spinner("Taking the setup lock on the server");
+        advisory_lock(&mut admin.conn).await?;
+    }
 
     // 4. What is there already? (Interactive: reuse, new password, or another name.)
-    let mut existing = existing_objects(&mut admin.conn, &db, &role).await?;
+    let mut existing = {
+        let _spinner = printer.spinner("Looking for an existing database and user");
+        existing_objects(&mut admin.conn, &db, &role).await?
+    };
     if let Some(p) = prompter {
         loop {
             if let Some(owner) = &existing.database_owner
@@ -259,7 +277,10 @@ async fn setup(
         && cs.dbname.as_deref() == Some(db.as_str())
         && existing.database_owner.is_some()
         && let Ok(cfg) = cs.resolve(env)
-        && let Ok(c) = connect::connect(&cfg, bound).await
+        && let Ok(c) = {
+            let _spinner = printer.spinner("Trying the password already in .env");
+            connect::connect(&cfg, bound).await
+        }
     {
         connect::close(c.conn).await;
         let same = given_password
@@ -422,7 +443,10 @@ async fn setup(
     let created = execute(&mut admin, &steps, printer).await?;
 
     // 7. Verify as the application user.
-    let verified = verify(&final_cs, env, bound).await;
+    let verified = {
+        let _spinner = printer.spinner("Verifying as the application user");
+        verify(&final_cs, env, bound).await
+    };
     let (server_version, tls) = match verified {
         Ok(v) => v,
         Err(e) => {
@@ -675,6 +699,7 @@ async fn admin_connection(
     }
     let mut last_failure = None;
     let mut tried = Vec::new();
+    let spinner = printer.spinner("Logging in as an admin");
     // Every address of the server is worth a try: peer auth may work on the socket and a
     // password from ~/.pgpass over TCP.
     let same_server: Vec<Endpoint> = server.iter().map(|(c, _)| c.endpoint.clone()).collect();
@@ -718,6 +743,8 @@ async fn admin_connection(
             }
         }
     }
+    // No spinner may tick under a prompt.
+    drop(spinner);
     let (cfg, failure) = last_failure.expect("at least one login was attempted");
     match prompter {
         Some(p) => {
@@ -841,7 +868,10 @@ async fn prompt_admin_login(
         cs.password = Some(Password::new(password));
         let mut cfg = cs.resolve(env)?;
         cfg.password_source = crate::dsn::PasswordSource::Prompt;
-        match connect::connect(&cfg, bound).await {
+        let spinner = printer.spinner(&format!("Logging in as \"{user}\""));
+        let result = connect::connect(&cfg, bound).await;
+        drop(spinner);
+        match result {
             Ok(c) => {
                 printer.step(Mark::Pass, &format!("Logged in as \"{user}\""));
                 return Ok(Admin {
@@ -1200,6 +1230,7 @@ struct Created {
 /// When a step fails, what this run created is dropped again (never anything older).
 async fn execute(admin: &mut Admin, steps: &[Step], printer: &Printer) -> CliResult<Created> {
     let mut created = Created::default();
+    let _spinner = printer.spinner("Creating the user and database");
     for step in steps {
         printer.detail(&format!("  {}", step.sql(true)));
         let result = match step.run_in() {
@@ -1387,7 +1418,9 @@ fn relative_pattern(path: &Path, repo_root: &Path) -> String {
 
 fn print_summary(printer: &Printer, o: &Outcome) {
     let created = |c: bool| if c { "created" } else { "reused" };
-    printer.result("");
+    if !printer.is_quiet() {
+        printer.result("");
+    }
     printer.result(&format!(
         "{} Database \"{}\" is ready",
         printer.mark(Mark::Pass),
@@ -1416,8 +1449,11 @@ fn print_summary(printer: &Printer, o: &Outcome) {
         "  {:<9} {}={} ({})",
         o.env_file, o.env_key, o.url, o.env_change
     ));
-    printer.result("");
-    printer.result("Next steps:");
-    printer.result("  aksara makemigrations --app app.models");
-    printer.result("  aksara migrate");
+    // Advice, not the result: --quiet leaves it out.
+    if !printer.is_quiet() {
+        printer.result("");
+        printer.result("Next steps:");
+        printer.result("  aksara makemigrations --app app.models");
+        printer.result("  aksara migrate");
+    }
 }

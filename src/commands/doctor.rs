@@ -76,8 +76,10 @@ pub async fn run(args: DoctorArgs, printer: &Printer) -> CliResult<Exit> {
         printer.warn(w);
     }
     let mut reports = Vec::new();
+    // --quiet leaves out the header of a single target: the failing lines and the summary say it.
+    let headers = !printer.is_quiet() || targets.len() > 1;
     for target in &targets {
-        let report = check_target(target, &args, &env, printer).await;
+        let report = check_target(target, &args, &env, printer, headers).await;
         reports.push(report);
     }
     let ok = reports.iter().all(|r| r.ok);
@@ -295,6 +297,7 @@ async fn check_target(
     args: &DoctorArgs,
     env: &ProcessEnvironment,
     printer: &Printer,
+    header: bool,
 ) -> Report {
     let text = args.format == OutputFormat::Text;
     let mut list = Checklist {
@@ -307,12 +310,12 @@ async fn check_target(
         Ok(cs) => cs.to_string(),
         Err(_) => "<unparsable>".to_string(),
     };
-    if text {
+    if text && header {
         printer.result(&format!("{} {}", printer.bold("Checking"), target.source));
         printer.result(&format!("  {}", redacted));
-        if let Some(note) = &target.note {
-            printer.result(&format!("  {} {note}", printer.yellow("note:")));
-        }
+    }
+    if text && let Some(note) = &target.note {
+        printer.result(&format!("  {} {note}", printer.yellow("note:")));
     }
 
     // 1. URL
@@ -376,8 +379,13 @@ async fn check_target(
             _ => false,
         };
         if retry {
-            if spinner.is_none() {
-                spinner = Some(printer.spinner("waiting for the server to accept connections"));
+            let waiting = format!(
+                "Waiting for the server to accept connections ({})",
+                failed_code.unwrap_or_default()
+            );
+            match &spinner {
+                None => spinner = Some(printer.spinner(&waiting)),
+                Some(s) => s.set_message(&waiting),
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
             continue;
@@ -396,6 +404,7 @@ async fn check_target(
     // 6. Query: one round trip for every server fact; it also tells whether TLS is in use,
     // which the TLS line states.
     let started = Instant::now();
+    let spinner = printer.spinner("Querying the server");
     let facts = server_facts(&mut connected.conn).await;
     let query_elapsed = ms(started);
     let tls_message = match (&facts, &connected.endpoint.host) {
@@ -455,7 +464,10 @@ async fn check_target(
 
     // 7. Privileges: can this role create a table (rolled back)?
     let started = Instant::now();
-    match can_create_table(&mut connected.conn).await {
+    spinner.set_message("Checking privileges");
+    let privileges = can_create_table(&mut connected.conn).await;
+    drop(spinner);
+    match privileges {
         Ok(()) => list.pass(
             "privileges",
             "can create tables (checked in a rolled-back transaction)".into(),
@@ -495,6 +507,7 @@ async fn connect_checks(
 ) -> Option<(connect::Connected, u64)> {
     // 2. Host
     let started = Instant::now();
+    let spinner = list.printer.spinner("Resolving the host");
     let mut usable = Vec::new();
     let mut host_failure = None;
     for ep in &cfg.endpoints {
@@ -563,6 +576,7 @@ async fn connect_checks(
 
     // 3. Reach: a bare connection, before any login, tells "nothing there" from "login refused".
     let started = Instant::now();
+    spinner.set_message("Reaching the server");
     let mut reach_failure = None;
     let mut reached = Vec::new();
     for (ep, _) in &usable {
@@ -612,6 +626,7 @@ async fn connect_checks(
 
     // 4-5. TLS and login, in one real connection attempt (per host, with libpq's fallbacks).
     let started = Instant::now();
+    spinner.set_message("Logging in");
     match connect::connect(cfg, bound).await {
         // The TLS and login lines are written by the caller once the server says whether
         // this connection uses TLS.
@@ -896,7 +911,9 @@ fn finish(
             format!("{} failed: {}", printer.mark(Mark::Fail), codes.join(", "))
         };
         printer.result(&summary);
-        printer.result("");
+        if !printer.is_quiet() {
+            printer.result("");
+        }
     }
     Report {
         ok,

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::support::{self, Auth, Cluster, ClusterConfig, Shared};
-use crate::{Run, aksara, project, run};
+use crate::{Run, aksara, project, run, transcript};
 
 fn doctor_json(url: &str, extra: &[&str]) -> (Run, Value) {
     let dir = project();
@@ -51,9 +51,28 @@ fn assert_shape(json: &Value) {
     assert!(json["server"].is_null() || json["server"].is_object());
 }
 
+/// The password in a URL, percent-decoding aside (the harness's passwords are URL-safe).
+fn url_password(url: &str) -> Option<&str> {
+    let authority = url.split_once("://")?.1.split(['/', '?']).next()?;
+    let userinfo = authority.rsplit_once('@')?.0;
+    // Short test passwords ("wrong", "pw") are words the output may use for other reasons.
+    Some(userinfo.split_once(':')?.1).filter(|p| p.len() >= 8)
+}
+
+/// Every failure class, in text and JSON, keeps the URL's password to itself.
+fn assert_no_password(url: &str, out: &Run) {
+    if let Some(password) = url_password(url) {
+        assert!(
+            !out.all().contains(password),
+            "the password leaked: {out:?}"
+        );
+    }
+}
+
 /// The failed check: its code and hint, after checking exit 1 and the shape.
 fn expect_failure(url: &str, extra: &[&str], code: &str) -> Value {
     let (out, json) = doctor_json(url, extra);
+    assert_no_password(url, &out);
     assert_shape(&json);
     assert_eq!(out.code, 1, "{out:?}");
     assert_eq!(json["ok"], false);
@@ -74,6 +93,36 @@ fn expect_failure(url: &str, extra: &[&str], code: &str) -> Value {
         "{json:#}"
     );
     failed[0].clone()
+}
+
+/// The same failure in text, as the user reads it, against a snapshot (the JSON is checked
+/// by `expect_failure`). `replacements` turn ports, paths and names into placeholders.
+fn text_snapshot(name: &str, url: &str, extra: &[&str], replacements: &[(&str, &str)]) {
+    let dir = project();
+    let out = run(aksara(dir.path())
+        .args(["doctor", "--url", url])
+        .args(extra));
+    assert_eq!(out.code, 1, "{out:?}");
+    assert_no_password(url, &out);
+    let command = format!("aksara doctor --url {url} {}", extra.join(" "));
+    insta::assert_snapshot!(name, transcript(command.trim_end(), &out, replacements));
+}
+
+/// Placeholders for a harness cluster: its port, socket folder and superuser password.
+fn cluster_placeholders(cluster: &Cluster) -> Vec<(String, &'static str)> {
+    vec![
+        (cluster.port.to_string(), "[PORT]"),
+        (cluster.socket_dir.display().to_string(), "[SOCKET_DIR]"),
+        (
+            support::encode(&cluster.socket_dir.display().to_string()),
+            "[SOCKET_DIR]",
+        ),
+        (cluster.password.clone(), "[PASSWORD]"),
+    ]
+}
+
+fn refs<'a>(pairs: &'a [(String, &'static str)]) -> Vec<(&'a str, &'a str)> {
+    pairs.iter().map(|(v, p)| (v.as_str(), *p)).collect()
 }
 
 #[test]
@@ -180,6 +229,12 @@ fn invalid_url() {
         "{check}"
     );
     assert!(!check.to_string().contains("secret"));
+    text_snapshot(
+        "doctor_invalid_url",
+        "postgresql://app:secret@localhost:notaport/db",
+        &[],
+        &[],
+    );
 }
 
 #[test]
@@ -195,6 +250,12 @@ fn dns_failure() {
             .unwrap()
             .contains("no-such-host.invalid"),
         "{check}"
+    );
+    text_snapshot(
+        "doctor_dns_failure",
+        "postgresql://app:pw@no-such-host.invalid:5432/db",
+        &[],
+        &[],
     );
 }
 
@@ -219,6 +280,12 @@ fn connection_refused_names_nearby_servers() {
             .contains(&port.to_string()),
         "{check}"
     );
+    text_snapshot(
+        "doctor_connection_refused",
+        &format!("postgresql://app:pw@127.0.0.1:{port}/db"),
+        &[],
+        &[(&port.to_string(), "[PORT]")],
+    );
 }
 
 #[test]
@@ -233,6 +300,14 @@ fn a_missing_socket_is_told_apart_from_a_refused_port() {
     let message = check["message"].as_str().unwrap();
     assert!(message.contains("no server socket"), "{check}");
     assert!(message.contains(&format!(".s.PGSQL.{port}")), "{check}");
+    let mut places = cluster_placeholders(cluster);
+    places.push((port.to_string(), "[PORT]"));
+    text_snapshot(
+        "doctor_connection_refused_socket",
+        &url,
+        &[],
+        &refs(&places),
+    );
 }
 
 #[test]
@@ -255,6 +330,12 @@ fn a_silent_server_times_out_within_the_bound() {
         check["message"].as_str().unwrap().contains("2.0 s"),
         "{check}"
     );
+    text_snapshot(
+        "doctor_connection_timeout",
+        &format!("postgresql://app:pw@127.0.0.1:{port}/db?connect_timeout=2"),
+        &[],
+        &[(&port.to_string(), "[PORT]")],
+    );
     drop(listener);
 }
 
@@ -267,6 +348,12 @@ fn ssl_unsupported() {
         "ssl-unsupported",
     );
     assert_eq!(check["id"], "tls");
+    text_snapshot(
+        "doctor_ssl_unsupported",
+        &format!("{}?sslmode=require", cluster.admin_url()),
+        &[],
+        &refs(&cluster_placeholders(cluster)),
+    );
 }
 
 #[test]
@@ -305,6 +392,17 @@ fn ssl_certificate_name_mismatch_and_unknown_ca() {
     let url = cluster.admin_url().replace("127.0.0.1", "localhost");
     let (out, _) = doctor_json(&format!("{url}?sslmode=verify-full&sslrootcert={ca}"), &[]);
     assert_eq!(out.code, 0, "{out:?}");
+    let mut places = cluster_placeholders(cluster);
+    places.push((ca.clone(), "[CA]"));
+    text_snapshot(
+        "doctor_ssl_certificate",
+        &format!(
+            "{}?sslmode=verify-full&sslrootcert={ca}",
+            cluster.admin_url()
+        ),
+        &[],
+        &refs(&places),
+    );
 }
 
 #[test]
@@ -321,6 +419,12 @@ fn auth_failed_is_fast_and_says_the_role_may_not_exist() {
         check["hint"].as_str().unwrap().contains("does not exist"),
         "{check}"
     );
+    text_snapshot(
+        "doctor_auth_failed",
+        &cluster.url("postgres", Some("wrong"), "postgres"),
+        &[],
+        &refs(&cluster_placeholders(cluster)),
+    );
 }
 
 #[test]
@@ -330,6 +434,12 @@ fn password_required() {
         &cluster.url("postgres", None, "postgres"),
         &[],
         "password-required",
+    );
+    text_snapshot(
+        "doctor_password_required",
+        &cluster.url("postgres", None, "postgres"),
+        &[],
+        &refs(&cluster_placeholders(cluster)),
     );
 }
 
@@ -343,6 +453,12 @@ fn role_missing_under_trust() {
             .unwrap()
             .contains("CREATE ROLE \"ghost\""),
         "{check}"
+    );
+    text_snapshot(
+        "doctor_role_missing",
+        &cluster.url("ghost", None, "postgres"),
+        &[],
+        &refs(&cluster_placeholders(cluster)),
     );
 }
 
@@ -360,6 +476,12 @@ fn database_missing() {
             .unwrap()
             .contains("CREATE DATABASE \"nosuchdb\" OWNER \"postgres\""),
         "{check}"
+    );
+    text_snapshot(
+        "doctor_database_missing",
+        &cluster.url("postgres", Some(&cluster.password), "nosuchdb"),
+        &[],
+        &refs(&cluster_placeholders(cluster)),
     );
 }
 
@@ -382,6 +504,12 @@ fn ssl_required_when_pg_hba_only_accepts_tls() {
         check["hint"].as_str().unwrap().contains("sslmode=require"),
         "{check}"
     );
+    text_snapshot(
+        "doctor_ssl_required",
+        &format!("{}?sslmode=disable", cluster.admin_url()),
+        &[],
+        &refs(&cluster_placeholders(&cluster)),
+    );
     // libpq's allow falls back to TLS and gets in; sqlx alone would not.
     let (out, _) = doctor_json(&format!("{}?sslmode=allow", cluster.admin_url()), &[]);
     assert_eq!(out.code, 0, "{out:?}");
@@ -403,6 +531,12 @@ fn no_hba_entry_when_neither_tls_nor_plaintext_is_let_in() {
         hint.contains("postgres  postgres  127.0.0.1/32  scram-sha-256"),
         "{check}"
     );
+    text_snapshot(
+        "doctor_no_hba_entry",
+        &cluster.admin_url(),
+        &[],
+        &refs(&cluster_placeholders(&cluster)),
+    );
 }
 
 #[test]
@@ -421,6 +555,12 @@ fn too_many_connections() {
         &cluster.url("postgres", None, "postgres"),
         &[],
         "too-many-connections",
+    );
+    text_snapshot(
+        "doctor_too_many_connections",
+        &cluster.url("postgres", None, "postgres"),
+        &[],
+        &refs(&cluster_placeholders(&cluster)),
     );
 }
 
@@ -441,6 +581,15 @@ fn permission_denied_without_connect_privilege() {
             .unwrap()
             .contains(&format!("GRANT CONNECT ON DATABASE \"{db}\" TO \"{role}\"")),
         "{check}"
+    );
+    let mut places = cluster_placeholders(cluster);
+    places.push((db.clone(), "[DB]"));
+    places.push((role.clone(), "[ROLE]"));
+    text_snapshot(
+        "doctor_permission_denied",
+        &cluster.url(&role, None, &db),
+        &[],
+        &refs(&places),
     );
 }
 
@@ -538,6 +687,12 @@ fn server_starting_or_shutting_down() {
     assert!(
         check["message"].as_str().unwrap().contains("shutting down"),
         "{check}"
+    );
+    text_snapshot(
+        "doctor_server_starting",
+        &cluster.url("postgres", None, "postgres"),
+        &[],
+        &refs(&cluster_placeholders(&cluster)),
     );
     drop(held);
 }

@@ -5,10 +5,13 @@
 mod support;
 
 mod dbsetup;
+mod docs;
 mod doctor;
 mod foundation;
+mod install;
 mod interactive;
 mod localserver;
+mod output;
 mod secrets;
 
 use std::path::Path;
@@ -98,4 +101,72 @@ pub fn env_value(path: &Path, key: &str) -> Option<String> {
         .filter_map(Result::ok)
         .find(|(k, _)| k == key)
         .map(|(_, v)| v)
+}
+
+/// A run as a user would read it, for snapshots: the command (as the test spells it, with
+/// placeholders), the exit code, stdout and stderr, normalised with [`normalize`].
+pub fn transcript(command: &str, out: &Run, replacements: &[(&str, &str)]) -> String {
+    let mut text = format!("$ {command}\nexit: {}\n", out.code);
+    for (name, stream) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
+        if !stream.is_empty() {
+            text.push_str(&format!("--- {name}\n{stream}"));
+            if !stream.ends_with('\n') {
+                text.push('\n');
+            }
+        }
+    }
+    normalize(&text, replacements)
+}
+
+/// Replace what differs from run to run or machine to machine with placeholders: the given
+/// values first (ports, paths, generated names; longest first, so a path wins over its
+/// prefix), then timings, the server's exact version, connection counts, and the parts of a
+/// hint that depend on what this machine has installed or running.
+pub fn normalize(text: &str, replacements: &[(&str, &str)]) -> String {
+    let mut pairs: Vec<(&str, &str)> = replacements
+        .iter()
+        .copied()
+        .filter(|(value, _)| !value.is_empty())
+        .collect();
+    pairs.sort_by_key(|(value, _)| std::cmp::Reverse(value.len()));
+    let mut text = text.to_string();
+    for (value, placeholder) in pairs {
+        text = text.replace(value, placeholder);
+    }
+    let home = support::hermetic_home().display().to_string();
+    text = text.replace(&home, "[HOME]");
+    let rules: &[(&str, &str)] = &[
+        (r"\b\d+ ms\b", "[N] ms"),
+        (r"PostgreSQL \d+(\.\d+)+", "PostgreSQL [VERSION]"),
+        (
+            r"\(\d+ of (\d+) connections in use\)",
+            "([N] of $1 connections in use)",
+        ),
+        // What answers nearby and how a server starts depend on the machine.
+        (
+            r"but PostgreSQL answers at .*?: point the URL there, or ",
+            "",
+        ),
+        (
+            r"start the server(: `[^`]*`)?;",
+            "start the server: `[START COMMAND]`;",
+        ),
+        // localhost is ::1 first on some machines, 127.0.0.1 on others.
+        (
+            r"localhost resolves to \S+",
+            "localhost resolves to [ADDRESS]",
+        ),
+        // The resolver's wording differs between C libraries and networks.
+        (
+            r"does not resolve \([^)]*\)",
+            "does not resolve ([RESOLVER MESSAGE])",
+        ),
+    ];
+    for (pattern, replacement) in rules {
+        text = regex::Regex::new(pattern)
+            .expect("a valid pattern")
+            .replace_all(&text, *replacement)
+            .into_owned();
+    }
+    text
 }
