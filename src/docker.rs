@@ -139,6 +139,61 @@ pub async fn engine_answers(bound: Duration) -> bool {
     docker_path().is_ok() && docker(&["info"], None, bound).await.is_ok()
 }
 
+/// A stopped container that publishes `port` on the host, for the hint after a refused
+/// connection ("`docker start NAME`"). None when no engine answers (checked quickly: the
+/// client fails at once without one) or nothing matches.
+pub async fn stopped_container_publishing(port: u16) -> Option<String> {
+    docker_path().ok()?;
+    let names = docker(
+        &[
+            "ps",
+            "-a",
+            "--filter",
+            "status=exited",
+            "--filter",
+            "status=created",
+            "--format",
+            "{{.Names}}",
+        ],
+        None,
+        QUICK,
+    )
+    .await
+    .ok()?;
+    for name in names.lines().map(str::trim).filter(|n| !n.is_empty()) {
+        let bindings = docker(
+            &[
+                "inspect",
+                "--format",
+                "{{json .HostConfig.PortBindings}}",
+                name,
+            ],
+            None,
+            QUICK,
+        )
+        .await
+        .ok()?;
+        if publishes(&bindings, port) {
+            return Some(name.to_string());
+        }
+    }
+    None
+}
+
+/// Whether `docker inspect`'s PortBindings JSON maps some container port to host `port`.
+pub fn publishes(bindings_json: &str, port: u16) -> bool {
+    let Ok(value) = serde_json::from_str::<serde_json::Value>(bindings_json) else {
+        return false;
+    };
+    value.as_object().is_some_and(|ports| {
+        ports
+            .values()
+            .filter_map(|v| v.as_array())
+            .flatten()
+            .any(|b| b["HostPort"].as_str() == Some(&port.to_string()))
+    })
+}
+
 pub async fn container() -> Result<Container, DockerError> {
     let out = docker(
         &[
@@ -229,6 +284,15 @@ pub fn parse_port(out: &str) -> Option<u16> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn port_bindings_are_read_from_docker_inspect() {
+        let json = r#"{"5432/tcp":[{"HostIp":"","HostPort":"5433"}]}"#;
+        assert!(publishes(json, 5433));
+        assert!(!publishes(json, 5432));
+        assert!(!publishes("null", 5432));
+        assert!(!publishes("{}", 5432));
+    }
 
     #[test]
     fn the_container_is_picked_out_of_docker_ps_by_its_exact_name() {

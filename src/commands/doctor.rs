@@ -714,10 +714,19 @@ async fn failure_context(attempt: &Attempt) -> Context {
         }
         // This project's own server (aksara started it) comes back with `aksara dbserver
         // start`, not with the OS's service.
-        ctx.start_command = std::env::current_dir()
+        // A stopped container that publishes the port comes back with `docker start`.
+        let project = std::env::current_dir()
             .ok()
-            .and_then(|dir| crate::projectserver::start_command_for(&attempt.endpoint, &dir))
-            .or_else(|| diagnose::start_command(attempt.endpoint.port));
+            .and_then(|dir| crate::projectserver::start_command_for(&attempt.endpoint, &dir));
+        ctx.start_command = match project {
+            Some(cmd) => Some(cmd),
+            None => {
+                match crate::docker::stopped_container_publishing(attempt.endpoint.port).await {
+                    Some(name) => Some(format!("docker start {name}")),
+                    None => diagnose::start_command(attempt.endpoint.port),
+                }
+            }
+        };
     }
     ctx
 }

@@ -610,6 +610,7 @@ case "$1" in
   run) echo 4f3c2b1a0e9d8c7b ;;
   start|stop) echo "$2" ;;
   port) cat "$FAKE_DOCKER_DIR/port" ;;
+  inspect) cat "$FAKE_DOCKER_DIR/inspect" ;;
   *) echo "stand-in docker: unexpected call: $*" >&2; exit 1 ;;
 esac
 "#;
@@ -895,4 +896,34 @@ fn docker_without_an_engine_is_refused_and_nothing_is_created() {
     assert!(out.stderr.contains("--start-server local"), "{out:?}");
     assert_eq!(docker.calls(), vec!["info".to_string()]);
     assert!(!dir.path().join(".aksara").exists());
+}
+
+#[test]
+fn doctor_hints_docker_start_for_a_stopped_container_that_publishes_the_port() {
+    // The stand-in docker (no Docker engine can run here) lists one exited container whose
+    // port bindings publish the port the URL points at; nothing listens there.
+    let port = support::free_port();
+    let docker = FakeDocker::new().with_container("old-postgres", port);
+    std::fs::write(
+        docker.dir.path().join("inspect"),
+        format!(r#"{{"5432/tcp":[{{"HostIp":"","HostPort":"{port}"}}]}}"#),
+    )
+    .unwrap();
+    let dir = crate::project();
+    let out = crate::run(docker.aksara(dir.path()).args([
+        "doctor",
+        "--url",
+        &format!("postgresql://app:pw@127.0.0.1:{port}/app"),
+    ]));
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stdout.contains("[connection-refused]"), "{out:?}");
+    assert!(
+        out.stdout.contains("`docker start old-postgres`"),
+        "{out:?}"
+    );
+    assert!(
+        docker.calls().iter().any(|c| c.starts_with("inspect")),
+        "{:?}",
+        docker.calls()
+    );
 }
