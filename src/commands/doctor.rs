@@ -643,13 +643,20 @@ async fn connect_checks(
             return None;
         }
     } else {
-        let mut eps: Vec<String> = answered.iter().map(|a| a.endpoint.to_string()).collect();
-        eps.dedup();
-        let message = eps
+        let mut lines: Vec<String> = answered
             .iter()
-            .map(|ep| format!("PostgreSQL answers at {ep}"))
-            .collect::<Vec<_>>()
-            .join("; ");
+            .map(|a| {
+                // What the failure says about the server's TLS, when it says anything.
+                let tls = match a.failure {
+                    FailureKind::TlsUnsupported => reach_tls_note(&a.endpoint, false),
+                    FailureKind::Certificate { .. } => reach_tls_note(&a.endpoint, true),
+                    _ => "",
+                };
+                format!("PostgreSQL answers at {}{tls}", a.endpoint)
+            })
+            .collect();
+        lines.dedup();
+        let message = lines.join("; ");
         list.pass("reach", message, started);
     }
 
@@ -792,21 +799,30 @@ const FACTS_SQL: &str = "SELECT current_setting('server_version'), current_setti
 /// nothing behind (the rollback drops the table).
 const PRIVILEGE_PROBE_SQL: &str = "BEGIN; CREATE TABLE aksara_privilege_probe (id int); ROLLBACK";
 
-/// The server facts and the privilege probe in one simple-query message, so one round trip
-/// answers both. The facts come first: an error after their row is the probe's.
+/// The server facts and the privilege probe in one round trip.
 async fn facts_and_privileges(
     conn: &mut sqlx::PgConnection,
 ) -> (Result<ServerFacts, String>, Result<(), String>) {
-    let sql = format!("{FACTS_SQL}; {PRIVILEGE_PROBE_SQL}");
-    let mut facts = None;
+    let (row, privileges) = select_then_probe(conn, FACTS_SQL).await;
+    let facts = row.and_then(|row| facts_from_row(&row).map_err(|e| e.to_string()));
+    (facts, privileges)
+}
+
+/// A one-row `SELECT` and the create-table probe in one simple-query message, so a single
+/// round trip answers both. The row comes first: an error after it is the probe's. When the
+/// `SELECT` itself fails, the probe (which the server then skipped) runs on its own.
+pub async fn select_then_probe(
+    conn: &mut sqlx::PgConnection,
+    select: &'static str,
+) -> (Result<sqlx::postgres::PgRow, String>, Result<(), String>) {
+    let sql = format!("{select}; {PRIVILEGE_PROBE_SQL}");
+    let mut row = None;
     let mut failure = None;
     {
         let mut results = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).fetch_many(&mut *conn);
         loop {
             match results.try_next().await {
-                Ok(Some(sqlx::Either::Right(row))) if facts.is_none() => {
-                    facts = Some(facts_from_row(&row).map_err(|e| e.to_string()));
-                }
+                Ok(Some(sqlx::Either::Right(r))) if row.is_none() => row = Some(r),
                 Ok(Some(_)) => {}
                 Ok(None) => break,
                 Err(e) => {
@@ -816,14 +832,13 @@ async fn facts_and_privileges(
             }
         }
     }
-    match (facts, failure) {
-        (Some(facts), None) => (facts, Ok(())),
-        (Some(facts), Some(e)) => {
+    match (row, failure) {
+        (Some(row), None) => (Ok(row), Ok(())),
+        (Some(row), Some(e)) => {
             // The probe failed inside its transaction: leave the connection usable.
             let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
-            (facts, Err(server_message(e)))
+            (Ok(row), Err(server_message(e)))
         }
-        // The facts query itself failed (the probe did not run): report it, probe apart.
         (None, e) => {
             let message = e.map_or_else(|| "no row returned".to_string(), |e| e.to_string());
             (Err(message), can_create_table(conn).await)
