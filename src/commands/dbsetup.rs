@@ -1095,7 +1095,7 @@ async fn verify(
     // The query and the create-table probe share one round trip.
     let (row, privileges) = super::doctor::select_then_probe(
         &mut c.conn,
-        "SELECT current_setting('server_version'), (SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid())",
+        "SELECT current_setting('server_version'), (SELECT ssl FROM pg_stat_get_activity(pg_backend_pid()))",
     )
     .await;
     let row = row.map_err(CliError::failure)?;
