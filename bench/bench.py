@@ -40,7 +40,7 @@ PASSWORD = E["BENCH_PASSWORD"]
 GIT_PROJECT = E.get("BENCH_GIT_PROJECT") == "1"
 OUT = E["BENCH_OUT"]
 ROUNDS = max(1, int(E.get("ROUNDS", "15")))
-HYPERFINE = shutil.which("hyperfine")
+HYPERFINE = None if E.get("BENCH_NO_HYPERFINE") == "1" else shutil.which("hyperfine")
 SQLX = shutil.which("sqlx")
 CONNECT_TIMEOUT = 2
 
@@ -388,7 +388,7 @@ def main():
         return 1
 
     results = Results()
-    timer = f"hyperfine {capture([HYPERFINE, '--version']).split()[-1]}" if HYPERFINE else "bench.py's own loop"
+    timer = f"hyperfine {capture([HYPERFINE, '--version']).split()[-1]}" if HYPERFINE else "bench.py's own loop (A B C A B C per run)"
     for g in groups:
         log(f"timing {g.gid}: {len(g.cmds)} commands, {g.rounds} rounds x {g.runs} runs ({timer})")
         measure(g, results)
@@ -414,7 +414,7 @@ def main():
     w = lines.append
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     commit = capture(["git", "rev-parse", "--short", "HEAD"])
-    dirty = " (with uncommitted changes)" if capture(["git", "status", "--porcelain", "--untracked-files=no"]) else ""
+    dirty = " (with uncommitted changes)" if capture(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!BENCHMARKS.md"]) else ""
     try:
         nproc = len(os.sched_getaffinity(0))
     except AttributeError:

@@ -15,7 +15,8 @@
 #
 # Environment: ROUNDS (default 15), BENCH_OUT (default: BENCHMARKS.md at the repository root),
 # CARGO_TARGET_DIR (respected), BENCH_NO_BUILD=1 (use the binaries already built),
-# AKSARA_BIN / FLOOR_BIN (time these binaries instead, e.g. an older build; with BENCH_NO_BUILD=1).
+# AKSARA_BIN / FLOOR_BIN (time these binaries instead, e.g. an older build; with BENCH_NO_BUILD=1),
+# BENCH_NO_HYPERFINE=1 (use the built-in loop even when hyperfine is installed).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -31,7 +32,7 @@ command -v python3 >/dev/null 2>&1 || die "python3 is needed (the timing loop, t
 command -v cargo >/dev/null 2>&1 || die "cargo is needed to build aksara (https://rustup.rs)"
 
 # hyperfine: install it when missing and apt can; otherwise bench.py times with its own loop.
-if ! command -v hyperfine >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+if [ "${BENCH_NO_HYPERFINE:-0}" != 1 ] && ! command -v hyperfine >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
     SUDO=""
     [ "$(id -u)" -eq 0 ] || SUDO="sudo -n"
     say "installing hyperfine with apt-get"
