@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Serialize;
-use sqlx::Connection as _;
 use sqlx::PgConnection;
+use sqlx::Row as _;
 
 use crate::cli::{DbsetupArgs, OutputFormat, StartServer};
 use crate::connect::{self, Connected, FailureKind};
@@ -1176,15 +1176,18 @@ async fn admin_rights(conn: &mut PgConnection) -> CliResult<AdminRights> {
 
 async fn advisory_lock(conn: &mut PgConnection) -> CliResult<()> {
     // lock_timeout bounds the wait for another run (advisory locks are heavyweight locks).
-    sqlx::raw_sql("SET lock_timeout = '60s'")
-        .execute(&mut *conn)
-        .await
-        .map_err(db_error)?;
-    sqlx::query("SELECT pg_advisory_lock($1)")
-        .bind(ADVISORY_LOCK_KEY)
+    // Both statements go in one message: one round trip. The key is a constant.
+    let sql = format!("SET lock_timeout = '60s'; SELECT pg_advisory_lock({ADVISORY_LOCK_KEY})");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
         .execute(&mut *conn)
         .await
         .map_err(|e| {
+            // 55P03 lock_not_available: lock_timeout ran out waiting for another run.
+            let timed_out =
+                matches!(&e, sqlx::Error::Database(db) if db.code().as_deref() == Some("55P03"));
+            if !timed_out {
+                return db_error(e);
+            }
             CliError::failure(format!(
                 "another `aksara dbsetup` has held the setup lock on this server for over 60 s: {e}"
             ))
@@ -1355,20 +1358,24 @@ async fn verify(
             );
         }
     };
-    let row: (String, Option<bool>) = sqlx::query_as("SELECT current_setting('server_version'), (SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid())")
-        .fetch_one(&mut c.conn)
-        .await
-        .map_err(db_error)?;
-    if let Err(message) = super::doctor::can_create_table(&mut c.conn).await {
+    // The query and the create-table probe share one round trip.
+    let (row, privileges) = super::doctor::select_then_probe(
+        &mut c.conn,
+        "SELECT current_setting('server_version'), (SELECT ssl FROM pg_stat_get_activity(pg_backend_pid()))",
+    )
+    .await;
+    let row = row.map_err(CliError::failure)?;
+    if let Err(message) = privileges {
         return Err(CliError::failure(format!(
             "verification: user \"{}\" cannot create tables in \"{}\": {message}",
             cfg.user, cfg.dbname
         ))
         .with_code("cannot-create-tables"));
     }
-    let _ = c.conn.ping().await;
     connect::close(c.conn).await;
-    Ok((row.0, row.1.unwrap_or(false)))
+    let version: String = row.try_get(0).map_err(db_error)?;
+    let tls: Option<bool> = row.try_get(1).map_err(db_error)?;
+    Ok((version, tls.unwrap_or(false)))
 }
 
 async fn gitignore_advice(

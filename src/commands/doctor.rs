@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use futures_util::TryStreamExt as _;
 use serde::Serialize;
 use sqlx::postgres::PgSslMode;
 
@@ -401,12 +402,39 @@ async fn check_target(
         return finish(list, target, redacted, None, printer);
     };
 
-    // 6. Query: one round trip for every server fact; it also tells whether TLS is in use,
-    // which the TLS line states.
+    // 6-7. Query and privileges: every server fact and the create-table probe in one round
+    // trip. The facts also tell whether the server offers TLS and whether this connection
+    // uses it, which the reach and TLS lines state.
     let started = Instant::now();
     let spinner = printer.spinner("Querying the server");
-    let facts = server_facts(&mut connected.conn).await;
+    let (facts, privileges) = facts_and_privileges(&mut connected.conn).await;
+    drop(spinner);
     let query_elapsed = ms(started);
+    let tls_offer = match (&facts, &connected.endpoint.host) {
+        (_, Host::Socket(_)) | (Err(_), _) => "",
+        (Ok(f), _) if f.connection_tls || f.ssl == "on" => " (offers TLS)",
+        (Ok(_), _) => " (no TLS)",
+    };
+    let mut answered: Vec<String> = connected
+        .earlier
+        .iter()
+        .filter(|a| server_answered(&a.failure))
+        .map(|a| a.endpoint.to_string())
+        .collect();
+    answered.dedup();
+    answered.retain(|ep| *ep != connected.endpoint.to_string());
+    let mut reach = format!("PostgreSQL answers at {}{tls_offer}", connected.endpoint);
+    for ep in answered {
+        reach.push_str(&format!("; PostgreSQL answers at {ep}"));
+    }
+    list.push(Check {
+        id: "reach",
+        status: Status::Pass,
+        code: None,
+        message: reach,
+        hint: None,
+        elapsed_ms: 0,
+    });
     let tls_message = match (&facts, &connected.endpoint.host) {
         (_, Host::Socket(_)) => "not used (unix socket)".to_string(),
         (Ok(f), _) if f.connection_tls => format!("in use (sslmode={})", cfg.sslmode),
@@ -462,11 +490,8 @@ async fn check_target(
         }
     };
 
-    // 7. Privileges: can this role create a table (rolled back)?
+    // The privilege probe ran in the same round trip (its time is the query's).
     let started = Instant::now();
-    spinner.set_message("Checking privileges");
-    let privileges = can_create_table(&mut connected.conn).await;
-    drop(spinner);
     match privileges {
         Ok(()) => list.pass(
             "privileges",
@@ -574,96 +599,152 @@ async fn connect_checks(
         started,
     );
 
-    // 3. Reach: a bare connection, before any login, tells "nothing there" from "login refused".
+    // 3-5. Reach, TLS and login from one real connection attempt per host (with libpq's
+    // sslmode fallbacks). A server that takes part in the login has answered, so the healthy
+    // path opens a single connection; the reach line is written by the caller with what the
+    // server says about TLS. Only a failure that leaves open whether anything PostgreSQL
+    // answered costs a bare SSLRequest probe.
     let started = Instant::now();
-    spinner.set_message("Reaching the server");
-    let mut reach_failure = None;
-    let mut reached = Vec::new();
-    for (ep, _) in &usable {
-        match probe::probe(ep, bound).await {
-            Answer::Postgres { tls } => reached.push(format!(
-                "PostgreSQL answers at {ep}{}",
-                if matches!(ep.host, Host::Tcp(_)) {
-                    if tls { " (offers TLS)" } else { " (no TLS)" }
-                } else {
-                    ""
+    spinner.set_message("Reaching the server and logging in");
+    let failure = match connect::connect(cfg, bound).await {
+        Ok(connected) => return Some((connected, ms(started))),
+        Err(failure) => failure,
+    };
+    let attempt = failure.last().clone();
+    let answered: Vec<&Attempt> = failure
+        .attempts
+        .iter()
+        .filter(|a| server_answered(&a.failure))
+        .collect();
+    if answered.is_empty() {
+        let reach_failure = match &attempt.failure {
+            FailureKind::Other { .. } => match probe::probe(&attempt.endpoint, bound).await {
+                Answer::Postgres { tls } => {
+                    // PostgreSQL is there; the login itself failed.
+                    list.pass(
+                        "reach",
+                        format!(
+                            "PostgreSQL answers at {}{}",
+                            attempt.endpoint,
+                            reach_tls_note(&attempt.endpoint, tls)
+                        ),
+                        started,
+                    );
+                    None
                 }
-            )),
-            Answer::NotPostgres => {
-                reach_failure = Some(Attempt {
-                    endpoint: ep.clone(),
-                    tls_mode: PgSslMode::Disable,
+                Answer::NotPostgres => Some(Attempt {
                     failure: FailureKind::Other {
                         message: "something answered, but it is not PostgreSQL".into(),
                     },
-                    elapsed: started.elapsed(),
-                })
-            }
-            Answer::Nothing(why) => {
-                let failure = if why.contains("no answer within") {
-                    FailureKind::Timeout { after: bound }
-                } else if why.contains("No such file") {
-                    FailureKind::SocketMissing
-                } else {
-                    FailureKind::Refused
+                    ..attempt.clone()
+                }),
+                Answer::Nothing(why) => Some(Attempt {
+                    failure: nothing_there(&why, bound),
+                    ..attempt.clone()
+                }),
+            },
+            _ => Some(attempt.clone()),
+        };
+        if let Some(reach_failure) = reach_failure {
+            let ctx = failure_context(&reach_failure).await;
+            list.fail(
+                "reach",
+                diagnose::diagnose(cfg, &reach_failure, &ctx),
+                started,
+            );
+            return None;
+        }
+    } else {
+        let mut lines: Vec<String> = answered
+            .iter()
+            .map(|a| {
+                // What the failure says about the server's TLS, when it says anything.
+                let tls = match a.failure {
+                    FailureKind::TlsUnsupported => reach_tls_note(&a.endpoint, false),
+                    FailureKind::Certificate { .. } => reach_tls_note(&a.endpoint, true),
+                    _ => "",
                 };
-                reach_failure = Some(Attempt {
-                    endpoint: ep.clone(),
-                    tls_mode: PgSslMode::Disable,
-                    failure,
-                    elapsed: started.elapsed(),
-                });
-            }
-        }
+                format!("PostgreSQL answers at {}{tls}", a.endpoint)
+            })
+            .collect();
+        lines.dedup();
+        let message = lines.join("; ");
+        list.pass("reach", message, started);
     }
-    if reached.is_empty() {
-        let attempt = reach_failure.expect("nothing reached means a failure was recorded");
-        let ctx = failure_context(&attempt).await;
-        list.fail("reach", diagnose::diagnose(cfg, &attempt, &ctx), started);
-        return None;
-    }
-    list.pass("reach", reached.join("; "), started);
 
-    // 4-5. TLS and login, in one real connection attempt (per host, with libpq's fallbacks).
-    let started = Instant::now();
-    spinner.set_message("Logging in");
-    match connect::connect(cfg, bound).await {
-        // The TLS and login lines are written by the caller once the server says whether
-        // this connection uses TLS.
-        Ok(connected) => Some((connected, ms(started))),
-        Err(failure) => {
-            let attempt = failure.last().clone();
-            let mut ctx = failure_context(&attempt).await;
-            if is_plaintext_hba_rejection(&attempt.failure) {
-                ctx.tls_would_be_accepted =
-                    Some(tls_would_pass_hba(cfg, &attempt.endpoint, bound).await);
-            }
-            let d = diagnose::diagnose(cfg, &attempt, &ctx);
-            if d.code.starts_with("ssl-") {
-                list.fail("tls", d, started);
-            } else {
-                list.push(Check {
-                    id: "tls",
-                    status: Status::Pass,
-                    code: None,
-                    message: tls_summary(cfg, &attempt),
-                    hint: None,
-                    elapsed_ms: 0,
-                });
-                list.fail("login", d, started);
-            }
-            None
-        }
+    let mut ctx = failure_context(&attempt).await;
+    if is_plaintext_hba_rejection(&attempt.failure) {
+        ctx.tls_would_be_accepted = Some(tls_would_pass_hba(cfg, &attempt.endpoint, bound).await);
+    }
+    let d = diagnose::diagnose(cfg, &attempt, &ctx);
+    if d.code.starts_with("ssl-") {
+        list.fail("tls", d, started);
+    } else {
+        list.push(Check {
+            id: "tls",
+            status: Status::Pass,
+            code: None,
+            message: tls_summary(cfg, &failure.attempts),
+            hint: None,
+            elapsed_ms: 0,
+        });
+        list.fail("login", d, started);
+    }
+    None
+}
+
+/// Whether the server took part in a failed attempt: it answered the SSLRequest or the
+/// startup message (so PostgreSQL is reachable there).
+fn server_answered(failure: &FailureKind) -> bool {
+    matches!(
+        failure,
+        FailureKind::Server { .. } | FailureKind::TlsUnsupported | FailureKind::Certificate { .. }
+    )
+}
+
+fn reach_tls_note(ep: &Endpoint, tls: bool) -> &'static str {
+    match (&ep.host, tls) {
+        (Host::Socket(_), _) => "",
+        (Host::Tcp(_), true) => " (offers TLS)",
+        (Host::Tcp(_), false) => " (no TLS)",
     }
 }
 
-fn tls_summary(cfg: &ConnConfig, attempt: &Attempt) -> String {
-    if matches!(attempt.endpoint.host, Host::Socket(_)) {
-        "not used (unix socket)".into()
-    } else if matches!(attempt.tls_mode, PgSslMode::Disable) {
-        format!("not attempted (sslmode={})", cfg.sslmode)
+/// A probe that found nothing, as the failure the catalogue names.
+fn nothing_there(why: &str, bound: Duration) -> FailureKind {
+    if why.contains("no answer within") {
+        FailureKind::Timeout { after: bound }
+    } else if why.contains("No such file") {
+        FailureKind::SocketMissing
     } else {
-        format!("negotiated per sslmode={}", cfg.sslmode)
+        FailureKind::Refused
+    }
+}
+
+/// What the failed attempts at the last endpoint did about TLS. Under `prefer` a plaintext
+/// retry follows a TLS attempt that pg_hba rejected; both are worth saying.
+fn tls_summary(cfg: &ConnConfig, attempts: &[Attempt]) -> String {
+    let last = attempts.last().expect("a failure has attempts");
+    if matches!(last.endpoint.host, Host::Socket(_)) {
+        return "not used (unix socket)".into();
+    }
+    let at_endpoint: Vec<&Attempt> = attempts
+        .iter()
+        .filter(|a| a.endpoint == last.endpoint)
+        .collect();
+    let tried_tls = at_endpoint
+        .iter()
+        .any(|a| !matches!(a.tls_mode, PgSslMode::Disable));
+    let tried_plain = at_endpoint
+        .iter()
+        .any(|a| matches!(a.tls_mode, PgSslMode::Disable));
+    match (tried_tls, tried_plain) {
+        (true, true) => format!("tried with and without TLS (sslmode={})", cfg.sslmode),
+        (false, _) => format!("not attempted (sslmode={})", cfg.sslmode),
+        (true, false) if cfg.sslmode == SslMode::Prefer => {
+            "sslmode=prefer: TLS when the server offers it".into()
+        }
+        (true, false) => format!("negotiated (sslmode={})", cfg.sslmode),
     }
 }
 
@@ -750,43 +831,97 @@ fn lint(raw: &str, cs: &ConnString) -> Vec<String> {
     out
 }
 
-async fn server_facts(conn: &mut sqlx::PgConnection) -> Result<ServerFacts, sqlx::Error> {
-    let row: (String, i32, i32, i32, Option<i64>, String, String, bool, Option<bool>) = sqlx::query_as(
-        "SELECT current_setting('server_version'), current_setting('server_version_num')::int, \
-                current_setting('max_connections')::int, current_setting('superuser_reserved_connections')::int, \
-                (SELECT sum(numbackends)::bigint FROM pg_stat_database), \
-                current_setting('ssl'), current_setting('password_encryption'), pg_is_in_recovery(), \
-                (SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid())",
-    )
-    .fetch_one(&mut *conn)
-    .await?;
+/// Every server fact the report shows, in one row. The connection counts and this session's
+/// TLS come from the functions behind `pg_stat_database` and `pg_stat_ssl` (the same values):
+/// a fresh backend then has no views to load and rewrite, ~0.4 ms less (bench/NOTES.md).
+const FACTS_SQL: &str = "SELECT current_setting('server_version'), current_setting('server_version_num')::int, \
+        current_setting('max_connections')::int, current_setting('superuser_reserved_connections')::int, \
+        (SELECT sum(pg_stat_get_db_numbackends(oid))::bigint FROM pg_database), \
+        current_setting('ssl'), current_setting('password_encryption'), pg_is_in_recovery(), \
+        (SELECT ssl FROM pg_stat_get_activity(pg_backend_pid()))";
+
+/// Creates a table in a transaction that is rolled back: proves the privilege and leaves
+/// nothing behind (the rollback drops the table).
+const PRIVILEGE_PROBE_SQL: &str = "BEGIN; CREATE TABLE aksara_privilege_probe (id int); ROLLBACK";
+
+/// The server facts and the privilege probe in one round trip.
+async fn facts_and_privileges(
+    conn: &mut sqlx::PgConnection,
+) -> (Result<ServerFacts, String>, Result<(), String>) {
+    let (row, privileges) = select_then_probe(conn, FACTS_SQL).await;
+    let facts = row.and_then(|row| facts_from_row(&row).map_err(|e| e.to_string()));
+    (facts, privileges)
+}
+
+/// A one-row `SELECT` and the create-table probe in one simple-query message, so a single
+/// round trip answers both. The row comes first: an error after it is the probe's. When the
+/// `SELECT` itself fails, the probe (which the server then skipped) runs on its own.
+pub async fn select_then_probe(
+    conn: &mut sqlx::PgConnection,
+    select: &'static str,
+) -> (Result<sqlx::postgres::PgRow, String>, Result<(), String>) {
+    let sql = format!("{select}; {PRIVILEGE_PROBE_SQL}");
+    let mut row = None;
+    let mut failure = None;
+    {
+        let mut results = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).fetch_many(&mut *conn);
+        loop {
+            match results.try_next().await {
+                Ok(Some(sqlx::Either::Right(r))) if row.is_none() => row = Some(r),
+                Ok(Some(_)) => {}
+                Ok(None) => break,
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+    }
+    match (row, failure) {
+        (Some(row), None) => (Ok(row), Ok(())),
+        (Some(row), Some(e)) => {
+            // The probe failed inside its transaction: leave the connection usable.
+            let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
+            (Ok(row), Err(server_message(e)))
+        }
+        (None, e) => {
+            let message = e.map_or_else(|| "no row returned".to_string(), |e| e.to_string());
+            (Err(message), can_create_table(conn).await)
+        }
+    }
+}
+
+fn facts_from_row(row: &sqlx::postgres::PgRow) -> Result<ServerFacts, sqlx::Error> {
+    use sqlx::Row as _;
     Ok(ServerFacts {
-        version: row.0,
-        version_num: row.1,
-        max_connections: row.2,
-        superuser_reserved_connections: row.3,
-        connections: row.4.unwrap_or(0),
-        ssl: row.5,
-        password_encryption: row.6,
-        in_recovery: row.7,
-        connection_tls: row.8.unwrap_or(false),
+        version: row.try_get(0)?,
+        version_num: row.try_get(1)?,
+        max_connections: row.try_get(2)?,
+        superuser_reserved_connections: row.try_get(3)?,
+        connections: row.try_get::<Option<i64>, _>(4)?.unwrap_or(0),
+        ssl: row.try_get(5)?,
+        password_encryption: row.try_get(6)?,
+        in_recovery: row.try_get(7)?,
+        connection_tls: row.try_get::<Option<bool>, _>(8)?.unwrap_or(false),
     })
 }
 
-/// Create and drop a table inside a transaction that is rolled back: proves the privilege
+fn server_message(e: sqlx::Error) -> String {
+    match connect::classify(e) {
+        FailureKind::Server { message, .. } => message,
+        other => other.to_string(),
+    }
+}
+
+/// Create a table inside a transaction that is rolled back: proves the privilege
 /// without leaving anything behind.
 pub async fn can_create_table(conn: &mut sqlx::PgConnection) -> Result<(), String> {
-    let result = sqlx::raw_sql("BEGIN; CREATE TABLE aksara_privilege_probe (id int); DROP TABLE aksara_privilege_probe; ROLLBACK")
-        .execute(&mut *conn)
-        .await;
+    let result = sqlx::raw_sql(PRIVILEGE_PROBE_SQL).execute(&mut *conn).await;
     match result {
         Ok(_) => Ok(()),
         Err(e) => {
             let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
-            Err(match connect::classify(e) {
-                FailureKind::Server { message, .. } => message,
-                other => other.to_string(),
-            })
+            Err(server_message(e))
         }
     }
 }

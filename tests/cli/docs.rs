@@ -468,6 +468,12 @@ const EXAMPLES: &[(&str, How)] = &[
     ),
     ("cargo test", How::NotHere("it is this test suite")),
     (
+        "bench/run.sh",
+        How::NotHere(
+            "the benchmark: release builds and a minute of timing; run by hand, it writes BENCHMARKS.md",
+        ),
+    ),
+    (
         "PGPASSWORD=$ADMIN_PASSWORD aksara dbsetup --non-interactive \\",
         How::Project,
     ),
