@@ -129,6 +129,10 @@ pub struct DbsetupArgs {
     /// Seconds to wait for each connection attempt
     #[arg(long, value_name = "SECONDS", default_value_t = 5)]
     pub connect_timeout: u64,
+
+    /// Seconds to wait for the server on any one step: a statement, or another dbsetup's lock
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub timeout: u64,
 }
 
 #[derive(Debug, Args)]

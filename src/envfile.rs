@@ -1229,19 +1229,9 @@ thread_local! {
     static FAIL_BEFORE_RENAME: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-/// Read-modify-write `path` under the folder lock. `edit` gets the current bytes (empty when the
-/// file does not exist) and returns the new bytes, or `None` to leave the file untouched.
-///
-/// The new bytes go to a temporary file in the same folder (a rename is only atomic within one
-/// file system), which is flushed to disk, given the old file's mode and owner, and renamed over
-/// the old file; the folder is then flushed so the rename itself survives a crash. At no point
-/// is the original truncated: a failure anywhere leaves it as it was.
-fn replace_file<T>(
-    path: &Path,
-    new_file_mode: u32,
-    lock_wait: Duration,
-    edit: impl FnOnce(&[u8]) -> Result<(Option<Vec<u8>>, T), EnvFileError>,
-) -> Result<T, EnvFileError> {
+/// The folder (canonical) and the file in it that a write to `path` replaces, following
+/// symlinks; errors name `path` as the user gave it.
+fn locate(path: &Path) -> Result<(PathBuf, PathBuf), EnvFileError> {
     let target = resolve_target(path)?;
     let Some(name) = target.file_name() else {
         return Err(EnvFileError::IsADirectory {
@@ -1270,6 +1260,83 @@ fn replace_file<T>(
         }
     };
     let target = dir.join(name);
+    Ok((dir, target))
+}
+
+/// Whether [`write_key`] could write `path` now, found out without changing it: the same
+/// checks it makes before editing (a directory, a device, a missing folder, a file its owner
+/// made read-only), and a temporary file created and removed in the folder, which proves the
+/// rename would be allowed (also on a read-only file system, and whatever root's exemptions
+/// from permission bits are). For callers that must know before they change something else,
+/// such as a database server. The lock is not taken: it is waited for at write time.
+pub fn check_writable(path: &Path) -> Result<(), EnvFileError> {
+    let (dir, target) = locate(path)?;
+    match fs::metadata(&target) {
+        Ok(meta) if meta.is_dir() => {
+            return Err(EnvFileError::IsADirectory {
+                path: path.to_path_buf(),
+            });
+        }
+        Ok(_) => {
+            if let Err(e) = OpenOptions::new().write(true).open(&target) {
+                return Err(match e.kind() {
+                    io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => {
+                        EnvFileError::FileNotWritable {
+                            path: path.to_path_buf(),
+                        }
+                    }
+                    _ => EnvFileError::Io {
+                        action: IoAction::Write,
+                        path: path.to_path_buf(),
+                        source: e,
+                    },
+                });
+            }
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(source) => {
+            return Err(EnvFileError::Io {
+                action: IoAction::Read,
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+    }
+    let probe = tempfile::Builder::new()
+        .prefix(".aksara-")
+        .suffix(".tmp")
+        .tempfile_in(&dir)
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => {
+                EnvFileError::DirNotWritable {
+                    path: path.to_path_buf(),
+                    dir: dir.clone(),
+                }
+            }
+            _ => EnvFileError::Io {
+                action: IoAction::Write,
+                path: path.to_path_buf(),
+                source: e,
+            },
+        })?;
+    drop(probe);
+    Ok(())
+}
+
+/// Read-modify-write `path` under the folder lock. `edit` gets the current bytes (empty when the
+/// file does not exist) and returns the new bytes, or `None` to leave the file untouched.
+///
+/// The new bytes go to a temporary file in the same folder (a rename is only atomic within one
+/// file system), which is flushed to disk, given the old file's mode and owner, and renamed over
+/// the old file; the folder is then flushed so the rename itself survives a crash. At no point
+/// is the original truncated: a failure anywhere leaves it as it was.
+fn replace_file<T>(
+    path: &Path,
+    new_file_mode: u32,
+    lock_wait: Duration,
+    edit: impl FnOnce(&[u8]) -> Result<(Option<Vec<u8>>, T), EnvFileError>,
+) -> Result<T, EnvFileError> {
+    let (dir, target) = locate(path)?;
     let folder = File::open(&dir).map_err(|source| EnvFileError::Io {
         action: IoAction::Read,
         path: dir.clone(),
@@ -2258,6 +2325,45 @@ mod tests {
             assert_eq!(fs::read(&path).unwrap(), b"A=1\nKEY=v\n");
             assert_eq!(mode_of(&path), 0o444);
         }
+    }
+
+    #[test]
+    fn check_writable_agrees_with_write_key_and_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("project");
+        fs::create_dir(&folder).unwrap();
+        let path = folder.join(".env");
+        // A file that does not exist yet, in a writable folder.
+        check_writable(&path).unwrap();
+        assert!(names_in(&folder).is_empty(), "the probe was left behind");
+        // Through a symlink.
+        fs::write(folder.join("real.env"), b"A=1\n").unwrap();
+        std::os::unix::fs::symlink("real.env", &path).unwrap();
+        check_writable(&path).unwrap();
+        assert_eq!(fs::read(folder.join("real.env")).unwrap(), b"A=1\n");
+        // Whatever the permissions, it says what write_key then does.
+        chmod(&folder.join("real.env"), 0o444);
+        chmod(&folder, 0o555);
+        let checked = check_writable(&path);
+        let written = write_key(&path, "KEY", "v", OnConflict::Replace);
+        chmod(&folder, 0o755);
+        assert_eq!(checked.is_ok(), written.is_ok(), "{checked:?} {written:?}");
+        if let (Err(a), Err(b)) = (&checked, &written) {
+            assert_eq!(a.to_string(), b.to_string());
+        }
+        // Paths that can never be written.
+        assert!(matches!(
+            check_writable(&folder),
+            Err(EnvFileError::IsADirectory { .. })
+        ));
+        assert!(matches!(
+            check_writable(&folder.join("missing/.env")),
+            Err(EnvFileError::ParentMissing { .. })
+        ));
+        assert!(matches!(
+            check_writable(Path::new("/dev/null")),
+            Err(EnvFileError::NotAFile { .. })
+        ));
     }
 
     #[test]

@@ -396,7 +396,14 @@ async fn check_target(
     // 6. Query: one round trip for every server fact; it also tells whether TLS is in use,
     // which the TLS line states.
     let started = Instant::now();
-    let facts = server_facts(&mut connected.conn).await;
+    let facts = match tokio::time::timeout(bound, server_facts(&mut connected.conn)).await {
+        Ok(Ok(facts)) => Ok(facts),
+        Ok(Err(e)) => Err((e.to_string(), "permission-denied")),
+        Err(_) => Err((
+            format!("no answer within {} s", bound.as_secs_f64()),
+            "connection-timeout",
+        )),
+    };
     let query_elapsed = ms(started);
     let tls_message = match (&facts, &connected.endpoint.host) {
         (_, Host::Socket(_)) => "not used (unix socket)".to_string(),
@@ -440,11 +447,11 @@ async fn check_target(
             });
             Some(f)
         }
-        Err(e) => {
+        Err((e, code)) => {
             list.push(Check {
                 id: "query",
                 status: Status::Fail,
-                code: Some("permission-denied"),
+                code: Some(code),
                 message: format!("reading the server settings failed: {e}"),
                 hint: Some("see the server log for the statement's error".into()),
                 elapsed_ms: query_elapsed,
@@ -455,13 +462,20 @@ async fn check_target(
 
     // 7. Privileges: can this role create a table (rolled back)?
     let started = Instant::now();
-    match can_create_table(&mut connected.conn).await {
+    match can_create_table(&mut connected.conn, bound).await {
         Ok(()) => list.pass(
             "privileges",
             "can create tables (checked in a rolled-back transaction)".into(),
             started,
         ),
-        Err(message) => {
+        Err(TableCheck::Unknown(message)) => list.warn(
+            "privileges",
+            None,
+            format!("could not check whether user \"{}\" can create tables: {message}", cfg.user),
+            "another session may hold a lock on schema public: look for it in pg_locks and pg_stat_activity".into(),
+            started,
+        ),
+        Err(TableCheck::Denied(message)) => {
             let user = crate::provision::quote_ident(&cfg.user);
             let db = crate::provision::quote_ident(&cfg.dbname);
             list.warn(
@@ -744,22 +758,65 @@ async fn server_facts(conn: &mut sqlx::PgConnection) -> Result<ServerFacts, sqlx
     })
 }
 
+/// Why [`can_create_table`] could not prove the privilege.
+#[derive(Debug)]
+pub enum TableCheck {
+    /// The server refused: the role may not create tables there.
+    Denied(String),
+    /// No verdict: the statement waited too long for a lock, or the connection was lost.
+    Unknown(String),
+}
+
 /// Create and drop a table inside a transaction that is rolled back: proves the privilege
-/// without leaving anything behind.
-pub async fn can_create_table(conn: &mut sqlx::PgConnection) -> Result<(), String> {
-    let result = sqlx::raw_sql("BEGIN; CREATE TABLE aksara_privilege_probe (id int); DROP TABLE aksara_privilege_probe; ROLLBACK")
-        .execute(&mut *conn)
-        .await;
-    match result {
-        Ok(_) => Ok(()),
-        Err(e) => {
-            let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
-            Err(match connect::classify(e) {
-                FailureKind::Server { message, .. } => message,
-                other => other.to_string(),
-            })
+/// without leaving anything behind. Bounded by `limit` on both sides: the server cancels a
+/// wait for a lock (another session's DDL on schema public) and the client stops waiting for
+/// a server that does not answer.
+pub async fn can_create_table(
+    conn: &mut sqlx::PgConnection,
+    limit: Duration,
+) -> Result<(), TableCheck> {
+    let ms = limit.as_millis().max(1);
+    let sql = format!(
+        "BEGIN; SET LOCAL lock_timeout = {ms}; SET LOCAL statement_timeout = {ms}; \
+         CREATE TABLE aksara_privilege_probe (id int); DROP TABLE aksara_privilege_probe; ROLLBACK"
+    );
+    let bound = limit + Duration::from_secs(2);
+    let result = tokio::time::timeout(
+        bound,
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut *conn),
+    )
+    .await;
+    let error = match result {
+        Ok(Ok(_)) => return Ok(()),
+        Err(_) => {
+            return Err(TableCheck::Unknown(format!(
+                "the server did not answer within {} s",
+                bound.as_secs()
+            )));
         }
-    }
+        Ok(Err(e)) => e,
+    };
+    let _ = tokio::time::timeout(
+        Duration::from_secs(1),
+        sqlx::raw_sql("ROLLBACK").execute(&mut *conn),
+    )
+    .await;
+    Err(match connect::classify(error) {
+        FailureKind::Server { code, message, .. } if code == "55P03" || code == "57014" => {
+            TableCheck::Unknown(format!(
+                "CREATE TABLE waited over {} s for a lock another session holds ({message})",
+                limit.as_secs().max(1)
+            ))
+        }
+        // Shutdown, termination, lost connection: says nothing about privileges.
+        FailureKind::Server { code, message, .. }
+            if code.starts_with("57") || code.starts_with("08") =>
+        {
+            TableCheck::Unknown(format!("{message} (SQLSTATE {code})"))
+        }
+        FailureKind::Server { message, .. } => TableCheck::Denied(message),
+        other => TableCheck::Unknown(other.to_string()),
+    })
 }
 
 fn short_version(version: &str) -> &str {

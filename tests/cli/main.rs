@@ -8,6 +8,7 @@ mod dbsetup;
 mod doctor;
 mod foundation;
 mod interactive;
+mod reliability;
 mod secrets;
 
 use std::path::Path;

@@ -34,9 +34,10 @@ fn files_containing(dir: &Path, needle: &str) -> Vec<String> {
     let mut hits = Vec::new();
     for entry in walk(dir) {
         if let Ok(bytes) = std::fs::read(&entry)
-            && String::from_utf8_lossy(&bytes).contains(needle) {
-                hits.push(entry.display().to_string());
-            }
+            && String::from_utf8_lossy(&bytes).contains(needle)
+        {
+            hits.push(entry.display().to_string());
+        }
     }
     hits
 }
