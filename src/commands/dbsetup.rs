@@ -96,8 +96,18 @@ pub async fn run(args: DbsetupArgs, printer: &Printer) -> CliResult<Exit> {
     if let Some(name) = &args.db_name {
         provision::validate_name(NameKind::Database, name).map_err(name_error)?;
     }
-    if let Some(name) = &args.db_user {
-        provision::validate_name(NameKind::Role, name).map_err(name_error)?;
+    match (&args.db_user, &args.db_name) {
+        (Some(name), _) => provision::validate_name(NameKind::Role, name).map_err(name_error)?,
+        // The user is named after the database: say so when that name cannot be a user's.
+        (None, Some(db)) => {
+            provision::validate_name(NameKind::Role, &provision::default_role_name(db)).map_err(
+                |e| {
+                    CliError::usage(format!("{e} (the user is named after the database)"))
+                        .with_hint("pass --db-user NAME with another name for the user")
+                },
+            )?
+        }
+        (None, None) => {}
     }
     // Everything that can be checked without the server is checked before it changes.
     envfile::validate_key(&args.env_key).map_err(|e| {
@@ -188,11 +198,24 @@ fn read_given_password(args: &DbsetupArgs) -> CliResult<Option<String>> {
             )
             .with_hint("use a password without NUL bytes, or leave --db-password-stdin out to have one generated"));
         }
-        return Ok(Some(password));
+        return check_password(password, "standard input").map(Some);
     }
-    Ok(std::env::var("AKSARA_DB_PASSWORD")
-        .ok()
-        .filter(|p| !p.is_empty()))
+    match std::env::var("AKSARA_DB_PASSWORD") {
+        Ok(p) if !p.is_empty() => check_password(p, "AKSARA_DB_PASSWORD").map(Some),
+        _ => Ok(None),
+    }
+}
+
+/// Refuse a password sqlx could not log in with, before anything changes. The message never
+/// shows the offending character: it is part of the password.
+fn check_password(password: String, source: &str) -> CliResult<String> {
+    if provision::scram_password_usable(&password) {
+        return Ok(password);
+    }
+    Err(CliError::usage(format!(
+        "the password from {source} has a character SASLprep prohibits (a control character such as a newline, an emoji, or mixed-direction text): sqlx, which aksara verifies with, cannot log in with it; nothing was changed"
+    ))
+    .with_hint("choose another password, or give none to have one generated"))
 }
 
 fn existing_value(path: &Path, key: &str) -> CliResult<Option<String>> {
@@ -413,6 +436,10 @@ async fn provision_and_write(
             }
         }
         (None, None) => provision::generate_password(),
+    };
+    let password = match keep_url {
+        Some(_) => password,
+        None => check_password(password, "the prompt")?,
     };
     let action = if keep_url.is_some() {
         PasswordAction::Keep

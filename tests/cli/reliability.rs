@@ -746,3 +746,239 @@ fn ctrl_c_while_waiting_for_the_env_lock_undoes_the_setup_promptly() {
         "KEEP=1\n"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Concurrency.
+
+/// Spawns every command at once and waits for all of them (each bounded by [`HANG`]).
+fn run_all(cmds: Vec<Command>) -> Vec<Run> {
+    let running: Vec<Running> = cmds
+        .into_iter()
+        .map(|mut c| Running::spawn(&mut c))
+        .collect();
+    let since = Instant::now();
+    running
+        .into_iter()
+        .map(|r| r.finish(HANG, since).0)
+        .collect()
+}
+
+#[test]
+fn parallel_runs_with_the_same_names_into_one_env_file_all_succeed() {
+    let cluster = support::shared(Shared::Scram);
+    let dir = project();
+    let env = dir.path().join(".env");
+    std::fs::write(&env, "KEEP=1\n").unwrap();
+    let db = support::unique_name("samefile");
+    let outs = run_all(
+        (0..8)
+            .map(|_| dbsetup(cluster, dir.path(), &["--db-name", &db, "--format", "json"]))
+            .collect(),
+    );
+    for out in &outs {
+        assert_eq!(out.code, 0, "{out:?}");
+        let json: Value = serde_json::from_str(&out.stdout).unwrap();
+        assert_eq!(json["ok"], true, "{json}");
+    }
+    // One run created and wrote; every later one found that URL working and kept it.
+    let created: Vec<_> = outs
+        .iter()
+        .map(|o| serde_json::from_str::<Value>(&o.stdout).unwrap())
+        .filter(|j| j["env_change"] == "added")
+        .collect();
+    assert_eq!(created.len(), 1, "{outs:?}");
+    let text = std::fs::read_to_string(&env).unwrap();
+    assert_eq!(text.matches("DATABASE_URL=").count(), 1, "{text}");
+    assert!(text.starts_with("KEEP=1\n"), "{text}");
+    assert_url_works(&env_value(&env, "DATABASE_URL").unwrap());
+}
+
+#[test]
+fn doctor_fifty_times_in_parallel_all_pass_with_valid_json() {
+    let cluster = support::shared(Shared::Scram);
+    let name = support::unique_name("doc50");
+    cluster.psql(
+        "postgres",
+        &format!(
+            "CREATE ROLE {name} LOGIN PASSWORD 'doc50-pw'; CREATE DATABASE {name} OWNER {name}"
+        ),
+    );
+    let dir = project();
+    std::fs::write(
+        dir.path().join(".env"),
+        format!(
+            "DATABASE_URL={}\n",
+            cluster.url(&name, Some("doc50-pw"), &name)
+        ),
+    )
+    .unwrap();
+    let outs = run_all(
+        (0..50)
+            .map(|_| {
+                let mut cmd = aksara(dir.path());
+                cmd.args(["doctor", "--format", "json"]);
+                cmd
+            })
+            .collect(),
+    );
+    for out in &outs {
+        assert_eq!(out.code, 0, "{out:?}");
+        let json: Value = serde_json::from_str(&out.stdout)
+            .unwrap_or_else(|e| panic!("invalid JSON ({e}): {out:?}"));
+        assert_eq!(json["ok"], true, "{json}");
+        let checks = json["checks"].as_array().unwrap();
+        assert!(
+            checks
+                .iter()
+                .any(|c| c["id"] == "privileges" && c["status"] == "pass"),
+            "{json}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hostile input through the command line.
+
+#[test]
+fn hostile_names_work_end_to_end() {
+    let cluster = support::shared(Shared::Scram);
+    let pid = std::process::id();
+    let cases = [
+        // quotes, backslashes, SQL, URL syntax
+        (
+            format!("it's \"q\" \\b {pid}"),
+            format!("o'k\\\" /?#@:% {pid}"),
+        ),
+        // a newline and a tab in the database, Unicode in both
+        (
+            format!("two\nlines\t🐘 {pid}"),
+            format!("ünï €ode 象 {pid}"),
+        ),
+        // exactly 63 bytes, made of two-byte characters; `pg_` databases get an `app_` user
+        (
+            format!("{}{}", "é".repeat(31), pid % 10),
+            format!("pg_x{}", "é".repeat(29)),
+        ),
+    ];
+    for (i, (db, user)) in cases.iter().enumerate() {
+        let dir = project();
+        let mut args = vec!["--db-name", db.as_str(), "--format", "json"];
+        if i < 2 {
+            args.extend(["--db-user", user.as_str()]);
+        }
+        let out = run(&mut dbsetup(cluster, dir.path(), &args));
+        assert_eq!(out.code, 0, "{db:?} {user:?}: {out:?}");
+        let json: Value = serde_json::from_str(&out.stdout).unwrap();
+        assert_eq!(json["database"]["name"], db.as_str());
+        let role = json["role"]["name"].as_str().unwrap().to_string();
+        if i < 2 {
+            assert_eq!(&role, user);
+        }
+        assert_eq!(exists(cluster, &role, db), (true, true), "{db:?}");
+        let url = env_value(&dir.path().join(".env"), "DATABASE_URL").unwrap();
+        assert_eq!(
+            psql_url(&url, "SELECT current_user || '|' || current_database()").unwrap(),
+            format!("{role}|{db}")
+        );
+        assert_url_works(&url);
+    }
+    // A database named `pg_x` + 29 `é` (62 bytes) gives user `app_pg_x` + 27 `é`: cutting
+    // the prefixed name at 63 bytes used to split a character and panic.
+    let dir = project();
+    let db = format!("pg_x{}", "é".repeat(29));
+    let out = run(&mut dbsetup(cluster, dir.path(), &["--db-name", &db]));
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_url_works(&env_value(&dir.path().join(".env"), "DATABASE_URL").unwrap());
+}
+
+#[test]
+fn names_postgresql_reserves_are_refused_before_anything_changes() {
+    let cluster = support::shared(Shared::Scram);
+    let dir = project();
+    for (extra, says) in [
+        (["--db-name", "fine", "--db-user", "public"], "reserved"),
+        (["--db-name", "fine", "--db-user", "none"], "reserved"),
+        (["--db-name", "", "--db-user", "x"], "empty"),
+        // sqlx's SCRAM login runs SASLprep on the user name and gives up on these.
+        (
+            ["--db-name", "fine", "--db-user", "elephant 🐘"],
+            "SCRAM login rejects",
+        ),
+        (
+            ["--db-name", "two\nlines", "--format", "text"],
+            "named after the database",
+        ),
+    ] {
+        let out = run(&mut dbsetup(cluster, dir.path(), &extra));
+        assert_eq!(out.code, 2, "{extra:?}: {out:?}");
+        assert!(out.stderr.contains(says), "{extra:?}: {out:?}");
+    }
+    assert!(!dir.path().join(".env").exists());
+}
+
+/// dbsetup with the application password piped to standard input.
+fn with_stdin_password(cmd: &mut Command, password: &[u8]) -> Run {
+    cmd.arg("--db-password-stdin")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    child.stdin.take().unwrap().write_all(password).unwrap();
+    let out = child.wait_with_output().unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn hostile_passwords_from_stdin_work_or_are_refused_clearly() {
+    let cluster = support::shared(Shared::Scram);
+    // NUL cannot be in argv or the environment, but it can come down a pipe.
+    let dir = project();
+    let db = support::unique_name("nul");
+    let out = with_stdin_password(
+        &mut dbsetup(cluster, dir.path(), &["--db-name", &db]),
+        b"before\0after\n",
+    );
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("NUL"), "{out:?}");
+    assert!(out.stderr.contains("nothing was changed"), "{out:?}");
+    assert!(!out.all().contains("before"), "{out:?}");
+    assert_eq!(exists(cluster, &db, &db), (false, false));
+    assert!(!dir.path().join(".env").exists());
+
+    // Not UTF-8: refused, nothing changed.
+    let out = with_stdin_password(
+        &mut dbsetup(cluster, dir.path(), &["--db-name", &db]),
+        b"caf\xe9\n",
+    );
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("UTF-8"), "{out:?}");
+    assert_eq!(exists(cluster, &db, &db), (false, false));
+
+    // A newline inside: libpq would take it, sqlx's SCRAM login refuses it (SASLprep), so the
+    // URL would not work for a Rust application: refused, without showing the password.
+    let out = with_stdin_password(
+        &mut dbsetup(cluster, dir.path(), &["--db-name", &db]),
+        b"line one\nline two\n",
+    );
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("SASLprep prohibits"), "{out:?}");
+    assert!(!out.all().contains("line one"), "{out:?}");
+    assert_eq!(exists(cluster, &db, &db), (false, false));
+
+    // Quotes, backslashes, spaces, a percent sign, Unicode, 200 bytes; the final newline is
+    // not part of it.
+    let password = format!("a'b\"c\\d e f%20é€象{}", "x".repeat(180));
+    let out = with_stdin_password(
+        &mut dbsetup(cluster, dir.path(), &["--db-name", &db]),
+        format!("{password}\n").as_bytes(),
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(!out.all().contains(&password));
+    let url = env_value(&dir.path().join(".env"), "DATABASE_URL").unwrap();
+    assert!(url.contains(&support::encode(&password)), "{url}");
+    assert_url_works(&url);
+}
