@@ -23,9 +23,9 @@ use crate::support::{self, Cluster, ClusterConfig, Shared};
 use crate::{Run, aksara, env_value, project, psql_url, run};
 
 /// The key dbsetup holds on the server while it sets up (src/commands/dbsetup.rs).
-const SETUP_LOCK_KEY: i64 = 0x616b_7361_7261;
+pub(crate) const SETUP_LOCK_KEY: i64 = 0x616b_7361_7261;
 /// How long anything here may take before the test calls it a hang.
-const HANG: Duration = Duration::from_secs(30);
+pub(crate) const HANG: Duration = Duration::from_secs(30);
 
 /// `dbsetup --non-interactive` with the admin password in PGPASSWORD.
 fn dbsetup(cluster: &Cluster, dir: &Path, extra: &[&str]) -> Command {
@@ -65,7 +65,7 @@ fn exists(cluster: &Cluster, role: &str, db: &str) -> (bool, bool) {
 }
 
 /// Polls `sql` until it returns a non-empty answer; panics after [`HANG`].
-fn wait_for_row(cluster: &Cluster, sql: &str, what: &str) -> String {
+pub(crate) fn wait_for_row(cluster: &Cluster, sql: &str, what: &str) -> String {
     let deadline = Instant::now() + HANG;
     loop {
         let out = cluster.psql("postgres", sql);
@@ -78,7 +78,7 @@ fn wait_for_row(cluster: &Cluster, sql: &str, what: &str) -> String {
 }
 
 /// The pid of a backend of dbsetup's that is waiting for a lock while running `query_like`.
-fn waiting_backend(cluster: &Cluster, query_like: &str) -> String {
+pub(crate) fn waiting_backend(cluster: &Cluster, query_like: &str) -> String {
     wait_for_row(
         cluster,
         &format!(
@@ -89,7 +89,7 @@ fn waiting_backend(cluster: &Cluster, query_like: &str) -> String {
     )
 }
 
-fn signal(pid: impl std::fmt::Display, sig: &str) {
+pub(crate) fn signal(pid: impl std::fmt::Display, sig: &str) {
     let status = Command::new("kill")
         .args([&format!("-{sig}"), &pid.to_string()])
         .status()
@@ -98,14 +98,14 @@ fn signal(pid: impl std::fmt::Display, sig: &str) {
 }
 
 /// A psql session that stays open, to hold locks while dbsetup runs.
-struct Session {
+pub(crate) struct Session {
     child: Child,
     stdin: Option<ChildStdin>,
     stdout: BufReader<ChildStdout>,
 }
 
 impl Session {
-    fn open(cluster: &Cluster, db: &str) -> Session {
+    pub(crate) fn open(cluster: &Cluster, db: &str) -> Session {
         let mut cmd = Command::new(&support::bins().psql);
         support::clear_pg_env(&mut cmd);
         let mut child = cmd
@@ -130,7 +130,7 @@ impl Session {
     }
 
     /// Runs SQL and returns once psql has answered it.
-    fn run(&mut self, sql: &str) {
+    pub(crate) fn run(&mut self, sql: &str) {
         let stdin = self.stdin.as_mut().expect("session open");
         writeln!(stdin, "{sql}\n\\echo aksara-test-done").expect("write to psql");
         stdin.flush().expect("flush psql");
@@ -154,7 +154,7 @@ impl Drop for Session {
 }
 
 /// aksara running in the background, its output collected as it comes.
-struct Running {
+pub(crate) struct Running {
     child: Child,
     stdout: Arc<Mutex<String>>,
     stderr: Arc<Mutex<String>>,
@@ -163,7 +163,7 @@ struct Running {
 }
 
 impl Running {
-    fn spawn(cmd: &mut Command) -> Running {
+    pub(crate) fn spawn(cmd: &mut Command) -> Running {
         let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -193,12 +193,12 @@ impl Running {
         }
     }
 
-    fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
     /// Waits until stderr contains `needle`.
-    fn wait_for_stderr(&mut self, needle: &str) {
+    pub(crate) fn wait_for_stderr(&mut self, needle: &str) {
         let deadline = Instant::now() + HANG;
         while !self.stderr.lock().unwrap().contains(needle) {
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -218,7 +218,7 @@ impl Running {
 
     /// Waits for the exit, at most `within` (a bound that proves "does not hang", not a
     /// performance claim); returns the run and how long it took from `since`.
-    fn finish(mut self, within: Duration, since: Instant) -> (Run, Duration) {
+    pub(crate) fn finish(mut self, within: Duration, since: Instant) -> (Run, Duration) {
         let deadline = Instant::now() + within;
         let status = loop {
             if let Some(status) = self.child.try_wait().expect("wait for aksara") {
@@ -981,4 +981,53 @@ fn hostile_passwords_from_stdin_work_or_are_refused_clearly() {
     let url = env_value(&dir.path().join(".env"), "DATABASE_URL").unwrap();
     assert!(url.contains(&support::encode(&password)), "{url}");
     assert_url_works(&url);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Timeouts.
+
+#[test]
+fn doctor_does_not_hang_when_its_table_check_waits_for_a_lock() {
+    let cluster = support::shared(Shared::Scram);
+    let name = support::unique_name("doclock");
+    cluster.psql(
+        "postgres",
+        &format!(
+            "CREATE ROLE {name} LOGIN PASSWORD 'lock-pw'; CREATE DATABASE {name} OWNER {name}"
+        ),
+    );
+    // An uncommitted DROP SCHEMA holds the schema's lock: CREATE TABLE in it waits.
+    let mut holder = Session::open(cluster, &name);
+    holder.run("BEGIN; DROP SCHEMA public;");
+    let dir = project();
+    let mut cmd = aksara(dir.path());
+    cmd.args([
+        "doctor",
+        "--format",
+        "json",
+        "--connect-timeout",
+        "1",
+        "--url",
+        &cluster.url(&name, Some("lock-pw"), &name),
+    ]);
+    let (out, _) = Running::spawn(&mut cmd).finish(HANG, Instant::now());
+    holder.run("ROLLBACK;");
+    assert_eq!(out.code, 0, "{out:?}");
+    let json: Value = serde_json::from_str(&out.stdout).unwrap();
+    let check = json["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "privileges")
+        .unwrap()
+        .clone();
+    assert_eq!(check["status"], "warn", "{json}");
+    assert!(
+        check["message"]
+            .as_str()
+            .unwrap()
+            .contains("waited over 1 s for a lock"),
+        "{json}"
+    );
+    assert!(check["code"].is_null(), "not cannot-create-tables: {json}");
 }
