@@ -482,6 +482,9 @@ struct Parsed {
     entries: Vec<RawEntry>,
     /// First line of a quote dotenvy never sees closed.
     unclosed_quote: Option<usize>,
+    /// The file ends (without a newline) in a blank or a backslash after a value, which makes
+    /// dotenvy fail on the whole file.
+    open_end: bool,
 }
 
 impl Parsed {
@@ -513,6 +516,7 @@ fn parse(bytes: &[u8]) -> Parsed {
 
     let mut entries = Vec::new();
     let mut unclosed_quote = None;
+    let mut open_end = false;
     let mut p = 0;
     while p < lines.len() {
         let (s, e) = lines[p];
@@ -547,8 +551,10 @@ fn parse(bytes: &[u8]) -> Parsed {
                 break Some(end);
             }
             if q + 1 == lines.len() {
-                // dotenvy fails on any open state at the end of the file; only an open quote
-                // matters to us (a trailing blank or backslash is settled by a newline).
+                // dotenvy fails on any open state at the end of the file. Reading, only an
+                // open quote matters (a trailing blank or backslash is settled by a newline);
+                // an edit must not leave such an end where there was none.
+                open_end = !state.in_quote();
                 break if state.in_quote() { None } else { Some(qe) };
             }
             q += 1;
@@ -581,6 +587,7 @@ fn parse(bytes: &[u8]) -> Parsed {
         units,
         entries,
         unclosed_quote,
+        open_end,
     }
 }
 
@@ -983,19 +990,44 @@ pub fn upsert(
         .into_owned(),
     };
 
-    let out = rewrite(original, &doc, &differing, value, on_conflict, false);
-    // dotenvy's quirks are many; never hand back a file whose meaning changed beyond the key.
-    // Rewriting whole assignments is sound by construction, so it is the fallback.
-    let out = if means_the_same_but_key(&doc, &parse(&out), key, value) {
-        out
-    } else {
-        rewrite(original, &doc, &differing, value, on_conflict, true)
+    // dotenvy's quirks are many; never hand back a file whose meaning changed beyond the key,
+    // nor one dotenvy cannot load when it could load the original. Rewriting whole
+    // assignments is sound by construction, so it is the fallback; an empty value is then
+    // written `""` if a bare one would leave the file ending in a blank.
+    let acceptable = |out: &[u8]| {
+        let after = parse(out);
+        means_the_same_but_key(&doc, &after, key, value) && (doc.open_end || !after.open_end)
     };
+    let mut out = rewrite(
+        original,
+        &doc,
+        &differing,
+        value,
+        on_conflict,
+        Rewrite::InPlace,
+    );
+    for fallback in [Rewrite::WholeLines, Rewrite::WholeLinesQuotingEmpty] {
+        if acceptable(&out) {
+            break;
+        }
+        out = rewrite(original, &doc, &differing, value, on_conflict, fallback);
+    }
     Ok((out, Change::Replaced { previous }))
 }
 
+/// How [`rewrite`] replaces a value.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Rewrite {
+    /// Only the value token, where dotenvy's line splitter and value parser agree on it.
+    InPlace,
+    /// The whole assignment from the value on.
+    WholeLines,
+    /// As `WholeLines`, with an empty value written as `""`.
+    WholeLinesQuotingEmpty,
+}
+
 /// The new bytes: each assignment in `differing` gets `value`, either in place of its value token
-/// (keeping blanks and an inline comment after it) or, with `whole_lines` or when dotenvy's line
+/// (keeping blanks and an inline comment after it) or, with `WholeLines` or when dotenvy's line
 /// splitter disagrees with its value parser on that line, as a whole new assignment.
 fn rewrite(
     original: &[u8],
@@ -1003,8 +1035,9 @@ fn rewrite(
     differing: &[&RawEntry],
     value: &str,
     on_conflict: OnConflict,
-    whole_lines: bool,
+    how: Rewrite,
 ) -> Vec<u8> {
+    let whole_lines = how != Rewrite::InPlace;
     let len = original.len();
     let ending = dominant_ending(original);
     let mut out = Vec::with_capacity(len + value.len() + 64);
@@ -1030,7 +1063,10 @@ fn rewrite(
             }
         }
         out.extend_from_slice(&original[logical_start..token_start]);
-        let encoded = encode_value(value, Some(entry.style));
+        let mut encoded = encode_value(value, Some(entry.style));
+        if encoded.is_empty() && how == Rewrite::WholeLinesQuotingEmpty {
+            encoded = "\"\"".into();
+        }
         out.extend_from_slice(encoded.as_bytes());
         if entry.splits_cleanly && !whole_lines {
             // `KEY=#note` is an empty value and a comment; `KEY=v#note` is the value `v#note`.
@@ -2049,6 +2085,20 @@ mod tests {
     }
 
     #[test]
+    fn regression_an_emptied_last_value_does_not_leave_a_file_dotenvy_rejects() {
+        // Found by the fuzz smoke test: `A= secon` at the end of the file, emptied in place,
+        // became `A= `, and dotenvy fails on a file that ends in a single blank.
+        let file = b"A=\"x\"\nA= secon";
+        assert!(dotenvy::from_read_iter(&file[..]).all(|r| r.is_ok()));
+        let out = set(file, "A", "", OnConflict::Replace);
+        assert_eq!(text(&out), "A=\"\"\nA= \"\"");
+        assert_eq!(
+            dotenvy_reads(&out),
+            [("A".into(), "".into()), ("A".into(), "".into())]
+        );
+    }
+
+    #[test]
     fn regressions_found_by_proptest() {
         // A blank at the end of the file after `=`.
         assert_eq!(set(b"KEY= ", "KEY", "v", OnConflict::Replace), b"KEY=v ");
@@ -2090,7 +2140,14 @@ mod tests {
         ] {
             let doc = parse(file);
             let mine: Vec<&RawEntry> = doc.entries.iter().filter(|e| e.key == "KEY").collect();
-            let out = rewrite(file, &doc, &mine, "a b", OnConflict::Replace, true);
+            let out = rewrite(
+                file,
+                &doc,
+                &mine,
+                "a b",
+                OnConflict::Replace,
+                Rewrite::WholeLines,
+            );
             assert!(
                 means_the_same_but_key(&doc, &parse(&out), "KEY", "a b"),
                 "{}",
