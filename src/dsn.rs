@@ -983,6 +983,10 @@ fn parse_host_list(after: &str, has_userinfo: bool) -> Result<HostList, DsnError
             });
         }
         let host = decode(host_text, UriPart::Host)?;
+        // libpq decodes, then splits the host list on commas: `%2C` would make two hosts.
+        if host.contains(',') {
+            return Err(DsnError::CommaInHost);
+        }
         hosts.push(non_empty(host));
 
         if bytes.get(pos) == Some(&b':') {
@@ -1479,6 +1483,8 @@ pub enum DsnError {
     },
     UnterminatedIpv6,
     EmptyIpv6,
+    /// A percent-encoded comma in a host of the URI's host list.
+    CommaInHost,
     /// A character no IPv6 address (or zone) holds, inside the brackets.
     InvalidIpv6 {
         found: char,
@@ -1585,6 +1591,9 @@ impl fmt::Display for DsnError {
                 f.write_str("missing \"]\" after an IPv6 address that starts with \"[\"")
             }
             DsnError::EmptyIpv6 => f.write_str("empty IPv6 address \"[]\" in the URI"),
+            DsnError::CommaInHost => f.write_str(
+                "a host in the URI holds an encoded comma (%2C), which libpq reads as a separator between hosts",
+            ),
             DsnError::InvalidIpv6 { found } => {
                 write!(f, "unexpected {found:?} inside an IPv6 address in brackets")
             }
@@ -1742,6 +1751,9 @@ impl DsnError {
             DsnError::NulByte { .. } => "remove the NUL byte (%00)".to_owned(),
             DsnError::InvalidUtf8 { .. } => {
                 "percent-encode text as UTF-8 (é is %C3%A9)".to_owned()
+            }
+            DsnError::CommaInHost => {
+                "separate hosts with a plain comma: postgresql://h1:5432,h2:5433/dbname".to_owned()
             }
             DsnError::UnterminatedIpv6
             | DsnError::EmptyIpv6
@@ -2916,6 +2928,19 @@ mod tests {
             );
         }
         assert!(ConnString::parse("postgresql://[fe80::1%25eth0]:5432/db").is_ok());
+        // Found by cargo fuzz: `%2C` in a host was one host here, two for libpq and in the
+        // keyword/value rendering.
+        assert_eq!(
+            ConnString::parse("postgresql://25%2C%20word/db"),
+            Err(DsnError::CommaInHost)
+        );
+        assert_eq!(
+            ConnString::parse("postgresql:///db?host=a%2Cb")
+                .unwrap()
+                .hosts
+                .len(),
+            2
+        );
         // sqlx's own spellings still pass through.
         let conn = ConnString::parse("postgresql://h/db?options[search_path]=app&ssl-mode=require")
             .unwrap();

@@ -24,6 +24,8 @@ pub const ADVISORY_LOCK_KEY: i64 = 0x616b_7361_7261; // "aksara"
 
 /// How long a new session waits for the old backend to go after terminating it.
 const BACKEND_EXIT_WAIT: Duration = Duration::from_secs(5);
+/// How long an interrupted run that changed nothing spends ending its old backend.
+const NOTHING_AT_STAKE: Duration = Duration::from_secs(2);
 
 /// Bounds on waiting for the server: no request goes out without one.
 #[derive(Debug, Clone, Copy)]
@@ -186,8 +188,12 @@ pub async fn recover(p: &Progress, conn: Option<&mut PgConnection>, limits: Limi
     };
     if !p.changed() {
         if conn.is_none() {
-            // A statement of ours may still wait on the server (for the setup lock): end it.
-            let _ = reconnect(admin, limits, false).await;
+            // A statement of ours may still wait on the server (for the setup lock): end it,
+            // briefly, since nothing else is at stake.
+            let ended = tokio::time::timeout(NOTHING_AT_STAKE, reconnect(admin, limits, false));
+            if let Ok(Ok(c)) = ended.await {
+                connect::close(c).await;
+            }
         }
         return format!("nothing was changed; {}", p.env_note());
     }
