@@ -237,6 +237,10 @@ pub struct DbsetupArgs {
     /// Seconds to wait for a started server to accept connections
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     pub start_timeout: u64,
+
+    /// Seconds to wait for the server on any one step: a statement, or another dbsetup's lock
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub timeout: u64,
 }
 
 /// Whether `dbsetup` starts a server of the project's own.

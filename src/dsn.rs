@@ -346,7 +346,7 @@ impl ConnString {
                 .collect();
             url.push_str(&hosts.join(","));
         } else {
-            if self.hosts.iter().any(|spec| spec.host.is_some()) {
+            if self.lists_hosts() {
                 let hosts: Vec<String> = self
                     .hosts
                     .iter()
@@ -382,7 +382,7 @@ impl ConnString {
     /// only when they must be.
     pub fn to_keyword_value(&self, reveal: Reveal) -> String {
         let mut pairs: Vec<(&str, String)> = Vec::new();
-        if self.hosts.iter().any(|spec| spec.host.is_some()) {
+        if self.lists_hosts() {
             let hosts: Vec<&str> = self
                 .hosts
                 .iter()
@@ -412,6 +412,12 @@ impl ConnString {
             .map(|(key, value)| format!("{key}={}", quote_keyword_value(value)))
             .collect::<Vec<_>>()
             .join(" ")
+    }
+
+    /// Whether the host list must be written out: a name is given, or several empty ones
+    /// (`host=,` means the default host twice; leaving it out would mean it once).
+    fn lists_hosts(&self) -> bool {
+        self.hosts.len() > 1 || self.hosts.iter().any(|spec| spec.host.is_some())
     }
 
     /// Renders in the format it was written in.
@@ -803,6 +809,16 @@ impl Collected {
                     .collect()
             }
         };
+        // `postgresql://:` names one empty host and no port: the defaults, as if unsaid.
+        if let [
+            HostSpec {
+                host: None,
+                port: None,
+            },
+        ] = conn.hosts[..]
+        {
+            conn.hosts.clear();
+        }
         Ok(conn)
     }
 }
@@ -937,6 +953,14 @@ fn parse_host_list(after: &str, has_userinfo: bool) -> Result<HostList, DsnError
             if text.is_empty() {
                 return Err(DsnError::EmptyIpv6);
             }
+            // libpq would split a comma inside the brackets into two hosts; none of these
+            // belongs in an address.
+            if let Some(found) = text
+                .chars()
+                .find(|c| matches!(c, ',' | '/' | '?' | '#' | '[') || c.is_whitespace())
+            {
+                return Err(DsnError::InvalidIpv6 { found });
+            }
             pos += close + 2;
             if let Some(&next) = bytes.get(pos)
                 && !matches!(next, b':' | b'/' | b'?' | b',')
@@ -959,6 +983,10 @@ fn parse_host_list(after: &str, has_userinfo: bool) -> Result<HostList, DsnError
             });
         }
         let host = decode(host_text, UriPart::Host)?;
+        // libpq decodes, then splits the host list on commas: `%2C` would make two hosts.
+        if host.contains(',') {
+            return Err(DsnError::CommaInHost);
+        }
         hosts.push(non_empty(host));
 
         if bytes.get(pos) == Some(&b':') {
@@ -1046,6 +1074,11 @@ fn parse_query_parameter(piece: &str, collected: &mut Collected) -> Result<Strin
     let key = decode(raw_key, UriPart::ParameterName)?;
     if key.is_empty() {
         return Err(DsnError::QueryParamEmptyKey);
+    }
+    // Such a name could not be written back as a keyword (libpq rejects it anyway, as it
+    // rejects every name it does not know).
+    if key.chars().any(|c| is_c_space(c) || c == '=') {
+        return Err(DsnError::QueryParamInvalidKey { key });
     }
     if raw_value.contains('=') {
         return Err(DsnError::QueryParamExtraEquals { key });
@@ -1450,6 +1483,12 @@ pub enum DsnError {
     },
     UnterminatedIpv6,
     EmptyIpv6,
+    /// A percent-encoded comma in a host of the URI's host list.
+    CommaInHost,
+    /// A character no IPv6 address (or zone) holds, inside the brackets.
+    InvalidIpv6 {
+        found: char,
+    },
     UnexpectedAfterIpv6 {
         found: char,
     },
@@ -1461,6 +1500,11 @@ pub enum DsnError {
         key: String,
     },
     QueryParamEmptyKey,
+    /// A parameter name no keyword/value string could hold (a blank or `=` in it): no
+    /// parameter libpq knows is named like that.
+    QueryParamInvalidKey {
+        key: String,
+    },
     /// Something is malformed where a password with an unencoded (URI) or unquoted
     /// (keyword/value) special character may have spilled, so only the kind of problem is
     /// named.
@@ -1547,6 +1591,12 @@ impl fmt::Display for DsnError {
                 f.write_str("missing \"]\" after an IPv6 address that starts with \"[\"")
             }
             DsnError::EmptyIpv6 => f.write_str("empty IPv6 address \"[]\" in the URI"),
+            DsnError::CommaInHost => f.write_str(
+                "a host in the URI holds an encoded comma (%2C), which libpq reads as a separator between hosts",
+            ),
+            DsnError::InvalidIpv6 { found } => {
+                write!(f, "unexpected {found:?} inside an IPv6 address in brackets")
+            }
             DsnError::UnexpectedAfterIpv6 { found } => write!(
                 f,
                 "unexpected \"{found}\" after an IPv6 address in brackets (expected \":\", \"/\", \"?\" or \",\")"
@@ -1568,6 +1618,10 @@ impl fmt::Display for DsnError {
             DsnError::QueryParamExtraEquals { key } => write!(
                 f,
                 "extra \"=\" in the value of URI query parameter \"{key}\""
+            ),
+            DsnError::QueryParamInvalidKey { key } => write!(
+                f,
+                "invalid URI query parameter name {key:?}: it holds a blank or \"=\""
             ),
             DsnError::UnknownSslMode {
                 value,
@@ -1642,6 +1696,7 @@ impl DsnError {
                 "a query parameter without \"=\""
             }
             DsnError::QueryParamExtraEquals { .. } => "a query parameter with a second \"=\"",
+            DsnError::QueryParamInvalidKey { .. } => "a query parameter name with a blank or \"=\"",
             DsnError::UnknownSslMode { .. } => "an unknown sslmode",
             DsnError::InvalidConnectTimeout { .. } => "a connect_timeout that is not an integer",
             DsnError::KvMissingEquals { keyword: Some(_) } => "a word without \"=\" after it",
@@ -1697,7 +1752,13 @@ impl DsnError {
             DsnError::InvalidUtf8 { .. } => {
                 "percent-encode text as UTF-8 (é is %C3%A9)".to_owned()
             }
-            DsnError::UnterminatedIpv6 | DsnError::EmptyIpv6 | DsnError::UnexpectedAfterIpv6 { .. } => {
+            DsnError::CommaInHost => {
+                "separate hosts with a plain comma: postgresql://h1:5432,h2:5433/dbname".to_owned()
+            }
+            DsnError::UnterminatedIpv6
+            | DsnError::EmptyIpv6
+            | DsnError::InvalidIpv6 { .. }
+            | DsnError::UnexpectedAfterIpv6 { .. } => {
                 "write an IPv6 address in brackets: postgresql://[2001:db8::1]:5432/dbname".to_owned()
             }
             DsnError::QueryParamMissingEquals { param: None } => {
@@ -1709,7 +1770,9 @@ impl DsnError {
                  with a backslash: password='it\\'s secret'"
                     .to_owned()
             }
-            DsnError::QueryParamMissingEquals { param: Some(_) } | DsnError::QueryParamEmptyKey => {
+            DsnError::QueryParamMissingEquals { param: Some(_) }
+            | DsnError::QueryParamEmptyKey
+            | DsnError::QueryParamInvalidKey { .. } => {
                 "query parameters are key=value pairs separated by &, as in ?sslmode=require&connect_timeout=10"
                     .to_owned()
             }
@@ -2818,6 +2881,76 @@ mod tests {
         .prop_filter("non-empty, no NUL", |s| !s.is_empty() && !s.contains('\0'))
     }
 
+    #[test]
+    fn regression_a_query_parameter_name_a_keyword_cannot_hold_is_refused() {
+        // Found by the fuzz smoke test: the name was kept as an unknown parameter, and its
+        // keyword/value rendering did not parse.
+        for uri in [
+            "postgresql://h/db?a%0Ab=1",
+            "postgresql://h/db?a%20b=1",
+            "postgresql://h/db?a%3Db=1",
+            "postgresql://h/db?a\nb=1",
+        ] {
+            assert!(
+                matches!(
+                    ConnString::parse(uri),
+                    Err(DsnError::QueryParamInvalidKey { .. })
+                ),
+                "{uri}"
+            );
+        }
+        // Found by the proptest below: empty host lists lost their length (`,` is the
+        // default host twice) or came back empty (`:` is no host at all).
+        for (uri, hosts) in [("postgresql://,", 2), ("postgresql://:", 0), ("host=,,", 3)] {
+            let conn = ConnString::parse(uri).unwrap();
+            assert_eq!(conn.hosts.len(), hosts, "{uri}");
+            for format in [Format::Uri, Format::KeyValue] {
+                let conn = ConnString {
+                    format,
+                    ..conn.clone()
+                };
+                assert_eq!(
+                    ConnString::parse(&conn.render(Reveal::Secret)),
+                    Ok(conn),
+                    "{uri}"
+                );
+            }
+        }
+        // Found by the fuzz smoke test: a comma inside IPv6 brackets was one host here and
+        // two in the keyword/value rendering (and for libpq).
+        for uri in [
+            "postgresql://[::1,h2:1]:5432/db",
+            "postgresql://[,h2/db?x::1]/db",
+        ] {
+            assert!(
+                matches!(ConnString::parse(uri), Err(DsnError::InvalidIpv6 { .. })),
+                "{uri}"
+            );
+        }
+        assert!(ConnString::parse("postgresql://[fe80::1%25eth0]:5432/db").is_ok());
+        // Found by cargo fuzz: `%2C` in a host was one host here, two for libpq and in the
+        // keyword/value rendering.
+        assert_eq!(
+            ConnString::parse("postgresql://25%2C%20word/db"),
+            Err(DsnError::CommaInHost)
+        );
+        assert_eq!(
+            ConnString::parse("postgresql:///db?host=a%2Cb")
+                .unwrap()
+                .hosts
+                .len(),
+            2
+        );
+        // sqlx's own spellings still pass through.
+        let conn = ConnString::parse("postgresql://h/db?options[search_path]=app&ssl-mode=require")
+            .unwrap();
+        let kv = ConnString {
+            format: Format::KeyValue,
+            ..conn.clone()
+        };
+        assert_eq!(ConnString::parse(&kv.render(Reveal::Secret)), Ok(kv));
+    }
+
     proptest! {
         // Failures are reported with their minimal input; no regression file is written.
         #![proptest_config(ProptestConfig {
@@ -2865,6 +2998,22 @@ mod tests {
             let kv = ConnString { format: Format::KeyValue, ..conn };
             let text = kv.to_keyword_value(Reveal::Secret);
             prop_assert_eq!(ConnString::parse(&text), Ok(kv), "{}", text);
+        }
+
+        /// Whatever parses renders back, in either format, to a string that parses to the
+        /// same thing (the fuzz target `dsn_parse` checks this on mutated input too).
+        #[test]
+        fn whatever_parses_renders_back_to_itself(
+            scheme in prop_oneof![Just("postgresql://"), Just("postgres://"), Just("")],
+            rest in "[a-z0-9@:/?#%=&,\\[\\]' \\\\.\n_]{0,40}",
+        ) {
+            if let Ok(conn) = ConnString::parse(&format!("{scheme}{rest}")) {
+                for format in [Format::Uri, Format::KeyValue] {
+                    let conn = ConnString { format, ..conn.clone() };
+                    let text = conn.render(Reveal::Secret);
+                    prop_assert_eq!(ConnString::parse(&text), Ok(conn), "{}", text);
+                }
+            }
         }
 
         #[test]

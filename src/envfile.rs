@@ -482,6 +482,9 @@ struct Parsed {
     entries: Vec<RawEntry>,
     /// First line of a quote dotenvy never sees closed.
     unclosed_quote: Option<usize>,
+    /// The file ends (without a newline) in a blank or a backslash after a value, which makes
+    /// dotenvy fail on the whole file.
+    open_end: bool,
 }
 
 impl Parsed {
@@ -513,6 +516,7 @@ fn parse(bytes: &[u8]) -> Parsed {
 
     let mut entries = Vec::new();
     let mut unclosed_quote = None;
+    let mut open_end = false;
     let mut p = 0;
     while p < lines.len() {
         let (s, e) = lines[p];
@@ -547,8 +551,10 @@ fn parse(bytes: &[u8]) -> Parsed {
                 break Some(end);
             }
             if q + 1 == lines.len() {
-                // dotenvy fails on any open state at the end of the file; only an open quote
-                // matters to us (a trailing blank or backslash is settled by a newline).
+                // dotenvy fails on any open state at the end of the file. Reading, only an
+                // open quote matters (a trailing blank or backslash is settled by a newline);
+                // an edit must not leave such an end where there was none.
+                open_end = !state.in_quote();
                 break if state.in_quote() { None } else { Some(qe) };
             }
             q += 1;
@@ -581,6 +587,7 @@ fn parse(bytes: &[u8]) -> Parsed {
         units,
         entries,
         unclosed_quote,
+        open_end,
     }
 }
 
@@ -983,19 +990,44 @@ pub fn upsert(
         .into_owned(),
     };
 
-    let out = rewrite(original, &doc, &differing, value, on_conflict, false);
-    // dotenvy's quirks are many; never hand back a file whose meaning changed beyond the key.
-    // Rewriting whole assignments is sound by construction, so it is the fallback.
-    let out = if means_the_same_but_key(&doc, &parse(&out), key, value) {
-        out
-    } else {
-        rewrite(original, &doc, &differing, value, on_conflict, true)
+    // dotenvy's quirks are many; never hand back a file whose meaning changed beyond the key,
+    // nor one dotenvy cannot load when it could load the original. Rewriting whole
+    // assignments is sound by construction, so it is the fallback; an empty value is then
+    // written `""` if a bare one would leave the file ending in a blank.
+    let acceptable = |out: &[u8]| {
+        let after = parse(out);
+        means_the_same_but_key(&doc, &after, key, value) && (doc.open_end || !after.open_end)
     };
+    let mut out = rewrite(
+        original,
+        &doc,
+        &differing,
+        value,
+        on_conflict,
+        Rewrite::InPlace,
+    );
+    for fallback in [Rewrite::WholeLines, Rewrite::WholeLinesQuotingEmpty] {
+        if acceptable(&out) {
+            break;
+        }
+        out = rewrite(original, &doc, &differing, value, on_conflict, fallback);
+    }
     Ok((out, Change::Replaced { previous }))
 }
 
+/// How [`rewrite`] replaces a value.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Rewrite {
+    /// Only the value token, where dotenvy's line splitter and value parser agree on it.
+    InPlace,
+    /// The whole assignment from the value on.
+    WholeLines,
+    /// As `WholeLines`, with an empty value written as `""`.
+    WholeLinesQuotingEmpty,
+}
+
 /// The new bytes: each assignment in `differing` gets `value`, either in place of its value token
-/// (keeping blanks and an inline comment after it) or, with `whole_lines` or when dotenvy's line
+/// (keeping blanks and an inline comment after it) or, with `WholeLines` or when dotenvy's line
 /// splitter disagrees with its value parser on that line, as a whole new assignment.
 fn rewrite(
     original: &[u8],
@@ -1003,8 +1035,9 @@ fn rewrite(
     differing: &[&RawEntry],
     value: &str,
     on_conflict: OnConflict,
-    whole_lines: bool,
+    how: Rewrite,
 ) -> Vec<u8> {
+    let whole_lines = how != Rewrite::InPlace;
     let len = original.len();
     let ending = dominant_ending(original);
     let mut out = Vec::with_capacity(len + value.len() + 64);
@@ -1030,7 +1063,10 @@ fn rewrite(
             }
         }
         out.extend_from_slice(&original[logical_start..token_start]);
-        let encoded = encode_value(value, Some(entry.style));
+        let mut encoded = encode_value(value, Some(entry.style));
+        if encoded.is_empty() && how == Rewrite::WholeLinesQuotingEmpty {
+            encoded = "\"\"".into();
+        }
         out.extend_from_slice(encoded.as_bytes());
         if entry.splits_cleanly && !whole_lines {
             // `KEY=#note` is an empty value and a comment; `KEY=v#note` is the value `v#note`.
@@ -1229,19 +1265,9 @@ thread_local! {
     static FAIL_BEFORE_RENAME: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-/// Read-modify-write `path` under the folder lock. `edit` gets the current bytes (empty when the
-/// file does not exist) and returns the new bytes, or `None` to leave the file untouched.
-///
-/// The new bytes go to a temporary file in the same folder (a rename is only atomic within one
-/// file system), which is flushed to disk, given the old file's mode and owner, and renamed over
-/// the old file; the folder is then flushed so the rename itself survives a crash. At no point
-/// is the original truncated: a failure anywhere leaves it as it was.
-fn replace_file<T>(
-    path: &Path,
-    new_file_mode: u32,
-    lock_wait: Duration,
-    edit: impl FnOnce(&[u8]) -> Result<(Option<Vec<u8>>, T), EnvFileError>,
-) -> Result<T, EnvFileError> {
+/// The folder (canonical) and the file in it that a write to `path` replaces, following
+/// symlinks; errors name `path` as the user gave it.
+fn locate(path: &Path) -> Result<(PathBuf, PathBuf), EnvFileError> {
     let target = resolve_target(path)?;
     let Some(name) = target.file_name() else {
         return Err(EnvFileError::IsADirectory {
@@ -1270,6 +1296,83 @@ fn replace_file<T>(
         }
     };
     let target = dir.join(name);
+    Ok((dir, target))
+}
+
+/// Whether [`write_key`] could write `path` now, found out without changing it: the same
+/// checks it makes before editing (a directory, a device, a missing folder, a file its owner
+/// made read-only), and a temporary file created and removed in the folder, which proves the
+/// rename would be allowed (also on a read-only file system, and whatever root's exemptions
+/// from permission bits are). For callers that must know before they change something else,
+/// such as a database server. The lock is not taken: it is waited for at write time.
+pub fn check_writable(path: &Path) -> Result<(), EnvFileError> {
+    let (dir, target) = locate(path)?;
+    match fs::metadata(&target) {
+        Ok(meta) if meta.is_dir() => {
+            return Err(EnvFileError::IsADirectory {
+                path: path.to_path_buf(),
+            });
+        }
+        Ok(_) => {
+            if let Err(e) = OpenOptions::new().write(true).open(&target) {
+                return Err(match e.kind() {
+                    io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => {
+                        EnvFileError::FileNotWritable {
+                            path: path.to_path_buf(),
+                        }
+                    }
+                    _ => EnvFileError::Io {
+                        action: IoAction::Write,
+                        path: path.to_path_buf(),
+                        source: e,
+                    },
+                });
+            }
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(source) => {
+            return Err(EnvFileError::Io {
+                action: IoAction::Read,
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+    }
+    let probe = tempfile::Builder::new()
+        .prefix(".aksara-")
+        .suffix(".tmp")
+        .tempfile_in(&dir)
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => {
+                EnvFileError::DirNotWritable {
+                    path: path.to_path_buf(),
+                    dir: dir.clone(),
+                }
+            }
+            _ => EnvFileError::Io {
+                action: IoAction::Write,
+                path: path.to_path_buf(),
+                source: e,
+            },
+        })?;
+    drop(probe);
+    Ok(())
+}
+
+/// Read-modify-write `path` under the folder lock. `edit` gets the current bytes (empty when the
+/// file does not exist) and returns the new bytes, or `None` to leave the file untouched.
+///
+/// The new bytes go to a temporary file in the same folder (a rename is only atomic within one
+/// file system), which is flushed to disk, given the old file's mode and owner, and renamed over
+/// the old file; the folder is then flushed so the rename itself survives a crash. At no point
+/// is the original truncated: a failure anywhere leaves it as it was.
+fn replace_file<T>(
+    path: &Path,
+    new_file_mode: u32,
+    lock_wait: Duration,
+    edit: impl FnOnce(&[u8]) -> Result<(Option<Vec<u8>>, T), EnvFileError>,
+) -> Result<T, EnvFileError> {
+    let (dir, target) = locate(path)?;
     let folder = File::open(&dir).map_err(|source| EnvFileError::Io {
         action: IoAction::Read,
         path: dir.clone(),
@@ -1982,6 +2085,20 @@ mod tests {
     }
 
     #[test]
+    fn regression_an_emptied_last_value_does_not_leave_a_file_dotenvy_rejects() {
+        // Found by the fuzz smoke test: `A= secon` at the end of the file, emptied in place,
+        // became `A= `, and dotenvy fails on a file that ends in a single blank.
+        let file = b"A=\"x\"\nA= secon";
+        assert!(dotenvy::from_read_iter(&file[..]).all(|r| r.is_ok()));
+        let out = set(file, "A", "", OnConflict::Replace);
+        assert_eq!(text(&out), "A=\"\"\nA= \"\"");
+        assert_eq!(
+            dotenvy_reads(&out),
+            [("A".into(), "".into()), ("A".into(), "".into())]
+        );
+    }
+
+    #[test]
     fn regressions_found_by_proptest() {
         // A blank at the end of the file after `=`.
         assert_eq!(set(b"KEY= ", "KEY", "v", OnConflict::Replace), b"KEY=v ");
@@ -2023,7 +2140,14 @@ mod tests {
         ] {
             let doc = parse(file);
             let mine: Vec<&RawEntry> = doc.entries.iter().filter(|e| e.key == "KEY").collect();
-            let out = rewrite(file, &doc, &mine, "a b", OnConflict::Replace, true);
+            let out = rewrite(
+                file,
+                &doc,
+                &mine,
+                "a b",
+                OnConflict::Replace,
+                Rewrite::WholeLines,
+            );
             assert!(
                 means_the_same_but_key(&doc, &parse(&out), "KEY", "a b"),
                 "{}",
@@ -2258,6 +2382,45 @@ mod tests {
             assert_eq!(fs::read(&path).unwrap(), b"A=1\nKEY=v\n");
             assert_eq!(mode_of(&path), 0o444);
         }
+    }
+
+    #[test]
+    fn check_writable_agrees_with_write_key_and_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("project");
+        fs::create_dir(&folder).unwrap();
+        let path = folder.join(".env");
+        // A file that does not exist yet, in a writable folder.
+        check_writable(&path).unwrap();
+        assert!(names_in(&folder).is_empty(), "the probe was left behind");
+        // Through a symlink.
+        fs::write(folder.join("real.env"), b"A=1\n").unwrap();
+        std::os::unix::fs::symlink("real.env", &path).unwrap();
+        check_writable(&path).unwrap();
+        assert_eq!(fs::read(folder.join("real.env")).unwrap(), b"A=1\n");
+        // Whatever the permissions, it says what write_key then does.
+        chmod(&folder.join("real.env"), 0o444);
+        chmod(&folder, 0o555);
+        let checked = check_writable(&path);
+        let written = write_key(&path, "KEY", "v", OnConflict::Replace);
+        chmod(&folder, 0o755);
+        assert_eq!(checked.is_ok(), written.is_ok(), "{checked:?} {written:?}");
+        if let (Err(a), Err(b)) = (&checked, &written) {
+            assert_eq!(a.to_string(), b.to_string());
+        }
+        // Paths that can never be written.
+        assert!(matches!(
+            check_writable(&folder),
+            Err(EnvFileError::IsADirectory { .. })
+        ));
+        assert!(matches!(
+            check_writable(&folder.join("missing/.env")),
+            Err(EnvFileError::ParentMissing { .. })
+        ));
+        assert!(matches!(
+            check_writable(Path::new("/dev/null")),
+            Err(EnvFileError::NotAFile { .. })
+        ));
     }
 
     #[test]

@@ -36,6 +36,15 @@ pub enum NameError {
     ReservedPrefix {
         name: String,
     },
+    /// `public` and `none` mean something else wherever a role is named.
+    Reserved {
+        name: String,
+    },
+    /// SASLprep rejects it, so sqlx cannot log in as this user (see [`check_scram_user`]).
+    NotSaslPrep {
+        name: String,
+        reason: String,
+    },
 }
 
 impl fmt::Display for NameError {
@@ -56,6 +65,13 @@ impl fmt::Display for NameError {
                     "the user name `{name}` starts with `pg_`, which PostgreSQL reserves for its own roles"
                 )
             }
+            NameError::Reserved { name } => {
+                write!(f, "the user name `{name}` is reserved by PostgreSQL")
+            }
+            NameError::NotSaslPrep { name, reason } => write!(
+                f,
+                "the user name `{name}` cannot log in with a password through sqlx, which aksara verifies with: its SCRAM login rejects the name ({reason})"
+            ),
         }
     }
 }
@@ -72,9 +88,15 @@ impl NameError {
             NameError::ReservedPrefix { .. } => {
                 "choose a user name that does not start with `pg_`".into()
             }
+            NameError::Reserved { .. } => "choose another user name with --db-user NAME".into(),
+            NameError::NotSaslPrep { .. } => "choose a user name without control characters, emoji or mixed-direction text (--db-user NAME)".into(),
         }
     }
 }
+
+/// Role names the grammar takes for something else, even quoted (`CREATE ROLE "public"`
+/// fails with "role name \"public\" is reserved").
+const RESERVED_ROLE_NAMES: [&str; 2] = ["public", "none"];
 
 pub fn validate_name(kind: NameKind, name: &str) -> Result<(), NameError> {
     if name.is_empty() {
@@ -93,6 +115,19 @@ pub fn validate_name(kind: NameKind, name: &str) -> Result<(), NameError> {
     if kind == NameKind::Role && name.starts_with("pg_") {
         return Err(NameError::ReservedPrefix {
             name: name.to_string(),
+        });
+    }
+    if kind == NameKind::Role && RESERVED_ROLE_NAMES.contains(&name) {
+        return Err(NameError::Reserved {
+            name: name.to_string(),
+        });
+    }
+    if kind == NameKind::Role
+        && let Err(e) = check_scram_user(name)
+    {
+        return Err(NameError::NotSaslPrep {
+            name: name.to_string(),
+            reason: e.to_string(),
         });
     }
     Ok(())
@@ -140,13 +175,33 @@ pub fn default_db_name(folder: &str) -> String {
 /// The default application role for a database: the database name itself, unless that
 /// would start with the reserved `pg_`.
 pub fn default_role_name(db: &str) -> String {
-    if db.starts_with("pg_") {
+    if db.starts_with("pg_") || RESERVED_ROLE_NAMES.contains(&db) {
         let mut name = format!("app_{db}");
-        name.truncate(MAX_IDENT_BYTES);
+        // Whole characters only: `String::truncate` panics inside one.
+        let mut end = MAX_IDENT_BYTES.min(name.len());
+        while !name.is_char_boundary(end) {
+            end -= 1;
+        }
+        name.truncate(end);
         name
     } else {
         db.to_string()
     }
+}
+
+/// Whether sqlx can log in as this user with SCRAM: it runs SASLprep on `n=<user>` and gives
+/// up on an error (libpq and the server ignore the name there). So a control character, a
+/// code point unassigned in Unicode 3.2 (most emoji) or right-to-left text after the `n=`
+/// makes every sqlx login as this user fail.
+pub fn check_scram_user(name: &str) -> Result<(), stringprep::Error> {
+    stringprep::saslprep(&format!("n={name}")).map(|_| ())
+}
+
+/// Whether sqlx can log in with this password: it runs SASLprep on it and gives up on an
+/// error, where libpq and the server fall back to the raw bytes. The error says nothing about
+/// the password itself (it would show the character).
+pub fn scram_password_usable(password: &str) -> bool {
+    stringprep::saslprep(password).is_ok()
 }
 
 /// The SCRAM-SHA-256 verifier for a password (random salt, 4096 iterations, SASLprep), as
@@ -424,6 +479,52 @@ mod tests {
         assert_eq!(default_db_name(&"x".repeat(100)).len(), 63);
         assert_eq!(default_role_name("pg_thing"), "app_pg_thing");
         assert_eq!(default_role_name("shop"), "shop");
+        assert_eq!(default_role_name("public"), "app_public");
+        assert_eq!(default_role_name("none"), "app_none");
+        // Regression: cutting a prefixed 62-byte name to 63 bytes split a two-byte character
+        // and panicked.
+        let db = format!("pg_x{}", "é".repeat(29));
+        assert_eq!(db.len(), 62);
+        let role = default_role_name(&db);
+        assert_eq!(role, format!("app_pg_x{}", "é".repeat(27)));
+        assert_eq!(validate_name(NameKind::Role, &role), Ok(()));
+        for db in ["public", "none", "pg_", &"é".repeat(31)] {
+            assert_eq!(
+                validate_name(NameKind::Role, &default_role_name(db)),
+                Ok(()),
+                "{db}"
+            );
+        }
+        assert_eq!(
+            validate_name(NameKind::Role, "public"),
+            Err(NameError::Reserved {
+                name: "public".into()
+            })
+        );
+        assert_eq!(validate_name(NameKind::Database, "public"), Ok(()));
+    }
+
+    #[test]
+    fn names_and_passwords_sqlx_cannot_log_in_with_are_found() {
+        for ok in ["app", "ünï €ode 象", "a'b\"c\\d e", "x y"] {
+            assert_eq!(validate_name(NameKind::Role, ok), Ok(()), "{ok}");
+            assert!(scram_password_usable(ok), "{ok}");
+        }
+        // A control character, an emoji (unassigned in Unicode 3.2), right-to-left text
+        // after the `n=` sqlx puts in front of the name.
+        for bad in ["two\nlines", "tab\t", "elephant 🐘", "עברית"] {
+            assert!(
+                matches!(
+                    validate_name(NameKind::Role, bad),
+                    Err(NameError::NotSaslPrep { .. })
+                ),
+                "{bad}"
+            );
+            assert_eq!(validate_name(NameKind::Database, bad), Ok(()), "{bad}");
+        }
+        assert!(!scram_password_usable("pass\nword"));
+        assert!(!scram_password_usable("🐘"));
+        assert!(scram_password_usable("עברית"));
     }
 
     #[test]

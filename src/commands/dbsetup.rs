@@ -4,19 +4,21 @@
 //! for CI never prompts. Nothing that existed before is ever dropped; what this run created
 //! is undone when a later step fails, and the report says what exists.
 
+mod progress;
+
+use std::cell::RefCell;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use sqlx::PgConnection;
-use sqlx::Row as _;
 
 use crate::cli::{DbsetupArgs, OutputFormat, StartServer};
-use crate::connect::{self, Connected, FailureKind};
+use crate::connect::{self, FailureKind};
 use crate::diagnose::{self, Context};
 use crate::dsn::{ConnConfig, ConnString, Endpoint, Format, Host, HostSpec, Password, SslMode};
-use crate::envfile::{self, Change, GitIgnoreStatus, OnConflict};
+use crate::envfile::{self, Change, EnvFileError, GitIgnoreStatus, OnConflict};
 use crate::error::{CliError, CliResult, Exit};
 use crate::localserver;
 use crate::probe::{self, Answer, Candidate};
@@ -27,9 +29,10 @@ use crate::serverup;
 use crate::sysenv::ProcessEnvironment;
 use crate::ui::{Mark, Printer};
 
-/// Holding this on the server serialises concurrent dbsetup runs from the check of what
-/// exists to the .env write, so racing runs see each other's finished work.
-const ADVISORY_LOCK_KEY: i64 = 0x616b_7361_7261; // "aksara"
+use progress::{
+    ADVISORY_LOCK_KEY, AdminSession, Limits, Outcome as StepOutcome, Progress, Sent, bounded,
+    no_answer, recover, run_in_database,
+};
 
 #[derive(Debug, Serialize)]
 struct Outcome {
@@ -56,6 +59,14 @@ struct RoleOutcome {
     created: bool,
     /// "set" (new password), "kept" (the .env already held one that works)
     password: &'static str,
+}
+
+/// What the command line and the environment settled before the server is asked anything.
+struct Inputs {
+    /// The application password from stdin or AKSARA_DB_PASSWORD.
+    password: Option<String>,
+    sslmode: Option<SslMode>,
+    limits: Limits,
 }
 
 struct Admin {
@@ -114,35 +125,79 @@ pub async fn run(args: DbsetupArgs, printer: &Printer) -> CliResult<Exit> {
     if let Some(name) = &args.db_name {
         provision::validate_name(NameKind::Database, name).map_err(name_error)?;
     }
-    if let Some(name) = &args.db_user {
-        provision::validate_name(NameKind::Role, name).map_err(name_error)?;
+    match (&args.db_user, &args.db_name) {
+        (Some(name), _) => provision::validate_name(NameKind::Role, name).map_err(name_error)?,
+        // The user is named after the database: say so when that name cannot be a user's.
+        (None, Some(db)) => {
+            provision::validate_name(NameKind::Role, &provision::default_role_name(db)).map_err(
+                |e| {
+                    CliError::usage(format!("{e} (the user is named after the database)"))
+                        .with_hint("pass --db-user NAME with another name for the user")
+                },
+            )?
+        }
+        (None, None) => {}
     }
+    // Everything that can be checked without the server is checked before it changes.
+    envfile::validate_key(&args.env_key).map_err(|e| {
+        CliError::usage(format!("invalid --env-key: {e}")).with_optional_hint(e.hint())
+    })?;
     let given_password = read_given_password(&args)?;
+    let existing_env_value = existing_value(&args.env.env_file, &args.env_key)?;
+    envfile::check_writable(&args.env.env_file).map_err(|e| {
+        CliError::failure(format!("{e}; nothing was changed")).with_optional_hint(e.hint())
+    })?;
     let prompter = interactive.then(Prompter::new);
     let env = ProcessEnvironment::load();
     if let Some(w) = env.pgpass_warning() {
         printer.warn(w);
     }
-    let existing_env_value = existing_value(&args.env.env_file, &args.env_key)?;
+    let limits = Limits {
+        connect: Duration::from_secs(args.connect_timeout.max(1)),
+        statement: Duration::from_secs(args.timeout.max(1)),
+    };
 
-    // Ctrl-C during provisioning must not leave a half-done setup unexplained: the work runs
-    // raced against the signal, and the interrupt path reports what exists.
+    // Ctrl-C at any point must not leave a half-done setup behind or unexplained: the work
+    // runs raced against the signal, records what it changes as it goes, and the interrupt
+    // path undoes this run's own objects and reports what exists.
+    let progress = RefCell::new(Progress::new(args.env.env_file.display().to_string()));
+    let inputs = Inputs {
+        password: given_password,
+        sslmode,
+        limits,
+    };
     let work = setup(
         &args,
         printer,
         prompter.as_ref(),
         &env,
-        given_password,
-        sslmode,
+        inputs,
         existing_env_value,
+        &progress,
     );
-    tokio::select! {
-        result = work => result,
-        _ = tokio::signal::ctrl_c() => {
-            let err = match &prompter { Some(p) => p.interrupted(), None => CliError::interrupted() };
-            Err(err.with_hint("interrupted: .env was not written; run `aksara dbsetup` again to finish (existing objects are reused)"))
-        }
+    let finished = tokio::select! {
+        result = work => Some(result),
+        _ = tokio::signal::ctrl_c() => None,
+    };
+    if let Some(result) = finished {
+        return result;
     }
+    let mut err = match &prompter {
+        Some(p) => p.interrupted(),
+        None => CliError::interrupted(),
+    };
+    let progress = progress.into_inner();
+    // A second Ctrl-C, or a server that does not answer, ends the cleanup too.
+    let cleanup = tokio::time::timeout(
+        limits.connect + limits.client() + Duration::from_secs(10),
+        recover(&progress, None, limits),
+    );
+    let report = tokio::select! {
+        report = cleanup => report.unwrap_or_else(|_| progress.left_behind("the server did not answer")),
+        _ = tokio::signal::ctrl_c() => progress.left_behind("interrupted again"),
+    };
+    err.message = format!("interrupted; {report}");
+    Err(err.with_hint("run `aksara dbsetup` again to finish; it reuses whatever exists"))
 }
 
 fn name_error(e: provision::NameError) -> CliError {
@@ -165,11 +220,31 @@ fn read_given_password(args: &DbsetupArgs) -> CliResult<Option<String>> {
         if password.is_empty() {
             return Err(CliError::usage("--db-password-stdin was given but standard input was empty").with_hint("pipe the password in: `printf %s \"$PASSWORD\" | aksara dbsetup ... --db-password-stdin`"));
         }
-        return Ok(Some(password));
+        // libpq passes passwords as C strings: one with NUL could be set, but never used.
+        if password.contains('\0') {
+            return Err(CliError::usage(
+                "the password from standard input contains a NUL byte, which PostgreSQL clients cannot send; nothing was changed",
+            )
+            .with_hint("use a password without NUL bytes, or leave --db-password-stdin out to have one generated"));
+        }
+        return check_password(password, "standard input").map(Some);
     }
-    Ok(std::env::var("AKSARA_DB_PASSWORD")
-        .ok()
-        .filter(|p| !p.is_empty()))
+    match std::env::var("AKSARA_DB_PASSWORD") {
+        Ok(p) if !p.is_empty() => check_password(p, "AKSARA_DB_PASSWORD").map(Some),
+        _ => Ok(None),
+    }
+}
+
+/// Refuse a password sqlx could not log in with, before anything changes. The message never
+/// shows the offending character: it is part of the password.
+fn check_password(password: String, source: &str) -> CliResult<String> {
+    if provision::scram_password_usable(&password) {
+        return Ok(password);
+    }
+    Err(CliError::usage(format!(
+        "the password from {source} has a character SASLprep prohibits (a control character such as a newline, an emoji, or mixed-direction text): sqlx, which aksara verifies with, cannot log in with it; nothing was changed"
+    ))
+    .with_hint("choose another password, or give none to have one generated"))
 }
 
 fn existing_value(path: &Path, key: &str) -> CliResult<Option<String>> {
@@ -185,19 +260,70 @@ async fn setup(
     printer: &Printer,
     prompter: Option<&Prompter>,
     env: &ProcessEnvironment,
-    given_password: Option<String>,
-    sslmode: Option<SslMode>,
+    inputs: Inputs,
     existing_env_value: Option<String>,
+    progress: &RefCell<Progress>,
 ) -> CliResult<Exit> {
-    let bound = Duration::from_secs(args.connect_timeout.max(1));
+    let limits = inputs.limits;
     let existing_cs = existing_env_value
         .as_deref()
         .and_then(|v| ConnString::parse(v).ok());
 
     // 1-2. Find PostgreSQL and log in as an admin.
-    let mut admin =
-        admin_connection(args, printer, prompter, env, existing_cs.as_ref(), bound).await?;
-    let rights = admin_rights(&mut admin.conn).await?;
+    let mut admin = admin_connection(
+        args,
+        printer,
+        prompter,
+        env,
+        existing_cs.as_ref(),
+        limits.connect,
+    )
+    .await?;
+
+    // From here on the server may change: whatever ends the run, undo what it created and
+    // say what exists. The admin session (and so the setup lock) lasts until .env is written.
+    let result =
+        provision_and_write(args, printer, prompter, env, inputs, progress, &mut admin).await;
+    match result {
+        Ok(exit) => {
+            connect::close(admin.conn).await;
+            Ok(exit)
+        }
+        Err(mut e) => {
+            let snapshot = progress.borrow().clone();
+            // A refusal before any change says so itself.
+            if snapshot.changed() || !e.message.contains("nothing was changed") {
+                let report = recover(&snapshot, Some(&mut admin.conn), limits).await;
+                e.message = format!("{}; {report}", e.message);
+                if e.hint.is_none() {
+                    e.hint = Some("fix the cause named above and run `aksara dbsetup` again; it reuses whatever exists".into());
+                }
+            }
+            connect::close(admin.conn).await;
+            Err(e)
+        }
+    }
+}
+
+/// Everything after the admin login: the setup lock, the plan, the statements, verification
+/// and the .env write. Records in `progress` what it changes as it goes.
+async fn provision_and_write(
+    args: &DbsetupArgs,
+    printer: &Printer,
+    prompter: Option<&Prompter>,
+    env: &ProcessEnvironment,
+    inputs: Inputs,
+    progress: &RefCell<Progress>,
+    admin: &mut Admin,
+) -> CliResult<Exit> {
+    let Inputs {
+        password: given_password,
+        sslmode,
+        limits,
+    } = inputs;
+    let bound = limits.connect;
+    start_admin_session(admin, limits, progress).await?;
+    let rights = admin_rights(&mut admin.conn, limits).await?;
 
     // 3. Names.
     let folder = std::env::current_dir()
@@ -230,15 +356,17 @@ async fn setup(
     };
 
     // Serialise with other dbsetup runs on this server from here to the .env write.
-    {
-        let _spinner = printer.spinner("Taking the setup lock on the server");
-        advisory_lock(&mut admin.conn).await?;
-    }
+    advisory_lock(&mut admin.conn, limits, printer).await?;
+    // Read again under the lock: a run that held it before may have just written its URL.
+    let locked_env_value = existing_value(&args.env.env_file, &args.env_key)?;
+    let existing_cs = locked_env_value
+        .as_deref()
+        .and_then(|v| ConnString::parse(v).ok());
 
     // 4. What is there already? (Interactive: reuse, new password, or another name.)
     let mut existing = {
         let _spinner = printer.spinner("Looking for an existing database and user");
-        existing_objects(&mut admin.conn, &db, &role).await?
+        existing_objects(&mut admin.conn, &db, &role, limits).await?
     };
     if let Some(p) = prompter {
         loop {
@@ -257,7 +385,7 @@ async fn setup(
                     .await?;
                 if choice == 1 {
                     db = p.input("Database name", None, validate_db).await?;
-                    existing = existing_objects(&mut admin.conn, &db, &role).await?;
+                    existing = existing_objects(&mut admin.conn, &db, &role, limits).await?;
                     continue;
                 }
             }
@@ -267,7 +395,7 @@ async fn setup(
 
     // The application URL's host: the admin's TCP address, or localhost on the same port
     // when the admin came in over a socket (application users rarely have peer access).
-    let app_endpoint = app_endpoint(&admin);
+    let app_endpoint = app_endpoint(admin);
 
     // Password: keep one that works already, else the given one, else ask or generate.
     let mut keep_url = None;
@@ -346,6 +474,10 @@ async fn setup(
         }
         (None, None) => provision::generate_password(),
     };
+    let password = match keep_url {
+        Some(_) => password,
+        None => check_password(password, "the prompt")?,
+    };
     let action = if keep_url.is_some() {
         PasswordAction::Keep
     } else {
@@ -375,8 +507,7 @@ async fn setup(
         .unwrap_or_else(|| app_conn_string(&app_endpoint, &role, &password, &db, sslmode));
     let final_url = final_cs.to_url(crate::dsn::Reveal::Secret);
     let mut on_conflict = OnConflict::Fail;
-    let existing_value = existing_value(&args.env.env_file, &args.env_key)?;
-    if let Some(old) = &existing_value
+    if let Some(old) = &locked_env_value
         && *old != final_url
     {
         if args.force {
@@ -439,33 +570,30 @@ async fn setup(
         return Err(CliError::failure("setup cancelled; nothing was changed"));
     }
 
-    // 6. Provision, undoing this run's own objects if a later step fails.
-    let created = execute(&mut admin, &steps, printer).await?;
+    // 6. Provision. A failure from here on is undone by the caller (see `progress`).
+    progress.borrow_mut().before = Some(existing.clone());
+    let created = execute(admin, &steps, printer, limits, progress).await?;
 
     // 7. Verify as the application user.
-    let verified = {
+    let (server_version, tls) = {
         let _spinner = printer.spinner("Verifying as the application user");
-        verify(&final_cs, env, bound).await
-    };
-    let (server_version, tls) = match verified {
-        Ok(v) => v,
-        Err(e) => {
-            let what = describe_created(&created, &db, &role);
-            return Err(
-                CliError::failure(format!("{}; {what}; .env was not written", e.message))
-                    .with_optional_hint(e.hint)
-                    .with_code(e.code.unwrap_or("connection-refused")),
-            );
-        }
+        verify(&final_cs, env, limits).await?
     };
     printer.step(
         Mark::Pass,
         &format!("Verified: \"{role}\" logs in to \"{db}\" with the new URL and can create tables"),
     );
-    connect::close(admin.conn).await;
 
-    // 8. Write .env.
-    let change = envfile::write_key(&args.env.env_file, &args.env_key, &final_url, on_conflict)?;
+    // 8. Write .env, still holding the setup lock.
+    let change = write_env(
+        &args.env.env_file,
+        &args.env_key,
+        &final_url,
+        on_conflict,
+        printer,
+    )
+    .await?;
+    progress.borrow_mut().env_written = true;
     gitignore_advice(&args.env.env_file, printer, prompter).await?;
 
     // 9. Summary.
@@ -1160,13 +1288,51 @@ pub fn install_advice() -> String {
     }
 }
 
-async fn admin_rights(conn: &mut PgConnection) -> CliResult<AdminRights> {
-    let row: (bool, bool, bool) = sqlx::query_as(
-        "SELECT rolsuper, rolcreatedb, rolcreaterole FROM pg_roles WHERE rolname = current_user",
+/// Bound every statement of the admin session on the server's side too, and record the
+/// session so that it can be found (and ended) if this run is interrupted.
+async fn start_admin_session(
+    admin: &mut Admin,
+    limits: Limits,
+    progress: &RefCell<Progress>,
+) -> CliResult<()> {
+    let mut settings = limits.session_settings();
+    if admin.cfg.application_name.is_none() {
+        settings.push_str("; SET application_name = 'aksara dbsetup'");
+    }
+    bounded(
+        limits,
+        sqlx::raw_sql(sqlx::AssertSqlSafe(settings)).execute(&mut admin.conn),
     )
-    .fetch_one(&mut *conn)
+    .await?;
+    let (pid, started): (i32, String) = bounded(
+        limits,
+        sqlx::query_as(
+            "SELECT pid, backend_start::text FROM pg_stat_activity WHERE pid = pg_backend_pid()",
+        )
+        .fetch_one(&mut admin.conn),
+    )
+    .await?;
+    let mut cfg = admin.cfg.clone();
+    cfg.endpoints = vec![admin.endpoint.clone()];
+    progress.borrow_mut().admin = Some(AdminSession { cfg, pid, started });
+    Ok(())
+}
+
+async fn admin_rights(conn: &mut PgConnection, limits: Limits) -> CliResult<AdminRights> {
+    let row: (bool, bool, bool) = bounded(
+        limits,
+        sqlx::query_as(
+            "SELECT rolsuper, rolcreatedb, rolcreaterole FROM pg_roles WHERE rolname = current_user",
+        )
+        .fetch_one(&mut *conn),
+    )
     .await
-    .map_err(|e| CliError::failure(format!("cannot read the admin role's privileges: {e}")))?;
+    .map_err(|e| {
+        CliError::failure(format!(
+            "cannot read the admin role's privileges: {}",
+            e.message
+        ))
+    })?;
     Ok(AdminRights {
         superuser: row.0,
         createdb: row.1,
@@ -1174,52 +1340,79 @@ async fn admin_rights(conn: &mut PgConnection) -> CliResult<AdminRights> {
     })
 }
 
-async fn advisory_lock(conn: &mut PgConnection) -> CliResult<()> {
-    // lock_timeout bounds the wait for another run (advisory locks are heavyweight locks).
-    // Both statements go in one message: one round trip. The key is a constant.
-    let sql = format!("SET lock_timeout = '60s'; SELECT pg_advisory_lock({ADVISORY_LOCK_KEY})");
-    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-        .execute(&mut *conn)
-        .await
-        .map_err(|e| {
-            // 55P03 lock_not_available: lock_timeout ran out waiting for another run.
-            let timed_out =
-                matches!(&e, sqlx::Error::Database(db) if db.code().as_deref() == Some("55P03"));
-            if !timed_out {
-                return db_error(e);
+/// Take the setup lock, waiting (bounded by `--timeout`, as lock_timeout) for another run.
+async fn advisory_lock(
+    conn: &mut PgConnection,
+    limits: Limits,
+    printer: &Printer,
+) -> CliResult<()> {
+    let free: bool = bounded(
+        limits,
+        sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(ADVISORY_LOCK_KEY)
+            .fetch_one(&mut *conn),
+    )
+    .await?;
+    if free {
+        return Ok(());
+    }
+    printer.status(&format!(
+        "Waiting for another `aksara dbsetup` on this server to finish (up to {} s)",
+        limits.statement.as_secs()
+    ));
+    let waited = tokio::time::timeout(
+        limits.client(),
+        sqlx::query("SELECT pg_advisory_lock($1)")
+            .bind(ADVISORY_LOCK_KEY)
+            .execute(&mut *conn),
+    )
+    .await;
+    match waited {
+        Ok(Ok(_)) => Ok(()),
+        Err(_) => Err(no_answer(limits.client())),
+        Ok(Err(e)) => match connect::classify(e) {
+            // lock_timeout, or statement_timeout when it fires first.
+            FailureKind::Server { code, .. } if code == "55P03" || code == "57014" => {
+                Err(CliError::failure(format!(
+                    "another `aksara dbsetup` has held the setup lock on this server for over {} s",
+                    limits.statement.as_secs()
+                ))
+                .with_hint(
+                    "wait for it to finish (find it in pg_stat_activity: application_name `aksara dbsetup`), or pass --timeout SECONDS to wait longer",
+                ))
             }
-            CliError::failure(format!(
-                "another `aksara dbsetup` has held the setup lock on this server for over 60 s: {e}"
-            ))
-            .with_hint(
-                "wait for it to finish, or find it in pg_stat_activity (application_name aksara)",
-            )
-        })?;
-    Ok(())
+            FailureKind::Server { code, message, .. } => {
+                Err(CliError::failure(format!("{message} (SQLSTATE {code})")))
+            }
+            other => Err(CliError::failure(format!(
+                "the connection to the server was lost ({other})"
+            ))),
+        },
+    }
 }
 
-async fn existing_objects(conn: &mut PgConnection, db: &str, role: &str) -> CliResult<Existing> {
-    let row: (Option<String>, bool, bool) = sqlx::query_as(
-        "SELECT (SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = $1), \
-                EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $2), \
-                EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $2) AND pg_has_role(current_user, (SELECT oid FROM pg_roles WHERE rolname = $2), 'MEMBER')",
+async fn existing_objects(
+    conn: &mut PgConnection,
+    db: &str,
+    role: &str,
+    limits: Limits,
+) -> CliResult<Existing> {
+    let row: (Option<String>, bool, bool) = bounded(
+        limits,
+        sqlx::query_as(
+            "SELECT (SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = $1), \
+                    EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $2), \
+                    EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $2) AND pg_has_role(current_user, (SELECT oid FROM pg_roles WHERE rolname = $2), 'MEMBER')",
+        )
+        .bind(db)
+        .bind(role)
+        .fetch_one(&mut *conn),
     )
-    .bind(db)
-    .bind(role)
-    .fetch_one(&mut *conn)
-    .await
-    .map_err(db_error)?;
+    .await?;
     Ok(Existing {
         database_owner: row.0,
         role_exists: row.1,
         admin_is_member: row.2,
-    })
-}
-
-fn db_error(e: sqlx::Error) -> CliError {
-    CliError::failure(match connect::classify(e) {
-        FailureKind::Server { message, code, .. } => format!("{message} (SQLSTATE {code})"),
-        other => other.to_string(),
     })
 }
 
@@ -1229,117 +1422,86 @@ struct Created {
     database: bool,
 }
 
-/// Run the plan. duplicate_object / duplicate_database from a racing run count as "exists".
-/// When a step fails, what this run created is dropped again (never anything older).
-async fn execute(admin: &mut Admin, steps: &[Step], printer: &Printer) -> CliResult<Created> {
+/// Run the plan, recording each statement in `progress` before it is sent and when it is
+/// done. duplicate_object / duplicate_database from a racing run count as "exists".
+async fn execute(
+    admin: &mut Admin,
+    steps: &[Step],
+    printer: &Printer,
+    limits: Limits,
+    progress: &RefCell<Progress>,
+) -> CliResult<Created> {
     let mut created = Created::default();
     let _spinner = printer.spinner("Creating the user and database");
     for step in steps {
         printer.detail(&format!("  {}", step.sql(true)));
+        progress.borrow_mut().sent.push(Sent {
+            step: step.clone(),
+            outcome: StepOutcome::Sent,
+        });
         let result = match step.run_in() {
-            None => sqlx::raw_sql(sqlx::AssertSqlSafe(step.sql(false)))
-                .execute(&mut admin.conn)
-                .await
-                .map(|_| ())
-                .map_err(db_error),
-            Some(db) => run_in_database(admin, db, &step.sql(false)).await,
+            None => bounded(
+                limits,
+                sqlx::raw_sql(sqlx::AssertSqlSafe(step.sql(false))).execute(&mut admin.conn),
+            )
+            .await
+            .map(|_| ()),
+            Some(db) => {
+                let mut cfg = admin.cfg.clone();
+                cfg.endpoints = vec![admin.endpoint.clone()];
+                run_in_database(&cfg, db, &step.sql(false), limits).await
+            }
         };
-        match result {
-            Ok(()) => match step {
-                Step::CreateRole { role, .. } => {
-                    created.role = true;
-                    printer.step(Mark::Pass, &format!("Created user \"{role}\""));
-                }
-                Step::CreateDatabase { db, owner } => {
-                    created.database = true;
-                    printer.step(
-                        Mark::Pass,
-                        &format!("Created database \"{db}\" owned by \"{owner}\""),
-                    );
-                }
-                Step::SetPassword { role, .. } => printer.step(
-                    Mark::Pass,
-                    &format!("Set a new password for user \"{role}\""),
-                ),
-                Step::GrantSchema { db, role } => printer.step(
-                    Mark::Pass,
-                    &format!("Granted \"{role}\" CREATE on schema public in \"{db}\""),
-                ),
-                Step::GrantConnect { .. } | Step::GrantMembership { .. } => {}
-            },
+        let outcome = match result {
+            Ok(()) => StepOutcome::Done,
             Err(e) => {
-                let code = e.code.unwrap_or_default();
                 let raced = matches!(step, Step::CreateRole { .. }) && e.message.contains("42710")
                     || matches!(step, Step::CreateDatabase { .. }) && e.message.contains("42P04");
-                if raced {
-                    printer.step(
-                        Mark::Pass,
-                        "Already created by a concurrent run; reusing it",
-                    );
-                    continue;
+                if !raced {
+                    return Err(CliError::failure(format!(
+                        "`{}` failed: {}",
+                        step.sql(true),
+                        e.message
+                    ))
+                    .with_optional_hint(e.hint));
                 }
-                let _ = code;
-                let undo = undo(admin, &created, steps).await;
-                return Err(CliError::failure(format!("`{}` failed: {}; {undo}", step.sql(true), e.message))
-                    .with_hint("fix the cause named above and run `aksara dbsetup` again; it reuses whatever exists"));
+                StepOutcome::AlreadyThere
             }
+        };
+        if let Some(last) = progress.borrow_mut().sent.last_mut() {
+            last.outcome = outcome;
+        }
+        if outcome == StepOutcome::AlreadyThere {
+            printer.step(
+                Mark::Pass,
+                "Already created by a concurrent run; reusing it",
+            );
+            continue;
+        }
+        match step {
+            Step::CreateRole { role, .. } => {
+                created.role = true;
+                printer.step(Mark::Pass, &format!("Created user \"{role}\""));
+            }
+            Step::CreateDatabase { db, owner } => {
+                created.database = true;
+                printer.step(
+                    Mark::Pass,
+                    &format!("Created database \"{db}\" owned by \"{owner}\""),
+                );
+            }
+            Step::SetPassword { role, .. } => printer.step(
+                Mark::Pass,
+                &format!("Set a new password for user \"{role}\""),
+            ),
+            Step::GrantSchema { db, role } => printer.step(
+                Mark::Pass,
+                &format!("Granted \"{role}\" CREATE on schema public in \"{db}\""),
+            ),
+            Step::GrantConnect { .. } | Step::GrantMembership { .. } => {}
         }
     }
     Ok(created)
-}
-
-async fn run_in_database(admin: &Admin, db: &str, sql: &str) -> Result<(), CliError> {
-    let mut cfg = admin.cfg.clone();
-    cfg.dbname = db.to_string();
-    cfg.endpoints = vec![admin.endpoint.clone()];
-    let c: Connected = connect::connect(&cfg, Duration::from_secs(10))
-        .await
-        .map_err(|f| CliError::failure(f.to_string()))?;
-    let mut conn = c.conn;
-    let result = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
-        .execute(&mut conn)
-        .await
-        .map(|_| ())
-        .map_err(db_error);
-    connect::close(conn).await;
-    result
-}
-
-/// Drop what this run created, in reverse order; say what exists afterwards.
-async fn undo(admin: &mut Admin, created: &Created, steps: &[Step]) -> String {
-    let mut notes = Vec::new();
-    for step in steps.iter().rev() {
-        let sql = match step {
-            Step::CreateDatabase { db, .. } if created.database => {
-                format!("DROP DATABASE {}", provision::quote_ident(db))
-            }
-            Step::CreateRole { role, .. } if created.role => {
-                format!("DROP ROLE {}", provision::quote_ident(role))
-            }
-            _ => continue,
-        };
-        match sqlx::raw_sql(sqlx::AssertSqlSafe(sql.clone()))
-            .execute(&mut admin.conn)
-            .await
-        {
-            Ok(_) => notes.push(format!("undone: {sql}")),
-            Err(e) => notes.push(format!("could not undo ({sql}): {}", db_error(e).message)),
-        }
-    }
-    if notes.is_empty() {
-        "nothing was created by this run".into()
-    } else {
-        notes.join("; ")
-    }
-}
-
-fn describe_created(created: &Created, db: &str, role: &str) -> String {
-    match (created.role, created.database) {
-        (true, true) => format!("user \"{role}\" and database \"{db}\" were created and are kept"),
-        (true, false) => format!("user \"{role}\" was created and is kept"),
-        (false, true) => format!("database \"{db}\" was created and is kept"),
-        (false, false) => "nothing was created by this run".into(),
-    }
 }
 
 /// Connect with the final URL as the application user, run SELECT 1, and prove it can create
@@ -1347,35 +1509,75 @@ fn describe_created(created: &Created, db: &str, role: &str) -> String {
 async fn verify(
     cs: &ConnString,
     env: &ProcessEnvironment,
-    bound: Duration,
+    limits: Limits,
 ) -> CliResult<(String, bool)> {
     let cfg = cs.resolve(env)?;
-    let mut c = match connect::connect(&cfg, bound).await {
+    let failed = "verification as the application user failed";
+    let mut c = match connect::connect(&cfg, limits.connect).await {
         Ok(c) => c,
-        Err(f) => {
-            return Err(
-                connect_error(&cfg, &f, "verification as the application user failed").await,
-            );
-        }
+        Err(f) => return Err(connect_error(&cfg, &f, failed).await),
     };
-    // The query and the create-table probe share one round trip.
-    let (row, privileges) = super::doctor::select_then_probe(
-        &mut c.conn,
-        "SELECT current_setting('server_version'), (SELECT ssl FROM pg_stat_get_activity(pg_backend_pid()))",
+    let row = bounded(
+        limits,
+        sqlx::query_as::<_, (String, Option<bool>)>("SELECT current_setting('server_version'), (SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid())")
+            .fetch_one(&mut c.conn),
     )
     .await;
-    let row = row.map_err(CliError::failure)?;
-    if let Err(message) = privileges {
-        return Err(CliError::failure(format!(
+    let row = match row {
+        Ok(row) => row,
+        Err(e) => {
+            connect::close(c.conn).await;
+            return Err(CliError::failure(format!("{failed}: {}", e.message)));
+        }
+    };
+    let table = super::doctor::can_create_table(&mut c.conn, limits.statement).await;
+    connect::close(c.conn).await;
+    match table {
+        Ok(()) => Ok((row.0, row.1.unwrap_or(false))),
+        Err(super::doctor::TableCheck::Denied(message)) => Err(CliError::failure(format!(
             "verification: user \"{}\" cannot create tables in \"{}\": {message}",
             cfg.user, cfg.dbname
         ))
-        .with_code("cannot-create-tables"));
+        .with_code("cannot-create-tables")),
+        Err(super::doctor::TableCheck::Unknown(message)) => {
+            Err(CliError::failure(format!("{failed}: {message}")))
+        }
     }
-    connect::close(c.conn).await;
-    let version: String = row.try_get(0).map_err(db_error)?;
-    let tls: Option<bool> = row.try_get(1).map_err(db_error)?;
-    Ok((version, tls.unwrap_or(false)))
+}
+
+/// Write the key, waiting for another process editing the same folder without blocking the
+/// runtime, so that Ctrl-C still works while it waits.
+async fn write_env(
+    path: &Path,
+    key: &str,
+    value: &str,
+    on_conflict: OnConflict,
+    printer: &Printer,
+) -> Result<Change, EnvFileError> {
+    let deadline = Instant::now() + envfile::DEFAULT_LOCK_WAIT;
+    let mut told = false;
+    loop {
+        match envfile::write_key_with(path, key, value, on_conflict, Duration::ZERO) {
+            Err(EnvFileError::LockTimeout { path, .. }) if Instant::now() < deadline => {
+                if !told {
+                    printer.status(&format!(
+                        "Waiting for another process editing {} (up to {} s)",
+                        path.display(),
+                        envfile::DEFAULT_LOCK_WAIT.as_secs()
+                    ));
+                    told = true;
+                }
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+            Err(EnvFileError::LockTimeout { path, .. }) => {
+                return Err(EnvFileError::LockTimeout {
+                    path,
+                    waited: envfile::DEFAULT_LOCK_WAIT,
+                });
+            }
+            other => return other,
+        }
+    }
 }
 
 async fn gitignore_advice(

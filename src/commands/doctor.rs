@@ -6,7 +6,6 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use futures_util::TryStreamExt as _;
 use serde::Serialize;
 use sqlx::postgres::PgSslMode;
 
@@ -407,7 +406,14 @@ async fn check_target(
     // uses it, which the reach and TLS lines state.
     let started = Instant::now();
     let spinner = printer.spinner("Querying the server");
-    let (facts, privileges) = facts_and_privileges(&mut connected.conn).await;
+    let facts = match tokio::time::timeout(bound, server_facts(&mut connected.conn)).await {
+        Ok(Ok(facts)) => Ok(facts),
+        Ok(Err(e)) => Err((e.to_string(), "permission-denied")),
+        Err(_) => Err((
+            format!("no answer within {} s", bound.as_secs_f64()),
+            "connection-timeout",
+        )),
+    };
     drop(spinner);
     let query_elapsed = ms(started);
     let tls_offer = match (&facts, &connected.endpoint.host) {
@@ -477,11 +483,11 @@ async fn check_target(
             });
             Some(f)
         }
-        Err(e) => {
+        Err((e, code)) => {
             list.push(Check {
                 id: "query",
                 status: Status::Fail,
-                code: Some("permission-denied"),
+                code: Some(code),
                 message: format!("reading the server settings failed: {e}"),
                 hint: Some("see the server log for the statement's error".into()),
                 elapsed_ms: query_elapsed,
@@ -492,13 +498,20 @@ async fn check_target(
 
     // The privilege probe ran in the same round trip (its time is the query's).
     let started = Instant::now();
-    match privileges {
+    match can_create_table(&mut connected.conn, bound).await {
         Ok(()) => list.pass(
             "privileges",
             "can create tables (checked in a rolled-back transaction)".into(),
             started,
         ),
-        Err(message) => {
+        Err(TableCheck::Unknown(message)) => list.warn(
+            "privileges",
+            None,
+            format!("could not check whether user \"{}\" can create tables: {message}", cfg.user),
+            "another session may hold a lock on schema public: look for it in pg_locks and pg_stat_activity".into(),
+            started,
+        ),
+        Err(TableCheck::Denied(message)) => {
             let user = crate::provision::quote_ident(&cfg.user);
             let db = crate::provision::quote_ident(&cfg.dbname);
             list.warn(
@@ -840,55 +853,10 @@ const FACTS_SQL: &str = "SELECT current_setting('server_version'), current_setti
         current_setting('ssl'), current_setting('password_encryption'), pg_is_in_recovery(), \
         (SELECT ssl FROM pg_stat_get_activity(pg_backend_pid()))";
 
-/// Creates a table in a transaction that is rolled back: proves the privilege and leaves
-/// nothing behind (the rollback drops the table).
-const PRIVILEGE_PROBE_SQL: &str = "BEGIN; CREATE TABLE aksara_privilege_probe (id int); ROLLBACK";
-
-/// The server facts and the privilege probe in one round trip.
-async fn facts_and_privileges(
-    conn: &mut sqlx::PgConnection,
-) -> (Result<ServerFacts, String>, Result<(), String>) {
-    let (row, privileges) = select_then_probe(conn, FACTS_SQL).await;
-    let facts = row.and_then(|row| facts_from_row(&row).map_err(|e| e.to_string()));
-    (facts, privileges)
-}
-
-/// A one-row `SELECT` and the create-table probe in one simple-query message, so a single
-/// round trip answers both. The row comes first: an error after it is the probe's. When the
-/// `SELECT` itself fails, the probe (which the server then skipped) runs on its own.
-pub async fn select_then_probe(
-    conn: &mut sqlx::PgConnection,
-    select: &'static str,
-) -> (Result<sqlx::postgres::PgRow, String>, Result<(), String>) {
-    let sql = format!("{select}; {PRIVILEGE_PROBE_SQL}");
-    let mut row = None;
-    let mut failure = None;
-    {
-        let mut results = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).fetch_many(&mut *conn);
-        loop {
-            match results.try_next().await {
-                Ok(Some(sqlx::Either::Right(r))) if row.is_none() => row = Some(r),
-                Ok(Some(_)) => {}
-                Ok(None) => break,
-                Err(e) => {
-                    failure = Some(e);
-                    break;
-                }
-            }
-        }
-    }
-    match (row, failure) {
-        (Some(row), None) => (Ok(row), Ok(())),
-        (Some(row), Some(e)) => {
-            // The probe failed inside its transaction: leave the connection usable.
-            let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
-            (Ok(row), Err(server_message(e)))
-        }
-        (None, e) => {
-            let message = e.map_or_else(|| "no row returned".to_string(), |e| e.to_string());
-            (Err(message), can_create_table(conn).await)
-        }
-    }
+/// Every server fact in one simple-query round trip.
+async fn server_facts(conn: &mut sqlx::PgConnection) -> Result<ServerFacts, sqlx::Error> {
+    let row = sqlx::raw_sql(FACTS_SQL).fetch_one(&mut *conn).await?;
+    facts_from_row(&row)
 }
 
 fn facts_from_row(row: &sqlx::postgres::PgRow) -> Result<ServerFacts, sqlx::Error> {
@@ -906,24 +874,65 @@ fn facts_from_row(row: &sqlx::postgres::PgRow) -> Result<ServerFacts, sqlx::Erro
     })
 }
 
-fn server_message(e: sqlx::Error) -> String {
-    match connect::classify(e) {
-        FailureKind::Server { message, .. } => message,
-        other => other.to_string(),
-    }
+/// Why [`can_create_table`] could not prove the privilege.
+#[derive(Debug)]
+pub enum TableCheck {
+    /// The server refused: the role may not create tables there.
+    Denied(String),
+    /// No verdict: the statement waited too long for a lock, or the connection was lost.
+    Unknown(String),
 }
 
-/// Create a table inside a transaction that is rolled back: proves the privilege
-/// without leaving anything behind.
-pub async fn can_create_table(conn: &mut sqlx::PgConnection) -> Result<(), String> {
-    let result = sqlx::raw_sql(PRIVILEGE_PROBE_SQL).execute(&mut *conn).await;
-    match result {
-        Ok(_) => Ok(()),
-        Err(e) => {
-            let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
-            Err(server_message(e))
+/// Create and drop a table inside a transaction that is rolled back: proves the privilege
+/// without leaving anything behind. Bounded by `limit` on both sides: the server cancels a
+/// wait for a lock (another session's DDL on schema public) and the client stops waiting for
+/// a server that does not answer.
+pub async fn can_create_table(
+    conn: &mut sqlx::PgConnection,
+    limit: Duration,
+) -> Result<(), TableCheck> {
+    let ms = limit.as_millis().max(1);
+    let sql = format!(
+        "BEGIN; SET LOCAL lock_timeout = {ms}; SET LOCAL statement_timeout = {ms}; \
+         CREATE TABLE aksara_privilege_probe (id int); DROP TABLE aksara_privilege_probe; ROLLBACK"
+    );
+    let bound = limit + Duration::from_secs(2);
+    let result = tokio::time::timeout(
+        bound,
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut *conn),
+    )
+    .await;
+    let error = match result {
+        Ok(Ok(_)) => return Ok(()),
+        Err(_) => {
+            return Err(TableCheck::Unknown(format!(
+                "the server did not answer within {} s",
+                bound.as_secs()
+            )));
         }
-    }
+        Ok(Err(e)) => e,
+    };
+    let _ = tokio::time::timeout(
+        Duration::from_secs(1),
+        sqlx::raw_sql("ROLLBACK").execute(&mut *conn),
+    )
+    .await;
+    Err(match connect::classify(error) {
+        FailureKind::Server { code, message, .. } if code == "55P03" || code == "57014" => {
+            TableCheck::Unknown(format!(
+                "CREATE TABLE waited over {} s for a lock another session holds ({message})",
+                limit.as_secs().max(1)
+            ))
+        }
+        // Shutdown, termination, lost connection: says nothing about privileges.
+        FailureKind::Server { code, message, .. }
+            if code.starts_with("57") || code.starts_with("08") =>
+        {
+            TableCheck::Unknown(format!("{message} (SQLSTATE {code})"))
+        }
+        FailureKind::Server { message, .. } => TableCheck::Denied(message),
+        other => TableCheck::Unknown(other.to_string()),
+    })
 }
 
 fn short_version(version: &str) -> &str {

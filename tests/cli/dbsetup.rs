@@ -383,8 +383,8 @@ fn parallel_runs_with_the_same_names_all_succeed() {
         );
         let _ = dir;
     }
-    // The last run's password is the role's password now; every run's URL was verified when
-    // written, and the newest one works.
+    // Each run's .env was empty, so each set a new password in turn (serialised by the setup
+    // lock): exactly the last one's URL works, and there is one role and one database.
     let mut working = 0;
     for dir in &dirs {
         if psql_url(
@@ -396,7 +396,17 @@ fn parallel_runs_with_the_same_names_all_succeed() {
             working += 1;
         }
     }
-    assert!(working >= 1);
+    assert_eq!(working, 1, "the role's password is the last run's");
+    assert_eq!(
+        cluster.psql(
+            "postgres",
+            &format!(
+                "SELECT (SELECT count(*) FROM pg_roles WHERE rolname = '{db}') || '|' || \
+                        (SELECT count(*) FROM pg_database WHERE datname = '{db}')"
+            )
+        ),
+        "1|1"
+    );
 }
 
 #[test]

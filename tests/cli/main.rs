@@ -12,6 +12,7 @@ mod install;
 mod interactive;
 mod localserver;
 mod output;
+mod reliability;
 mod secrets;
 
 use std::path::Path;

@@ -1,16 +1,30 @@
-//! Secrets stay secret: with canary passwords, no process's command line, no output, no
-//! server log (log_statement=all) and no file but the .env ever holds them.
+//! Secrets stay secret: every command is run with canary passwords (succeeding, failing,
+//! refused, interrupted, interactive in a terminal), and no process's command line, no output
+//! or error, no server statement log (log_statement=all), no file of the server's and no file
+//! but the .env that setup wrote ever holds them.
 
+use std::io::Write as _;
 use std::path::Path;
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
-use crate::support::{Cluster, ClusterConfig};
-use crate::{aksara, project, run};
+use expectrl::{Eof, Regex, Session as Pty};
 
+use crate::reliability::{HANG, Running, SETUP_LOCK_KEY, Session, signal, waiting_backend};
+use crate::support::{self, Cluster, ClusterConfig};
+use crate::{Run, aksara, project, run};
+
+/// The application password: given through the environment, stdin and the terminal.
 const APP_CANARY: &str = "AppCanary-5b1e-d0nt-leak";
+/// The admin password: PGPASSWORD only.
 const ADMIN_CANARY: &str = "AdminCanary-9c2f-d0nt-leak";
+/// A password already in a .env that setup must not overwrite or show.
+const OLD_CANARY: &str = "OldCanary-77aa-d0nt-leak";
+/// A wrong password in a .env that doctor checks.
+const WRONG_CANARY: &str = "WrongCanary-31c0-d0nt-leak";
+const CANARIES: [&str; 4] = [APP_CANARY, ADMIN_CANARY, OLD_CANARY, WRONG_CANARY];
 
 /// Every process's argv, read from /proc.
 pub fn all_cmdlines() -> Vec<String> {
@@ -30,31 +44,148 @@ pub fn all_cmdlines() -> Vec<String> {
         .collect()
 }
 
+/// Files under `dir` whose bytes contain `needle` (binary files included: the server's data
+/// files and WAL are searched too).
 pub fn files_containing(dir: &Path, needle: &str) -> Vec<String> {
-    let mut hits = Vec::new();
-    for entry in walk(dir) {
-        if let Ok(bytes) = std::fs::read(&entry)
-            && String::from_utf8_lossy(&bytes).contains(needle)
-        {
-            hits.push(entry.display().to_string());
-        }
+    files_containing_any(dir, &[needle])
+}
+
+/// Files under `dir` that contain any of the needles, binary files included (`grep -r`
+/// searches the server's tens of megabytes in a blink, where a debug-built loop would not).
+fn files_containing_any(dir: &Path, needles: &[&str]) -> Vec<String> {
+    let mut cmd = Command::new("grep");
+    cmd.args(["-r", "-l", "-a", "-F"]);
+    for n in needles {
+        cmd.arg("-e").arg(n);
     }
+    let out = cmd.arg(dir).output().expect("run grep");
+    // 0: found, 1: not found, 2: trouble (an unreadable file, say).
+    assert!(
+        out.status.code() != Some(2),
+        "grep failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut hits: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    hits.sort();
     hits
 }
 
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                out.extend(walk(&p))
-            } else {
-                out.push(p)
+/// Watches every process's argv until dropped; `stop` returns what held a canary.
+struct ArgvWatch {
+    done: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<(Vec<String>, usize)>,
+}
+
+impl ArgvWatch {
+    fn start() -> ArgvWatch {
+        let done = Arc::new(AtomicBool::new(false));
+        let flag = done.clone();
+        let thread = std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            let mut scans = 0;
+            while !flag.load(Ordering::Relaxed) {
+                for cmdline in all_cmdlines() {
+                    if CANARIES.iter().any(|c| cmdline.contains(c)) {
+                        seen.push(cmdline);
+                    }
+                }
+                scans += 1;
+                std::thread::sleep(Duration::from_millis(2));
             }
-        }
+            (seen, scans)
+        });
+        ArgvWatch { done, thread }
     }
-    out
+
+    fn stop(self) -> (Vec<String>, usize) {
+        self.done.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap()
+    }
+}
+
+/// dbsetup as the canary admin, over TCP.
+fn dbsetup(cluster: &Cluster, dir: &Path, extra: &[&str]) -> Command {
+    let mut cmd = aksara(dir);
+    cmd.args(["dbsetup", "--non-interactive"])
+        .args([
+            "--admin-url",
+            &format!(
+                "postgresql://canary_admin@127.0.0.1:{}/postgres",
+                cluster.port
+            ),
+        ])
+        .args(extra)
+        .env("PGPASSWORD", ADMIN_CANARY)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// Interactive dbsetup in a pseudo-terminal, typing the canary at the hidden prompts; returns
+/// everything the terminal showed.
+fn interactive_dbsetup(cluster: &Cluster, dir: &Path, db: &str) -> String {
+    let script = format!(
+        "'{}' dbsetup; echo \"CODE=$?\"",
+        env!("CARGO_BIN_EXE_aksara")
+    );
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", &script]);
+    support::hermetic_env(&mut cmd);
+    cmd.current_dir(dir)
+        .env("PGHOST", &cluster.socket_dir)
+        .env("PGPORT", cluster.port.to_string())
+        .env("PGUSER", "canary_admin")
+        .env("PGPASSWORD", ADMIN_CANARY)
+        .env("TERM", "xterm");
+    let mut p = Pty::spawn(cmd).expect("spawn a PTY");
+    p.set_expect_timeout(Some(Duration::from_secs(20)));
+    let mut shown = Vec::new();
+    let mut expect = |p: &mut Pty, needle: &str| {
+        let found = p.expect(Regex(needle)).unwrap();
+        shown.extend_from_slice(found.as_bytes());
+        String::from_utf8_lossy(found.as_bytes()).into_owned()
+    };
+    if expect(&mut p, "Found PostgreSQL|which one").contains("which one") {
+        p.send("\r").unwrap();
+    }
+    expect(&mut p, "Database name");
+    p.send_line(db).unwrap();
+    expect(&mut p, "Application user");
+    p.send("\r").unwrap();
+    expect(&mut p, "Password for the application user");
+    p.send("\x1b[B").unwrap();
+    p.send("\r").unwrap();
+    expect(&mut p, "Password for \"");
+    p.send_line(APP_CANARY).unwrap();
+    expect(&mut p, "Repeat it");
+    p.send_line(APP_CANARY).unwrap();
+    expect(&mut p, "Go ahead");
+    p.send("y").unwrap();
+    let rest = p.expect(Eof).unwrap();
+    shown.extend_from_slice(rest.as_bytes());
+    let shown = String::from_utf8_lossy(&shown).into_owned();
+    assert!(shown.contains("CODE=0"), "{shown}");
+    shown
+}
+
+fn with_stdin(cmd: &mut Command, input: &str) -> Run {
+    cmd.stdin(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
 }
 
 #[test]
@@ -66,50 +197,88 @@ fn passwords_reach_no_argv_output_server_log_or_other_file() {
         "postgres",
         &format!("CREATE ROLE canary_admin SUPERUSER LOGIN PASSWORD '{verifier}'"),
     );
-    let dir = project();
+    let dirs: Vec<_> = (0..7).map(|_| project()).collect();
+    let d = |i: usize| dirs[i].path();
+    let mut outputs: Vec<(&str, String)> = Vec::new();
+    let watch = ArgvWatch::start();
 
-    // Watch /proc while the command runs.
-    let done = Arc::new(AtomicBool::new(false));
-    let watcher = {
-        let done = done.clone();
-        std::thread::spawn(move || {
-            let mut seen = Vec::new();
-            let mut scans = 0;
-            while !done.load(Ordering::Relaxed) {
-                for cmdline in all_cmdlines() {
-                    if cmdline.contains(APP_CANARY) || cmdline.contains(ADMIN_CANARY) {
-                        seen.push(cmdline);
-                    }
-                }
-                scans += 1;
-            }
-            (seen, scans)
-        })
-    };
-    let mut cmd = aksara(dir.path());
-    cmd.args([
-        "dbsetup",
-        "--non-interactive",
-        "--db-name",
-        "canary",
-        "--format",
-        "json",
-    ])
-    .args([
-        "--admin-url",
-        &format!(
-            "postgresql://canary_admin@127.0.0.1:{}/postgres",
-            cluster.port
+    // dbsetup in CI: the password from the environment, JSON out; then a verbose rerun, which
+    // prints the SQL it would run and keeps the password.
+    let out = run(
+        dbsetup(&cluster, d(0), &["--db-name", "canary", "--format", "json"])
+            .env("AKSARA_DB_PASSWORD", APP_CANARY),
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    outputs.push(("dbsetup --format json", out.all()));
+    let out = run(dbsetup(&cluster, d(0), &["-v", "--db-name", "canary"])
+        .env("AKSARA_DB_PASSWORD", APP_CANARY));
+    assert_eq!(out.code, 0, "{out:?}");
+    outputs.push(("dbsetup -v rerun", out.all()));
+
+    // The password from stdin, verbose: the plan's CREATE ROLE shows `****`.
+    let out = with_stdin(
+        &mut dbsetup(
+            &cluster,
+            d(1),
+            &["-v", "--db-name", "canary_stdin", "--db-password-stdin"],
         ),
-    ])
-    .env("PGPASSWORD", ADMIN_CANARY)
-    .env("AKSARA_DB_PASSWORD", APP_CANARY)
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
-    let out = run(&mut cmd);
-    // doctor on the written .env, and a failing doctor with the canary in the URL.
-    let doctor = run(aksara(dir.path()).args(["doctor", "--format", "json"]));
-    let failing = run(aksara(dir.path()).args([
+        &format!("{APP_CANARY}\n"),
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stderr.contains("PASSWORD '****'"), "{out:?}");
+    outputs.push(("dbsetup --db-password-stdin -v", out.all()));
+
+    // Failing after the role and database were created: verification with sslmode=require
+    // against a server without TLS; both are undone.
+    let out = run(dbsetup(
+        &cluster,
+        d(2),
+        &["--db-name", "canary_fail", "--sslmode", "require"],
+    )
+    .env("AKSARA_DB_PASSWORD", APP_CANARY));
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("undone: DROP ROLE"), "{out:?}");
+    outputs.push(("dbsetup failing verification", out.all()));
+
+    // Refused: the .env already holds another URL, with its own password.
+    let old = format!("DATABASE_URL=postgresql://old:{OLD_CANARY}@127.0.0.1:1/old\n");
+    std::fs::write(d(3).join(".env"), &old).unwrap();
+    let out = run(dbsetup(&cluster, d(3), &["--db-name", "canary_refused"])
+        .env("AKSARA_DB_PASSWORD", APP_CANARY));
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("--force"), "{out:?}");
+    outputs.push(("dbsetup refused", out.all()));
+    assert_eq!(std::fs::read_to_string(d(3).join(".env")).unwrap(), old);
+
+    // Interrupted while it waits for the setup lock.
+    let mut holder = Session::open(&cluster, "postgres");
+    holder.run(&format!("SELECT pg_advisory_lock({SETUP_LOCK_KEY});"));
+    let mut cmd = dbsetup(&cluster, d(4), &["--db-name", "canary_intr"]);
+    cmd.env("AKSARA_DB_PASSWORD", APP_CANARY);
+    let mut running = Running::spawn(&mut cmd);
+    running.wait_for_stderr("Waiting for another");
+    waiting_backend(&cluster, "%pg_advisory_lock%");
+    signal(running.pid(), "INT");
+    let (out, _) = running.finish(HANG, Instant::now());
+    drop(holder);
+    assert_eq!(out.code, 130, "{out:?}");
+    outputs.push(("dbsetup interrupted", out.all()));
+
+    // Interactive, typed at a hidden prompt in a terminal.
+    outputs.push((
+        "interactive dbsetup",
+        interactive_dbsetup(&cluster, d(5), "canary_typed"),
+    ));
+
+    // doctor on the written .env (JSON, and verbose text), on a URL given in argv (the
+    // user's choice: that argv is allowed to hold it), and on a .env with a wrong password.
+    let doctor = run(aksara(d(0)).args(["doctor", "--format", "json"]));
+    assert_eq!(doctor.code, 0, "{doctor:?}");
+    outputs.push(("doctor --format json", doctor.all()));
+    let doctor = run(aksara(d(0)).args(["-v", "doctor"]));
+    assert_eq!(doctor.code, 0, "{doctor:?}");
+    outputs.push(("doctor -v", doctor.all()));
+    let doctor = run(aksara(d(0)).args([
         "doctor",
         "--url",
         &format!(
@@ -117,61 +286,68 @@ fn passwords_reach_no_argv_output_server_log_or_other_file() {
             cluster.port
         ),
     ]));
-    let text_doctor = run(aksara(dir.path()).args(["-v", "doctor"]));
-    done.store(true, Ordering::Relaxed);
-    let (seen, scans) = watcher.join().unwrap();
+    assert_eq!(doctor.code, 1, "{doctor:?}");
+    outputs.push(("doctor --url (failing)", doctor.all()));
+    std::fs::write(
+        d(6).join(".env"),
+        format!(
+            "DATABASE_URL=postgresql://canary:{WRONG_CANARY}@127.0.0.1:{}/canary\n",
+            cluster.port
+        ),
+    )
+    .unwrap();
+    for format in ["text", "json"] {
+        let doctor = run(aksara(d(6)).args(["doctor", "--format", format]));
+        assert_eq!(doctor.code, 1, "{doctor:?}");
+        assert!(doctor.all().contains("auth-failed"), "{doctor:?}");
+        outputs.push(("doctor with a wrong password", doctor.all()));
+    }
 
-    assert_eq!(out.code, 0, "{out:?}");
-    assert_eq!(doctor.code, 0, "{doctor:?}");
-    assert_eq!(failing.code, 1, "{failing:?}");
+    let (seen, scans) = watch.stop();
     assert!(scans > 0);
+    // Only the doctor given `--url` on purpose had a password in its argv.
     assert!(
-        seen.iter().all(|c| !c.contains("dbsetup")),
-        "a password was in aksara's argv: {seen:?}"
-    );
-    // The failing doctor had the canary in its own argv on purpose (--url); that is the
-    // user's choice, not a leak by aksara. Nothing else may hold either canary.
-    assert!(
-        seen.iter().all(|c| c.contains("--url")),
+        seen.iter()
+            .all(|c| c.contains("doctor --url") && c.contains(APP_CANARY)),
         "a password was in some process's argv: {seen:?}"
     );
-
-    for (name, o) in [
-        ("dbsetup", &out),
-        ("doctor", &doctor),
-        ("failing doctor", &failing),
-        ("doctor -v", &text_doctor),
-    ] {
-        assert!(
-            !o.all().contains(APP_CANARY),
-            "{name} printed the application password: {o:?}"
-        );
-        assert!(
-            !o.all().contains(ADMIN_CANARY),
-            "{name} printed the admin password: {o:?}"
-        );
+    for (name, shown) in &outputs {
+        for canary in CANARIES {
+            assert!(!shown.contains(canary), "{name} showed {canary}: {shown}");
+        }
     }
     let log = cluster.log_contents();
     assert!(
         log.contains("CREATE ROLE"),
         "the server did not log statements"
     );
-    assert!(
-        !log.contains(APP_CANARY),
-        "the application password reached the server log"
-    );
-    assert!(
-        !log.contains(ADMIN_CANARY),
-        "the admin password reached the server log"
+    for canary in CANARIES {
+        assert!(!log.contains(canary), "{canary} reached the server log");
+    }
+    // Nor anything else the server keeps: data files, WAL, the log.
+    let server_files = cluster.data_dir.parent().unwrap();
+    assert_eq!(
+        files_containing_any(server_files, &CANARIES),
+        Vec::<String>::new(),
+        "a password is in the server's files"
     );
 
-    let env = dir.path().join(".env");
-    assert_eq!(
-        files_containing(dir.path(), APP_CANARY),
-        vec![env.display().to_string()]
-    );
-    assert!(files_containing(dir.path(), ADMIN_CANARY).is_empty());
-    assert!(files_containing(crate::support::hermetic_home(), APP_CANARY).is_empty());
+    // The application password is in the .env of each setup that finished, and nowhere else.
+    for (i, dir) in dirs.iter().enumerate() {
+        let expected: Vec<String> = if [0, 1, 5].contains(&i) {
+            vec![dir.path().join(".env").display().to_string()]
+        } else {
+            Vec::new()
+        };
+        assert_eq!(
+            files_containing(dir.path(), APP_CANARY),
+            expected,
+            "dir {i}"
+        );
+        assert!(files_containing(dir.path(), ADMIN_CANARY).is_empty());
+    }
+    assert!(files_containing(support::hermetic_home(), APP_CANARY).is_empty());
+    assert!(files_containing(support::hermetic_home(), ADMIN_CANARY).is_empty());
 }
 
 /// One command of the sweep below: a name for the failure message, what runs, and the exit
