@@ -11,7 +11,7 @@ mod checks;
 use std::path::Path;
 
 /// Inputs per target beyond the seeds, in CI.
-const DEFAULT_ITERATIONS: usize = 4000;
+const DEFAULT_ITERATIONS: usize = 20_000;
 const DEFAULT_SEED: u64 = 0x616b_7361_7261;
 
 /// SplitMix64: tiny, seedable, good enough to pick mutations.

@@ -159,7 +159,6 @@ pub(crate) struct Running {
     stdout: Arc<Mutex<String>>,
     stderr: Arc<Mutex<String>>,
     readers: Vec<thread::JoinHandle<()>>,
-    started: Instant,
 }
 
 impl Running {
@@ -189,7 +188,6 @@ impl Running {
             stdout,
             stderr,
             readers,
-            started: Instant::now(),
         }
     }
 
@@ -217,7 +215,8 @@ impl Running {
     }
 
     /// Waits for the exit, at most `within` (a bound that proves "does not hang", not a
-    /// performance claim); returns the run and how long it took from `since`.
+    /// performance claim); returns the run (a signal's death as 128 + its number) and how
+    /// long it took from `since`.
     pub(crate) fn finish(mut self, within: Duration, since: Instant) -> (Run, Duration) {
         let deadline = Instant::now() + within;
         let status = loop {
@@ -238,13 +237,16 @@ impl Running {
         for r in self.readers.drain(..) {
             let _ = r.join();
         }
-        let code = status.code().unwrap_or(-1);
+        // Killed by a signal: 128 + its number, as a shell reports it.
+        let code = status
+            .code()
+            .or_else(|| std::os::unix::process::ExitStatusExt::signal(&status).map(|s| 128 + s))
+            .unwrap_or(-1);
         let run = Run {
             code,
             stdout: self.stdout.lock().unwrap().clone(),
             stderr: self.stderr.lock().unwrap().clone(),
         };
-        let _ = self.started;
         (run, took)
     }
 }
@@ -426,7 +428,8 @@ fn ctrl_c_while_create_database_waits_undoes_the_role_and_leaves_no_statement_ru
 
 #[test]
 fn ctrl_c_while_waiting_for_the_setup_lock_exits_130_and_changes_nothing() {
-    let cluster = support::shared(Shared::Scram);
+    // Its own server: holding the setup lock on a shared one would stall other tests' runs.
+    let cluster = &Cluster::start(ClusterConfig::default());
     let dir = project();
     let db = support::unique_name("waiting");
     let mut holder = Session::open(cluster, "postgres");
@@ -482,7 +485,7 @@ fn a_server_that_stops_answering_does_not_hang_dbsetup() {
 
 #[test]
 fn the_setup_lock_wait_is_bounded_by_timeout() {
-    let cluster = support::shared(Shared::Scram);
+    let cluster = &Cluster::start(ClusterConfig::default());
     let dir = project();
     let db = support::unique_name("locked_out");
     let mut holder = Session::open(cluster, "postgres");
@@ -715,6 +718,42 @@ fn an_env_folder_locked_by_another_process_is_waited_for() {
     let env = dir.path().join(".env");
     assert_eq!(env_value(&env, "KEEP").as_deref(), Some("1"));
     assert_url_works(&env_value(&env, "DATABASE_URL").unwrap());
+}
+
+#[test]
+fn an_env_write_that_fails_after_setup_undoes_the_setup() {
+    let cluster = support::shared(Shared::Scram);
+    let dir = project();
+    let env = dir.path().join(".env");
+    std::fs::write(&env, "KEEP=1\n").unwrap();
+    let db = support::unique_name("latefail");
+    let lock = FolderLock::hold(dir.path());
+    let mut running = Running::spawn(&mut dbsetup(cluster, dir.path(), &["--db-name", &db]));
+    running.wait_for_stderr("Waiting for another process editing");
+    assert_eq!(exists(cluster, &db, &db), (true, true));
+    // While it waits, the file turns into something no write can replace: the one failure
+    // the check before the setup cannot foresee.
+    std::fs::rename(&env, dir.path().join("saved.env")).unwrap();
+    std::fs::create_dir(&env).unwrap();
+    drop(lock);
+    let (out, _) = running.finish(HANG, Instant::now());
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("is a directory"), "{out:?}");
+    assert!(
+        out.stderr
+            .contains(&format!("undone: DROP DATABASE \"{db}\"")),
+        "{out:?}"
+    );
+    assert!(
+        out.stderr.contains(&format!("undone: DROP ROLE \"{db}\"")),
+        "{out:?}"
+    );
+    assert!(out.stderr.contains("the server is as it was"), "{out:?}");
+    assert_eq!(exists(cluster, &db, &db), (false, false));
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("saved.env")).unwrap(),
+        "KEEP=1\n"
+    );
 }
 
 #[test]
@@ -1030,4 +1069,27 @@ fn doctor_does_not_hang_when_its_table_check_waits_for_a_lock() {
         "{json}"
     );
     assert!(check["code"].is_null(), "not cannot-create-tables: {json}");
+}
+
+#[test]
+fn ctrl_c_ends_doctor_wait_at_once() {
+    let dir = project();
+    let port = support::free_port();
+    let mut cmd = aksara(dir.path());
+    cmd.args([
+        "doctor",
+        "--wait",
+        "60",
+        "--url",
+        &format!("postgresql://app:pw@127.0.0.1:{port}/app"),
+    ]);
+    let running = Running::spawn(&mut cmd);
+    // Nothing listens there: doctor keeps retrying for 60 s unless interrupted.
+    thread::sleep(Duration::from_millis(300));
+    let sent = Instant::now();
+    signal(running.pid(), "INT");
+    let (out, took) = running.finish(HANG, sent);
+    assert!(took < Duration::from_secs(5), "took {took:?}: {out:?}");
+    // Killed by SIGINT, or exited 130 itself: either way a shell sees 130.
+    assert_eq!(out.code, 130, "{out:?}");
 }
