@@ -20,7 +20,8 @@ Exit codes:
   2    usage error (a missing or invalid flag, no terminal without --non-interactive)
   3    dbserver status: this project's server is stopped
   4    dbserver: this project has no server of its own
-  130  interrupted (Ctrl-C); .env is not written";
+  130  interrupted (Ctrl-C); .env is not written
+  143  terminated (SIGTERM, e.g. a cancelled CI job); cleaned up as for Ctrl-C";
 
 const DBSETUP_AFTER_HELP: &str = "\
 Examples:
@@ -37,7 +38,8 @@ Exit codes:
   0    the database and user exist, the URL works, .env holds it (a rerun changes nothing)
   1    failure: no server, no admin login, a missing privilege, a different value in .env
   2    usage error: a missing or invalid flag, no terminal without --non-interactive
-  130  interrupted (Ctrl-C); .env is not written";
+  130  interrupted (Ctrl-C); .env is not written
+  143  terminated (SIGTERM, e.g. a cancelled CI job); cleaned up as for Ctrl-C";
 
 /// Every environment variable aksara reads, with what for: `--help`, the man page and the
 /// README's table are written from (or tested against) this list.

@@ -15,6 +15,8 @@ pub enum Exit {
     /// `dbserver`: the project has no server of its own.
     NoServer = 4,
     Interrupted = 130,
+    /// SIGTERM (how CI cancels a job): what this run created is undone first, as for Ctrl-C.
+    Terminated = 143,
 }
 
 #[derive(Debug)]

@@ -175,17 +175,23 @@ pub async fn run(args: DbsetupArgs, printer: &Printer) -> CliResult<Exit> {
         existing_env_value,
         &progress,
     );
+    // SIGTERM is how CI cancels a job: it gets the same cleanup as Ctrl-C.
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| CliError::failure(format!("cannot watch for SIGTERM: {e}")))?;
     let finished = tokio::select! {
-        result = work => Some(result),
-        _ = tokio::signal::ctrl_c() => None,
+        result = work => Ok(result),
+        _ = tokio::signal::ctrl_c() => Err(Exit::Interrupted),
+        _ = terminate.recv() => Err(Exit::Terminated),
     };
-    if let Some(result) = finished {
-        return result;
-    }
+    let signal = match finished {
+        Ok(result) => return result,
+        Err(signal) => signal,
+    };
     let mut err = match &prompter {
         Some(p) => p.interrupted(),
         None => CliError::interrupted(),
     };
+    err.exit = signal;
     let progress = progress.into_inner();
     // A second Ctrl-C, or a server that does not answer, ends the cleanup too.
     let cleanup = tokio::time::timeout(
@@ -196,7 +202,12 @@ pub async fn run(args: DbsetupArgs, printer: &Printer) -> CliResult<Exit> {
         report = cleanup => report.unwrap_or_else(|_| progress.left_behind("the server did not answer")),
         _ = tokio::signal::ctrl_c() => progress.left_behind("interrupted again"),
     };
-    err.message = format!("interrupted; {report}");
+    let what = if signal == Exit::Terminated {
+        "terminated (SIGTERM)"
+    } else {
+        "interrupted"
+    };
+    err.message = format!("{what}; {report}");
     Err(err.with_hint("run `aksara dbsetup` again to finish; it reuses whatever exists"))
 }
 

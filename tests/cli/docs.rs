@@ -411,6 +411,7 @@ fn exit_codes_agree_between_the_code_the_help_and_the_readme() {
         Exit::Stopped as i32,
         Exit::NoServer as i32,
         Exit::Interrupted as i32,
+        Exit::Terminated as i32,
     ];
     let readme = readme();
     let documented: Vec<i32> = first_column(section(&readme, "## Exit codes"))
@@ -434,7 +435,7 @@ fn exit_codes_agree_between_the_code_the_help_and_the_readme() {
             .collect()
     };
     assert_eq!(help_codes(&["--help"]), codes);
-    assert_eq!(help_codes(&["dbsetup", "--help"]), [0, 1, 2, 130]);
+    assert_eq!(help_codes(&["dbsetup", "--help"]), [0, 1, 2, 130, 143]);
     // The doctor never waits for input: Ctrl-C ends it the default way.
     assert_eq!(help_codes(&["doctor", "--help"]), [0, 1, 2]);
     assert_eq!(help_codes(&["completions", "--help"]), [0, 2]);

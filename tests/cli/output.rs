@@ -70,7 +70,9 @@ fn a_healthy_doctor_in_text() {
 
 #[test]
 fn the_dbsetup_summary_in_text() {
-    let cluster = support::shared(Shared::Scram);
+    // Its own server: on a shared one, another test's dbsetup may hold the setup lock and add
+    // a "waiting for another `aksara dbsetup`" line to the output.
+    let cluster = &Cluster::start(support::ClusterConfig::default());
     let dir = project();
     let db = support::unique_name("snap");
     let out = run(&mut dbsetup(cluster, dir.path(), &["--db-name", &db]));

@@ -1093,3 +1093,27 @@ fn ctrl_c_ends_doctor_wait_at_once() {
     // Killed by SIGINT, or exited 130 itself: either way a shell sees 130.
     assert_eq!(out.code, 130, "{out:?}");
 }
+
+#[test]
+fn sigterm_while_create_database_waits_is_cleaned_up_like_ctrl_c() {
+    // SIGTERM is how CI cancels a job.
+    let cluster = Cluster::start(ClusterConfig::default());
+    let dir = project();
+    let db = "terminated";
+    let holder = hold_create_database(&cluster);
+    let running = Running::spawn(&mut dbsetup(&cluster, dir.path(), &["--db-name", db]));
+    waiting_backend(&cluster, "CREATE DATABASE%");
+    assert_eq!(exists(&cluster, db, db), (true, false));
+    let sent = Instant::now();
+    signal(running.pid(), "TERM");
+    let (out, _) = running.finish(HANG, sent);
+    assert_eq!(out.code, 143, "{out:?}");
+    assert!(out.stderr.contains("terminated (SIGTERM)"), "{out:?}");
+    assert!(
+        out.stderr.contains(&format!("undone: DROP ROLE \"{db}\"")),
+        "{out:?}"
+    );
+    drop(holder);
+    assert_eq!(exists(&cluster, db, db), (false, false));
+    assert!(!dir.path().join(".env").exists());
+}
