@@ -396,7 +396,7 @@ impl fmt::Display for LocalError {
 impl LocalError {
     pub fn hint(&self) -> Option<String> {
         Some(match self {
-            LocalError::NoBinaries { .. } => crate::commands::dbsetup::install_advice(),
+            LocalError::NoBinaries { .. } => crate::diagnose::install_advice(),
             LocalError::NoServerUser => format!(
                 "run aksara as a normal user, or create the user: `useradd --system --user-group --home-dir /var/lib/postgresql {SERVER_USER}`"
             ),

@@ -1079,7 +1079,7 @@ fn no_server_error(probed: &[probe::Probed], offers: &[Offer]) -> CliError {
     };
     let mut hint = format!("installed: {installed}. ");
     if offers.is_empty() {
-        hint.push_str(&install_advice());
+        hint.push_str(&diagnose::install_advice());
     } else {
         let flags: Vec<String> = offers
             .iter()
@@ -1088,7 +1088,7 @@ fn no_server_error(probed: &[probe::Probed], offers: &[Offer]) -> CliError {
         hint.push_str(&format!(
             "aksara can start one for this project: {}. Or: {}",
             flags.join(", or "),
-            install_advice()
+            diagnose::install_advice()
         ));
     }
     CliError::failure(format!(
@@ -1198,7 +1198,7 @@ async fn offer_server(
             return Err(
                 CliError::failure("no PostgreSQL server answers, and none was started")
                     .with_code("connection-refused")
-                    .with_hint(install_advice()),
+                    .with_hint(diagnose::install_advice()),
             );
         }
     };
@@ -1271,32 +1271,6 @@ fn folder_name() -> String {
         .ok()
         .and_then(|d| d.file_name().map(|n| n.to_string_lossy().to_string()))
         .unwrap_or_else(|| "app".into())
-}
-
-/// The seed page's installation advice for this OS.
-pub fn install_advice() -> String {
-    if cfg!(target_os = "macos") {
-        "Install and start PostgreSQL: download Postgres.app from postgresapp.com, or `brew install postgresql@15 && brew services start postgresql@15`; or with Docker: `docker run -d --name aksara-postgres -e POSTGRES_PASSWORD=... -p 5432:5432 -v aksara_pgdata:/var/lib/postgresql/data postgres:15`".into()
-    } else if cfg!(target_os = "windows") {
-        "Install PostgreSQL from postgresql.org (the installer asks for the postgres user's password), or use the Linux instructions inside WSL2".into()
-    } else {
-        let os = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
-        let like = os
-            .lines()
-            .filter(|l| l.starts_with("ID=") || l.starts_with("ID_LIKE="))
-            .collect::<Vec<_>>()
-            .join(" ");
-        let install = if like.contains("fedora") || like.contains("rhel") {
-            "`sudo dnf install postgresql-server && sudo postgresql-setup --initdb && sudo systemctl start postgresql`"
-        } else if like.contains("debian") || like.contains("ubuntu") {
-            "`sudo apt-get install -y postgresql` (starts a server on port 5432), or start an installed one: `sudo systemctl start postgresql`"
-        } else {
-            "install the postgresql server package of your distribution and start it"
-        };
-        format!(
-            "Install and start PostgreSQL: {install}; or with Docker: `docker run -d --name aksara-postgres -e POSTGRES_PASSWORD=... -p 5432:5432 -v aksara_pgdata:/var/lib/postgresql/data postgres:15`"
-        )
-    }
 }
 
 /// Bound every statement of the admin session on the server's side too, and record the
