@@ -3,36 +3,12 @@
 //! server log, the .env keeps every other byte, and refusals change nothing.
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
 
 use crate::support::{self, Auth, Cluster, ClusterConfig, Shared};
-use crate::{Run, aksara, env_value, project, psql_url, run};
-
-/// dbsetup with the admin password in PGPASSWORD (never in argv).
-fn dbsetup(cluster: &Cluster, dir: &Path, extra: &[&str]) -> Command {
-    let mut cmd = aksara(dir);
-    cmd.args([
-        "dbsetup",
-        "--non-interactive",
-        "--admin-url",
-        &format!("postgresql://postgres@127.0.0.1:{}/postgres", cluster.port),
-    ])
-    .args(extra)
-    .env("PGPASSWORD", &cluster.password);
-    cmd
-}
-
-fn assert_url_works(url: &str) {
-    let out = psql_url(
-        url,
-        "CREATE TABLE aksara_test_t (id int); DROP TABLE aksara_test_t; SELECT 'ok'",
-    )
-    .unwrap_or_else(|e| panic!("psql could not use {url}: {e}"));
-    assert_eq!(out, "ok");
-}
+use crate::{Run, aksara, assert_url_works, dbsetup, env_value, project, psql_url, run};
 
 #[test]
 fn creates_database_and_user_and_writes_a_working_url() {

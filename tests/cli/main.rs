@@ -171,3 +171,28 @@ pub fn normalize(text: &str, replacements: &[(&str, &str)]) -> String {
     }
     text
 }
+
+/// `aksara dbsetup --non-interactive` against a harness cluster, as its superuser, with the
+/// admin password in PGPASSWORD (never in argv).
+pub fn dbsetup(cluster: &support::Cluster, dir: &Path, extra: &[&str]) -> Command {
+    let mut cmd = aksara(dir);
+    cmd.args([
+        "dbsetup",
+        "--non-interactive",
+        "--admin-url",
+        &format!("postgresql://postgres@127.0.0.1:{}/postgres", cluster.port),
+    ])
+    .args(extra)
+    .env("PGPASSWORD", &cluster.password);
+    cmd
+}
+
+/// psql (libpq) can log in with `url` and create a table.
+pub fn assert_url_works(url: &str) {
+    let out = psql_url(
+        url,
+        "CREATE TABLE aksara_test_t (id int); DROP TABLE aksara_test_t; SELECT 'ok'",
+    )
+    .unwrap_or_else(|e| panic!("psql could not use {url}: {e}"));
+    assert_eq!(out, "ok");
+}

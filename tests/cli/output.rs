@@ -15,21 +15,7 @@ use std::time::Duration;
 use expectrl::{Eof, Session};
 
 use crate::support::{self, Cluster, Shared};
-use crate::{aksara, project, run, transcript};
-
-/// dbsetup with the admin password in PGPASSWORD (never in argv).
-fn dbsetup(cluster: &Cluster, dir: &Path, extra: &[&str]) -> Command {
-    let mut cmd = aksara(dir);
-    cmd.args([
-        "dbsetup",
-        "--non-interactive",
-        "--admin-url",
-        &format!("postgresql://postgres@127.0.0.1:{}/postgres", cluster.port),
-    ])
-    .args(extra)
-    .env("PGPASSWORD", &cluster.password);
-    cmd
-}
+use crate::{aksara, dbsetup, project, run, transcript};
 
 const ESC: &str = "\u{1b}[";
 

@@ -20,35 +20,12 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::support::{self, Cluster, ClusterConfig, Shared};
-use crate::{Run, aksara, env_value, project, psql_url, run};
+use crate::{Run, aksara, assert_url_works, dbsetup, env_value, project, psql_url, run};
 
 /// The key dbsetup holds on the server while it sets up (src/commands/dbsetup.rs).
 pub(crate) const SETUP_LOCK_KEY: i64 = 0x616b_7361_7261;
 /// How long anything here may take before the test calls it a hang.
 pub(crate) const HANG: Duration = Duration::from_secs(30);
-
-/// `dbsetup --non-interactive` with the admin password in PGPASSWORD.
-fn dbsetup(cluster: &Cluster, dir: &Path, extra: &[&str]) -> Command {
-    let mut cmd = aksara(dir);
-    cmd.args([
-        "dbsetup",
-        "--non-interactive",
-        "--admin-url",
-        &format!("postgresql://postgres@127.0.0.1:{}/postgres", cluster.port),
-    ])
-    .args(extra)
-    .env("PGPASSWORD", &cluster.password);
-    cmd
-}
-
-fn assert_url_works(url: &str) {
-    let out = psql_url(
-        url,
-        "CREATE TABLE aksara_reliability_t (id int); DROP TABLE aksara_reliability_t; SELECT 'ok'",
-    )
-    .unwrap_or_else(|e| panic!("psql could not use {url}: {e}"));
-    assert_eq!(out, "ok");
-}
 
 /// Whether a role and a database of these names exist: `(role, database)`.
 fn exists(cluster: &Cluster, role: &str, db: &str) -> (bool, bool) {
