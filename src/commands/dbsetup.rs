@@ -34,6 +34,9 @@ use progress::{
     no_answer, recover, run_in_database,
 };
 
+/// How long one discovery probe may take (all run at once).
+const DISCOVERY_BOUND: Duration = Duration::from_secs(2);
+
 #[derive(Debug, Serialize)]
 struct Outcome {
     ok: bool,
@@ -793,7 +796,10 @@ async fn admin_connection(
         }
     }
     let spinner = printer.spinner("Looking for PostgreSQL");
-    let probed = probe::probe_all(unique.clone(), Duration::from_millis(500)).await;
+    // Refused ports and missing sockets answer at once, so the bound only matters for a
+    // server that is slow to fork its backend (a loaded machine, a busy CI runner): generous
+    // enough not to miss it.
+    let probed = probe::probe_all(unique.clone(), DISCOVERY_BOUND).await;
     drop(spinner);
     let answered: Vec<_> = probed
         .iter()

@@ -144,7 +144,12 @@ fn interactive_dbsetup(cluster: &Cluster, dir: &Path, db: &str) -> String {
     p.set_expect_timeout(Some(Duration::from_secs(20)));
     let mut shown = Vec::new();
     let mut expect = |p: &mut Pty, needle: &str| {
-        let found = p.expect(Regex(needle)).unwrap();
+        let found = p.expect(Regex(needle)).unwrap_or_else(|e| {
+            panic!(
+                "{e:?} waiting for {needle:?}; the terminal showed so far:\n{}",
+                String::from_utf8_lossy(&shown)
+            )
+        });
         shown.extend_from_slice(found.as_bytes());
         String::from_utf8_lossy(found.as_bytes()).into_owned()
     };
