@@ -70,6 +70,8 @@ struct Inputs {
     password: Option<String>,
     sslmode: Option<SslMode>,
     limits: Limits,
+    /// The value the key had in .env when the run started (its host is a place to look).
+    env_value: Option<String>,
 }
 
 struct Admin {
@@ -168,15 +170,20 @@ pub async fn run(args: DbsetupArgs, printer: &Printer) -> CliResult<Exit> {
         password: given_password,
         sslmode,
         limits,
+        env_value: existing_env_value,
     };
+    // The admin session lives out here, not inside the work: when Ctrl-C drops the work, the
+    // session (and the setup lock it holds) survives, so the undo runs under the same lock
+    // and no other run can start using this run's objects in between.
+    let mut admin_slot: Option<Admin> = None;
     let work = setup(
         &args,
         printer,
         prompter.as_ref(),
         &env,
         inputs,
-        existing_env_value,
         &progress,
+        &mut admin_slot,
     );
     // SIGTERM is how CI cancels a job: it gets the same cleanup as Ctrl-C.
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -199,12 +206,15 @@ pub async fn run(args: DbsetupArgs, printer: &Printer) -> CliResult<Exit> {
     // A second Ctrl-C, or a server that does not answer, ends the cleanup too.
     let cleanup = tokio::time::timeout(
         limits.connect + limits.client() + Duration::from_secs(10),
-        recover(&progress, None, limits),
+        recover(&progress, admin_slot.as_mut().map(|a| &mut a.conn), limits),
     );
     let report = tokio::select! {
         report = cleanup => report.unwrap_or_else(|_| progress.left_behind("the server did not answer")),
         _ = tokio::signal::ctrl_c() => progress.left_behind("interrupted again"),
     };
+    if let Some(admin) = admin_slot.take() {
+        connect::close(admin.conn).await;
+    }
     let what = if signal == Exit::Terminated {
         "terminated (SIGTERM)"
     } else {
@@ -275,29 +285,32 @@ async fn setup(
     prompter: Option<&Prompter>,
     env: &ProcessEnvironment,
     inputs: Inputs,
-    existing_env_value: Option<String>,
     progress: &RefCell<Progress>,
+    admin_slot: &mut Option<Admin>,
 ) -> CliResult<Exit> {
     let limits = inputs.limits;
-    let existing_cs = existing_env_value
+    let existing_cs = inputs
+        .env_value
         .as_deref()
         .and_then(|v| ConnString::parse(v).ok());
 
     // 1-2. Find PostgreSQL and log in as an admin.
-    let mut admin = admin_connection(
-        args,
-        printer,
-        prompter,
-        env,
-        existing_cs.as_ref(),
-        limits.connect,
-    )
-    .await?;
+    let admin = admin_slot.insert(
+        admin_connection(
+            args,
+            printer,
+            prompter,
+            env,
+            existing_cs.as_ref(),
+            limits.connect,
+        )
+        .await?,
+    );
 
     // From here on the server may change: whatever ends the run, undo what it created and
     // say what exists. The admin session (and so the setup lock) lasts until .env is written.
-    let result =
-        provision_and_write(args, printer, prompter, env, inputs, progress, &mut admin).await;
+    let result = provision_and_write(args, printer, prompter, env, inputs, progress, admin).await;
+    let mut admin = admin_slot.take().expect("the admin session is in its slot");
     match result {
         Ok(exit) => {
             connect::close(admin.conn).await;
@@ -334,6 +347,7 @@ async fn provision_and_write(
         password: given_password,
         sslmode,
         limits,
+        ..
     } = inputs;
     let bound = limits.connect;
     start_admin_session(admin, limits, progress).await?;

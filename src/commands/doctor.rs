@@ -59,6 +59,9 @@ pub struct Report {
     pub url: String,
     pub checks: Vec<Check>,
     pub server: Option<ServerFacts>,
+    /// About where the URL came from, e.g. the shell's DATABASE_URL shadowing the .env one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// Where the URL came from.
@@ -1074,6 +1077,7 @@ fn finish(
         url,
         checks: list.checks,
         server,
+        note: target.note.clone(),
     }
 }
 

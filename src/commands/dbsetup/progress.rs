@@ -199,8 +199,11 @@ pub async fn recover(p: &Progress, conn: Option<&mut PgConnection>, limits: Limi
     }
     let mut conn = conn;
     if let Some(c) = conn.as_deref_mut() {
+        // After Ctrl-C the session may still wait for a statement's answer (a CREATE DATABASE
+        // held by a lock, say): a short look tells an idle session, which still holds the setup
+        // lock and can undo at once, from a busy one, which a new session ends first.
         let alive = tokio::time::timeout(
-            limits.client().min(Duration::from_secs(5)),
+            limits.client().min(Duration::from_secs(1)),
             sqlx::raw_sql("SELECT 1").execute(&mut *c),
         )
         .await;
