@@ -62,8 +62,10 @@ fn the_whole_interactive_flow_with_a_typed_password() {
     p.send("\x1b[B").unwrap();
     p.send("\r").unwrap();
     p.expect(format!("Password for \"{db}\"")).unwrap();
+    crate::wait_for_hidden_prompt(&p);
     p.send_line(password).unwrap();
     p.expect("Repeat it").unwrap();
+    crate::wait_for_hidden_prompt(&p);
     p.send_line(password).unwrap();
     p.expect("CREATE ROLE").unwrap();
     p.expect("Go ahead?").unwrap();

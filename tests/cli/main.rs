@@ -196,3 +196,17 @@ pub fn assert_url_works(url: &str) {
     .unwrap_or_else(|e| panic!("psql could not use {url}: {e}"));
     assert_eq!(out, "ok");
 }
+
+/// Waits until the program behind the PTY has turned echo off, i.e. a hidden prompt is reading.
+/// The prompt prints its question first and then switches the terminal with TCSAFLUSH, which
+/// throws away keys that arrived in between: typing before this point loses them.
+pub fn wait_for_hidden_prompt(p: &expectrl::Session) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while p.get_process().get_echo().unwrap_or(false) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the hidden prompt never turned echo off"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}

@@ -128,7 +128,7 @@ fn dbsetup(cluster: &Cluster, dir: &Path, extra: &[&str]) -> Command {
 /// everything the terminal showed.
 fn interactive_dbsetup(cluster: &Cluster, dir: &Path, db: &str) -> String {
     let script = format!(
-        "'{}' dbsetup; echo \"CODE=$?\"",
+        "stty echo; '{}' dbsetup; echo \"CODE=$?\"",
         env!("CARGO_BIN_EXE_aksara")
     );
     let mut cmd = Command::new("sh");
@@ -164,8 +164,10 @@ fn interactive_dbsetup(cluster: &Cluster, dir: &Path, db: &str) -> String {
     p.send("\x1b[B").unwrap();
     p.send("\r").unwrap();
     expect(&mut p, "Password for \"");
+    crate::wait_for_hidden_prompt(&p);
     p.send_line(APP_CANARY).unwrap();
     expect(&mut p, "Repeat it");
+    crate::wait_for_hidden_prompt(&p);
     p.send_line(APP_CANARY).unwrap();
     expect(&mut p, "Go ahead");
     p.send("y").unwrap();
