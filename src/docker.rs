@@ -134,9 +134,10 @@ async fn docker(
     }
 }
 
-/// Whether a Docker engine answers (`docker info` succeeds within `bound`).
+/// Whether a Docker engine answers: its socket (or DOCKER_HOST) is there and `docker info`
+/// succeeds within `bound`.
 pub async fn engine_answers(bound: Duration) -> bool {
-    docker_path().is_ok() && docker(&["info"], None, bound).await.is_ok()
+    docker_path().is_ok() && engine_socket_present() && docker(&["info"], None, bound).await.is_ok()
 }
 
 /// A stopped container that publishes `port` on the host, for the hint after a refused
@@ -144,6 +145,11 @@ pub async fn engine_answers(bound: Duration) -> bool {
 /// client fails at once without one) or nothing matches.
 pub async fn stopped_container_publishing(port: u16) -> Option<String> {
     docker_path().ok()?;
+    // Without an engine the client still takes tens of milliseconds to say so: look for the
+    // engine's socket (or DOCKER_HOST) first, so a refused connection is reported at once.
+    if !engine_socket_present() {
+        return None;
+    }
     let names = docker(
         &[
             "ps",
@@ -178,6 +184,21 @@ pub async fn stopped_container_publishing(port: u16) -> Option<String> {
         }
     }
     None
+}
+
+/// Whether a Docker engine may be reachable: DOCKER_HOST is set, or an engine socket exists
+/// where Docker Engine, Docker Desktop or Colima put it.
+pub fn engine_socket_present() -> bool {
+    if std::env::var_os("DOCKER_HOST").is_some_and(|v| !v.is_empty()) {
+        return true;
+    }
+    let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
+    let mut places = vec![std::path::PathBuf::from("/var/run/docker.sock")];
+    if let Some(home) = home {
+        places.push(home.join(".docker/run/docker.sock"));
+        places.push(home.join(".colima/default/docker.sock"));
+    }
+    places.iter().any(|p| p.exists())
 }
 
 /// Whether `docker inspect`'s PortBindings JSON maps some container port to host `port`.

@@ -789,9 +789,11 @@ async fn tls_would_pass_hba(cfg: &ConnConfig, ep: &Endpoint, bound: Duration) ->
 /// Nearby servers and the start command, for a refused connection.
 async fn failure_context(attempt: &Attempt) -> Context {
     let mut ctx = Context::default();
+    // Only "nothing listens there" hints at other servers and at starting one; a timeout's
+    // hint is about the network, and its report should not wait for more probing.
     if matches!(
         attempt.failure,
-        FailureKind::Refused | FailureKind::SocketMissing | FailureKind::Timeout { .. }
+        FailureKind::Refused | FailureKind::SocketMissing
     ) {
         let candidates: Vec<_> = probe::local_candidates()
             .into_iter()

@@ -648,7 +648,9 @@ impl FakeDocker {
         let mut dirs = vec![self.dir.path().join("bin")];
         dirs.extend(std::env::split_paths(&path));
         cmd.env("PATH", std::env::join_paths(dirs).unwrap())
-            .env("FAKE_DOCKER_DIR", self.dir.path());
+            .env("FAKE_DOCKER_DIR", self.dir.path())
+            // aksara asks docker only where an engine may answer (its socket, or DOCKER_HOST).
+            .env("DOCKER_HOST", "unix:///stand-in/docker.sock");
         cmd
     }
 
@@ -680,7 +682,8 @@ fn the_offers_come_in_order_local_then_docker_then_install_advice() {
     let mut dirs = vec![docker.dir.path().join("bin")];
     dirs.extend(std::env::split_paths(&path));
     cmd.env("PATH", std::env::join_paths(dirs).unwrap())
-        .env("FAKE_DOCKER_DIR", docker.dir.path());
+        .env("FAKE_DOCKER_DIR", docker.dir.path())
+        .env("DOCKER_HOST", "unix:///stand-in/docker.sock");
     let mut p = pty_session(cmd, dir.path(), "");
     if a_server_answers_where_dbsetup_looks() {
         // Discovery finds this machine's server and goes on with it: no offer is due.
@@ -926,4 +929,22 @@ fn doctor_hints_docker_start_for_a_stopped_container_that_publishes_the_port() {
         "{:?}",
         docker.calls()
     );
+}
+
+#[test]
+fn without_an_engine_doctor_does_not_ask_docker() {
+    // The stand-in docker is on PATH, but no engine socket exists and DOCKER_HOST is unset: a
+    // refused connection is reported without running docker at all.
+    let docker = FakeDocker::new();
+    let dir = crate::project();
+    let port = support::free_port();
+    let out = crate::run(docker.aksara(dir.path()).env_remove("DOCKER_HOST").args([
+        "doctor",
+        "--url",
+        &format!("postgresql://app:pw@127.0.0.1:{port}/app"),
+    ]));
+    assert_eq!(out.code, 1, "{out:?}");
+    if !std::path::Path::new("/var/run/docker.sock").exists() {
+        assert!(docker.calls().is_empty(), "{:?}", docker.calls());
+    }
 }
