@@ -1103,7 +1103,7 @@ fn no_server_error(probed: &[probe::Probed], offers: &[Offer]) -> CliError {
     } else {
         let flags: Vec<String> = offers
             .iter()
-            .map(|o| format!("`--start-server {}` ({})", o.flag(), o.describe()))
+            .map(|o| format!("`--start-server {}` starts {}", o.flag(), o.describe()))
             .collect();
         hint.push_str(&format!(
             "aksara can start one for this project: {}. Or: {}",
@@ -1133,15 +1133,16 @@ impl Offer {
         }
     }
 
+    /// What the offer starts, for the menu ("Start …") and the hint after a refusal.
     fn describe(&self) -> String {
         match self {
             Offer::Local(b) => format!(
-                "a PostgreSQL {} cluster for this project in .aksara/postgres, with the programs in {}",
+                "PostgreSQL {} for this project (data in .aksara/postgres, programs in {})",
                 b.version,
                 b.bindir.display()
             ),
             Offer::Docker => format!(
-                "PostgreSQL in Docker: container {}, image {}, volume {}",
+                "PostgreSQL in Docker (container {}, image {}, volume {})",
                 crate::docker::CONTAINER,
                 crate::docker::IMAGE,
                 crate::docker::VOLUME
@@ -1195,19 +1196,7 @@ async fn offer_server(
     );
     let mut items: Vec<String> = offers
         .iter()
-        .map(|o| match o {
-            Offer::Local(b) => format!(
-                "Start PostgreSQL {} for this project (data in .aksara/postgres, programs in {})",
-                b.version,
-                b.bindir.display()
-            ),
-            Offer::Docker => format!(
-                "Start PostgreSQL in Docker (container {}, image {}, volume {})",
-                crate::docker::CONTAINER,
-                crate::docker::IMAGE,
-                crate::docker::VOLUME
-            ),
-        })
+        .map(|o| format!("Start {}", o.describe()))
         .collect();
     items.push("Neither: show how to install PostgreSQL".into());
     let choice = p.select("Start a PostgreSQL server?", items, 0).await?;

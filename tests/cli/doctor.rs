@@ -539,16 +539,21 @@ fn no_hba_entry_when_neither_tls_nor_plaintext_is_let_in() {
     );
 }
 
-#[test]
-fn too_many_connections() {
-    let cluster = Cluster::start(ClusterConfig {
+/// Its own trust cluster with `max` connection slots and none reserved for superusers.
+fn trust_cluster_with_max_connections(max: u32) -> Cluster {
+    Cluster::start(ClusterConfig {
         auth: Auth::Trust,
         settings: vec![
-            ("max_connections".into(), "3".into()),
+            ("max_connections".into(), max.to_string()),
             ("superuser_reserved_connections".into(), "0".into()),
         ],
         ..ClusterConfig::default()
-    });
+    })
+}
+
+#[test]
+fn too_many_connections() {
+    let cluster = trust_cluster_with_max_connections(3);
     let held = cluster.hold_connections(3);
     assert_eq!(held.len(), 3);
     expect_failure(
@@ -699,14 +704,7 @@ fn server_starting_or_shutting_down() {
 
 #[test]
 fn connections_near_the_limit_warn() {
-    let cluster = Cluster::start(ClusterConfig {
-        auth: Auth::Trust,
-        settings: vec![
-            ("max_connections".into(), "5".into()),
-            ("superuser_reserved_connections".into(), "0".into()),
-        ],
-        ..ClusterConfig::default()
-    });
+    let cluster = trust_cluster_with_max_connections(5);
     let _held = cluster.hold_connections(3);
     let (out, json) = doctor_json(
         &cluster.url("postgres", None, "postgres"),

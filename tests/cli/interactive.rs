@@ -2,7 +2,6 @@
 //! server found by discovery: the written URL works with psql, and Ctrl-C at a prompt exits
 //! 130 with the terminal restored and nothing written.
 
-use std::process::Command;
 use std::time::Duration;
 
 use expectrl::{ControlCode, Eof, Regex, Session};
@@ -10,25 +9,8 @@ use expectrl::{ControlCode, Eof, Regex, Session};
 use crate::support::{self, Cluster, Shared};
 use crate::{env_value, project, psql_url};
 
-/// `aksara dbsetup` in a PTY, wrapped in sh so the exit code and the terminal's state after
-/// aksara exits are printed where the test can read them.
 fn spawn_dbsetup(cluster: &Cluster, dir: &std::path::Path) -> Session {
-    let script = format!(
-        "trap true INT; stty echo; '{}' dbsetup; echo \"CODE=$?\"; stty -a",
-        env!("CARGO_BIN_EXE_aksara")
-    );
-    let mut cmd = Command::new("sh");
-    cmd.args(["-c", &script]);
-    support::hermetic_env(&mut cmd);
-    cmd.current_dir(dir)
-        .env("PGHOST", &cluster.socket_dir)
-        .env("PGPORT", cluster.port.to_string())
-        .env("PGUSER", "postgres")
-        .env("PGPASSWORD", &cluster.password)
-        .env("TERM", "xterm");
-    let mut session = Session::spawn(cmd).expect("spawn a PTY");
-    session.set_expect_timeout(Some(Duration::from_secs(20)));
-    session
+    crate::dbsetup_in_pty(cluster, dir, "postgres", &cluster.password)
 }
 
 /// Discovery may also find servers the machine runs; ours (from PGHOST) is listed first.

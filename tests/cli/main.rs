@@ -210,3 +210,31 @@ pub fn wait_for_hidden_prompt(p: &expectrl::Session) {
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
 }
+
+/// `aksara dbsetup` in a pseudo-terminal, finding the cluster through PGHOST/PGPORT and logging
+/// in as `user`. Wrapped in sh (ignoring SIGINT itself) with echo on, as a user's terminal has
+/// it, so that after aksara exits its exit code (`CODE=n`) and the terminal's state (`stty -a`)
+/// are printed where the test can read them.
+pub fn dbsetup_in_pty(
+    cluster: &support::Cluster,
+    dir: &Path,
+    user: &str,
+    password: &str,
+) -> expectrl::Session {
+    let script = format!(
+        "trap true INT; stty echo; '{}' dbsetup; echo \"CODE=$?\"; stty -a",
+        env!("CARGO_BIN_EXE_aksara")
+    );
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", &script]);
+    support::hermetic_env(&mut cmd);
+    cmd.current_dir(dir)
+        .env("PGHOST", &cluster.socket_dir)
+        .env("PGPORT", cluster.port.to_string())
+        .env("PGUSER", user)
+        .env("PGPASSWORD", password)
+        .env("TERM", "xterm");
+    let mut session = expectrl::Session::spawn(cmd).expect("spawn a PTY");
+    session.set_expect_timeout(Some(std::time::Duration::from_secs(20)));
+    session
+}

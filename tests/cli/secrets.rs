@@ -127,21 +127,7 @@ fn dbsetup(cluster: &Cluster, dir: &Path, extra: &[&str]) -> Command {
 /// Interactive dbsetup in a pseudo-terminal, typing the canary at the hidden prompts; returns
 /// everything the terminal showed.
 fn interactive_dbsetup(cluster: &Cluster, dir: &Path, db: &str) -> String {
-    let script = format!(
-        "stty echo; '{}' dbsetup; echo \"CODE=$?\"",
-        env!("CARGO_BIN_EXE_aksara")
-    );
-    let mut cmd = Command::new("sh");
-    cmd.args(["-c", &script]);
-    support::hermetic_env(&mut cmd);
-    cmd.current_dir(dir)
-        .env("PGHOST", &cluster.socket_dir)
-        .env("PGPORT", cluster.port.to_string())
-        .env("PGUSER", "canary_admin")
-        .env("PGPASSWORD", ADMIN_CANARY)
-        .env("TERM", "xterm");
-    let mut p = Pty::spawn(cmd).expect("spawn a PTY");
-    p.set_expect_timeout(Some(Duration::from_secs(20)));
+    let mut p = crate::dbsetup_in_pty(cluster, dir, "canary_admin", ADMIN_CANARY);
     let mut shown = Vec::new();
     let mut expect = |p: &mut Pty, needle: &str| {
         let found = p.expect(Regex(needle)).unwrap_or_else(|e| {
