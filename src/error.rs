@@ -4,6 +4,8 @@
 
 use std::fmt;
 
+use crate::code::Code;
+
 /// Exit codes, documented in `--help` and the README.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
@@ -23,8 +25,8 @@ pub enum Exit {
 pub struct CliError {
     pub message: String,
     pub hint: Option<String>,
-    /// A stable failure code from the diagnosis catalogue (`auth-failed`, ...), when one applies.
-    pub code: Option<&'static str>,
+    /// A stable failure code from the catalogue (`auth-failed`, ...), when one applies.
+    pub code: Option<Code>,
     pub exit: Exit,
 }
 
@@ -71,7 +73,7 @@ impl CliError {
         self
     }
 
-    pub fn with_code(mut self, code: &'static str) -> Self {
+    pub fn with_code(mut self, code: Code) -> Self {
         self.code = Some(code);
         self
     }
@@ -89,7 +91,7 @@ impl From<crate::dsn::DsnError> for CliError {
     fn from(e: crate::dsn::DsnError) -> Self {
         CliError::failure(format!("invalid connection string: {e}"))
             .with_optional_hint(e.hint())
-            .with_code("invalid-url")
+            .with_code(Code::InvalidUrl)
     }
 }
 

@@ -8,6 +8,7 @@
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod cli;
+pub mod code;
 pub mod commands;
 pub mod connect;
 pub mod diagnose;
@@ -22,6 +23,7 @@ pub mod projectserver;
 pub mod prompt;
 pub mod provision;
 pub mod serverup;
+pub mod session;
 pub mod sysenv;
 pub mod ui;
 

@@ -6,6 +6,7 @@
 
 mod progress;
 
+use crate::code::Code;
 use std::cell::RefCell;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -124,7 +125,7 @@ pub async fn run(args: DbsetupArgs, printer: &Printer) -> CliResult<Exit> {
         ConnString::parse(url).map_err(|e| {
             CliError::usage(format!("invalid --admin-url: {e}"))
                 .with_optional_hint(e.hint())
-                .with_code("invalid-url")
+                .with_code(Code::InvalidUrl)
         })?;
     }
     if let Some(name) = &args.db_name {
@@ -525,7 +526,7 @@ async fn provision_and_write(
             if names.len() > 1 { "s" } else { "" },
             if steps.iter().any(|s| matches!(s, Step::CreateDatabase { .. })) { "the database" } else { "the user" }
         ))
-        .with_code("permission-denied")
+        .with_code(Code::PermissionDenied)
         .with_hint(format!("as a superuser run `{}`, or pass --admin-url with a superuser", grants.join(" "))));
     }
 
@@ -740,8 +741,8 @@ async fn admin_connection(
             }
             Err(failure) => {
                 let attempt = failure.last().clone();
-                if let (Some(p), FailureKind::Server { code, .. }) = (prompter, &attempt.failure)
-                    && code == "28P01"
+                if let (Some(p), FailureKind::Server(e)) = (prompter, &attempt.failure)
+                    && e.sqlstate == "28P01"
                 {
                     return prompt_admin_login(
                         p,
@@ -972,7 +973,7 @@ fn describe_server(server: &[(Candidate, bool)]) -> String {
 
 fn short_failure(f: &FailureKind) -> String {
     match f {
-        FailureKind::Server { message, .. } => message.clone(),
+        FailureKind::Server(e) => e.message.clone(),
         other => other.to_string(),
     }
 }
@@ -1115,7 +1116,7 @@ fn no_server_error(probed: &[probe::Probed], offers: &[Offer]) -> CliError {
         "no PostgreSQL server answers; probed: {}",
         places.join(", ")
     ))
-    .with_code("connection-refused")
+    .with_code(Code::ConnectionRefused)
     .with_hint(hint)
 }
 
@@ -1206,7 +1207,7 @@ async fn offer_server(
         None => {
             return Err(
                 CliError::failure("no PostgreSQL server answers, and none was started")
-                    .with_code("connection-refused")
+                    .with_code(Code::ConnectionRefused)
                     .with_hint(diagnose::install_advice()),
             );
         }
@@ -1366,7 +1367,7 @@ async fn advisory_lock(
         Err(_) => Err(no_answer(limits.client())),
         Ok(Err(e)) => match connect::classify(e) {
             // lock_timeout, or statement_timeout when it fires first.
-            FailureKind::Server { code, .. } if code == "55P03" || code == "57014" => {
+            FailureKind::Server(e) if e.sqlstate == "55P03" || e.sqlstate == "57014" => {
                 Err(CliError::failure(format!(
                     "another `aksara dbsetup` has held the setup lock on this server for over {} s",
                     limits.statement.as_secs()
@@ -1375,9 +1376,10 @@ async fn advisory_lock(
                     "wait for it to finish (find it in pg_stat_activity: application_name `aksara dbsetup`), or pass --timeout SECONDS to wait longer",
                 ))
             }
-            FailureKind::Server { code, message, .. } => {
-                Err(CliError::failure(format!("{message} (SQLSTATE {code})")))
-            }
+            FailureKind::Server(e) => Err(CliError::failure(format!(
+                "{} (SQLSTATE {})",
+                e.message, e.sqlstate
+            ))),
             other => Err(CliError::failure(format!(
                 "the connection to the server was lost ({other})"
             ))),
@@ -1524,16 +1526,22 @@ async fn verify(
             return Err(CliError::failure(format!("{failed}: {}", e.message)));
         }
     };
-    let table = super::doctor::can_create_table(&mut c.conn, limits.statement).await;
+    let table = crate::session::can_create_table(&mut c.conn, limits.statement).await;
     connect::close(c.conn).await;
     match table {
         Ok(()) => Ok((row.0, row.1.unwrap_or(false))),
-        Err(super::doctor::TableCheck::Denied(message)) => Err(CliError::failure(format!(
+        Err(crate::session::TableCheck::Denied(message)) => Err(CliError::failure(format!(
             "verification: user \"{}\" cannot create tables in \"{}\": {message}",
             cfg.user, cfg.dbname
         ))
-        .with_code("cannot-create-tables")),
-        Err(super::doctor::TableCheck::Unknown(message)) => {
+        .with_code(Code::CannotCreateTables)),
+        Err(crate::session::TableCheck::ReadOnly(message)) => Err(CliError::failure(format!(
+            "verification: the session of user \"{}\" in \"{}\" is read-only: {message}",
+            cfg.user, cfg.dbname
+        ))
+        .with_code(Code::CannotCreateTables)
+        .with_hint("the server is a standby, or default_transaction_read_only is on for this database or role: set up against the primary")),
+        Err(crate::session::TableCheck::Unknown(message)) => {
             Err(CliError::failure(format!("{failed}: {message}")))
         }
     }
