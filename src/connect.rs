@@ -59,6 +59,14 @@ impl ServerError {
     }
 }
 
+impl fmt::Display for ServerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (SQLSTATE {})", self.message, self.sqlstate)
+    }
+}
+
+impl std::error::Error for ServerError {}
+
 /// Why a server certificate did not verify, from the TLS library's typed error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CertReason {

@@ -151,7 +151,9 @@ pub async fn run(args: DbsetupArgs, printer: &Printer) -> CliResult<Exit> {
     let given_password = read_given_password(&args)?;
     let existing_env_value = existing_value(&args.env.env_file, &args.env_key)?;
     envfile::check_writable(&args.env.env_file).map_err(|e| {
-        CliError::failure(format!("{e}; nothing was changed")).with_optional_hint(e.hint())
+        CliError::failure(e.to_string())
+            .before_any_change()
+            .with_optional_hint(e.hint())
     })?;
     let prompter = interactive.then(Prompter::new);
     let env = ProcessEnvironment::load();
@@ -248,8 +250,9 @@ fn read_given_password(args: &DbsetupArgs) -> CliResult<Option<String>> {
         // libpq passes passwords as C strings: one with NUL could be set, but never used.
         if password.contains('\0') {
             return Err(CliError::usage(
-                "the password from standard input contains a NUL byte, which PostgreSQL clients cannot send; nothing was changed",
+                "the password from standard input contains a NUL byte, which PostgreSQL clients cannot send",
             )
+            .before_any_change()
             .with_hint("use a password without NUL bytes, or leave --db-password-stdin out to have one generated"));
         }
         return check_password(password, "standard input").map(Some);
@@ -267,8 +270,9 @@ fn check_password(password: String, source: &str) -> CliResult<String> {
         return Ok(password);
     }
     Err(CliError::usage(format!(
-        "the password from {source} has a character SASLprep prohibits (a control character such as a newline, an emoji, or mixed-direction text): sqlx, which aksara verifies with, cannot log in with it; nothing was changed"
+        "the password from {source} has a character SASLprep prohibits (a control character such as a newline, an emoji, or mixed-direction text): sqlx, which aksara verifies with, cannot log in with it"
     ))
+    .before_any_change()
     .with_hint("choose another password, or give none to have one generated"))
 }
 
@@ -320,7 +324,7 @@ async fn setup(
         Err(mut e) => {
             let snapshot = progress.borrow().clone();
             // A refusal before any change says so itself.
-            if snapshot.changed() || !e.message.contains("nothing was changed") {
+            if snapshot.changed() || !e.before_any_change {
                 let report = recover(&snapshot, Some(&mut admin.conn), limits).await;
                 e.message = format!("{}; {report}", e.message);
                 if e.hint.is_none() {
@@ -520,14 +524,25 @@ async fn provision_and_write(
         let names: Vec<_> = missing.iter().map(|(n, _)| n.as_str()).collect();
         let grants: Vec<_> = missing.iter().map(|(_, g)| g.as_str()).collect();
         return Err(CliError::failure(format!(
-            "the admin role \"{}\" lacks the {} privilege{} needed to create {}; nothing was changed",
+            "the admin role \"{}\" lacks the {} privilege{} needed to create {}",
             admin.cfg.user,
             names.join(" and "),
             if names.len() > 1 { "s" } else { "" },
-            if steps.iter().any(|s| matches!(s, Step::CreateDatabase { .. })) { "the database" } else { "the user" }
+            if steps
+                .iter()
+                .any(|s| matches!(s, Step::CreateDatabase { .. }))
+            {
+                "the database"
+            } else {
+                "the user"
+            }
         ))
+        .before_any_change()
         .with_code(Code::PermissionDenied)
-        .with_hint(format!("as a superuser run `{}`, or pass --admin-url with a superuser", grants.join(" "))));
+        .with_hint(format!(
+            "as a superuser run `{}`, or pass --admin-url with a superuser",
+            grants.join(" ")
+        )));
     }
 
     // The .env must be writable without clobbering a different value: decide before any change.
@@ -553,20 +568,21 @@ async fn provision_and_write(
                 )
                 .await?
             {
-                return Err(
-                    CliError::failure("setup cancelled; nothing was changed").with_hint(
+                return Err(CliError::failure("setup cancelled")
+                    .before_any_change()
+                    .with_hint(
                         "pass --env-key OTHER_KEY to write another variable, or --env-file PATH"
                             .to_string(),
-                    ),
-                );
+                    ));
             }
             on_conflict = OnConflict::ReplaceKeepingOldAsComment;
         } else {
             return Err(CliError::failure(format!(
-                    "{} already sets {} to a different value; nothing was changed",
+                    "{} already sets {} to a different value",
                     args.env.env_file.display(),
                     args.env_key
                 ))
+                .before_any_change()
                 .with_hint("pass --force to replace it (the old line is kept as a comment), or --env-key to write another variable"));
         }
     }
@@ -596,7 +612,7 @@ async fn provision_and_write(
     if let Some(p) = prompter
         && !p.confirm("Go ahead?", true).await?
     {
-        return Err(CliError::failure("setup cancelled; nothing was changed"));
+        return Err(CliError::failure("setup cancelled").before_any_change());
     }
 
     // 6. Provision. A failure from here on is undone by the caller (see `progress`).
@@ -1451,8 +1467,10 @@ async fn execute(
         let outcome = match result {
             Ok(()) => StepOutcome::Done,
             Err(e) => {
-                let raced = matches!(step, Step::CreateRole { .. }) && e.message.contains("42710")
-                    || matches!(step, Step::CreateDatabase { .. }) && e.message.contains("42P04");
+                // 42710 duplicate_object, 42P04 duplicate_database: a parallel run won.
+                let raced = matches!(step, Step::CreateRole { .. })
+                    && e.sqlstate() == Some("42710")
+                    || matches!(step, Step::CreateDatabase { .. }) && e.sqlstate() == Some("42P04");
                 if !raced {
                     return Err(CliError::failure(format!(
                         "`{}` failed: {}",

@@ -356,3 +356,64 @@ fn hba_no_entry(
         ),
     }
 }
+
+/// docs/failure-map.md: how each server refusal and each client-side failure is named.
+pub fn failure_map() -> String {
+    let server = server_messages::markdown_table(|cause| match cause {
+        Cause::PasswordFailed => {
+            "`auth-failed` (`password-required` when no password was given)".into()
+        }
+        other => format!("`{}`", code_of(other, true)),
+    });
+    let client = [
+        ("the host name does not resolve", Code::DnsFailure),
+        (
+            "TCP connection refused, or no socket file",
+            Code::ConnectionRefused,
+        ),
+        (
+            "no answer within the bound (ours or the OS's TCP timeout)",
+            Code::ConnectionTimeout,
+        ),
+        (
+            "something answers but not the PostgreSQL protocol",
+            Code::NotPostgres,
+        ),
+        (
+            "sslmode requires TLS and the server answers the SSLRequest with N",
+            Code::SslUnsupported,
+        ),
+        (
+            "the server certificate fails verification (name, issuer, dates; rustls's typed error)",
+            Code::SslCertificate,
+        ),
+        (
+            "any other client-side failure (shown with the library's words)",
+            Code::UnexpectedError,
+        ),
+        (
+            "a server error with no template above (shown with the server's words)",
+            Code::ServerError,
+        ),
+    ];
+    let mut out = [
+        "# How aksara names a failed connection",
+        "",
+        "Generated from `src/diagnose/server_messages.rs` and `src/diagnose/mod.rs` by",
+        "`tests/cli/docs.rs` (`AKSARA_REGENERATE=1 cargo test --test cli docs::` rewrites it).",
+        "A server message matches a row only when its SQLSTATE and the whole text (the template",
+        "with `%s` for the values) agree; translated messages (`lc_messages`) match nothing and",
+        "are reported as `server-error` with the server's own words.",
+        "",
+        "## What the server says",
+        "",
+        "",
+    ]
+    .join("\n");
+    out.push_str(&server);
+    out.push_str("\n## What the client sees\n\n| failure | code |\n|---|---|\n");
+    for (what, code) in client {
+        out.push_str(&format!("| {what} | `{code}` |\n"));
+    }
+    out
+}

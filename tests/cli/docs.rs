@@ -345,6 +345,21 @@ fn the_readme_code_table_is_the_code_enum() {
     }
 }
 
+/// docs/failure-map.md is what the code maps, so it cannot drift from it.
+#[test]
+fn the_failure_map_is_current() {
+    let path = repo().join("docs/failure-map.md");
+    let want = aksara::diagnose::failure_map();
+    let have = std::fs::read_to_string(&path).unwrap_or_default();
+    if have != want {
+        if regenerating() {
+            std::fs::write(&path, want).unwrap();
+            return;
+        }
+        panic!("docs/failure-map.md is stale; rewrite it: {REGENERATE}");
+    }
+}
+
 /// `aksara doctor --help` (and so the man page, rendered from the same clap text) lists every
 /// code under its severity.
 #[test]

@@ -76,10 +76,13 @@ pub fn no_answer(after: Duration) -> CliError {
 
 /// A statement's failure: the server's message and SQLSTATE, or the lost connection.
 pub fn db_error(e: sqlx::Error) -> CliError {
-    CliError::failure(match connect::classify(e) {
-        FailureKind::Server(e) => format!("{} (SQLSTATE {})", e.message, e.sqlstate),
-        other => format!("the connection to the server was lost ({other})"),
-    })
+    match connect::classify(e) {
+        FailureKind::Server(e) => {
+            CliError::failure(format!("{} (SQLSTATE {})", e.message, e.sqlstate))
+                .with_server_error(e)
+        }
+        other => CliError::failure(format!("the connection to the server was lost ({other})")),
+    }
 }
 
 /// The admin session, pinned to the address that answered, and its backend.
