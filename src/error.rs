@@ -30,7 +30,7 @@ pub struct CliError {
     pub exit: Exit,
     /// The database error behind this one, when a statement failed (its SQLSTATE decides
     /// what the caller does next, never its text).
-    pub server: Option<crate::connect::ServerError>,
+    pub server: Option<Box<crate::connect::ServerError>>,
     /// The command stopped before changing anything (the message says so; no undo report).
     pub before_any_change: bool,
     /// What led to it, outermost first (`caused by:` lines).
@@ -97,7 +97,7 @@ impl CliError {
     }
 
     pub fn with_server_error(mut self, error: crate::connect::ServerError) -> Self {
-        self.server = Some(error);
+        self.server = Some(Box::new(error));
         self
     }
 
