@@ -204,6 +204,12 @@ impl Password {
     }
 }
 
+impl From<&str> for Password {
+    fn from(password: &str) -> Password {
+        Password(password.to_owned())
+    }
+}
+
 impl fmt::Debug for Password {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(REDACTED)

@@ -163,7 +163,12 @@ pub fn upsert(
         }
         out = rewrite(original, &doc, &differing, value, on_conflict, fallback);
     }
-    Ok((out, Change::Replaced { previous }))
+    Ok((
+        out,
+        Change::Replaced {
+            previous: Password::new(previous),
+        },
+    ))
 }
 
 /// How [`rewrite`] replaces a value.

@@ -19,6 +19,8 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::dsn::Password;
+
 /// How long [`write_key`] waits for another process editing the same folder.
 pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(10);
 const LOCK_POLL: Duration = Duration::from_millis(20);
@@ -73,25 +75,15 @@ impl fmt::Debug for EnvEntry {
 }
 
 /// What [`upsert`] or [`write_key`] did to the key.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Change {
     Added,
     /// `previous` is the old value of the first assignment that differed (as written when
-    /// dotenvy could not parse it). It may be a password: it is redacted from `Debug`.
+    /// dotenvy could not parse it). It may be a password, so it has the redacting type.
     Replaced {
-        previous: String,
+        previous: Password,
     },
     Unchanged,
-}
-
-impl fmt::Debug for Change {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Change::Added => f.write_str("Added"),
-            Change::Replaced { .. } => f.write_str("Replaced { previous: \"****\" }"),
-            Change::Unchanged => f.write_str("Unchanged"),
-        }
-    }
 }
 
 /// What to do when the key already holds a different value.
