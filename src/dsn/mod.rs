@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
+mod app_url;
 mod error;
 mod grammar;
 mod render;
@@ -24,6 +25,7 @@ mod resolve;
 #[cfg(test)]
 mod tests;
 
+pub use app_url::{AppUrlError, Misreading, UrlReader};
 pub use error::{DsnError, UriPart};
 pub use resolve::{ConnConfig, Endpoint, Environment, Host, PasswordSource, timeout_duration};
 

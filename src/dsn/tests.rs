@@ -1240,3 +1240,254 @@ proptest! {
         }
     }
 }
+
+// --- the application's URL (to_app_url) ---------------------------------------------------
+
+fn app(host: &str, port: u16, user: &str, password: &str, dbname: &str) -> ConnString {
+    ConnString {
+        hosts: vec![HostSpec {
+            host: Some(host.to_owned()),
+            port: Some(port),
+        }],
+        user: Some(user.to_owned()),
+        password: Some(Password::new(password.to_owned())),
+        dbname: Some(dbname.to_owned()),
+        ..ConnString::default()
+    }
+}
+
+fn app_url(conn: &ConnString) -> String {
+    conn.to_app_url(Reveal::Secret)
+        .unwrap_or_else(|e| panic!("{conn} should render: {e}"))
+}
+
+#[test]
+fn app_url_uses_the_socket_form_with_an_empty_authority() {
+    let conn = app("/var/run/postgresql", 5433, "app", "pw", "app");
+    assert_eq!(
+        app_url(&conn),
+        "postgresql://app:pw@/app?host=/var/run/postgresql&port=5433"
+    );
+    // A socket folder with characters to encode: decoded alike in every driver's query parser.
+    let conn = app("/tmp/my sock+#&", 5432, "app", "pw", "app");
+    assert_eq!(
+        app_url(&conn),
+        "postgresql://app:pw@/app?host=/tmp/my%20sock%2B%23%26&port=5432"
+    );
+    assert_eq!(
+        conn.to_app_url(Reveal::Redacted).unwrap(),
+        "postgresql://app:****@/app?host=/tmp/my%20sock%2B%23%26&port=5432"
+    );
+}
+
+#[test]
+fn app_url_tcp_hosts_are_written_as_is() {
+    assert_eq!(
+        app_url(&app("db.example.com", 5432, "app", "pw", "app")),
+        "postgresql://app:pw@db.example.com:5432/app"
+    );
+    assert_eq!(
+        app_url(&app("::1", 5432, "app", "pw", "app")),
+        "postgresql://app:pw@[::1]:5432/app"
+    );
+    let err = app("fe80::1%eth0", 5432, "a", "p", "d")
+        .to_app_url(Reveal::Secret)
+        .unwrap_err();
+    assert_eq!(
+        err,
+        AppUrlError::HostName {
+            host: "fe80::1%eth0".into(),
+            character: '%'
+        }
+    );
+    assert!(
+        err.to_string()
+            .contains("SQLAlchemy does not decode the host")
+    );
+}
+
+#[test]
+fn app_url_database_names_keep_what_node_postgres_would_not_decode() {
+    for (dbname, path) in [
+        ("c++app", "c++app"),
+        ("a;b:c&e=f$g,h", "a;b:c&e=f$g,h"),
+        ("my db", "my%20db"),
+        ("100%", "100%25"),
+        ("café", "caf%C3%A9"),
+        ("quote\"d", "quote%22d"),
+        ("a/b", "a/b"),
+        ("%2e", "%252e"),
+    ] {
+        let url = app_url(&app("localhost", 5432, "app", "pw", dbname));
+        assert_eq!(
+            url,
+            format!("postgresql://app:pw@localhost:5432/{path}"),
+            "{dbname}"
+        );
+        // libpq (our parser follows it) reads the same name back.
+        assert_eq!(
+            ConnString::parse(&url).unwrap().dbname.as_deref(),
+            Some(dbname)
+        );
+    }
+}
+
+#[test]
+fn app_url_refuses_names_some_driver_misreads_in_every_spelling() {
+    let err = app("localhost", 5432, "app", "pw", "a#b")
+        .to_app_url(Reveal::Secret)
+        .unwrap_err();
+    let AppUrlError::Unportable {
+        part,
+        character,
+        literal,
+        encoded,
+        ..
+    } = &err
+    else {
+        panic!("{err:?}");
+    };
+    assert_eq!(
+        (part, *character, literal.reader, encoded.reader),
+        (
+            &UriPart::DatabaseName,
+            '#',
+            UrlReader::Asyncpg,
+            UrlReader::NodePostgres
+        )
+    );
+    assert_eq!(
+        err.to_string(),
+        "the database name `a#b` cannot be written in a URL every driver reads alike: written as \
+         `#`, asyncpg cuts the URL there (Python's `urlparse` starts a fragment at `#`); \
+         percent-encoded as `%23`, node-postgres leaves that escape undecoded in the database \
+         path (`decodeURI`)"
+    );
+    assert_eq!(
+        err.hint(),
+        "choose a database name without `#` (pass --db-name)"
+    );
+
+    let err = app("localhost", 5432, "app", "pw", "what?")
+        .to_app_url(Reveal::Secret)
+        .unwrap_err();
+    assert!(
+        matches!(err, AppUrlError::Unportable { character: '?', .. }),
+        "{err:?}"
+    );
+
+    for dbname in [".", "..", "a/../b", "./x"] {
+        let err = app("localhost", 5432, "app", "pw", dbname)
+            .to_app_url(Reveal::Secret)
+            .unwrap_err();
+        assert!(
+            matches!(err, AppUrlError::DotSegment { .. }),
+            "{dbname}: {err:?}"
+        );
+    }
+
+    let err = app("/tmp/a,b", 5432, "app", "pw", "db")
+        .to_app_url(Reveal::Secret)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            AppUrlError::Unportable {
+                part: UriPart::Host,
+                character: ',',
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn app_url_carries_sslmode_and_refuses_parameters_a_driver_rejects() {
+    let admin =
+        ConnString::parse("postgresql://admin@db.example.com/postgres?sslmode=require").unwrap();
+    let mut conn = app("db.example.com", 5432, "app", "pw", "app");
+    conn.carry_sslmode_from(&admin);
+    assert_eq!(
+        app_url(&conn),
+        "postgresql://app:pw@db.example.com:5432/app?sslmode=require"
+    );
+    // The app's own sslmode is kept.
+    conn.sslmode = Some(SslMode::VerifyFull);
+    conn.carry_sslmode_from(&admin);
+    assert_eq!(conn.sslmode, Some(SslMode::VerifyFull));
+    // With a socket the sslmode follows host and port.
+    let mut conn = app("/tmp", 5432, "app", "pw", "app");
+    conn.carry_sslmode_from(&admin);
+    assert_eq!(
+        app_url(&conn),
+        "postgresql://app:pw@/app?host=/tmp&port=5432&sslmode=require"
+    );
+
+    for (extra, key, reader) in [
+        ("connect_timeout=10", "connect_timeout", UrlReader::Asyncpg),
+        ("schema=public", "schema", UrlReader::Asyncpg),
+        (
+            "application_name=x",
+            "application_name",
+            UrlReader::SqlAlchemy,
+        ),
+    ] {
+        let mut conn = ConnString::parse(&format!("postgresql://app:pw@h/app?{extra}")).unwrap();
+        conn.hosts[0].port = Some(5432);
+        let err = conn.to_app_url(Reveal::Secret).unwrap_err();
+        let AppUrlError::Parameter { key: k, misread } = &err else {
+            panic!("{err:?}")
+        };
+        assert_eq!((k.as_str(), misread.reader), (key, reader));
+    }
+
+    let none = ConnString::parse("postgresql://app:pw@/app").unwrap();
+    assert_eq!(
+        none.to_app_url(Reveal::Secret),
+        Err(AppUrlError::HostCount { count: 0 })
+    );
+    let two = ConnString::parse("postgresql://app:pw@a:1,b:2/app").unwrap();
+    assert_eq!(
+        two.to_app_url(Reveal::Secret),
+        Err(AppUrlError::HostCount { count: 2 })
+    );
+}
+
+proptest! {
+    /// Whatever user, password and database name: the app URL either reads back through the
+    /// libpq parser as exactly what was put in, or is refused with a typed error; the password
+    /// never appears in an error.
+    #[test]
+    fn app_url_round_trips_through_libpq(
+        user in "[a-z@:/?#%+&= é.;$,-]{1,8}",
+        password in "[a-zA-Z0-9@:/?#%+&= é.;$,\\\\\"'-]{1,12}",
+        dbname in "[a-z@:/?#%+&= é.;$,-]{1,8}",
+        socket in proptest::bool::ANY,
+    ) {
+        let host = if socket { "/run/pg sock" } else { "db.example.com" };
+        let password = format!("{CANARY}{password}");
+        let conn = app(host, 6543, &user, &password, &dbname);
+        match conn.to_app_url(Reveal::Secret) {
+            Ok(url) => {
+                let back = ConnString::parse(&url).unwrap();
+                prop_assert_eq!(back.user.as_deref(), Some(user.as_str()));
+                prop_assert_eq!(back.password, Some(Password::new(password.clone())));
+                prop_assert_eq!(back.dbname.as_deref(), Some(dbname.as_str()));
+                prop_assert_eq!(back.hosts, conn.hosts.clone());
+                // The only `#` and `?` are the ones the drivers read as syntax.
+                prop_assert!(!url.contains('#'));
+                prop_assert_eq!(url.matches('?').count(), usize::from(socket));
+            }
+            Err(error) => {
+                prop_assert!(matches!(
+                    error,
+                    AppUrlError::Unportable { part: UriPart::DatabaseName, .. }
+                        | AppUrlError::DotSegment { .. }
+                ), "{:?}", error);
+                let shown = format!("{error} {error:?} {}", error.hint());
+                prop_assert!(!shown.contains(CANARY), "{}", shown);
+            }
+        }
+    }
+}
