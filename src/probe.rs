@@ -10,16 +10,8 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::dsn::{Endpoint, Host};
+use crate::dsn::{DEFAULT_SOCKET_DIRS, Endpoint, Host};
 
-/// Socket directories of the common installs (facts §6): Debian/RHEL, upstream/Homebrew/Postgres.app, old Apple.
-pub const SOCKET_DIRS: &[&str] = &[
-    "/var/run/postgresql",
-    "/run/postgresql",
-    "/tmp",
-    "/private/tmp",
-    "/var/pgsql_socket",
-];
 /// The default port and Debian's second cluster.
 pub const TCP_PORTS: &[u16] = &[5432, 5433];
 
@@ -85,7 +77,7 @@ pub struct Probed {
 pub fn local_candidates() -> Vec<Candidate> {
     let mut out = Vec::new();
     let mut seen = BTreeSet::new();
-    for dir in SOCKET_DIRS {
+    for dir in DEFAULT_SOCKET_DIRS {
         // /run and /var/run are the same folder on most systems: list each socket once.
         let canonical = std::fs::canonicalize(dir).unwrap_or_else(|_| PathBuf::from(dir));
         for port in socket_ports(Path::new(dir)) {
