@@ -58,6 +58,10 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
         "the application password for `dbsetup` (instead of generating one)",
     ),
     ("NO_COLOR", "no colours; ASCII marks"),
+    (
+        "AKSARA_PROMPT_SCRIPT",
+        "tests only: a file of answers to `dbsetup`'s questions, used instead of a terminal",
+    ),
 ];
 
 fn environment_help() -> String {

@@ -25,6 +25,9 @@ pub const PGPASSFILE: &str = "PGPASSFILE";
 pub const DATABASE_URL: &str = "DATABASE_URL";
 /// The application password `dbsetup` sets instead of generating one (kept out of argv).
 pub const AKSARA_DB_PASSWORD: &str = "AKSARA_DB_PASSWORD";
+/// Tests only: a prompt script that answers `dbsetup`'s questions instead of a terminal
+/// (`prompt::ScriptedPrompt`).
+pub const AKSARA_PROMPT_SCRIPT: &str = "AKSARA_PROMPT_SCRIPT";
 /// The official postgres image's superuser password, passed to `docker run` by environment.
 pub const POSTGRES_PASSWORD: &str = "POSTGRES_PASSWORD";
 

@@ -54,203 +54,204 @@ struct Template {
     cause: fn(&[&str]) -> Cause,
 }
 
-macro_rules! t {
-    ($state:literal, $text:literal, $cause:expr) => {
-        Template {
-            sqlstate: $state,
-            text: $text,
-            cause: $cause,
-        }
-    };
-}
-
-fn method(m: &'static str) -> fn(&[&str]) -> Cause {
-    // One function per method keeps the table a list of literals.
-    match m {
-        "peer" => |_| Cause::MethodFailed { method: "peer" },
-        "ident" => |_| Cause::MethodFailed { method: "ident" },
-        "GSSAPI" => |_| Cause::MethodFailed { method: "GSSAPI" },
-        "SSPI" => |_| Cause::MethodFailed { method: "SSPI" },
-        "PAM" => |_| Cause::MethodFailed { method: "PAM" },
-        "BSD" => |_| Cause::MethodFailed { method: "BSD" },
-        "LDAP" => |_| Cause::MethodFailed { method: "LDAP" },
-        _ => |_| Cause::MethodFailed { method: "RADIUS" },
-    }
-}
-
-fn templates() -> Vec<Template> {
-    vec![
-        t!(
-            "28P01",
-            "password authentication failed for user \"%s\"",
-            |_| Cause::PasswordFailed
-        ),
-        t!(
-            "28000",
-            "Peer authentication failed for user \"%s\"",
-            method("peer")
-        ),
-        t!(
-            "28000",
-            "Ident authentication failed for user \"%s\"",
-            method("ident")
-        ),
-        t!(
-            "28000",
-            "GSSAPI authentication failed for user \"%s\"",
-            method("GSSAPI")
-        ),
-        t!(
-            "28000",
-            "SSPI authentication failed for user \"%s\"",
-            method("SSPI")
-        ),
-        t!(
-            "28000",
-            "PAM authentication failed for user \"%s\"",
-            method("PAM")
-        ),
-        t!(
-            "28000",
-            "BSD authentication failed for user \"%s\"",
-            method("BSD")
-        ),
-        t!(
-            "28000",
-            "LDAP authentication failed for user \"%s\"",
-            method("LDAP")
-        ),
-        t!(
-            "28000",
-            "RADIUS authentication failed for user \"%s\"",
-            method("RADIUS")
-        ),
-        t!(
-            "28000",
-            "connection requires a valid client certificate",
-            |_| Cause::ClientCertificateRequired
-        ),
-        t!(
-            "28000",
-            "certificate authentication failed for user \"%s\"",
-            |_| Cause::ClientCertificateRejected
-        ),
-        t!(
-            "28000",
-            "certificate validation (clientcert=verify-full) failed for user \"%s\": %s",
-            |_| Cause::ClientCertificateRejected
-        ),
-        t!("28000", "role \"%s\" does not exist", |_| {
-            Cause::RoleMissing
-        }),
-        t!("28000", "role \"%s\" is not permitted to log in", |_| {
-            Cause::RoleNoLogin
-        }),
-        t!(
-            "28000",
-            "no pg_hba.conf entry for host \"%s\", user \"%s\", database \"%s\", %s",
-            |v| Cause::HbaNoEntry {
-                client: v[0].into(),
-                encryption: v[3].into()
-            }
-        ),
-        t!(
-            "28000",
-            "pg_hba.conf rejects connection for host \"%s\", user \"%s\", database \"%s\", %s",
-            |v| Cause::HbaRejects {
-                client: v[0].into(),
-                encryption: v[3].into()
-            }
-        ),
-        t!("3D000", "database \"%s\" does not exist", |_| {
-            Cause::DatabaseMissing
-        }),
-        t!(
-            "55000",
-            "database \"%s\" is not currently accepting connections",
-            |_| Cause::DatabaseNotAccepting
-        ),
-        t!("42501", "permission denied for database \"%s\"", |_| {
-            Cause::NoConnectPrivilege
-        }),
-        t!("53300", "too many connections for role \"%s\"", |_| {
-            Cause::TooManyForRole
-        }),
-        t!("53300", "too many connections for database \"%s\"", |_| {
-            Cause::TooManyForDatabase
-        }),
-        t!("53300", "sorry, too many clients already", |_| {
-            Cause::TooManyClients
-        }),
-        t!(
-            "53300",
-            "remaining connection slots are reserved for %s",
-            |_| Cause::TooManyClients
-        ),
-        t!("57P03", "the database system is starting up", |_| {
-            Cause::Starting
-        }),
-        t!("57P03", "the database system is shutting down", |_| {
-            Cause::ShuttingDown
-        }),
-        t!("57P03", "the database system is in recovery mode", |_| {
-            Cause::InRecovery
-        }),
-        t!(
-            "57P03",
-            "the database system is not yet accepting connections",
-            |_| Cause::NotYetConsistent
-        ),
-        t!(
-            "57P03",
-            "the database system is not accepting connections",
-            |_| Cause::HotStandbyOff
-        ),
-        t!(
-            "42501",
-            "must be superuser to connect during database shutdown",
-            |_| Cause::SuperuserOnly
-        ),
-        t!(
-            "42501",
-            "must be superuser to connect in binary upgrade mode",
-            |_| Cause::SuperuserOnly
-        ),
-        t!(
-            "42704",
-            "unrecognized configuration parameter \"%s\"",
-            |v| Cause::SettingRejected {
-                parameter: v[0].into()
-            }
-        ),
-        t!("22023", "invalid value for parameter \"%s\": %s", |v| {
-            Cause::SettingRejected {
-                parameter: v[0].into(),
-            }
-        }),
-        t!("55P02", "parameter \"%s\" cannot be changed now", |v| {
-            Cause::SettingRejected {
-                parameter: v[0].into(),
-            }
-        }),
-        t!(
-            "55P02",
-            "parameter \"%s\" cannot be set after connection start",
-            |v| Cause::SettingRejected {
-                parameter: v[0].into()
-            }
-        ),
-        t!("42501", "permission denied to set parameter \"%s\"", |v| {
-            Cause::SettingRejected {
-                parameter: v[0].into(),
-            }
-        }),
-    ]
-}
+/// The map, in the order the server's sources raise them.
+const TEMPLATES: &[Template] = &[
+    Template {
+        sqlstate: "28P01",
+        text: "password authentication failed for user \"%s\"",
+        cause: |_| Cause::PasswordFailed,
+    },
+    Template {
+        sqlstate: "28000",
+        text: "Peer authentication failed for user \"%s\"",
+        cause: |_| Cause::MethodFailed { method: "peer" },
+    },
+    Template {
+        sqlstate: "28000",
+        text: "Ident authentication failed for user \"%s\"",
+        cause: |_| Cause::MethodFailed { method: "ident" },
+    },
+    Template {
+        sqlstate: "28000",
+        text: "GSSAPI authentication failed for user \"%s\"",
+        cause: |_| Cause::MethodFailed { method: "GSSAPI" },
+    },
+    Template {
+        sqlstate: "28000",
+        text: "SSPI authentication failed for user \"%s\"",
+        cause: |_| Cause::MethodFailed { method: "SSPI" },
+    },
+    Template {
+        sqlstate: "28000",
+        text: "PAM authentication failed for user \"%s\"",
+        cause: |_| Cause::MethodFailed { method: "PAM" },
+    },
+    Template {
+        sqlstate: "28000",
+        text: "BSD authentication failed for user \"%s\"",
+        cause: |_| Cause::MethodFailed { method: "BSD" },
+    },
+    Template {
+        sqlstate: "28000",
+        text: "LDAP authentication failed for user \"%s\"",
+        cause: |_| Cause::MethodFailed { method: "LDAP" },
+    },
+    Template {
+        sqlstate: "28000",
+        text: "RADIUS authentication failed for user \"%s\"",
+        cause: |_| Cause::MethodFailed { method: "RADIUS" },
+    },
+    Template {
+        sqlstate: "28000",
+        text: "connection requires a valid client certificate",
+        cause: |_| Cause::ClientCertificateRequired,
+    },
+    Template {
+        sqlstate: "28000",
+        text: "certificate authentication failed for user \"%s\"",
+        cause: |_| Cause::ClientCertificateRejected,
+    },
+    Template {
+        sqlstate: "28000",
+        text: "certificate validation (clientcert=verify-full) failed for user \"%s\": %s",
+        cause: |_| Cause::ClientCertificateRejected,
+    },
+    Template {
+        sqlstate: "28000",
+        text: "role \"%s\" does not exist",
+        cause: |_| Cause::RoleMissing,
+    },
+    Template {
+        sqlstate: "28000",
+        text: "role \"%s\" is not permitted to log in",
+        cause: |_| Cause::RoleNoLogin,
+    },
+    Template {
+        sqlstate: "28000",
+        text: "no pg_hba.conf entry for host \"%s\", user \"%s\", database \"%s\", %s",
+        cause: |v| Cause::HbaNoEntry {
+            client: v[0].into(),
+            encryption: v[3].into(),
+        },
+    },
+    Template {
+        sqlstate: "28000",
+        text: "pg_hba.conf rejects connection for host \"%s\", user \"%s\", database \"%s\", %s",
+        cause: |v| Cause::HbaRejects {
+            client: v[0].into(),
+            encryption: v[3].into(),
+        },
+    },
+    Template {
+        sqlstate: "3D000",
+        text: "database \"%s\" does not exist",
+        cause: |_| Cause::DatabaseMissing,
+    },
+    Template {
+        sqlstate: "55000",
+        text: "database \"%s\" is not currently accepting connections",
+        cause: |_| Cause::DatabaseNotAccepting,
+    },
+    Template {
+        sqlstate: "42501",
+        text: "permission denied for database \"%s\"",
+        cause: |_| Cause::NoConnectPrivilege,
+    },
+    Template {
+        sqlstate: "53300",
+        text: "too many connections for role \"%s\"",
+        cause: |_| Cause::TooManyForRole,
+    },
+    Template {
+        sqlstate: "53300",
+        text: "too many connections for database \"%s\"",
+        cause: |_| Cause::TooManyForDatabase,
+    },
+    Template {
+        sqlstate: "53300",
+        text: "sorry, too many clients already",
+        cause: |_| Cause::TooManyClients,
+    },
+    Template {
+        sqlstate: "53300",
+        text: "remaining connection slots are reserved for %s",
+        cause: |_| Cause::TooManyClients,
+    },
+    Template {
+        sqlstate: "57P03",
+        text: "the database system is starting up",
+        cause: |_| Cause::Starting,
+    },
+    Template {
+        sqlstate: "57P03",
+        text: "the database system is shutting down",
+        cause: |_| Cause::ShuttingDown,
+    },
+    Template {
+        sqlstate: "57P03",
+        text: "the database system is in recovery mode",
+        cause: |_| Cause::InRecovery,
+    },
+    Template {
+        sqlstate: "57P03",
+        text: "the database system is not yet accepting connections",
+        cause: |_| Cause::NotYetConsistent,
+    },
+    Template {
+        sqlstate: "57P03",
+        text: "the database system is not accepting connections",
+        cause: |_| Cause::HotStandbyOff,
+    },
+    Template {
+        sqlstate: "42501",
+        text: "must be superuser to connect during database shutdown",
+        cause: |_| Cause::SuperuserOnly,
+    },
+    Template {
+        sqlstate: "42501",
+        text: "must be superuser to connect in binary upgrade mode",
+        cause: |_| Cause::SuperuserOnly,
+    },
+    Template {
+        sqlstate: "42704",
+        text: "unrecognized configuration parameter \"%s\"",
+        cause: |v| Cause::SettingRejected {
+            parameter: v[0].into(),
+        },
+    },
+    Template {
+        sqlstate: "22023",
+        text: "invalid value for parameter \"%s\": %s",
+        cause: |v| Cause::SettingRejected {
+            parameter: v[0].into(),
+        },
+    },
+    Template {
+        sqlstate: "55P02",
+        text: "parameter \"%s\" cannot be changed now",
+        cause: |v| Cause::SettingRejected {
+            parameter: v[0].into(),
+        },
+    },
+    Template {
+        sqlstate: "55P02",
+        text: "parameter \"%s\" cannot be set after connection start",
+        cause: |v| Cause::SettingRejected {
+            parameter: v[0].into(),
+        },
+    },
+    Template {
+        sqlstate: "42501",
+        text: "permission denied to set parameter \"%s\"",
+        cause: |v| Cause::SettingRejected {
+            parameter: v[0].into(),
+        },
+    },
+];
 
 /// The cause of a server's refusal, when the SQLSTATE and the whole message match a template.
 pub fn classify(sqlstate: &str, message: &str) -> Option<Cause> {
-    templates()
+    TEMPLATES
         .iter()
         .filter(|t| t.sqlstate == sqlstate)
         .find_map(|t| match_template(t.text, message).map(|values| (t.cause)(&values)))
@@ -299,7 +300,7 @@ fn match_rest<'m>(pieces: &[&str], text: &'m str, values: &mut Vec<&'m str>) -> 
 /// The map as a markdown table, for docs/failure-map.md (a test keeps the file equal to it).
 pub fn markdown_table(code_of: impl Fn(&Cause) -> String) -> String {
     let mut out = String::from("| SQLSTATE | server message (template) | code |\n|---|---|---|\n");
-    for t in templates() {
+    for t in TEMPLATES {
         // Example values make the cause; the code is what diagnose gives it.
         let filler: Vec<&str> = vec!["x"; 4];
         let cause = (t.cause)(&filler);

@@ -12,8 +12,10 @@ mod install;
 mod interactive;
 mod localserver;
 mod output;
+mod prompts;
 mod reliability;
 mod secrets;
+mod style;
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};

@@ -19,6 +19,7 @@ mod bins;
 mod cleanup;
 mod cluster;
 mod privileges;
+mod session;
 mod tls;
 
 use std::path::Path;
@@ -33,6 +34,8 @@ pub use bins::{BINDIR_ENV, PgBins, bins};
 pub use cluster::{Auth, Cluster, ClusterConfig, HeldConnections, clear_pg_env, encode, free_port};
 #[allow(unused_imports)]
 pub use privileges::{SERVER_USER, server_user};
+#[allow(unused_imports)]
+pub use session::{Ran, Test};
 #[allow(unused_imports)]
 pub use tls::{TestCerts, test_certs};
 

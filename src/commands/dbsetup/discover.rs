@@ -19,7 +19,7 @@ use crate::error::{CliError, CliResult};
 use crate::localserver;
 use crate::probe::{self, Answer, Candidate};
 use crate::projectserver::{self, GITIGNORE_PATTERN, Kind, Layout};
-use crate::prompt::Prompter;
+use crate::prompt::Prompt;
 use crate::provision;
 use crate::serverup;
 use crate::ui::{Mark, Printer};
@@ -343,7 +343,7 @@ impl Setup<'_> {
     /// Ask for the admin's name (unless known) and password; three tries for a wrong one.
     async fn prompt_admin_login(
         &self,
-        p: &Prompter,
+        p: &dyn Prompt,
         endpoint: &Endpoint,
         user: Option<String>,
         answered: Vec<(Endpoint, bool)>,

@@ -25,7 +25,7 @@ use crate::connect;
 use crate::dsn::ConnString;
 use crate::envfile::{self, Change};
 use crate::error::{CliError, CliResult, Exit};
-use crate::prompt::Prompter;
+use crate::prompt::{Prompt, Prompter, ScriptedPrompt};
 use crate::sysenv::ProcessEnvironment;
 use crate::ui::{Mark, Printer};
 
@@ -39,14 +39,25 @@ pub(crate) struct Setup<'a> {
     s: &'a Settings,
     printer: &'a Printer,
     /// `None` in CI: no question is ever asked.
-    prompter: Option<&'a Prompter>,
+    prompter: Option<&'a dyn Prompt>,
     env: &'a ProcessEnvironment,
     progress: &'a RefCell<Progress>,
 }
 
 pub async fn run(args: DbsetupArgs, printer: &Printer) -> CliResult<Exit> {
+    // Tests walk the interactive branches with a prompt script instead of a terminal.
+    let script = std::env::var_os(crate::envvars::AKSARA_PROMPT_SCRIPT)
+        .map(|path| {
+            std::fs::read_to_string(&path).map_err(|e| {
+                CliError::usage(format!(
+                    "cannot read the prompt script {}: {e}",
+                    path.to_string_lossy()
+                ))
+            })
+        })
+        .transpose()?;
     let inputs = Inputs {
-        stdin_is_terminal: Prompter::stdin_is_terminal(),
+        stdin_is_terminal: script.is_some() || Prompter::stdin_is_terminal(),
         password_env: std::env::var(crate::envvars::AKSARA_DB_PASSWORD).ok(),
         read_stdin: Box::new(|| {
             let mut buf = String::new();
@@ -61,7 +72,18 @@ pub async fn run(args: DbsetupArgs, printer: &Printer) -> CliResult<Exit> {
             .before_any_change()
             .with_optional_hint(e.hint())
     })?;
-    let prompter = settings.interactive.then(Prompter::new);
+    let (terminal, scripted);
+    let prompter: Option<&dyn Prompt> = match (settings.interactive, script) {
+        (false, _) => None,
+        (true, Some(script)) => {
+            scripted = ScriptedPrompt::parse(&script, printer.clone()).map_err(CliError::usage)?;
+            Some(&scripted)
+        }
+        (true, None) => {
+            terminal = Prompter::new();
+            Some(&terminal)
+        }
+    };
     let env = ProcessEnvironment::load();
     if let Some(w) = env.pgpass_warning() {
         printer.warn(w);
@@ -70,7 +92,7 @@ pub async fn run(args: DbsetupArgs, printer: &Printer) -> CliResult<Exit> {
     let setup = Setup {
         s: &settings,
         printer,
-        prompter: prompter.as_ref(),
+        prompter,
         env: &env,
         progress: &progress,
     };
@@ -87,7 +109,7 @@ pub async fn run(args: DbsetupArgs, printer: &Printer) -> CliResult<Exit> {
         _ = tokio::signal::ctrl_c() => Exit::Interrupted,
         _ = terminate.recv() => Exit::Terminated,
     };
-    let err = match &prompter {
+    let err = match prompter {
         Some(p) => p.interrupted(),
         None => CliError::interrupted(),
     };

@@ -272,3 +272,109 @@ impl Reporter for JsonReporter<'_> {
         self.printer.result(&json);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ui::Verbosity;
+
+    fn check(id: CheckId, status: Status, code: Option<Code>, elapsed_ms: Option<u64>) -> Check {
+        Check {
+            id,
+            status,
+            code,
+            message: format!("{} said", id.id()),
+            hint: code.map(|c| format!("fix {c}")),
+            elapsed_ms,
+        }
+    }
+
+    fn report(checks: Vec<Check>) -> Report {
+        Report {
+            ok: checks.iter().all(|c| c.status != Status::Fail),
+            source: "--url".into(),
+            url: "postgresql://app@localhost/app".into(),
+            checks,
+            server: None,
+            note: None,
+        }
+    }
+
+    /// The text reporter streams a line per check as it arrives, times only what was timed,
+    /// and ends with the summary; the hint follows a failure on its own line.
+    #[test]
+    fn text_lines_come_as_checks_arrive() {
+        let (printer, out) = Printer::capture(Verbosity::Normal);
+        let mut text = TextReporter::new(&printer, 1);
+        text.target("--url", "postgresql://app@localhost/app", None);
+        let checks = vec![
+            check(CheckId::Url, Status::Pass, None, Some(0)),
+            check(CheckId::Reach, Status::Pass, None, None),
+            check(
+                CheckId::Login,
+                Status::Fail,
+                Some(Code::RoleCannotLogin),
+                Some(3),
+            ),
+            check(CheckId::Query, Status::Skip, None, None),
+        ];
+        text.check(&checks[0]);
+        assert_eq!(
+            out.stdout(),
+            "Checking --url\n  postgresql://app@localhost/app\n[ok] URL         url said  0 ms\n"
+        );
+        for c in &checks[1..] {
+            text.check(c);
+        }
+        text.finished(&report(checks));
+        assert_eq!(
+            out.stdout(),
+            "Checking --url\n  postgresql://app@localhost/app\n\
+             [ok] URL         url said  0 ms\n\
+             [ok] Reach       reach said\n\
+             [xx] Login       login said [role-cannot-login]  3 ms\n    hint: fix role-cannot-login\n\
+             [--] Query       query said\n\
+             [xx] failed: role-cannot-login\n\n"
+        );
+        assert_eq!(out.stderr(), "");
+    }
+
+    #[test]
+    fn quiet_text_shows_only_failures_warnings_and_the_summary() {
+        let (printer, out) = Printer::capture(Verbosity::Quiet);
+        let mut text = TextReporter::new(&printer, 1);
+        text.target("--url", "u", None);
+        let checks = vec![
+            check(CheckId::Url, Status::Pass, None, Some(0)),
+            check(
+                CheckId::Privileges,
+                Status::Warn,
+                Some(Code::CannotCreateTables),
+                Some(1),
+            ),
+        ];
+        for c in &checks {
+            text.check(c);
+        }
+        text.finished(&report(checks));
+        assert_eq!(
+            out.stdout(),
+            "[!!] Privileges  privileges said [cannot-create-tables]  1 ms\n    hint: fix cannot-create-tables\n[!!] connection works, 1 warning(s)\n"
+        );
+    }
+
+    /// JSON is one document at the end; a step not timed on its own is null, not 0.
+    #[test]
+    fn json_is_one_document_with_null_for_untimed_steps() {
+        let (printer, out) = Printer::capture(Verbosity::Normal);
+        let mut json = JsonReporter::new(&printer);
+        let checks = vec![check(CheckId::Reach, Status::Pass, None, None)];
+        json.check(&checks[0]);
+        assert_eq!(out.stdout(), "");
+        json.done(&[report(checks)]);
+        let value: serde_json::Value = serde_json::from_str(&out.stdout()).unwrap();
+        assert_eq!(value["checks"][0]["id"], "reach");
+        assert!(value["checks"][0]["elapsed_ms"].is_null());
+        assert_eq!(value["ok"], true);
+    }
+}
