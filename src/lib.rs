@@ -8,6 +8,7 @@
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod cli;
+pub mod clusters;
 pub mod commands;
 pub mod connect;
 pub mod diagnose;

@@ -200,7 +200,7 @@ pub fn server_user() -> Result<Option<ServerUser>, LocalError> {
         .ok_or(LocalError::NoServerUser)
 }
 
-fn lookup_user(name: &str) -> Option<ServerUser> {
+pub fn lookup_user(name: &str) -> Option<ServerUser> {
     let cname = CString::new(name).ok()?;
     let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
     let mut buf = vec![0 as libc::c_char; 16 * 1024];
@@ -220,6 +220,14 @@ fn lookup_user(name: &str) -> Option<ServerUser> {
         uid: pwd.pw_uid,
         gid: pwd.pw_gid,
     })
+}
+
+/// The name of the user aksara runs as (its effective uid), when it has one.
+pub fn current_user_name() -> Option<String> {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::geteuid() };
+    let name = user_name(uid);
+    (name != uid.to_string()).then_some(name)
 }
 
 /// A user's name for messages, or the number.
