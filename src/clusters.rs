@@ -177,7 +177,11 @@ pub fn postgresql_common_start(
     owner_is_me: bool,
 ) -> StartCommand {
     let argv = if machine.systemd {
-        words(&["systemctl", "start", &format!("postgresql@{version}-{name}")])
+        words(&[
+            "systemctl",
+            "start",
+            &format!("postgresql@{version}-{name}"),
+        ])
     } else {
         words(&["pg_ctlcluster", version, name, "start"])
     };
@@ -337,7 +341,7 @@ pub fn parse_lsclusters(text: &str) -> Vec<LsRow> {
             let owner = f.next()?.to_string();
             let data_dir = PathBuf::from(f.next()?);
             Some(LsRow {
-                version: version.clone(),
+                version,
                 name,
                 port,
                 status,
@@ -392,16 +396,12 @@ pub fn postgresql_common(
             }
             let name = file_name(&cluster_dir);
             let settings = read_settings(&conf);
-            let row = rows
-                .iter()
-                .find(|r| r.version == version && r.name == name);
+            let row = rows.iter().find(|r| r.version == version && r.name == name);
             let data_dir = settings
                 .data_directory
                 .clone()
                 .or_else(|| row.map(|r| r.data_dir.clone()))
-                .unwrap_or_else(|| {
-                    PathBuf::from(format!("/var/lib/postgresql/{version}/{name}"))
-                });
+                .unwrap_or_else(|| PathBuf::from(format!("/var/lib/postgresql/{version}/{name}")));
             let owner = row.map(|r| r.owner.clone());
             let state = match row {
                 Some(r) if r.status.starts_with("online") => State::Online,
@@ -670,7 +670,11 @@ fn read_pg_version(data: &Path) -> Option<String> {
 /// Running when `postmaster.pid` names a live process; down when there is no such file.
 fn pid_file_state(data: &Path) -> State {
     match fs::read_to_string(data.join("postmaster.pid")) {
-        Ok(text) => match text.lines().next().and_then(|l| l.trim().parse::<i32>().ok()) {
+        Ok(text) => match text
+            .lines()
+            .next()
+            .and_then(|l| l.trim().parse::<i32>().ok())
+        {
             // SAFETY: signal 0 only checks that the process exists.
             Some(pid) if unsafe { libc::kill(pid, 0) } == 0 => State::Online,
             Some(_) => State::Down,
@@ -704,7 +708,10 @@ mod tests {
         );
         assert_eq!(
             parse_conf_line("unix_socket_directories = '/var/run/postgresql'\t# comma"),
-            Some(("unix_socket_directories".into(), "/var/run/postgresql".into()))
+            Some((
+                "unix_socket_directories".into(),
+                "/var/run/postgresql".into()
+            ))
         );
         assert_eq!(
             parse_conf_line("Port 6000"),
@@ -807,7 +814,10 @@ mod tests {
             &etc.path().join("15/main/postgresql.conf"),
             "data_directory = '/var/lib/postgresql/15/main'\nport = 5432\ninclude_dir = 'conf.d'\n",
         );
-        write(&etc.path().join("15/main/conf.d/port.conf"), "port = 5434\n");
+        write(
+            &etc.path().join("15/main/conf.d/port.conf"),
+            "port = 5434\n",
+        );
         write(&etc.path().join("16/other/pg_hba.conf"), "");
         let ls = "15 main 5434 down postgres /var/lib/postgresql/15/main /var/log/x.log\n";
         let found = postgresql_common(etc.path(), Some(ls), &ROOT_NO_SYSTEMD, Some("root"));
@@ -829,7 +839,10 @@ mod tests {
     fn homebrew_data_folders_are_found_with_their_formula() {
         let var = tempfile::tempdir().unwrap();
         write(&var.path().join("postgresql@16/PG_VERSION"), "16\n");
-        write(&var.path().join("postgresql@16/postgresql.conf"), "port = 5433\n");
+        write(
+            &var.path().join("postgresql@16/postgresql.conf"),
+            "port = 5433\n",
+        );
         write(&var.path().join("postgres/PG_VERSION"), "14\n");
         write(&var.path().join("redis/dump.rdb"), "");
         let found = homebrew(&[var.path().to_path_buf()]);
@@ -884,6 +897,9 @@ mod tests {
         assert_eq!(found.len(), 1, "postgresql-common's own unit is left out");
         assert_eq!(found[0].port, 5435);
         assert_eq!(found[0].state, State::Down);
-        assert_eq!(found[0].start.to_string(), "sudo systemctl start postgresql");
+        assert_eq!(
+            found[0].start.to_string(),
+            "sudo systemctl start postgresql"
+        );
     }
 }

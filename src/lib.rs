@@ -17,6 +17,7 @@ pub mod dsn;
 pub mod envfile;
 pub mod error;
 pub mod localserver;
+pub mod peer;
 pub mod pgpass;
 pub mod probe;
 pub mod projectserver;

@@ -11,6 +11,7 @@ mod foundation;
 mod install;
 mod interactive;
 mod localserver;
+mod machine;
 mod output;
 mod reliability;
 mod secrets;
