@@ -16,6 +16,7 @@ pub mod docker;
 pub mod dsn;
 pub mod envfile;
 pub mod error;
+pub mod holder;
 pub mod localserver;
 pub mod peer;
 pub mod pgpass;
