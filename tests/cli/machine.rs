@@ -14,6 +14,7 @@ use aksara::clusters::{self, Machine, State};
 use aksara::peer::{self, Offer, PeerRefusal};
 
 use crate::support::{DistCluster, OsUser};
+use crate::{aksara, run};
 
 /// What the child test reads to know it runs as the role-less user, and what to do.
 const CHILD_ENV: &str = "AKSARA_TEST_PEER_CHILD";
@@ -203,4 +204,290 @@ fn roleless_user_child() {
             result.map_or_else(|e| e.to_string(), |_| "login".to_string())
         ),
     }
+}
+
+/// Stops whatever postgres runs in the project's data folder when the test ends, panicking or
+/// not, without relying on aksara (SIGQUIT: PostgreSQL's immediate shutdown).
+struct KillServersIn(std::path::PathBuf);
+
+impl Drop for KillServersIn {
+    fn drop(&mut self) {
+        for pid in postgres_in(&self.0) {
+            unsafe { libc::kill(pid as i32, libc::SIGQUIT) };
+        }
+    }
+}
+
+/// The postmasters whose working folder is `data` (postgres runs in its data folder; its
+/// children too, so only the one whose parent is not also there).
+fn postgres_in(data: &std::path::Path) -> Vec<u32> {
+    let Ok(canon) = std::fs::canonicalize(data) else {
+        return Vec::new();
+    };
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+        if comm.trim() == "postgres"
+            && std::fs::read_link(entry.path().join("cwd")).is_ok_and(|c| c == canon)
+        {
+            let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+            // `pid (comm) state ppid ...`
+            let ppid: u32 = stat
+                .rsplit(')')
+                .next()
+                .and_then(|rest| rest.split_whitespace().nth(1))
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(0);
+            let parent_there =
+                std::fs::read_link(format!("/proc/{ppid}/cwd")).is_ok_and(|c| c == canon);
+            if !parent_there {
+                pids.push(pid);
+            }
+        }
+    }
+    pids
+}
+
+fn record_port(project: &std::path::Path) -> u16 {
+    let text = std::fs::read_to_string(project.join(".aksara/server.json")).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    json["port"].as_u64().unwrap() as u16
+}
+
+#[test]
+fn the_project_server_avoids_a_configured_port_and_a_stranger_on_its_own_port_is_named() {
+    let down = DistCluster::create();
+    let dir = crate::project();
+    let _guard = KillServersIn(dir.path().join(".aksara/postgres"));
+    let setup = run(aksara(dir.path()).args([
+        "dbsetup",
+        "--non-interactive",
+        "--db-name",
+        "app",
+        "--start-server",
+        "local",
+        "--server-port",
+        &down.port.to_string(),
+    ]));
+    assert_eq!(setup.code, 0, "{setup:?}");
+    let port = record_port(dir.path());
+    assert_ne!(port, down.port, "the project server took a configured port");
+    assert!(
+        setup.stderr.contains(&format!(
+            "port {} is configured for PostgreSQL cluster {}/{} (postgresql-common, port {}, down)",
+            down.port, down.version, down.name, down.port
+        )),
+        "{setup:?}"
+    );
+    drop(down);
+    let stop = run(aksara(dir.path()).args(["dbserver", "stop"]));
+    assert_eq!(stop.code, 0, "{stop:?}");
+
+    // A distribution cluster on the project server's own port: a stranger, never "ours".
+    let stranger = DistCluster::create_on(port);
+    stranger.start();
+    let status = run(aksara(dir.path()).args(["dbserver", "status"]));
+    assert_eq!(status.code, 3, "{status:?}");
+    assert!(
+        status.stdout.contains("This project's PostgreSQL: stopped"),
+        "{status:?}"
+    );
+    let held = format!(
+        "port {port} is held by PostgreSQL cluster {}/{}",
+        stranger.version, stranger.name
+    );
+    assert!(status.stdout.contains(&held), "{status:?}");
+    let json = run(aksara(dir.path()).args(["dbserver", "status", "--format", "json"]));
+    assert_eq!(json.code, 3, "{json:?}");
+    let report: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(report["running"], false);
+    assert!(
+        report["port_held_by"]
+            .as_str()
+            .unwrap()
+            .contains(&stranger.name),
+        "{report}"
+    );
+
+    let start = run(aksara(dir.path()).args(["dbserver", "start"]));
+    assert_eq!(start.code, 1, "{start:?}");
+    assert!(
+        start.stderr.contains(&format!(
+            "error: port {port}, this project's server's port, is held by PostgreSQL cluster {}/{}",
+            stranger.version, stranger.name
+        )),
+        "{start:?}"
+    );
+    let stop = run(aksara(dir.path()).args(["dbserver", "stop"]));
+    assert_eq!(stop.code, 0, "{stop:?}");
+    assert!(stop.all().contains("was not running"), "{stop:?}");
+    assert!(stop.all().contains("left alone"), "{stop:?}");
+    assert_eq!(
+        stranger.psql("SELECT 1"),
+        "1",
+        "the stranger was left running"
+    );
+
+    // doctor's lookup: no `aksara dbserver start` for an address a stranger holds.
+    let tcp = aksara::dsn::Endpoint {
+        host: aksara::dsn::Host::Tcp("127.0.0.1".into()),
+        port,
+    };
+    assert!(matches!(
+        aksara::projectserver::at_project_port(&tcp, dir.path()).map(|(_, _, at)| at),
+        Some(aksara::projectserver::AtProjectPort::Stranger(_))
+    ));
+    assert_eq!(
+        aksara::projectserver::start_command_for(&tcp, dir.path()),
+        None
+    );
+
+    drop(stranger);
+    assert_eq!(
+        aksara::projectserver::start_command_for(&tcp, dir.path()).as_deref(),
+        Some("aksara dbserver start")
+    );
+    let start = run(aksara(dir.path()).args(["dbserver", "start"]));
+    assert_eq!(start.code, 0, "{start:?}");
+    let json = run(aksara(dir.path()).args(["dbserver", "status", "--format", "json"]));
+    assert_eq!(json.code, 0, "{json:?}");
+    let report: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(report["port_held_by"], serde_json::Value::Null);
+    // The version is the running server's, read from its executable.
+    let pid = report["pid"].as_u64().unwrap();
+    let exe_version = Command::new(format!("/proc/{pid}/exe"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    let exe_version = String::from_utf8_lossy(&exe_version.stdout).to_string();
+    assert!(
+        exe_version.contains(report["version"].as_str().unwrap()),
+        "{exe_version} vs {report}"
+    );
+    let recorded: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join(".aksara/server.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(recorded["identity"]["pid"].as_u64(), Some(pid));
+    assert_eq!(
+        recorded["identity"]["system_identifier"], report["system_identifier"],
+        "{recorded}"
+    );
+    let stop = run(aksara(dir.path()).args(["dbserver", "stop"]));
+    assert_eq!(stop.code, 0, "{stop:?}");
+}
+
+/// Issue 16 point 8: a SIGKILL at each point of `--start-server local` (a pause point the test
+/// enables, `AKSARA_TEST_PAUSE`, holds the process there) leaves no file with the superuser
+/// password but its own 0600 one, and the next run (or `dbserver stop`) deals with any server
+/// it left: no orphan outlives the test, the rerun succeeds.
+#[test]
+fn sigkill_during_start_server_local_leaves_no_secret_and_no_orphan() {
+    let trials = [
+        ("before-initdb", false),
+        ("after-initdb", false),
+        ("after-start", true),
+        ("after-start", false),
+    ];
+    // The trials are independent projects: run side by side, they take the time of one.
+    std::thread::scope(|scope| {
+        for (point, stop_first) in trials {
+            scope.spawn(move || sigkill_trial(point, stop_first));
+        }
+    });
+}
+
+fn sigkill_trial(point: &str, stop_first: bool) {
+    use crate::secrets::files_containing;
+    let dir = crate::project();
+    let data = dir.path().join(".aksara/postgres");
+    let _guard = KillServersIn(data.clone());
+    let marker = dir.path().join("paused");
+    let port = crate::support::free_port().to_string();
+    let args = [
+        "dbsetup",
+        "--non-interactive",
+        "--db-name",
+        "app",
+        "--start-server",
+        "local",
+        "--server-port",
+        &port,
+    ];
+    let mut child = aksara(dir.path())
+        .args(args)
+        .env(
+            aksara::localserver::PAUSE_ENV,
+            format!("{point}:{}", marker.display()),
+        )
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !marker.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{point}: never paused"
+        );
+        assert!(child.try_wait().unwrap().is_none(), "{point}: exited early");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+
+    let password = std::fs::read_to_string(dir.path().join(".aksara/postgres-password"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let leaks: Vec<String> = files_containing(dir.path(), &password)
+        .into_iter()
+        .filter(|f| !f.ends_with(".aksara/postgres-password"))
+        .collect();
+    assert!(leaks.is_empty(), "{point}: the password is in {leaks:?}");
+    let orphans = postgres_in(&data);
+    assert_eq!(
+        orphans.len(),
+        usize::from(point == "after-start"),
+        "{point}: {orphans:?}"
+    );
+
+    if stop_first {
+        let stop = run(aksara(dir.path()).args(["dbserver", "stop"]));
+        assert_eq!(stop.code, 0, "{point}: {stop:?}");
+        assert!(
+            postgres_in(&data).is_empty(),
+            "{point}: dbserver stop left it"
+        );
+    }
+    let rerun = run(aksara(dir.path()).args(args));
+    assert_eq!(rerun.code, 0, "{point}: {rerun:?}");
+    let url = crate::env_value(&dir.path().join(".env"), "DATABASE_URL").unwrap();
+    crate::assert_url_works(&url);
+    let pids = postgres_in(&data);
+    assert_eq!(
+        pids.len(),
+        1,
+        "{point}: one server, the recorded one: {pids:?}"
+    );
+    let stop = run(aksara(dir.path()).args(["dbserver", "stop"]));
+    assert_eq!(stop.code, 0, "{point}: {stop:?}");
+    assert!(
+        postgres_in(&data).is_empty(),
+        "{point}: an orphan outlived the stop"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path().join(".aksara"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".initdb-") || n == ".creating")
+        .collect();
+    assert!(leftovers.is_empty(), "{point}: {leftovers:?}");
 }

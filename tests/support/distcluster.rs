@@ -48,13 +48,17 @@ impl DistCluster {
     /// `pg_createcluster <major> aksara_<pid>_<n> -p <free port>` with peer on the socket and
     /// SCRAM on TCP (Debian's defaults, spelled out), not started.
     pub fn create() -> DistCluster {
+        DistCluster::create_on(free_port())
+    }
+
+    /// [`DistCluster::create`] configured for `port` (which may be another server's).
+    pub fn create_on(port: u16) -> DistCluster {
         assert!(
             super::privileges::server_user().is_some(),
             "pg_createcluster tests need root (CI runs the suite as root)"
         );
         let version = bins().major.to_string();
         let name = super::unique_name("aksara");
-        let port = free_port();
         tool(
             "pg_createcluster",
             &[
@@ -113,6 +117,14 @@ impl DistCluster {
 
 impl Drop for DistCluster {
     fn drop(&mut self) {
+        // Stopped first and waited for (`pg_dropcluster --stop` may return while the
+        // postmaster is still going away), then dropped.
+        let _ = Command::new("pg_ctlcluster")
+            .args([&self.version, &self.name, "stop", "-m", "immediate"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
         let _ = Command::new("pg_dropcluster")
             .args(["--stop", &self.version, &self.name])
             .stdin(Stdio::null())
