@@ -24,6 +24,10 @@ use std::fmt;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::time::Duration;
+
+use crate::dsn::{Endpoint, Host};
+use crate::probe::{self, Answer};
 
 /// PostgreSQL's default port and Debian's default socket folder.
 pub const DEFAULT_PORT: u16 = 5432;
@@ -631,6 +635,69 @@ pub async fn start(cluster: &Installed) -> Result<(), String> {
     }
 }
 
+/// Start a cluster and wait, at most `wait`, until it answers on its socket (`pg_ctlcluster`
+/// waits itself; `brew services` and `systemctl` return before the server is ready).
+pub async fn start_and_wait(cluster: &Installed, wait: Duration) -> Result<(), String> {
+    start(cluster).await?;
+    let Some(dir) = &cluster.socket_dir else {
+        return Ok(());
+    };
+    let endpoint = Endpoint {
+        host: Host::Socket(dir.clone()),
+        port: cluster.port,
+    };
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let bound = left
+            .min(Duration::from_secs(1))
+            .max(Duration::from_millis(100));
+        if matches!(
+            probe::probe(&endpoint, bound).await,
+            Answer::Postgres { .. }
+        ) {
+            return Ok(());
+        }
+        if left.is_zero() {
+            return Err(format!(
+                "`{}` ran, but nothing answers on {endpoint} after {} s",
+                cluster.start,
+                wait.as_secs()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(100).min(left)).await;
+    }
+}
+
+/// The clusters that are installed but not running.
+pub fn down(all: &[Installed]) -> Vec<&Installed> {
+    all.iter().filter(|c| c.state == State::Down).collect()
+}
+
+/// When PostgreSQL is installed but no cluster runs: what to say instead of "install
+/// PostgreSQL". One line per down cluster, with the command that starts it on this machine.
+pub fn start_advice(all: &[Installed]) -> Option<String> {
+    let down = down(all);
+    if down.is_empty() {
+        return None;
+    }
+    let lines: Vec<String> = down
+        .iter()
+        .map(|c| {
+            let how = if c.start.needs_root {
+                format!("as root (or its owner), `{}`", c.start)
+            } else {
+                format!("`{}`", c.start)
+            };
+            format!(
+                "{} is installed but not running; start it: {how}",
+                c.describe()
+            )
+        })
+        .collect();
+    Some(lines.join("\n"))
+}
+
 fn run_tool(program: &str, args: &[&str]) -> Option<String> {
     let path = which::which(program).ok()?;
     let out = std::process::Command::new(path)
@@ -831,6 +898,25 @@ mod tests {
         assert_eq!(c.start.to_string(), "pg_ctlcluster 15 main start");
         let unknown = postgresql_common(etc.path(), None, &ROOT_NO_SYSTEMD, None);
         assert_eq!(unknown[0].state, State::Unknown);
+    }
+
+    #[test]
+    fn advice_names_each_down_cluster_with_its_command() {
+        let etc = tempfile::tempdir().unwrap();
+        write(&etc.path().join("15/main/postgresql.conf"), "port = 5432\n");
+        write(&etc.path().join("16/web/postgresql.conf"), "port = 5433\n");
+        let ls = "15 main 5432 down postgres /var/lib/postgresql/15/main x\n16 web 5433 online postgres /var/lib/postgresql/16/web x\n";
+        let no_sudo = Machine {
+            root: false,
+            sudo: false,
+            systemd: false,
+        };
+        let all = postgresql_common(etc.path(), Some(ls), &no_sudo, Some("dev1"));
+        assert_eq!(
+            start_advice(&all).unwrap(),
+            "PostgreSQL cluster 15/main (postgresql-common, port 5432, down) is installed but not running; start it: as root (or its owner), `pg_ctlcluster 15 main start`"
+        );
+        assert_eq!(start_advice(&all[1..]), None);
     }
 
     // Homebrew and Postgres.app cannot exist on this Linux machine: these fixture trees are

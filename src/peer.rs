@@ -204,6 +204,37 @@ pub async fn connect_as_postgres(
     connect(socket_dir, port, Some(&user), POSTGRES, dbname, bound).await
 }
 
+/// The way in to an installed cluster without a password: as root, the cluster's owner
+/// (`postgres`) through that OS user; otherwise the role named after the current OS user.
+/// Returns the role used with the connection.
+pub async fn login_installed(
+    cluster: &crate::clusters::Installed,
+    dbname: &str,
+    bound: Duration,
+) -> Result<(Connected, String), PeerRefusal> {
+    let socket_dir = cluster
+        .socket_dir
+        .as_deref()
+        .ok_or(PeerRefusal::Unsupported {
+            reason: format!("{} has no socket folder", cluster.describe()),
+        })?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        let owner = cluster.owner.as_deref().unwrap_or(POSTGRES);
+        let user =
+            crate::localserver::lookup_user(owner).ok_or_else(|| PeerRefusal::Unsupported {
+                reason: format!("there is no `{owner}` OS user to log in as"),
+            })?;
+        let conn = connect(socket_dir, cluster.port, Some(&user), owner, dbname, bound).await?;
+        return Ok((conn, owner.to_string()));
+    }
+    let me = crate::localserver::current_user_name().ok_or(PeerRefusal::Unsupported {
+        reason: "the current OS user has no name".to_string(),
+    })?;
+    let conn = connect(socket_dir, cluster.port, None, &me, dbname, bound).await?;
+    Ok((conn, me))
+}
+
 fn unsupported(user: &ServerUser) -> Option<String> {
     // SAFETY: geteuid has no preconditions and cannot fail.
     let euid = unsafe { libc::geteuid() };

@@ -62,14 +62,21 @@ fn a_configured_but_down_cluster_is_listed_started_with_its_command_and_root_get
     );
 
     let rt = runtime();
-    rt.block_on(clusters::start(&found))
+    assert!(
+        clusters::start_advice(std::slice::from_ref(&found))
+            .unwrap()
+            .ends_with(&format!("start it: `{expected}`")),
+    );
+    rt.block_on(clusters::start_and_wait(&found, BOUND))
         .expect("the start command works");
-    assert_eq!(find(&dist.name).state, State::Online);
+    let found = find(&dist.name);
+    assert_eq!(found.state, State::Online);
 
     rt.block_on(async {
-        let mut c = peer::connect_as_postgres(&dist.socket_dir, dist.port, "postgres", BOUND)
+        let (mut c, role) = peer::login_installed(&found, "postgres", BOUND)
             .await
             .unwrap_or_else(|e| panic!("root's peer login as postgres: {e}"));
+        assert_eq!(role, "postgres");
         // `peer` admits the role postgres only for the OS user postgres: the server saw it.
         assert_eq!(
             scalar(&mut c.conn, "SELECT current_user::text").await,
@@ -490,4 +497,37 @@ fn sigkill_trial(point: &str, stop_first: bool) {
         .filter(|n| n.starts_with(".initdb-") || n == ".creating")
         .collect();
     assert!(leftovers.is_empty(), "{point}: {leftovers:?}");
+}
+
+/// A socket whose pg_hba line asks for a password (the harness's SCRAM cluster): neither root
+/// through the postgres OS user nor anyone else gets in without one, and that is told apart
+/// from a missing role and a peer mismatch.
+#[test]
+fn a_socket_that_wants_a_password_is_told_apart_from_peer_failures() {
+    let cluster = crate::support::shared(crate::support::Shared::Scram);
+    let rt = runtime();
+    let got = rt.block_on(peer::connect_as_postgres(
+        &cluster.socket_dir,
+        cluster.port,
+        "postgres",
+        BOUND,
+    ));
+    match got {
+        Err(refusal) => assert_eq!(
+            refusal,
+            PeerRefusal::NoPassword {
+                role: "postgres".into()
+            }
+        ),
+        Ok(_) => panic!("a SCRAM socket let postgres in without a password"),
+    }
+    let nothing = rt.block_on(peer::connect(
+        std::path::Path::new("/nonexistent-aksara"),
+        cluster.port,
+        None,
+        "postgres",
+        "postgres",
+        BOUND,
+    ));
+    assert!(matches!(nothing, Err(PeerRefusal::NoServer { .. })));
 }
