@@ -341,6 +341,17 @@ fn the_project_server_avoids_a_configured_port_and_a_stranger_on_its_own_port_is
         "1",
         "the stranger was left running"
     );
+    // dbsetup neither logs in to the stranger nor blames the project's password file.
+    let setup = run(aksara(dir.path()).args(["dbsetup", "--non-interactive", "--db-name", "app"]));
+    assert_eq!(setup.code, 1, "{setup:?}");
+    assert!(
+        setup.stderr.contains(&format!(
+            "is held by PostgreSQL cluster {}/{}",
+            stranger.version, stranger.name
+        )),
+        "{setup:?}"
+    );
+    assert!(!setup.all().contains("postgres-password"), "{setup:?}");
 
     // doctor's lookup: no `aksara dbserver start` for an address a stranger holds.
     let tcp = aksara::dsn::Endpoint {
