@@ -298,9 +298,17 @@ fn the_project_server_avoids_a_configured_port_and_a_stranger_on_its_own_port_is
     assert_eq!(stop.code, 0, "{stop:?}");
 
     // A distribution cluster on the project server's own port: a stranger, never "ours".
+    a_stranger_on_the_port_is_named_and_left_alone(dir.path(), port);
+    the_own_server_comes_back_with_its_identity(dir.path(), port);
+}
+
+/// `dbserver status` (exit 3), `start`, `stop`, dbsetup and doctor's lookup with a
+/// distribution cluster on the project server's port.
+fn a_stranger_on_the_port_is_named_and_left_alone(project: &std::path::Path, port: u16) {
+    // A distribution cluster on the project server's own port: a stranger, never "ours".
     let stranger = DistCluster::create_on(port);
     stranger.start();
-    let status = run(aksara(dir.path()).args(["dbserver", "status"]));
+    let status = run(aksara(project).args(["dbserver", "status"]));
     assert_eq!(status.code, 3, "{status:?}");
     assert!(
         status.stdout.contains("This project's PostgreSQL: stopped"),
@@ -311,7 +319,7 @@ fn the_project_server_avoids_a_configured_port_and_a_stranger_on_its_own_port_is
         stranger.version, stranger.name
     );
     assert!(status.stdout.contains(&held), "{status:?}");
-    let json = run(aksara(dir.path()).args(["dbserver", "status", "--format", "json"]));
+    let json = run(aksara(project).args(["dbserver", "status", "--format", "json"]));
     assert_eq!(json.code, 3, "{json:?}");
     let report: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
     assert_eq!(report["running"], false);
@@ -323,7 +331,7 @@ fn the_project_server_avoids_a_configured_port_and_a_stranger_on_its_own_port_is
         "{report}"
     );
 
-    let start = run(aksara(dir.path()).args(["dbserver", "start"]));
+    let start = run(aksara(project).args(["dbserver", "start"]));
     assert_eq!(start.code, 1, "{start:?}");
     assert!(
         start.stderr.contains(&format!(
@@ -332,7 +340,7 @@ fn the_project_server_avoids_a_configured_port_and_a_stranger_on_its_own_port_is
         )),
         "{start:?}"
     );
-    let stop = run(aksara(dir.path()).args(["dbserver", "stop"]));
+    let stop = run(aksara(project).args(["dbserver", "stop"]));
     assert_eq!(stop.code, 0, "{stop:?}");
     assert!(stop.all().contains("was not running"), "{stop:?}");
     assert!(stop.all().contains("left alone"), "{stop:?}");
@@ -342,7 +350,7 @@ fn the_project_server_avoids_a_configured_port_and_a_stranger_on_its_own_port_is
         "the stranger was left running"
     );
     // dbsetup neither logs in to the stranger nor blames the project's password file.
-    let setup = run(aksara(dir.path()).args(["dbsetup", "--non-interactive", "--db-name", "app"]));
+    let setup = run(aksara(project).args(["dbsetup", "--non-interactive", "--db-name", "app"]));
     assert_eq!(setup.code, 1, "{setup:?}");
     assert!(
         setup.stderr.contains(&format!(
@@ -359,22 +367,29 @@ fn the_project_server_avoids_a_configured_port_and_a_stranger_on_its_own_port_is
         port,
     };
     assert!(matches!(
-        aksara::projectserver::at_project_port(&tcp, dir.path()).map(|(_, _, at)| at),
+        aksara::projectserver::at_project_port(&tcp, project).map(|(_, _, at)| at),
         Some(aksara::projectserver::AtProjectPort::Stranger(_))
     ));
     assert_eq!(
-        aksara::projectserver::start_command_for(&tcp, dir.path()),
+        aksara::projectserver::start_command_for(&tcp, project),
         None
     );
+}
 
-    drop(stranger);
+/// Once the stranger is gone, `dbserver start` brings the project's own server back, and
+/// `status` reads its version from the running executable and its identity from the record.
+fn the_own_server_comes_back_with_its_identity(project: &std::path::Path, port: u16) {
+    let tcp = aksara::dsn::Endpoint {
+        host: aksara::dsn::Host::Tcp("127.0.0.1".into()),
+        port,
+    };
     assert_eq!(
-        aksara::projectserver::start_command_for(&tcp, dir.path()).as_deref(),
+        aksara::projectserver::start_command_for(&tcp, project).as_deref(),
         Some("aksara dbserver start")
     );
-    let start = run(aksara(dir.path()).args(["dbserver", "start"]));
+    let start = run(aksara(project).args(["dbserver", "start"]));
     assert_eq!(start.code, 0, "{start:?}");
-    let json = run(aksara(dir.path()).args(["dbserver", "status", "--format", "json"]));
+    let json = run(aksara(project).args(["dbserver", "status", "--format", "json"]));
     assert_eq!(json.code, 0, "{json:?}");
     let report: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
     assert_eq!(report["port_held_by"], serde_json::Value::Null);
@@ -390,7 +405,7 @@ fn the_project_server_avoids_a_configured_port_and_a_stranger_on_its_own_port_is
         "{exe_version} vs {report}"
     );
     let recorded: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(dir.path().join(".aksara/server.json")).unwrap(),
+        &std::fs::read_to_string(project.join(".aksara/server.json")).unwrap(),
     )
     .unwrap();
     assert_eq!(recorded["identity"]["pid"].as_u64(), Some(pid));
@@ -398,7 +413,7 @@ fn the_project_server_avoids_a_configured_port_and_a_stranger_on_its_own_port_is
         recorded["identity"]["system_identifier"], report["system_identifier"],
         "{recorded}"
     );
-    let stop = run(aksara(dir.path()).args(["dbserver", "stop"]));
+    let stop = run(aksara(project).args(["dbserver", "stop"]));
     assert_eq!(stop.code, 0, "{stop:?}");
 }
 
