@@ -165,7 +165,9 @@ pub async fn connect(
     let endpoint = cfg.endpoints[0].clone();
     let socket = endpoint.socket_path().expect("a socket endpoint");
     let attempt = connect::attempt(&cfg, &endpoint, PgSslMode::Disable, bound);
-    let (result, os_user) = match as_user {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    let (result, os_user) = match as_user.filter(|u| u.uid != euid) {
         Some(user) => {
             if let Some(reason) = unsupported(user) {
                 return Err(PeerRefusal::Unsupported { reason });
@@ -176,6 +178,7 @@ pub async fn connect(
                 user.name.clone(),
             )
         }
+        // Already that user (or no other asked for): the process's own credentials.
         None => (
             attempt.await,
             crate::localserver::current_user_name().unwrap_or_default(),
@@ -238,9 +241,6 @@ pub async fn login_installed(
 fn unsupported(user: &ServerUser) -> Option<String> {
     // SAFETY: geteuid has no preconditions and cannot fail.
     let euid = unsafe { libc::geteuid() };
-    if euid == user.uid {
-        return None;
-    }
     if euid != 0 {
         return Some(format!(
             "only root can connect as the OS user {}; aksara runs as {}",

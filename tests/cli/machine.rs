@@ -493,6 +493,15 @@ fn sigkill_trial(point: &str, stop_first: bool) {
     );
 
     if stop_first {
+        let status = run(aksara(dir.path()).args(["dbserver", "status"]));
+        assert_eq!(status.code, 4, "{point}: {status:?}");
+        assert!(
+            status.stderr.contains(&format!(
+                "an interrupted setup left a PostgreSQL (pid {})",
+                orphans[0]
+            )),
+            "{point}: {status:?}"
+        );
         let stop = run(aksara(dir.path()).args(["dbserver", "stop"]));
         assert_eq!(stop.code, 0, "{point}: {stop:?}");
         assert!(
