@@ -324,6 +324,47 @@ pub enum Offer {
     AdminUrl,
 }
 
+impl Offer {
+    /// The menu item's words (interactive dbsetup).
+    pub fn describe(&self) -> String {
+        match self {
+            Offer::CreateRole(cmd) if cmd.runnable => {
+                format!("Create your PostgreSQL role now: `{cmd}` (sudo asks for your password)")
+            }
+            Offer::CreateRole(cmd) => format!("Create your PostgreSQL role (as root): `{cmd}`"),
+            Offer::ProjectServer => {
+                "Start PostgreSQL for this project instead (data in .aksara/postgres)".to_string()
+            }
+            Offer::AdminUrl => {
+                "Type the connection string of a role that may create databases and roles"
+                    .to_string()
+            }
+        }
+    }
+
+    /// The same offer as a flag or command, for the hint of a non-interactive run.
+    pub fn as_hint(&self) -> String {
+        match self {
+            Offer::CreateRole(cmd) if cmd.runnable => format!("run `{cmd}`"),
+            Offer::CreateRole(cmd) => format!("as root, run `{cmd}`"),
+            Offer::ProjectServer => {
+                "pass `--start-server local` for this project's own server".into()
+            }
+            Offer::AdminUrl => "pass `--admin-url URL` (its password in PGPASSWORD)".into(),
+        }
+    }
+}
+
+/// The hint after a refused peer login, the offers in their order: "run `sudo -u postgres
+/// createuser ...`, or pass `--start-server local` ..., or pass `--admin-url URL` ...".
+pub fn hint(offers: &[Offer]) -> String {
+    offers
+        .iter()
+        .map(Offer::as_hint)
+        .collect::<Vec<_>>()
+        .join(", or ")
+}
+
 /// The one line an experienced person runs to give themselves a role.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CreateRole {
@@ -513,6 +554,24 @@ mod tests {
             &user,
         );
         assert_eq!(other, [Offer::ProjectServer, Offer::AdminUrl]);
+    }
+
+    #[test]
+    fn the_hint_lists_the_offers_in_order() {
+        let user = Machine {
+            root: false,
+            sudo: true,
+            systemd: false,
+        };
+        let missing = PeerRefusal::RoleMissing {
+            role: "dev1".into(),
+        };
+        let got = offers(&missing, Path::new("/var/run/postgresql"), 5432, &user);
+        assert_eq!(
+            hint(&got),
+            "run `sudo -u postgres createuser --createdb --createrole dev1`, or pass `--start-server local` for this project's own server, or pass `--admin-url URL` (its password in PGPASSWORD)"
+        );
+        assert!(got[0].describe().contains("sudo asks for your password"));
     }
 
     #[test]
