@@ -111,6 +111,18 @@ pub fn holder_of(port: u16, clusters: &[Installed]) -> Holder {
     }
 }
 
+/// Who listens on `port`, naming a postgres's cluster (which reads the installed clusters'
+/// files, `pg_lsclusters` included) only when the holder is not `own`: the common case, the
+/// project's own server or nobody, costs no more than reading `/proc`.
+pub fn holder_unless(port: u16, own: Option<u32>) -> Holder {
+    match holder_of(port, &[]) {
+        Holder::Process { pid, .. } if Some(pid) != own => {
+            describe(pid, &crate::clusters::discover())
+        }
+        other => other,
+    }
+}
+
 /// The process with one of these socket inodes open, when this user may look at its fds.
 fn pid_with_socket(inodes: &[u64]) -> Option<u32> {
     let targets: Vec<String> = inodes.iter().map(|i| format!("socket:[{i}]")).collect();

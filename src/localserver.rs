@@ -1158,7 +1158,7 @@ impl Status {
 
 pub async fn status(layout: &Layout, record: &Record) -> Status {
     let pid = own_postmaster(layout);
-    let port_holder = crate::holder::holder_of(record.port, &crate::clusters::discover());
+    let port_holder = crate::holder::holder_unless(record.port, pid);
     let mut st = Status {
         pid,
         accepting: false,

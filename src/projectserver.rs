@@ -359,7 +359,7 @@ pub fn at_project_port(endpoint: &Endpoint, dir: &Path) -> Option<(Layout, Recor
             running: own.is_some(),
         },
         (Host::Tcp(_), own) => {
-            let holder = crate::holder::holder_of(record.port, &crate::clusters::discover());
+            let holder = crate::holder::holder_unless(record.port, own);
             match holder {
                 crate::holder::Holder::Nobody => AtProjectPort::Ours { running: false },
                 crate::holder::Holder::Process { pid, .. } if Some(pid) == own => {
