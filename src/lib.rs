@@ -10,6 +10,7 @@
 #![warn(clippy::too_many_lines)]
 
 pub mod cli;
+pub mod clusters;
 pub mod code;
 pub mod commands;
 pub mod connect;
@@ -19,8 +20,11 @@ pub mod dsn;
 pub mod envfile;
 pub mod envvars;
 pub mod error;
+pub mod forward;
 pub mod gitignore;
+pub mod holder;
 pub mod localserver;
+pub mod peer;
 pub mod pgpass;
 pub mod probe;
 pub mod projectserver;
@@ -40,6 +44,12 @@ pub fn run(cli: Cli, printer: &Printer) -> CliResult<Exit> {
     if let Command::Completions(args) = &cli.command {
         return Ok(commands::completions::run(args, printer));
     }
+    if let Command::External(args) = cli.command {
+        let dir = std::env::current_dir().map_err(|e| {
+            error::CliError::failure(format!("cannot read the current folder: {e}"))
+        })?;
+        return forward::run(args, &dir);
+    }
     // One thread is plenty for a handful of sockets, and it starts faster than a pool.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -50,7 +60,9 @@ pub fn run(cli: Cli, printer: &Printer) -> CliResult<Exit> {
             Command::Dbsetup(args) => commands::dbsetup::run(args, printer).await,
             Command::Doctor(args) => commands::doctor::run(args, printer).await,
             Command::Dbserver(args) => commands::dbserver::run(args, printer).await,
-            Command::Completions(_) => unreachable!("handled before the runtime starts"),
+            Command::Completions(_) | Command::External(_) => {
+                unreachable!("handled before the runtime starts")
+            }
         }
     });
     // A prompt interrupted by Ctrl-C leaves its blocking read behind; dropping the runtime

@@ -178,13 +178,14 @@ pub async fn docker(
                 return Err(stopped_error(layout)
                     .with_hint("drop --start-server never to let aksara create it".to_string()));
             }
-            let port = localserver::first_free_port(first_port, localserver::port_is_free)
-                .ok_or_else(|| {
-                    undo(localserver::LocalError::NoFreePort { from: first_port }.into())
-                })?;
-            if port != first_port {
+            // Never a port an installed cluster is configured for: it would not start again.
+            let installed = crate::clusters::discover();
+            let (port, why) =
+                localserver::choose_port(first_port, &installed, localserver::port_is_free)
+                    .map_err(|e| undo(e.into()))?;
+            if let Some(why) = why {
                 printer.status(&format!(
-                    "  port {first_port} is in use; the container publishes PostgreSQL on port {port}"
+                    "  {why}; the container publishes PostgreSQL on port {port}"
                 ));
             }
             let spinner = printer.spinner(&format!(
@@ -203,6 +204,7 @@ pub async fn docker(
         bindir: None,
         version: None,
         container: Some(CONTAINER.into()),
+        identity: None,
     };
     layout.write_record(&record)?;
     let what = match how {

@@ -91,6 +91,7 @@ fn render_man_page() -> String {
         if let Some(after) = sub.get_after_help() {
             page.push_str(&help_blocks(&after.to_string(), "SS"));
         }
+        page.push_str(&nested_sections(sub));
     }
     let after = cmd
         .get_after_long_help()
@@ -108,6 +109,42 @@ fn render_man_page() -> String {
     let preamble = page[preamble_start..preamble_end].to_string();
     let first = page.find(&preamble).unwrap() + preamble.len();
     format!("{}{}", &page[..first], page[first..].replace(&preamble, ""))
+}
+
+/// A subsection per subcommand of `sub` (`aksara dbserver start`, ...): its synopsis,
+/// description and options, their headings as italic paragraph titles (man has no third level).
+fn nested_sections(sub: &clap::Command) -> String {
+    let mut out = String::new();
+    for inner in sub
+        .get_subcommands()
+        .filter(|s| !s.is_hide_set() && s.get_name() != "help")
+    {
+        let mut heading = roff::Roff::new();
+        heading.control(
+            "SS",
+            [format!("aksara {} {}", sub.get_name(), inner.get_name()).as_str()],
+        );
+        out.push_str(&heading.to_roff());
+        let inner_man = clap_mangen::Man::new(inner.clone().bin_name(format!(
+            "aksara {} {}",
+            sub.get_name(),
+            inner.get_name()
+        )));
+        let mut part = Vec::new();
+        inner_man.render_synopsis_section(&mut part).unwrap();
+        inner_man.render_description_section(&mut part).unwrap();
+        inner_man.render_options_section(&mut part).unwrap();
+        for line in String::from_utf8(part).unwrap().lines() {
+            match line.strip_prefix(".SH ") {
+                Some(title) => out.push_str(&format!(".PP\n\\fI{}\\fR\n.br\n", title_case(title))),
+                None => {
+                    out.push_str(line);
+                    out.push('\n');
+                }
+            }
+        }
+    }
+    out
 }
 
 fn title_case(title: &str) -> String {
@@ -257,6 +294,20 @@ fn completion_scripts_parse_and_complete() {
     assert_eq!(ask("aksara do", 1).trim(), "doctor");
     let flags = ask("aksara doctor --f", 2);
     assert!(flags.lines().any(|l| l == "--format"), "{flags}");
+    // `--sslmode` offers libpq's six modes, not file names.
+    let modes = ask("aksara dbsetup --sslmode ''", 3);
+    assert_eq!(
+        modes.lines().collect::<Vec<_>>(),
+        [
+            "disable",
+            "allow",
+            "prefer",
+            "require",
+            "verify-ca",
+            "verify-full"
+        ],
+        "{modes}"
+    );
     let shells = ask("aksara completions ''", 2);
     for shell in ["bash", "zsh", "fish", "powershell"] {
         assert!(shells.lines().any(|l| l == shell), "{shells}");

@@ -18,6 +18,7 @@
 mod bins;
 mod cleanup;
 mod cluster;
+mod distcluster;
 mod privileges;
 mod session;
 mod tls;
@@ -32,6 +33,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub use bins::{BINDIR_ENV, PgBins, bins};
 #[allow(unused_imports)]
 pub use cluster::{Auth, Cluster, ClusterConfig, HeldConnections, clear_pg_env, encode, free_port};
+#[allow(unused_imports)]
+pub use distcluster::{DistCluster, OsUser};
 #[allow(unused_imports)]
 pub use privileges::{SERVER_USER, server_user};
 #[allow(unused_imports)]
