@@ -6,6 +6,8 @@ extern crate sqlx_core;
 use crate::executor::Executor;
 
 mod advisory_lock;
+// aksara patch: typed login refusals and the auth method (see vendor/README.md).
+pub mod aksara;
 mod arguments;
 mod bind_iter;
 mod column;

@@ -8,6 +8,8 @@ use crate::message::{
     Authentication, BackendKeyData, BackendMessageFormat, Password, ReadyForQuery, Startup,
 };
 use crate::{PgConnectOptions, PgConnection};
+// aksara patch
+use crate::aksara::{AuthMethod, LoginRefusal};
 
 use super::PgConnectionInner;
 
@@ -62,8 +64,56 @@ impl PgConnection {
         let mut secret_key = 0;
         let transaction_status;
 
+        // aksara patch: the method the server asked for, and whether its exchange is still on
+        // (a broken connection then is a failure of that exchange, typed as such).
+        let mut auth_method: Option<AuthMethod> = None;
+        let mut authenticated = false;
+        let broken = |e: Error, method: &Option<AuthMethod>, authenticated: bool| match (e, method) {
+            (Error::Io(io), Some(method))
+                if !authenticated
+                    && io.get_ref().is_none_or(|inner| !inner.is::<LoginRefusal>()) =>
+            {
+                LoginRefusal::BrokenDuringAuth {
+                    method: method.clone(),
+                    source: io,
+                }
+                .into_error()
+            }
+            (e, _) => e,
+        };
+
         loop {
-            let message = stream.recv().await?;
+            let message = stream
+                .recv()
+                .await
+                .map_err(|e| broken(e, &auth_method, authenticated))?;
+            if message.format == BackendMessageFormat::Authentication {
+                let code = message.contents.get(..4).map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]));
+                match code {
+                    Some(0) => {
+                        authenticated = true;
+                        auth_method.get_or_insert(AuthMethod::None);
+                    }
+                    // SASL continuation and final messages belong to the request before them.
+                    Some(11) | Some(12) => {}
+                    Some(code) => {
+                        let method = AuthMethod::from_request(code, &message.contents[4..]);
+                        if !method.is_supported() {
+                            return Err(LoginRefusal::Unsupported(method).into_error());
+                        }
+                        let local = options.fetch_socket().is_some();
+                        if method == AuthMethod::Cleartext
+                            && !stream.tls
+                            && !local
+                            && !options.aksara_allow_cleartext
+                        {
+                            return Err(LoginRefusal::CleartextWithoutTls.into_error());
+                        }
+                        auth_method = Some(method);
+                    }
+                    None => {}
+                }
+            }
             match message.format {
                 BackendMessageFormat::Authentication => match message.decode()? {
                     Authentication::Ok => {
@@ -79,7 +129,8 @@ impl PgConnection {
                             .send(Password::Cleartext(
                                 options.password.as_deref().unwrap_or_default(),
                             ))
-                            .await?;
+                            .await
+                            .map_err(|e| broken(e, &auth_method, authenticated))?;
                     }
 
                     Authentication::Md5Password(body) => {
@@ -98,7 +149,9 @@ impl PgConnection {
                     }
 
                     Authentication::Sasl(body) => {
-                        sasl::authenticate(&mut stream, options, body).await?;
+                        sasl::authenticate(&mut stream, options, body)
+                            .await
+                            .map_err(|e| broken(e, &auth_method, authenticated))?;
                     }
 
                     method => {
@@ -135,8 +188,11 @@ impl PgConnection {
             }
         }
 
+        stream.in_startup = false;
+
         Ok(PgConnection {
             inner: Box::new(PgConnectionInner {
+                auth_method: auth_method.unwrap_or(AuthMethod::None),
                 stream,
                 process_id,
                 secret_key,

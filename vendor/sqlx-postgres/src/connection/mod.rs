@@ -76,12 +76,28 @@ pub struct PgConnectionInner {
     pub(crate) transaction_depth: usize,
 
     log_settings: LogSettings,
+
+    // aksara patch: what the server asked for during login.
+    pub(crate) auth_method: crate::aksara::AuthMethod,
 }
 
 pub(crate) struct TableData {
     table_name: Arc<str>,
     /// Attribute number -> name.
     columns: BTreeMap<i16, Arc<str>>,
+}
+
+// aksara patch
+impl PgConnection {
+    /// The authentication the server asked for when this connection logged in.
+    pub fn auth_method(&self) -> &crate::aksara::AuthMethod {
+        &self.inner.auth_method
+    }
+
+    /// Whether this connection runs over TLS.
+    pub fn is_tls(&self) -> bool {
+        self.inner.stream.tls
+    }
 }
 
 impl PgConnection {

@@ -38,6 +38,12 @@ pub struct PgStream {
     pub(crate) parameter_statuses: BTreeMap<String, String>,
 
     pub(crate) server_version_num: Option<u32>,
+
+    // aksara patch: whether TLS is in use, the bound on a message's declared length, and
+    // whether the startup phase (before the first ReadyForQuery) is still on.
+    pub(crate) tls: bool,
+    pub(crate) max_message_len: usize,
+    pub(crate) in_startup: bool,
 }
 
 impl PgStream {
@@ -47,13 +53,16 @@ impl PgStream {
             None => net::connect_tcp(&options.host, options.port, MaybeUpgradeTls(options)).await?,
         };
 
-        let socket = socket_result?;
+        let (socket, tls) = socket_result?;
 
         Ok(Self {
             inner: BufferedSocket::new(socket),
             notifications: None,
             parameter_statuses: BTreeMap::default(),
             server_version_num: None,
+            tls,
+            max_message_len: options.aksara_max_message_len,
+            in_startup: true,
         })
     }
 
@@ -79,6 +88,14 @@ impl PgStream {
     pub(crate) async fn recv_unchecked(&mut self) -> Result<ReceivedMessage, Error> {
         // NOTE: to not break everything, this should be cancel-safe;
         // DO NOT modify `buf` unless a full message has been read
+        let (limit, in_startup) = if self.in_startup {
+            (
+                self.max_message_len.min(crate::aksara::STARTUP_MESSAGE_LIMIT),
+                true,
+            )
+        } else {
+            (self.max_message_len, false)
+        };
         self.inner
             .try_read(|buf| {
                 // all packets in postgres start with a 5-byte header
@@ -87,9 +104,27 @@ impl PgStream {
                     return Ok(ControlFlow::Continue(5));
                 };
 
-                let format = BackendMessageFormat::try_from_u8(header.get_u8())?;
+                // aksara patch: a first byte that is no message type (or none a server sends
+                // during startup) means the peer does not speak PostgreSQL's protocol; a
+                // declared length over the bound is refused before anything is buffered.
+                let leading = buf[..5].to_vec();
+                let format = match BackendMessageFormat::try_from_u8(header.get_u8()) {
+                    Ok(format) if !in_startup || startup_format(&format) => format,
+                    _ => {
+                        return Err(crate::aksara::LoginRefusal::NotPostgres { leading }.into_error())
+                    }
+                };
 
                 let message_len = header.get_u32() as usize;
+
+                if message_len > limit {
+                    return Err(crate::aksara::LoginRefusal::MessageTooLarge {
+                        format: leading[0],
+                        declared: message_len,
+                        limit,
+                    }
+                    .into_error());
+                }
 
                 let expected_len = message_len
                     .checked_add(1)
@@ -214,6 +249,19 @@ impl DerefMut for PgStream {
     fn deref_mut(&mut self) -> &mut Self::Target {
         &mut self.inner
     }
+}
+
+// aksara patch: the messages a server sends between the startup packet and ReadyForQuery.
+fn startup_format(format: &BackendMessageFormat) -> bool {
+    matches!(
+        format,
+        BackendMessageFormat::Authentication
+            | BackendMessageFormat::ErrorResponse
+            | BackendMessageFormat::NoticeResponse
+            | BackendMessageFormat::ParameterStatus
+            | BackendMessageFormat::BackendKeyData
+            | BackendMessageFormat::ReadyForQuery
+    )
 }
 
 // reference:

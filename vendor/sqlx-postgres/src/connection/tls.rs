@@ -8,7 +8,8 @@ use crate::{PgConnectOptions, PgSslMode};
 pub struct MaybeUpgradeTls<'a>(pub &'a PgConnectOptions);
 
 impl WithSocket for MaybeUpgradeTls<'_> {
-    type Output = crate::Result<Box<dyn Socket>>;
+    // aksara patch: with whether TLS is in use.
+    type Output = crate::Result<(Box<dyn Socket>, bool)>;
 
     async fn with_socket<S: Socket>(self, socket: S) -> Self::Output {
         maybe_upgrade(socket, self.0).await
@@ -18,20 +19,20 @@ impl WithSocket for MaybeUpgradeTls<'_> {
 async fn maybe_upgrade<S: Socket>(
     mut socket: S,
     options: &PgConnectOptions,
-) -> Result<Box<dyn Socket>, Error> {
+) -> Result<(Box<dyn Socket>, bool), Error> {
     // https://www.postgresql.org/docs/12/libpq-ssl.html#LIBPQ-SSL-SSLMODE-STATEMENTS
     match options.ssl_mode {
         // FIXME: Implement ALLOW
-        PgSslMode::Allow | PgSslMode::Disable => return Ok(Box::new(socket)),
+        PgSslMode::Allow | PgSslMode::Disable => return Ok((Box::new(socket), false)),
 
         PgSslMode::Prefer => {
             if !tls::available() {
-                return Ok(Box::new(socket));
+                return Ok((Box::new(socket), false));
             }
 
             // try upgrade, but its okay if we fail
             if !request_upgrade(&mut socket, options).await? {
-                return Ok(Box::new(socket));
+                return Ok((Box::new(socket), false));
             }
         }
 
@@ -60,7 +61,15 @@ async fn maybe_upgrade<S: Socket>(
         client_key_path: options.ssl_client_key.as_ref(),
     };
 
-    tls::handshake(socket, config, SocketIntoBox).await
+    // aksara patch: a handshake that breaks for a reason other than the certificate (a server
+    // that says `S` and then closes or sends garbage) is its own typed failure.
+    match tls::handshake(socket, config, SocketIntoBox).await {
+        Ok(socket) => Ok((socket, true)),
+        Err(Error::Io(io)) if !io.to_string().contains("certificate") => {
+            Err(crate::aksara::LoginRefusal::TlsHandshake { source: io }.into_error())
+        }
+        Err(other) => Err(other),
+    }
 }
 
 async fn request_upgrade(
@@ -79,7 +88,8 @@ async fn request_upgrade(
 
     let mut response = [0u8];
 
-    socket.read(&mut &mut response[..]).await?;
+    // aksara patch: how many bytes came, so an answer that is not PostgreSQL's is typed.
+    let received = socket.read(&mut &mut response[..]).await?;
 
     match response[0] {
         b'S' => {
@@ -90,6 +100,11 @@ async fn request_upgrade(
         b'N' => {
             // The server is _unwilling_ to perform SSL
             Ok(false)
+        }
+
+        // aksara patch: an HTTP server answers `H`, say.
+        other if received > 0 => {
+            Err(crate::aksara::LoginRefusal::NotPostgres { leading: vec![other] }.into_error())
         }
 
         other => Err(err_protocol!(

@@ -30,6 +30,9 @@ pub struct PgConnectOptions {
     pub(crate) log_settings: LogSettings,
     pub(crate) extra_float_digits: Option<Cow<'static, str>>,
     pub(crate) options: Option<String>,
+    // aksara patch: see crate::aksara.
+    pub(crate) aksara_allow_cleartext: bool,
+    pub(crate) aksara_max_message_len: usize,
 }
 
 impl Default for PgConnectOptions {
@@ -97,6 +100,9 @@ impl PgConnectOptions {
             extra_float_digits: Some("2".into()),
             log_settings: Default::default(),
             options: var("PGOPTIONS").ok(),
+            // aksara patch: upstream's behaviour unless the caller sets them.
+            aksara_allow_cleartext: true,
+            aksara_max_message_len: usize::MAX,
         }
     }
 
@@ -222,6 +228,22 @@ impl PgConnectOptions {
     /// ```
     pub fn ssl_mode(mut self, mode: PgSslMode) -> Self {
         self.ssl_mode = mode;
+        self
+    }
+
+    /// aksara patch: whether to answer AuthenticationCleartextPassword on a TCP connection
+    /// without TLS (unix sockets and TLS connections always may). When false, the attempt
+    /// fails with [`crate::aksara::LoginRefusal::CleartextWithoutTls`] before anything is sent.
+    pub fn allow_cleartext_without_tls(mut self, allow: bool) -> Self {
+        self.aksara_allow_cleartext = allow;
+        self
+    }
+
+    /// aksara patch: the largest length a server message may declare; a longer header fails
+    /// with [`crate::aksara::LoginRefusal::MessageTooLarge`] before its body is read. During
+    /// startup the bound is at most [`crate::aksara::STARTUP_MESSAGE_LIMIT`], as in libpq.
+    pub fn max_message_len(mut self, limit: usize) -> Self {
+        self.aksara_max_message_len = limit;
         self
     }
 
