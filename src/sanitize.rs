@@ -222,7 +222,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(2000))]
+        #![proptest_config(ProptestConfig::with_cases(300))]
 
         #[test]
         fn no_output_holds_a_raw_control_character(text in any::<String>()) {
@@ -235,11 +235,13 @@ mod tests {
         #[test]
         fn mixes_of_dangerous_characters_come_out_clean(chars in prop::collection::vec(
             prop_oneof![
-                Just('\x1b'), Just('\x07'), Just('\n'), Just('\r'), Just('\t'), Just('\x7f'),
-                Just('\u{9b}'), Just('\u{9d}'), Just('\u{202e}'), Just('\u{2067}'), Just('\u{2028}'),
-                Just('['), Just(']'), Just(';'), Just('é'), any::<char>(),
+                prop::sample::select(vec![
+                    '\x1b', '\x07', '\n', '\r', '\t', '\x7f', '\u{9b}', '\u{9d}', '\u{202e}',
+                    '\u{2067}', '\u{2028}', '[', ']', ';', 'é',
+                ]),
+                any::<char>(),
             ],
-            0..3000,
+            0..400,
         )) {
             let text: String = chars.into_iter().collect();
             let shown = for_terminal(&text);
