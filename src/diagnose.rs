@@ -218,6 +218,16 @@ pub fn diagnose(cfg: &ConnConfig, attempt: &Attempt, ctx: &Context) -> Diagnosis
             message: format!("could not talk to {ep}: {message}"),
             hint: "check that the host and port belong to a PostgreSQL server".into(),
         },
+        // hostile branch: the typed login failures (connect::login_failure_report).
+        other => {
+            let (code, message, hint) = crate::connect::login_failure_report(ep, other)
+                .expect("every other failure kind has a report in connect");
+            Diagnosis {
+                code,
+                message,
+                hint,
+            }
+        }
     }
 }
 

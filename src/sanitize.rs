@@ -173,7 +173,10 @@ mod tests {
         assert_eq!(for_terminal(osc_clip), "\\x1b]52;c;cm0gLXJmIH4K\\x1b\\");
         assert_eq!(for_terminal(clear), "\\x1b[2J\\x1b[H");
         assert_eq!(for_terminal("\u{9b}2J"), "\\u{9b}2J");
-        assert_eq!(for_terminal("a\tb\rc\nd\0e\x7f"), "a\\tb\\rc\\nd\\x00e\\x7f");
+        assert_eq!(
+            for_terminal("a\tb\rc\nd\0e\x7f"),
+            "a\\tb\\rc\\nd\\x00e\\x7f"
+        );
         assert_eq!(
             for_terminal("admin\u{202e}txt.exe\u{2066}x\u{2069}"),
             "admin\\u{202e}txt.exe\\u{2066}x\\u{2069}"

@@ -18,6 +18,7 @@
 mod bins;
 mod cleanup;
 mod cluster;
+pub mod hostile;
 mod privileges;
 mod tls;
 
