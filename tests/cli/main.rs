@@ -13,6 +13,7 @@ mod install;
 mod interactive;
 mod localserver;
 mod output;
+mod refusals;
 mod reliability;
 mod secrets;
 
