@@ -308,15 +308,18 @@ fn doctor_after_help() -> String {
     let mut text = String::from(
         "Examples:\n  aksara doctor\n  aksara doctor --url postgresql://app@localhost:5432/app --format json\n  aksara doctor --wait 30\n\nExit codes:\n  0    no check failed (warnings allowed)\n  1    a check failed: its code is one of the failure codes below\n  2    usage error: a missing or invalid flag, no URL to check\n\nFailure codes (exit 1):\n",
     );
-    let mut warnings = String::from("\nWarning codes (exit 0):\n");
-    for entry in crate::diagnose::CATALOGUE {
-        let line = format!("  {:<26}{}\n", entry.code, entry.meaning);
-        match entry.severity {
-            crate::diagnose::Severity::Failure => text.push_str(&line),
-            crate::diagnose::Severity::Warning => warnings.push_str(&line),
-        }
+    use crate::code::{Code, Severity};
+    for line in Code::help_lines(Severity::Failure) {
+        text.push_str(&line);
+        text.push('\n');
     }
-    text + warnings.trim_end()
+    text.push_str("\nWarning codes (exit 0):\n");
+    text.push_str(
+        &Code::help_lines(Severity::Warning)
+            .collect::<Vec<_>>()
+            .join("\n"),
+    );
+    text
 }
 
 #[derive(Debug, Args)]

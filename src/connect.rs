@@ -19,7 +19,70 @@ use sqlx::postgres::{PgConnection, PgDatabaseError, PgSslMode};
 /// connection tells it with `conn.auth_method()`.
 pub use sqlx::postgres::aksara::AuthMethod;
 
+use crate::code::Code;
+use crate::diagnose::server_messages::Cause;
 use crate::dsn::{ConnConfig, Endpoint, Host, SslMode};
+
+/// What the server said when it refused: its SQLSTATE and every field a person needs, kept as
+/// it came (the printer sanitises for the terminal; JSON escapes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerError {
+    pub sqlstate: String,
+    pub message: String,
+    pub detail: Option<String>,
+    pub hint: Option<String>,
+    /// The server function that raised it (`InitializeSessionUserId`): not translated.
+    pub routine: Option<String>,
+}
+
+impl ServerError {
+    fn from_sqlx(db: &dyn sqlx::error::DatabaseError) -> ServerError {
+        let pg = db.try_downcast_ref::<PgDatabaseError>();
+        ServerError {
+            sqlstate: db.code().map(|c| c.to_string()).unwrap_or_default(),
+            message: db.message().to_string(),
+            detail: pg.and_then(|e| e.detail().map(str::to_string)),
+            hint: pg.and_then(|e| e.hint().map(str::to_string)),
+            routine: pg.and_then(|e| e.routine().map(str::to_string)),
+        }
+    }
+
+    /// pg_hba.conf turned the connection away for its encryption (or lack of it): the only
+    /// refusal the next sslmode of libpq's fallback could get past.
+    pub fn is_hba_rejection(&self) -> bool {
+        matches!(
+            crate::diagnose::server_messages::classify(&self.sqlstate, &self.message),
+            Some(Cause::HbaNoEntry { .. } | Cause::HbaRejects { .. })
+        )
+    }
+
+    /// pg_hba.conf has no line for this client without TLS.
+    pub fn is_plaintext_hba_rejection(&self) -> bool {
+        matches!(
+            crate::diagnose::server_messages::classify(&self.sqlstate, &self.message),
+            Some(Cause::HbaNoEntry { encryption, .. }) if encryption == "no encryption"
+        )
+    }
+}
+
+impl fmt::Display for ServerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (SQLSTATE {})", self.message, self.sqlstate)
+    }
+}
+
+impl std::error::Error for ServerError {}
+
+/// Why a server certificate did not verify, from the TLS library's typed error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertReason {
+    NameMismatch,
+    UnknownIssuer,
+    Expired,
+    NotYetValid,
+    /// Anything else the verifier said (a CA used as a leaf, a bad signature, ...).
+    Other,
+}
 
 /// What stopped one connection attempt.
 #[derive(Debug, Clone)]
@@ -35,13 +98,11 @@ pub enum FailureKind {
     /// The client requires TLS and the server does not offer it.
     TlsUnsupported,
     /// TLS was negotiated but the certificate did not verify.
-    Certificate { message: String },
-    /// The server answered with an error (SQLSTATE and its message).
-    Server {
-        code: String,
-        message: String,
-        detail: Option<String>,
-    },
+    Certificate { reason: CertReason, message: String },
+    /// The server answered with an error.
+    Server(ServerError),
+    /// Something answered that does not speak PostgreSQL's protocol.
+    NotPostgres,
     /// The server asked for a method sqlx cannot answer: GSSAPI, SSPI, SASL without SCRAM.
     AuthUnsupported { method: AuthMethod },
     /// The server asked for the password in cleartext over TCP without TLS; it was not sent.
@@ -50,8 +111,6 @@ pub enum FailureKind {
     AuthInterrupted { method: AuthMethod, message: String },
     /// The server agreed to TLS and then the handshake broke (not a certificate problem).
     TlsHandshake { message: String },
-    /// What answered does not speak PostgreSQL's protocol (an HTTP server, say).
-    NotPostgres { leading: String },
     /// A message header declared more bytes than aksara reads ([`MAX_SERVER_MESSAGE`]; during
     /// login libpq's 30,000); refused before any of it was buffered.
     MessageTooLarge {
@@ -59,8 +118,8 @@ pub enum FailureKind {
         declared: usize,
         limit: usize,
     },
-    /// Any other I/O or protocol problem.
-    Other { message: String },
+    /// Anything aksara does not recognise: reported as unknown, with the library's words.
+    Unexpected { message: String },
 }
 
 /// The most bytes one server message may declare after login. aksara's queries return one
@@ -69,18 +128,22 @@ pub enum FailureKind {
 pub const MAX_SERVER_MESSAGE: usize = 1024 * 1024;
 
 impl FailureKind {
-    pub fn sqlstate(&self) -> Option<&str> {
+    pub fn server(&self) -> Option<&ServerError> {
         match self {
-            FailureKind::Server { code, .. } => Some(code),
+            FailureKind::Server(e) => Some(e),
             _ => None,
         }
+    }
+
+    pub fn sqlstate(&self) -> Option<&str> {
+        self.server().map(|e| e.sqlstate.as_str())
     }
 
     /// Errors after which libpq does not try the next host: the server answered.
     fn is_final(&self) -> bool {
         matches!(
             self,
-            FailureKind::Server { .. } | FailureKind::Certificate { .. }
+            FailureKind::Server(_) | FailureKind::Certificate { .. }
         )
     }
 }
@@ -102,10 +165,11 @@ impl fmt::Display for FailureKind {
             FailureKind::TlsUnsupported => {
                 f.write_str("the server does not support TLS, but TLS was required")
             }
-            FailureKind::Certificate { message } => {
+            FailureKind::Certificate { message, .. } => {
                 write!(f, "certificate verification failed: {message}")
             }
-            FailureKind::Server { code, message, .. } => write!(f, "{message} (SQLSTATE {code})"),
+            FailureKind::Server(e) => write!(f, "{} (SQLSTATE {})", e.message, e.sqlstate),
+            FailureKind::NotPostgres => f.write_str("something answered, but it is not PostgreSQL"),
             FailureKind::AuthUnsupported { method } => write!(
                 f,
                 "the server asked for {} authentication, which aksara (through sqlx) cannot answer",
@@ -122,20 +186,16 @@ impl fmt::Display for FailureKind {
             FailureKind::TlsHandshake { message } => {
                 write!(f, "the TLS handshake with the server failed: {message}")
             }
-            FailureKind::NotPostgres { leading } => write!(
-                f,
-                "something answered, but it is not PostgreSQL (its answer starts with \"{}\")",
-                crate::sanitize::for_terminal(leading)
-            ),
             FailureKind::MessageTooLarge {
                 kind,
                 declared,
                 limit,
             } => write!(
                 f,
-                "the server sent a message (type '{kind}') claiming {declared} bytes; aksara reads at most {limit}, so it stopped before reading it"
+                "the server sent a message (type '{}') claiming {declared} bytes; aksara reads at most {limit}, so it stopped before reading it",
+                crate::sanitize::for_terminal(&kind.to_string())
             ),
-            FailureKind::Other { message } => f.write_str(message),
+            FailureKind::Unexpected { message } => f.write_str(message),
         }
     }
 }
@@ -189,10 +249,35 @@ pub async fn connect(
     cfg: &ConnConfig,
     default_timeout: Duration,
 ) -> Result<Connected, ConnectFailure> {
+    connect_hosts(cfg, default_timeout, Lookup::First).await
+}
+
+/// [`connect`] for a caller that has just resolved every host name itself (the doctor's Host
+/// step): the names are not looked up a second time before sqlx connects.
+pub async fn connect_resolved(
+    cfg: &ConnConfig,
+    default_timeout: Duration,
+) -> Result<Connected, ConnectFailure> {
+    connect_hosts(cfg, default_timeout, Lookup::Done).await
+}
+
+/// Whether [`attempt`] resolves the host name before connecting (sqlx reports a DNS failure as
+/// an uncategorised I/O error, so the lookup is ours).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lookup {
+    First,
+    Done,
+}
+
+async fn connect_hosts(
+    cfg: &ConnConfig,
+    default_timeout: Duration,
+    lookup: Lookup,
+) -> Result<Connected, ConnectFailure> {
     let bound = attempt_timeout(cfg, default_timeout);
     let mut attempts = Vec::new();
     for endpoint in &cfg.endpoints {
-        match connect_endpoint(cfg, endpoint, bound, &mut attempts).await {
+        match connect_endpoint(cfg, endpoint, bound, lookup, &mut attempts).await {
             Some((conn, tls_mode)) => {
                 return Ok(Connected {
                     conn,
@@ -235,20 +320,22 @@ pub fn tls_modes(cfg: &ConnConfig, endpoint: &Endpoint) -> Vec<PgSslMode> {
 /// Whether a failure under the first sslmode is one the next mode could get past: the server
 /// rejected the connection in pg_hba for its (lack of) encryption.
 fn worth_fallback(failure: &FailureKind) -> bool {
-    matches!(failure, FailureKind::Server { code, message, .. }
-        if code == "28000" && (message.contains("no pg_hba.conf entry") || message.contains("pg_hba.conf rejects")))
+    failure.server().is_some_and(ServerError::is_hba_rejection)
 }
 
 async fn connect_endpoint(
     cfg: &ConnConfig,
     endpoint: &Endpoint,
     bound: Duration,
+    lookup: Lookup,
     attempts: &mut Vec<Attempt>,
 ) -> Option<(PgConnection, PgSslMode)> {
     let modes = tls_modes(cfg, endpoint);
     for (i, mode) in modes.iter().enumerate() {
         let started = Instant::now();
-        match attempt(cfg, endpoint, *mode, bound).await {
+        // One lookup per endpoint at most: a fallback attempt reuses the first one's answer.
+        let lookup = if i == 0 { lookup } else { Lookup::Done };
+        match attempt_with(cfg, endpoint, *mode, bound, lookup).await {
             Ok(conn) => return Some((conn, *mode)),
             Err(failure) => {
                 let retry = i + 1 < modes.len() && worth_fallback(&failure);
@@ -274,8 +361,18 @@ pub async fn attempt(
     mode: PgSslMode,
     bound: Duration,
 ) -> Result<PgConnection, FailureKind> {
+    attempt_with(cfg, endpoint, mode, bound, Lookup::First).await
+}
+
+async fn attempt_with(
+    cfg: &ConnConfig,
+    endpoint: &Endpoint,
+    mode: PgSslMode,
+    bound: Duration,
+    lookup: Lookup,
+) -> Result<PgConnection, FailureKind> {
     let deadline = tokio::time::Instant::now() + bound;
-    if let Host::Tcp(name) = &endpoint.host {
+    if let (Host::Tcp(name), Lookup::First) = (&endpoint.host, lookup) {
         // Resolve first: sqlx reports a DNS failure as an uncategorised I/O error.
         let lookup = tokio::time::timeout_at(
             deadline,
@@ -297,8 +394,15 @@ pub async fn attempt(
         .sqlx_options(endpoint, mode)
         .max_message_len(MAX_SERVER_MESSAGE)
         .allow_cleartext_without_tls(cfg.allow_cleartext);
+    let started = Instant::now();
     match tokio::time::timeout_at(deadline, PgConnection::connect_with(&options)).await {
         Err(_) => Err(FailureKind::Timeout { after: bound }),
+        // The operating system's own TCP timeout, before ours.
+        Ok(Err(sqlx::Error::Io(io))) if io.kind() == std::io::ErrorKind::TimedOut => {
+            Err(FailureKind::Timeout {
+                after: started.elapsed(),
+            })
+        }
         Ok(Err(e)) => Err(classify(e)),
         Ok(Ok(conn)) => Ok(conn),
     }
@@ -311,55 +415,55 @@ fn dns_message(e: &std::io::Error) -> String {
         .to_string()
 }
 
-/// Map a sqlx error to what happened, without losing the server's SQLSTATE.
+/// sqlx's own words when the server answers an SSLRequest with "no" (sqlx-postgres 0.9
+/// `connection/tls.rs`): a boxed string, the one failure sqlx gives no type for.
+const SQLX_NO_TLS: &str = "server does not support TLS";
+
+/// Map a sqlx error to what happened, without losing the server's fields. Only typed errors
+/// are read: sqlx's database error, the I/O error kind, and rustls's certificate error.
 pub fn classify(error: sqlx::Error) -> FailureKind {
     if let Some(refusal) = LoginRefusal::find(&error) {
         return classify_refusal(refusal);
     }
     match error {
-        sqlx::Error::Database(db) => {
-            let detail = db
-                .try_downcast_ref::<PgDatabaseError>()
-                .and_then(|pg| pg.detail().map(str::to_string));
-            FailureKind::Server {
-                code: db.code().map(|c| c.to_string()).unwrap_or_default(),
-                message: db.message().to_string(),
-                detail,
-            }
-        }
+        sqlx::Error::Database(db) => FailureKind::Server(ServerError::from_sqlx(db.as_ref())),
         sqlx::Error::Io(io) => {
-            let text = io.to_string();
+            if let Some(failure) = io.get_ref().and_then(|e| certificate_failure(e)) {
+                return failure;
+            }
             match io.kind() {
                 std::io::ErrorKind::ConnectionRefused => FailureKind::Refused,
                 std::io::ErrorKind::NotFound => FailureKind::SocketMissing,
-                std::io::ErrorKind::TimedOut => FailureKind::Timeout {
-                    after: Duration::ZERO,
+                // The OS gave up (a TCP timeout): how long it waited is not known here.
+                std::io::ErrorKind::TimedOut => FailureKind::Unexpected {
+                    message: format!("the operating system gave up on the connection: {io}"),
                 },
-                // rustls reports an untrusted or mismatched certificate as InvalidData.
-                std::io::ErrorKind::InvalidData if text.contains("certificate") => {
-                    FailureKind::Certificate { message: text }
-                }
-                _ => FailureKind::Other { message: text },
+                _ => FailureKind::Unexpected {
+                    message: io.to_string(),
+                },
             }
         }
         sqlx::Error::Tls(e) => {
-            let text = e.to_string();
-            if text.contains("does not support TLS") {
+            if let Some(failure) = certificate_failure(e.as_ref()) {
+                failure
+            } else if e.to_string() == SQLX_NO_TLS {
                 FailureKind::TlsUnsupported
             } else {
-                FailureKind::Certificate { message: text }
+                FailureKind::Unexpected {
+                    message: format!("TLS failed: {e}"),
+                }
             }
         }
-        sqlx::Error::Protocol(text) => FailureKind::Other {
-            message: without_source_location(&text).to_string(),
+        sqlx::Error::Protocol(message) => FailureKind::Unexpected {
+            message: format!("protocol error: {}", without_source_location(&message)),
         },
-        other => FailureKind::Other {
+        other => FailureKind::Unexpected {
             message: without_source_location(&other.to_string()).to_string(),
         },
     }
 }
 
-/// The typed failures of the vendored sqlx-postgres patch.
+/// The typed failures of the vendored sqlx-postgres patch (`sqlx::postgres::aksara`).
 fn classify_refusal(refusal: &LoginRefusal) -> FailureKind {
     match refusal {
         LoginRefusal::CleartextWithoutTls => FailureKind::CleartextRefused,
@@ -370,15 +474,13 @@ fn classify_refusal(refusal: &LoginRefusal) -> FailureKind {
             method: method.clone(),
             message: io_message(source),
         },
-        // rustls reports a certificate it does not trust as an I/O error too.
-        LoginRefusal::TlsHandshake { source } if source.to_string().contains("certificate") => {
-            FailureKind::Certificate {
-                message: source.to_string(),
-            }
-        }
-        LoginRefusal::TlsHandshake { source } => FailureKind::TlsHandshake {
-            message: io_message(source),
-        },
+        // A certificate the verifier rejected, wherever rustls put it.
+        LoginRefusal::TlsHandshake { source } => source
+            .get_ref()
+            .and_then(|e| certificate_failure(e))
+            .unwrap_or_else(|| FailureKind::TlsHandshake {
+                message: io_message(source),
+            }),
         LoginRefusal::MessageTooLarge {
             format,
             declared,
@@ -388,76 +490,13 @@ fn classify_refusal(refusal: &LoginRefusal) -> FailureKind {
             declared: *declared,
             limit: *limit,
         },
-        LoginRefusal::NotPostgres { leading } => FailureKind::NotPostgres {
-            leading: String::from_utf8_lossy(leading).into_owned(),
-        },
+        LoginRefusal::NotPostgres { .. } => FailureKind::NotPostgres,
     }
 }
 
 /// A method as a terminal may show it: SASL mechanism names come from the server.
 fn shown(method: &AuthMethod) -> String {
     crate::sanitize::for_terminal(&method.to_string()).into_owned()
-}
-
-/// The report for the failures the hostile-server work added, as (code, message, hint), for
-/// `diagnose` to wrap: codes `auth-method-unsupported`, `auth-cleartext-refused`,
-/// `auth-interrupted`, `ssl-handshake-failed`, `not-postgres`, `server-message-too-large`.
-/// None for the older kinds, which `diagnose` names itself.
-pub fn login_failure_report(
-    ep: &Endpoint,
-    failure: &FailureKind,
-) -> Option<(&'static str, String, String)> {
-    Some(match failure {
-        FailureKind::AuthUnsupported { method } => (
-            "auth-method-unsupported",
-            format!(
-                "the server at {ep} asks for {} authentication, which aksara cannot answer (it speaks scram-sha-256, md5, password, and trust/peer)",
-                shown(method)
-            ),
-            "the first pg_hba.conf line matching this user, database and address picks the method: add a `scram-sha-256` line above it for this application's user, or check this connection with psql, which speaks GSSAPI".into(),
-        ),
-        FailureKind::CleartextRefused => (
-            "auth-cleartext-refused",
-            format!(
-                "the server at {ep} asks for the password in cleartext on a connection without TLS, where anyone on the path could read it; aksara did not send it"
-            ),
-            "change the pg_hba.conf method from `password` to `scram-sha-256` (and reload), or require TLS (?sslmode=require); only on a network you trust, pass --allow-cleartext".into(),
-        ),
-        FailureKind::AuthInterrupted { method, message } => (
-            "auth-interrupted",
-            format!(
-                "the server at {ep} broke off {} authentication before answering it ({message})",
-                shown(method)
-            ),
-            "PostgreSQL answers a failed login with an error, not a closed connection: look at the server's log, and at whatever listens in front of it (a pooler or proxy that does not support this method)".into(),
-        ),
-        FailureKind::TlsHandshake { message } => (
-            "ssl-handshake-failed",
-            format!("{ep} agreed to TLS, then the handshake failed: {message}"),
-            "check the server's ssl_cert_file and ssl_key_file and its log; something other than PostgreSQL (a proxy) may be answering on that port".into(),
-        ),
-        FailureKind::NotPostgres { leading } => (
-            "not-postgres",
-            format!(
-                "something answers at {ep}, but it is not PostgreSQL: its answer starts with \"{}\"",
-                crate::sanitize::for_terminal(leading)
-            ),
-            "check the port in the URL (PostgreSQL's default is 5432): another program, such as a web server, listens on this one".into(),
-        ),
-        FailureKind::MessageTooLarge {
-            kind,
-            declared,
-            limit,
-        } => (
-            "server-message-too-large",
-            format!(
-                "the server at {ep} sent a message (type '{}') claiming {declared} bytes; aksara reads at most {limit} and stopped before reading it",
-                crate::sanitize::for_terminal(&kind.to_string())
-            ),
-            format!("a PostgreSQL server does not send messages that large: check that {ep} is the server you mean"),
-        ),
-        _ => return None,
-    })
 }
 
 /// An I/O error in words, without sqlx's wording for a plain end of stream.
@@ -496,6 +535,81 @@ pub fn auth_warning(method: &AuthMethod, over_tls: bool, socket: bool) -> Option
     }
 }
 
+/// The report for the failures the hostile-server work added, as (code, message, hint), for
+/// `diagnose` to wrap. None for the other kinds, which `diagnose` names itself.
+pub fn login_failure_report(
+    ep: &Endpoint,
+    failure: &FailureKind,
+) -> Option<(Code, String, String)> {
+    Some(match failure {
+        FailureKind::AuthUnsupported { method } => (
+            Code::AuthMethodUnsupported,
+            format!(
+                "the server at {ep} asks for {} authentication, which aksara cannot answer (it speaks scram-sha-256, md5, password, and trust/peer)",
+                shown(method)
+            ),
+            "the first pg_hba.conf line matching this user, database and address picks the method: add a `scram-sha-256` line above it for this application's user, or check this connection with psql, which speaks GSSAPI".into(),
+        ),
+        FailureKind::CleartextRefused => (
+            Code::AuthCleartextRefused,
+            format!(
+                "the server at {ep} asks for the password in cleartext on a connection without TLS, where anyone on the path could read it; aksara did not send it"
+            ),
+            "change the pg_hba.conf method from `password` to `scram-sha-256` (and reload), or require TLS (?sslmode=require); only on a network you trust, pass --allow-cleartext".into(),
+        ),
+        FailureKind::AuthInterrupted { method, message } => (
+            Code::AuthInterrupted,
+            format!(
+                "the server at {ep} broke off {} authentication before answering it ({message})",
+                shown(method)
+            ),
+            "PostgreSQL answers a failed login with an error, not a closed connection: look at the server's log, and at whatever listens in front of it (a pooler or proxy that does not support this method)".into(),
+        ),
+        FailureKind::TlsHandshake { message } => (
+            Code::SslHandshakeFailed,
+            format!("{ep} agreed to TLS, then the handshake failed: {message}"),
+            "check the server's ssl_cert_file and ssl_key_file and its log; something other than PostgreSQL (a proxy) may be answering on that port".into(),
+        ),
+        FailureKind::MessageTooLarge {
+            kind,
+            declared,
+            limit,
+        } => (
+            Code::ServerMessageTooLarge,
+            format!(
+                "the server at {ep} sent a message (type '{}') claiming {declared} bytes; aksara reads at most {limit} and stopped before reading it",
+                crate::sanitize::for_terminal(&kind.to_string())
+            ),
+            format!("a PostgreSQL server does not send messages that large: check that {ep} is the server you mean"),
+        ),
+        _ => return None,
+    })
+}
+
+/// A certificate the verifier rejected, read from rustls's typed error wherever it sits in the
+/// chain of sources.
+fn certificate_failure(error: &(dyn std::error::Error + 'static)) -> Option<FailureKind> {
+    use rustls::CertificateError as C;
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = current {
+        if let Some(rustls::Error::InvalidCertificate(cert)) = e.downcast_ref::<rustls::Error>() {
+            let reason = match cert {
+                C::NotValidForName | C::NotValidForNameContext { .. } => CertReason::NameMismatch,
+                C::UnknownIssuer => CertReason::UnknownIssuer,
+                C::Expired | C::ExpiredContext { .. } => CertReason::Expired,
+                C::NotValidYet | C::NotValidYetContext { .. } => CertReason::NotYetValid,
+                _ => CertReason::Other,
+            };
+            return Some(FailureKind::Certificate {
+                reason,
+                message: cert.to_string(),
+            });
+        }
+        current = e.source();
+    }
+    None
+}
+
 /// Close politely; a failure to say goodbye is not worth reporting.
 pub async fn close(conn: PgConnection) {
     let _ = tokio::time::timeout(Duration::from_secs(1), conn.close()).await;
@@ -529,7 +643,7 @@ pub async fn connect_when_ready(
             Ok(c) => return Ok(c),
             Err(failure) => {
                 let waitable = match &failure.last().failure {
-                    FailureKind::Server { code, .. } => code == "57P03",
+                    FailureKind::Server(e) => e.sqlstate == "57P03",
                     FailureKind::Dns { .. } | FailureKind::Certificate { .. } => false,
                     _ => true,
                 };

@@ -8,13 +8,16 @@
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod cli;
+pub mod code;
 pub mod commands;
 pub mod connect;
 pub mod diagnose;
 pub mod docker;
 pub mod dsn;
 pub mod envfile;
+pub mod envvars;
 pub mod error;
+pub mod gitignore;
 pub mod localserver;
 pub mod pgpass;
 pub mod probe;
@@ -23,6 +26,7 @@ pub mod prompt;
 pub mod provision;
 pub mod sanitize;
 pub mod serverup;
+pub mod session;
 pub mod sysenv;
 pub mod ui;
 

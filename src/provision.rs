@@ -520,12 +520,13 @@ pub enum Refusal {
 
 impl Refusal {
     /// The code for the catalogue.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> crate::code::Code {
+        use crate::code::Code;
         match self {
-            Refusal::AdminRole { .. } => "app-role-is-admin",
-            Refusal::PrivilegedRole { .. } => "app-role-privileged",
-            Refusal::TemplateDatabase { .. } => "app-database-template",
-            Refusal::MaintenanceDatabase { .. } => "app-database-maintenance",
+            Refusal::AdminRole { .. } => Code::AppRoleIsAdmin,
+            Refusal::PrivilegedRole { .. } => Code::AppRolePrivileged,
+            Refusal::TemplateDatabase { .. } => Code::AppDatabaseTemplate,
+            Refusal::MaintenanceDatabase { .. } => Code::AppDatabaseMaintenance,
         }
     }
 
@@ -830,7 +831,7 @@ mod tests {
             postgres_database: true,
         };
         let refusal = check_targets("postgres", "postgres", None, "shop", all).unwrap_err();
-        assert_eq!(refusal.code(), "app-role-is-admin");
+        assert_eq!(refusal.code().id(), "app-role-is-admin");
         assert_eq!(refusal.forced_by(), None);
         assert!(!refusal.hint().contains("--force"), "{}", refusal.hint());
         assert!(refusal.to_string().contains("locking the admin out"));
@@ -850,7 +851,7 @@ mod tests {
     fn the_postgres_database_and_privileged_roles_are_refused_unless_forced() {
         let refusal =
             check_targets("admin", "app", None, "postgres", Forced::default()).unwrap_err();
-        assert_eq!(refusal.code(), "app-database-maintenance");
+        assert_eq!(refusal.code().id(), "app-database-maintenance");
         assert!(
             refusal.hint().ends_with("pass --force postgres-database"),
             "{}",

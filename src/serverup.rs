@@ -4,6 +4,7 @@
 //! place: a record in `.aksara/server.json`, the superuser password in its `0600` file, and a
 //! login that waits, bounded, until the server lets the superuser in.
 
+use crate::code::Code;
 use std::time::Duration;
 
 use crate::connect::{self, Connected, FailureKind, WaitFailure};
@@ -66,7 +67,7 @@ fn stopped_error(layout: &Layout) -> CliError {
         "this project's PostgreSQL ({}) is not running, and --start-server never forbids starting it",
         layout.show(&layout.root())
     ))
-    .with_code("connection-refused")
+    .with_code(Code::ConnectionRefused)
     .with_hint("start it: `aksara dbserver start`")
 }
 
@@ -374,7 +375,7 @@ pub async fn login(
                 "{what} did not accept connections at {ep} within {} s (last attempt: {last})",
                 waited.as_secs()
             ))
-            .with_code("connection-timeout")
+            .with_code(Code::ConnectionTimeout)
             .with_hint(hint))
         }
     }
@@ -382,7 +383,7 @@ pub async fn login(
 
 fn short(f: &FailureKind) -> String {
     match f {
-        FailureKind::Server { message, .. } => message.clone(),
+        FailureKind::Server(e) => e.message.clone(),
         other => other.to_string(),
     }
 }
@@ -396,7 +397,7 @@ fn wrong_password(layout: &Layout, record: &Record) -> CliError {
         Kind::Docker => CliError::failure(format!(
             "the server in the container {CONTAINER} rejected the superuser password from {file}: the volume {VOLUME} already held a database from an earlier run, and the postgres image ignores POSTGRES_PASSWORD when its data folder is not empty"
         ))
-        .with_code("auth-failed")
+        .with_code(Code::AuthFailed)
         .with_hint(format!(
             "if you know the earlier password, use it: `PGPASSWORD=... aksara dbsetup --admin-url postgresql://{SUPERUSER}@localhost:{port}/postgres`; or start afresh after backing up what you need (`docker exec {CONTAINER} pg_dumpall -U {SUPERUSER} > backup.sql`): `docker rm -f {CONTAINER} && docker volume rm {VOLUME}`, then `aksara dbsetup --start-server docker`",
             port = record.port
@@ -404,7 +405,7 @@ fn wrong_password(layout: &Layout, record: &Record) -> CliError {
         Kind::Local => CliError::failure(format!(
             "this project's PostgreSQL rejected the superuser password from {file}"
         ))
-        .with_code("auth-failed")
+        .with_code(Code::AuthFailed)
         .with_hint(format!(
             "the file no longer holds the password of the `{SUPERUSER}` role; if you know the right one, put it in {file}, or pass --admin-url with PGPASSWORD"
         )),

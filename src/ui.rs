@@ -245,6 +245,13 @@ impl Printer {
             &format!("{} {}", self.red(&self.bold("error:")), err.message),
             true,
         );
+        for cause in &err.causes {
+            self.emit(
+                Stream::Stderr,
+                &format!("  {} {cause}", self.bold("caused by:")),
+                true,
+            );
+        }
         if let Some(hint) = &err.hint {
             self.hint(hint);
         }

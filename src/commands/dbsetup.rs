@@ -6,6 +6,7 @@
 
 mod progress;
 
+use crate::code::Code;
 use std::cell::RefCell;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -124,7 +125,7 @@ pub async fn run(args: DbsetupArgs, printer: &Printer) -> CliResult<Exit> {
         ConnString::parse(url).map_err(|e| {
             CliError::usage(format!("invalid --admin-url: {e}"))
                 .with_optional_hint(e.hint())
-                .with_code("invalid-url")
+                .with_code(Code::InvalidUrl)
         })?;
     }
     if let Some(name) = &args.db_name {
@@ -150,7 +151,9 @@ pub async fn run(args: DbsetupArgs, printer: &Printer) -> CliResult<Exit> {
     let given_password = read_given_password(&args)?;
     let existing_env_value = existing_value(&args.env.env_file, &args.env_key)?;
     envfile::check_writable(&args.env.env_file).map_err(|e| {
-        CliError::failure(format!("{e}; nothing was changed")).with_optional_hint(e.hint())
+        CliError::failure(e.to_string())
+            .before_any_change()
+            .with_optional_hint(e.hint())
     })?;
     let prompter = interactive.then(Prompter::new);
     let env = ProcessEnvironment::load();
@@ -247,8 +250,9 @@ fn read_given_password(args: &DbsetupArgs) -> CliResult<Option<String>> {
         // libpq passes passwords as C strings: one with NUL could be set, but never used.
         if password.contains('\0') {
             return Err(CliError::usage(
-                "the password from standard input contains a NUL byte, which PostgreSQL clients cannot send; nothing was changed",
+                "the password from standard input contains a NUL byte, which PostgreSQL clients cannot send",
             )
+            .before_any_change()
             .with_hint("use a password without NUL bytes, or leave --db-password-stdin out to have one generated"));
         }
         return check_password(password, "standard input").map(Some);
@@ -266,8 +270,9 @@ fn check_password(password: String, source: &str) -> CliResult<String> {
         return Ok(password);
     }
     Err(CliError::usage(format!(
-        "the password from {source} has a character SASLprep prohibits (a control character such as a newline, an emoji, or mixed-direction text): sqlx, which aksara verifies with, cannot log in with it; nothing was changed"
+        "the password from {source} has a character SASLprep prohibits (a control character such as a newline, an emoji, or mixed-direction text): sqlx, which aksara verifies with, cannot log in with it"
     ))
+    .before_any_change()
     .with_hint("choose another password, or give none to have one generated"))
 }
 
@@ -319,7 +324,7 @@ async fn setup(
         Err(mut e) => {
             let snapshot = progress.borrow().clone();
             // A refusal before any change says so itself.
-            if snapshot.changed() || !e.message.contains("nothing was changed") {
+            if snapshot.changed() || !e.before_any_change {
                 let report = recover(&snapshot, Some(&mut admin.conn), limits).await;
                 e.message = format!("{}; {report}", e.message);
                 if e.hint.is_none() {
@@ -519,14 +524,25 @@ async fn provision_and_write(
         let names: Vec<_> = missing.iter().map(|(n, _)| n.as_str()).collect();
         let grants: Vec<_> = missing.iter().map(|(_, g)| g.as_str()).collect();
         return Err(CliError::failure(format!(
-            "the admin role \"{}\" lacks the {} privilege{} needed to create {}; nothing was changed",
+            "the admin role \"{}\" lacks the {} privilege{} needed to create {}",
             admin.cfg.user,
             names.join(" and "),
             if names.len() > 1 { "s" } else { "" },
-            if steps.iter().any(|s| matches!(s, Step::CreateDatabase { .. })) { "the database" } else { "the user" }
+            if steps
+                .iter()
+                .any(|s| matches!(s, Step::CreateDatabase { .. }))
+            {
+                "the database"
+            } else {
+                "the user"
+            }
         ))
-        .with_code("permission-denied")
-        .with_hint(format!("as a superuser run `{}`, or pass --admin-url with a superuser", grants.join(" "))));
+        .before_any_change()
+        .with_code(Code::PermissionDenied)
+        .with_hint(format!(
+            "as a superuser run `{}`, or pass --admin-url with a superuser",
+            grants.join(" ")
+        )));
     }
 
     // The .env must be writable without clobbering a different value: decide before any change.
@@ -552,20 +568,21 @@ async fn provision_and_write(
                 )
                 .await?
             {
-                return Err(
-                    CliError::failure("setup cancelled; nothing was changed").with_hint(
+                return Err(CliError::failure("setup cancelled")
+                    .before_any_change()
+                    .with_hint(
                         "pass --env-key OTHER_KEY to write another variable, or --env-file PATH"
                             .to_string(),
-                    ),
-                );
+                    ));
             }
             on_conflict = OnConflict::ReplaceKeepingOldAsComment;
         } else {
             return Err(CliError::failure(format!(
-                    "{} already sets {} to a different value; nothing was changed",
+                    "{} already sets {} to a different value",
                     args.env.env_file.display(),
                     args.env_key
                 ))
+                .before_any_change()
                 .with_hint("pass --force to replace it (the old line is kept as a comment), or --env-key to write another variable"));
         }
     }
@@ -595,7 +612,7 @@ async fn provision_and_write(
     if let Some(p) = prompter
         && !p.confirm("Go ahead?", true).await?
     {
-        return Err(CliError::failure("setup cancelled; nothing was changed"));
+        return Err(CliError::failure("setup cancelled").before_any_change());
     }
 
     // 6. Provision. A failure from here on is undone by the caller (see `progress`).
@@ -740,8 +757,8 @@ async fn admin_connection(
             }
             Err(failure) => {
                 let attempt = failure.last().clone();
-                if let (Some(p), FailureKind::Server { code, .. }) = (prompter, &attempt.failure)
-                    && code == "28P01"
+                if let (Some(p), FailureKind::Server(e)) = (prompter, &attempt.failure)
+                    && e.sqlstate == "28P01"
                 {
                     return prompt_admin_login(
                         p,
@@ -972,7 +989,7 @@ fn describe_server(server: &[(Candidate, bool)]) -> String {
 
 fn short_failure(f: &FailureKind) -> String {
     match f {
-        FailureKind::Server { message, .. } => message.clone(),
+        FailureKind::Server(e) => e.message.clone(),
         other => other.to_string(),
     }
 }
@@ -1115,7 +1132,7 @@ fn no_server_error(probed: &[probe::Probed], offers: &[Offer]) -> CliError {
         "no PostgreSQL server answers; probed: {}",
         places.join(", ")
     ))
-    .with_code("connection-refused")
+    .with_code(Code::ConnectionRefused)
     .with_hint(hint)
 }
 
@@ -1206,7 +1223,7 @@ async fn offer_server(
         None => {
             return Err(
                 CliError::failure("no PostgreSQL server answers, and none was started")
-                    .with_code("connection-refused")
+                    .with_code(Code::ConnectionRefused)
                     .with_hint(diagnose::install_advice()),
             );
         }
@@ -1366,7 +1383,7 @@ async fn advisory_lock(
         Err(_) => Err(no_answer(limits.client())),
         Ok(Err(e)) => match connect::classify(e) {
             // lock_timeout, or statement_timeout when it fires first.
-            FailureKind::Server { code, .. } if code == "55P03" || code == "57014" => {
+            FailureKind::Server(e) if e.sqlstate == "55P03" || e.sqlstate == "57014" => {
                 Err(CliError::failure(format!(
                     "another `aksara dbsetup` has held the setup lock on this server for over {} s",
                     limits.statement.as_secs()
@@ -1375,9 +1392,10 @@ async fn advisory_lock(
                     "wait for it to finish (find it in pg_stat_activity: application_name `aksara dbsetup`), or pass --timeout SECONDS to wait longer",
                 ))
             }
-            FailureKind::Server { code, message, .. } => {
-                Err(CliError::failure(format!("{message} (SQLSTATE {code})")))
-            }
+            FailureKind::Server(e) => Err(CliError::failure(format!(
+                "{} (SQLSTATE {})",
+                e.message, e.sqlstate
+            ))),
             other => Err(CliError::failure(format!(
                 "the connection to the server was lost ({other})"
             ))),
@@ -1449,8 +1467,10 @@ async fn execute(
         let outcome = match result {
             Ok(()) => StepOutcome::Done,
             Err(e) => {
-                let raced = matches!(step, Step::CreateRole { .. }) && e.message.contains("42710")
-                    || matches!(step, Step::CreateDatabase { .. }) && e.message.contains("42P04");
+                // 42710 duplicate_object, 42P04 duplicate_database: a parallel run won.
+                let raced = matches!(step, Step::CreateRole { .. })
+                    && e.sqlstate() == Some("42710")
+                    || matches!(step, Step::CreateDatabase { .. }) && e.sqlstate() == Some("42P04");
                 if !raced {
                     return Err(CliError::failure(format!(
                         "`{}` failed: {}",
@@ -1524,16 +1544,22 @@ async fn verify(
             return Err(CliError::failure(format!("{failed}: {}", e.message)));
         }
     };
-    let table = super::doctor::can_create_table(&mut c.conn, limits.statement).await;
+    let table = crate::session::can_create_table(&mut c.conn, limits.statement).await;
     connect::close(c.conn).await;
     match table {
         Ok(()) => Ok((row.0, row.1.unwrap_or(false))),
-        Err(super::doctor::TableCheck::Denied(message)) => Err(CliError::failure(format!(
+        Err(crate::session::TableCheck::Denied(message)) => Err(CliError::failure(format!(
             "verification: user \"{}\" cannot create tables in \"{}\": {message}",
             cfg.user, cfg.dbname
         ))
-        .with_code("cannot-create-tables")),
-        Err(super::doctor::TableCheck::Unknown(message)) => {
+        .with_code(Code::CannotCreateTables)),
+        Err(crate::session::TableCheck::ReadOnly(message)) => Err(CliError::failure(format!(
+            "verification: the session of user \"{}\" in \"{}\" is read-only: {message}",
+            cfg.user, cfg.dbname
+        ))
+        .with_code(Code::CannotCreateTables)
+        .with_hint("the server is a standby, or default_transaction_read_only is on for this database or role: set up against the primary")),
+        Err(crate::session::TableCheck::Unknown(message)) => {
             Err(CliError::failure(format!("{failed}: {message}")))
         }
     }

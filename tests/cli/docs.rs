@@ -318,33 +318,67 @@ fn first_column(text: &str) -> Vec<String> {
         .collect()
 }
 
+const CODES_BEGIN: &str = "<!-- codes: begin (generated from src/code.rs by tests/cli/docs.rs; AKSARA_REGENERATE=1 rewrites it) -->\n";
+const CODES_END: &str = "<!-- codes: end -->";
+
+/// The README's code table is `Code::markdown_table()`, so it cannot drift from the enum.
 #[test]
-fn every_catalogue_code_is_in_the_readme() {
+fn the_readme_code_table_is_the_code_enum() {
+    let path = repo().join("README.md");
     let readme = readme();
-    let failures = first_column(section(&readme, "### Failure codes"));
-    let warnings = section(&readme, "### Failure codes");
-    for entry in aksara::diagnose::CATALOGUE {
-        match entry.severity {
-            aksara::diagnose::Severity::Failure => assert!(
-                failures.iter().any(|c| c == entry.code),
-                "the README's failure-code table lacks `{}` ({}); add a row: | `{}` | {} | ... |",
-                entry.code,
-                entry.meaning,
-                entry.code,
-                entry.meaning
-            ),
-            aksara::diagnose::Severity::Warning => assert!(
-                warnings.contains(&format!("`{}`", entry.code)),
-                "the README's warning list lacks `{}`",
-                entry.code
-            ),
+    let start = readme
+        .find(CODES_BEGIN)
+        .expect("README has the codes: begin marker")
+        + CODES_BEGIN.len();
+    let end = readme[start..]
+        .find(CODES_END)
+        .expect("README has the codes: end marker")
+        + start;
+    let want = aksara::code::Code::markdown_table();
+    if readme[start..end] != want {
+        if regenerating() {
+            let updated = format!("{}{want}{}", &readme[..start], &readme[end..]);
+            std::fs::write(&path, updated).unwrap();
+            return;
         }
+        panic!("the README's code table differs from src/code.rs; rewrite it: {REGENERATE}");
     }
-    // And nothing the code no longer has.
-    for code in failures.iter().filter(|c| *c != "code") {
-        assert!(
-            aksara::diagnose::entry(code).is_some(),
-            "the README documents `{code}`, which the catalogue does not have"
+}
+
+/// docs/failure-map.md is what the code maps, so it cannot drift from it.
+#[test]
+fn the_failure_map_is_current() {
+    let path = repo().join("docs/failure-map.md");
+    let want = aksara::diagnose::failure_map();
+    let have = std::fs::read_to_string(&path).unwrap_or_default();
+    if have != want {
+        if regenerating() {
+            std::fs::write(&path, want).unwrap();
+            return;
+        }
+        panic!("docs/failure-map.md is stale; rewrite it: {REGENERATE}");
+    }
+}
+
+/// `aksara doctor --help` (and so the man page, rendered from the same clap text) lists every
+/// code under its severity.
+#[test]
+fn doctor_help_lists_every_code() {
+    let dir = project();
+    let out = run(aksara(dir.path()).args(["doctor", "--help"]));
+    let help = out.stdout;
+    let warnings_at = help
+        .find("Warning codes")
+        .expect("help has the warning list");
+    for code in aksara::code::Code::ALL {
+        let at = help
+            .find(&format!("  {} ", code.id()))
+            .unwrap_or_else(|| panic!("`aksara doctor --help` lacks `{code}`"));
+        let listed_as_warning = at > warnings_at;
+        assert_eq!(
+            listed_as_warning,
+            code.severity() == aksara::code::Severity::Warning,
+            "{code} is listed under the wrong heading"
         );
     }
 }

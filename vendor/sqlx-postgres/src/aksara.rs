@@ -154,4 +154,13 @@ impl fmt::Display for LoginRefusal {
     }
 }
 
-impl std::error::Error for LoginRefusal {}
+impl std::error::Error for LoginRefusal {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            LoginRefusal::BrokenDuringAuth { source, .. } | LoginRefusal::TlsHandshake { source } => {
+                Some(source)
+            }
+            _ => None,
+        }
+    }
+}
