@@ -148,6 +148,30 @@ fn a_300_mb_error_message_keeps_doctor_under_20_mb() {
     assert!(kib <= 20 * 1024, "doctor's peak RSS was {kib} KiB");
 }
 
+#[test]
+fn a_300_mb_error_message_keeps_dbsetup_under_20_mb_too() {
+    let server = HostileServer::start(Behaviour::HugeError {
+        bytes: 300 * 1024 * 1024,
+    });
+    let dir = project();
+    let admin = server.url("postgres", PASSWORD);
+    let args = [
+        "dbsetup",
+        "--non-interactive",
+        "--admin-url",
+        &admin,
+        "--db-name",
+        "shop",
+    ];
+    let (code, kib) = peak_rss_kib(aksara(dir.path()).args(args));
+    assert!(kib <= 20 * 1024, "dbsetup's peak RSS was {kib} KiB");
+    let out = run(aksara(dir.path()).args(args));
+    assert_eq!(out.code, code, "{out:?}");
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.all().contains("claiming 314572828 bytes"), "{out:?}");
+    assert!(!dir.path().join(".env").exists());
+}
+
 // ---- point 6 and 11: authentication honesty ---------------------------------------------
 
 #[test]
