@@ -309,6 +309,13 @@ fn an_internal_error_keeps_its_sqlstate() {
             if e.sqlstate == "XX000" && e.message == "cache lookup failed for relation 1259"),
         "{failure:?}"
     );
+    let out = doctor(&server, &[]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stdout.contains("[server-error]")
+            && out.stdout.contains("cache lookup failed for relation 1259 (SQLSTATE XX000)"),
+        "{out:?}"
+    );
 }
 
 // ---- point 3: terminal injection (module level here; end to end below, ignored) ----------
