@@ -186,7 +186,7 @@ codes! {
     PoolExceedsConnections = "pool-exceeds-connections", Warning, transient: false,
         meaning: "the pools can open more connections than the server allows",
         fix: "lower pool_max_size per the workload table, or raise max_connections";
-    AuthMd5 = "auth-md5", Warning, transient: false,
+    AuthMethodDeprecated = "auth-method-deprecated", Warning, transient: false,
         meaning: "the server authenticates with md5, which PostgreSQL deprecates (18 warns)",
         fix: "password_encryption = scram-sha-256, set the password again, scram-sha-256 in pg_hba.conf";
     AuthCleartextAllowed = "auth-cleartext-allowed", Warning, transient: false,
