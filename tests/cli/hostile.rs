@@ -313,7 +313,9 @@ fn an_internal_error_keeps_its_sqlstate() {
     assert_eq!(out.code, 1, "{out:?}");
     assert!(
         out.stdout.contains("[server-error]")
-            && out.stdout.contains("cache lookup failed for relation 1259 (SQLSTATE XX000)"),
+            && out
+                .stdout
+                .contains("cache lookup failed for relation 1259 (SQLSTATE XX000)"),
         "{out:?}"
     );
 }
@@ -397,4 +399,62 @@ fn doctor_on_an_md5_server_says_all_checks_passed_today() {
     let out = doctor(&server, &[]);
     assert_eq!(out.code, 0, "{out:?}");
     assert!(out.stdout.contains("all checks passed"), "{out:?}");
+}
+
+#[test]
+fn doctor_json_keeps_the_servers_fields_in_full() {
+    let server = HostileServer::start(Behaviour::escape_laden_error());
+    let out = doctor(&server, &["--format", "json"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    // serde escapes every control character: the JSON text itself is clean.
+    assert!(raw_controls(&out.stdout).is_empty(), "{out:?}");
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).expect("JSON");
+    let login = report["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .find(|c| c["id"] == "login")
+        .expect("a login check");
+    let message = login["message"].as_str().unwrap_or_default();
+    let hint = login["hint"].as_str().unwrap_or_default();
+    assert!(
+        message.contains(&format!("protocol violation{OSC_TITLE}{CLEAR_SCREEN}"))
+            && message.contains(OSC_CLIPBOARD),
+        "{message:?}"
+    );
+    assert!(hint.contains(&format!("hint{OSC_TITLE}\r[ok]")), "{hint:?}");
+}
+
+/// A `.env` from a cloned repository whose user and database names, percent-decoded, carry
+/// a forged success line and an OSC sequence.
+const FORGING_ENV: &str = "DATABASE_URL=postgresql://app%0D%0A%5Bok%5D%20all%20checks%20passed%1B%5D0%3Bx%07:pw@127.0.0.1:1/db%0Aname\n";
+
+#[test]
+#[ignore = "needs the lead's wiring: names decoded from URLs and files shown through sanitize"]
+fn doctor_shows_names_from_a_cloned_env_escaped() {
+    let dir = project();
+    std::fs::write(dir.path().join(".env"), FORGING_ENV).expect("write .env");
+    for extra in [&[][..], &["--color", "always"][..]] {
+        let out = run(aksara(dir.path()).arg("doctor").args(extra));
+        assert_eq!(out.code, 1, "{out:?}");
+        if extra.is_empty() {
+            assert!(raw_controls(&out.all()).is_empty(), "{out:?}");
+        }
+        assert!(
+            !out.all().contains("\x1b]0;x") && !out.all().contains('\r'),
+            "{out:?}"
+        );
+        assert!(
+            !out.all()
+                .lines()
+                .any(|l| l.trim_start().starts_with("[ok] all checks passed")),
+            "{out:?}"
+        );
+        assert!(
+            out.stdout.contains(
+                r#"user "app\r\n[ok] all checks passed\x1b]0;x\x07", database "db\nname""#
+            ),
+            "{out:?}"
+        );
+    }
 }
