@@ -645,6 +645,10 @@ pub async fn connect_when_ready(
                 let waitable = match &failure.last().failure {
                     FailureKind::Server(e) => e.sqlstate == "57P03",
                     FailureKind::Dns { .. } | FailureKind::Certificate { .. } => false,
+                    // The server's answer is what it is; waiting does not change it.
+                    FailureKind::AuthUnsupported { .. }
+                    | FailureKind::CleartextRefused
+                    | FailureKind::MessageTooLarge { .. } => false,
                     _ => true,
                 };
                 if !waitable {

@@ -191,6 +191,33 @@ fn cleartext_over_tcp_without_tls_is_refused_before_the_password_is_sent() {
 }
 
 #[test]
+fn waiting_for_a_server_does_not_retry_a_refusal_waiting_cannot_change() {
+    let server = HostileServer::start(Behaviour::login(Auth::Cleartext));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let wait = Duration::from_secs(30);
+    let started = Instant::now();
+    let result = runtime.block_on(connect::connect_when_ready(
+        &config(&server),
+        wait,
+        Duration::from_secs(5),
+    ));
+    match result {
+        Err(connect::WaitFailure::Rejected(failure)) => assert!(
+            matches!(failure.last().failure, FailureKind::CleartextRefused),
+            "{failure:?}"
+        ),
+        Err(other) => panic!("{other:?}"),
+        Ok(_) => panic!("logged in"),
+    }
+    // One attempt, not 30 s of them.
+    assert_eq!(server.connections(), 1);
+    assert!(started.elapsed() < wait / 2, "{:?}", started.elapsed());
+}
+
+#[test]
 fn cleartext_when_allowed_logs_in_and_says_which_method() {
     let server = HostileServer::start(Behaviour::login(Auth::Cleartext));
     let mut cfg = config(&server);
