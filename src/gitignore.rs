@@ -108,6 +108,20 @@ pub fn add_to_gitignore(repo_root: &Path, pattern: &str) -> Result<bool, EnvFile
     })
 }
 
+/// The `.gitignore` pattern for `path`, anchored at the repository root (`/sub/.env`), or the
+/// bare file name when it lies outside the repository.
+pub fn relative_pattern(path: &Path, repo_root: &Path) -> String {
+    let abs: PathBuf = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let root = std::fs::canonicalize(repo_root).unwrap_or_else(|_| repo_root.to_path_buf());
+    match abs.strip_prefix(&root) {
+        Ok(rel) => format!("/{}", rel.display()),
+        Err(_) => path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_else(|| ".env".into()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
