@@ -302,7 +302,8 @@ def peak_rss_kb(command, env, runs=5):
     for _ in range(runs):
         if gnu_time:
             r = subprocess.run([gnu_time, "-f", "maxrss=%M"] + shlex.split(command), env=env,
-                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                               errors="replace")
             lines = [ln for ln in r.stderr.splitlines() if ln.startswith("maxrss=")]
             if lines:
                 values.append(int(lines[-1].split("=")[1]))
@@ -314,6 +315,64 @@ def peak_rss_kb(command, env, runs=5):
         p.returncode = 0
         values.append(usage.ru_maxrss)
     return statistics.median(values), ("/usr/bin/time -f %M" if gnu_time else "wait4() ru_maxrss")
+
+
+def hostile_error_server(message_bytes):
+    """A stand-in server (issue 16) that answers every startup with a FATAL ErrorResponse whose
+    message is `message_bytes` long, streamed; returns its port. Only this can send that:
+    a real PostgreSQL's errors are a few kB."""
+    import socket
+    import struct
+    import threading
+
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+
+    def read_packet(conn):
+        head = b""
+        while len(head) < 4:
+            chunk = conn.recv(4 - len(head))
+            if not chunk:
+                return None
+            head += chunk
+        (length,) = struct.unpack("!I", head)
+        body = b""
+        while len(body) < length - 4:
+            chunk = conn.recv(length - 4 - len(body))
+            if not chunk:
+                return None
+            body += chunk
+        return body
+
+    def serve(conn):
+        try:
+            body = read_packet(conn)
+            if body is not None and struct.unpack("!I", body[:4])[0] == 80877103:
+                conn.sendall(b"N")
+                body = read_packet(conn)
+            if body is None:
+                return
+            head = b"SFATAL\0VFATAL\0C28000\0M"
+            conn.sendall(b"E" + struct.pack("!I", 4 + len(head) + message_bytes + 2) + head)
+            chunk = b"A" * 65536
+            left = message_bytes
+            while left > 0:
+                conn.sendall(chunk[:min(left, len(chunk))])
+                left -= len(chunk)
+            conn.sendall(b"\0\0")
+        except OSError:
+            pass  # the client stopped reading: what a bounded client does
+        finally:
+            conn.close()
+
+    def accept():
+        while True:
+            conn, _ = listener.accept()
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    return listener.getsockname()[1]
 
 
 def capture(argv):
@@ -402,6 +461,10 @@ def main():
         ("sqlx floor", f"{FLOOR} {shlex.quote(rss_url)}"),
     ]:
         rss[name], rss_method = peak_rss_kb(command, env)
+    huge_port = hostile_error_server(300 * 1024 * 1024)
+    huge_url = f"postgresql://app:pw@127.0.0.1:{huge_port}/app?connect_timeout={CONNECT_TIMEOUT}"
+    rss["doctor, 300 MB error"], _ = peak_rss_kb(f"{AKSARA} doctor --url {shlex.quote(huge_url)}", env)
+    rss["psql, 300 MB error"], _ = peak_rss_kb(f"{PSQL} -X -c 'select 1' {shlex.quote(huge_url)}", env)
     sizes = {"aksara": os.path.getsize(AKSARA), "sqlx floor": os.path.getsize(FLOOR)}
     if SQLX:
         sizes["sqlx-cli (installed)"] = os.path.getsize(os.path.realpath(SQLX))
@@ -527,6 +590,9 @@ def main():
     v = rss["aksara doctor"]
     goals.append(("peak RSS of a doctor run ≤ 10 MB", v <= 10_000, f"{v / 1000:.1f} MB"))
     w(f"| peak RSS, `doctor` over TCP{' with TLS' if TLS else ''} | {v / 1000:.1f} MB | psql {rss['psql'] / 1000:.1f} MB, sqlx floor {rss['sqlx floor'] / 1000:.1f} MB | ≤ 10 MB | {mark(v <= 10_000)} |")
+    v = rss["doctor, 300 MB error"]
+    goals.append(("peak RSS of doctor against a 300 MB error message ≤ 20 MB", v <= 20_000, f"{v / 1000:.1f} MB"))
+    w(f"| peak RSS, `doctor` against a server sending a 300 MB error (stand-in server) | {v / 1000:.1f} MB | psql {rss['psql, 300 MB error'] / 1000:.1f} MB | ≤ 20 MB | {mark(v <= 20_000)} |")
     w("")
     w(f"Peak RSS: median of 5 runs, {rss_method} (kB, reported as MB = 1000 kB).")
     w("")

@@ -141,6 +141,33 @@ codes! {
     UnexpectedError = "unexpected-error", Failure, transient: false,
         meaning: "the connection failed in a way aksara does not recognise",
         fix: "read the error as shown; check that the host and port belong to a PostgreSQL server";
+    AuthMethodUnsupported = "auth-method-unsupported", Failure, transient: false,
+        meaning: "the server asks for an authentication method aksara cannot answer (GSSAPI, SSPI, an unknown SASL mechanism)",
+        fix: "put a scram-sha-256 line for this user in pg_hba.conf above the line that matches now";
+    AuthCleartextRefused = "auth-cleartext-refused", Failure, transient: false,
+        meaning: "the server asks for the password in cleartext on a connection without TLS; aksara does not send it",
+        fix: "use scram-sha-256 in pg_hba.conf, or require TLS; --allow-cleartext only on a network you trust";
+    AuthInterrupted = "auth-interrupted", Failure, transient: false,
+        meaning: "the server closed the connection in the middle of authentication",
+        fix: "read the server's log; check the pooler or proxy in front of it";
+    SslHandshakeFailed = "ssl-handshake-failed", Failure, transient: false,
+        meaning: "the server agreed to TLS, then the handshake failed (not a certificate problem)",
+        fix: "check the server's certificate and key files and its log, and what listens on that port";
+    ServerMessageTooLarge = "server-message-too-large", Failure, transient: false,
+        meaning: "the server sent a message larger than aksara reads (1 MiB; 30,000 bytes during login)",
+        fix: "check that the URL points at the PostgreSQL server you mean";
+    AppRoleIsAdmin = "app-role-is-admin", Failure, transient: false,
+        meaning: "--db-user names the role the admin connection logs in as",
+        fix: "choose another --db-user";
+    AppRolePrivileged = "app-role-privileged", Failure, transient: false,
+        meaning: "--db-user names a role with more rights than an app needs (SUPERUSER, CREATEROLE, REPLICATION, BYPASSRLS, or a member of such a role)",
+        fix: "choose another --db-user, or pass --force privileged-role";
+    AppDatabaseTemplate = "app-database-template", Failure, transient: false,
+        meaning: "--db-name names template0 or template1, whose grants every new database copies",
+        fix: "choose another --db-name";
+    AppDatabaseMaintenance = "app-database-maintenance", Failure, transient: false,
+        meaning: "--db-name names postgres, the maintenance database",
+        fix: "choose another --db-name, or pass --force postgres-database";
     CannotCreateTables = "cannot-create-tables", Warning, transient: false,
         meaning: "the role can log in but cannot create tables (PG 15 public)",
         fix: "make the role the database owner, or GRANT CREATE ON SCHEMA public";
@@ -159,6 +186,12 @@ codes! {
     PoolExceedsConnections = "pool-exceeds-connections", Warning, transient: false,
         meaning: "the pools can open more connections than the server allows",
         fix: "lower pool_max_size per the workload table, or raise max_connections";
+    AuthMethodDeprecated = "auth-method-deprecated", Warning, transient: false,
+        meaning: "the server authenticates with md5, which PostgreSQL deprecates (18 warns)",
+        fix: "password_encryption = scram-sha-256, set the password again, scram-sha-256 in pg_hba.conf";
+    AuthCleartextAllowed = "auth-cleartext-allowed", Warning, transient: false,
+        meaning: "the password crossed the network in cleartext because --allow-cleartext allowed it",
+        fix: "use scram-sha-256 in pg_hba.conf, or require TLS";
 }
 
 impl Code {

@@ -12,8 +12,14 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use sqlx::Connection as _;
+use sqlx::postgres::aksara::LoginRefusal;
 use sqlx::postgres::{PgConnection, PgDatabaseError, PgSslMode};
 
+/// The authentication a server asked for (from the vendored sqlx-postgres patch); a live
+/// connection tells it with `conn.auth_method()`.
+pub use sqlx::postgres::aksara::AuthMethod;
+
+use crate::code::Code;
 use crate::diagnose::server_messages::Cause;
 use crate::dsn::{ConnConfig, Endpoint, Host, SslMode};
 
@@ -97,9 +103,29 @@ pub enum FailureKind {
     Server(ServerError),
     /// Something answered that does not speak PostgreSQL's protocol.
     NotPostgres,
+    /// The server asked for a method sqlx cannot answer: GSSAPI, SSPI, SASL without SCRAM.
+    AuthUnsupported { method: AuthMethod },
+    /// The server asked for the password in cleartext over TCP without TLS; it was not sent.
+    CleartextRefused,
+    /// The connection broke in the middle of the exchange for `method` (a close mid-SCRAM).
+    AuthInterrupted { method: AuthMethod, message: String },
+    /// The server agreed to TLS and then the handshake broke (not a certificate problem).
+    TlsHandshake { message: String },
+    /// A message header declared more bytes than aksara reads ([`MAX_SERVER_MESSAGE`]; during
+    /// login libpq's 30,000); refused before any of it was buffered.
+    MessageTooLarge {
+        kind: char,
+        declared: usize,
+        limit: usize,
+    },
     /// Anything aksara does not recognise: reported as unknown, with the library's words.
     Unexpected { message: String },
 }
+
+/// The most bytes one server message may declare after login. aksara's queries return one
+/// short row; PostgreSQL's own errors are a few kilobytes. A larger header is refused before
+/// anything is buffered, so a hostile server cannot make aksara hold hundreds of megabytes.
+pub const MAX_SERVER_MESSAGE: usize = 1024 * 1024;
 
 impl FailureKind {
     pub fn server(&self) -> Option<&ServerError> {
@@ -144,6 +170,31 @@ impl fmt::Display for FailureKind {
             }
             FailureKind::Server(e) => write!(f, "{} (SQLSTATE {})", e.message, e.sqlstate),
             FailureKind::NotPostgres => f.write_str("something answered, but it is not PostgreSQL"),
+            FailureKind::AuthUnsupported { method } => write!(
+                f,
+                "the server asked for {} authentication, which aksara (through sqlx) cannot answer",
+                shown(method)
+            ),
+            FailureKind::CleartextRefused => f.write_str(
+                "the server asked for the password in cleartext on a connection without TLS; aksara did not send it",
+            ),
+            FailureKind::AuthInterrupted { method, message } => write!(
+                f,
+                "the server broke off {} authentication: {message}",
+                shown(method)
+            ),
+            FailureKind::TlsHandshake { message } => {
+                write!(f, "the TLS handshake with the server failed: {message}")
+            }
+            FailureKind::MessageTooLarge {
+                kind,
+                declared,
+                limit,
+            } => write!(
+                f,
+                "the server sent a message (type '{}') claiming {declared} bytes; aksara reads at most {limit}, so it stopped before reading it",
+                crate::sanitize::for_terminal(&kind.to_string())
+            ),
             FailureKind::Unexpected { message } => f.write_str(message),
         }
     }
@@ -339,7 +390,10 @@ async fn attempt_with(
             Ok(Ok(_)) => {}
         }
     }
-    let options = cfg.sqlx_options(endpoint, mode);
+    let options = cfg
+        .sqlx_options(endpoint, mode)
+        .max_message_len(MAX_SERVER_MESSAGE)
+        .allow_cleartext_without_tls(cfg.allow_cleartext);
     let started = Instant::now();
     match tokio::time::timeout_at(deadline, PgConnection::connect_with(&options)).await {
         Err(_) => Err(FailureKind::Timeout { after: bound }),
@@ -368,6 +422,9 @@ const SQLX_NO_TLS: &str = "server does not support TLS";
 /// Map a sqlx error to what happened, without losing the server's fields. Only typed errors
 /// are read: sqlx's database error, the I/O error kind, and rustls's certificate error.
 pub fn classify(error: sqlx::Error) -> FailureKind {
+    if let Some(refusal) = LoginRefusal::find(&error) {
+        return classify_refusal(refusal);
+    }
     match error {
         sqlx::Error::Database(db) => FailureKind::Server(ServerError::from_sqlx(db.as_ref())),
         sqlx::Error::Io(io) => {
@@ -398,12 +455,135 @@ pub fn classify(error: sqlx::Error) -> FailureKind {
             }
         }
         sqlx::Error::Protocol(message) => FailureKind::Unexpected {
-            message: format!("protocol error: {message}"),
+            message: format!("protocol error: {}", without_source_location(&message)),
         },
         other => FailureKind::Unexpected {
-            message: other.to_string(),
+            message: without_source_location(&other.to_string()).to_string(),
         },
     }
+}
+
+/// The typed failures of the vendored sqlx-postgres patch (`sqlx::postgres::aksara`).
+fn classify_refusal(refusal: &LoginRefusal) -> FailureKind {
+    match refusal {
+        LoginRefusal::CleartextWithoutTls => FailureKind::CleartextRefused,
+        LoginRefusal::Unsupported(method) => FailureKind::AuthUnsupported {
+            method: method.clone(),
+        },
+        LoginRefusal::BrokenDuringAuth { method, source } => FailureKind::AuthInterrupted {
+            method: method.clone(),
+            message: io_message(source),
+        },
+        // A certificate the verifier rejected, wherever rustls put it.
+        LoginRefusal::TlsHandshake { source } => source
+            .get_ref()
+            .and_then(|e| certificate_failure(e))
+            .unwrap_or_else(|| FailureKind::TlsHandshake {
+                message: io_message(source),
+            }),
+        LoginRefusal::MessageTooLarge {
+            format,
+            declared,
+            limit,
+        } => FailureKind::MessageTooLarge {
+            kind: char::from(*format),
+            declared: *declared,
+            limit: *limit,
+        },
+        LoginRefusal::NotPostgres { .. } => FailureKind::NotPostgres,
+    }
+}
+
+/// A method as a terminal may show it: SASL mechanism names come from the server.
+fn shown(method: &AuthMethod) -> String {
+    crate::sanitize::for_terminal(&method.to_string()).into_owned()
+}
+
+/// An I/O error in words, without sqlx's wording for a plain end of stream.
+fn io_message(error: &std::io::Error) -> String {
+    match error.kind() {
+        std::io::ErrorKind::UnexpectedEof => "the server closed the connection".into(),
+        std::io::ErrorKind::ConnectionReset => "the server reset the connection".into(),
+        _ => without_source_location(&error.to_string()).to_string(),
+    }
+}
+
+/// sqlx's protocol errors end with ` (sqlx_postgres::module::path:123)`: its source
+/// location, which means nothing to a user.
+fn without_source_location(text: &str) -> &str {
+    match text.rfind(" (sqlx_") {
+        Some(at) if text.ends_with(')') && text[at..].contains(':') => &text[..at],
+        _ => text,
+    }
+}
+
+/// What the login's authentication method says about the connection, when it deserves a
+/// warning: MD5 (deprecated, PostgreSQL 18 warns and a later release removes it), or a
+/// cleartext password that went over TCP without TLS because `--allow-cleartext` allowed it.
+/// Returns the message and the hint.
+pub fn auth_warning(method: &AuthMethod, over_tls: bool, socket: bool) -> Option<(String, String)> {
+    match method {
+        AuthMethod::Md5 => Some((
+            "the server authenticated with md5, which PostgreSQL deprecates (18 warns; a later release removes it)".into(),
+            "switch to SCRAM: set password_encryption = 'scram-sha-256', set the password again (`\\password` in psql), and change `md5` to `scram-sha-256` in pg_hba.conf".into(),
+        )),
+        AuthMethod::Cleartext if !over_tls && !socket => Some((
+            "the server asked for the password in cleartext and it crossed the network without TLS (--allow-cleartext)".into(),
+            "use scram-sha-256 in pg_hba.conf, or require TLS (?sslmode=require)".into(),
+        )),
+        _ => None,
+    }
+}
+
+/// The report for the failures the hostile-server work added, as (code, message, hint), for
+/// `diagnose` to wrap. None for the other kinds, which `diagnose` names itself.
+pub fn login_failure_report(
+    ep: &Endpoint,
+    failure: &FailureKind,
+) -> Option<(Code, String, String)> {
+    Some(match failure {
+        FailureKind::AuthUnsupported { method } => (
+            Code::AuthMethodUnsupported,
+            format!(
+                "the server at {ep} asks for {} authentication, which aksara cannot answer (it speaks scram-sha-256, md5, password, and trust/peer)",
+                shown(method)
+            ),
+            "the first pg_hba.conf line matching this user, database and address picks the method: add a `scram-sha-256` line above it for this application's user, or check this connection with psql, which speaks GSSAPI".into(),
+        ),
+        FailureKind::CleartextRefused => (
+            Code::AuthCleartextRefused,
+            format!(
+                "the server at {ep} asks for the password in cleartext on a connection without TLS, where anyone on the path could read it; aksara did not send it"
+            ),
+            "change the pg_hba.conf method from `password` to `scram-sha-256` (and reload), or require TLS (?sslmode=require); only on a network you trust, pass --allow-cleartext".into(),
+        ),
+        FailureKind::AuthInterrupted { method, message } => (
+            Code::AuthInterrupted,
+            format!(
+                "the server at {ep} broke off {} authentication before answering it ({message})",
+                shown(method)
+            ),
+            "PostgreSQL answers a failed login with an error, not a closed connection: look at the server's log, and at whatever listens in front of it (a pooler or proxy that does not support this method)".into(),
+        ),
+        FailureKind::TlsHandshake { message } => (
+            Code::SslHandshakeFailed,
+            format!("{ep} agreed to TLS, then the handshake failed: {message}"),
+            "check the server's ssl_cert_file and ssl_key_file and its log; something other than PostgreSQL (a proxy) may be answering on that port".into(),
+        ),
+        FailureKind::MessageTooLarge {
+            kind,
+            declared,
+            limit,
+        } => (
+            Code::ServerMessageTooLarge,
+            format!(
+                "the server at {ep} sent a message (type '{}') claiming {declared} bytes; aksara reads at most {limit} and stopped before reading it",
+                crate::sanitize::for_terminal(&kind.to_string())
+            ),
+            format!("a PostgreSQL server does not send messages that large: check that {ep} is the server you mean"),
+        ),
+        _ => return None,
+    })
 }
 
 /// A certificate the verifier rejected, read from rustls's typed error wherever it sits in the
@@ -465,6 +645,10 @@ pub async fn connect_when_ready(
                 let waitable = match &failure.last().failure {
                     FailureKind::Server(e) => e.sqlstate == "57P03",
                     FailureKind::Dns { .. } | FailureKind::Certificate { .. } => false,
+                    // The server's answer is what it is; waiting does not change it.
+                    FailureKind::AuthUnsupported { .. }
+                    | FailureKind::CleartextRefused
+                    | FailureKind::MessageTooLarge { .. } => false,
                     _ => true,
                 };
                 if !waitable {

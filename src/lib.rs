@@ -30,6 +30,7 @@ pub mod probe;
 pub mod projectserver;
 pub mod prompt;
 pub mod provision;
+pub mod sanitize;
 pub mod serverup;
 pub mod session;
 pub mod sysenv;

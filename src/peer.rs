@@ -146,6 +146,7 @@ pub fn socket_config(socket_dir: &Path, port: u16, role: &str, dbname: &str) -> 
         sslrootcert: None,
         options: None,
         unknown: Vec::new(),
+        allow_cleartext: false,
     }
 }
 

@@ -424,6 +424,201 @@ pub fn missing_rights(
     missing
 }
 
+/// What an existing role may do beyond logging in (pg_roles), and the roles it is a member of
+/// that grant more (directly or through other roles).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoleAttributes {
+    pub superuser: bool,
+    pub createrole: bool,
+    pub createdb: bool,
+    pub replication: bool,
+    pub bypassrls: bool,
+    /// Roles it belongs to that are superusers, have CREATEROLE, REPLICATION or BYPASSRLS, or
+    /// are the predefined roles that read or write server files or run server programs: with
+    /// `SET ROLE` (or inheritance) the app would have their rights.
+    pub powerful_memberships: Vec<String>,
+}
+
+impl RoleAttributes {
+    /// The rights the app's role should not have, as PostgreSQL spells them. CREATEDB is not
+    /// among them: it creates databases the role owns and nothing else, and test runners
+    /// need it for their test databases.
+    pub fn excess_rights(&self) -> Vec<String> {
+        let mut rights: Vec<String> = [
+            (self.superuser, "SUPERUSER"),
+            (self.createrole, "CREATEROLE"),
+            (self.replication, "REPLICATION"),
+            (self.bypassrls, "BYPASSRLS"),
+        ]
+        .into_iter()
+        .filter(|(has, _)| *has)
+        .map(|(_, name)| name.to_string())
+        .collect();
+        rights.extend(
+            self.powerful_memberships
+                .iter()
+                .map(|role| format!("member of {}", quote_ident(role))),
+        );
+        rights
+    }
+}
+
+/// The attributes of the role `role`, or None when it does not exist.
+pub async fn role_attributes(
+    conn: &mut sqlx::PgConnection,
+    role: &str,
+) -> Result<Option<RoleAttributes>, sqlx::Error> {
+    use sqlx::Row as _;
+    let row = sqlx::query(
+        "SELECT r.rolsuper, r.rolcreaterole, r.rolcreatedb, r.rolreplication, r.rolbypassrls, \
+         ARRAY(SELECT b.rolname::text FROM pg_roles b \
+               WHERE b.oid <> r.oid AND pg_has_role(r.oid, b.oid, 'MEMBER') \
+                 AND (b.rolsuper OR b.rolcreaterole OR b.rolreplication OR b.rolbypassrls \
+                      OR b.rolname IN ('pg_read_server_files', 'pg_write_server_files', 'pg_execute_server_program')) \
+               ORDER BY b.rolname) \
+         FROM pg_roles r WHERE r.rolname = $1",
+    )
+    .bind(role)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.map(|row| {
+        Ok(RoleAttributes {
+            superuser: row.try_get(0)?,
+            createrole: row.try_get(1)?,
+            createdb: row.try_get(2)?,
+            replication: row.try_get(3)?,
+            bypassrls: row.try_get(4)?,
+            powerful_memberships: row.try_get(5)?,
+        })
+    })
+    .transpose()
+}
+
+/// What the user allowed with `--force` (each refusal that can be overridden names its word).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Forced {
+    /// `--force privileged-role`: use an existing role with more rights than the app needs.
+    pub privileged_role: bool,
+    /// `--force postgres-database`: put the app in the `postgres` maintenance database.
+    pub postgres_database: bool,
+}
+
+/// A setup aksara will not run, found before anything changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// `--db-user` is the role the admin connection logs in as: setting its password would
+    /// lock the admin out and hand the app the admin's rights. Cannot be forced.
+    AdminRole { role: String },
+    /// An existing role with more rights than an application needs.
+    PrivilegedRole { role: String, rights: Vec<String> },
+    /// template0/template1: whatever is granted there is copied into every new database.
+    /// Cannot be forced.
+    TemplateDatabase { db: String },
+    /// `postgres`, the maintenance database tools and admins connect to.
+    MaintenanceDatabase { db: String },
+}
+
+impl Refusal {
+    /// The code for the catalogue.
+    pub fn code(&self) -> crate::code::Code {
+        use crate::code::Code;
+        match self {
+            Refusal::AdminRole { .. } => Code::AppRoleIsAdmin,
+            Refusal::PrivilegedRole { .. } => Code::AppRolePrivileged,
+            Refusal::TemplateDatabase { .. } => Code::AppDatabaseTemplate,
+            Refusal::MaintenanceDatabase { .. } => Code::AppDatabaseMaintenance,
+        }
+    }
+
+    /// The word `--force` takes to override it, when it can be.
+    pub fn forced_by(&self) -> Option<&'static str> {
+        match self {
+            Refusal::PrivilegedRole { .. } => Some("privileged-role"),
+            Refusal::MaintenanceDatabase { .. } => Some("postgres-database"),
+            Refusal::AdminRole { .. } | Refusal::TemplateDatabase { .. } => None,
+        }
+    }
+
+    pub fn hint(&self) -> String {
+        let choose = match self {
+            Refusal::AdminRole { .. } | Refusal::PrivilegedRole { .. } => {
+                "choose another user name with --db-user NAME (aksara creates it with only LOGIN)"
+            }
+            Refusal::TemplateDatabase { .. } | Refusal::MaintenanceDatabase { .. } => {
+                "choose another database name with --db-name NAME"
+            }
+        };
+        match self.forced_by() {
+            Some(word) => format!("{choose}; to use it anyway, pass --force {word}"),
+            None => choose.to_string(),
+        }
+    }
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use crate::sanitize::for_terminal as shown;
+        match self {
+            Refusal::AdminRole { role } => write!(
+                f,
+                "the user `{}` is the role the admin connection logs in as: aksara would set its password, locking the admin out, and the app would run with the admin's rights",
+                shown(role)
+            ),
+            Refusal::PrivilegedRole { role, rights } => write!(
+                f,
+                "the existing user `{}` has more rights than an application needs ({}): the app's URL would carry them",
+                shown(role),
+                shown(&rights.join(", "))
+            ),
+            Refusal::TemplateDatabase { db } => write!(
+                f,
+                "`{}` is a template database: what aksara grants there would be copied into every database created afterwards",
+                shown(db)
+            ),
+            Refusal::MaintenanceDatabase { db } => write!(
+                f,
+                "`{}` is the maintenance database that tools and admins connect to, not a place for an application's tables",
+                shown(db)
+            ),
+        }
+    }
+}
+
+/// The databases that are refused as `--db-name`.
+const TEMPLATE_DATABASES: [&str; 2] = ["template0", "template1"];
+const MAINTENANCE_DATABASE: &str = "postgres";
+
+/// Whether aksara may set up `db` for `role`, asked before any statement runs. `admin` is
+/// the admin connection's `current_user`, `existing` the role's attributes when it exists
+/// ([`role_attributes`]). Names are compared exactly, as PostgreSQL does for quoted names.
+pub fn check_targets(
+    admin: &str,
+    role: &str,
+    existing: Option<&RoleAttributes>,
+    db: &str,
+    forced: Forced,
+) -> Result<(), Refusal> {
+    if role == admin {
+        return Err(Refusal::AdminRole { role: role.into() });
+    }
+    if TEMPLATE_DATABASES.contains(&db) {
+        return Err(Refusal::TemplateDatabase { db: db.into() });
+    }
+    if db == MAINTENANCE_DATABASE && !forced.postgres_database {
+        return Err(Refusal::MaintenanceDatabase { db: db.into() });
+    }
+    if let Some(attributes) = existing {
+        let rights = attributes.excess_rights();
+        if !rights.is_empty() && !forced.privileged_role {
+            return Err(Refusal::PrivilegedRole {
+                role: role.into(),
+                rights,
+            });
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -627,5 +822,103 @@ mod tests {
                 .iter()
                 .any(|s| matches!(s, Step::GrantMembership { .. }))
         );
+    }
+
+    #[test]
+    fn the_admins_own_role_and_template_databases_are_refused_even_when_forced() {
+        let all = Forced {
+            privileged_role: true,
+            postgres_database: true,
+        };
+        let refusal = check_targets("postgres", "postgres", None, "shop", all).unwrap_err();
+        assert_eq!(refusal.code().id(), "app-role-is-admin");
+        assert_eq!(refusal.forced_by(), None);
+        assert!(!refusal.hint().contains("--force"), "{}", refusal.hint());
+        assert!(refusal.to_string().contains("locking the admin out"));
+        for db in ["template0", "template1"] {
+            let refusal = check_targets("postgres", "app", None, db, all).unwrap_err();
+            assert_eq!(refusal, Refusal::TemplateDatabase { db: db.into() });
+            assert!(refusal.hint().contains("--db-name"));
+        }
+        // Names are exact: "Postgres" is another role, "Template1" another database.
+        assert_eq!(
+            check_targets("postgres", "Postgres", None, "Template1", Forced::default()),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn the_postgres_database_and_privileged_roles_are_refused_unless_forced() {
+        let refusal =
+            check_targets("admin", "app", None, "postgres", Forced::default()).unwrap_err();
+        assert_eq!(refusal.code().id(), "app-database-maintenance");
+        assert!(
+            refusal.hint().ends_with("pass --force postgres-database"),
+            "{}",
+            refusal.hint()
+        );
+        let forced = Forced {
+            postgres_database: true,
+            ..Forced::default()
+        };
+        assert_eq!(
+            check_targets("admin", "app", None, "postgres", forced),
+            Ok(())
+        );
+
+        let strong = RoleAttributes {
+            superuser: true,
+            bypassrls: true,
+            powerful_memberships: vec!["pg_write_server_files".into()],
+            ..RoleAttributes::default()
+        };
+        let refusal =
+            check_targets("admin", "app", Some(&strong), "shop", Forced::default()).unwrap_err();
+        assert_eq!(
+            refusal,
+            Refusal::PrivilegedRole {
+                role: "app".into(),
+                rights: vec![
+                    "SUPERUSER".into(),
+                    "BYPASSRLS".into(),
+                    "member of \"pg_write_server_files\"".into()
+                ],
+            }
+        );
+        assert!(refusal.hint().ends_with("pass --force privileged-role"));
+        let forced = Forced {
+            privileged_role: true,
+            ..Forced::default()
+        };
+        assert_eq!(
+            check_targets("admin", "app", Some(&strong), "shop", forced),
+            Ok(())
+        );
+        // CREATEDB alone is what a test runner needs: allowed.
+        let createdb = RoleAttributes {
+            createdb: true,
+            ..RoleAttributes::default()
+        };
+        assert_eq!(
+            check_targets("admin", "app", Some(&createdb), "shop", Forced::default()),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn refusals_show_hostile_names_escaped() {
+        let refusal = check_targets(
+            "admin",
+            "x\n[ok] done\x1b]0;t\x07",
+            Some(&RoleAttributes {
+                createrole: true,
+                ..Default::default()
+            }),
+            "shop",
+            Forced::default(),
+        )
+        .unwrap_err();
+        let text = refusal.to_string();
+        assert!(crate::sanitize::is_clean(&text), "{text:?}");
     }
 }

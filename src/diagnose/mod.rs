@@ -77,6 +77,16 @@ pub fn diagnose(cfg: &ConnConfig, attempt: &Attempt, ctx: &Context) -> Diagnosis
             message: format!("the connection to {ep} failed: {message}"),
             hint: "aksara does not recognise this failure; the text above is the client library's own. Check that the host and port belong to a PostgreSQL server".into(),
         },
+        // The typed login failures of the hostile-server work (connect::login_failure_report).
+        other => {
+            let (code, message, hint) = crate::connect::login_failure_report(ep, other)
+                .expect("every other failure kind has a report in connect");
+            Diagnosis {
+                code,
+                message,
+                hint,
+            }
+        }
     }
 }
 

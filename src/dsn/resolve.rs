@@ -121,6 +121,7 @@ impl ConnString {
             sslrootcert: self.sslrootcert.clone().or_else(|| var(PGSSLROOTCERT)),
             options: self.options.clone().or_else(|| var(PGOPTIONS)),
             unknown: self.unknown.clone(),
+            allow_cleartext: false,
         })
     }
 }
@@ -249,6 +250,9 @@ pub struct ConnConfig {
     pub sslrootcert: Option<String>,
     pub options: Option<String>,
     pub unknown: Vec<(String, String)>,
+    /// Whether a server that asks for the password in cleartext may have it over TCP without
+    /// TLS (`--allow-cleartext`, after libpq's `require_auth`); false unless the caller sets it.
+    pub allow_cleartext: bool,
 }
 
 impl ConnConfig {

@@ -19,6 +19,7 @@ mod bins;
 mod cleanup;
 mod cluster;
 mod distcluster;
+pub mod hostile;
 mod privileges;
 mod session;
 mod tls;

@@ -1,0 +1,135 @@
+//! Issue 16, points 1 and 2: the refusals `provision::check_targets` makes before anything
+//! changes, fed with the attributes `provision::role_attributes` reads from a real server.
+
+use std::time::Duration;
+
+use aksara::provision::{self, Forced, Refusal, RoleAttributes};
+
+use crate::support::{self, Shared, unique_name};
+
+/// Connect to the shared trust cluster as its superuser and read `role`'s attributes.
+fn attributes(role: &str) -> Option<RoleAttributes> {
+    let cluster = support::shared(Shared::Trust);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(async {
+        let options: sqlx::postgres::PgConnectOptions =
+            cluster.admin_url().parse().expect("the admin URL parses");
+        let mut conn = tokio::time::timeout(
+            Duration::from_secs(10),
+            <sqlx::PgConnection as sqlx::Connection>::connect_with(&options),
+        )
+        .await
+        .expect("connects in time")
+        .expect("connects");
+        let found = provision::role_attributes(&mut conn, role)
+            .await
+            .expect("the attribute query runs");
+        let _ = sqlx::Connection::close(conn).await;
+        found
+    })
+}
+
+#[test]
+fn roles_with_more_rights_than_an_app_needs_are_refused_from_their_real_attributes() {
+    let cluster = support::shared(Shared::Trust);
+    let plain = unique_name("plain");
+    let creator = unique_name("creator");
+    let boss = unique_name("boss");
+    let replicator = unique_name("repl");
+    let rls = unique_name("rls");
+    let inheritor = unique_name("inherits");
+    let filer = unique_name("filer");
+    let tester = unique_name("tester");
+    cluster.psql(
+        "postgres",
+        &format!(
+            "CREATE ROLE {plain} LOGIN; CREATE ROLE {creator} LOGIN CREATEROLE; \
+             CREATE ROLE {boss} SUPERUSER; CREATE ROLE {replicator} LOGIN REPLICATION; \
+             CREATE ROLE {rls} LOGIN BYPASSRLS; CREATE ROLE {inheritor} LOGIN IN ROLE {boss}; \
+             CREATE ROLE {filer} LOGIN IN ROLE pg_write_server_files; CREATE ROLE {tester} LOGIN CREATEDB;"
+        ),
+    );
+    let refused = |role: &str| {
+        let found = attributes(role).expect("the role exists");
+        provision::check_targets("postgres", role, Some(&found), "shop", Forced::default())
+    };
+    assert_eq!(refused(&plain), Ok(()));
+    assert_eq!(refused(&tester), Ok(()), "CREATEDB alone is allowed");
+    for (role, right) in [
+        (&creator, "CREATEROLE".to_string()),
+        (&boss, "SUPERUSER".to_string()),
+        (&replicator, "REPLICATION".to_string()),
+        (&rls, "BYPASSRLS".to_string()),
+        (&inheritor, format!("member of \"{boss}\"")),
+        (&filer, "member of \"pg_write_server_files\"".to_string()),
+    ] {
+        match refused(role) {
+            Err(Refusal::PrivilegedRole { rights, .. }) => {
+                assert!(rights.contains(&right), "{role}: {rights:?}")
+            }
+            other => panic!("{role}: {other:?}"),
+        }
+    }
+    // The bootstrap superuser is refused twice over: it is the admin's role.
+    let postgres = attributes("postgres").expect("postgres exists");
+    assert!(postgres.superuser);
+    assert!(matches!(
+        provision::check_targets(
+            "postgres",
+            "postgres",
+            Some(&postgres),
+            "shop",
+            Forced::default()
+        ),
+        Err(Refusal::AdminRole { .. })
+    ));
+    assert_eq!(attributes(&unique_name("nobody")), None);
+    cluster.psql(
+        "postgres",
+        &format!("DROP ROLE {plain}, {creator}, {inheritor}, {boss}, {replicator}, {rls}, {filer}, {tester}"),
+    );
+}
+
+/// End to end, once the lead calls `check_targets` in dbsetup before its plan: nothing
+/// changes, the admin keeps its password, template1 keeps its ACL.
+#[test]
+#[ignore = "needs the lead's wiring: dbsetup calls provision::check_targets before planning"]
+fn dbsetup_refuses_the_admins_role_and_template1_before_changing_anything() {
+    let cluster = support::Cluster::start(support::ClusterConfig::default());
+    let acl = "SELECT coalesce(nspacl::text, '') FROM pg_namespace WHERE nspname = 'public'";
+    let template_acl = cluster.psql("template1", acl);
+    let roles = "SELECT string_agg(rolname, ',' ORDER BY rolname) FROM pg_roles";
+    let roles_before = cluster.psql("postgres", roles);
+    let dir = crate::project();
+
+    let out = crate::run(&mut crate::dbsetup(
+        &cluster,
+        dir.path(),
+        &["--db-user", "postgres", "--db-name", "shop"],
+    ));
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.all().contains("app-role-is-admin")
+            || out
+                .all()
+                .contains("the role the admin connection logs in as"),
+        "{out:?}"
+    );
+    // The admin's password still works (the bug reset it).
+    let admin = cluster.url("postgres", Some(&cluster.password), "postgres");
+    assert_eq!(crate::psql_url(&admin, "SELECT 1").as_deref(), Ok("1"));
+
+    let out = crate::run(&mut crate::dbsetup(
+        &cluster,
+        dir.path(),
+        &["--db-name", "template1"],
+    ));
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.all().contains("template database"), "{out:?}");
+    assert_eq!(cluster.psql("template1", acl), template_acl);
+    assert_eq!(cluster.psql("postgres", roles), roles_before);
+    assert!(!dir.path().join(".env").exists());
+}
