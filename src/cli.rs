@@ -234,9 +234,14 @@ pub struct DbsetupArgs {
     #[arg(long, value_name = "MODE", value_parser = SslModeValues)]
     pub sslmode: Option<String>,
 
-    /// Replace a different existing value of the key (the old line is kept as a comment)
+    /// Replace a different existing value of the key (the old line is kept as a comment);
+    /// `--force privileged-role` / `--force postgres-database` allow what is refused otherwise
+    #[arg(long, value_name = "WHAT", num_args = 0..=1, default_missing_value = "env", value_parser = ["env", "privileged-role", "postgres-database"])]
+    pub force: Vec<String>,
+
+    /// Let a server that asks for the password in cleartext have it over TCP without TLS
     #[arg(long)]
-    pub force: bool,
+    pub allow_cleartext: bool,
 
     /// Output format of the result
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
@@ -413,6 +418,10 @@ pub struct DoctorArgs {
     /// Number of application instances sharing the database
     #[arg(long, value_name = "M", default_value_t = 1)]
     pub instances: u32,
+
+    /// Let a server that asks for the password in cleartext have it over TCP without TLS
+    #[arg(long)]
+    pub allow_cleartext: bool,
 
     /// Output format
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]

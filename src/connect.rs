@@ -512,7 +512,8 @@ fn io_message(error: &std::io::Error) -> String {
 /// location, which means nothing to a user.
 fn without_source_location(text: &str) -> &str {
     match text.rfind(" (sqlx_") {
-        Some(at) if text.ends_with(')') && text[at..].contains(':') => &text[..at],
+        // Display only: trims sqlx's suffix, decides nothing about the failure.
+        Some(at) if text.ends_with(')') && text[at..].contains(':') => &text[..at], // display only
         _ => text,
     }
 }

@@ -256,9 +256,14 @@ impl Printer {
     }
 
     /// A status line that starts with a check mark; a failure shows even with --quiet.
+    /// The text may carry names from outside (flags, .env): shown sanitised.
     pub fn step(&self, mark: Mark, text: &str) {
         if self.verbosity >= Verbosity::Normal || mark == Mark::Fail {
-            self.emit(Stream::Stderr, &format!("{} {text}", self.mark(mark)), true);
+            self.emit(
+                Stream::Stderr,
+                &format!("{} {}", self.mark(mark), shown(text)),
+                true,
+            );
         }
     }
 
@@ -273,7 +278,7 @@ impl Printer {
         if self.verbosity >= Verbosity::Normal {
             self.emit(
                 Stream::Stderr,
-                &format!("{} {text}", self.yellow(&self.bold("warning:"))),
+                &format!("{} {}", self.yellow(&self.bold("warning:")), shown(text)),
                 true,
             );
         }
@@ -282,7 +287,7 @@ impl Printer {
     pub fn hint(&self, text: &str) {
         self.emit(
             Stream::Stderr,
-            &format!("{} {text}", self.bold("hint:")),
+            &format!("{} {}", self.bold("hint:"), shown(text)),
             true,
         );
     }
@@ -291,13 +296,13 @@ impl Printer {
     pub fn error(&self, err: &CliError) {
         self.emit(
             Stream::Stderr,
-            &format!("{} {}", self.red(&self.bold("error:")), err.message),
+            &format!("{} {}", self.red(&self.bold("error:")), shown(&err.message)),
             true,
         );
         for cause in &err.causes {
             self.emit(
                 Stream::Stderr,
-                &format!("  {} {cause}", self.bold("caused by:")),
+                &format!("  {} {}", self.bold("caused by:"), shown(cause)),
                 true,
             );
         }
@@ -334,6 +339,13 @@ impl Printer {
             bar: Some((bar, self.spinner.clone())),
         }
     }
+}
+
+/// Text from outside aksara (server fields, names from URLs and files) as the terminal may
+/// show it: control characters escaped, each field bounded (`sanitize`). Applied to the text
+/// before aksara styles it, on every stream and in every mode; JSON keeps the full text.
+pub fn shown(text: &str) -> std::borrow::Cow<'_, str> {
+    crate::sanitize::for_terminal(text)
 }
 
 /// Clears itself when dropped, so an early return never leaves a spinner running.

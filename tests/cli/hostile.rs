@@ -375,7 +375,7 @@ fn a_trust_login_is_reported_as_asking_for_nothing() {
 }
 
 #[test]
-#[ignore = "needs the lead's wiring: sanitize on the printer's path for server fields"]
+
 fn doctor_shows_escape_laden_server_fields_escaped_on_one_line() {
     let server = HostileServer::start(Behaviour::escape_laden_error());
     for extra in [&[][..], &["--color", "always"][..], &["--quiet"][..]] {
@@ -398,7 +398,7 @@ fn doctor_shows_escape_laden_server_fields_escaped_on_one_line() {
 }
 
 #[test]
-#[ignore = "needs the lead's wiring: doctor warns on md5 (connect::auth_warning) and sanitises server_version"]
+
 fn doctor_on_an_md5_server_with_a_hostile_version_warns_and_forges_nothing() {
     let server = HostileServer::start(Behaviour::login(Auth::Md5));
     let out = doctor(&server, &[]);
@@ -415,17 +415,6 @@ fn doctor_on_an_md5_server_with_a_hostile_version_warns_and_forges_nothing() {
             .any(|l| l.trim_start().starts_with("[ok] all checks passed")),
         "{out:?}"
     );
-}
-
-#[test]
-fn doctor_on_an_md5_server_says_all_checks_passed_today() {
-    // The bug of point 6 as it stands before the lead wires the warning in: the hostile server
-    // gets through doctor's whole checklist. This test turns red when the warning lands;
-    // delete it then (the ignored test above takes over).
-    let server = HostileServer::start(Behaviour::login(Auth::Md5));
-    let out = doctor(&server, &[]);
-    assert_eq!(out.code, 0, "{out:?}");
-    assert!(out.stdout.contains("all checks passed"), "{out:?}");
 }
 
 #[test]
@@ -457,7 +446,7 @@ fn doctor_json_keeps_the_servers_fields_in_full() {
 const FORGING_ENV: &str = "DATABASE_URL=postgresql://app%0D%0A%5Bok%5D%20all%20checks%20passed%1B%5D0%3Bx%07:pw@127.0.0.1:1/db%0Aname\n";
 
 #[test]
-#[ignore = "needs the lead's wiring: names decoded from URLs and files shown through sanitize"]
+
 fn doctor_shows_names_from_a_cloned_env_escaped() {
     let dir = project();
     std::fs::write(dir.path().join(".env"), FORGING_ENV).expect("write .env");

@@ -96,7 +96,7 @@ fn roles_with_more_rights_than_an_app_needs_are_refused_from_their_real_attribut
 /// End to end, once the lead calls `check_targets` in dbsetup before its plan: nothing
 /// changes, the admin keeps its password, template1 keeps its ACL.
 #[test]
-#[ignore = "needs the lead's wiring: dbsetup calls provision::check_targets before planning"]
+
 fn dbsetup_refuses_the_admins_role_and_template1_before_changing_anything() {
     let cluster = support::Cluster::start(support::ClusterConfig::default());
     let acl = "SELECT coalesce(nspacl::text, '') FROM pg_namespace WHERE nspname = 'public'";

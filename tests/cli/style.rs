@@ -123,7 +123,8 @@ fn no_failure_is_classified_by_searching_its_message() {
         // Unit tests may assert on what a message says.
         let code = text.split("#[cfg(test)]").next().unwrap_or_default();
         for (i, line) in code.lines().enumerate() {
-            if pattern.is_match(line) {
+            // A line that only trims text for display says so: `// display only`.
+            if pattern.is_match(line) && !line.contains("// display only") {
                 hits.push(format!("{}:{}: {}", path.display(), i + 1, line.trim()));
             }
         }

@@ -180,7 +180,8 @@ impl Setup<'_> {
         if !for_this {
             return None;
         }
-        let cfg = cs.resolve(self.env).ok()?;
+        let mut cfg = cs.resolve(self.env).ok()?;
+        cfg.allow_cleartext = self.s.allow_cleartext;
         let connected = {
             let _spinner = self.printer.spinner("Trying the password already in .env");
             connect::connect(&cfg, self.s.limits.connect).await.ok()?

@@ -100,7 +100,8 @@ impl Setup<'_> {
     async fn admin_from_url(&self, url: &str) -> CliResult<Admin> {
         let bound = self.s.limits.connect;
         let cs = ConnString::parse(url)?;
-        let cfg = cs.resolve(self.env)?;
+        let mut cfg = cs.resolve(self.env)?;
+        cfg.allow_cleartext = self.s.allow_cleartext;
         let spinner = self
             .printer
             .spinner(&format!("Connecting to {}", cfg.redacted()));
@@ -200,7 +201,10 @@ impl Setup<'_> {
                         user,
                         env.var_nonempty("PGDATABASE").as_deref().unwrap_or(db),
                     );
-                    let Ok(cfg) = cs.resolve(env) else { continue };
+                    let Ok(mut cfg) = cs.resolve(env) else {
+                        continue;
+                    };
+                    cfg.allow_cleartext = self.s.allow_cleartext;
                     let f = match connect::connect(&cfg, bound).await {
                         Ok(c) => {
                             printer.step(
@@ -364,6 +368,7 @@ impl Setup<'_> {
             let mut cs = admin_conn_string(endpoint, &user, "postgres");
             cs.password = Some(Password::new(password));
             let mut cfg = cs.resolve(env)?;
+            cfg.allow_cleartext = self.s.allow_cleartext;
             cfg.password_source = crate::dsn::PasswordSource::Prompt;
             let spinner = printer.spinner(&format!("Logging in as \"{user}\""));
             let result = connect::connect(&cfg, bound).await;

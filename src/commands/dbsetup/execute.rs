@@ -258,8 +258,10 @@ pub async fn verify(
     cs: &ConnString,
     env: &ProcessEnvironment,
     limits: Limits,
+    allow_cleartext: bool,
 ) -> CliResult<(String, bool)> {
-    let cfg = cs.resolve(env)?;
+    let mut cfg = cs.resolve(env)?;
+    cfg.allow_cleartext = allow_cleartext;
     let failed = "verification as the application user failed";
     let mut c = match connect::connect(&cfg, limits.connect).await {
         Ok(c) => c,

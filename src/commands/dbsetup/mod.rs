@@ -154,6 +154,29 @@ async fn undo_interrupted(
 }
 
 impl Setup<'_> {
+    /// Refused before anything changes: the admin's own role or a privileged one as the app's
+    /// user, a template or the maintenance database as the app's database (exit 2).
+    async fn refuse_targets(&self, admin: &mut Admin, role: &str, db: &str) -> CliResult<()> {
+        let attributes = progress::bounded(
+            self.s.limits,
+            crate::provision::role_attributes(&mut admin.conn, role),
+        )
+        .await?;
+        crate::provision::check_targets(
+            &admin.cfg.user,
+            role,
+            attributes.as_ref(),
+            db,
+            self.s.forced,
+        )
+        .map_err(|refusal| {
+            CliError::usage(refusal.to_string())
+                .before_any_change()
+                .with_code(refusal.code())
+                .with_hint(refusal.hint())
+        })
+    }
+
     async fn run(
         &self,
         env_value: Option<String>,
@@ -192,6 +215,7 @@ impl Setup<'_> {
         execute::start_admin_session(admin, limits, self.progress).await?;
         let rights = execute::admin_rights(&mut admin.conn, limits).await?;
         let (db, role) = self.names().await?;
+        self.refuse_targets(admin, &role, &db).await?;
         // Serialise with other dbsetup runs on this server from here to the .env write.
         execute::advisory_lock(&mut admin.conn, limits, self.printer).await?;
         // Read again under the lock: a run that held it before may have just written its URL.
@@ -220,7 +244,7 @@ impl Setup<'_> {
             execute::execute(admin, &plan.steps, self.printer, limits, self.progress).await?;
         let (server_version, tls) = {
             let _spinner = self.printer.spinner("Verifying as the application user");
-            execute::verify(&plan.url, self.env, limits).await?
+            execute::verify(&plan.url, self.env, limits, self.s.allow_cleartext).await?
         };
         self.printer.step(
             Mark::Pass,

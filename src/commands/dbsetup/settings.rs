@@ -59,7 +59,11 @@ pub struct Settings {
     pub start_server: Option<StartServer>,
     pub server_port: u16,
     pub start_timeout: Duration,
+    /// `--force`: replace a different value of the key in `.env`.
     pub force: bool,
+    /// `--force privileged-role|postgres-database`.
+    pub forced: provision::Forced,
+    pub allow_cleartext: bool,
     pub json: bool,
 }
 
@@ -128,7 +132,12 @@ impl Settings {
             start_server: args.start_server,
             server_port: args.server_port,
             start_timeout: Duration::from_secs(args.start_timeout.max(1)),
-            force: args.force,
+            force: args.force.iter().any(|w| w == "env"),
+            forced: provision::Forced {
+                privileged_role: args.force.iter().any(|w| w == "privileged-role"),
+                postgres_database: args.force.iter().any(|w| w == "postgres-database"),
+            },
+            allow_cleartext: args.allow_cleartext,
             json: args.format == OutputFormat::Json,
         })
     }

@@ -138,7 +138,8 @@ async fn check_url(
 ) -> Option<ServerFacts> {
     let started = Instant::now();
     let cfg = match parsed.and_then(|cs| cs.resolve(env).map(|cfg| (cs, cfg))) {
-        Ok((cs, cfg)) => {
+        Ok((cs, mut cfg)) => {
+            cfg.allow_cleartext = args.allow_cleartext;
             let lints = lint(&target.raw, &cs);
             let message = format!(
                 "parses: user \"{}\", database \"{}\", sslmode={}",
@@ -244,11 +245,28 @@ async fn session_checks(
         (Err(_), _) => format!("sslmode={}", cfg.sslmode),
     };
     list.record(pass(CheckId::Tls, tls_message, None));
+    let method = connected.conn.auth_method().clone();
     let login = format!(
-        "logged in as \"{}\" to database \"{}\" at {}",
+        "logged in as \"{}\" to database \"{}\" at {} ({method})",
         cfg.user, cfg.dbname, connected.endpoint
     );
-    list.record(pass(CheckId::Login, login, login_ms));
+    let socket = matches!(connected.endpoint.host, Host::Socket(_));
+    match connect::auth_warning(&method, connected.conn.is_tls(), socket) {
+        None => list.record(pass(CheckId::Login, login, login_ms)),
+        Some((warning, hint)) => {
+            let code = match method {
+                connect::AuthMethod::Md5 => Code::AuthMethodDeprecated,
+                _ => Code::AuthCleartextAllowed,
+            };
+            list.warn(
+                CheckId::Login,
+                Some(code),
+                format!("{login}; {warning}"),
+                hint,
+                login_ms,
+            );
+        }
+    }
     let facts = match facts {
         Ok(f) => {
             let message = format!(
@@ -513,7 +531,13 @@ async fn reach_failure(attempt: &Attempt, bound: Duration) -> Result<String, Att
 fn server_answered(failure: &FailureKind) -> bool {
     matches!(
         failure,
-        FailureKind::Server(_) | FailureKind::TlsUnsupported | FailureKind::Certificate { .. }
+        FailureKind::Server(_)
+            | FailureKind::TlsUnsupported
+            | FailureKind::Certificate { .. }
+            | FailureKind::AuthUnsupported { .. }
+            | FailureKind::CleartextRefused
+            | FailureKind::AuthInterrupted { .. }
+            | FailureKind::TlsHandshake { .. }
     )
 }
 

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::code::Code;
 use crate::session::ServerFacts;
-use crate::ui::{Mark, Printer, Spinner};
+use crate::ui::{Mark, Printer, Spinner, shown};
 
 /// Every check the doctor runs, in the order it reports them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -179,7 +179,7 @@ impl<'p> TextReporter<'p> {
             "{} {:<11} {}{}{}",
             p.mark(mark),
             check.id.title(),
-            check.message,
+            shown(&check.message),
             code,
             timing
         )
@@ -190,11 +190,11 @@ impl Reporter for TextReporter<'_> {
     fn target(&mut self, source: &str, url: &str, note: Option<&str>) {
         let p = self.printer;
         if self.headers {
-            p.result(&format!("{} {source}", p.bold("Checking")));
-            p.result(&format!("  {url}"));
+            p.result(&format!("{} {}", p.bold("Checking"), shown(source)));
+            p.result(&format!("  {}", shown(url)));
         }
         if let Some(note) = note {
-            p.result(&format!("  {} {note}", p.yellow("note:")));
+            p.result(&format!("  {} {}", p.yellow("note:"), shown(note)));
         }
     }
 
@@ -207,16 +207,20 @@ impl Reporter for TextReporter<'_> {
 
     fn check(&mut self, check: &Check) {
         self.spinner = None;
-        let shown = !self.printer.is_quiet() || matches!(check.status, Status::Fail | Status::Warn);
-        if !shown {
+        let visible =
+            !self.printer.is_quiet() || matches!(check.status, Status::Fail | Status::Warn);
+        if !visible {
             return;
         }
         self.printer.result(&self.line(check));
         if let Some(hint) = &check.hint
             && check.status != Status::Pass
         {
-            self.printer
-                .result(&format!("    {} {hint}", self.printer.bold("hint:")));
+            self.printer.result(&format!(
+                "    {} {}",
+                self.printer.bold("hint:"),
+                shown(hint)
+            ));
         }
     }
 
