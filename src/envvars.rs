@@ -37,3 +37,7 @@ pub const HOME: &str = "HOME";
 /// The OS user name libpq defaults the role to (`USER`, else `LOGNAME`).
 pub const USER: &str = "USER";
 pub const LOGNAME: &str = "LOGNAME";
+
+/// Test-only: `<pause point>:<marker file>` makes a `.env` write stop at that point (see
+/// `envfile::replace`), so a test can SIGKILL it inside a window. Never set outside tests.
+pub const AKSARA_TEST_PAUSE: &str = "AKSARA_TEST_PAUSE";

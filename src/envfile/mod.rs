@@ -33,7 +33,11 @@ const REPLACED_PREFIX: &str = "# replaced by aksara: ";
 
 mod edit;
 mod error;
+#[cfg(test)]
+mod hostile_tests;
+mod open;
 mod parse;
+mod replace;
 #[cfg(test)]
 mod tests;
 mod write;
@@ -41,9 +45,14 @@ mod write;
 pub(crate) use edit::append_line;
 pub use edit::{upsert, validate_key};
 pub use error::{EnvFileError, IoAction};
+pub use open::MAX_ENV_FILE_BYTES;
 pub use parse::{parse_entries, read_entries};
-pub use write::{check_writable, readable_by_others, write_key, write_key_with};
-pub(crate) use write::{parent_dir, replace_file};
+pub(crate) use replace::replace_file;
+pub(crate) use write::parent_dir;
+pub use write::{
+    Outside, Preflight, WriteOptions, check_writable, preflight, readable_by_others, write_key,
+    write_key_opts, write_key_with,
+};
 
 // Kept here while callers still name them `envfile::…`; the module is `crate::gitignore`.
 pub use crate::gitignore::{GitIgnoreStatus, add_to_gitignore, git_ignore_status};

@@ -8,6 +8,7 @@ mod dbsetup;
 mod docs;
 mod doctor;
 mod foundation;
+mod hostile_env;
 mod install;
 mod interactive;
 mod localserver;
