@@ -35,6 +35,9 @@ mod edit;
 mod error;
 #[cfg(test)]
 mod hostile_tests;
+#[cfg(test)]
+mod loader_tests;
+mod loaders;
 mod open;
 mod parse;
 mod replace;
@@ -45,6 +48,7 @@ mod write;
 pub(crate) use edit::append_line;
 pub use edit::{upsert, validate_key};
 pub use error::{EnvFileError, IoAction};
+pub use loaders::{Loaded, Loader, app_gets, what_the_app_gets};
 pub use open::MAX_ENV_FILE_BYTES;
 pub use parse::{parse_entries, read_entries};
 pub(crate) use replace::replace_file;
