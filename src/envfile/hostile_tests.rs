@@ -170,13 +170,16 @@ fn kill_writer_at(point: &str, env_file: &Path) {
 fn sigkill_leaves_no_secret_behind() {
     let dir = tempfile::tempdir().unwrap();
     let env_file = dir.path().join(".env");
-    fs::write(&env_file, b"OTHER=1\n").unwrap();
+    // A value to replace: the edit goes through a temporary file (adding a line at the end is
+    // an in-place append, which has no temporary file at all).
+    let original = b"OTHER=1\nDATABASE_URL=postgresql://old@db/app\n";
+    fs::write(&env_file, original).unwrap();
     fs::set_permissions(&env_file, Permissions::from_mode(0o644)).unwrap();
 
     // Killed with the new bytes in the unnamed O_TMPFILE: nothing is left at all.
     kill_writer_at("envfile-unnamed", &env_file);
     assert_eq!(names_in(dir.path()), [".env"]);
-    assert_eq!(fs::read(&env_file).unwrap(), b"OTHER=1\n");
+    assert_eq!(fs::read(&env_file).unwrap(), original);
 
     // Killed in the instant the file has a name: it is 0600 although .env is 0644, and the
     // next write (under the folder lock) removes it.
@@ -184,14 +187,20 @@ fn sigkill_leaves_no_secret_behind() {
     let left = temporary_files_in(dir.path());
     assert_eq!(left.len(), 1, "{left:?}");
     assert_eq!(mode_of(&dir.path().join(&left[0])), 0o600);
-    assert_eq!(fs::read(&env_file).unwrap(), b"OTHER=1\n");
+    assert_eq!(fs::read(&env_file).unwrap(), original);
 
-    assert_eq!(
-        write_key(&env_file, "KEY", "v", OnConflict::Fail).unwrap(),
-        Change::Added
+    let change = write_key(
+        &env_file,
+        "DATABASE_URL",
+        "postgresql://new@db/app",
+        OnConflict::Replace,
     );
+    assert!(matches!(change.unwrap(), Change::Replaced { .. }));
     assert_eq!(names_in(dir.path()), [".env"]);
-    assert_eq!(fs::read(&env_file).unwrap(), b"OTHER=1\nKEY=v\n");
+    assert_eq!(
+        fs::read(&env_file).unwrap(),
+        b"OTHER=1\nDATABASE_URL=postgresql://new@db/app\n"
+    );
     assert_eq!(mode_of(&env_file), 0o644);
 }
 
@@ -285,7 +294,7 @@ fn write_with_a_write_before_the_swap(
             }
         }));
     });
-    let change = write_key(path, key, "v", OnConflict::Fail);
+    let change = write_key(path, key, "v", OnConflict::Replace);
     RACE.with(|hook| hook.borrow_mut().take());
     change.unwrap()
 }
@@ -294,13 +303,17 @@ fn write_with_a_write_before_the_swap(
 fn a_write_between_the_check_and_the_swap_is_kept() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(".env");
-    fs::write(&path, b"A=1\n").unwrap();
+    // Replacing values goes through the swap (adding a line is an in-place append).
+    fs::write(&path, b"A=1\nKEY=old\nKEY2=old\n").unwrap();
     // An append to the very file aksara read: it lands in the inode the swap replaces.
     let change = write_with_a_write_before_the_swap(&path, "KEY", |target| {
         append_line_as_a_shell_would(target, "APPENDED=1")
     });
-    assert_eq!(change, Change::Added);
-    assert_eq!(fs::read(&path).unwrap(), b"A=1\nAPPENDED=1\nKEY=v\n");
+    assert!(matches!(change, Change::Replaced { .. }), "{change:?}");
+    assert_eq!(
+        fs::read(&path).unwrap(),
+        b"A=1\nKEY=v\nKEY2=old\nAPPENDED=1\n"
+    );
 
     // An editor's replace by rename: a new inode at the path.
     let change = write_with_a_write_before_the_swap(&path, "KEY2", |target| {
@@ -310,10 +323,10 @@ fn a_write_between_the_check_and_the_swap_is_kept() {
         fs::write(&temp, bytes).unwrap();
         fs::rename(temp, target).unwrap();
     });
-    assert_eq!(change, Change::Added);
+    assert!(matches!(change, Change::Replaced { .. }), "{change:?}");
     assert_eq!(
         fs::read(&path).unwrap(),
-        b"A=1\nAPPENDED=1\nKEY=v\nEDITOR=1\nKEY2=v\n"
+        b"A=1\nKEY=v\nKEY2=v\nAPPENDED=1\nEDITOR=1\n"
     );
     assert_eq!(names_in(dir.path()), [".env"]);
 }
@@ -341,10 +354,26 @@ fn a_key_removed_right_after_the_swap_is_written_again() {
 
 #[test]
 fn a_foreign_writer_loop_and_parallel_upserts_lose_no_key() {
+    foreign_writer_rounds(OnConflict::Fail);
+}
+
+/// The same with every key already there with another value: each upsert then goes through
+/// the swap, the path where a foreign write can land in the replaced file.
+#[test]
+fn a_foreign_writer_loop_and_parallel_replacements_lose_no_key() {
+    foreign_writer_rounds(OnConflict::Replace);
+}
+
+/// 5 rounds: a foreign writer appending without the lock while 8 threads each set a key.
+fn foreign_writer_rounds(on_conflict: OnConflict) {
     for round in 0..5 {
         let dir = tempfile::tempdir().unwrap();
         let path = Arc::new(dir.path().join(".env"));
-        fs::write(&*path, b"# shared\n").unwrap();
+        let seeded: String = match on_conflict {
+            OnConflict::Fail => String::new(),
+            _ => (0..8).map(|t| format!("AKSARA_{t}=old\n")).collect(),
+        };
+        fs::write(&*path, format!("# shared\n{seeded}")).unwrap();
         let stop = Arc::new(AtomicBool::new(false));
         let foreign = {
             let (path, stop) = (Arc::clone(&path), Arc::clone(&stop));
@@ -366,17 +395,21 @@ fn a_foreign_writer_loop_and_parallel_upserts_lose_no_key() {
                 let (path, start) = (Arc::clone(&path), Arc::clone(&start));
                 std::thread::spawn(move || {
                     start.wait();
-                    write_key(&path, &format!("AKSARA_{t}"), "v", OnConflict::Fail).unwrap()
+                    write_key(&path, &format!("AKSARA_{t}"), "v", on_conflict).unwrap()
                 })
             })
             .collect();
         for setup in setups {
-            assert_eq!(setup.join().unwrap(), Change::Added);
+            let change = setup.join().unwrap();
+            match on_conflict {
+                OnConflict::Fail => assert_eq!(change, Change::Added),
+                _ => assert!(matches!(change, Change::Replaced { .. }), "{change:?}"),
+            }
         }
         stop.store(true, Ordering::Relaxed);
         let written = foreign.join().unwrap();
         let entries = read_entries(&path).unwrap();
-        let has = |key: &str| entries.iter().any(|e| e.key == key);
+        let has = |key: &str| entries.iter().any(|e| e.key == key && e.value != "old");
         let lost_foreign: Vec<usize> = (0..written)
             .filter(|i| !has(&format!("FOREIGN_{i}")))
             .collect();

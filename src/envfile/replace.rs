@@ -2,7 +2,8 @@
 //! crash (the original is never truncated), not to SIGKILL (no named temporary file outlives
 //! the process, or the next run sweeps it), and not to another program rewriting the file
 //! without aksara's lock (optimistic concurrency: the version read is confirmed before and after
-//! the swap, and the edit re-applied when it changed).
+//! the swap, and the edit re-applied when it changed). An edit that only adds lines at the end
+//! is appended in place instead, as `>>` would: no inode is swapped away under another writer.
 //!
 //! On Linux the new bytes go to an unnamed `O_TMPFILE` inode, which vanishes with the process;
 //! it gets a name (`.aksara-<random>.tmp`, mode 0600) only for the instant of the swap, and
@@ -120,7 +121,14 @@ pub(crate) fn replace_file<T>(
             None if restoring => base.clone(),
             None => return Ok(first_swapped.unwrap_or(result)),
         };
-        let replaced = match swap_in(path, &dir, &target, &current, &bytes, new_file_mode)? {
+        let appended = (!restoring)
+            .then(|| appended_suffix(&current, &bytes))
+            .flatten();
+        let swapped = match appended {
+            Some(suffix) => append_in_place(path, &target, &current, suffix)?,
+            None => swap_in(path, &dir, &target, &current, &bytes, new_file_mode)?,
+        };
+        let replaced = match swapped {
             Swap::Done { replaced } => replaced,
             Swap::Raced => {
                 // Still owed: the newer version's content, now on top of the latest change.
@@ -157,6 +165,48 @@ pub(crate) fn replace_file<T>(
         path: path.to_path_buf(),
         attempts: MAX_ATTEMPTS,
     })
+}
+
+/// The bytes to add when the edit only appends whole lines to an existing file that ends in
+/// a line break (the usual "added" case).
+fn appended_suffix<'a>(current: &Snapshot, bytes: &'a [u8]) -> Option<&'a [u8]> {
+    let suffix = bytes.strip_prefix(current.bytes.as_slice())?;
+    let whole_lines = current.bytes.ends_with(b"\n") && !suffix.is_empty();
+    (current.meta.is_some() && whole_lines).then_some(suffix)
+}
+
+/// Append `suffix` to the file in place with `O_APPEND`, the way a shell's `>>` does, if it is
+/// still the version read. Nothing is renamed, so a program that opened the file to append
+/// to it (and writes a moment later) still writes into the file that stays: a swap would leave
+/// its line in the replaced inode. The original bytes are never touched; a failed write
+/// changes nothing (a line this short goes in one `write`).
+fn append_in_place(
+    path: &Path,
+    target: &Path,
+    current: &Snapshot,
+    suffix: &[u8],
+) -> Result<Swap, EnvFileError> {
+    let io_err = |source| EnvFileError::Io {
+        action: IoAction::Write,
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = OpenOptions::new()
+        .append(true)
+        .custom_flags(NO_WAIT)
+        .open(target)
+        .map_err(|e| super::open::open_error(e, path, IoAction::Write))?;
+    let meta = file.metadata().map_err(io_err)?;
+    if current.identity() != Some(super::open::Identity::of(&meta)) {
+        return Ok(Swap::Raced);
+    }
+    #[cfg(test)]
+    if FAIL_BEFORE_RENAME.with(|f| f.get()) {
+        return Err(io_err(io::Error::other("injected failure")));
+    }
+    (&file).write_all(suffix).map_err(io_err)?;
+    file.sync_data().map_err(io_err)?;
+    Ok(Swap::Done { replaced: None })
 }
 
 /// The base for the next edit after a swap replaced `newer` (another program's version) with
