@@ -38,6 +38,8 @@ pub const HOME: &str = "HOME";
 pub const USER: &str = "USER";
 pub const LOGNAME: &str = "LOGNAME";
 
-/// Test-only: `<pause point>:<marker file>` makes a `.env` write stop at that point (see
-/// `envfile::replace`), so a test can SIGKILL it inside a window. Never set outside tests.
+/// Test builds only: `<pause point>:<marker file>` makes a `.env` write stop at that point (see
+/// `envfile::replace`), so a test can SIGKILL it inside a window. The released binary has no
+/// such hook: the killed process is the unit-test binary itself.
+#[cfg(test)]
 pub const AKSARA_TEST_PAUSE: &str = "AKSARA_TEST_PAUSE";

@@ -60,7 +60,8 @@ fn race(point: RacePoint, target: &Path) {
 /// environment, the process creates the marker file when it reaches `<point>` and then waits
 /// there forever, so a test can SIGKILL it inside the window. Points: `envfile-unnamed` (the new
 /// bytes are written to the unnamed temporary file), `envfile-named` (the temporary file has its
-/// name, just before the swap). Nothing else sets this variable.
+/// name, just before the swap). Compiled into test builds only.
+#[cfg(test)]
 fn pause_point(point: &str) {
     let Some(setting) = std::env::var_os(crate::envvars::AKSARA_TEST_PAUSE) else {
         return;
@@ -274,6 +275,7 @@ fn swap_in(
     temp.file
         .sync_all()
         .map_err(|e| io_err(IoAction::Write, e))?;
+    #[cfg(test)]
     pause_point("envfile-unnamed");
 
     #[cfg(test)]
@@ -285,6 +287,7 @@ fn swap_in(
     }
 
     let name = temp.name(dir).map_err(not_writable)?;
+    #[cfg(test)]
     pause_point("envfile-named");
     if !read.same_as(&read_bounded(target, path)?) {
         return Ok(Swap::Raced);

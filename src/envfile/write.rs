@@ -10,10 +10,17 @@ use super::*;
 /// - A missing file is created with mode 0600; an existing one keeps its mode, and its owner
 ///   when running as root. A file its owner made read-only is refused.
 /// - A symlink is written through: the file it finally points to is replaced and the link
-///   kept; a dangling link gets its target created.
-/// - The write is atomic (temporary file in the same folder, fsync, rename, fsync of the
-///   folder): the original is never truncated, and a failure leaves it as it was. The rename
-///   does break hard links to the old file.
+///   kept; a dangling link gets its target created. A link to a file outside the link's
+///   folder is refused ([`write_key_opts`] with [`Outside::Allow`] writes through it).
+/// - The file is read without waiting (a FIFO or device is refused) and only up to
+///   [`MAX_ENV_FILE_BYTES`].
+/// - The original is never truncated, and a failure leaves it as it was: a new line at the end
+///   is appended in place (one `write`, then fsync); any other edit goes to an unnamed
+///   temporary file (0600) that is fsynced and swapped in by rename, then the folder fsynced.
+///   The swap does break hard links to the old file.
+/// - Another program writing without the lock loses nothing to the swap: the file is checked
+///   to be the version read just before it, the replaced file checked after it, and the edit
+///   re-applied on the newer version; the key is read back at the end.
 /// - The whole read-modify-write holds an exclusive lock on the folder, so parallel runs
 ///   setting different keys lose nothing; the lock is waited for up to [`DEFAULT_LOCK_WAIT`].
 /// - An unchanged value leaves the file untouched (not even rewritten).
