@@ -13,8 +13,8 @@ fn no_env(_: &str) -> Option<String> {
 /// `file:<line>=<value>`, `env=<value>`, `unreadable:<line>`, `unset`.
 fn outcomes(file: &str, key: &str, env: &dyn Fn(&str) -> Option<String>) -> [String; 3] {
     let shown = |loaded: Loaded| match loaded {
-        Loaded::FromFile { value, line, .. } => format!("file:{line}={value}"),
-        Loaded::FromEnvironment { value, .. } => format!("env={value}"),
+        Loaded::FromFile { value, line, .. } => format!("file:{line}={}", value.expose()),
+        Loaded::FromEnvironment { value, .. } => format!("env={}", value.expose()),
         Loaded::Unreadable { line, .. } => format!("unreadable:{line}"),
         Loaded::Unset => "unset".to_owned(),
     };
@@ -59,7 +59,7 @@ fn the_shells_variable_wins_in_every_loader() {
         assert_eq!(
             loaded,
             Loaded::FromEnvironment {
-                value: "postgresql://shell@db/app".into(),
+                value: Password::new("postgresql://shell@db/app".into()),
                 file_line: Some(1)
             },
             "{loader}"
@@ -150,7 +150,7 @@ fn the_dotenvy_column_is_what_dotenvy_loads() {
                 }
             }
             let modelled = match app_gets(Loader::Dotenvy, file.as_bytes(), key, &no_env) {
-                Loaded::FromFile { value, .. } => Some(value),
+                Loaded::FromFile { value, .. } => Some(value.expose().to_owned()),
                 _ => None,
             };
             assert_eq!(modelled, real, "{file:?} {key}");
@@ -222,7 +222,7 @@ fn the_real_loaders_agree_with_the_tables() {
             let real: Option<String> = serde_json::from_slice(&out.stdout)
                 .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
             let modelled = match app_gets(Loader::PythonDotenv, file.as_bytes(), key, &no_env) {
-                Loaded::FromFile { value, .. } => Some(value),
+                Loaded::FromFile { value, .. } => Some(value.expose().to_owned()),
                 _ => None,
             };
             assert_eq!(modelled, real, "python-dotenv, {file:?}, {key}");
@@ -240,7 +240,7 @@ fn the_real_loaders_agree_with_the_tables() {
             let real: Option<String> = serde_json::from_slice(&out.stdout)
                 .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
             let modelled = match app_gets(Loader::NodeDotenv, file.as_bytes(), key, &no_env) {
-                Loaded::FromFile { value, .. } => Some(value),
+                Loaded::FromFile { value, .. } => Some(value.expose().to_owned()),
                 _ => None,
             };
             assert_eq!(modelled, real, "node dotenv, {file:?}, {key}");

@@ -47,19 +47,20 @@ impl fmt::Display for Loader {
     }
 }
 
-/// What one loader gives the application for the key.
-#[derive(Clone, PartialEq, Eq)]
+/// What one loader gives the application for the key. Values are usually URLs with
+/// passwords: they have the redacting type.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Loaded {
     /// The variable was already set in the environment, and the loader leaves it alone.
     /// `file_line` is the line the file would have given it, if any.
     FromEnvironment {
-        value: String,
+        value: Password,
         file_line: Option<usize>,
     },
     /// From the file: the assignment on `line` (1-based) wins; `lines` lists every
     /// assignment of the key, so a report can say which of several won.
     FromFile {
-        value: String,
+        value: Password,
         line: usize,
         lines: Vec<usize>,
     },
@@ -67,31 +68,6 @@ pub enum Loaded {
     Unreadable { line: usize, problem: &'static str },
     /// Neither the file nor the environment sets the key.
     Unset,
-}
-
-// Values are usually URLs with passwords.
-impl fmt::Debug for Loaded {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Loaded::FromEnvironment { file_line, .. } => f
-                .debug_struct("FromEnvironment")
-                .field("value", &"****")
-                .field("file_line", file_line)
-                .finish(),
-            Loaded::FromFile { line, lines, .. } => f
-                .debug_struct("FromFile")
-                .field("value", &"****")
-                .field("line", line)
-                .field("lines", lines)
-                .finish(),
-            Loaded::Unreadable { line, problem } => f
-                .debug_struct("Unreadable")
-                .field("line", line)
-                .field("problem", problem)
-                .finish(),
-            Loaded::Unset => f.write_str("Unset"),
-        }
-    }
 }
 
 /// What one loader reads from the file for one key, before the environment is consulted.
@@ -103,7 +79,9 @@ enum FileValue {
 }
 
 /// What each of [`Loader::ALL`] gives the app for `key`, with `env` the variables already set
-/// (the shell's) and used for python-dotenv's `${NAME}` expansion.
+/// (the shell's) and used for python-dotenv's `${NAME}` expansion. `env` must answer `Some`
+/// for a variable set to the empty string: all three loaders leave such a variable alone
+/// (`k in os.environ`, `hasOwnProperty`, `env::var(..).is_ok()`).
 pub fn what_the_app_gets(
     bytes: &[u8],
     key: &str,
@@ -132,14 +110,13 @@ pub fn app_gets(
         _ => None,
     };
     if let Some(value) = env(key) {
-        return Loaded::FromEnvironment { value, file_line };
+        return Loaded::FromEnvironment {
+            value: Password::new(value),
+            file_line,
+        };
     }
     match file {
-        FileValue::Found { value, line } => Loaded::FromFile {
-            value: value.expose().to_owned(),
-            line,
-            lines,
-        },
+        FileValue::Found { value, line } => Loaded::FromFile { value, line, lines },
         FileValue::Unreadable { line, problem } => Loaded::Unreadable { line, problem },
         FileValue::Missing => Loaded::Unset,
     }
