@@ -4,6 +4,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod app_url;
 mod dbsetup;
 mod docs;
 mod doctor;
