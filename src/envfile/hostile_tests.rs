@@ -2,7 +2,7 @@
 //! middle of a write, symlinks out of the project, another program writing without the lock,
 //! and the preflight that finds all of it before anything changes.
 
-use super::replace::{RACE, RacePoint};
+use super::replace::{FAIL_BEFORE_RENAME, NO_TMPFILE, RACE, RacePoint};
 use super::*;
 use std::os::unix::fs::{FileTypeExt, symlink};
 use std::process::Command;
@@ -202,6 +202,42 @@ fn sigkill_leaves_no_secret_behind() {
         b"OTHER=1\nDATABASE_URL=postgresql://new@db/app\n"
     );
     assert_eq!(mode_of(&env_file), 0o644);
+}
+
+#[test]
+fn without_o_tmpfile_the_named_temporary_file_is_0600_and_never_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(".env");
+    fs::write(&path, b"KEY=old\n").unwrap();
+    fs::set_permissions(&path, Permissions::from_mode(0o644)).unwrap();
+    NO_TMPFILE.with(|f| f.set(true));
+    // A failure after the temporary file is written removes it.
+    FAIL_BEFORE_RENAME.with(|f| f.set(true));
+    let failed = write_key(&path, "KEY", "secret", OnConflict::Replace);
+    FAIL_BEFORE_RENAME.with(|f| f.set(false));
+    assert!(failed.is_err());
+    assert_eq!(names_in(dir.path()), [".env"]);
+    // The temporary file is 0600 while it exists, whatever the .env's mode.
+    let seen_mode = std::rc::Rc::new(std::cell::Cell::new(None));
+    let seen = std::rc::Rc::clone(&seen_mode);
+    RACE.with(|hook| {
+        *hook.borrow_mut() = Some(Box::new(move |point, target: &Path| {
+            if point == RacePoint::BeforeExchange {
+                let folder = target.parent().unwrap();
+                let temp = temporary_files_in(folder);
+                assert_eq!(temp.len(), 1, "{temp:?}");
+                seen.set(Some(mode_of(&folder.join(&temp[0]))));
+            }
+        }));
+    });
+    let written = write_key(&path, "KEY", "secret", OnConflict::Replace);
+    RACE.with(|hook| hook.borrow_mut().take());
+    NO_TMPFILE.with(|f| f.set(false));
+    assert!(matches!(written.unwrap(), Change::Replaced { .. }));
+    assert_eq!(seen_mode.get(), Some(0o600));
+    assert_eq!(fs::read(&path).unwrap(), b"KEY=secret\n");
+    assert_eq!(mode_of(&path), 0o644);
+    assert_eq!(names_in(dir.path()), [".env"]);
 }
 
 // --- point 9: symlinks out of the project ------------------------------------------------

@@ -32,6 +32,8 @@ thread_local! {
     pub(super) static FAIL_BEFORE_RENAME: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     /// Runs another program's write at a chosen moment of the swap (given the target).
     pub(super) static RACE: std::cell::RefCell<Option<RaceHook>> = std::cell::RefCell::new(None);
+    /// Acts as a file system without `O_TMPFILE`: temporary files are named from the start.
+    pub(super) static NO_TMPFILE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 #[cfg(test)]
@@ -368,6 +370,10 @@ struct TempFile {
 
 impl TempFile {
     fn create(dir: &Path) -> io::Result<TempFile> {
+        #[cfg(test)]
+        let unnamed_ok = !NO_TMPFILE.with(|f| f.get());
+        #[cfg(not(test))]
+        let unnamed_ok = true;
         #[cfg(target_os = "linux")]
         match OpenOptions::new()
             .read(true)
@@ -376,7 +382,8 @@ impl TempFile {
             .custom_flags(libc::O_TMPFILE | libc::O_CLOEXEC)
             .open(dir)
         {
-            Ok(file) => return Ok(TempFile { file, name: None }),
+            Ok(file) if unnamed_ok => return Ok(TempFile { file, name: None }),
+            Ok(_) => {}
             // File systems without O_TMPFILE (and kernels before 3.11) say so in these ways.
             Err(e)
                 if matches!(
