@@ -40,3 +40,9 @@ pub const HOME: &str = "HOME";
 /// The OS user name libpq defaults the role to (`USER`, else `LOGNAME`).
 pub const USER: &str = "USER";
 pub const LOGNAME: &str = "LOGNAME";
+
+/// Test builds only: `<pause point>:<marker file>` makes a `.env` write stop at that point (see
+/// `envfile::replace`), so a test can SIGKILL it inside a window. The released binary has no
+/// such hook: the killed process is the unit-test binary itself.
+#[cfg(test)]
+pub const AKSARA_TEST_PAUSE: &str = "AKSARA_TEST_PAUSE";

@@ -7,7 +7,7 @@ use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::envfile::{DEFAULT_LOCK_WAIT, EnvFileError, append_line, parent_dir, replace_file};
+use crate::envfile::{EnvFileError, Outside, WriteOptions, append_line, parent_dir, replace_file};
 
 /// `.gitignore` holds no secret and is meant to be shared.
 const NEW_GITIGNORE_MODE: u32 = 0o644;
@@ -95,17 +95,30 @@ pub fn git_ignore_status(path: &Path) -> GitIgnoreStatus {
 pub fn add_to_gitignore(repo_root: &Path, pattern: &str) -> Result<bool, EnvFileError> {
     let path = repo_root.join(".gitignore");
     let wanted = pattern.trim();
-    replace_file(&path, NEW_GITIGNORE_MODE, DEFAULT_LOCK_WAIT, |original| {
+    let present = |bytes: &[u8]| {
         // git ignores trailing blanks in patterns; `\r` is what a CRLF file leaves behind.
-        let present = original
+        bytes
             .split(|&b| b == b'\n')
-            .any(|line| line.trim_ascii_end() == wanted.as_bytes());
-        if present {
-            Ok((None, false))
-        } else {
-            Ok((Some(append_line(original, wanted.as_bytes())), true))
-        }
-    })
+            .any(|line| line.trim_ascii_end() == wanted.as_bytes())
+    };
+    // A `.gitignore` symlinked out of the repository is the user's own arrangement.
+    let options = WriteOptions {
+        outside: Outside::Allow,
+        ..WriteOptions::default()
+    };
+    replace_file(
+        &path,
+        NEW_GITIGNORE_MODE,
+        &options,
+        |original| {
+            if present(original) {
+                Ok((None, false))
+            } else {
+                Ok((Some(append_line(original, wanted.as_bytes())), true))
+            }
+        },
+        present,
+    )
 }
 
 /// The `.gitignore` pattern for `path`, anchored at the repository root (`/sub/.env`), or the

@@ -203,6 +203,28 @@ impl fmt::Display for DsnError {
                 f,
                 "unexpected \"{found}\" after an IPv6 address in brackets (expected \":\", \"/\", \"?\" or \",\")"
             ),
+            DsnError::QueryParamMissingEquals { .. }
+            | DsnError::Obscured { .. }
+            | DsnError::QueryParamEmptyKey
+            | DsnError::QueryParamExtraEquals { .. }
+            | DsnError::QueryParamInvalidKey { .. }
+            | DsnError::UnknownSslMode { .. }
+            | DsnError::InvalidConnectTimeout { .. }
+            | DsnError::KvMissingEquals { .. }
+            | DsnError::KvEmptyKeyword
+            | DsnError::UnterminatedQuote { .. } => self.fmt_parameter_problem(f),
+            DsnError::NoUser => f.write_str("could not determine the user name to connect as"),
+            DsnError::Environment { variable, error } => {
+                write!(f, "environment variable {variable}: {error}")
+            }
+        }
+    }
+}
+
+impl DsnError {
+    /// The messages about parameters and keyword/value syntax (split from `fmt` for length).
+    fn fmt_parameter_problem(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
             DsnError::QueryParamMissingEquals { param: Some(param) } => {
                 write!(f, "missing \"=\" in URI query parameter \"{param}\"")
             }
@@ -257,10 +279,8 @@ impl fmt::Display for DsnError {
             DsnError::UnterminatedQuote { keyword } => {
                 write!(f, "unterminated quoted value for \"{keyword}\"")
             }
-            DsnError::NoUser => f.write_str("could not determine the user name to connect as"),
-            DsnError::Environment { variable, error } => {
-                write!(f, "environment variable {variable}: {error}")
-            }
+            // `fmt` sends only the variants above here.
+            _ => Ok(()),
         }
     }
 }

@@ -71,6 +71,25 @@ pub enum EnvFileError {
         path: PathBuf,
         waited: Duration,
     },
+    /// Larger than [`MAX_ENV_FILE_BYTES`]: not a hand-written `.env`, and reading it whole would
+    /// cost the memory and time of its size.
+    TooLarge {
+        path: PathBuf,
+        size: u64,
+        limit: u64,
+    },
+    /// `path` is a symbolic link whose file lies outside the folder holding the link (a cloned
+    /// repository's `.env -> ~/.bashrc`): writing a password through it is refused unless the
+    /// caller allows it ([`Outside::Allow`], the `--force` of the command).
+    SymlinkOutside {
+        path: PathBuf,
+        target: PathBuf,
+    },
+    /// Another program kept rewriting the file while aksara tried to apply its edit.
+    Contended {
+        path: PathBuf,
+        attempts: u32,
+    },
     Io {
         action: IoAction,
         path: PathBuf,
@@ -125,6 +144,17 @@ impl EnvFileError {
             EnvFileError::LockTimeout { .. } => Some(
                 "another aksara may still be running here; let it finish, then run again".into(),
             ),
+            EnvFileError::TooLarge { .. } => Some(
+                "a .env holds a few variables: check that --env-file names the right file".into(),
+            ),
+            EnvFileError::SymlinkOutside { path, target } => Some(format!(
+                "replace the link `{}` with a file, or pass --force to write `{}` anyway",
+                path.display(),
+                target.display()
+            )),
+            EnvFileError::Contended { .. } => Some(
+                "stop the program that keeps rewriting the file, then run again; the file was left as that program wrote it".into(),
+            ),
             EnvFileError::Io {
                 action,
                 path,
@@ -169,6 +199,18 @@ pub(super) fn describe_wait(d: Duration) -> String {
     }
 }
 
+/// `1048576` is `1 MiB`, `104857600` is `100 MiB`.
+pub(super) fn describe_size(bytes: u64) -> String {
+    const MIB: u64 = 1024 * 1024;
+    if bytes >= MIB && bytes.is_multiple_of(MIB) {
+        format!("{} MiB", bytes / MIB)
+    } else if bytes >= MIB {
+        format!("{:.1} MiB", bytes as f64 / MIB as f64)
+    } else {
+        format!("{bytes} bytes")
+    }
+}
+
 impl fmt::Display for EnvFileError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -183,13 +225,11 @@ impl fmt::Display for EnvFileError {
             EnvFileError::IsADirectory { path } => {
                 write!(f, "cannot write `{}`: it is a directory", path.display())
             }
-            EnvFileError::NotAFile { path } => {
-                write!(
-                    f,
-                    "cannot write `{}`: it is not a regular file",
-                    path.display()
-                )
-            }
+            EnvFileError::NotAFile { path } => write!(
+                f,
+                "`{}` is not a regular file (a FIFO, device or socket); aksara neither reads nor writes it",
+                path.display()
+            ),
             EnvFileError::SymlinkLoop { path } => write!(
                 f,
                 "cannot write `{}`: too many levels of symbolic links",
@@ -224,6 +264,24 @@ impl fmt::Display for EnvFileError {
                 f,
                 "timed out after {} waiting for another process editing `{}`",
                 describe_wait(*waited),
+                path.display()
+            ),
+            EnvFileError::TooLarge { path, size, limit } => write!(
+                f,
+                "`{}` is {}, more than the {} aksara reads from a .env",
+                path.display(),
+                describe_size(*size),
+                describe_size(*limit)
+            ),
+            EnvFileError::SymlinkOutside { path, target } => write!(
+                f,
+                "cannot write `{}`: it is a symbolic link to `{}`, outside the folder it is in",
+                path.display(),
+                target.display()
+            ),
+            EnvFileError::Contended { path, attempts } => write!(
+                f,
+                "cannot write `{}`: another program changed it during each of {attempts} attempts",
                 path.display()
             ),
             EnvFileError::Io {

@@ -33,7 +33,14 @@ const REPLACED_PREFIX: &str = "# replaced by aksara: ";
 
 mod edit;
 mod error;
+#[cfg(test)]
+mod hostile_tests;
+#[cfg(test)]
+mod loader_tests;
+mod loaders;
+mod open;
 mod parse;
+mod replace;
 #[cfg(test)]
 mod tests;
 mod write;
@@ -41,9 +48,15 @@ mod write;
 pub(crate) use edit::append_line;
 pub use edit::{upsert, validate_key};
 pub use error::{EnvFileError, IoAction};
-pub use parse::{parse_entries, read_entries};
-pub use write::{check_writable, readable_by_others, write_key, write_key_with};
-pub(crate) use write::{parent_dir, replace_file};
+pub use loaders::{Loaded, Loader, app_gets, what_the_app_gets};
+pub use open::MAX_ENV_FILE_BYTES;
+pub use parse::{parse_entries, read_entries, read_file};
+pub(crate) use replace::replace_file;
+pub(crate) use write::parent_dir;
+pub use write::{
+    Outside, Preflight, WriteOptions, check_writable, preflight, readable_by_others, write_key,
+    write_key_opts, write_key_with,
+};
 
 // Kept here while callers still name them `envfile::…`; the module is `crate::gitignore`.
 pub use crate::gitignore::{GitIgnoreStatus, add_to_gitignore, git_ignore_status};

@@ -478,20 +478,17 @@ pub fn parse_entries(bytes: &[u8]) -> Vec<EnvEntry> {
 /// Read and parse a `.env`. A missing file is `Err(NotFound)`, so callers can tell it apart
 /// from an empty one.
 pub fn read_entries(path: &Path) -> Result<Vec<EnvEntry>, EnvFileError> {
-    match fs::read(path) {
-        Ok(bytes) => Ok(parse_entries(&bytes)),
-        Err(e) => Err(match e.kind() {
-            io::ErrorKind::NotFound => EnvFileError::NotFound {
-                path: path.to_path_buf(),
-            },
-            io::ErrorKind::IsADirectory => EnvFileError::IsADirectory {
-                path: path.to_path_buf(),
-            },
-            _ => EnvFileError::Io {
-                action: IoAction::Read,
-                path: path.to_path_buf(),
-                source: e,
-            },
-        }),
+    Ok(parse_entries(&read_file(path)?))
+}
+
+/// The file's bytes, read as every reader here reads it: without waiting on a FIFO or device
+/// and only up to [`super::MAX_ENV_FILE_BYTES`]. A missing file is `Err(NotFound)`.
+pub fn read_file(path: &Path) -> Result<Vec<u8>, EnvFileError> {
+    let read = super::open::read_bounded(path, path)?;
+    if read.meta.is_none() {
+        return Err(EnvFileError::NotFound {
+            path: path.to_path_buf(),
+        });
     }
+    Ok(read.bytes)
 }

@@ -2,6 +2,7 @@
 
 use super::edit::*;
 use super::parse::*;
+use super::replace::*;
 use super::write::*;
 use super::*;
 use proptest::prelude::*;

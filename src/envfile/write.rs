@@ -1,5 +1,8 @@
 //! Writing the edit to disk: symlinks followed, the folder locked, an atomic replace.
 
+use super::open::{check_type, open_error, read_bounded};
+use super::parse::parse;
+use super::replace::{refuse_read_only, replace_file};
 use super::*;
 
 /// Set `key` to `value` in the file at `path` (see [`upsert`] for what changes in the bytes).
@@ -7,10 +10,17 @@ use super::*;
 /// - A missing file is created with mode 0600; an existing one keeps its mode, and its owner
 ///   when running as root. A file its owner made read-only is refused.
 /// - A symlink is written through: the file it finally points to is replaced and the link
-///   kept; a dangling link gets its target created.
-/// - The write is atomic (temporary file in the same folder, fsync, rename, fsync of the
-///   folder): the original is never truncated, and a failure leaves it as it was. The rename
-///   does break hard links to the old file.
+///   kept; a dangling link gets its target created. A link to a file outside the link's
+///   folder is refused ([`write_key_opts`] with [`Outside::Allow`] writes through it).
+/// - The file is read without waiting (a FIFO or device is refused) and only up to
+///   [`MAX_ENV_FILE_BYTES`].
+/// - The original is never truncated, and a failure leaves it as it was: a new line at the end
+///   is appended in place (one `write`, then fsync); any other edit goes to an unnamed
+///   temporary file (0600) that is fsynced and swapped in by rename, then the folder fsynced.
+///   The swap does break hard links to the old file.
+/// - Another program writing without the lock loses nothing to the swap: the file is checked
+///   to be the version read just before it, the replaced file checked after it, and the edit
+///   re-applied on the newer version; the key is read back at the end.
 /// - The whole read-modify-write holds an exclusive lock on the folder, so parallel runs
 ///   setting different keys lose nothing; the lock is waited for up to [`DEFAULT_LOCK_WAIT`].
 /// - An unchanged value leaves the file untouched (not even rewritten).
@@ -31,26 +41,106 @@ pub fn write_key_with(
     on_conflict: OnConflict,
     lock_wait: Duration,
 ) -> Result<Change, EnvFileError> {
-    validate_key(key)?;
-    replace_file(path, NEW_ENV_FILE_MODE, lock_wait, |original| match upsert(
-        original,
-        key,
-        value,
+    let options = WriteOptions {
         on_conflict,
-    ) {
-        Ok((_, Change::Unchanged)) => Ok((None, Change::Unchanged)),
-        Ok((bytes, change)) => Ok((Some(bytes), change)),
-        Err(EnvFileError::KeyConflict { key, line, .. }) => Err(EnvFileError::KeyConflict {
+        lock_wait,
+        outside: Outside::Refuse,
+    };
+    write_key_opts(path, key, value, &options)
+}
+
+/// Whether a `.env` that is a symbolic link to a file outside the link's folder is written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Outside {
+    /// Refuse with [`EnvFileError::SymlinkOutside`].
+    #[default]
+    Refuse,
+    /// Write through the link (the user said `--force`).
+    Allow,
+}
+
+/// Everything a write can be told.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WriteOptions {
+    pub on_conflict: OnConflict,
+    /// How long to wait for another aksara editing the same folder.
+    pub lock_wait: Duration,
+    pub outside: Outside,
+}
+
+impl Default for WriteOptions {
+    fn default() -> WriteOptions {
+        WriteOptions {
+            on_conflict: OnConflict::Fail,
+            lock_wait: DEFAULT_LOCK_WAIT,
+            outside: Outside::Refuse,
+        }
+    }
+}
+
+/// [`write_key`] with all its options. The value is read back after the swap and the edit
+/// re-applied if another program's write removed it.
+pub fn write_key_opts(
+    path: &Path,
+    key: &str,
+    value: &str,
+    options: &WriteOptions,
+) -> Result<Change, EnvFileError> {
+    validate_key(key)?;
+    let with_path = |e| match e {
+        EnvFileError::KeyConflict { key, line, .. } => EnvFileError::KeyConflict {
             path: Some(path.to_path_buf()),
             key,
             line,
-        }),
-        Err(EnvFileError::UnclosedQuote { line, .. }) => Err(EnvFileError::UnclosedQuote {
+        },
+        EnvFileError::UnclosedQuote { line, .. } => EnvFileError::UnclosedQuote {
             path: Some(path.to_path_buf()),
             line,
-        }),
-        Err(e) => Err(e),
-    })
+        },
+        e => e,
+    };
+    let edit = |original: &[u8]| match upsert(original, key, value, options.on_conflict) {
+        Ok((_, Change::Unchanged)) => Ok((None, Change::Unchanged)),
+        Ok((bytes, change)) => Ok((Some(bytes), change)),
+        Err(e) => Err(with_path(e)),
+    };
+    let confirm = |written: &[u8]| holds(written, key, value);
+    replace_file(path, NEW_ENV_FILE_MODE, options, edit, confirm)
+}
+
+/// `bytes` already say `key=value` the way [`upsert`] would leave them.
+fn holds(bytes: &[u8], key: &str, value: &str) -> bool {
+    matches!(
+        upsert(bytes, key, value, OnConflict::Fail),
+        Ok((_, Change::Unchanged))
+    )
+}
+
+/// Refuse a symbolic link at `path` whose file (`target`, canonical) is outside the folder
+/// holding the link, unless allowed. A plain path outside the project is the user's explicit
+/// choice (`--env-file ../shared/.env`) and is not refused.
+pub(super) fn check_inside(
+    path: &Path,
+    target: &Path,
+    outside: Outside,
+) -> Result<(), EnvFileError> {
+    let is_link = fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+    if outside == Outside::Allow || !is_link {
+        return Ok(());
+    }
+    let folder = fs::canonicalize(parent_dir(path)).map_err(|source| EnvFileError::Io {
+        action: IoAction::Read,
+        path: parent_dir(path),
+        source,
+    })?;
+    if target.starts_with(&folder) {
+        Ok(())
+    } else {
+        Err(EnvFileError::SymlinkOutside {
+            path: path.to_path_buf(),
+            target: target.to_path_buf(),
+        })
+    }
 }
 
 pub(crate) fn parent_dir(path: &Path) -> PathBuf {
@@ -108,50 +198,6 @@ pub(super) fn resolve_target(path: &Path) -> Result<PathBuf, EnvFileError> {
     })
 }
 
-/// Wait up to `wait` for an exclusive lock on the folder.
-///
-/// The folder is locked, not the file: the rename that makes the write atomic swaps the file's
-/// inode, so a lock on the old file would guard nothing for the next writer, while the folder's
-/// inode stays put. A sibling `.env.lock` would work too, but it is one more file to leave in
-/// the user's project (and to gitignore), and deleting it while held breaks the exclusion.
-/// The lock is `flock` on Linux, so it also excludes other threads of this process, which open
-/// their own descriptions of the folder.
-pub(super) fn lock_folder(folder: &File, path: &Path, wait: Duration) -> Result<(), EnvFileError> {
-    let start = Instant::now();
-    loop {
-        match folder.try_lock() {
-            Ok(()) => return Ok(()),
-            Err(TryLockError::WouldBlock) => {
-                let waited = start.elapsed();
-                if waited >= wait {
-                    return Err(EnvFileError::LockTimeout {
-                        path: path.to_path_buf(),
-                        waited: wait,
-                    });
-                }
-                std::thread::sleep(LOCK_POLL.min(wait - waited));
-            }
-            // A file system without locks: going on unlocked beats refusing to work there.
-            Err(TryLockError::Error(e)) if e.kind() == io::ErrorKind::Unsupported => {
-                return Ok(());
-            }
-            Err(TryLockError::Error(source)) => {
-                return Err(EnvFileError::Io {
-                    action: IoAction::Lock,
-                    path: path.to_path_buf(),
-                    source,
-                });
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-thread_local! {
-    /// Makes `replace_file` fail after the temporary file is written, before the rename.
-    pub(super) static FAIL_BEFORE_RENAME: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
 /// The folder (canonical) and the file in it that a write to `path` replaces, following
 /// symlinks; errors name `path` as the user gave it.
 pub(super) fn locate(path: &Path) -> Result<(PathBuf, PathBuf), EnvFileError> {
@@ -194,36 +240,13 @@ pub(super) fn locate(path: &Path) -> Result<(PathBuf, PathBuf), EnvFileError> {
 /// such as a database server. The lock is not taken: it is waited for at write time.
 pub fn check_writable(path: &Path) -> Result<(), EnvFileError> {
     let (dir, target) = locate(path)?;
-    match fs::metadata(&target) {
-        Ok(meta) if meta.is_dir() => {
-            return Err(EnvFileError::IsADirectory {
-                path: path.to_path_buf(),
-            });
-        }
-        Ok(_) => {
-            if let Err(e) = OpenOptions::new().write(true).open(&target) {
-                return Err(match e.kind() {
-                    io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => {
-                        EnvFileError::FileNotWritable {
-                            path: path.to_path_buf(),
-                        }
-                    }
-                    _ => EnvFileError::Io {
-                        action: IoAction::Write,
-                        path: path.to_path_buf(),
-                        source: e,
-                    },
-                });
-            }
+    match fs::symlink_metadata(&target) {
+        Ok(meta) => {
+            check_type(&meta, path)?;
+            refuse_read_only(&target, path)?;
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(source) => {
-            return Err(EnvFileError::Io {
-                action: IoAction::Read,
-                path: path.to_path_buf(),
-                source,
-            });
-        }
+        Err(e) => return Err(open_error(e, path, IoAction::Read)),
     }
     let probe = tempfile::Builder::new()
         .prefix(".aksara-")
@@ -246,109 +269,43 @@ pub fn check_writable(path: &Path) -> Result<(), EnvFileError> {
     Ok(())
 }
 
-/// Read-modify-write `path` under the folder lock. `edit` gets the current bytes (empty when the
-/// file does not exist) and returns the new bytes, or `None` to leave the file untouched.
-///
-/// The new bytes go to a temporary file in the same folder (a rename is only atomic within one
-/// file system), which is flushed to disk, given the old file's mode and owner, and renamed over
-/// the old file; the folder is then flushed so the rename itself survives a crash. At no point
-/// is the original truncated: a failure anywhere leaves it as it was.
-pub(crate) fn replace_file<T>(
-    path: &Path,
-    new_file_mode: u32,
-    lock_wait: Duration,
-    edit: impl FnOnce(&[u8]) -> Result<(Option<Vec<u8>>, T), EnvFileError>,
-) -> Result<T, EnvFileError> {
-    let (dir, target) = locate(path)?;
-    let folder = File::open(&dir).map_err(|source| EnvFileError::Io {
-        action: IoAction::Read,
-        path: dir.clone(),
-        source,
-    })?;
-    lock_folder(&folder, path, lock_wait)?;
+/// What [`preflight`] found: the file a write would replace, and the key's assignments now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Preflight {
+    /// The file the bytes live in (the end of any symlink chain), canonical folder.
+    pub target: PathBuf,
+    pub exists: bool,
+    /// Every assignment of the key, in file order (values redacted from `Debug`).
+    pub assignments: Vec<EnvEntry>,
+}
 
-    let io_err = |action, source| EnvFileError::Io {
-        action,
-        path: path.to_path_buf(),
-        source,
-    };
-    let (original, existing) = match fs::read(&target) {
-        Ok(bytes) => {
-            let meta = fs::metadata(&target).map_err(|e| io_err(IoAction::Read, e))?;
-            // The rename needs only the folder to be writable; a file its owner made read-only
-            // is still refused, as an editor would.
-            if let Err(e) = OpenOptions::new().write(true).open(&target) {
-                return Err(match e.kind() {
-                    io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => {
-                        EnvFileError::FileNotWritable {
-                            path: path.to_path_buf(),
-                        }
-                    }
-                    _ => io_err(IoAction::Write, e),
-                });
-            }
-            (bytes, Some(meta))
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => (Vec::new(), None),
-        Err(e) if e.kind() == io::ErrorKind::IsADirectory => {
-            return Err(EnvFileError::IsADirectory {
-                path: path.to_path_buf(),
-            });
-        }
-        Err(e) => return Err(io_err(IoAction::Read, e)),
-    };
-
-    let (bytes, result) = edit(&original)?;
-    let Some(bytes) = bytes else {
-        return Ok(result);
-    };
-
-    let not_writable = |e: io::Error| match e.kind() {
-        io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => {
-            EnvFileError::DirNotWritable {
-                path: path.to_path_buf(),
-                dir: dir.clone(),
-            }
-        }
-        _ => io_err(IoAction::Write, e),
-    };
-    // Created 0600, so the secret is never readable by others, even for an instant.
-    let mut temp = tempfile::Builder::new()
-        .prefix(".aksara-")
-        .suffix(".tmp")
-        .tempfile_in(&dir)
-        .map_err(not_writable)?;
-    let mode = existing
-        .as_ref()
-        .map_or(new_file_mode, |m| m.mode() & 0o7777);
-    temp.write_all(&bytes)
-        .map_err(|e| io_err(IoAction::Write, e))?;
-    if let Some(meta) = &existing {
-        // Only root can give a file away; anyone else keeps their own ownership, which is
-        // also what an editor does, so a failure here is not an error. (Before the chmod: a
-        // chown clears setuid/setgid bits.)
-        let _ = std::os::unix::fs::fchown(temp.as_file(), Some(meta.uid()), Some(meta.gid()));
+/// Every problem that would make a later [`write_key_opts`] of `key` fail, found before
+/// anything changes, so a command can refuse at its start (before creating roles or
+/// databases): an invalid key; a path that is a directory, FIFO, device, socket, symlink loop
+/// or symlink out of its folder (unless `outside` allows it); a missing or read-only folder; a
+/// read-only file; a file over [`MAX_ENV_FILE_BYTES`]; a quote left open (the line is named).
+/// Nothing waits: a FIFO is recognised without opening it for reading.
+pub fn preflight(path: &Path, key: &str, outside: Outside) -> Result<Preflight, EnvFileError> {
+    validate_key(key)?;
+    let (_, target) = locate(path)?;
+    check_inside(path, &target, outside)?;
+    check_writable(path)?;
+    let read = read_bounded(&target, path)?;
+    let doc = parse(&read.bytes);
+    if let Some(line) = doc.unclosed_quote {
+        return Err(EnvFileError::UnclosedQuote {
+            path: Some(path.to_path_buf()),
+            line,
+        });
     }
-    temp.as_file()
-        .set_permissions(Permissions::from_mode(mode))
-        .map_err(|e| io_err(IoAction::Write, e))?;
-    temp.as_file()
-        .sync_all()
-        .map_err(|e| io_err(IoAction::Write, e))?;
-
-    #[cfg(test)]
-    if FAIL_BEFORE_RENAME.with(|f| f.get()) {
-        return Err(io_err(
-            IoAction::Write,
-            io::Error::other("injected failure"),
-        ));
-    }
-
-    temp.persist(&target).map_err(|e| not_writable(e.error))?;
-    // The new content is in place once the rename returns; failing the command because the
-    // folder could not be flushed would make the caller think the value was not written.
-    let _ = folder.sync_all();
-    Ok(result)
+    Ok(Preflight {
+        target,
+        exists: read.meta.is_some(),
+        assignments: parse_entries(&read.bytes)
+            .into_iter()
+            .filter(|e| e.key == key)
+            .collect(),
+    })
 }
 
 /// Whether the group or others may read the file (`mode & 0o044 != 0`), following symlinks:

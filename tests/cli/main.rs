@@ -4,12 +4,14 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod app_url;
 mod dbsetup;
 mod docs;
 mod doctor;
 mod forward;
 mod foundation;
 mod hostile;
+mod hostile_env;
 mod install;
 mod interactive;
 mod localserver;
