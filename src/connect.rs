@@ -237,7 +237,10 @@ pub async fn attempt(
             Ok(Ok(_)) => {}
         }
     }
-    let options = cfg.sqlx_options(endpoint, mode);
+    // sqlx sends `extra_float_digits=2` at startup by default, which PgBouncer refuses
+    // (`unsupported startup parameter`, 08P01) unless listed in `ignore_startup_parameters`.
+    // It only changes how float values are printed, and aksara reads no float column.
+    let options = cfg.sqlx_options(endpoint, mode).extra_float_digits(None);
     match tokio::time::timeout_at(deadline, PgConnection::connect_with(&options)).await {
         Err(_) => Err(FailureKind::Timeout { after: bound }),
         Ok(Err(e)) => Err(classify(e)),

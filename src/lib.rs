@@ -17,6 +17,7 @@ pub mod envfile;
 pub mod error;
 pub mod localserver;
 pub mod pgpass;
+pub mod pooler;
 pub mod probe;
 pub mod projectserver;
 pub mod prompt;

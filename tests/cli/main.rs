@@ -12,6 +12,7 @@ mod install;
 mod interactive;
 mod localserver;
 mod output;
+mod pooler;
 mod reliability;
 mod secrets;
 

@@ -18,7 +18,9 @@
 mod bins;
 mod cleanup;
 mod cluster;
+mod pgbouncer;
 mod privileges;
+mod standby;
 mod tls;
 
 use std::path::Path;
@@ -32,7 +34,11 @@ pub use bins::{BINDIR_ENV, PgBins, bins};
 #[allow(unused_imports)]
 pub use cluster::{Auth, Cluster, ClusterConfig, HeldConnections, clear_pg_env, encode, free_port};
 #[allow(unused_imports)]
+pub use pgbouncer::{ADMIN_USER, PgBouncer, PgBouncerConfig, PoolMode, shared_pgbouncer};
+#[allow(unused_imports)]
 pub use privileges::{SERVER_USER, server_user};
+#[allow(unused_imports)]
+pub use standby::{StandbyPair, shared_pair};
 #[allow(unused_imports)]
 pub use tls::{TestCerts, test_certs};
 

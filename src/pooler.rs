@@ -1,0 +1,699 @@
+//! Connection poolers between the app and PostgreSQL: telling one is there, which one, in which
+//! pool mode, what its own errors mean, and what that means for the app's driver.
+//!
+//! Cheap signals first. A healthy login already shows whether something sits in between:
+//! PgBouncer answers the startup itself and announces its own BackendKeyData, so the pid the
+//! login announced differs from `pg_backend_pid()`; a managed pooler is known by its host name.
+//! Only when that first look signals a pooler does [`identify`] open more connections: one to
+//! the admin console (`dbname=pgbouncer`, which names PgBouncer even when it refuses) and, when
+//! the console does not give the pool mode, a second client whose backend pids are compared
+//! with the first one's (see [`probe_mode`]). So the direct path stays one connection.
+//!
+//! Facts behind each rule: ../shared/docs/drivers-and-poolers.md, and the tests in
+//! tests/cli/pooler.rs against a real PgBouncer 1.18.
+
+use std::fmt;
+use std::time::Duration;
+
+use sqlx::Row as _;
+use sqlx::postgres::{PgConnection, PgSslMode};
+
+use crate::connect::{self, FailureKind};
+use crate::dsn::{ConnConfig, Endpoint, Host};
+
+/// What kind of pooler or proxy sits in front of the server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PoolerKind {
+    PgBouncer,
+    /// pgpool-II, known only by its own error texts (it passes the backend's pid through).
+    PgpoolII,
+    /// Supabase's pooler (`*.pooler.supabase.com`).
+    Supavisor,
+    /// Neon's pooled endpoint (`*-pooler.*.neon.tech`, PgBouncer in transaction mode).
+    NeonPooler,
+    /// Amazon RDS Proxy (`*.proxy-*.rds.amazonaws.com`).
+    RdsProxy,
+    /// Something that answers the login for the server, not yet identified.
+    Unidentified,
+}
+
+impl fmt::Display for PoolerKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PoolerKind::PgBouncer => "PgBouncer",
+            PoolerKind::PgpoolII => "pgpool-II",
+            PoolerKind::Supavisor => "Supavisor (Supabase pooler)",
+            PoolerKind::NeonPooler => "Neon's pooler (PgBouncer)",
+            PoolerKind::RdsProxy => "RDS Proxy",
+            PoolerKind::Unidentified => "a connection pooler or proxy",
+        })
+    }
+}
+
+/// PgBouncer's `pool_mode`, which decides what survives between the app's transactions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PoolMode {
+    /// A server connection per client connection: everything behaves as direct.
+    Session,
+    /// A server connection per transaction: session state and prepared statements do not
+    /// survive a transaction.
+    Transaction,
+    /// A server connection per statement: no multi-statement transactions at all.
+    Statement,
+}
+
+impl PoolMode {
+    pub fn parse(text: &str) -> Option<PoolMode> {
+        match text.trim() {
+            "session" => Some(PoolMode::Session),
+            "transaction" => Some(PoolMode::Transaction),
+            "statement" => Some(PoolMode::Statement),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for PoolMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PoolMode::Session => "session",
+            PoolMode::Transaction => "transaction",
+            PoolMode::Statement => "statement",
+        })
+    }
+}
+
+/// What the login itself announced, read without a query.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoginSignals {
+    /// The pid of the login's BackendKeyData (0 when none was sent).
+    pub announced_pid: u32,
+    /// ParameterStatus `server_version` as sent (PgBouncer's console sends `1.18.0/bouncer`).
+    pub server_version: Option<String>,
+    /// ParameterStatus `in_hot_standby` (PostgreSQL 14+): `on` on a standby.
+    pub in_hot_standby: Option<bool>,
+}
+
+impl LoginSignals {
+    pub fn of(conn: &PgConnection) -> LoginSignals {
+        LoginSignals {
+            announced_pid: conn.announced_process_id(),
+            server_version: conn.parameter_status("server_version").map(str::to_owned),
+            in_hot_standby: conn.parameter_status("in_hot_standby").map(|v| v == "on"),
+        }
+    }
+}
+
+/// Why the first look thinks a pooler is there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Evidence {
+    /// The login announced a pid that is not the backend's `pg_backend_pid()`.
+    PidMismatch { announced: u32, backend: i32 },
+    /// `server_version` carries PgBouncer's `/bouncer` suffix.
+    BouncerVersion(String),
+    /// The host name is a managed pooler's.
+    HostName(String),
+}
+
+impl fmt::Display for Evidence {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Evidence::PidMismatch { announced, backend } => write!(
+                f,
+                "the login announced process {announced}, the server process is {backend}"
+            ),
+            Evidence::BouncerVersion(v) => write!(f, "server_version is \"{v}\""),
+            Evidence::HostName(h) => write!(f, "the host name {h} is a managed pooler's"),
+        }
+    }
+}
+
+/// The verdict of the first look.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FirstLook {
+    /// Nothing in between that the login shows.
+    Direct,
+    Pooler {
+        kind: PoolerKind,
+        evidence: Evidence,
+    },
+}
+
+/// The managed poolers known by host name, with the mode their documentation gives.
+pub fn managed_by_host(host: &Host) -> Option<PoolerKind> {
+    let Host::Tcp(name) = host else { return None };
+    let name = name.to_ascii_lowercase();
+    if name.ends_with(".pooler.supabase.com") {
+        Some(PoolerKind::Supavisor)
+    } else if name.ends_with(".neon.tech") && name.split('.').next()?.ends_with("-pooler") {
+        Some(PoolerKind::NeonPooler)
+    } else if name.ends_with(".rds.amazonaws.com") && name.contains(".proxy-") {
+        Some(PoolerKind::RdsProxy)
+    } else {
+        None
+    }
+}
+
+/// The cheap verdict from what the login showed and the backend's own pid (one more column in
+/// the query the caller runs anyway: `pg_backend_pid()`).
+pub fn first_look(signals: &LoginSignals, backend_pid: i32, host: &Host) -> FirstLook {
+    if let Some(version) = signals
+        .server_version
+        .as_deref()
+        .filter(|v| v.ends_with("/bouncer"))
+    {
+        return FirstLook::Pooler {
+            kind: PoolerKind::PgBouncer,
+            evidence: Evidence::BouncerVersion(version.to_owned()),
+        };
+    }
+    let mismatch = i64::from(signals.announced_pid) != i64::from(backend_pid);
+    let managed = managed_by_host(host);
+    match (managed, mismatch) {
+        (Some(kind), _) => FirstLook::Pooler {
+            kind,
+            evidence: Evidence::HostName(host.to_string()),
+        },
+        (None, true) => FirstLook::Pooler {
+            kind: PoolerKind::Unidentified,
+            evidence: Evidence::PidMismatch {
+                announced: signals.announced_pid,
+                backend: backend_pid,
+            },
+        },
+        (None, false) => FirstLook::Direct,
+    }
+}
+
+/// How the pool mode was found, or why it was not.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ModeVerdict {
+    Known { mode: PoolMode, how: String },
+    Unknown { why: String },
+}
+
+impl ModeVerdict {
+    pub fn mode(&self) -> Option<PoolMode> {
+        match self {
+            ModeVerdict::Known { mode, .. } => Some(*mode),
+            ModeVerdict::Unknown { .. } => None,
+        }
+    }
+}
+
+/// Everything [`identify`] learned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PoolerReport {
+    pub kind: PoolerKind,
+    pub evidence: Vec<String>,
+    pub mode: ModeVerdict,
+    /// From the admin console's `SHOW VERSION`, when the user may read it.
+    pub version: Option<String>,
+    /// Whether the pooler keeps prepared statements per client (PgBouncer ≥ 1.21 with
+    /// `max_prepared_statements` > 0); `None` when it could not be read.
+    pub tracks_prepared_statements: Option<bool>,
+}
+
+/// The second look, only after [`first_look`] said `Pooler`: the admin console, then (when the
+/// mode is still unknown) the two-client pid probe. `first` is the caller's logged-in
+/// connection, idle (not inside a transaction). Each extra connection is bounded by `bound`.
+pub async fn identify(
+    first: &mut PgConnection,
+    cfg: &ConnConfig,
+    endpoint: &Endpoint,
+    tls_mode: PgSslMode,
+    look: &FirstLook,
+    bound: Duration,
+) -> PoolerReport {
+    let (mut kind, mut evidence) = match look {
+        FirstLook::Pooler { kind, evidence } => (*kind, vec![evidence.to_string()]),
+        FirstLook::Direct => (PoolerKind::Unidentified, Vec::new()),
+    };
+    let console = read_console(cfg, endpoint, tls_mode, bound).await;
+    let mut report_mode = None;
+    let mut version = None;
+    let mut tracks = None;
+    match console {
+        Console::Refused => {
+            kind = PoolerKind::PgBouncer;
+            evidence
+                .push("its admin console (database \"pgbouncer\") answered \"not allowed\"".into());
+        }
+        Console::Read(facts) => {
+            kind = PoolerKind::PgBouncer;
+            evidence.push(format!("its admin console answered: {}", facts.version));
+            report_mode = facts.pool_mode.map(|mode| ModeVerdict::Known {
+                mode,
+                how: "pool_mode in the admin console's SHOW DATABASES / SHOW CONFIG".into(),
+            });
+            version = Some(facts.version);
+            tracks = Some(facts.max_prepared_statements.is_some_and(|n| n > 0));
+        }
+        Console::NotPgBouncer => {}
+    }
+    let mode = match report_mode {
+        Some(mode) => mode,
+        None => probe_mode(first, cfg, endpoint, tls_mode, bound).await,
+    };
+    if matches!(&mode, ModeVerdict::Known { how, .. } if how.contains("statement pooling")) {
+        kind = PoolerKind::PgBouncer;
+    }
+    PoolerReport {
+        kind,
+        evidence,
+        mode,
+        version,
+        tracks_prepared_statements: tracks,
+    }
+}
+
+struct ConsoleFacts {
+    version: String,
+    pool_mode: Option<PoolMode>,
+    max_prepared_statements: Option<i64>,
+}
+
+enum Console {
+    /// PgBouncer's console refused this user: "not allowed".
+    Refused,
+    Read(ConsoleFacts),
+    /// Anything else: no console there, or a failure that says nothing.
+    NotPgBouncer,
+}
+
+async fn read_console(
+    cfg: &ConnConfig,
+    endpoint: &Endpoint,
+    tls_mode: PgSslMode,
+    bound: Duration,
+) -> Console {
+    let mut console_cfg = cfg.clone();
+    console_cfg.dbname = "pgbouncer".into();
+    let mut conn = match connect::attempt(&console_cfg, endpoint, tls_mode, bound).await {
+        Ok(conn) => conn,
+        Err(FailureKind::Server { message, .. }) if message == "not allowed" => {
+            return Console::Refused;
+        }
+        Err(_) => return Console::NotPgBouncer,
+    };
+    // The console speaks only the simple query protocol: raw_sql.
+    let version =
+        match tokio::time::timeout(bound, sqlx::raw_sql("SHOW VERSION").fetch_one(&mut conn)).await
+        {
+            Ok(Ok(row)) => row.try_get::<String, _>(0).unwrap_or_default(),
+            _ => {
+                connect::close(conn).await;
+                return Console::NotPgBouncer;
+            }
+        };
+    let config = match tokio::time::timeout(
+        bound,
+        sqlx::raw_sql("SHOW CONFIG").fetch_all(&mut conn),
+    )
+    .await
+    {
+        Ok(Ok(rows)) => rows
+            .iter()
+            .filter_map(|r| {
+                Some((
+                    r.try_get::<String, _>(0).ok()?,
+                    r.try_get::<String, _>(1).ok()?,
+                ))
+            })
+            .collect::<Vec<_>>(),
+        _ => Vec::new(),
+    };
+    let database_mode = database_pool_mode(&mut conn, &cfg.dbname, bound).await;
+    connect::close(conn).await;
+    let setting = |name: &str| {
+        config
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    Console::Read(ConsoleFacts {
+        version,
+        pool_mode: database_mode
+            .or_else(|| setting("pool_mode").as_deref().and_then(PoolMode::parse)),
+        max_prepared_statements: setting("max_prepared_statements").and_then(|v| v.parse().ok()),
+    })
+}
+
+/// A per-database `pool_mode` from `SHOW DATABASES` (empty when the default applies).
+async fn database_pool_mode(
+    conn: &mut PgConnection,
+    dbname: &str,
+    bound: Duration,
+) -> Option<PoolMode> {
+    let rows = tokio::time::timeout(bound, sqlx::raw_sql("SHOW DATABASES").fetch_all(&mut *conn))
+        .await
+        .ok()?
+        .ok()?;
+    rows.iter().find_map(|row| {
+        let name: String = row.try_get("name").ok()?;
+        let mode: Option<String> = row.try_get("pool_mode").ok()?;
+        (name == dbname).then(|| mode.as_deref().and_then(PoolMode::parse))?
+    })
+}
+
+/// The pool mode from what two clients see, without the admin console. Client A is `first`;
+/// client B is a new connection. Statement mode refuses B's `BEGIN`. Otherwise B holds a
+/// transaction open while A and B compare backend pids: in session mode each client keeps its
+/// own server process for its whole life, so B never sees A's pid and neither client's pid
+/// ever changes; in transaction mode PgBouncer hands A's released server to B (LIFO, the
+/// default) or, with `server_round_robin`, gives B another server after its commit. Any
+/// sharing or change is proof of transaction pooling; none in all three looks is read as
+/// session mode, and the `how` says so.
+pub async fn probe_mode(
+    first: &mut PgConnection,
+    cfg: &ConnConfig,
+    endpoint: &Endpoint,
+    tls_mode: PgSslMode,
+    bound: Duration,
+) -> ModeVerdict {
+    let unknown = |why: String| ModeVerdict::Unknown { why };
+    let pid_a1 = match backend_pid(first, bound).await {
+        Ok(pid) => pid,
+        Err(e) => {
+            return unknown(format!(
+                "the first connection could not be asked its pid: {e}"
+            ));
+        }
+    };
+    let mut b = match connect::attempt(cfg, endpoint, tls_mode, bound).await {
+        Ok(conn) => conn,
+        Err(e) => return unknown(format!("a second connection failed: {e}")),
+    };
+    let verdict = compare_clients(first, &mut b, pid_a1, bound).await;
+    connect::close(b).await;
+    verdict
+}
+
+async fn compare_clients(
+    a: &mut PgConnection,
+    b: &mut PgConnection,
+    pid_a1: i32,
+    bound: Duration,
+) -> ModeVerdict {
+    let transaction = |how: &str| ModeVerdict::Known {
+        mode: PoolMode::Transaction,
+        how: how.to_owned(),
+    };
+    match run(b, "BEGIN", bound).await {
+        Err(e) if e.contains(STATEMENT_MODE_REFUSAL) => {
+            return ModeVerdict::Known {
+                mode: PoolMode::Statement,
+                how: format!("BEGIN was refused: \"{STATEMENT_MODE_REFUSAL}\" (statement pooling)"),
+            };
+        }
+        Err(e) => {
+            return ModeVerdict::Unknown {
+                why: format!("BEGIN on a second connection failed: {e}"),
+            };
+        }
+        Ok(()) => {}
+    }
+    let pid_b1 = match backend_pid(b, bound).await {
+        Ok(pid) => pid,
+        Err(e) => {
+            return ModeVerdict::Unknown {
+                why: format!("the second connection's pid: {e}"),
+            };
+        }
+    };
+    if pid_b1 == pid_a1 {
+        return transaction(
+            "a second client got the first client's server process while both were connected",
+        );
+    }
+    match backend_pid(a, bound).await {
+        Ok(pid) if pid != pid_a1 => {
+            return transaction("the first client's server process changed between two statements");
+        }
+        Ok(_) => {}
+        Err(e) => {
+            return ModeVerdict::Unknown {
+                why: format!("the first connection's pid: {e}"),
+            };
+        }
+    }
+    if let Err(e) = run(b, "COMMIT", bound).await {
+        return ModeVerdict::Unknown {
+            why: format!("COMMIT on the second connection failed: {e}"),
+        };
+    }
+    match backend_pid(b, bound).await {
+        Ok(pid) if pid != pid_b1 => {
+            transaction("the second client's server process changed after its transaction ended")
+        }
+        Ok(_) => ModeVerdict::Known {
+            mode: PoolMode::Session,
+            how: "each of two clients kept its own server process across transactions".into(),
+        },
+        Err(e) => ModeVerdict::Unknown {
+            why: format!("the second connection's pid: {e}"),
+        },
+    }
+}
+
+/// PgBouncer's refusal of a transaction block in statement mode (src/server.c).
+pub const STATEMENT_MODE_REFUSAL: &str = "transaction blocks not allowed in statement pooling mode";
+
+async fn run(conn: &mut PgConnection, sql: &'static str, bound: Duration) -> Result<(), String> {
+    match tokio::time::timeout(bound, sqlx::raw_sql(sql).execute(&mut *conn)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(connect::classify(e).to_string()),
+        Err(_) => Err(format!("no answer within {} ms", bound.as_millis())),
+    }
+}
+
+async fn backend_pid(conn: &mut PgConnection, bound: Duration) -> Result<i32, String> {
+    match tokio::time::timeout(
+        bound,
+        sqlx::raw_sql("SELECT pg_backend_pid()").fetch_one(&mut *conn),
+    )
+    .await
+    {
+        Ok(Ok(row)) => row.try_get::<i32, _>(0).map_err(|e| e.to_string()),
+        Ok(Err(e)) => Err(connect::classify(e).to_string()),
+        Err(_) => Err(format!("no answer within {} ms", bound.as_millis())),
+    }
+}
+
+/// A pooler's own refusal, told from its text (PgBouncer sends them all as SQLSTATE 08P01, so
+/// the words are all there is to go by).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PoolerError {
+    /// `no such database: x`: the name is not in PgBouncer's `[databases]` (and no `*` entry).
+    UnknownDatabase { database: String },
+    /// `unsupported startup parameter: x`: the client sent a startup parameter PgBouncer does
+    /// not pass on (`options`, `search_path`, sqlx's `extra_float_digits`).
+    UnsupportedStartupParameter { parameter: String },
+    /// `query_wait_timeout`: the client waited longer than `query_wait_timeout` for a server
+    /// connection (pool exhausted, or the server cannot be reached).
+    QueryWaitTimeout,
+    /// `no more connections allowed (max_client_conn)`: PgBouncer's client limit is reached.
+    PoolFull,
+    /// `server login has been failing, ...`: PgBouncer's own logins to the server fail and it
+    /// refuses clients until `server_login_retry` has passed.
+    ServerLoginRetry { cached: Option<String> },
+    /// The statement-mode refusal of `BEGIN`.
+    TransactionInStatementMode,
+    /// The admin console refused the user: `not allowed`.
+    ConsoleNotAllowed,
+}
+
+impl PoolerError {
+    /// Recognises a pooler's refusal; `None` for everything else (a server's own error).
+    pub fn from_failure(failure: &FailureKind) -> Option<PoolerError> {
+        let FailureKind::Server { code, message, .. } = failure else {
+            return None;
+        };
+        // PgBouncer ≥ 1.21 sends some of these with other SQLSTATEs (53300, 57014): the text decides.
+        let _ = code;
+        PoolerError::from_message(message)
+    }
+
+    pub fn from_message(message: &str) -> Option<PoolerError> {
+        let text = message.trim();
+        if let Some(db) = text.strip_prefix("no such database: ") {
+            return Some(PoolerError::UnknownDatabase {
+                database: db.to_owned(),
+            });
+        }
+        if let Some(param) = text.strip_prefix("unsupported startup parameter: ") {
+            return Some(PoolerError::UnsupportedStartupParameter {
+                parameter: param.to_owned(),
+            });
+        }
+        if text == "query_wait_timeout" {
+            return Some(PoolerError::QueryWaitTimeout);
+        }
+        if text.starts_with("no more connections allowed") {
+            return Some(PoolerError::PoolFull);
+        }
+        if let Some(rest) = text.strip_prefix("server login has been failing") {
+            // 1.18: ", try again later (server_login_retry)"; ≥ 1.22: ", cached error: <text> (server_login_retry)".
+            let cached = rest
+                .strip_prefix(", cached error: ")
+                .map(|r| r.trim_end_matches(" (server_login_retry)").to_owned());
+            return Some(PoolerError::ServerLoginRetry { cached });
+        }
+        if text == STATEMENT_MODE_REFUSAL {
+            return Some(PoolerError::TransactionInStatementMode);
+        }
+        if text == "not allowed" {
+            return Some(PoolerError::ConsoleNotAllowed);
+        }
+        None
+    }
+
+    /// The proposed id for the `Code` enum (kebab-case).
+    pub fn code(&self) -> &'static str {
+        match self {
+            PoolerError::UnknownDatabase { .. } => "pooler-unknown-database",
+            PoolerError::UnsupportedStartupParameter { .. } => "pooler-startup-parameter",
+            PoolerError::QueryWaitTimeout => "pooler-wait-timeout",
+            PoolerError::PoolFull => "pooler-client-limit",
+            PoolerError::ServerLoginRetry { .. } => "pooler-server-login-failing",
+            PoolerError::TransactionInStatementMode => "pooler-statement-mode",
+            PoolerError::ConsoleNotAllowed => "pooler-console-not-allowed",
+        }
+    }
+
+    /// The fix, as the user should read it.
+    pub fn hint(&self) -> String {
+        match self {
+            PoolerError::UnknownDatabase { database } => format!(
+                "PgBouncer has no entry for database \"{database}\": add `{database} = host=... port=... dbname={database}` \
+                 under [databases] in pgbouncer.ini (or a `*` fallback line) and reload it (`RELOAD;` on the admin console)"
+            ),
+            PoolerError::UnsupportedStartupParameter { parameter } => format!(
+                "PgBouncer does not pass on the startup parameter `{parameter}`: remove it from the URL, or add it to \
+                 `ignore_startup_parameters` in pgbouncer.ini (set it per role instead: `ALTER ROLE ... SET ...`)"
+            ),
+            PoolerError::QueryWaitTimeout => "PgBouncer found no free server connection within `query_wait_timeout`: \
+                 the pool is busy (raise `default_pool_size`/`pool_size`, or find long transactions in `SHOW POOLS`), \
+                 or PgBouncer cannot reach or log in to the server (see its log)"
+                .into(),
+            PoolerError::PoolFull => "PgBouncer's `max_client_conn` is reached: raise it in pgbouncer.ini, or use \
+                 fewer client connections (a smaller pool per app instance)"
+                .into(),
+            PoolerError::ServerLoginRetry { .. } => "PgBouncer's own login to the server is failing (see its log for \
+                 the server's error) and it refuses clients for `server_login_retry` seconds: fix the server side \
+                 ([databases] host/port/user, the auth_file or auth_query) and retry"
+                .into(),
+            PoolerError::TransactionInStatementMode => "this PgBouncer pool runs in statement mode, which refuses \
+                 transactions: use a pool in transaction or session mode for this app"
+                .into(),
+            PoolerError::ConsoleNotAllowed => "database \"pgbouncer\" is PgBouncer's admin console: list the user in \
+                 `admin_users` or `stats_users` in pgbouncer.ini to use it"
+                .into(),
+        }
+    }
+}
+
+impl fmt::Display for PoolerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PoolerError::UnknownDatabase { database } => {
+                write!(f, "the pooler does not know database \"{database}\"")
+            }
+            PoolerError::UnsupportedStartupParameter { parameter } => {
+                write!(f, "the pooler refused the startup parameter `{parameter}`")
+            }
+            PoolerError::QueryWaitTimeout => f.write_str(
+                "the pooler gave up waiting for a server connection (query_wait_timeout)",
+            ),
+            PoolerError::PoolFull => {
+                f.write_str("the pooler accepts no more clients (max_client_conn)")
+            }
+            PoolerError::ServerLoginRetry { cached: Some(e) } => {
+                write!(
+                    f,
+                    "the pooler's logins to the server have been failing: {e}"
+                )
+            }
+            PoolerError::ServerLoginRetry { cached: None } => f.write_str(
+                "the pooler's logins to the server have been failing (server_login_retry)",
+            ),
+            PoolerError::TransactionInStatementMode => {
+                f.write_str("the pooler refuses transactions (statement pooling)")
+            }
+            PoolerError::ConsoleNotAllowed => {
+                f.write_str("the pooler's admin console refused this user")
+            }
+        }
+    }
+}
+
+/// One piece of advice for an app's driver behind a pooler.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DriverAdvice {
+    /// Proposed code id for the `Code` enum.
+    pub code: &'static str,
+    pub problem: String,
+    pub fix: String,
+}
+
+/// What `mode` means for the driver `driver` (ids: `asyncpg`, `sqlalchemy+asyncpg`,
+/// `psycopg`, `sqlx`, `node-pg`; others get only the driver-independent advice).
+/// Nothing for session mode: it behaves as a direct connection. `tracks_prepared` is
+/// PgBouncer ≥ 1.21 with `max_prepared_statements` > 0 (`None`: not known).
+pub fn driver_advice(
+    kind: PoolerKind,
+    mode: PoolMode,
+    tracks_prepared: Option<bool>,
+    driver: &str,
+) -> Vec<DriverAdvice> {
+    let mut out = Vec::new();
+    if mode == PoolMode::Session {
+        return out;
+    }
+    let pooling = format!("{kind} in {mode} mode");
+    let prepared_ok = tracks_prepared == Some(true);
+    let unless = if tracks_prepared.is_none() {
+        " (unless it is PgBouncer ≥ 1.21 with `max_prepared_statements` set, which aksara could not read)"
+    } else {
+        ""
+    };
+    if !prepared_ok {
+        let fix = match driver {
+            "asyncpg" => Some("pass `statement_cache_size=0` to `asyncpg.connect()` / `create_pool()` (it is not a URL parameter)".to_owned()),
+            "sqlalchemy+asyncpg" => Some(
+                "`create_async_engine(url, connect_args={\"prepared_statement_cache_size\": 0, \"prepared_statement_name_func\": lambda: f\"__asyncpg_{uuid4()}__\"})`"
+                    .to_owned(),
+            ),
+            "sqlx" => Some("`PgConnectOptions::statement_cache_capacity(0)`, or unprepared queries (`raw_sql`)".to_owned()),
+            _ => None,
+        };
+        if let Some(fix) = fix {
+            out.push(DriverAdvice {
+                code: "pooler-prepared-statements",
+                problem: format!(
+                    "{driver} prepares and caches statements per connection; through {pooling} several app processes fail with \
+                     `prepared statement \"__asyncpg_stmt_1__\" already exists` or `... does not exist`{unless}"
+                ),
+                fix,
+            });
+        }
+    }
+    out.push(DriverAdvice {
+        code: "pooler-session-state",
+        problem: format!(
+            "through {pooling}, session state does not survive a transaction: `SET`, `search_path`, session advisory locks, \
+             `LISTEN`, temporary tables and `WITH HOLD` cursors end up on (or leak to) another client's server connection"
+        ),
+        fix: "use `SET LOCAL` inside transactions, set defaults per role (`ALTER ROLE ... SET search_path = ...`), and run \
+              migrations and anything needing locks or LISTEN through a direct URL"
+            .into(),
+    });
+    if mode == PoolMode::Statement {
+        out.push(DriverAdvice {
+            code: "pooler-statement-mode",
+            problem: format!("{pooling} refuses every multi-statement transaction (`BEGIN`)"),
+            fix: "use a pool in transaction mode for an app that uses transactions".into(),
+        });
+    }
+    out
+}

@@ -1,0 +1,328 @@
+//! Through a real PgBouncer (Debian's 1.18) in session, transaction and statement mode: aksara
+//! connects, `aksara::pooler` tells the pooler and its mode from what the login shows plus one
+//! probe, and each of PgBouncer's own refusals is recognised with its code and fix.
+
+use std::time::Duration;
+
+use aksara::connect::{self, Connected, FailureKind};
+use aksara::dsn::{ConnConfig, ConnString};
+use aksara::pooler::{self, FirstLook, ModeVerdict, PoolMode, PoolerError, PoolerKind};
+use sqlx::Row as _;
+
+use crate::foundation::EmptyEnv;
+use crate::support::{self, PgBouncer, PgBouncerConfig, Shared, shared_pgbouncer};
+use crate::{aksara, project, run};
+
+const BOUND: Duration = Duration::from_secs(5);
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn config(url: &str) -> ConnConfig {
+    ConnString::parse(url).unwrap().resolve(&EmptyEnv).unwrap()
+}
+
+fn ours(mode: support::PoolMode) -> PoolMode {
+    match mode {
+        support::PoolMode::Session => PoolMode::Session,
+        support::PoolMode::Transaction => PoolMode::Transaction,
+        support::PoolMode::Statement => PoolMode::Statement,
+    }
+}
+
+async fn login(cfg: &ConnConfig) -> Result<Connected, FailureKind> {
+    connect::connect(cfg, BOUND)
+        .await
+        .map_err(|f| f.last().failure.clone())
+}
+
+async fn backend_pid(conn: &mut sqlx::PgConnection) -> i32 {
+    sqlx::raw_sql("SELECT pg_backend_pid()")
+        .fetch_one(conn)
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// The first look and the identification as doctor would run them, on one login.
+async fn look_and_identify(url: &str) -> (FirstLook, Option<pooler::PoolerReport>) {
+    let cfg = config(url);
+    let mut c = login(&cfg).await.expect("login");
+    let signals = pooler::LoginSignals::of(&c.conn);
+    let pid = backend_pid(&mut c.conn).await;
+    let look = pooler::first_look(&signals, pid, &c.endpoint.host);
+    let report = match look {
+        FirstLook::Direct => None,
+        FirstLook::Pooler { .. } => {
+            Some(pooler::identify(&mut c.conn, &cfg, &c.endpoint, c.tls_mode, &look, BOUND).await)
+        }
+    };
+    connect::close(c.conn).await;
+    (look, report)
+}
+
+#[test]
+fn a_direct_login_shows_no_pooler() {
+    let cluster = support::shared(Shared::Scram);
+    let (look, report) = runtime().block_on(look_and_identify(&cluster.admin_url()));
+    assert_eq!(look, FirstLook::Direct);
+    assert!(report.is_none());
+}
+
+#[test]
+fn pgbouncer_and_its_mode_are_told_in_each_mode() {
+    let cluster = support::shared(Shared::Scram);
+    for mode in support::PoolMode::ALL {
+        let bouncer = shared_pgbouncer(mode);
+        let (look, report) = runtime().block_on(look_and_identify(&bouncer.admin_url(cluster)));
+        assert!(
+            matches!(
+                look,
+                FirstLook::Pooler {
+                    evidence: pooler::Evidence::PidMismatch { .. },
+                    ..
+                }
+            ),
+            "{mode:?}: {look:?}"
+        );
+        let report = report.unwrap();
+        // `postgres` is not in admin_users: the console says "not allowed", the probe finds the mode.
+        assert_eq!(report.kind, PoolerKind::PgBouncer, "{mode:?}: {report:?}");
+        assert_eq!(report.mode.mode(), Some(ours(mode)), "{mode:?}: {report:?}");
+        assert!(
+            report.evidence.iter().any(|e| e.contains("not allowed")),
+            "{report:?}"
+        );
+    }
+}
+
+#[test]
+fn the_admin_console_gives_mode_and_version_when_the_user_may_read_it() {
+    let bouncer = shared_pgbouncer(support::PoolMode::Transaction);
+    let url = bouncer.url(
+        support::ADMIN_USER,
+        Some(&bouncer.admin_password),
+        "postgres",
+    );
+    let cfg = config(&url);
+    let endpoint = cfg.endpoints[0].clone();
+    // The console user exists only in PgBouncer: no server login, so ask identify directly
+    // with a stand-in first connection (the superuser's).
+    let cluster = support::shared(Shared::Scram);
+    let first_cfg = config(&bouncer.admin_url(cluster));
+    let report = runtime().block_on(async {
+        let mut c = login(&first_cfg).await.unwrap();
+        let look = FirstLook::Pooler {
+            kind: PoolerKind::Unidentified,
+            evidence: pooler::Evidence::PidMismatch {
+                announced: 0,
+                backend: 0,
+            },
+        };
+        let report = pooler::identify(&mut c.conn, &cfg, &endpoint, c.tls_mode, &look, BOUND).await;
+        connect::close(c.conn).await;
+        report
+    });
+    assert_eq!(report.kind, PoolerKind::PgBouncer);
+    assert_eq!(
+        report.version.as_deref(),
+        Some("PgBouncer 1.18.0"),
+        "{report:?}"
+    );
+    assert!(
+        matches!(&report.mode, ModeVerdict::Known { mode: PoolMode::Transaction, how } if how.contains("admin console")),
+        "{report:?}"
+    );
+    // 1.18 has no max_prepared_statements.
+    assert_eq!(report.tracks_prepared_statements, Some(false));
+}
+
+#[test]
+fn doctor_passes_through_pgbouncer_in_every_mode() {
+    let cluster = support::shared(Shared::Scram);
+    let dir = project();
+    for mode in support::PoolMode::ALL {
+        let bouncer = shared_pgbouncer(mode);
+        let out = run(aksara(dir.path()).args(["doctor", "--url", &bouncer.admin_url(cluster)]));
+        assert_eq!(out.code, 0, "{mode:?}: {out:?}");
+        assert!(!out.all().contains("extra_float_digits"), "{out:?}");
+    }
+}
+
+#[test]
+fn dbsetup_through_session_pooling_sets_up_a_working_url() {
+    let cluster = support::shared(Shared::Scram);
+    let bouncer = shared_pgbouncer(support::PoolMode::Session);
+    let dir = project();
+    let db = support::unique_name("pgb_app");
+    let out = run(aksara(dir.path()).args([
+        "dbsetup",
+        "--non-interactive",
+        "--admin-url",
+        &bouncer.admin_url(cluster),
+        "--db-name",
+        &db,
+        "--db-user",
+        &db,
+    ]));
+    assert_eq!(out.code, 0, "{out:?}");
+    let env = std::fs::read_to_string(dir.path().join(".env")).unwrap();
+    let url = env
+        .lines()
+        .find_map(|l| l.strip_prefix("DATABASE_URL="))
+        .expect("DATABASE_URL in .env")
+        .trim_matches(['"', '\'']);
+    // The URL it wrote works (here it goes through the same PgBouncer: `*` forwards every database).
+    assert_eq!(
+        crate::psql_url(url, "select current_database()").as_deref(),
+        Ok(db.as_str())
+    );
+}
+
+fn failure_of(url: &str) -> FailureKind {
+    match runtime().block_on(login(&config(url))) {
+        Ok(_) => panic!("{url}: logged in"),
+        Err(f) => f,
+    }
+}
+
+#[test]
+fn a_database_missing_from_databases_is_named() {
+    let cluster = support::shared(Shared::Scram);
+    let bouncer = PgBouncer::start(
+        cluster,
+        PgBouncerConfig::new(support::PoolMode::Session).databases(&["postgres = {server}"]),
+    );
+    let failure = failure_of(&bouncer.url(&cluster.superuser, Some(&cluster.password), "appdb"));
+    assert_eq!(failure.sqlstate(), Some("08P01"), "{failure:?}");
+    let error = PoolerError::from_failure(&failure).expect("a pooler error");
+    assert_eq!(
+        error,
+        PoolerError::UnknownDatabase {
+            database: "appdb".into()
+        }
+    );
+    assert_eq!(error.code(), "pooler-unknown-database");
+    assert!(error.hint().contains("[databases]"));
+}
+
+#[test]
+fn a_startup_parameter_pgbouncer_refuses_is_named() {
+    let cluster = support::shared(Shared::Scram);
+    let bouncer = shared_pgbouncer(support::PoolMode::Transaction);
+    let url = format!(
+        "{}?options=-c%20search_path%3Dapp",
+        bouncer.admin_url(cluster)
+    );
+    let failure = failure_of(&url);
+    let error = PoolerError::from_failure(&failure).expect("a pooler error");
+    assert_eq!(
+        error,
+        PoolerError::UnsupportedStartupParameter {
+            parameter: "options".into()
+        }
+    );
+    assert!(error.hint().contains("ignore_startup_parameters"));
+}
+
+#[test]
+fn a_full_pool_and_a_full_client_list_are_named() {
+    let cluster = support::shared(Shared::Scram);
+    let bouncer = PgBouncer::start(
+        cluster,
+        PgBouncerConfig::new(support::PoolMode::Session)
+            .databases(&["postgres = {server} pool_size=1"])
+            .set("query_wait_timeout", "1")
+            .set("max_client_conn", "2"),
+    );
+    let url = bouncer.admin_url(cluster);
+    let cfg = config(&url);
+    runtime().block_on(async {
+        // Client 1 holds the only server connection (session mode: for as long as it stays).
+        let mut held = login(&cfg).await.unwrap();
+        backend_pid(&mut held.conn).await;
+        // Client 2 logs in (PgBouncer answers the login itself) and waits for a server.
+        let mut waiting = login(&cfg).await.unwrap();
+        let error = sqlx::raw_sql("SELECT 1")
+            .execute(&mut waiting.conn)
+            .await
+            .unwrap_err();
+        let failure = connect::classify(error);
+        assert_eq!(
+            PoolerError::from_failure(&failure),
+            Some(PoolerError::QueryWaitTimeout),
+            "{failure:?}"
+        );
+        // Two clients connected (the waiting one is gone now, so take its place again): a third is refused.
+        let _second = login(&cfg).await.unwrap();
+        let failure = login(&cfg)
+            .await
+            .err()
+            .expect("the third client is refused");
+        let error = PoolerError::from_failure(&failure).expect("a pooler error");
+        assert_eq!(error, PoolerError::PoolFull, "{failure:?}");
+        assert!(error.hint().contains("max_client_conn"));
+        connect::close(held.conn).await;
+    });
+}
+
+#[test]
+fn statement_mode_refuses_transactions_with_its_own_text() {
+    let cluster = support::shared(Shared::Scram);
+    let bouncer = shared_pgbouncer(support::PoolMode::Statement);
+    let cfg = config(&bouncer.admin_url(cluster));
+    let failure = runtime().block_on(async {
+        let mut c = login(&cfg).await.unwrap();
+        let e = sqlx::raw_sql("BEGIN")
+            .execute(&mut c.conn)
+            .await
+            .unwrap_err();
+        connect::classify(e)
+    });
+    assert_eq!(
+        PoolerError::from_failure(&failure),
+        Some(PoolerError::TransactionInStatementMode),
+        "{failure:?}"
+    );
+}
+
+#[test]
+fn driver_advice_applies_only_to_transaction_and_statement_pooling() {
+    use pooler::driver_advice;
+    let kind = PoolerKind::PgBouncer;
+    assert!(driver_advice(kind, PoolMode::Session, None, "asyncpg").is_empty());
+    let advice = driver_advice(kind, PoolMode::Transaction, Some(false), "asyncpg");
+    assert!(
+        advice
+            .iter()
+            .any(|a| a.fix.contains("statement_cache_size=0")),
+        "{advice:?}"
+    );
+    let advice = driver_advice(
+        kind,
+        PoolMode::Transaction,
+        Some(false),
+        "sqlalchemy+asyncpg",
+    );
+    assert!(
+        advice
+            .iter()
+            .any(|a| a.fix.contains("prepared_statement_cache_size")
+                && a.fix.contains("prepared_statement_name_func"))
+    );
+    // A pooler that keeps prepared statements per client needs no cache change.
+    let advice = driver_advice(kind, PoolMode::Transaction, Some(true), "asyncpg");
+    assert!(
+        advice
+            .iter()
+            .all(|a| a.code != "pooler-prepared-statements"),
+        "{advice:?}"
+    );
+    assert!(advice.iter().any(|a| a.code == "pooler-session-state"));
+    let advice = driver_advice(kind, PoolMode::Statement, None, "psycopg");
+    assert!(advice.iter().any(|a| a.code == "pooler-statement-mode"));
+}
