@@ -22,6 +22,7 @@ pub mod probe;
 pub mod projectserver;
 pub mod prompt;
 pub mod provision;
+pub mod replica;
 pub mod serverup;
 pub mod sysenv;
 pub mod ui;

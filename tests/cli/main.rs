@@ -14,6 +14,7 @@ mod localserver;
 mod output;
 mod pooler;
 mod reliability;
+mod replica;
 mod secrets;
 
 use std::path::Path;

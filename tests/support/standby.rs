@@ -81,7 +81,9 @@ impl StandbyPair {
                 bytes / 1000 + 1
             ),
         );
-        let lsn = self.primary.psql("postgres", "select pg_current_wal_lsn()");
+        let lsn = self
+            .primary
+            .psql("postgres", "select pg_current_wal_insert_lsn()");
         self.wait_for(
             "the standby to receive the new WAL",
             &self.standby,
@@ -91,9 +93,13 @@ impl StandbyPair {
         lsn
     }
 
-    /// Waits until the standby has replayed everything the primary has written so far.
+    /// Waits until the standby has replayed everything the primary has written so far. The
+    /// insert position, not `pg_current_wal_lsn()`: with the harness's `synchronous_commit=off`
+    /// a commit can be inserted but not yet written.
     pub fn wait_caught_up(&self) {
-        let lsn = self.primary.psql("postgres", "select pg_current_wal_lsn()");
+        let lsn = self
+            .primary
+            .psql("postgres", "select pg_current_wal_insert_lsn()");
         self.wait_for(
             "the standby to replay the primary's WAL",
             &self.standby,
