@@ -326,3 +326,158 @@ fn driver_advice_applies_only_to_transaction_and_statement_pooling() {
     let advice = driver_advice(kind, PoolMode::Statement, None, "psycopg");
     assert!(advice.iter().any(|a| a.code == "pooler-statement-mode"));
 }
+
+/// The Python the asyncpg test runs: `AKSARA_TEST_PYTHON`, which must have asyncpg installed.
+fn asyncpg_python() -> String {
+    let python = std::env::var("AKSARA_TEST_PYTHON").expect(
+        "this test needs a Python with asyncpg: set AKSARA_TEST_PYTHON=/path/to/venv/bin/python \
+         (pip install asyncpg)",
+    );
+    let ok = std::process::Command::new(&python)
+        .args(["-c", "import asyncpg"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "{python} cannot import asyncpg (pip install asyncpg)");
+    python
+}
+
+/// One app process: asyncpg connects, runs one parameterised query (asyncpg prepares it as
+/// `__asyncpg_stmt_1__`) and exits; prints `ok` or the error's class and text.
+const ASYNCPG_APP: &str = r#"
+import asyncio, os, sys, asyncpg
+async def main():
+    kwargs = {} if sys.argv[1] == "default" else {"statement_cache_size": 0}
+    conn = await asyncpg.connect(os.environ["APP_DATABASE_URL"], **kwargs)
+    try:
+        await conn.fetchval("select $1::int + 1", 41)
+        print("ok")
+    except Exception as e:
+        print(type(e).__name__, e)
+    finally:
+        await conn.close()
+asyncio.run(main())
+"#;
+
+fn asyncpg_app(python: &str, url: &str, cache: &str) -> String {
+    let out = std::process::Command::new(python)
+        .args(["-c", ASYNCPG_APP, cache])
+        // In the environment, not argv: the URL holds the password.
+        .env("APP_DATABASE_URL", url)
+        .env_remove("PGPASSWORD")
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[test]
+#[ignore = "needs a Python with asyncpg: AKSARA_TEST_PYTHON=/path/to/python cargo test --test cli -- --ignored asyncpg"]
+fn asyncpg_fails_through_transaction_pooling_unless_its_statement_cache_is_off() {
+    let python = asyncpg_python();
+    let cluster = support::shared(Shared::Scram);
+    // Its own PgBouncers: the statements asyncpg leaves on pooled server connections must not
+    // meet other tests.
+    let transaction = PgBouncer::start(
+        cluster,
+        PgBouncerConfig::new(support::PoolMode::Transaction),
+    );
+    let url = transaction.admin_url(cluster);
+    // Two app processes, one after the other: the second gets the server connection the first
+    // left its prepared statement on (transaction mode resets nothing between clients).
+    assert_eq!(asyncpg_app(&python, &url, "default"), "ok");
+    let second = asyncpg_app(&python, &url, "default");
+    assert!(
+        second.contains("DuplicatePreparedStatementError")
+            && second.contains("prepared statement \"__asyncpg_stmt_1__\" already exists"),
+        "{second}"
+    );
+    // The advice's fix works.
+    let advice = pooler::driver_advice(
+        PoolerKind::PgBouncer,
+        PoolMode::Transaction,
+        Some(false),
+        "asyncpg",
+    );
+    assert!(
+        advice
+            .iter()
+            .any(|a| a.fix.contains("statement_cache_size=0"))
+    );
+    let fresh = PgBouncer::start(
+        cluster,
+        PgBouncerConfig::new(support::PoolMode::Transaction),
+    );
+    let url = fresh.admin_url(cluster);
+    for _ in 0..2 {
+        assert_eq!(asyncpg_app(&python, &url, "off"), "ok");
+    }
+    // Session mode needs no advice, and two processes pass (the server is reset between clients).
+    assert!(
+        pooler::driver_advice(
+            PoolerKind::PgBouncer,
+            PoolMode::Session,
+            Some(false),
+            "asyncpg"
+        )
+        .is_empty()
+    );
+    let session = PgBouncer::start(cluster, PgBouncerConfig::new(support::PoolMode::Session));
+    let url = session.admin_url(cluster);
+    for _ in 0..2 {
+        assert_eq!(asyncpg_app(&python, &url, "default"), "ok");
+    }
+}
+
+#[test]
+fn pgbouncer_refuses_at_once_while_its_server_logins_fail() {
+    // Its own server, stopped under PgBouncer after a first login filled the pool's cached
+    // login answer: later clients still log in (PgBouncer answers that itself), their queries
+    // wait for a server that cannot be reached, and once a server login has failed PgBouncer
+    // refuses the next client's query at once instead of letting it wait.
+    let cluster = support::Cluster::start(support::ClusterConfig::default());
+    let bouncer = PgBouncer::start(
+        &cluster,
+        PgBouncerConfig::new(support::PoolMode::Session)
+            .set("query_wait_timeout", "1")
+            .set("server_login_retry", "60"),
+    );
+    let cfg = config(&bouncer.admin_url(&cluster));
+    runtime().block_on(async {
+        let mut first = login(&cfg).await.unwrap();
+        backend_pid(&mut first.conn).await;
+        connect::close(first.conn).await;
+        cluster.stop_immediate();
+
+        let mut waiting = login(&cfg)
+            .await
+            .expect("PgBouncer answers the login itself");
+        let e = sqlx::raw_sql("SELECT 1")
+            .execute(&mut waiting.conn)
+            .await
+            .unwrap_err();
+        let failure = connect::classify(e);
+        assert_eq!(
+            PoolerError::from_failure(&failure),
+            Some(PoolerError::QueryWaitTimeout),
+            "{failure:?}"
+        );
+
+        let mut refused = login(&cfg).await.unwrap();
+        let e = sqlx::raw_sql("SELECT 1")
+            .execute(&mut refused.conn)
+            .await
+            .unwrap_err();
+        let failure = connect::classify(e);
+        let error = PoolerError::from_failure(&failure).expect("a pooler error");
+        assert!(
+            matches!(error, PoolerError::ServerLoginRetry { .. }),
+            "{failure:?}"
+        );
+        assert_eq!(error.code(), "pooler-server-login-failing");
+        assert!(error.hint().contains("server_login_retry"));
+    });
+}

@@ -244,12 +244,14 @@ impl PgBouncer {
 
     /// Runs one admin console command (`SHOW POOLS`, `RELOAD`) with the real psql.
     pub fn console(&self, command: &str) -> Result<String, String> {
-        let url = self.url(ADMIN_USER, Some(&self.admin_password), "pgbouncer");
+        // The password in the environment, not in psql's argv.
+        let url = self.url(ADMIN_USER, None, "pgbouncer");
         let mut cmd = Command::new(&bins().psql);
         clear_pg_env(&mut cmd);
         let out = cmd
             .args(["-X", "-q", "-A", "-t", "-c", command])
             .arg(url)
+            .env("PGPASSWORD", &self.admin_password)
             .env("PGCONNECT_TIMEOUT", "10")
             .output()
             .map_err(|e| format!("could not run psql: {e}"))?;
