@@ -9,6 +9,9 @@
 //! the console does not give the pool mode, a second client whose backend pids are compared
 //! with the first one's (see [`probe_mode`]). So the direct path stays one connection.
 //!
+//! Not told: pgpool-II passes the backend's pid through, so its login looks direct; telling it
+//! would take a `SHOW pool_version` on every healthy login, which this module does not do.
+//!
 //! Facts behind each rule: ../shared/docs/drivers-and-poolers.md, and the tests in
 //! tests/cli/pooler.rs against a real PgBouncer 1.18.
 
@@ -25,8 +28,6 @@ use crate::dsn::{ConnConfig, Endpoint, Host};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PoolerKind {
     PgBouncer,
-    /// pgpool-II, known only by its own error texts (it passes the backend's pid through).
-    PgpoolII,
     /// Supabase's pooler (`*.pooler.supabase.com`).
     Supavisor,
     /// Neon's pooled endpoint (`*-pooler.*.neon.tech`, PgBouncer in transaction mode).
@@ -41,7 +42,6 @@ impl fmt::Display for PoolerKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             PoolerKind::PgBouncer => "PgBouncer",
-            PoolerKind::PgpoolII => "pgpool-II",
             PoolerKind::Supavisor => "Supavisor (Supabase pooler)",
             PoolerKind::NeonPooler => "Neon's pooler (PgBouncer)",
             PoolerKind::RdsProxy => "RDS Proxy",
@@ -255,7 +255,7 @@ pub async fn identify(
         Some(mode) => mode,
         None => probe_mode(first, cfg, endpoint, tls_mode, bound).await,
     };
-    if matches!(&mode, ModeVerdict::Known { how, .. } if how.contains("statement pooling")) {
+    if matches!(&mode, ModeVerdict::Known { how, .. } if how.contains(STATEMENT_MODE_REFUSAL)) {
         kind = PoolerKind::PgBouncer;
     }
     PoolerReport {
@@ -357,13 +357,15 @@ async fn database_pool_mode(
 }
 
 /// The pool mode from what two clients see, without the admin console. Client A is `first`;
-/// client B is a new connection. Statement mode refuses B's `BEGIN`. Otherwise B holds a
-/// transaction open while A and B compare backend pids: in session mode each client keeps its
-/// own server process for its whole life, so B never sees A's pid and neither client's pid
-/// ever changes; in transaction mode PgBouncer hands A's released server to B (LIFO, the
-/// default) or, with `server_round_robin`, gives B another server after its commit. Any
-/// sharing or change is proof of transaction pooling; none in all three looks is read as
-/// session mode, and the `how` says so.
+/// client B is a new connection. Statement mode refuses B's `BEGIN`. Otherwise, in each round,
+/// A runs a statement, then B opens a transaction and holds it while A runs another: in
+/// session mode each client keeps its own server process for its whole life, so B never gets
+/// A's pid and neither client's pid ever changes. In transaction mode A's server goes back to
+/// the pool after each statement and PgBouncer hands the most recently released server to the
+/// next client (LIFO, the default), so B gets A's; with `server_round_robin` a pid changes
+/// instead. Any sharing or change proves transaction pooling; none in [`PROBE_ROUNDS`] rounds
+/// is read as session mode, and the `how` says so (other clients of a busy pooler can in
+/// principle hide the sharing; they cannot fake it).
 pub async fn probe_mode(
     first: &mut PgConnection,
     cfg: &ConnConfig,
@@ -371,89 +373,85 @@ pub async fn probe_mode(
     tls_mode: PgSslMode,
     bound: Duration,
 ) -> ModeVerdict {
-    let unknown = |why: String| ModeVerdict::Unknown { why };
-    let pid_a1 = match backend_pid(first, bound).await {
-        Ok(pid) => pid,
-        Err(e) => {
-            return unknown(format!(
-                "the first connection could not be asked its pid: {e}"
-            ));
-        }
-    };
     let mut b = match connect::attempt(cfg, endpoint, tls_mode, bound).await {
         Ok(conn) => conn,
-        Err(e) => return unknown(format!("a second connection failed: {e}")),
+        Err(e) => {
+            return ModeVerdict::Unknown {
+                why: format!("a second connection failed: {e}"),
+            };
+        }
     };
-    let verdict = compare_clients(first, &mut b, pid_a1, bound).await;
+    let verdict = match compare_clients(first, &mut b, bound).await {
+        Ok(Some(verdict)) => verdict,
+        Ok(None) => ModeVerdict::Known {
+            mode: PoolMode::Session,
+            how: format!(
+                "two clients kept their own server processes through {PROBE_ROUNDS} rounds of statements and transactions"
+            ),
+        },
+        Err(why) => ModeVerdict::Unknown { why },
+    };
     connect::close(b).await;
     verdict
 }
 
+/// Rounds of [`probe_mode`]; each is six short statements.
+pub const PROBE_ROUNDS: usize = 3;
+
+/// `Ok(Some)` when a round proved statement or transaction pooling, `Ok(None)` when no round
+/// did, `Err` when a statement failed for another reason.
 async fn compare_clients(
     a: &mut PgConnection,
     b: &mut PgConnection,
-    pid_a1: i32,
     bound: Duration,
-) -> ModeVerdict {
-    let transaction = |how: &str| ModeVerdict::Known {
-        mode: PoolMode::Transaction,
-        how: how.to_owned(),
+) -> Result<Option<ModeVerdict>, String> {
+    let transaction = |how: &str| {
+        Ok(Some(ModeVerdict::Known {
+            mode: PoolMode::Transaction,
+            how: how.to_owned(),
+        }))
     };
-    match run(b, "BEGIN", bound).await {
-        Err(e) if e.contains(STATEMENT_MODE_REFUSAL) => {
-            return ModeVerdict::Known {
-                mode: PoolMode::Statement,
-                how: format!("BEGIN was refused: \"{STATEMENT_MODE_REFUSAL}\" (statement pooling)"),
-            };
+    for _ in 0..PROBE_ROUNDS {
+        let pid_a = backend_pid(a, bound)
+            .await
+            .map_err(|e| format!("the first connection's pid: {e}"))?;
+        match run(b, "BEGIN", bound).await {
+            Err(e) if e.contains(STATEMENT_MODE_REFUSAL) => {
+                return Ok(Some(ModeVerdict::Known {
+                    mode: PoolMode::Statement,
+                    how: format!("BEGIN was refused: \"{STATEMENT_MODE_REFUSAL}\""),
+                }));
+            }
+            Err(e) => return Err(format!("BEGIN on a second connection failed: {e}")),
+            Ok(()) => {}
         }
-        Err(e) => {
-            return ModeVerdict::Unknown {
-                why: format!("BEGIN on a second connection failed: {e}"),
-            };
+        let pid_b = backend_pid(b, bound)
+            .await
+            .map_err(|e| format!("the second connection's pid: {e}"))?;
+        if pid_b == pid_a {
+            return transaction(
+                "a second client got the first client's server process while both were connected",
+            );
         }
-        Ok(()) => {}
-    }
-    let pid_b1 = match backend_pid(b, bound).await {
-        Ok(pid) => pid,
-        Err(e) => {
-            return ModeVerdict::Unknown {
-                why: format!("the second connection's pid: {e}"),
-            };
-        }
-    };
-    if pid_b1 == pid_a1 {
-        return transaction(
-            "a second client got the first client's server process while both were connected",
-        );
-    }
-    match backend_pid(a, bound).await {
-        Ok(pid) if pid != pid_a1 => {
+        let again = backend_pid(a, bound)
+            .await
+            .map_err(|e| format!("the first connection's pid: {e}"))?;
+        if again != pid_a {
             return transaction("the first client's server process changed between two statements");
         }
-        Ok(_) => {}
-        Err(e) => {
-            return ModeVerdict::Unknown {
-                why: format!("the first connection's pid: {e}"),
-            };
+        run(b, "COMMIT", bound)
+            .await
+            .map_err(|e| format!("COMMIT on the second connection failed: {e}"))?;
+        let after = backend_pid(b, bound)
+            .await
+            .map_err(|e| format!("the second connection's pid: {e}"))?;
+        if after != pid_b {
+            return transaction(
+                "the second client's server process changed after its transaction ended",
+            );
         }
     }
-    if let Err(e) = run(b, "COMMIT", bound).await {
-        return ModeVerdict::Unknown {
-            why: format!("COMMIT on the second connection failed: {e}"),
-        };
-    }
-    match backend_pid(b, bound).await {
-        Ok(pid) if pid != pid_b1 => {
-            transaction("the second client's server process changed after its transaction ended")
-        }
-        Ok(_) => ModeVerdict::Known {
-            mode: PoolMode::Session,
-            how: "each of two clients kept its own server process across transactions".into(),
-        },
-        Err(e) => ModeVerdict::Unknown {
-            why: format!("the second connection's pid: {e}"),
-        },
-    }
+    Ok(None)
 }
 
 /// PgBouncer's refusal of a transaction block in statement mode (src/server.c).
@@ -696,4 +694,90 @@ pub fn driver_advice(
         });
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signals(pid: u32, version: &str) -> LoginSignals {
+        LoginSignals {
+            announced_pid: pid,
+            server_version: Some(version.into()),
+            in_hot_standby: Some(false),
+        }
+    }
+
+    #[test]
+    fn the_first_look_uses_the_pid_the_version_and_the_host() {
+        let local = Host::Tcp("127.0.0.1".into());
+        assert_eq!(
+            first_look(&signals(42, "15.18"), 42, &local),
+            FirstLook::Direct
+        );
+        assert!(matches!(
+            first_look(&signals(7, "15.18"), 42, &local),
+            FirstLook::Pooler {
+                kind: PoolerKind::Unidentified,
+                evidence: Evidence::PidMismatch {
+                    announced: 7,
+                    backend: 42
+                }
+            }
+        ));
+        assert!(matches!(
+            first_look(&signals(42, "1.18.0/bouncer"), 42, &local),
+            FirstLook::Pooler {
+                kind: PoolerKind::PgBouncer,
+                ..
+            }
+        ));
+        // Managed poolers by name, even where the pid is passed through (not measured here:
+        // no such service is reachable from the test machine; names from their documentation).
+        for (host, kind) in [
+            (
+                "aws-0-eu-central-1.pooler.supabase.com",
+                PoolerKind::Supavisor,
+            ),
+            (
+                "ep-cool-darkness-123456-pooler.us-east-2.aws.neon.tech",
+                PoolerKind::NeonPooler,
+            ),
+            (
+                "app.proxy-abcdefghij.eu-west-1.rds.amazonaws.com",
+                PoolerKind::RdsProxy,
+            ),
+        ] {
+            let look = first_look(&signals(42, "15.18"), 42, &Host::Tcp(host.into()));
+            assert!(
+                matches!(look, FirstLook::Pooler { kind: k, .. } if k == kind),
+                "{host}: {look:?}"
+            );
+        }
+        let neon_direct = Host::Tcp("ep-cool-darkness-123456.us-east-2.aws.neon.tech".into());
+        assert_eq!(
+            first_look(&signals(42, "15.18"), 42, &neon_direct),
+            FirstLook::Direct
+        );
+    }
+
+    #[test]
+    fn newer_pgbouncer_texts_are_recognised_too() {
+        // PgBouncer ≥ 1.22 carries the server's error in the message.
+        let e = PoolerError::from_message(
+            "server login has been failing, cached error: password authentication failed for user \"app\" (server_login_retry)",
+        );
+        assert_eq!(
+            e,
+            Some(PoolerError::ServerLoginRetry {
+                cached: Some("password authentication failed for user \"app\"".into())
+            })
+        );
+        assert_eq!(
+            PoolerError::from_message("database \"x\" does not exist"),
+            None
+        );
+        assert_eq!(PoolMode::parse("transaction"), Some(PoolMode::Transaction));
+        assert_eq!(PoolMode::parse(""), None);
+    }
 }
