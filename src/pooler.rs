@@ -662,7 +662,14 @@ pub fn driver_advice(
                 "`create_async_engine(url, connect_args={\"prepared_statement_cache_size\": 0, \"prepared_statement_name_func\": lambda: f\"__asyncpg_{uuid4()}__\"})`"
                     .to_owned(),
             ),
-            "sqlx" => Some("`PgConnectOptions::statement_cache_capacity(0)`, or unprepared queries (`raw_sql`)".to_owned()),
+            // sqlx 0.9 names every prepared statement (`sqlx_s_N`) even with
+            // `statement_cache_capacity(0)`, and then never closes it: only unnamed statements
+            // are safe (tests/cli/pooler.rs shows both).
+            "sqlx" => Some(
+                "`.persistent(false)` on every `sqlx::query` (an unnamed statement), or `sqlx::raw_sql`; \
+                 `statement_cache_capacity(0)` is not enough (sqlx still names each statement `sqlx_s_N`)"
+                    .to_owned(),
+            ),
             _ => None,
         };
         if let Some(fix) = fix {

@@ -481,3 +481,69 @@ fn pgbouncer_refuses_at_once_while_its_server_logins_fail() {
         assert!(error.hint().contains("server_login_retry"));
     });
 }
+
+/// Two sqlx connections in a row through transaction pooling, each running one query with
+/// `bind` (a prepared statement) the way `persistent` says; the second connection's result.
+async fn sqlx_second_client(url: &str, cache: usize, persistent: bool) -> Result<i32, String> {
+    use sqlx::ConnectOptions as _;
+    let options: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
+    let options = options
+        .extra_float_digits(None)
+        .statement_cache_capacity(cache);
+    let mut result = Err("not run".to_owned());
+    for _ in 0..2 {
+        let mut conn = options.connect().await.unwrap();
+        result = sqlx::query_scalar::<_, i32>("select $1::int + 1")
+            .bind(41)
+            .persistent(persistent)
+            .fetch_one(&mut conn)
+            .await
+            .map_err(|e| e.to_string());
+        sqlx::Connection::close(conn).await.unwrap();
+    }
+    result
+}
+
+#[test]
+fn sqlx_needs_unnamed_statements_through_transaction_pooling() {
+    let cluster = support::shared(Shared::Scram);
+    let rt = runtime();
+    // A fresh PgBouncer per case: the statements left on its server connections are the point.
+    let fresh = || {
+        PgBouncer::start(
+            cluster,
+            PgBouncerConfig::new(support::PoolMode::Transaction),
+        )
+    };
+    let bouncer = fresh();
+    let second = rt.block_on(sqlx_second_client(&bouncer.admin_url(cluster), 100, true));
+    assert!(
+        second
+            .as_ref()
+            .is_err_and(|e| e.contains("prepared statement \"sqlx_s_1\" already exists")),
+        "{second:?}"
+    );
+    // Without a cache sqlx still names the statement, and leaves it behind.
+    let bouncer = fresh();
+    let second = rt.block_on(sqlx_second_client(&bouncer.admin_url(cluster), 0, true));
+    assert!(
+        second.as_ref().is_err_and(|e| e.contains("already exists")),
+        "{second:?}"
+    );
+    // An unnamed statement is parsed each time and left nowhere: the advice's fix.
+    let bouncer = fresh();
+    assert_eq!(
+        rt.block_on(sqlx_second_client(&bouncer.admin_url(cluster), 100, false)),
+        Ok(42)
+    );
+    let advice = pooler::driver_advice(
+        PoolerKind::PgBouncer,
+        PoolMode::Transaction,
+        Some(false),
+        "sqlx",
+    );
+    assert!(
+        advice.iter().any(|a| a.fix.contains(".persistent(false)")),
+        "{advice:?}"
+    );
+}
