@@ -212,6 +212,34 @@ pub struct PoolerReport {
     /// Whether the pooler keeps prepared statements per client (PgBouncer ≥ 1.21 with
     /// `max_prepared_statements` > 0); `None` when it could not be read.
     pub tracks_prepared_statements: Option<bool>,
+    /// The server behind the pooler for this database, from the admin console.
+    pub server: Option<ServerBehind>,
+}
+
+/// Both looks after a healthy login, for doctor: `None` on a direct connection, decided from
+/// what the login showed and `backend_pid` (the caller's `pg_backend_pid()`), with no I/O;
+/// otherwise [`identify`]'s report.
+pub async fn detect(
+    connected: &mut connect::Connected,
+    cfg: &ConnConfig,
+    backend_pid: i32,
+    bound: Duration,
+) -> Option<PoolerReport> {
+    let signals = LoginSignals::of(&connected.conn);
+    let look = first_look(&signals, backend_pid, &connected.endpoint.host);
+    if look == FirstLook::Direct {
+        return None;
+    }
+    let report = identify(
+        &mut connected.conn,
+        cfg,
+        &connected.endpoint,
+        connected.tls_mode,
+        &look,
+        bound,
+    )
+    .await;
+    Some(report)
 }
 
 /// The second look, only after [`first_look`] said `Pooler`: the admin console, then (when the
@@ -233,6 +261,7 @@ pub async fn identify(
     let mut report_mode = None;
     let mut version = None;
     let mut tracks = None;
+    let mut server = None;
     match console {
         Console::Refused => {
             kind = PoolerKind::PgBouncer;
@@ -248,6 +277,7 @@ pub async fn identify(
             });
             version = Some(facts.version);
             tracks = Some(facts.max_prepared_statements.is_some_and(|n| n > 0));
+            server = facts.server;
         }
         Console::NotPgBouncer => {}
     }
@@ -264,6 +294,7 @@ pub async fn identify(
         mode,
         version,
         tracks_prepared_statements: tracks,
+        server,
     }
 }
 
@@ -271,6 +302,17 @@ struct ConsoleFacts {
     version: String,
     pool_mode: Option<PoolMode>,
     max_prepared_statements: Option<i64>,
+    server: Option<ServerBehind>,
+}
+
+/// Where PgBouncer sends a database, from its `SHOW DATABASES`: what a direct admin URL for
+/// dbsetup can be derived from (a `host` starting with `/` is a socket folder on the
+/// pooler's machine).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerBehind {
+    pub host: String,
+    pub port: u16,
+    pub database: String,
 }
 
 enum Console {
@@ -323,7 +365,7 @@ async fn read_console(
             .collect::<Vec<_>>(),
         _ => Vec::new(),
     };
-    let database_mode = database_pool_mode(&mut conn, &cfg.dbname, bound).await;
+    let entry = database_entry(&mut conn, &cfg.dbname, bound).await;
     connect::close(conn).await;
     let setting = |name: &str| {
         config
@@ -333,26 +375,42 @@ async fn read_console(
     };
     Console::Read(ConsoleFacts {
         version,
-        pool_mode: database_mode
+        pool_mode: entry
+            .as_ref()
+            .and_then(|(mode, _)| *mode)
             .or_else(|| setting("pool_mode").as_deref().and_then(PoolMode::parse)),
         max_prepared_statements: setting("max_prepared_statements").and_then(|v| v.parse().ok()),
+        server: entry.map(|(_, server)| server),
     })
 }
 
-/// A per-database `pool_mode` from `SHOW DATABASES` (empty when the default applies).
-async fn database_pool_mode(
+/// This database's line of `SHOW DATABASES`: its own `pool_mode` (empty when the default
+/// applies) and where it points.
+async fn database_entry(
     conn: &mut PgConnection,
     dbname: &str,
     bound: Duration,
-) -> Option<PoolMode> {
+) -> Option<(Option<PoolMode>, ServerBehind)> {
     let rows = tokio::time::timeout(bound, sqlx::raw_sql("SHOW DATABASES").fetch_all(&mut *conn))
         .await
         .ok()?
         .ok()?;
     rows.iter().find_map(|row| {
         let name: String = row.try_get("name").ok()?;
+        if name != dbname {
+            return None;
+        }
         let mode: Option<String> = row.try_get("pool_mode").ok()?;
-        (name == dbname).then(|| mode.as_deref().and_then(PoolMode::parse))?
+        let port = row
+            .try_get::<i32, _>("port")
+            .ok()
+            .and_then(|p| u16::try_from(p).ok())?;
+        let server = ServerBehind {
+            host: row.try_get::<Option<String>, _>("host").ok()??,
+            port,
+            database: row.try_get("database").ok()?,
+        };
+        Some((mode.as_deref().and_then(PoolMode::parse), server))
     })
 }
 

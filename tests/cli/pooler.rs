@@ -55,22 +55,23 @@ async fn look_and_identify(url: &str) -> (FirstLook, Option<pooler::PoolerReport
     let signals = pooler::LoginSignals::of(&c.conn);
     let pid = backend_pid(&mut c.conn).await;
     let look = pooler::first_look(&signals, pid, &c.endpoint.host);
-    let report = match look {
-        FirstLook::Direct => None,
-        FirstLook::Pooler { .. } => {
-            Some(pooler::identify(&mut c.conn, &cfg, &c.endpoint, c.tls_mode, &look, BOUND).await)
-        }
-    };
+    let report = pooler::detect(&mut c, &cfg, pid, BOUND).await;
     connect::close(c.conn).await;
     (look, report)
 }
 
 #[test]
-fn a_direct_login_shows_no_pooler() {
-    let cluster = support::shared(Shared::Scram);
+fn a_direct_login_shows_no_pooler_and_costs_no_second_connection() {
+    let cluster =
+        support::Cluster::start(support::ClusterConfig::default().set("log_connections", "on"));
     let (look, report) = runtime().block_on(look_and_identify(&cluster.admin_url()));
     assert_eq!(look, FirstLook::Direct);
     assert!(report.is_none());
+    let logins = cluster
+        .log_contents()
+        .matches("connection authorized")
+        .count();
+    assert_eq!(logins, 1, "{}", cluster.log_contents());
 }
 
 #[test]
@@ -139,6 +140,11 @@ fn the_admin_console_gives_mode_and_version_when_the_user_may_read_it() {
     );
     // 1.18 has no max_prepared_statements.
     assert_eq!(report.tracks_prepared_statements, Some(false));
+    // Where the server is, for a direct admin URL (the `*` line forwards to the socket).
+    let server = report.server.expect("SHOW DATABASES names the server");
+    assert_eq!(server.host, cluster.socket_dir.display().to_string());
+    assert_eq!(server.port, cluster.port);
+    assert_eq!(server.database, "postgres");
 }
 
 #[test]
