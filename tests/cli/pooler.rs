@@ -553,3 +553,64 @@ fn sqlx_needs_unnamed_statements_through_transaction_pooling() {
         "{advice:?}"
     );
 }
+
+/// Client 1 takes a session advisory lock through `bouncer` and disconnects; then client 2
+/// asks whether its own server session holds an advisory lock: it does when client 1's session
+/// state leaked to it. (No waiting: in session mode PgBouncer resets a server connection with
+/// DISCARD ALL before it gives it to anyone else.)
+fn the_next_client_inherits_a_lock(
+    bouncer: &PgBouncer,
+    cluster: &support::Cluster,
+    key: i64,
+) -> bool {
+    let cfg = config(&bouncer.admin_url(cluster));
+    runtime().block_on(async {
+        let mut first = login(&cfg).await.unwrap();
+        // A try-lock: a lock leaked by an earlier case must not make this one wait.
+        let sql = format!("SELECT pg_try_advisory_lock({key})");
+        let got: bool = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .fetch_one(&mut first.conn)
+            .await
+            .unwrap()
+            .get(0);
+        assert!(got, "lock {key} is taken");
+        connect::close(first.conn).await;
+        let mut next = login(&cfg).await.unwrap();
+        let held: i64 = sqlx::raw_sql(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()",
+        )
+        .fetch_one(&mut next.conn)
+        .await
+        .unwrap()
+        .get(0);
+        connect::close(next.conn).await;
+        held > 0
+    })
+}
+
+#[test]
+fn session_state_leaks_through_transaction_pooling_and_not_through_session_pooling() {
+    let cluster = support::Cluster::start(support::ClusterConfig::default());
+    let transaction = PgBouncer::start(
+        &cluster,
+        PgBouncerConfig::new(support::PoolMode::Transaction),
+    );
+    assert!(the_next_client_inherits_a_lock(
+        &transaction,
+        &cluster,
+        4242
+    ));
+    let session = PgBouncer::start(&cluster, PgBouncerConfig::new(support::PoolMode::Session));
+    assert!(!the_next_client_inherits_a_lock(&session, &cluster, 4243));
+    let advice = pooler::driver_advice(
+        PoolerKind::PgBouncer,
+        PoolMode::Transaction,
+        None,
+        "psycopg",
+    );
+    assert!(
+        advice
+            .iter()
+            .any(|a| a.code == "pooler-session-state" && a.problem.contains("advisory locks"))
+    );
+}
