@@ -384,6 +384,27 @@ async fn read_console(
     })
 }
 
+impl ServerBehind {
+    /// `cfg` pointed at this server instead of the pooler: same user, password and settings,
+    /// the database PgBouncer maps the name to. For dbsetup's direct admin connection; the
+    /// caller still logs in with it to prove it (the server may not accept what PgBouncer's
+    /// own `auth_file` does, and a socket folder is only reachable on the pooler's machine).
+    pub fn direct_config(&self, cfg: &ConnConfig) -> ConnConfig {
+        let host = if self.host.starts_with('/') {
+            Host::Socket(self.host.clone().into())
+        } else {
+            Host::Tcp(self.host.clone())
+        };
+        let mut direct = cfg.clone();
+        direct.endpoints = vec![Endpoint {
+            host,
+            port: self.port,
+        }];
+        direct.dbname = self.database.clone();
+        direct
+    }
+}
+
 /// This database's line of `SHOW DATABASES`: its own `pool_mode` (empty when the default
 /// applies) and where it points.
 async fn database_entry(

@@ -145,6 +145,16 @@ fn the_admin_console_gives_mode_and_version_when_the_user_may_read_it() {
     assert_eq!(server.host, cluster.socket_dir.display().to_string());
     assert_eq!(server.port, cluster.port);
     assert_eq!(server.database, "postgres");
+    // The derived direct config reaches the server itself: no pooler in the first look.
+    let direct = server.direct_config(&first_cfg);
+    let look = runtime().block_on(async {
+        let mut c = login(&direct).await.unwrap();
+        let pid = backend_pid(&mut c.conn).await;
+        let look = pooler::first_look(&pooler::LoginSignals::of(&c.conn), pid, &c.endpoint.host);
+        connect::close(c.conn).await;
+        look
+    });
+    assert_eq!(look, FirstLook::Direct);
 }
 
 #[test]

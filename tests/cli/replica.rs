@@ -8,7 +8,7 @@ use aksara::dsn::{ConnConfig, ConnString};
 use aksara::replica::{self, Role};
 
 use crate::foundation::EmptyEnv;
-use crate::support::{Cluster, StandbyPair, shared_pair};
+use crate::support::{Cluster, PgBouncer, PgBouncerConfig, PoolMode, StandbyPair, shared_pair};
 
 const BOUND: Duration = Duration::from_secs(5);
 
@@ -170,4 +170,21 @@ fn target_session_attrs_chooses_as_libpq_does_and_says_why_it_skipped() {
     let failure = choose(standby, standby, "read-write").unwrap_err();
     assert_eq!(failure.skipped.len(), 2);
     assert_eq!(failure.last().failure.to_string(), "session is read-only");
+}
+
+#[test]
+fn a_standby_behind_pgbouncer_is_still_told_from_the_login() {
+    let pair = shared_pair();
+    let bouncer = PgBouncer::start(&pair.standby, PgBouncerConfig::new(PoolMode::Transaction));
+    let url = bouncer.admin_url(&pair.standby);
+    let (login, inspected) = runtime().block_on(async {
+        let mut c = connect::connect(&config(&url), BOUND).await.unwrap();
+        let login = replica::role_from_login(&c.conn);
+        let inspected = replica::inspect(&mut c.conn, BOUND).await.unwrap();
+        connect::close(c.conn).await;
+        (login, inspected)
+    });
+    // PgBouncer replays the server's ParameterStatus messages to its clients.
+    assert_eq!(login, Some(Role::Standby));
+    assert_eq!(inspected.role, Role::Standby);
 }
