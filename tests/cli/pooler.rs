@@ -624,3 +624,19 @@ fn session_state_leaks_through_transaction_pooling_and_not_through_session_pooli
             .any(|a| a.code == "pooler-session-state" && a.problem.contains("advisory locks"))
     );
 }
+
+#[test]
+fn transaction_pooling_is_told_with_round_robin_servers_too() {
+    let cluster = support::shared(Shared::Scram);
+    let bouncer = PgBouncer::start(
+        cluster,
+        PgBouncerConfig::new(support::PoolMode::Transaction).set("server_round_robin", "1"),
+    );
+    let (_, report) = runtime().block_on(look_and_identify(&bouncer.admin_url(cluster)));
+    let report = report.expect("a pooler");
+    assert_eq!(
+        report.mode.mode(),
+        Some(PoolMode::Transaction),
+        "{report:?}"
+    );
+}
