@@ -285,7 +285,8 @@ pub async fn identify(
         Some(mode) => mode,
         None => probe_mode(first, cfg, endpoint, tls_mode, bound).await,
     };
-    if matches!(&mode, ModeVerdict::Known { how, .. } if how.contains(STATEMENT_MODE_REFUSAL)) {
+    // Only PgBouncer refuses BEGIN with its statement-mode template.
+    if mode.mode() == Some(PoolMode::Statement) {
         kind = PoolerKind::PgBouncer;
     }
     PoolerReport {
@@ -495,7 +496,7 @@ async fn compare_clients(
             .await
             .map_err(|e| format!("the first connection's pid: {e}"))?;
         match run(b, "BEGIN", bound).await {
-            Err(e) if e.contains(STATEMENT_MODE_REFUSAL) => {
+            Err(Refusal::Pooler(PoolerError::TransactionInStatementMode)) => {
                 return Ok(Some(ModeVerdict::Known {
                     mode: PoolMode::Statement,
                     how: format!("BEGIN was refused: \"{STATEMENT_MODE_REFUSAL}\""),
@@ -536,11 +537,35 @@ async fn compare_clients(
 /// PgBouncer's refusal of a transaction block in statement mode (src/server.c).
 pub const STATEMENT_MODE_REFUSAL: &str = "transaction blocks not allowed in statement pooling mode";
 
-async fn run(conn: &mut PgConnection, sql: &'static str, bound: Duration) -> Result<(), String> {
+/// Why a probe statement failed: PgBouncer's own refusal, kept typed, or anything else.
+enum Refusal {
+    Pooler(PoolerError),
+    Other(String),
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::Pooler(e) => e.fmt(f),
+            Refusal::Other(e) => f.write_str(e),
+        }
+    }
+}
+
+async fn run(conn: &mut PgConnection, sql: &'static str, bound: Duration) -> Result<(), Refusal> {
     match tokio::time::timeout(bound, sqlx::raw_sql(sql).execute(&mut *conn)).await {
         Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(connect::classify(e).to_string()),
-        Err(_) => Err(format!("no answer within {} ms", bound.as_millis())),
+        Ok(Err(e)) => {
+            let failure = connect::classify(e);
+            Err(match PoolerError::from_failure(&failure) {
+                Some(pooler) => Refusal::Pooler(pooler),
+                None => Refusal::Other(failure.to_string()),
+            })
+        }
+        Err(_) => Err(Refusal::Other(format!(
+            "no answer within {} ms",
+            bound.as_millis()
+        ))),
     }
 }
 
@@ -580,49 +605,61 @@ pub enum PoolerError {
     ConsoleNotAllowed,
 }
 
+/// PgBouncer's refusals (1.18 `src/client.c`, `objects.c`, `server.c`; the `cached error`
+/// form is PgBouncer ≥ 1.22's), each a whole message with at most one `%s`.
+type MakeError = fn(&str) -> PoolerError;
+const POOLER_TEMPLATES: &[(&str, MakeError)] = &[
+    ("no such database: %s", |db| PoolerError::UnknownDatabase {
+        database: db.to_owned(),
+    }),
+    ("unsupported startup parameter: %s", |param| {
+        PoolerError::UnsupportedStartupParameter {
+            parameter: param.to_owned(),
+        }
+    }),
+    ("query_wait_timeout", |_| PoolerError::QueryWaitTimeout),
+    ("no more connections allowed (max_client_conn)", |_| {
+        PoolerError::PoolFull
+    }),
+    (
+        "server login has been failing, try again later (server_login_retry)",
+        |_| PoolerError::ServerLoginRetry { cached: None },
+    ),
+    (
+        "server login has been failing, cached error: %s (server_login_retry)",
+        |cached| PoolerError::ServerLoginRetry {
+            cached: Some(cached.to_owned()),
+        },
+    ),
+    (STATEMENT_MODE_REFUSAL, |_| {
+        PoolerError::TransactionInStatementMode
+    }),
+    ("not allowed", |_| PoolerError::ConsoleNotAllowed),
+];
+
 impl PoolerError {
     /// Recognises a pooler's refusal; `None` for everything else (a server's own error).
     pub fn from_failure(failure: &FailureKind) -> Option<PoolerError> {
-        let FailureKind::Server { code, message, .. } = failure else {
+        // PgBouncer 1.18 sends every refusal as 08P01, and later versions use other SQLSTATEs
+        // for some (53300, 57014): only the whole message tells them apart.
+        let FailureKind::Server { message, .. } = failure else {
             return None;
         };
-        // PgBouncer ≥ 1.21 sends some of these with other SQLSTATEs (53300, 57014): the text decides.
-        let _ = code;
         PoolerError::from_message(message)
     }
 
+    /// Matches a whole message against PgBouncer's templates (as its sources write them, `%s`
+    /// for the one value), never a fragment, like `diagnose`'s map of server messages.
     pub fn from_message(message: &str) -> Option<PoolerError> {
-        let text = message.trim();
-        if let Some(db) = text.strip_prefix("no such database: ") {
-            return Some(PoolerError::UnknownDatabase {
-                database: db.to_owned(),
-            });
-        }
-        if let Some(param) = text.strip_prefix("unsupported startup parameter: ") {
-            return Some(PoolerError::UnsupportedStartupParameter {
-                parameter: param.to_owned(),
-            });
-        }
-        if text == "query_wait_timeout" {
-            return Some(PoolerError::QueryWaitTimeout);
-        }
-        if text.starts_with("no more connections allowed") {
-            return Some(PoolerError::PoolFull);
-        }
-        if let Some(rest) = text.strip_prefix("server login has been failing") {
-            // 1.18: ", try again later (server_login_retry)"; ≥ 1.22: ", cached error: <text> (server_login_retry)".
-            let cached = rest
-                .strip_prefix(", cached error: ")
-                .map(|r| r.trim_end_matches(" (server_login_retry)").to_owned());
-            return Some(PoolerError::ServerLoginRetry { cached });
-        }
-        if text == STATEMENT_MODE_REFUSAL {
-            return Some(PoolerError::TransactionInStatementMode);
-        }
-        if text == "not allowed" {
-            return Some(PoolerError::ConsoleNotAllowed);
-        }
-        None
+        let message = message.trim();
+        POOLER_TEMPLATES.iter().find_map(|(template, make)| {
+            let value = match template.split_once("%s") {
+                Some((before, after)) => message.strip_prefix(before)?.strip_suffix(after)?,
+                None if message == *template => "",
+                None => return None,
+            };
+            Some(make(value))
+        })
     }
 
     /// The proposed id for the `Code` enum (kebab-case).
