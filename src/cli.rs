@@ -1,6 +1,7 @@
 //! The command line as the user types it: clap definitions only, no I/O and no defaults that
 //! need the environment. `commands/*` turn these into resolved settings.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -13,6 +14,8 @@ Examples:
   aksara doctor --format json --wait 30              wait for the database, report as JSON
   aksara dbserver status                             the project's own server, if dbsetup started one
   aksara completions bash > ~/.local/share/bash-completion/completions/aksara
+  aksara migrate                                     any other command: `aksara-migrate` on PATH,
+                                                     else .venv/bin/python -m aksara migrate
 
 Exit codes:
   0    success (doctor: no check failed; warnings allowed; dbserver status: running)
@@ -58,6 +61,18 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
         "the application password for `dbsetup` (instead of generating one)",
     ),
     ("NO_COLOR", "no colours; ASCII marks"),
+    (
+        "AKSARA_PROMPT_SCRIPT",
+        "tests only: a file of answers to `dbsetup`'s questions, used instead of a terminal",
+    ),
+    (
+        "VIRTUAL_ENV",
+        "the activated Python environment a forwarded command (`aksara migrate`) runs in, before ./.venv",
+    ),
+    (
+        "AKSARA_TEST_PAUSE",
+        "tests only: `<point>:<file>` holds `dbsetup --start-server local` at that point so a test can SIGKILL it there",
+    ),
 ];
 
 fn environment_help() -> String {
@@ -160,6 +175,12 @@ pub enum Command {
     /// Example: aksara completions bash > ~/.local/share/bash-completion/completions/aksara
     #[command(after_help = COMPLETIONS_AFTER_HELP)]
     Completions(CompletionsArgs),
+
+    /// Any other command is forwarded, as cargo and git do: `aksara NAME ARGS` runs
+    /// `aksara-NAME ARGS` from PATH, else the project's `.venv/bin/python -m aksara NAME ARGS`
+    /// (the Aksara framework's CLI: makemigrations, migrate)
+    #[command(external_subcommand)]
+    External(Vec<OsString>),
 }
 
 const COMPLETIONS_AFTER_HELP: &str = "\
@@ -210,7 +231,7 @@ pub struct DbsetupArgs {
     pub env_key: String,
 
     /// sslmode to put into the written URL
-    #[arg(long, value_name = "MODE")]
+    #[arg(long, value_name = "MODE", value_parser = SslModeValues)]
     pub sslmode: Option<String>,
 
     /// Replace a different existing value of the key (the old line is kept as a comment)
@@ -296,6 +317,52 @@ pub enum DbserverAction {
     },
 }
 
+/// libpq's sslmodes: `--sslmode` takes these (and shell completion offers them).
+pub const SSLMODES: [&str; 6] = [
+    "disable",
+    "allow",
+    "prefer",
+    "require",
+    "verify-ca",
+    "verify-full",
+];
+
+/// `--sslmode`'s values for completion and `--help`, while the value itself is checked by
+/// `dbsetup` (its error names the modes and carries a hint, as every dbsetup usage error does).
+#[derive(Debug, Clone, Copy)]
+pub struct SslModeValues;
+
+impl clap::builder::TypedValueParser for SslModeValues {
+    type Value = String;
+
+    fn parse_ref(
+        &self,
+        _cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<String, clap::Error> {
+        Ok(value.to_string_lossy().into_owned())
+    }
+
+    fn possible_values(
+        &self,
+    ) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        Some(Box::new(
+            SSLMODES
+                .iter()
+                .map(|m| clap::builder::PossibleValue::new(*m)),
+        ))
+    }
+}
+
+/// `doctor`'s `.env`: read only.
+#[derive(Debug, Args)]
+pub struct EnvFileReadArgs {
+    /// The .env file to read DATABASE_URL from (doctor never writes it)
+    #[arg(long, value_name = "PATH", default_value = ".env")]
+    pub env_file: PathBuf,
+}
+
 #[derive(Debug, Args)]
 pub struct EnvFileArgs {
     /// The .env file to read and write
@@ -308,15 +375,18 @@ fn doctor_after_help() -> String {
     let mut text = String::from(
         "Examples:\n  aksara doctor\n  aksara doctor --url postgresql://app@localhost:5432/app --format json\n  aksara doctor --wait 30\n\nExit codes:\n  0    no check failed (warnings allowed)\n  1    a check failed: its code is one of the failure codes below\n  2    usage error: a missing or invalid flag, no URL to check\n\nFailure codes (exit 1):\n",
     );
-    let mut warnings = String::from("\nWarning codes (exit 0):\n");
-    for entry in crate::diagnose::CATALOGUE {
-        let line = format!("  {:<26}{}\n", entry.code, entry.meaning);
-        match entry.severity {
-            crate::diagnose::Severity::Failure => text.push_str(&line),
-            crate::diagnose::Severity::Warning => warnings.push_str(&line),
-        }
+    use crate::code::{Code, Severity};
+    for line in Code::help_lines(Severity::Failure) {
+        text.push_str(&line);
+        text.push('\n');
     }
-    text + warnings.trim_end()
+    text.push_str("\nWarning codes (exit 0):\n");
+    text.push_str(
+        &Code::help_lines(Severity::Warning)
+            .collect::<Vec<_>>()
+            .join("\n"),
+    );
+    text
 }
 
 #[derive(Debug, Args)]
@@ -326,7 +396,7 @@ pub struct DoctorArgs {
     pub url: Option<String>,
 
     #[command(flatten)]
-    pub env: EnvFileArgs,
+    pub env: EnvFileReadArgs,
 
     /// Seconds to wait for the server to answer (the URL's connect_timeout wins)
     #[arg(long, value_name = "SECONDS", default_value_t = 5)]

@@ -14,7 +14,69 @@ use std::time::{Duration, Instant};
 use sqlx::Connection as _;
 use sqlx::postgres::{PgConnection, PgDatabaseError, PgSslMode};
 
+use crate::diagnose::server_messages::Cause;
 use crate::dsn::{ConnConfig, Endpoint, Host, SslMode};
+
+/// What the server said when it refused: its SQLSTATE and every field a person needs, kept as
+/// it came (the printer sanitises for the terminal; JSON escapes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerError {
+    pub sqlstate: String,
+    pub message: String,
+    pub detail: Option<String>,
+    pub hint: Option<String>,
+    /// The server function that raised it (`InitializeSessionUserId`): not translated.
+    pub routine: Option<String>,
+}
+
+impl ServerError {
+    fn from_sqlx(db: &dyn sqlx::error::DatabaseError) -> ServerError {
+        let pg = db.try_downcast_ref::<PgDatabaseError>();
+        ServerError {
+            sqlstate: db.code().map(|c| c.to_string()).unwrap_or_default(),
+            message: db.message().to_string(),
+            detail: pg.and_then(|e| e.detail().map(str::to_string)),
+            hint: pg.and_then(|e| e.hint().map(str::to_string)),
+            routine: pg.and_then(|e| e.routine().map(str::to_string)),
+        }
+    }
+
+    /// pg_hba.conf turned the connection away for its encryption (or lack of it): the only
+    /// refusal the next sslmode of libpq's fallback could get past.
+    pub fn is_hba_rejection(&self) -> bool {
+        matches!(
+            crate::diagnose::server_messages::classify(&self.sqlstate, &self.message),
+            Some(Cause::HbaNoEntry { .. } | Cause::HbaRejects { .. })
+        )
+    }
+
+    /// pg_hba.conf has no line for this client without TLS.
+    pub fn is_plaintext_hba_rejection(&self) -> bool {
+        matches!(
+            crate::diagnose::server_messages::classify(&self.sqlstate, &self.message),
+            Some(Cause::HbaNoEntry { encryption, .. }) if encryption == "no encryption"
+        )
+    }
+}
+
+impl fmt::Display for ServerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (SQLSTATE {})", self.message, self.sqlstate)
+    }
+}
+
+impl std::error::Error for ServerError {}
+
+/// Why a server certificate did not verify, from the TLS library's typed error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertReason {
+    NameMismatch,
+    UnknownIssuer,
+    Expired,
+    NotYetValid,
+    /// Anything else the verifier said (a CA used as a leaf, a bad signature, ...).
+    Other,
+}
 
 /// What stopped one connection attempt.
 #[derive(Debug, Clone)]
@@ -30,30 +92,32 @@ pub enum FailureKind {
     /// The client requires TLS and the server does not offer it.
     TlsUnsupported,
     /// TLS was negotiated but the certificate did not verify.
-    Certificate { message: String },
-    /// The server answered with an error (SQLSTATE and its message).
-    Server {
-        code: String,
-        message: String,
-        detail: Option<String>,
-    },
-    /// Any other I/O or protocol problem.
-    Other { message: String },
+    Certificate { reason: CertReason, message: String },
+    /// The server answered with an error.
+    Server(ServerError),
+    /// Something answered that does not speak PostgreSQL's protocol.
+    NotPostgres,
+    /// Anything aksara does not recognise: reported as unknown, with the library's words.
+    Unexpected { message: String },
 }
 
 impl FailureKind {
-    pub fn sqlstate(&self) -> Option<&str> {
+    pub fn server(&self) -> Option<&ServerError> {
         match self {
-            FailureKind::Server { code, .. } => Some(code),
+            FailureKind::Server(e) => Some(e),
             _ => None,
         }
+    }
+
+    pub fn sqlstate(&self) -> Option<&str> {
+        self.server().map(|e| e.sqlstate.as_str())
     }
 
     /// Errors after which libpq does not try the next host: the server answered.
     fn is_final(&self) -> bool {
         matches!(
             self,
-            FailureKind::Server { .. } | FailureKind::Certificate { .. }
+            FailureKind::Server(_) | FailureKind::Certificate { .. }
         )
     }
 }
@@ -75,11 +139,12 @@ impl fmt::Display for FailureKind {
             FailureKind::TlsUnsupported => {
                 f.write_str("the server does not support TLS, but TLS was required")
             }
-            FailureKind::Certificate { message } => {
+            FailureKind::Certificate { message, .. } => {
                 write!(f, "certificate verification failed: {message}")
             }
-            FailureKind::Server { code, message, .. } => write!(f, "{message} (SQLSTATE {code})"),
-            FailureKind::Other { message } => f.write_str(message),
+            FailureKind::Server(e) => write!(f, "{} (SQLSTATE {})", e.message, e.sqlstate),
+            FailureKind::NotPostgres => f.write_str("something answered, but it is not PostgreSQL"),
+            FailureKind::Unexpected { message } => f.write_str(message),
         }
     }
 }
@@ -98,7 +163,7 @@ pub struct Attempt {
 pub struct ConnectFailure {
     pub attempts: Vec<Attempt>,
     /// Hosts that let us in but were not what `target_session_attrs` asked for (each also
-    /// has an attempt, `FailureKind::Other` with libpq's words).
+    /// has an attempt, `FailureKind::Unexpected` with libpq's words).
     pub skipped: Vec<SkippedHost>,
 }
 
@@ -251,6 +316,31 @@ pub async fn connect(
     cfg: &ConnConfig,
     default_timeout: Duration,
 ) -> Result<Connected, ConnectFailure> {
+    connect_hosts(cfg, default_timeout, Lookup::First).await
+}
+
+/// [`connect`] for a caller that has just resolved every host name itself (the doctor's Host
+/// step): the names are not looked up a second time before sqlx connects.
+pub async fn connect_resolved(
+    cfg: &ConnConfig,
+    default_timeout: Duration,
+) -> Result<Connected, ConnectFailure> {
+    connect_hosts(cfg, default_timeout, Lookup::Done).await
+}
+
+/// Whether [`attempt`] resolves the host name before connecting (sqlx reports a DNS failure as
+/// an uncategorised I/O error, so the lookup is ours).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lookup {
+    First,
+    Done,
+}
+
+async fn connect_hosts(
+    cfg: &ConnConfig,
+    default_timeout: Duration,
+    lookup: Lookup,
+) -> Result<Connected, ConnectFailure> {
     let bound = attempt_timeout(cfg, default_timeout);
     let target = TargetSessionAttrs::of(cfg);
     let mut attempts = Vec::new();
@@ -264,7 +354,7 @@ pub async fn connect(
     for wanted in passes {
         for endpoint in &cfg.endpoints {
             let Some((mut conn, tls_mode)) =
-                connect_endpoint(cfg, endpoint, bound, &mut attempts).await
+                connect_endpoint(cfg, endpoint, bound, lookup, &mut attempts).await
             else {
                 if attempts.last().is_some_and(|a| a.failure.is_final()) {
                     return Err(ConnectFailure { attempts, skipped });
@@ -295,7 +385,8 @@ pub async fn connect(
                     attempts.push(Attempt {
                         endpoint: endpoint.clone(),
                         tls_mode,
-                        failure: FailureKind::Other {
+                        // No variant of its own yet: `skipped` carries the typed reason.
+                        failure: FailureKind::Unexpected {
                             message: reason.to_string(),
                         },
                         elapsed: started.elapsed(),
@@ -361,20 +452,22 @@ pub fn tls_modes(cfg: &ConnConfig, endpoint: &Endpoint) -> Vec<PgSslMode> {
 /// Whether a failure under the first sslmode is one the next mode could get past: the server
 /// rejected the connection in pg_hba for its (lack of) encryption.
 fn worth_fallback(failure: &FailureKind) -> bool {
-    matches!(failure, FailureKind::Server { code, message, .. }
-        if code == "28000" && (message.contains("no pg_hba.conf entry") || message.contains("pg_hba.conf rejects")))
+    failure.server().is_some_and(ServerError::is_hba_rejection)
 }
 
 async fn connect_endpoint(
     cfg: &ConnConfig,
     endpoint: &Endpoint,
     bound: Duration,
+    lookup: Lookup,
     attempts: &mut Vec<Attempt>,
 ) -> Option<(PgConnection, PgSslMode)> {
     let modes = tls_modes(cfg, endpoint);
     for (i, mode) in modes.iter().enumerate() {
         let started = Instant::now();
-        match attempt(cfg, endpoint, *mode, bound).await {
+        // One lookup per endpoint at most: a fallback attempt reuses the first one's answer.
+        let lookup = if i == 0 { lookup } else { Lookup::Done };
+        match attempt_with(cfg, endpoint, *mode, bound, lookup).await {
             Ok(conn) => return Some((conn, *mode)),
             Err(failure) => {
                 let retry = i + 1 < modes.len() && worth_fallback(&failure);
@@ -400,8 +493,18 @@ pub async fn attempt(
     mode: PgSslMode,
     bound: Duration,
 ) -> Result<PgConnection, FailureKind> {
+    attempt_with(cfg, endpoint, mode, bound, Lookup::First).await
+}
+
+async fn attempt_with(
+    cfg: &ConnConfig,
+    endpoint: &Endpoint,
+    mode: PgSslMode,
+    bound: Duration,
+    lookup: Lookup,
+) -> Result<PgConnection, FailureKind> {
     let deadline = tokio::time::Instant::now() + bound;
-    if let Host::Tcp(name) = &endpoint.host {
+    if let (Host::Tcp(name), Lookup::First) = (&endpoint.host, lookup) {
         // Resolve first: sqlx reports a DNS failure as an uncategorised I/O error.
         let lookup = tokio::time::timeout_at(
             deadline,
@@ -423,8 +526,15 @@ pub async fn attempt(
     // (`unsupported startup parameter`, 08P01) unless listed in `ignore_startup_parameters`.
     // It only changes how float values are printed, and aksara reads no float column.
     let options = cfg.sqlx_options(endpoint, mode).extra_float_digits(None);
+    let started = Instant::now();
     match tokio::time::timeout_at(deadline, PgConnection::connect_with(&options)).await {
         Err(_) => Err(FailureKind::Timeout { after: bound }),
+        // The operating system's own TCP timeout, before ours.
+        Ok(Err(sqlx::Error::Io(io))) if io.kind() == std::io::ErrorKind::TimedOut => {
+            Err(FailureKind::Timeout {
+                after: started.elapsed(),
+            })
+        }
         Ok(Err(e)) => Err(classify(e)),
         Ok(Ok(conn)) => Ok(conn),
     }
@@ -437,46 +547,73 @@ fn dns_message(e: &std::io::Error) -> String {
         .to_string()
 }
 
-/// Map a sqlx error to what happened, without losing the server's SQLSTATE.
+/// sqlx's own words when the server answers an SSLRequest with "no" (sqlx-postgres 0.9
+/// `connection/tls.rs`): a boxed string, the one failure sqlx gives no type for.
+const SQLX_NO_TLS: &str = "server does not support TLS";
+
+/// Map a sqlx error to what happened, without losing the server's fields. Only typed errors
+/// are read: sqlx's database error, the I/O error kind, and rustls's certificate error.
 pub fn classify(error: sqlx::Error) -> FailureKind {
     match error {
-        sqlx::Error::Database(db) => {
-            let detail = db
-                .try_downcast_ref::<PgDatabaseError>()
-                .and_then(|pg| pg.detail().map(str::to_string));
-            FailureKind::Server {
-                code: db.code().map(|c| c.to_string()).unwrap_or_default(),
-                message: db.message().to_string(),
-                detail,
-            }
-        }
+        sqlx::Error::Database(db) => FailureKind::Server(ServerError::from_sqlx(db.as_ref())),
         sqlx::Error::Io(io) => {
-            let text = io.to_string();
+            if let Some(failure) = io.get_ref().and_then(|e| certificate_failure(e)) {
+                return failure;
+            }
             match io.kind() {
                 std::io::ErrorKind::ConnectionRefused => FailureKind::Refused,
                 std::io::ErrorKind::NotFound => FailureKind::SocketMissing,
-                std::io::ErrorKind::TimedOut => FailureKind::Timeout {
-                    after: Duration::ZERO,
+                // The OS gave up (a TCP timeout): how long it waited is not known here.
+                std::io::ErrorKind::TimedOut => FailureKind::Unexpected {
+                    message: format!("the operating system gave up on the connection: {io}"),
                 },
-                // rustls reports an untrusted or mismatched certificate as InvalidData.
-                std::io::ErrorKind::InvalidData if text.contains("certificate") => {
-                    FailureKind::Certificate { message: text }
-                }
-                _ => FailureKind::Other { message: text },
+                _ => FailureKind::Unexpected {
+                    message: io.to_string(),
+                },
             }
         }
         sqlx::Error::Tls(e) => {
-            let text = e.to_string();
-            if text.contains("does not support TLS") {
+            if let Some(failure) = certificate_failure(e.as_ref()) {
+                failure
+            } else if e.to_string() == SQLX_NO_TLS {
                 FailureKind::TlsUnsupported
             } else {
-                FailureKind::Certificate { message: text }
+                FailureKind::Unexpected {
+                    message: format!("TLS failed: {e}"),
+                }
             }
         }
-        other => FailureKind::Other {
+        sqlx::Error::Protocol(message) => FailureKind::Unexpected {
+            message: format!("protocol error: {message}"),
+        },
+        other => FailureKind::Unexpected {
             message: other.to_string(),
         },
     }
+}
+
+/// A certificate the verifier rejected, read from rustls's typed error wherever it sits in the
+/// chain of sources.
+fn certificate_failure(error: &(dyn std::error::Error + 'static)) -> Option<FailureKind> {
+    use rustls::CertificateError as C;
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = current {
+        if let Some(rustls::Error::InvalidCertificate(cert)) = e.downcast_ref::<rustls::Error>() {
+            let reason = match cert {
+                C::NotValidForName | C::NotValidForNameContext { .. } => CertReason::NameMismatch,
+                C::UnknownIssuer => CertReason::UnknownIssuer,
+                C::Expired | C::ExpiredContext { .. } => CertReason::Expired,
+                C::NotValidYet | C::NotValidYetContext { .. } => CertReason::NotYetValid,
+                _ => CertReason::Other,
+            };
+            return Some(FailureKind::Certificate {
+                reason,
+                message: cert.to_string(),
+            });
+        }
+        current = e.source();
+    }
+    None
 }
 
 /// Close politely; a failure to say goodbye is not worth reporting.
@@ -512,7 +649,7 @@ pub async fn connect_when_ready(
             Ok(c) => return Ok(c),
             Err(failure) => {
                 let waitable = match &failure.last().failure {
-                    FailureKind::Server { code, .. } => code == "57P03",
+                    FailureKind::Server(e) => e.sqlstate == "57P03",
                     FailureKind::Dns { .. } | FailureKind::Certificate { .. } => false,
                     _ => true,
                 };

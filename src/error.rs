@@ -4,6 +4,8 @@
 
 use std::fmt;
 
+use crate::code::Code;
+
 /// Exit codes, documented in `--help` and the README.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
@@ -23,9 +25,16 @@ pub enum Exit {
 pub struct CliError {
     pub message: String,
     pub hint: Option<String>,
-    /// A stable failure code from the diagnosis catalogue (`auth-failed`, ...), when one applies.
-    pub code: Option<&'static str>,
+    /// A stable failure code from the catalogue (`auth-failed`, ...), when one applies.
+    pub code: Option<Code>,
     pub exit: Exit,
+    /// The database error behind this one, when a statement failed (its SQLSTATE decides
+    /// what the caller does next, never its text).
+    pub server: Option<Box<crate::connect::ServerError>>,
+    /// The command stopped before changing anything (the message says so; no undo report).
+    pub before_any_change: bool,
+    /// What led to it, outermost first (`caused by:` lines).
+    pub causes: Vec<String>,
 }
 
 impl CliError {
@@ -35,6 +44,9 @@ impl CliError {
             hint: None,
             code: None,
             exit: Exit::Failure,
+            server: None,
+            before_any_change: false,
+            causes: Vec::new(),
         }
     }
 
@@ -44,6 +56,9 @@ impl CliError {
             hint: None,
             code: None,
             exit: Exit::Usage,
+            server: None,
+            before_any_change: false,
+            causes: Vec::new(),
         }
     }
 
@@ -53,6 +68,9 @@ impl CliError {
             hint: None,
             code: None,
             exit: Exit::Interrupted,
+            server: None,
+            before_any_change: false,
+            causes: Vec::new(),
         }
     }
 
@@ -71,7 +89,24 @@ impl CliError {
         self
     }
 
-    pub fn with_code(mut self, code: &'static str) -> Self {
+    /// Marks a refusal before anything changed, and says so in the message.
+    pub fn before_any_change(mut self) -> Self {
+        self.message.push_str("; nothing was changed");
+        self.before_any_change = true;
+        self
+    }
+
+    pub fn with_server_error(mut self, error: crate::connect::ServerError) -> Self {
+        self.server = Some(Box::new(error));
+        self
+    }
+
+    /// The SQLSTATE of the database error behind this one.
+    pub fn sqlstate(&self) -> Option<&str> {
+        self.server.as_ref().map(|e| e.sqlstate.as_str())
+    }
+
+    pub fn with_code(mut self, code: Code) -> Self {
         self.code = Some(code);
         self
     }
@@ -85,35 +120,78 @@ impl fmt::Display for CliError {
 
 impl std::error::Error for CliError {}
 
-impl From<crate::dsn::DsnError> for CliError {
-    fn from(e: crate::dsn::DsnError) -> Self {
-        CliError::failure(format!("invalid connection string: {e}"))
-            .with_optional_hint(e.hint())
-            .with_code("invalid-url")
+/// An error that knows how to be reported: its catalogue code when it has one, and the fix.
+/// The module errors (dsn, envfile, localserver, projectserver, docker) and the server's own
+/// errors implement it; they become a [`CliError`] only at the command boundary, where the
+/// source chain is kept for the printer's `caused by:` lines.
+pub trait Diagnostic: std::error::Error {
+    fn code(&self) -> Option<Code> {
+        None
+    }
+    fn hint(&self) -> Option<String> {
+        None
+    }
+    /// The first line, when it needs more context than the error's own Display.
+    fn summary(&self) -> String {
+        self.to_string()
     }
 }
 
-impl From<crate::envfile::EnvFileError> for CliError {
-    fn from(e: crate::envfile::EnvFileError) -> Self {
-        CliError::failure(e.to_string()).with_optional_hint(e.hint())
+impl Diagnostic for crate::dsn::DsnError {
+    fn code(&self) -> Option<Code> {
+        Some(Code::InvalidUrl)
+    }
+    fn hint(&self) -> Option<String> {
+        crate::dsn::DsnError::hint(self)
+    }
+    fn summary(&self) -> String {
+        format!("invalid connection string: {self}")
     }
 }
 
-impl From<crate::projectserver::ProjectError> for CliError {
-    fn from(e: crate::projectserver::ProjectError) -> Self {
-        CliError::failure(e.to_string()).with_optional_hint(e.hint())
+macro_rules! diagnostic_with_hint {
+    ($($t:ty),*) => {$(
+        impl Diagnostic for $t {
+            fn hint(&self) -> Option<String> {
+                <$t>::hint(self)
+            }
+        }
+    )*};
+}
+
+// These three predate the trait and only implement Display: the std marker makes them errors.
+impl std::error::Error for crate::projectserver::ProjectError {}
+impl std::error::Error for crate::localserver::LocalError {}
+impl std::error::Error for crate::docker::DockerError {}
+
+diagnostic_with_hint!(
+    crate::envfile::EnvFileError,
+    crate::projectserver::ProjectError,
+    crate::localserver::LocalError,
+    crate::docker::DockerError
+);
+
+impl Diagnostic for crate::connect::ServerError {
+    fn code(&self) -> Option<Code> {
+        Some(Code::ServerError)
+    }
+    fn hint(&self) -> Option<String> {
+        Some(crate::diagnose::server_words(self).1)
     }
 }
 
-impl From<crate::localserver::LocalError> for CliError {
-    fn from(e: crate::localserver::LocalError) -> Self {
-        CliError::failure(e.to_string()).with_optional_hint(e.hint())
-    }
-}
-
-impl From<crate::docker::DockerError> for CliError {
-    fn from(e: crate::docker::DockerError) -> Self {
-        CliError::failure(e.to_string()).with_optional_hint(e.hint())
+impl<E: Diagnostic> From<E> for CliError {
+    fn from(e: E) -> Self {
+        let mut causes = Vec::new();
+        let mut source = e.source();
+        while let Some(cause) = source {
+            causes.push(cause.to_string());
+            source = cause.source();
+        }
+        let mut err = CliError::failure(e.summary()).with_optional_hint(e.hint());
+        err.code = e.code();
+        err.causes = causes;
+        err
     }
 }
 

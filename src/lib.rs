@@ -6,16 +6,25 @@
 //! every other module (ui.rs allows them for itself), as uv does.
 
 #![warn(clippy::print_stdout, clippy::print_stderr)]
+// No function over 120 lines (clippy.toml sets the threshold); tests/cli/style.rs checks it in CI.
+#![warn(clippy::too_many_lines)]
 
 pub mod cli;
+pub mod clusters;
+pub mod code;
 pub mod commands;
 pub mod connect;
 pub mod diagnose;
 pub mod docker;
 pub mod dsn;
 pub mod envfile;
+pub mod envvars;
 pub mod error;
+pub mod forward;
+pub mod gitignore;
+pub mod holder;
 pub mod localserver;
+pub mod peer;
 pub mod pgpass;
 pub mod pooler;
 pub mod probe;
@@ -24,6 +33,7 @@ pub mod prompt;
 pub mod provision;
 pub mod replica;
 pub mod serverup;
+pub mod session;
 pub mod sysenv;
 pub mod ui;
 
@@ -36,6 +46,12 @@ pub fn run(cli: Cli, printer: &Printer) -> CliResult<Exit> {
     if let Command::Completions(args) = &cli.command {
         return Ok(commands::completions::run(args, printer));
     }
+    if let Command::External(args) = cli.command {
+        let dir = std::env::current_dir().map_err(|e| {
+            error::CliError::failure(format!("cannot read the current folder: {e}"))
+        })?;
+        return forward::run(args, &dir);
+    }
     // One thread is plenty for a handful of sockets, and it starts faster than a pool.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -46,7 +62,9 @@ pub fn run(cli: Cli, printer: &Printer) -> CliResult<Exit> {
             Command::Dbsetup(args) => commands::dbsetup::run(args, printer).await,
             Command::Doctor(args) => commands::doctor::run(args, printer).await,
             Command::Dbserver(args) => commands::dbserver::run(args, printer).await,
-            Command::Completions(_) => unreachable!("handled before the runtime starts"),
+            Command::Completions(_) | Command::External(_) => {
+                unreachable!("handled before the runtime starts")
+            }
         }
     });
     // A prompt interrupted by Ctrl-C leaves its blocking read behind; dropping the runtime

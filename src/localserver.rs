@@ -21,8 +21,9 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use crate::holder::Holder;
 use crate::probe::{self, Answer};
-use crate::projectserver::{Kind, Layout, ProjectError, Record, SUPERUSER};
+use crate::projectserver::{Identity, Kind, Layout, ProjectError, Record, SUPERUSER};
 use crate::ui::{Mark, Printer};
 
 /// The system user the server runs as when aksara runs as root (what the distributions use).
@@ -200,7 +201,7 @@ pub fn server_user() -> Result<Option<ServerUser>, LocalError> {
         .ok_or(LocalError::NoServerUser)
 }
 
-fn lookup_user(name: &str) -> Option<ServerUser> {
+pub fn lookup_user(name: &str) -> Option<ServerUser> {
     let cname = CString::new(name).ok()?;
     let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
     let mut buf = vec![0 as libc::c_char; 16 * 1024];
@@ -220,6 +221,14 @@ fn lookup_user(name: &str) -> Option<ServerUser> {
         uid: pwd.pw_uid,
         gid: pwd.pw_gid,
     })
+}
+
+/// The name of the user aksara runs as (its effective uid), when it has one.
+pub fn current_user_name() -> Option<String> {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::geteuid() };
+    let name = user_name(uid);
+    (name != uid.to_string()).then_some(name)
 }
 
 /// A user's name for messages, or the number.
@@ -284,6 +293,39 @@ pub fn port_is_free(port: u16) -> bool {
     TcpListener::bind(("127.0.0.1", port)).is_ok() && TcpListener::bind(("0.0.0.0", port)).is_ok()
 }
 
+/// Why a port is not one for a new server: something listens on it, or an installed cluster
+/// is configured for it (down now, it would not start once the project's server holds it).
+pub fn port_unavailable(
+    port: u16,
+    installed: &[crate::clusters::Installed],
+    is_free: impl Fn(u16) -> bool,
+) -> Option<String> {
+    if let Some(cluster) = installed.iter().find(|c| c.port == port) {
+        return Some(format!(
+            "port {port} is configured for {}",
+            cluster.describe()
+        ));
+    }
+    (!is_free(port)).then(|| format!("port {port} is in use"))
+}
+
+/// The port for a new server from `first`: free, and no installed cluster configured for it.
+/// Returns the port and, when it is not `first`, why `first` was passed over.
+pub fn choose_port(
+    first: u16,
+    installed: &[crate::clusters::Installed],
+    is_free: impl Fn(u16) -> bool,
+) -> Result<(u16, Option<String>), LocalError> {
+    let port = first_free_port(first, |p| {
+        port_unavailable(p, installed, &is_free).is_none()
+    })
+    .ok_or(LocalError::NoFreePort { from: first })?;
+    let why = (port != first)
+        .then(|| port_unavailable(first, installed, &is_free))
+        .flatten();
+    Ok((port, why))
+}
+
 /// `start` if free, else the next free port, within a hundred.
 pub fn first_free_port(start: u16, is_free: impl Fn(u16) -> bool) -> Option<u16> {
     (0..PORT_SEARCH)
@@ -305,9 +347,19 @@ pub enum LocalError {
         major: u32,
         installed: Vec<String>,
     },
-    /// `.aksara/postgres` exists, but no record says aksara made it.
+    /// `.aksara/postgres` exists, but no record says aksara made it (and no marker says an
+    /// interrupted aksara did).
     Unrecorded {
         data_dir: PathBuf,
+        /// A postgres running in it.
+        live_pid: Option<u32>,
+    },
+    /// Another aksara is creating this project's server right now.
+    CreationUnderWay,
+    /// The recorded port is held by a server that is not this project's.
+    PortHeld {
+        port: u16,
+        holder: crate::holder::Holder,
     },
     NoFreePort {
         from: u16,
@@ -358,10 +410,23 @@ impl fmt::Display for LocalError {
                     format!("only PostgreSQL {} is installed", installed.join(", "))
                 }
             ),
-            LocalError::Unrecorded { data_dir } => write!(
+            LocalError::Unrecorded { data_dir, live_pid } => {
+                write!(
+                    f,
+                    "{} exists, but aksara has no record of creating it (.aksara/server.json is missing)",
+                    data_dir.display()
+                )?;
+                if let Some(pid) = live_pid {
+                    write!(f, "; a PostgreSQL server (pid {pid}) runs from it")?;
+                }
+                Ok(())
+            }
+            LocalError::CreationUnderWay => f.write_str(
+                "another aksara is creating this project's PostgreSQL right now (.aksara/.create.lock is held)",
+            ),
+            LocalError::PortHeld { port, holder } => write!(
                 f,
-                "{} exists, but aksara has no record of creating it (.aksara/server.json is missing); an earlier setup may have been interrupted",
-                data_dir.display()
+                "port {port}, this project's server's port, is held by {holder}: that is not this project's server"
             ),
             LocalError::NoFreePort { from } => write!(
                 f,
@@ -408,9 +473,21 @@ impl LocalError {
             LocalError::VersionMismatch { major, .. } => format!(
                 "install PostgreSQL {major}'s server (Debian/Ubuntu: `sudo apt-get install postgresql-{major}`; Homebrew: `brew install postgresql@{major}`), or upgrade the data with pg_upgrade"
             ),
-            LocalError::Unrecorded { data_dir } => format!(
-                "if it holds nothing you need, remove it (`rm -rf {}`) and run `aksara dbsetup --start-server local` again",
-                data_dir.display()
+            LocalError::Unrecorded { data_dir, live_pid } => match live_pid {
+                Some(_) => format!(
+                    "if it holds nothing you need, stop its server first (`aksara dbserver stop`, or `pg_ctl stop -D {}`), then remove the folder and run `aksara dbsetup --start-server local` again",
+                    data_dir.display()
+                ),
+                None => format!(
+                    "if it holds nothing you need, remove it (`rm -rf {}`) and run `aksara dbsetup --start-server local` again",
+                    data_dir.display()
+                ),
+            },
+            LocalError::CreationUnderWay => {
+                "wait for it to finish, then run the command again".to_string()
+            }
+            LocalError::PortHeld { port, .. } => format!(
+                "stop that server, or give this project's server another port: change `port` in .aksara/server.json (and in DATABASE_URL), then `aksara dbserver start`; `lsof -i :{port}` shows the holder"
             ),
             LocalError::NoFreePort { .. } => "pass --server-port PORT with a free port".to_string(),
             LocalError::Project(e) => return e.hint(),
@@ -525,6 +602,57 @@ pub fn conf_text(port: u16) -> String {
     )
 }
 
+/// The file that says a creation is under way: written before the data folder, removed once
+/// the record is written. Found without a record, it means a creation was interrupted (a
+/// SIGKILL, a power cut): whatever it left is aksara's own and is cleaned up by the next run.
+const CREATING_MARKER: &str = ".creating";
+/// Held (flock) while a creation runs, so a second aksara never cleans up a creation that is
+/// still going; the kernel lets go of it when the holder dies, however it dies.
+const CREATION_LOCK: &str = ".create.lock";
+/// Tests only: `<point>:<file>` makes aksara create `<file>` at that point of a creation and
+/// then wait forever, for a test to SIGKILL it there. Points: `before-initdb` (the password
+/// is in initdb's input), `after-initdb`, `after-start` (the server runs, no record yet).
+pub const PAUSE_ENV: &str = "AKSARA_TEST_PAUSE";
+
+fn pause_point(point: &str) {
+    let Some(spec) = std::env::var_os(PAUSE_ENV) else {
+        return;
+    };
+    let spec = spec.to_string_lossy();
+    if let Some(file) = spec
+        .strip_prefix(point)
+        .and_then(|rest| rest.strip_prefix(':'))
+    {
+        let _ = fs::write(file, point);
+        loop {
+            std::thread::sleep(Duration::from_secs(3600));
+        }
+    }
+}
+
+/// The exclusive lock on `.aksara/.create.lock`, released when dropped (or when the process
+/// dies).
+struct CreationLock {
+    _file: fs::File,
+}
+
+impl CreationLock {
+    fn take(layout: &Layout) -> Result<CreationLock, LocalError> {
+        let path = layout.root().join(CREATION_LOCK);
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io_err("create", &path))?;
+        match file.try_lock() {
+            Ok(()) => Ok(CreationLock { _file: file }),
+            Err(fs::TryLockError::WouldBlock) => Err(LocalError::CreationUnderWay),
+            Err(fs::TryLockError::Error(e)) => Err(io_err("lock", &path)(e)),
+        }
+    }
+}
+
 /// Undoes a half-made cluster when creation fails or is interrupted: stops a server it
 /// started and removes what it created, so the next run starts clean.
 struct Creation<'a> {
@@ -546,17 +674,7 @@ impl Drop for Creation<'_> {
         }
         let data = self.layout.data_dir();
         if self.started {
-            let mut cmd = std::process::Command::new(&self.pg_ctl);
-            cmd.args(["stop", "-m", "immediate", "-w", "-D"])
-                .arg(&data)
-                .current_dir(&data)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null());
-            if let Some(u) = &self.user {
-                cmd.uid(u.uid).gid(u.gid);
-            }
-            let _ = cmd.status();
+            stop_immediately(&self.pg_ctl, &data, self.user.as_ref());
         }
         if self.created_data {
             let _ = fs::remove_dir_all(&data);
@@ -567,15 +685,91 @@ impl Drop for Creation<'_> {
         if self.created_password {
             let _ = fs::remove_file(self.layout.password_file());
         }
+        let _ = fs::remove_file(self.layout.root().join(CREATING_MARKER));
         if self.created_root {
+            let _ = fs::remove_file(self.layout.root().join(CREATION_LOCK));
             let _ = fs::remove_dir(self.layout.root());
         }
     }
 }
 
+/// `pg_ctl stop -m immediate -w` on `data`, as the server user; errors ignored (the caller
+/// checks what is left).
+fn stop_immediately(pg_ctl: &Path, data: &Path, user: Option<&ServerUser>) {
+    let mut cmd = std::process::Command::new(pg_ctl);
+    cmd.args(["stop", "-m", "immediate", "-w", "-D"])
+        .arg(data)
+        .current_dir(data)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    if let Some(u) = user {
+        cmd.uid(u.uid).gid(u.gid);
+    }
+    let _ = cmd.status();
+}
+
+/// What an interrupted creation left (its marker says it was one): a server it started is
+/// stopped (the postmaster.pid's process, when it is a postgres running in that folder), its
+/// data folder and any named password file of an older aksara are removed. Runs under the
+/// creation lock, so the creation it cleans up is certainly dead.
+fn clean_interrupted(
+    layout: &Layout,
+    bins: &Binaries,
+    user: Option<&ServerUser>,
+    printer: &Printer,
+) -> Result<(), LocalError> {
+    sweep_password_folders(layout);
+    let marker = layout.root().join(CREATING_MARKER);
+    if !marker.exists() || layout.record_file().exists() {
+        let _ = fs::remove_file(&marker);
+        return Ok(());
+    }
+    let data = layout.data_dir();
+    if let Some(pid) = own_postmaster(layout) {
+        stop_immediately(&bins.pg_ctl(), &data, user);
+        if own_postmaster(layout).is_some() {
+            // pg_ctl could not (a postmaster.pid cut short): PostgreSQL's immediate shutdown.
+            // SAFETY: pid is a live postgres whose working folder is this data folder.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGQUIT) };
+            wait_gone(pid, Duration::from_secs(10));
+        }
+        printer.status(&format!(
+            "  stopped the server (pid {pid}) an interrupted setup had left running in {}",
+            layout.show(&data)
+        ));
+    }
+    if data.exists() {
+        fs::remove_dir_all(&data).map_err(io_err("remove", &data))?;
+        printer.status(&format!(
+            "  removed the half-made cluster an interrupted setup left in {}; creating it again",
+            layout.show(&data)
+        ));
+    }
+    fs::remove_file(&marker).map_err(io_err("remove", &marker))
+}
+
+/// Named password files of an interrupted initdb (`.aksara/.initdb-*/`, where O_TMPFILE is not
+/// available): removed by the next creation, under the creation lock.
+fn sweep_password_folders(layout: &Layout) {
+    for entry in fs::read_dir(layout.root()).into_iter().flatten().flatten() {
+        if entry.file_name().to_string_lossy().starts_with(".initdb-") {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+fn wait_gone(pid: u32, bound: Duration) {
+    let deadline = std::time::Instant::now() + bound;
+    while is_live_postgres(pid) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Create the project's cluster and start it: initdb, settings, a free port from
-/// `first_port`, `pg_ctl start -w`. Writes the record last, so a record means a cluster that
-/// started at least once. On failure nothing is left behind.
+/// `first_port` that no installed cluster is configured for, `pg_ctl start -w`. Writes the
+/// record last, so a record means a cluster that started at least once. On failure nothing
+/// is left behind; after a SIGKILL, the next call cleans up what was left.
 pub async fn create(
     layout: &Layout,
     bins: &Binaries,
@@ -593,9 +787,6 @@ pub async fn create(
             data_dir: layout.show(&data).into(),
         });
     }
-    if data.exists() {
-        return Err(LocalError::Unrecorded { data_dir: data });
-    }
     let mut creation = Creation {
         layout,
         user: user.clone(),
@@ -608,6 +799,20 @@ pub async fn create(
         done: false,
     };
     creation.created_root = layout.create_root()?;
+    let _lock = CreationLock::take(layout)?;
+    clean_interrupted(layout, bins, user.as_ref(), printer)?;
+    if data.exists() {
+        return Err(LocalError::Unrecorded {
+            data_dir: data.clone(),
+            live_pid: own_postmaster(layout),
+        });
+    }
+    let marker = layout.root().join(CREATING_MARKER);
+    fs::write(
+        &marker,
+        "aksara is creating .aksara/postgres; if this file outlives it, the next run cleans up\n",
+    )
+    .map_err(io_err("write", &marker))?;
     let (password, created) = layout.ensure_password()?;
     creation.created_password = created;
 
@@ -628,12 +833,8 @@ pub async fn create(
     ));
     initdb(layout, bins, &password, user.as_ref()).await?;
     drop(spinner);
-    let conf = data.join("postgresql.conf");
-    let mut text = fs::read_to_string(&conf).map_err(io_err("read", &conf))?;
-    text.push_str(&format!(
-        "\n# Added by aksara: the settings of this project's own server.\ninclude_if_exists = '{CONF_FILE}'\n"
-    ));
-    fs::write(&conf, text).map_err(io_err("write", &conf))?;
+    pause_point("after-initdb");
+    include_aksara_conf(&data)?;
     printer.step(
         Mark::Pass,
         &format!(
@@ -643,20 +844,60 @@ pub async fn create(
             layout.show(&layout.password_file())
         ),
     );
+    let port = start_on_a_free_port(layout, bins, first_port, wait, &mut creation, printer).await?;
+    pause_point("after-start");
+    let record = Record {
+        kind: Kind::Local,
+        port,
+        bindir: Some(bins.bindir.clone()),
+        version: Some(bins.version.clone()),
+        container: None,
+        identity: Some(Identity {
+            data_dir: data.clone(),
+            system_identifier: system_identifier(bins, &data, user.as_ref())
+                .await
+                .unwrap_or_default(),
+            pid: own_postmaster(layout),
+        }),
+    };
+    layout.write_record(&record)?;
+    let _ = fs::remove_file(&marker);
+    creation.done = true;
+    Ok(record)
+}
 
-    // Another program may take the port between the check and the bind: move on and retry.
+fn include_aksara_conf(data: &Path) -> Result<(), LocalError> {
+    let conf = data.join("postgresql.conf");
+    let mut text = fs::read_to_string(&conf).map_err(io_err("read", &conf))?;
+    text.push_str(&format!(
+        "\n# Added by aksara: the settings of this project's own server.\ninclude_if_exists = '{CONF_FILE}'\n"
+    ));
+    fs::write(&conf, text).map_err(io_err("write", &conf))
+}
+
+/// Start the new cluster on the first port that is free and that no installed cluster is
+/// configured for. Another program may take the port between the check and the bind: then
+/// the next one is tried.
+async fn start_on_a_free_port(
+    layout: &Layout,
+    bins: &Binaries,
+    first_port: u16,
+    wait: Duration,
+    creation: &mut Creation<'_>,
+    printer: &Printer,
+) -> Result<u16, LocalError> {
+    let installed = crate::clusters::discover();
+    let user = creation.user.clone();
     let mut from = first_port;
-    let port = loop {
-        let port = first_free_port(from, port_is_free).ok_or(LocalError::NoFreePort { from })?;
-        if port != first_port {
-            printer.status(&format!(
-                "  port {first_port} is in use; this server takes port {port}"
-            ));
+    loop {
+        let (port, why) = choose_port(from, &installed, port_is_free)?;
+        if let Some(why) = why.filter(|_| from == first_port) {
+            printer.status(&format!("  {why}; this server takes port {port}"));
         }
         write_conf(layout, port, user.as_ref())?;
         creation.started = true;
         match pg_ctl_start(layout, bins, port, wait, user.as_ref(), printer).await {
-            Ok(()) => break port,
+            Ok(()) => return Ok(port),
             Err(LocalError::Start {
                 port_taken: true, ..
             }) if port < first_port.saturating_add(PORT_SEARCH) => {
@@ -665,17 +906,7 @@ pub async fn create(
             }
             Err(e) => return Err(e),
         }
-    };
-    let record = Record {
-        kind: Kind::Local,
-        port,
-        bindir: Some(bins.bindir.clone()),
-        version: Some(bins.version.clone()),
-        container: None,
-    };
-    layout.write_record(&record)?;
-    creation.done = true;
-    Ok(record)
+    }
 }
 
 fn write_conf(layout: &Layout, port: u16, user: Option<&ServerUser>) -> Result<(), LocalError> {
@@ -684,23 +915,35 @@ fn write_conf(layout: &Layout, port: u16, user: Option<&ServerUser>) -> Result<(
     give(&path, 0o600, user)
 }
 
-async fn initdb(
-    layout: &Layout,
-    bins: &Binaries,
-    password: &str,
-    user: Option<&ServerUser>,
-) -> Result<(), LocalError> {
-    // initdb reads the password from a file; it lives in a private folder only the server
-    // user can read, and is gone when this function returns, whatever happens.
-    let pwdir = tempfile::Builder::new()
-        .prefix(".initdb-")
-        .tempdir_in(layout.root())
-        .map_err(io_err("create a temporary folder in", &layout.root()))?;
-    give(pwdir.path(), 0o700, user)?;
-    let pwfile = pwdir.path().join("pwfile");
-    {
+/// initdb's password file. On Linux it has no name: an `O_TMPFILE` in `.aksara/`, handed to
+/// the server user, read by initdb through `/proc/self/fd/N` (the descriptor is inherited):
+/// nothing a SIGKILL could leave behind. Elsewhere (or where the filesystem has no
+/// O_TMPFILE) a `0600` file in a private folder, removed when initdb is done or, after a
+/// SIGKILL, by the next creation.
+enum PasswordInput {
+    Unnamed(fs::File),
+    Named(tempfile::TempDir),
+}
+
+impl PasswordInput {
+    fn new(root: &Path, password: &str, user: Option<&ServerUser>) -> Result<Self, LocalError> {
         use std::io::Write as _;
         use std::os::unix::fs::OpenOptionsExt as _;
+        if let Some(mut file) = unnamed_file(root) {
+            if let Some(u) = user {
+                std::os::unix::fs::fchown(&file, Some(u.uid), Some(u.gid))
+                    .map_err(io_err("hand over a temporary file in", root))?;
+            }
+            file.write_all(format!("{password}\n").as_bytes())
+                .map_err(io_err("write a temporary file in", root))?;
+            return Ok(PasswordInput::Unnamed(file));
+        }
+        let dir = tempfile::Builder::new()
+            .prefix(".initdb-")
+            .tempdir_in(root)
+            .map_err(io_err("create a temporary folder in", root))?;
+        give(dir.path(), 0o700, user)?;
+        let pwfile = dir.path().join("pwfile");
         let mut f = fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -709,8 +952,55 @@ async fn initdb(
             .map_err(io_err("create", &pwfile))?;
         f.write_all(format!("{password}\n").as_bytes())
             .map_err(io_err("write", &pwfile))?;
+        give(&pwfile, 0o600, user)?;
+        Ok(PasswordInput::Named(dir))
     }
-    give(&pwfile, 0o600, user)?;
+
+    /// What `--pwfile=` names, and the descriptor the child must inherit.
+    fn path_and_fd(&self) -> (PathBuf, Option<i32>) {
+        use std::os::fd::AsRawFd as _;
+        match self {
+            PasswordInput::Unnamed(f) => (
+                PathBuf::from(format!("/proc/self/fd/{}", f.as_raw_fd())),
+                Some(f.as_raw_fd()),
+            ),
+            PasswordInput::Named(dir) => (dir.path().join("pwfile"), None),
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn unnamed_file(dir: &Path) -> Option<fs::File> {
+    use std::os::fd::FromRawFd as _;
+    if !Path::new("/proc/self/fd").is_dir() {
+        return None;
+    }
+    let cdir = CString::new(dir.as_os_str().as_encoded_bytes()).ok()?;
+    // SAFETY: a valid NUL-terminated path; the returned descriptor is owned by the File.
+    let fd = unsafe {
+        libc::open(
+            cdir.as_ptr(),
+            libc::O_TMPFILE | libc::O_RDWR | libc::O_CLOEXEC,
+            0o600 as libc::c_uint,
+        )
+    };
+    (fd >= 0).then(|| unsafe { fs::File::from_raw_fd(fd) })
+}
+
+#[cfg(not(target_os = "linux"))]
+fn unnamed_file(_dir: &Path) -> Option<fs::File> {
+    None
+}
+
+async fn initdb(
+    layout: &Layout,
+    bins: &Binaries,
+    password: &str,
+    user: Option<&ServerUser>,
+) -> Result<(), LocalError> {
+    let input = PasswordInput::new(&layout.root(), password, user)?;
+    let (pwfile, inherit) = input.path_and_fd();
+    pause_point("before-initdb");
     let data = layout.data_dir();
     let run = |locale_c: bool| {
         let mut cmd = server_command(&bins.initdb(), &layout.root(), user);
@@ -723,6 +1013,20 @@ async fn initdb(
         if locale_c {
             cmd.arg("--locale=C");
         }
+        // SAFETY: only async-signal-safe calls between fork and exec: fcntl and prctl.
+        unsafe {
+            cmd.pre_exec(move || {
+                if let Some(fd) = inherit {
+                    // The child's copy of the password file's descriptor survives exec.
+                    libc::fcntl(fd, libc::F_SETFD, 0);
+                }
+                // initdb dies with aksara (a SIGKILL included), not finishing a cluster that
+                // nobody will record.
+                #[cfg(target_os = "linux")]
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
         cmd.kill_on_drop(true);
         cmd
     };
@@ -734,13 +1038,34 @@ async fn initdb(
     } else {
         out
     };
-    drop(pwdir);
+    drop(input);
     if !out.status.success() {
         return Err(LocalError::Initdb {
             output: combined(&out),
         });
     }
     Ok(())
+}
+
+/// The data folder's `system_identifier`, as `pg_controldata` prints it (C locale).
+pub async fn system_identifier(
+    bins: &Binaries,
+    data: &Path,
+    user: Option<&ServerUser>,
+) -> Option<String> {
+    let program = bins.bindir.join("pg_controldata");
+    let mut cmd = server_command(&program, data, user);
+    cmd.env("LC_ALL", "C").arg("-D").arg(data);
+    let out = output(cmd, &program).await.ok()?;
+    parse_system_identifier(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// `Database system identifier:           7301234567890123456` → the number.
+pub fn parse_system_identifier(controldata: &str) -> Option<String> {
+    controldata.lines().find_map(|line| {
+        let value = line.strip_prefix("Database system identifier:")?.trim();
+        value.parse::<u64>().is_ok().then(|| value.to_string())
+    })
 }
 
 /// `pg_ctl start -w`: returns once the server accepts connections.
@@ -798,13 +1123,17 @@ fn log_tail(path: &Path, offset: u64) -> String {
     lines[lines.len().saturating_sub(15)..].join("\n")
 }
 
-/// Whether the cluster runs, as its socket and its files tell.
+/// Whether the cluster runs, as its socket, its files and the port's holder tell.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Status {
-    /// From postmaster.pid, when a process with that id is alive.
+    /// This project's postmaster: postmaster.pid names a live postgres running in this data
+    /// folder.
     pub pid: Option<u32>,
-    /// Whether the server answers on its socket or port.
+    /// Whether this project's server answers (on its own socket, or on the port when the
+    /// port's holder is its postmaster).
     pub accepting: bool,
+    /// Who listens on the recorded TCP port (this project's postmaster, or a stranger).
+    pub port_holder: Holder,
 }
 
 impl Status {
@@ -813,24 +1142,89 @@ impl Status {
     pub fn running(&self) -> bool {
         self.accepting
     }
+
+    /// The server on the recorded port, when it is not this project's.
+    pub fn stranger(&self) -> Option<&Holder> {
+        match &self.port_holder {
+            Holder::Nobody => None,
+            Holder::Process { pid, .. } if Some(*pid) == self.pid => None,
+            // An invisible holder while this project's postmaster runs: most likely itself
+            // (another user's view of it); while it does not, certainly not.
+            Holder::Unknown if self.pid.is_some() => None,
+            other => Some(other),
+        }
+    }
 }
 
 pub async fn status(layout: &Layout, record: &Record) -> Status {
-    let pid = match postmaster_pid(layout) {
-        PidFile::Live(pid) => Some(pid),
-        PidFile::Missing | PidFile::Stale(_) => None,
+    let pid = own_postmaster(layout);
+    let port_holder = crate::holder::holder_unless(record.port, pid);
+    let mut st = Status {
+        pid,
+        accepting: false,
+        port_holder,
     };
-    let mut accepting = false;
+    let bound = Duration::from_millis(1000);
     for ep in layout.endpoints(record) {
-        if matches!(
-            probe::probe(&ep, Duration::from_millis(1000)).await,
-            Answer::Postgres { .. }
-        ) {
-            accepting = true;
+        // The socket in the data folder is only ever this project's server's; the port may be
+        // anybody's.
+        let ours = match ep.host {
+            crate::dsn::Host::Socket(_) => true,
+            crate::dsn::Host::Tcp(_) => pid.is_some() && st.stranger().is_none(),
+        };
+        if ours && matches!(probe::probe(&ep, bound).await, Answer::Postgres { .. }) {
+            st.accepting = true;
             break;
         }
     }
-    Status { pid, accepting }
+    st
+}
+
+/// The live postmaster of this project's data folder: postmaster.pid names a running
+/// postgres, and (where the process is visible) that process runs in this folder. After a
+/// reboot the pid in a stale file may belong to another cluster's postgres.
+pub fn own_postmaster(layout: &Layout) -> Option<u32> {
+    let PidFile::Live(pid) = postmaster_pid(layout) else {
+        return None;
+    };
+    match crate::holder::process_cwd(pid) {
+        Some(cwd) if !crate::holder::same_path(&cwd, &layout.data_dir()) => None,
+        _ => Some(pid),
+    }
+}
+
+/// The version of a running postgres, read from its own executable (which may be a deleted
+/// file after a package upgrade: `/proc/<pid>/exe` still runs it).
+pub fn running_version(pid: u32) -> Option<String> {
+    let exe = PathBuf::from(format!("/proc/{pid}/exe"));
+    let out = std::process::Command::new(&exe)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    parse_version(&String::from_utf8_lossy(&out.stdout)).map(|(v, _)| v)
+}
+
+/// The version of the installed programs that would run this data folder.
+pub fn installed_version(layout: &Layout, record: &Record) -> Option<String> {
+    let major = data_major(layout).ok()?;
+    binaries_for(major, record.bindir.as_deref())
+        .ok()
+        .map(|b| b.version)
+}
+
+/// Whether the data folder is still the cluster the record names: its `system_identifier`
+/// matches. None when there is nothing to compare (an older record, an unreadable folder).
+pub async fn same_cluster(layout: &Layout, record: &Record) -> Option<bool> {
+    let recorded = record.identity.as_ref()?;
+    if recorded.system_identifier.is_empty() {
+        return None;
+    }
+    let bins = binaries_for(data_major(layout).ok()?, record.bindir.as_deref()).ok()?;
+    let user = server_user().ok()?;
+    let now = system_identifier(&bins, &layout.data_dir(), user.as_ref()).await?;
+    Some(now == recorded.system_identifier)
 }
 
 /// What `postmaster.pid` says.
@@ -937,14 +1331,23 @@ fn data_major(layout: &Layout) -> Result<u32, LocalError> {
 }
 
 /// Start the recorded cluster (after a reboot, say). Returns false when it already ran.
+/// Refuses when another server holds the recorded port: starting would fail, and that server
+/// must not be taken for this one. Afterwards the record names the new postmaster.
 pub async fn start(
     layout: &Layout,
     record: &Record,
     wait: Duration,
     printer: &Printer,
 ) -> Result<bool, LocalError> {
-    if status(layout, record).await.running() {
+    let st = status(layout, record).await;
+    if st.running() {
         return Ok(false);
+    }
+    if let Some(holder) = st.stranger() {
+        return Err(LocalError::PortHeld {
+            port: record.port,
+            holder: holder.clone(),
+        });
     }
     let user = server_user()?;
     if let Some(u) = &user
@@ -960,31 +1363,66 @@ pub async fn start(
     // The record is the source of truth for the port; the server's file follows it.
     write_conf(layout, record.port, user.as_ref())?;
     pg_ctl_start(layout, &bins, record.port, wait, user.as_ref(), printer).await?;
+    let data = layout.data_dir();
+    let system_identifier = match &record.identity {
+        Some(id) if !id.system_identifier.is_empty() => id.system_identifier.clone(),
+        _ => system_identifier(&bins, &data, user.as_ref())
+            .await
+            .unwrap_or_default(),
+    };
+    let mut updated = record.clone();
+    updated.identity = Some(Identity {
+        data_dir: data,
+        system_identifier,
+        pid: own_postmaster(layout),
+    });
+    layout.write_record(&updated)?;
+    let _ = fs::remove_file(layout.root().join(CREATING_MARKER));
     Ok(true)
 }
 
 /// Stop the cluster, fast mode (sessions end, data is kept). Returns false when it was not
-/// running.
+/// running. Only this project's postmaster is ever stopped (`pg_ctl -D` its data folder).
 pub async fn stop(layout: &Layout, record: &Record) -> Result<bool, LocalError> {
     let st = status(layout, record).await;
     // A live postgres that does not answer may be starting or stuck: pg_ctl stops it too.
     if !st.running() && st.pid.is_none() {
         return Ok(false);
     }
+    stop_data_dir(layout, record.bindir.as_deref()).await
+}
+
+/// A server an interrupted setup left running in `.aksara/postgres` with no record: its pid,
+/// when there is one.
+pub fn unrecorded_postmaster(layout: &Layout) -> Option<u32> {
+    (!layout.record_file().exists())
+        .then(|| own_postmaster(layout))
+        .flatten()
+}
+
+/// `pg_ctl stop -m fast` on the project's data folder, with the programs of its version.
+pub async fn stop_data_dir(layout: &Layout, bindir: Option<&Path>) -> Result<bool, LocalError> {
     let user = server_user()?;
-    let bins = binaries_for(data_major(layout)?, record.bindir.as_deref())?;
+    let bins = binaries_for(data_major(layout)?, bindir)?;
     let data = layout.data_dir();
+    // No postmaster.pid: nothing runs there (what pg_ctl itself checks before it says "Is
+    // server running?"), told by the file rather than by pg_ctl's words.
+    if !data.join("postmaster.pid").exists() {
+        return Ok(false);
+    }
     let mut cmd = server_command(&bins.pg_ctl(), &data, user.as_ref());
     cmd.args(["stop", "-m", "fast", "-w", "-D"]).arg(&data);
     let out = output(cmd, &bins.pg_ctl()).await?;
     if out.status.success() {
         return Ok(true);
     }
-    let text = combined(&out);
-    if text.contains("Is server running?") {
+    // It stopped between the check and pg_ctl.
+    if !data.join("postmaster.pid").exists() {
         return Ok(false);
     }
-    Err(LocalError::Stop { output: text })
+    Err(LocalError::Stop {
+        output: combined(&out),
+    })
 }
 
 #[cfg(test)]

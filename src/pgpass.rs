@@ -68,12 +68,6 @@ pub struct PgPassFile {
     pub warning: Option<String>,
 }
 
-impl PgPassFile {
-    pub fn lookup(&self, host: &str, port: u16, dbname: &str, user: &str) -> Option<String> {
-        lookup(&self.lines, host, port, dbname, user)
-    }
-}
-
 /// Parses the file's text. Comment lines (`#` in the first column, as libpq checks only
 /// there), blank lines and lines with fewer than four `:`-terminated fields are skipped: libpq
 /// can never match them either.
@@ -372,7 +366,7 @@ mod tests {
                 .as_str()
             )
         );
-        assert_eq!(file.lookup("h", 5432, "d", "u"), None);
+        assert_eq!(lookup(&file.lines, "h", 5432, "d", "u"), None);
     }
 
     #[cfg(unix)]
@@ -382,7 +376,10 @@ mod tests {
         write_with_mode(dir.path(), ".pgpass", "*:*:*:*:pw\n", 0o600);
         let file = load(None, Some(dir.path()));
         assert_eq!(file.warning, None);
-        assert_eq!(file.lookup("h", 5432, "d", "u").as_deref(), Some("pw"));
+        assert_eq!(
+            lookup(&file.lines, "h", 5432, "d", "u").as_deref(),
+            Some("pw")
+        );
     }
 
     #[cfg(unix)]
@@ -392,9 +389,15 @@ mod tests {
         write_with_mode(dir.path(), ".pgpass", "*:*:*:*:home\n", 0o600);
         let other = write_with_mode(dir.path(), "other", "*:*:*:*:other\n", 0o600);
         let file = load(Some(other.to_str().unwrap()), Some(dir.path()));
-        assert_eq!(file.lookup("h", 1, "d", "u").as_deref(), Some("other"));
+        assert_eq!(
+            lookup(&file.lines, "h", 1, "d", "u").as_deref(),
+            Some("other")
+        );
         let file = load(Some(""), Some(dir.path()));
-        assert_eq!(file.lookup("h", 1, "d", "u").as_deref(), Some("home"));
+        assert_eq!(
+            lookup(&file.lines, "h", 1, "d", "u").as_deref(),
+            Some("home")
+        );
     }
 
     #[test]

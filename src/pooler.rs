@@ -334,10 +334,12 @@ async fn read_console(
     console_cfg.dbname = "pgbouncer".into();
     let mut conn = match connect::attempt(&console_cfg, endpoint, tls_mode, bound).await {
         Ok(conn) => conn,
-        Err(FailureKind::Server { message, .. }) if message == "not allowed" => {
-            return Console::Refused;
+        Err(failure) => {
+            return match PoolerError::from_failure(&failure) {
+                Some(PoolerError::ConsoleNotAllowed) => Console::Refused,
+                _ => Console::NotPgBouncer,
+            };
         }
-        Err(_) => return Console::NotPgBouncer,
     };
     // The console speaks only the simple query protocol: raw_sql.
     let version =
@@ -642,10 +644,10 @@ impl PoolerError {
     pub fn from_failure(failure: &FailureKind) -> Option<PoolerError> {
         // PgBouncer 1.18 sends every refusal as 08P01, and later versions use other SQLSTATEs
         // for some (53300, 57014): only the whole message tells them apart.
-        let FailureKind::Server { message, .. } = failure else {
+        let FailureKind::Server(e) = failure else {
             return None;
         };
-        PoolerError::from_message(message)
+        PoolerError::from_message(&e.message)
     }
 
     /// Matches a whole message against PgBouncer's templates (as its sources write them, `%s`

@@ -10,16 +10,8 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::dsn::{Endpoint, Host};
+use crate::dsn::{DEFAULT_SOCKET_DIRS, Endpoint, Host};
 
-/// Socket directories of the common installs (facts §6): Debian/RHEL, upstream/Homebrew/Postgres.app, old Apple.
-pub const SOCKET_DIRS: &[&str] = &[
-    "/var/run/postgresql",
-    "/run/postgresql",
-    "/tmp",
-    "/private/tmp",
-    "/var/pgsql_socket",
-];
 /// The default port and Debian's second cluster.
 pub const TCP_PORTS: &[u16] = &[5432, 5433];
 
@@ -30,7 +22,41 @@ pub enum Answer {
     /// Something accepted the connection but did not speak the protocol (or too slowly).
     NotPostgres,
     /// Nothing there: refused, no socket file, or no answer in time.
-    Nothing(String),
+    Nothing(Nothing),
+}
+
+/// Why nothing answered, from the I/O error's kind (never its text).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Nothing {
+    Refused,
+    NoSocket,
+    Timeout,
+    /// Another I/O failure, with the operating system's words.
+    Other(String),
+}
+
+impl Nothing {
+    fn from_io(e: &std::io::Error) -> Nothing {
+        match e.kind() {
+            std::io::ErrorKind::ConnectionRefused => Nothing::Refused,
+            std::io::ErrorKind::NotFound => Nothing::NoSocket,
+            std::io::ErrorKind::TimedOut => Nothing::Timeout,
+            _ => Nothing::Other(e.to_string()),
+        }
+    }
+
+    /// The connection failure this stands for; `bound` is how long the probe waited.
+    pub fn as_failure(&self, bound: Duration) -> crate::connect::FailureKind {
+        use crate::connect::FailureKind;
+        match self {
+            Nothing::Refused => FailureKind::Refused,
+            Nothing::NoSocket => FailureKind::SocketMissing,
+            Nothing::Timeout => FailureKind::Timeout { after: bound },
+            Nothing::Other(message) => FailureKind::Unexpected {
+                message: message.clone(),
+            },
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -51,7 +77,7 @@ pub struct Probed {
 pub fn local_candidates() -> Vec<Candidate> {
     let mut out = Vec::new();
     let mut seen = BTreeSet::new();
-    for dir in SOCKET_DIRS {
+    for dir in DEFAULT_SOCKET_DIRS {
         // /run and /var/run are the same folder on most systems: list each socket once.
         let canonical = std::fs::canonicalize(dir).unwrap_or_else(|_| PathBuf::from(dir));
         for port in socket_ports(Path::new(dir)) {
@@ -117,7 +143,7 @@ pub async fn probe_all(candidates: Vec<Candidate>, bound: Duration) -> Vec<Probe
 pub async fn probe(endpoint: &Endpoint, bound: Duration) -> Answer {
     match tokio::time::timeout(bound, probe_unbounded(endpoint)).await {
         Ok(answer) => answer,
-        Err(_) => Answer::Nothing(format!("no answer within {} ms", bound.as_millis())),
+        Err(_) => Answer::Nothing(Nothing::Timeout),
     }
 }
 
@@ -130,7 +156,7 @@ async fn probe_unbounded(endpoint: &Endpoint) -> Answer {
             match tokio::net::UnixStream::connect(&path).await {
                 // The server never offers TLS on a socket; no need to ask.
                 Ok(stream) => ssl_request(stream, false).await,
-                Err(e) => Answer::Nothing(e.to_string()),
+                Err(e) => Answer::Nothing(Nothing::from_io(&e)),
             }
         }
         Host::Tcp(name) => {
@@ -139,7 +165,7 @@ async fn probe_unbounded(endpoint: &Endpoint) -> Answer {
                     let _ = stream.set_nodelay(true);
                     ssl_request(stream, true).await
                 }
-                Err(e) => Answer::Nothing(e.to_string()),
+                Err(e) => Answer::Nothing(Nothing::from_io(&e)),
             }
         }
     }

@@ -50,6 +50,22 @@ pub struct Record {
     /// Docker: the container's name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container: Option<String>,
+    /// Local: who the server is, so that another server on the same port is never taken for
+    /// it (see `localserver::status`). Absent in records written before aksara kept it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<Identity>,
+}
+
+/// What makes the project's cluster itself: its data folder, the `system_identifier` initdb
+/// gave it (`pg_controldata`, `pg_control_system()`), and the postmaster's pid when it was
+/// last started by aksara (a hint for messages; the live pid is read from postmaster.pid).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    pub data_dir: PathBuf,
+    /// A u64, kept as text: JSON readers in other languages lose precision past 2^53.
+    pub system_identifier: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
 }
 
 /// Something went wrong with a file under `.aksara/`.
@@ -313,14 +329,60 @@ fn same_dir(a: &Path, b: &Path) -> bool {
     canon(a) == canon(b)
 }
 
-/// The command that brings back the project server listening at `endpoint`, when the project
-/// at or above `dir` has one there: for a refused connection, this beats the OS's service.
-pub fn start_command_for(endpoint: &Endpoint, dir: &Path) -> Option<String> {
+/// Who is at the project server's address, for doctor and dbsetup: another server on the same
+/// port must never be taken for the project's own (its `auth-failed` is not about
+/// `.aksara/postgres-password`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AtProjectPort {
+    /// The project's own server listens there (or nothing does on its socket: it is down).
+    Ours { running: bool },
+    /// Another server holds the project server's port.
+    Stranger(crate::holder::Holder),
+}
+
+/// What is at `endpoint` when the project at or above `dir` has its server there; None when
+/// the endpoint is not the project server's address. Reads `/proc` and the installed clusters'
+/// files; it makes no connection.
+pub fn at_project_port(endpoint: &Endpoint, dir: &Path) -> Option<(Layout, Record, AtProjectPort)> {
     let layout = Layout::find_from(dir)?;
     let record = layout.read_record().ok()??;
-    layout
-        .serves(&record, endpoint)
-        .then(|| "aksara dbserver start".to_string())
+    if !layout.serves(&record, endpoint) {
+        return None;
+    }
+    let own = match record.kind {
+        Kind::Local => crate::localserver::own_postmaster(&layout),
+        // The container's port is published by Docker's proxy: its holder says nothing.
+        Kind::Docker => return Some((layout, record, AtProjectPort::Ours { running: true })),
+    };
+    let at = match (&endpoint.host, own) {
+        (Host::Socket(_), own) => AtProjectPort::Ours {
+            running: own.is_some(),
+        },
+        (Host::Tcp(_), own) => {
+            let holder = crate::holder::holder_unless(record.port, own);
+            match holder {
+                crate::holder::Holder::Nobody => AtProjectPort::Ours { running: false },
+                crate::holder::Holder::Process { pid, .. } if Some(pid) == own => {
+                    AtProjectPort::Ours { running: true }
+                }
+                crate::holder::Holder::Unknown if own.is_some() => {
+                    AtProjectPort::Ours { running: true }
+                }
+                other => AtProjectPort::Stranger(other),
+            }
+        }
+    };
+    Some((layout, record, at))
+}
+
+/// The command that brings back the project server listening at `endpoint`, when the project
+/// at or above `dir` has one there and no other server holds its port: for a refused
+/// connection, this beats the OS's service.
+pub fn start_command_for(endpoint: &Endpoint, dir: &Path) -> Option<String> {
+    match at_project_port(endpoint, dir)?.2 {
+        AtProjectPort::Ours { .. } => Some("aksara dbserver start".to_string()),
+        AtProjectPort::Stranger(_) => None,
+    }
 }
 
 #[cfg(test)]
@@ -334,6 +396,7 @@ mod tests {
             bindir: Some("/usr/lib/postgresql/15/bin".into()),
             version: Some("15.14".into()),
             container: None,
+            identity: None,
         }
     }
 
@@ -351,6 +414,7 @@ mod tests {
             bindir: None,
             version: None,
             container: Some("aksara-postgres".into()),
+            identity: None,
         };
         layout.write_record(&docker).unwrap();
         let text = fs::read_to_string(layout.record_file()).unwrap();

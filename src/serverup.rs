@@ -4,6 +4,7 @@
 //! place: a record in `.aksara/server.json`, the superuser password in its `0600` file, and a
 //! login that waits, bounded, until the server lets the superuser in.
 
+use crate::code::Code;
 use std::time::Duration;
 
 use crate::connect::{self, Connected, FailureKind, WaitFailure};
@@ -66,7 +67,7 @@ fn stopped_error(layout: &Layout) -> CliError {
         "this project's PostgreSQL ({}) is not running, and --start-server never forbids starting it",
         layout.show(&layout.root())
     ))
-    .with_code("connection-refused")
+    .with_code(Code::ConnectionRefused)
     .with_hint("start it: `aksara dbserver start`")
 }
 
@@ -177,13 +178,14 @@ pub async fn docker(
                 return Err(stopped_error(layout)
                     .with_hint("drop --start-server never to let aksara create it".to_string()));
             }
-            let port = localserver::first_free_port(first_port, localserver::port_is_free)
-                .ok_or_else(|| {
-                    undo(localserver::LocalError::NoFreePort { from: first_port }.into())
-                })?;
-            if port != first_port {
+            // Never a port an installed cluster is configured for: it would not start again.
+            let installed = crate::clusters::discover();
+            let (port, why) =
+                localserver::choose_port(first_port, &installed, localserver::port_is_free)
+                    .map_err(|e| undo(e.into()))?;
+            if let Some(why) = why {
                 printer.status(&format!(
-                    "  port {first_port} is in use; the container publishes PostgreSQL on port {port}"
+                    "  {why}; the container publishes PostgreSQL on port {port}"
                 ));
             }
             let spinner = printer.spinner(&format!(
@@ -202,6 +204,7 @@ pub async fn docker(
         bindir: None,
         version: None,
         container: Some(CONTAINER.into()),
+        identity: None,
     };
     layout.write_record(&record)?;
     let what = match how {
@@ -374,7 +377,7 @@ pub async fn login(
                 "{what} did not accept connections at {ep} within {} s (last attempt: {last})",
                 waited.as_secs()
             ))
-            .with_code("connection-timeout")
+            .with_code(Code::ConnectionTimeout)
             .with_hint(hint))
         }
     }
@@ -382,7 +385,7 @@ pub async fn login(
 
 fn short(f: &FailureKind) -> String {
     match f {
-        FailureKind::Server { message, .. } => message.clone(),
+        FailureKind::Server(e) => e.message.clone(),
         other => other.to_string(),
     }
 }
@@ -396,7 +399,7 @@ fn wrong_password(layout: &Layout, record: &Record) -> CliError {
         Kind::Docker => CliError::failure(format!(
             "the server in the container {CONTAINER} rejected the superuser password from {file}: the volume {VOLUME} already held a database from an earlier run, and the postgres image ignores POSTGRES_PASSWORD when its data folder is not empty"
         ))
-        .with_code("auth-failed")
+        .with_code(Code::AuthFailed)
         .with_hint(format!(
             "if you know the earlier password, use it: `PGPASSWORD=... aksara dbsetup --admin-url postgresql://{SUPERUSER}@localhost:{port}/postgres`; or start afresh after backing up what you need (`docker exec {CONTAINER} pg_dumpall -U {SUPERUSER} > backup.sql`): `docker rm -f {CONTAINER} && docker volume rm {VOLUME}`, then `aksara dbsetup --start-server docker`",
             port = record.port
@@ -404,7 +407,7 @@ fn wrong_password(layout: &Layout, record: &Record) -> CliError {
         Kind::Local => CliError::failure(format!(
             "this project's PostgreSQL rejected the superuser password from {file}"
         ))
-        .with_code("auth-failed")
+        .with_code(Code::AuthFailed)
         .with_hint(format!(
             "the file no longer holds the password of the `{SUPERUSER}` role; if you know the right one, put it in {file}, or pass --admin-url with PGPASSWORD"
         )),

@@ -4,7 +4,8 @@
 
 use std::path::PathBuf;
 
-use crate::dsn::{Environment, Host};
+use crate::dsn::{DEFAULT_SOCKET_DIRS, Environment, Host};
+use crate::envvars::{HOME, LOGNAME, PGHOST, PGHOSTADDR, PGPASSFILE, PGPORT, USER};
 use crate::pgpass;
 
 pub struct ProcessEnvironment {
@@ -13,8 +14,8 @@ pub struct ProcessEnvironment {
 
 impl ProcessEnvironment {
     pub fn load() -> ProcessEnvironment {
-        let home = std::env::var_os("HOME").map(PathBuf::from);
-        let passfile = std::env::var("PGPASSFILE").ok();
+        let home = std::env::var_os(HOME).map(PathBuf::from);
+        let passfile = std::env::var(PGPASSFILE).ok();
         ProcessEnvironment {
             pgpass: pgpass::load(passfile.as_deref(), home.as_deref()),
         }
@@ -27,7 +28,7 @@ impl ProcessEnvironment {
 
     /// Whether PG* variables point at a server (then it is the first place to look).
     pub fn has_pg_target(&self) -> bool {
-        ["PGHOST", "PGHOSTADDR", "PGPORT"]
+        [PGHOST, PGHOSTADDR, PGPORT]
             .iter()
             .any(|v| self.var_nonempty(v).is_some())
     }
@@ -40,14 +41,14 @@ impl ProcessEnvironment {
 
 impl Environment for ProcessEnvironment {
     fn var(&self, name: &str) -> Option<String> {
-        std::env::var(name).ok().filter(|v| !v.is_empty())
+        self.var_nonempty(name)
     }
 
     fn os_user(&self) -> Option<String> {
-        std::env::var("USER")
+        std::env::var(USER)
             .ok()
             .filter(|u| !u.is_empty())
-            .or_else(|| std::env::var("LOGNAME").ok())
+            .or_else(|| std::env::var(LOGNAME).ok())
             .or_else(|| {
                 let out = std::process::Command::new("id").arg("-un").output().ok()?;
                 Some(String::from_utf8_lossy(&out.stdout).trim().to_string())
@@ -58,7 +59,7 @@ impl Environment for ProcessEnvironment {
     /// Like sqlx and the common libpq builds: the first usual socket directory holding a
     /// socket for this port, else TCP localhost.
     fn default_host(&self, port: u16) -> Host {
-        for dir in ["/var/run/postgresql", "/private/tmp", "/tmp"] {
+        for dir in DEFAULT_SOCKET_DIRS {
             if std::path::Path::new(dir)
                 .join(format!(".s.PGSQL.{port}"))
                 .exists()

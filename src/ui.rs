@@ -52,6 +52,40 @@ pub struct Printer {
     stderr_is_terminal: bool,
     /// The spinner on screen, if any: lines printed meanwhile are written above it.
     spinner: Arc<Mutex<Option<ProgressBar>>>,
+    /// Where lines go: the process's streams, or a buffer a test reads (as cargo's `Shell`).
+    sink: Sink,
+}
+
+#[derive(Debug, Clone, Default)]
+enum Sink {
+    #[default]
+    Streams,
+    Buffer(Captured),
+}
+
+/// What a capturing printer was given: every line, tagged with its stream.
+#[derive(Debug, Clone, Default)]
+pub struct Captured(Arc<Mutex<Vec<(bool, String)>>>);
+
+impl Captured {
+    /// Everything written to stdout, in order.
+    pub fn stdout(&self) -> String {
+        self.stream(true)
+    }
+
+    /// Everything written to stderr, in order.
+    pub fn stderr(&self) -> String {
+        self.stream(false)
+    }
+
+    fn stream(&self, stdout: bool) -> String {
+        let lines = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        lines
+            .iter()
+            .filter(|(out, _)| *out == stdout)
+            .map(|(_, text)| text.as_str())
+            .collect()
+    }
 }
 
 impl Printer {
@@ -85,19 +119,24 @@ impl Printer {
                 || (!no_color && (stdout_is_terminal || stderr_is_terminal)),
             stderr_is_terminal,
             spinner: Arc::default(),
+            sink: Sink::Streams,
         }
     }
 
-    /// A printer for tests and for code paths that must stay silent.
-    pub fn plain(verbosity: Verbosity) -> Printer {
-        Printer {
+    /// A printer that writes into a buffer instead of the streams (no colours, ASCII marks,
+    /// no spinners), and the buffer, for tests of what a command prints.
+    pub fn capture(verbosity: Verbosity) -> (Printer, Captured) {
+        let captured = Captured::default();
+        let printer = Printer {
             verbosity,
             colors_stdout: false,
             colors_stderr: false,
             fancy: false,
             stderr_is_terminal: false,
             spinner: Arc::default(),
-        }
+            sink: Sink::Buffer(captured.clone()),
+        };
+        (printer, captured)
     }
 
     /// Every line goes out here: escape codes stripped for a stream without colours, and
@@ -112,6 +151,16 @@ impl Printer {
         } else {
             console::strip_ansi_codes(text)
         };
+        if let Sink::Buffer(captured) = &self.sink {
+            let line = if newline {
+                format!("{text}\n")
+            } else {
+                text.into_owned()
+            };
+            let mut lines = captured.0.lock().unwrap_or_else(|e| e.into_inner());
+            lines.push((stream == Stream::Stdout, line));
+            return;
+        }
         let write = || match stream {
             Stream::Stdout => {
                 let mut out = std::io::stdout().lock();
@@ -245,6 +294,13 @@ impl Printer {
             &format!("{} {}", self.red(&self.bold("error:")), err.message),
             true,
         );
+        for cause in &err.causes {
+            self.emit(
+                Stream::Stderr,
+                &format!("  {} {cause}", self.bold("caused by:")),
+                true,
+            );
+        }
         if let Some(hint) = &err.hint {
             self.hint(hint);
         }

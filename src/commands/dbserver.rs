@@ -21,6 +21,9 @@ pub async fn run(args: DbserverArgs, printer: &Printer) -> CliResult<Exit> {
     let cwd = std::env::current_dir()
         .map_err(|e| CliError::failure(format!("cannot read the current folder: {e}")))?;
     let Some(layout) = Layout::find_from(&cwd) else {
+        if let Some(done) = unrecorded(&cwd, &args.action, printer).await? {
+            return Ok(done);
+        }
         return Err(CliError::failure(format!(
             "this project has no PostgreSQL of its own: no .aksara/server.json in {} or any folder above",
             cwd.display()
@@ -66,9 +69,53 @@ pub async fn run(args: DbserverArgs, printer: &Printer) -> CliResult<Exit> {
                 "This project's PostgreSQL was not running".to_string()
             };
             printer.step(Mark::Pass, &text);
+            if record.kind == Kind::Local
+                && let Some(holder) = localserver::status(&layout, &record).await.stranger()
+            {
+                printer.status(&format!(
+                    "  port {} is held by {holder}, which is not this project's server: left alone",
+                    record.port
+                ));
+            }
             Ok(Exit::Success)
         }
         DbserverAction::Status { format } => status(&layout, &record, format, printer).await,
+    }
+}
+
+/// No record, but a server an interrupted setup left running in `.aksara/postgres` (a SIGKILL
+/// between `pg_ctl start` and writing the record): `stop` stops it, `status` and `start` say
+/// what happened. None when there is no such server either.
+async fn unrecorded(
+    cwd: &std::path::Path,
+    action: &DbserverAction,
+    printer: &Printer,
+) -> CliResult<Option<Exit>> {
+    let Some((layout, pid)) = cwd.ancestors().find_map(|dir| {
+        let layout = Layout::in_project(dir);
+        localserver::unrecorded_postmaster(&layout).map(|pid| (layout, pid))
+    }) else {
+        return Ok(None);
+    };
+    let data = layout.show(&layout.data_dir());
+    match action {
+        DbserverAction::Stop => {
+            localserver::stop_data_dir(&layout, None).await?;
+            printer.step(
+                Mark::Pass,
+                &format!(
+                    "Stopped the PostgreSQL (pid {pid}) an interrupted setup had left running in {data}; `aksara dbsetup --start-server local` cleans up and creates it again"
+                ),
+            );
+            Ok(Some(Exit::Success))
+        }
+        _ => Err(CliError::failure(format!(
+            "this project has no record of its server (.aksara/server.json), but an interrupted setup left a PostgreSQL (pid {pid}) running in {data}"
+        ))
+        .with_exit(Exit::NoServer)
+        .with_hint(
+            "stop it with `aksara dbserver stop`, or run `aksara dbsetup --start-server local`, which cleans up and creates it again",
+        )),
     }
 }
 
@@ -96,6 +143,11 @@ struct StatusReport {
     bindir: Option<String>,
     container: Option<String>,
     pid: Option<u32>,
+    /// The installed programs' version, when it differs from the running server's.
+    installed_version: Option<String>,
+    system_identifier: Option<String>,
+    /// Who holds the port when it is not this project's server.
+    port_held_by: Option<String>,
     superuser: &'static str,
     password_file: String,
 }
@@ -115,7 +167,14 @@ async fn status(
         socket: None,
         data_dir: None,
         log_file: None,
-        version: record.version.clone(),
+        version: None,
+        installed_version: None,
+        system_identifier: record
+            .identity
+            .as_ref()
+            .map(|i| i.system_identifier.clone())
+            .filter(|s| !s.is_empty()),
+        port_held_by: None,
         bindir: record.bindir.as_ref().map(|b| b.display().to_string()),
         container: record.container.clone(),
         pid: None,
@@ -123,26 +182,7 @@ async fn status(
         password_file: layout.password_file().display().to_string(),
     };
     match record.kind {
-        Kind::Local => {
-            let st = localserver::status(layout, record).await;
-            report.running = st.running();
-            report.pid = st.pid.filter(|_| st.running());
-            if !st.running()
-                && let Some(pid) = st.pid
-            {
-                printer.warn(&format!(
-                    "a PostgreSQL process (pid {pid}) holds the data folder but does not answer: it is starting, shutting down or stuck; see {}",
-                    layout.log_file().display()
-                ));
-            }
-            report.socket = layout
-                .endpoints(record)
-                .into_iter()
-                .find_map(|e| e.socket_path())
-                .map(|p| p.display().to_string());
-            report.data_dir = Some(layout.data_dir().display().to_string());
-            report.log_file = Some(layout.log_file().display().to_string());
-        }
+        Kind::Local => local_report(layout, record, &mut report, printer).await,
         Kind::Docker => {
             // The engine may be gone (Docker Desktop quit); the port still tells the truth.
             report.running = match docker::container().await {
@@ -157,51 +197,117 @@ async fn status(
     if format == OutputFormat::Json {
         printer.result(&serde_json::to_string_pretty(&report).expect("the report serialises"));
     } else {
-        let state = if report.running {
-            match report.pid {
-                Some(pid) => format!("running (pid {pid})"),
-                None => "running".to_string(),
-            }
-        } else {
-            "stopped".to_string()
-        };
-        printer.result(&format!("This project's PostgreSQL: {state}"));
-        let row = |k: &str, v: &str| printer.result(&format!("  {k:<10}{v}"));
-        match record.kind {
-            Kind::Local => row(
-                "server",
-                &format!(
-                    "PostgreSQL {} (programs in {})",
-                    report.version.as_deref().unwrap_or("?"),
-                    report.bindir.as_deref().unwrap_or("?")
-                ),
-            ),
-            Kind::Docker => row(
-                "server",
-                &format!("Docker container {CONTAINER} ({})", docker::IMAGE),
-            ),
-        }
-        row("port", &format!("{} on {}", report.port, report.host));
-        if let Some(s) = &report.socket {
-            row("socket", s);
-        }
-        if let Some(d) = &report.data_dir {
-            row("data", d);
-        }
-        if let Some(l) = &report.log_file {
-            row("log", l);
-        }
-        row(
-            "superuser",
-            &format!("{SUPERUSER} (password in {})", report.password_file),
-        );
-        if !report.running {
-            printer.hint("start it: `aksara dbserver start`");
-        }
+        print_report(&report, record.kind, printer);
     }
     Ok(if report.running {
         Exit::Success
     } else {
         Exit::Stopped
     })
+}
+
+/// The local cluster's part of the report: state, pid, the port's holder when it is another
+/// server, and the version read from the running server or the installed programs.
+async fn local_report(
+    layout: &Layout,
+    record: &Record,
+    report: &mut StatusReport,
+    printer: &Printer,
+) {
+    let st = localserver::status(layout, record).await;
+    report.running = st.running();
+    report.pid = st.pid.filter(|_| st.running());
+    if !st.running()
+        && let Some(pid) = st.pid
+    {
+        printer.warn(&format!(
+            "a PostgreSQL process (pid {pid}) holds the data folder but does not answer: it is starting, shutting down or stuck; see {}",
+            layout.log_file().display()
+        ));
+    }
+    report.socket = layout
+        .endpoints(record)
+        .into_iter()
+        .find_map(|e| e.socket_path())
+        .map(|p| p.display().to_string());
+    report.data_dir = Some(layout.data_dir().display().to_string());
+    report.log_file = Some(layout.log_file().display().to_string());
+    report.port_held_by = st.stranger().map(ToString::to_string);
+    // Read, not remembered: the running server's own executable, else the programs
+    // that would start it.
+    let installed = localserver::installed_version(layout, record);
+    report.version = report
+        .pid
+        .and_then(localserver::running_version)
+        .or_else(|| installed.clone());
+    report.installed_version = installed.filter(|i| Some(i) != report.version.as_ref());
+    if localserver::same_cluster(layout, record).await == Some(false) {
+        printer.warn(&format!(
+            "{} is not the cluster aksara created (its system identifier differs from the one in {})",
+            layout.data_dir().display(),
+            layout.record_file().display()
+        ));
+    }
+}
+
+fn print_report(report: &StatusReport, kind: Kind, printer: &Printer) {
+    let state = if report.running {
+        match report.pid {
+            Some(pid) => format!("running (pid {pid})"),
+            None => "running".to_string(),
+        }
+    } else {
+        "stopped".to_string()
+    };
+    printer.result(&format!("This project's PostgreSQL: {state}"));
+    if let Some(holder) = &report.port_held_by {
+        printer.result(&format!(
+            "  port {} is held by {holder}: that is not this project's server",
+            report.port
+        ));
+    }
+    let row = |k: &str, v: &str| printer.result(&format!("  {k:<10}{v}"));
+    match kind {
+        Kind::Local => row(
+            "server",
+            &format!(
+                "PostgreSQL {} (programs in {}){}",
+                report.version.as_deref().unwrap_or("?"),
+                report.bindir.as_deref().unwrap_or("?"),
+                report
+                    .installed_version
+                    .as_ref()
+                    .map(|v| format!("; {v} is installed, a restart runs it"))
+                    .unwrap_or_default()
+            ),
+        ),
+        Kind::Docker => row(
+            "server",
+            &format!("Docker container {CONTAINER} ({})", docker::IMAGE),
+        ),
+    }
+    row("port", &format!("{} on {}", report.port, report.host));
+    if let Some(s) = &report.socket {
+        row("socket", s);
+    }
+    if let Some(d) = &report.data_dir {
+        row("data", d);
+    }
+    if let Some(l) = &report.log_file {
+        row("log", l);
+    }
+    row(
+        "superuser",
+        &format!("{SUPERUSER} (password in {})", report.password_file),
+    );
+    if let Some(id) = &report.system_identifier {
+        row("identity", &format!("system identifier {id}"));
+    }
+    if report.port_held_by.is_some() {
+        printer.hint(
+            "stop that server, or give this project's server another port: change `port` in .aksara/server.json (and in DATABASE_URL), then `aksara dbserver start`",
+        );
+    } else if !report.running {
+        printer.hint("start it: `aksara dbserver start`");
+    }
 }

@@ -91,6 +91,7 @@ fn render_man_page() -> String {
         if let Some(after) = sub.get_after_help() {
             page.push_str(&help_blocks(&after.to_string(), "SS"));
         }
+        page.push_str(&nested_sections(sub));
     }
     let after = cmd
         .get_after_long_help()
@@ -108,6 +109,42 @@ fn render_man_page() -> String {
     let preamble = page[preamble_start..preamble_end].to_string();
     let first = page.find(&preamble).unwrap() + preamble.len();
     format!("{}{}", &page[..first], page[first..].replace(&preamble, ""))
+}
+
+/// A subsection per subcommand of `sub` (`aksara dbserver start`, ...): its synopsis,
+/// description and options, their headings as italic paragraph titles (man has no third level).
+fn nested_sections(sub: &clap::Command) -> String {
+    let mut out = String::new();
+    for inner in sub
+        .get_subcommands()
+        .filter(|s| !s.is_hide_set() && s.get_name() != "help")
+    {
+        let mut heading = roff::Roff::new();
+        heading.control(
+            "SS",
+            [format!("aksara {} {}", sub.get_name(), inner.get_name()).as_str()],
+        );
+        out.push_str(&heading.to_roff());
+        let inner_man = clap_mangen::Man::new(inner.clone().bin_name(format!(
+            "aksara {} {}",
+            sub.get_name(),
+            inner.get_name()
+        )));
+        let mut part = Vec::new();
+        inner_man.render_synopsis_section(&mut part).unwrap();
+        inner_man.render_description_section(&mut part).unwrap();
+        inner_man.render_options_section(&mut part).unwrap();
+        for line in String::from_utf8(part).unwrap().lines() {
+            match line.strip_prefix(".SH ") {
+                Some(title) => out.push_str(&format!(".PP\n\\fI{}\\fR\n.br\n", title_case(title))),
+                None => {
+                    out.push_str(line);
+                    out.push('\n');
+                }
+            }
+        }
+    }
+    out
 }
 
 fn title_case(title: &str) -> String {
@@ -257,6 +294,20 @@ fn completion_scripts_parse_and_complete() {
     assert_eq!(ask("aksara do", 1).trim(), "doctor");
     let flags = ask("aksara doctor --f", 2);
     assert!(flags.lines().any(|l| l == "--format"), "{flags}");
+    // `--sslmode` offers libpq's six modes, not file names.
+    let modes = ask("aksara dbsetup --sslmode ''", 3);
+    assert_eq!(
+        modes.lines().collect::<Vec<_>>(),
+        [
+            "disable",
+            "allow",
+            "prefer",
+            "require",
+            "verify-ca",
+            "verify-full"
+        ],
+        "{modes}"
+    );
     let shells = ask("aksara completions ''", 2);
     for shell in ["bash", "zsh", "fish", "powershell"] {
         assert!(shells.lines().any(|l| l == shell), "{shells}");
@@ -318,33 +369,67 @@ fn first_column(text: &str) -> Vec<String> {
         .collect()
 }
 
+const CODES_BEGIN: &str = "<!-- codes: begin (generated from src/code.rs by tests/cli/docs.rs; AKSARA_REGENERATE=1 rewrites it) -->\n";
+const CODES_END: &str = "<!-- codes: end -->";
+
+/// The README's code table is `Code::markdown_table()`, so it cannot drift from the enum.
 #[test]
-fn every_catalogue_code_is_in_the_readme() {
+fn the_readme_code_table_is_the_code_enum() {
+    let path = repo().join("README.md");
     let readme = readme();
-    let failures = first_column(section(&readme, "### Failure codes"));
-    let warnings = section(&readme, "### Failure codes");
-    for entry in aksara::diagnose::CATALOGUE {
-        match entry.severity {
-            aksara::diagnose::Severity::Failure => assert!(
-                failures.iter().any(|c| c == entry.code),
-                "the README's failure-code table lacks `{}` ({}); add a row: | `{}` | {} | ... |",
-                entry.code,
-                entry.meaning,
-                entry.code,
-                entry.meaning
-            ),
-            aksara::diagnose::Severity::Warning => assert!(
-                warnings.contains(&format!("`{}`", entry.code)),
-                "the README's warning list lacks `{}`",
-                entry.code
-            ),
+    let start = readme
+        .find(CODES_BEGIN)
+        .expect("README has the codes: begin marker")
+        + CODES_BEGIN.len();
+    let end = readme[start..]
+        .find(CODES_END)
+        .expect("README has the codes: end marker")
+        + start;
+    let want = aksara::code::Code::markdown_table();
+    if readme[start..end] != want {
+        if regenerating() {
+            let updated = format!("{}{want}{}", &readme[..start], &readme[end..]);
+            std::fs::write(&path, updated).unwrap();
+            return;
         }
+        panic!("the README's code table differs from src/code.rs; rewrite it: {REGENERATE}");
     }
-    // And nothing the code no longer has.
-    for code in failures.iter().filter(|c| *c != "code") {
-        assert!(
-            aksara::diagnose::entry(code).is_some(),
-            "the README documents `{code}`, which the catalogue does not have"
+}
+
+/// docs/failure-map.md is what the code maps, so it cannot drift from it.
+#[test]
+fn the_failure_map_is_current() {
+    let path = repo().join("docs/failure-map.md");
+    let want = aksara::diagnose::failure_map();
+    let have = std::fs::read_to_string(&path).unwrap_or_default();
+    if have != want {
+        if regenerating() {
+            std::fs::write(&path, want).unwrap();
+            return;
+        }
+        panic!("docs/failure-map.md is stale; rewrite it: {REGENERATE}");
+    }
+}
+
+/// `aksara doctor --help` (and so the man page, rendered from the same clap text) lists every
+/// code under its severity.
+#[test]
+fn doctor_help_lists_every_code() {
+    let dir = project();
+    let out = run(aksara(dir.path()).args(["doctor", "--help"]));
+    let help = out.stdout;
+    let warnings_at = help
+        .find("Warning codes")
+        .expect("help has the warning list");
+    for code in aksara::code::Code::ALL {
+        let at = help
+            .find(&format!("  {} ", code.id()))
+            .unwrap_or_else(|| panic!("`aksara doctor --help` lacks `{code}`"));
+        let listed_as_warning = at > warnings_at;
+        assert_eq!(
+            listed_as_warning,
+            code.severity() == aksara::code::Severity::Warning,
+            "{code} is listed under the wrong heading"
         );
     }
 }

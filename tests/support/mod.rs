@@ -18,8 +18,10 @@
 mod bins;
 mod cleanup;
 mod cluster;
+mod distcluster;
 mod pgbouncer;
 mod privileges;
+mod session;
 mod standby;
 mod tls;
 
@@ -34,9 +36,13 @@ pub use bins::{BINDIR_ENV, PgBins, bins};
 #[allow(unused_imports)]
 pub use cluster::{Auth, Cluster, ClusterConfig, HeldConnections, clear_pg_env, encode, free_port};
 #[allow(unused_imports)]
+pub use distcluster::{DistCluster, OsUser};
+#[allow(unused_imports)]
 pub use pgbouncer::{ADMIN_USER, PgBouncer, PgBouncerConfig, PoolMode, shared_pgbouncer};
 #[allow(unused_imports)]
 pub use privileges::{SERVER_USER, server_user};
+#[allow(unused_imports)]
+pub use session::{Ran, Test};
 #[allow(unused_imports)]
 pub use standby::{StandbyPair, shared_pair};
 #[allow(unused_imports)]

@@ -9,6 +9,7 @@
 //! for a lock would otherwise finish after the report was written) and takes the lock, so no
 //! other run is using the objects it drops.
 
+use crate::code::Code;
 use std::time::{Duration, Instant};
 
 use sqlx::PgConnection;
@@ -69,16 +70,19 @@ pub fn no_answer(after: Duration) -> CliError {
         "the server did not answer within {} s",
         after.as_secs()
     ))
-    .with_code("connection-timeout")
+    .with_code(Code::ConnectionTimeout)
     .with_hint("check that the server is not overloaded or stopped (`aksara doctor`), then run `aksara dbsetup` again; pass --timeout SECONDS to wait longer")
 }
 
 /// A statement's failure: the server's message and SQLSTATE, or the lost connection.
 pub fn db_error(e: sqlx::Error) -> CliError {
-    CliError::failure(match connect::classify(e) {
-        FailureKind::Server { message, code, .. } => format!("{message} (SQLSTATE {code})"),
-        other => format!("the connection to the server was lost ({other})"),
-    })
+    match connect::classify(e) {
+        FailureKind::Server(e) => {
+            CliError::failure(format!("{} (SQLSTATE {})", e.message, e.sqlstate))
+                .with_server_error(e)
+        }
+        other => CliError::failure(format!("the connection to the server was lost ({other})")),
+    }
 }
 
 /// The admin session, pinned to the address that answered, and its backend.

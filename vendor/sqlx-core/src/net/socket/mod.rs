@@ -257,6 +257,24 @@ async fn connect_tcp_async_io(host: &str, port: u16) -> crate::Result<impl Socke
         .into())
 }
 
+/// aksara patch: a function that may connect a Unix socket itself, returning `None` to let
+/// sqlx connect as usual. aksara uses it for peer authentication as another OS user: the
+/// server reads the client's credentials at connect() time, so the connect must be made with
+/// them (aksara does it on a short-lived thread with that user's ids), and the rest of the
+/// session can then run on the tokio runtime as any other connection.
+#[cfg(unix)]
+pub type UdsConnector = fn(&Path) -> Option<io::Result<std::os::unix::net::UnixStream>>;
+
+#[cfg(unix)]
+static UDS_CONNECTOR: std::sync::OnceLock<UdsConnector> = std::sync::OnceLock::new();
+
+/// aksara patch: install the process's [`UdsConnector`] (once; returns false when one was
+/// already installed).
+#[cfg(unix)]
+pub fn set_uds_connector(connector: UdsConnector) -> bool {
+    UDS_CONNECTOR.set(connector).is_ok()
+}
+
 /// Connect a Unix Domain Socket at the given path.
 ///
 /// Returns an error if Unix Domain Sockets are not supported on this platform.
@@ -270,7 +288,16 @@ pub async fn connect_uds<P: AsRef<Path>, Ws: WithSocket>(
         if crate::rt::rt_tokio::available() {
             use tokio::net::UnixStream;
 
-            let stream = UnixStream::connect(path).await?;
+            // aksara patch: the application may connect the socket itself (see
+            // `set_uds_connector`); otherwise as upstream.
+            let stream = match UDS_CONNECTOR.get().and_then(|f| f(path.as_ref())) {
+                Some(connected) => {
+                    let connected = connected?;
+                    connected.set_nonblocking(true)?;
+                    UnixStream::from_std(connected)?
+                }
+                None => UnixStream::connect(path).await?,
+            };
 
             return Ok(with_socket.with_socket(stream).await);
         }

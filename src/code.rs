@@ -1,0 +1,236 @@
+//! Every failure and warning aksara can report, as one enum: the single source of the catalogue.
+//!
+//! A code is declared once, in the `codes!` table below, with its JSON/CLI id, severity, what it
+//! means and the fix in general terms. Everything else is derived from that table: `--help`'s
+//! list, the README's table (checked by `tests/cli/docs.rs`), the man page (rendered from
+//! `--help`), the JSON `code` field, and which failures `doctor --wait` keeps retrying. A new
+//! code cannot be forgotten in any of them: the match arms are generated, and the README test
+//! fails until its row is added.
+
+use serde::{Serialize, Serializer};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    /// The connection does not work (exit 1).
+    Failure,
+    /// It works, but something is wrong or risky (exit 0).
+    Warning,
+}
+
+macro_rules! codes {
+    ($( $(#[$doc:meta])* $variant:ident = $id:literal, $severity:ident, transient: $transient:literal,
+        meaning: $meaning:literal, fix: $fix:literal; )*) => {
+        /// A stable failure or warning code (`aksara doctor --help` lists them).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Code {
+            $( $(#[$doc])* $variant, )*
+        }
+
+        impl Code {
+            /// Every code, in catalogue order.
+            pub const ALL: &'static [Code] = &[ $( Code::$variant, )* ];
+
+            /// The kebab-case id shown in text, JSON and the docs.
+            pub fn id(self) -> &'static str {
+                match self { $( Code::$variant => $id, )* }
+            }
+
+            pub fn severity(self) -> Severity {
+                match self { $( Code::$variant => Severity::$severity, )* }
+            }
+
+            /// What it means, in one line.
+            pub fn meaning(self) -> &'static str {
+                match self { $( Code::$variant => $meaning, )* }
+            }
+
+            /// The fix in general terms; the live hint names this machine's values.
+            pub fn fix(self) -> &'static str {
+                match self { $( Code::$variant => $fix, )* }
+            }
+
+            /// Failures that waiting can fix: `doctor --wait` keeps retrying these.
+            pub fn is_transient(self) -> bool {
+                match self { $( Code::$variant => $transient, )* }
+            }
+        }
+    };
+}
+
+codes! {
+    InvalidUrl = "invalid-url", Failure, transient: false,
+        meaning: "the connection string does not parse",
+        fix: "fix the part the message points at; percent-encode special characters in the password";
+    DnsFailure = "dns-failure", Failure, transient: false,
+        meaning: "the host name does not resolve",
+        fix: "check the host name; an unencoded @ in the password moves the host";
+    ConnectionRefused = "connection-refused", Failure, transient: true,
+        meaning: "nothing listens on that port or socket",
+        fix: "start the server, or point the URL at the port/socket where it listens";
+    ConnectionTimeout = "connection-timeout", Failure, transient: true,
+        meaning: "the server did not answer in time",
+        fix: "check host, port and firewall; raise connect_timeout";
+    NotPostgres = "not-postgres", Failure, transient: false,
+        meaning: "something answers on that port, but it is not PostgreSQL",
+        fix: "point the URL at the PostgreSQL server's port";
+    SslRequired = "ssl-required", Failure, transient: false,
+        meaning: "the server only accepts TLS connections and the client disabled TLS",
+        fix: "add ?sslmode=require";
+    SslUnsupported = "ssl-unsupported", Failure, transient: false,
+        meaning: "the client requires TLS and the server has none",
+        fix: "use sslmode=prefer for a local server, or turn ssl on in postgresql.conf";
+    SslCertificate = "ssl-certificate", Failure, transient: false,
+        meaning: "the server's certificate did not verify",
+        fix: "set sslrootcert to the CA that signed it, or connect with the name in the certificate";
+    ClientCertificateRequired = "client-certificate-required", Failure, transient: false,
+        meaning: "pg_hba.conf asks for a client certificate and none was sent, or it was not accepted",
+        fix: "give sslcert and sslkey (signed by the server's ssl_ca_file, CN = the user name)";
+    AuthFailed = "auth-failed", Failure, transient: false,
+        meaning: "the server rejected the credentials",
+        fix: "check the user and password; reset the password with ALTER ROLE";
+    PasswordRequired = "password-required", Failure, transient: false,
+        meaning: "the server asks for a password and none was given",
+        fix: "put the password in the URL, PGPASSWORD or ~/.pgpass";
+    NoHbaEntry = "no-hba-entry", Failure, transient: false,
+        meaning: "pg_hba.conf has no line that lets this client in",
+        fix: "add a host line for this user, database and address to pg_hba.conf and reload";
+    HbaReject = "hba-reject", Failure, transient: false,
+        meaning: "a reject line in pg_hba.conf matches this client first",
+        fix: "remove that reject line, or put a line that lets this client in above it, and reload";
+    RoleMissing = "role-missing", Failure, transient: false,
+        meaning: "the role does not exist",
+        fix: "create it (aksara dbsetup), or fix the user name";
+    RoleCannotLogin = "role-cannot-login", Failure, transient: false,
+        meaning: "the role exists but has NOLOGIN",
+        fix: "ALTER ROLE ... LOGIN as a superuser";
+    DatabaseMissing = "database-missing", Failure, transient: false,
+        meaning: "the database does not exist",
+        fix: "create it (aksara dbsetup), or fix the database name";
+    DatabaseNotAccepting = "database-not-accepting", Failure, transient: false,
+        meaning: "the database does not allow connections (ALLOW_CONNECTIONS false)",
+        fix: "ALTER DATABASE ... ALLOW_CONNECTIONS true as a superuser";
+    TooManyConnections = "too-many-connections", Failure, transient: true,
+        meaning: "every connection slot of the server is taken",
+        fix: "lower the pool size, or raise max_connections and restart";
+    RoleConnectionLimit = "role-connection-limit", Failure, transient: true,
+        meaning: "the role's own CONNECTION LIMIT is reached",
+        fix: "ALTER ROLE ... CONNECTION LIMIT n (or -1), or lower the pool size";
+    DatabaseConnectionLimit = "database-connection-limit", Failure, transient: true,
+        meaning: "the database's own CONNECTION LIMIT is reached",
+        fix: "ALTER DATABASE ... CONNECTION LIMIT n (or -1), or lower the pool size";
+    ServerStarting = "server-starting", Failure, transient: true,
+        meaning: "the server is starting, shutting down or in recovery",
+        fix: "wait (aksara doctor --wait 30) and try again";
+    HotStandbyOff = "hot-standby-off", Failure, transient: false,
+        meaning: "the server is a standby with hot_standby = off: it accepts no connections",
+        fix: "connect to the primary, or set hot_standby = on on the standby and restart it";
+    SettingRejected = "setting-rejected", Failure, transient: false,
+        meaning: "the server refused a setting sent at login (options or a URL parameter)",
+        fix: "remove or correct the setting the message names";
+    PermissionDenied = "permission-denied", Failure, transient: false,
+        meaning: "the role may not connect to this database or do what was asked",
+        fix: "GRANT the privilege named in the message";
+    ConnectionLost = "connection-lost", Failure, transient: true,
+        meaning: "the connection closed while a check was running",
+        fix: "see the server log for why the session ended, then run the check again";
+    /// The honest unknown on the server's side: aksara has no entry for what the server said.
+    ServerError = "server-error", Failure, transient: false,
+        meaning: "the server answered with an error aksara has no entry for",
+        fix: "read the server's own message, detail and hint, shown as they came";
+    /// The honest unknown on the client's side.
+    UnexpectedError = "unexpected-error", Failure, transient: false,
+        meaning: "the connection failed in a way aksara does not recognise",
+        fix: "read the error as shown; check that the host and port belong to a PostgreSQL server";
+    CannotCreateTables = "cannot-create-tables", Warning, transient: false,
+        meaning: "the role can log in but cannot create tables (PG 15 public)",
+        fix: "make the role the database owner, or GRANT CREATE ON SCHEMA public";
+    SslNotUsedRemote = "ssl-not-used-remote", Warning, transient: false,
+        meaning: "a remote server is reached without requiring TLS",
+        fix: "add ?sslmode=require (or verify-full)";
+    EnvNotIgnored = "env-not-ignored", Warning, transient: false,
+        meaning: "the .env file holding the password is not ignored by git",
+        fix: "add .env to .gitignore";
+    EnvWorldReadable = "env-world-readable", Warning, transient: false,
+        meaning: "other users can read the .env file",
+        fix: "chmod 600 .env";
+    ConnectionsNearLimit = "connections-near-limit", Warning, transient: false,
+        meaning: "the server is close to max_connections",
+        fix: "close idle connections or raise max_connections";
+    PoolExceedsConnections = "pool-exceeds-connections", Warning, transient: false,
+        meaning: "the pools can open more connections than the server allows",
+        fix: "lower pool_max_size per the workload table, or raise max_connections";
+}
+
+impl Code {
+    pub fn from_id(id: &str) -> Option<Code> {
+        Code::ALL.iter().copied().find(|c| c.id() == id)
+    }
+
+    /// The failure codes of the catalogue, then the warnings, as `--help` lists them.
+    pub fn help_lines(severity: Severity) -> impl Iterator<Item = String> {
+        Code::ALL
+            .iter()
+            .filter(move |c| c.severity() == severity)
+            .map(|c| format!("  {:<28}{}", c.id(), c.meaning()))
+    }
+
+    /// The README's catalogue table (regenerated by `AKSARA_REGENERATE=1 cargo test --test cli docs`).
+    pub fn markdown_table() -> String {
+        let mut out = String::from("| code | severity | meaning | fix |\n|---|---|---|---|\n");
+        for c in Code::ALL {
+            let severity = match c.severity() {
+                Severity::Failure => "failure",
+                Severity::Warning => "warning",
+            };
+            out.push_str(&format!(
+                "| `{}` | {severity} | {} | {} |\n",
+                c.id(),
+                c.meaning(),
+                c.fix()
+            ));
+        }
+        out
+    }
+}
+
+impl std::fmt::Display for Code {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.id())
+    }
+}
+
+impl Serialize for Code {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.id())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_unique_kebab_case_and_round_trip() {
+        let mut seen = std::collections::HashSet::new();
+        for c in Code::ALL {
+            assert!(seen.insert(c.id()), "duplicate id {}", c.id());
+            assert!(
+                c.id()
+                    .chars()
+                    .all(|ch| ch.is_ascii_lowercase() || ch == '-'),
+                "{}",
+                c.id()
+            );
+            assert_eq!(Code::from_id(c.id()), Some(*c));
+        }
+    }
+
+    #[test]
+    fn warnings_are_never_transient() {
+        for c in Code::ALL {
+            if c.severity() == Severity::Warning {
+                assert!(!c.is_transient(), "{c}");
+            }
+        }
+    }
+}

@@ -1,0 +1,361 @@
+//! Deciding what to create: the database and user names (asked for, or from the flags), what
+//! to do with a database or user that exists, the application password (kept when `.env`
+//! already holds one that works, given, typed or generated), the plan and whether the admin
+//! may run it, and whether `.env` may be changed. Nothing on the server changes here.
+
+use crate::code::Code;
+use crate::connect;
+use crate::dsn::{ConnString, Endpoint, Format, Host, HostSpec, Password, SslMode};
+use crate::envfile::OnConflict;
+use crate::error::{CliError, CliResult};
+use crate::provision::{self, AdminRights, Existing, NameKind, PasswordAction, Step};
+
+use super::Setup;
+use super::discover::{Admin, folder_name};
+use super::execute::existing_objects;
+use super::settings::{Name, check_password};
+
+/// What the setup will do, decided before anything changes.
+pub struct Plan {
+    pub db: String,
+    pub role: String,
+    pub existing: Existing,
+    pub steps: Vec<Step>,
+    /// The application URL that will be verified and written.
+    pub url: ConnString,
+    pub on_conflict: OnConflict,
+    /// The password already in `.env` (or typed as the current one) is kept.
+    pub password_kept: bool,
+}
+
+impl Setup<'_> {
+    /// The database and user names: from the flags, else asked for.
+    pub async fn names(&self) -> CliResult<(String, String)> {
+        let db = match (&self.s.db_name, self.prompter) {
+            (Name::Given(n), _) => n.clone(),
+            (Name::Ask, Some(p)) => {
+                p.input(
+                    "Database name",
+                    Some(provision::default_db_name(&folder_name())),
+                    validate_db,
+                )
+                .await?
+            }
+            (Name::Ask, None) => {
+                return Err(CliError::usage(
+                    "--db-name is required with --non-interactive",
+                ));
+            }
+        };
+        let role = match (&self.s.db_user, self.prompter, &self.s.db_name) {
+            (Some(n), _, _) => n.clone(),
+            (None, Some(p), Name::Ask) => {
+                p.input(
+                    "Application user",
+                    Some(provision::default_role_name(&db)),
+                    validate_role,
+                )
+                .await?
+            }
+            _ => provision::default_role_name(&db),
+        };
+        Ok((db, role))
+    }
+
+    /// Everything decided under the setup lock, before any statement runs.
+    pub async fn decide(
+        &self,
+        admin: &mut Admin,
+        db: String,
+        role: String,
+        rights: AdminRights,
+        env_value: Option<&str>,
+    ) -> CliResult<Plan> {
+        let existing_cs = env_value.and_then(|v| ConnString::parse(v).ok());
+        let (db, existing) = self.reuse_or_rename(admin, db, &role).await?;
+        // The application URL's host: the admin's TCP address, or localhost on the same port
+        // when the admin came in over a socket (application users rarely have peer access).
+        let endpoint = app_endpoint(admin);
+        let mut keep_url = self
+            .working_env_url(existing_cs.as_ref(), &existing, &db, &role)
+            .await;
+        let password = match (&keep_url, &self.s.password) {
+            (Some(cs), _) => cs
+                .password
+                .as_ref()
+                .map(|p| p.expose().to_string())
+                .unwrap_or_default(),
+            (None, Some(g)) => g.value.clone(),
+            (None, None) => {
+                let (password, typed_current) = self.choose_password(&existing, &role).await?;
+                if typed_current {
+                    keep_url = Some(app_conn_string(
+                        &endpoint,
+                        &role,
+                        &password,
+                        &db,
+                        self.s.sslmode,
+                    ));
+                    password
+                } else {
+                    check_password(password, "the prompt")?.value
+                }
+            }
+        };
+        let action = if keep_url.is_some() {
+            PasswordAction::Keep
+        } else {
+            PasswordAction::Set(password.clone())
+        };
+        let steps = provision::plan(&db, &role, &action, &existing, rights);
+        refuse_missing_rights(&steps, rights, &admin.cfg.user)?;
+        let password_kept = keep_url.is_some();
+        let url = keep_url
+            .unwrap_or_else(|| app_conn_string(&endpoint, &role, &password, &db, self.s.sslmode));
+        let on_conflict = self.env_conflict(env_value, &url).await?;
+        Ok(Plan {
+            db,
+            role,
+            existing,
+            steps,
+            url,
+            on_conflict,
+            password_kept,
+        })
+    }
+
+    /// What exists already; interactive: reuse an existing database, or choose another name.
+    async fn reuse_or_rename(
+        &self,
+        admin: &mut Admin,
+        mut db: String,
+        role: &str,
+    ) -> CliResult<(String, Existing)> {
+        let limits = self.s.limits;
+        let mut existing = {
+            let _spinner = self
+                .printer
+                .spinner("Looking for an existing database and user");
+            existing_objects(&mut admin.conn, &db, role, limits).await?
+        };
+        let Some(p) = self.prompter else {
+            return Ok((db, existing));
+        };
+        while let Some(owner) = &existing.database_owner
+            && admin.created_database.as_deref() != Some(db.as_str())
+        {
+            let choice = p
+                .select(
+                    &format!("Database \"{db}\" already exists (owner \"{owner}\")"),
+                    vec![
+                        "Reuse it (nothing is dropped)".into(),
+                        "Choose another name".into(),
+                    ],
+                    0,
+                )
+                .await?;
+            if choice == 0 {
+                break;
+            }
+            db = p.input("Database name", None, validate_db).await?;
+            existing = existing_objects(&mut admin.conn, &db, role, limits).await?;
+        }
+        Ok((db, existing))
+    }
+
+    /// The URL already in `.env`, when it is for this user and database and still logs in
+    /// (and no other password was given): rerunning keeps it.
+    async fn working_env_url(
+        &self,
+        existing_cs: Option<&ConnString>,
+        existing: &Existing,
+        db: &str,
+        role: &str,
+    ) -> Option<ConnString> {
+        let cs = existing_cs?;
+        let for_this = existing.role_exists
+            && existing.database_owner.is_some()
+            && cs.user.as_deref() == Some(role)
+            && cs.dbname.as_deref() == Some(db);
+        if !for_this {
+            return None;
+        }
+        let cfg = cs.resolve(self.env).ok()?;
+        let connected = {
+            let _spinner = self.printer.spinner("Trying the password already in .env");
+            connect::connect(&cfg, self.s.limits.connect).await.ok()?
+        };
+        connect::close(connected.conn).await;
+        let same = self
+            .s
+            .password
+            .as_ref()
+            .is_none_or(|g| cs.password.as_ref().map(|p| p.expose()) == Some(g.value.as_str()));
+        same.then(|| cs.clone())
+    }
+
+    /// Ask for the password (or generate one in CI). Returns it, and whether it is the
+    /// existing user's current password (kept, not set).
+    async fn choose_password(&self, existing: &Existing, role: &str) -> CliResult<(String, bool)> {
+        let Some(p) = self.prompter else {
+            return Ok((provision::generate_password(), false));
+        };
+        if existing.role_exists {
+            let choice = p
+                .select(
+                    &format!("User \"{role}\" already exists"),
+                    vec![
+                        "Set a new generated password on it".into(),
+                        "Type its current password".into(),
+                        "Type a new password for it".into(),
+                    ],
+                    0,
+                )
+                .await?;
+            return Ok(match choice {
+                0 => (provision::generate_password(), false),
+                1 => (
+                    p.password(&format!("Current password of \"{role}\""), false)
+                        .await?,
+                    true,
+                ),
+                _ => (
+                    p.password(&format!("New password for \"{role}\""), true)
+                        .await?,
+                    false,
+                ),
+            });
+        }
+        let choice = p
+            .select(
+                "Password for the application user",
+                vec![
+                    "Generate a strong one (recommended)".into(),
+                    "Type my own".into(),
+                ],
+                0,
+            )
+            .await?;
+        if choice == 0 {
+            Ok((provision::generate_password(), false))
+        } else {
+            let typed = p
+                .password(&format!("Password for \"{role}\""), true)
+                .await?;
+            Ok((typed, false))
+        }
+    }
+
+    /// The .env must be writable without clobbering a different value: decided before any
+    /// change.
+    async fn env_conflict(
+        &self,
+        env_value: Option<&str>,
+        url: &ConnString,
+    ) -> CliResult<OnConflict> {
+        let final_url = url.to_url(crate::dsn::Reveal::Secret);
+        if env_value.is_none_or(|old| old == final_url) {
+            return Ok(OnConflict::Fail);
+        }
+        let (file, key) = (self.s.env_file.display(), &self.s.env_key);
+        if self.s.force {
+            return Ok(OnConflict::ReplaceKeepingOldAsComment);
+        }
+        let Some(p) = self.prompter else {
+            return Err(CliError::failure(format!("{file} already sets {key} to a different value"))
+                .before_any_change()
+                .with_hint("pass --force to replace it (the old line is kept as a comment), or --env-key to write another variable"));
+        };
+        let question =
+            format!("{file} already sets {key}; replace it (the old line is kept as a comment)?");
+        if p.confirm(&question, true).await? {
+            return Ok(OnConflict::ReplaceKeepingOldAsComment);
+        }
+        Err(CliError::failure("setup cancelled")
+            .before_any_change()
+            .with_hint("pass --env-key OTHER_KEY to write another variable, or --env-file PATH"))
+    }
+}
+
+/// Refuse before touching anything when the admin lacks a privilege the plan needs.
+fn refuse_missing_rights(steps: &[Step], rights: AdminRights, admin: &str) -> CliResult<()> {
+    let missing = provision::missing_rights(steps, rights, admin);
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<_> = missing.iter().map(|(n, _)| n.as_str()).collect();
+    let grants: Vec<_> = missing.iter().map(|(_, g)| g.as_str()).collect();
+    let creates_database = steps
+        .iter()
+        .any(|s| matches!(s, Step::CreateDatabase { .. }));
+    Err(CliError::failure(format!(
+        "the admin role \"{admin}\" lacks the {} privilege{} needed to create {}",
+        names.join(" and "),
+        if names.len() > 1 { "s" } else { "" },
+        if creates_database {
+            "the database"
+        } else {
+            "the user"
+        }
+    ))
+    .before_any_change()
+    .with_code(Code::PermissionDenied)
+    .with_hint(format!(
+        "as a superuser run `{}`, or pass --admin-url with a superuser",
+        grants.join(" ")
+    )))
+}
+
+fn validate_db(s: &str) -> Result<(), String> {
+    provision::validate_name(NameKind::Database, s).map_err(|e| format!("{e}; {}", e.hint()))
+}
+
+fn validate_role(s: &str) -> Result<(), String> {
+    provision::validate_name(NameKind::Role, s).map_err(|e| format!("{e}; {}", e.hint()))
+}
+
+pub fn app_conn_string(
+    ep: &Endpoint,
+    role: &str,
+    password: &str,
+    db: &str,
+    sslmode: Option<SslMode>,
+) -> ConnString {
+    let host = match &ep.host {
+        Host::Tcp(h) => h.clone(),
+        Host::Socket(dir) => dir.display().to_string(),
+    };
+    ConnString {
+        format: Format::Uri,
+        hosts: vec![HostSpec {
+            host: Some(host),
+            port: Some(ep.port),
+        }],
+        user: Some(role.to_string()),
+        password: Some(Password::new(password.to_string())),
+        dbname: Some(db.to_string()),
+        sslmode,
+        connect_timeout: None,
+        application_name: None,
+        sslrootcert: None,
+        options: None,
+        unknown: Vec::new(),
+    }
+}
+
+pub fn app_endpoint(admin: &Admin) -> Endpoint {
+    match &admin.endpoint.host {
+        Host::Tcp(_) => admin.endpoint.clone(),
+        Host::Socket(_) => {
+            let port = admin.endpoint.port;
+            let tcp = admin.answered.iter().find(|(ep, _)| {
+                matches!(&ep.host, Host::Tcp(h) if h == "localhost" || h == "127.0.0.1")
+                    && ep.port == port
+            });
+            match tcp {
+                Some((ep, _)) => ep.clone(),
+                None => admin.endpoint.clone(),
+            }
+        }
+    }
+}

@@ -1,0 +1,615 @@
+//! Finding a server and logging in as an admin: `--admin-url`, the project's own server,
+//! discovery of local servers (PG* variables, the `.env`'s URL, the usual sockets and ports,
+//! probed at once), logins that need no typing (PG*, `~/.pgpass`, trust, peer), the admin
+//! password prompt, and, when nothing answers, the offer to start a server for the project.
+
+use std::time::Duration;
+
+use sqlx::PgConnection;
+
+use super::Setup;
+use super::settings::Name;
+use crate::cli::StartServer;
+use crate::code::Code;
+use crate::connect::{self, FailureKind};
+use crate::diagnose::{self, Context};
+use crate::dsn::{ConnConfig, ConnString, Endpoint, Host, HostSpec, Password};
+use crate::envfile::{self, GitIgnoreStatus};
+use crate::error::{CliError, CliResult};
+use crate::localserver;
+use crate::probe::{self, Answer, Candidate};
+use crate::projectserver::{self, GITIGNORE_PATTERN, Kind, Layout};
+use crate::prompt::Prompt;
+use crate::provision;
+use crate::serverup;
+use crate::ui::{Mark, Printer};
+
+/// How long one discovery probe may take (all run at once).
+const DISCOVERY_BOUND: Duration = Duration::from_secs(2);
+
+pub struct Admin {
+    pub conn: PgConnection,
+    pub cfg: ConnConfig,
+    pub endpoint: Endpoint,
+    /// Other endpoints that answered during discovery (to pick the app URL's host).
+    pub answered: Vec<(Endpoint, bool)>,
+    /// A database the server made as aksara started it (the Docker image's POSTGRES_DB): it
+    /// is this setup's own, so reusing it needs no question.
+    pub created_database: Option<String>,
+}
+
+impl Setup<'_> {
+    /// Find a server and log in as an admin, trying what needs no typing first.
+    pub async fn admin_connection(&self, existing_cs: Option<&ConnString>) -> CliResult<Admin> {
+        if let Some(url) = &self.s.admin_url {
+            return self.admin_from_url(url).await;
+        }
+        // The project's own server: asked for by --start-server, or recorded in .aksara/.
+        let layout = project_layout()?;
+        if let Some(kind @ (StartServer::Local | StartServer::Docker)) = self.s.start_server {
+            return self.project_admin(&layout, kind, true).await;
+        }
+        if let Some(record) = layout.read_record()? {
+            let kind = match record.kind {
+                Kind::Local => StartServer::Local,
+                Kind::Docker => StartServer::Docker,
+            };
+            self.printer.step(
+                Mark::Pass,
+                &format!(
+                    "This project has its own PostgreSQL ({}, port {})",
+                    layout.show(&layout.record_file()),
+                    record.port
+                ),
+            );
+            let allow_start = self.s.start_server != Some(StartServer::Never);
+            return self.project_admin(&layout, kind, allow_start).await;
+        }
+        let probed = self.discover(existing_cs).await;
+        let answered: Vec<_> = probed
+            .iter()
+            .filter_map(|p| match p.answer {
+                Answer::Postgres { tls } => Some((p.candidate.clone(), tls)),
+                _ => None,
+            })
+            .collect();
+        if answered.is_empty() {
+            return self.offer_server(&layout, &probed).await;
+        }
+        // One local server usually answers on a socket and on TCP localhost with the same
+        // port: list it once, with all its addresses.
+        let servers = group_servers(&answered);
+        let chosen = match self.prompter {
+            Some(p) if servers.len() > 1 => {
+                let items: Vec<String> = servers.iter().map(|s| describe_server(s)).collect();
+                p.select("Several PostgreSQL servers answer; which one?", items, 0)
+                    .await?
+            }
+            _ => 0,
+        };
+        let server = &servers[chosen];
+        self.printer
+            .step(Mark::Pass, &format!("Found {}", describe_server(server)));
+        let answered_eps: Vec<(Endpoint, bool)> = answered
+            .iter()
+            .map(|(c, t)| (c.endpoint.clone(), *t))
+            .collect();
+        self.login_without_typing(server, answered_eps).await
+    }
+
+    async fn admin_from_url(&self, url: &str) -> CliResult<Admin> {
+        let bound = self.s.limits.connect;
+        let cs = ConnString::parse(url)?;
+        let cfg = cs.resolve(self.env)?;
+        let spinner = self
+            .printer
+            .spinner(&format!("Connecting to {}", cfg.redacted()));
+        let result = connect::connect(&cfg, bound).await;
+        drop(spinner);
+        let failure = match result {
+            Ok(c) => {
+                self.printer.step(
+                    Mark::Pass,
+                    &format!("Connected as \"{}\" to {}", cfg.user, c.endpoint),
+                );
+                return Ok(Admin {
+                    endpoint: c.endpoint.clone(),
+                    conn: c.conn,
+                    cfg,
+                    answered: Vec::new(),
+                    created_database: None,
+                });
+            }
+            Err(failure) => failure,
+        };
+        let attempt = failure.last().clone();
+        if let (Some(p), FailureKind::Server(e)) = (self.prompter, &attempt.failure)
+            && e.sqlstate == "28P01"
+        {
+            return self
+                .prompt_admin_login(p, &attempt.endpoint, Some(cfg.user.clone()), Vec::new())
+                .await;
+        }
+        Err(connect_error(&cfg, &failure, "the admin connection (--admin-url) failed").await)
+    }
+
+    /// Discovery: PG* variables, the .env's URL, the usual sockets and ports, all at once.
+    async fn discover(&self, existing_cs: Option<&ConnString>) -> Vec<probe::Probed> {
+        let env = self.env;
+        let mut candidates = Vec::new();
+        if env.has_pg_target()
+            && let Ok(cfg) = ConnString::default().resolve(env)
+        {
+            candidates.extend(cfg.endpoints.into_iter().map(|endpoint| Candidate {
+                endpoint,
+                origin: "PG* variables".into(),
+            }));
+        }
+        if let Some(cs) = existing_cs
+            && let Ok(cfg) = cs.resolve(env)
+        {
+            candidates.extend(cfg.endpoints.into_iter().map(|endpoint| Candidate {
+                endpoint,
+                origin: format!("{} in {}", self.s.env_key, self.s.env_file.display()),
+            }));
+        }
+        candidates.extend(probe::local_candidates());
+        let mut unique: Vec<Candidate> = Vec::new();
+        for c in candidates {
+            if !unique.iter().any(|u| u.endpoint == c.endpoint) {
+                unique.push(c);
+            }
+        }
+        let _spinner = self.printer.spinner("Looking for PostgreSQL");
+        // Refused ports and missing sockets answer at once, so the bound only matters for a
+        // server that is slow to fork its backend (a loaded machine, a busy CI runner):
+        // generous enough not to miss it.
+        probe::probe_all(unique, DISCOVERY_BOUND).await
+    }
+
+    /// Admin login without typing: PG* variables, ~/.pgpass, trust or peer over the socket;
+    /// then, interactive, the admin password prompt.
+    async fn login_without_typing(
+        &self,
+        server: &[(Candidate, bool)],
+        answered_eps: Vec<(Endpoint, bool)>,
+    ) -> CliResult<Admin> {
+        let (env, printer, bound) = (self.env, self.printer, self.s.limits.connect);
+        let mut users = Vec::new();
+        if let Some(u) = env.var_nonempty("PGUSER") {
+            users.push(u);
+        } else {
+            users.push("postgres".to_string());
+            if let Some(os) = crate::dsn::Environment::os_user(env)
+                && os != "postgres"
+            {
+                users.push(os);
+            }
+        }
+        let mut last_failure = None;
+        let mut tried = Vec::new();
+        let spinner = printer.spinner("Logging in as an admin");
+        // Every address of the server is worth a try: peer auth may work on the socket and a
+        // password from ~/.pgpass over TCP.
+        let same_server: Vec<Endpoint> = server.iter().map(|(c, _)| c.endpoint.clone()).collect();
+        for endpoint in &same_server {
+            for user in &users {
+                for db in ["postgres", "template1"] {
+                    let cs = admin_conn_string(
+                        endpoint,
+                        user,
+                        env.var_nonempty("PGDATABASE").as_deref().unwrap_or(db),
+                    );
+                    let Ok(cfg) = cs.resolve(env) else { continue };
+                    let f = match connect::connect(&cfg, bound).await {
+                        Ok(c) => {
+                            printer.step(
+                                Mark::Pass,
+                                &format!(
+                                    "Logged in as \"{}\" ({})",
+                                    cfg.user,
+                                    password_origin(&cfg)
+                                ),
+                            );
+                            return Ok(Admin {
+                                endpoint: c.endpoint.clone(),
+                                conn: c.conn,
+                                cfg,
+                                answered: answered_eps,
+                                created_database: None,
+                            });
+                        }
+                        Err(f) => f,
+                    };
+                    let database_missing = f.last().failure.sqlstate() == Some("3D000");
+                    if !database_missing {
+                        tried.push(format!(
+                            "\"{user}\" at {endpoint}: {}",
+                            short_failure(&f.last().failure)
+                        ));
+                    }
+                    last_failure = Some((cfg, f));
+                    if !database_missing {
+                        break;
+                    }
+                }
+            }
+        }
+        // No spinner may tick under a prompt.
+        drop(spinner);
+        let (cfg, failure) = last_failure.expect("at least one login was attempted");
+        let Some(p) = self.prompter else {
+            return Err(connect_error(&cfg, &failure, "no admin login works without a password")
+                .await
+                .with_hint("pass --admin-url postgresql://USER:PASSWORD@HOST:PORT/postgres (or set PGUSER and PGPASSWORD, or a ~/.pgpass line) for a role that may create databases and roles"));
+        };
+        printer.status("No admin login works without a password; tried:");
+        for t in &tried {
+            printer.status(&format!("  {t}"));
+        }
+        // Passwords go over TCP when the server listens there: peer auth on the socket
+        // ignores them.
+        let endpoint = same_server
+            .iter()
+            .find(|e| matches!(e.host, Host::Tcp(_)))
+            .unwrap_or(&same_server[0])
+            .clone();
+        self.prompt_admin_login(p, &endpoint, None, answered_eps)
+            .await
+    }
+}
+
+/// Answering endpoints grouped into servers: local addresses with the same port are one
+/// server (its socket and its TCP listener); anything else stands alone.
+fn group_servers(answered: &[(Candidate, bool)]) -> Vec<Vec<(Candidate, bool)>> {
+    let mut servers: Vec<Vec<(Candidate, bool)>> = Vec::new();
+    for (c, tls) in answered {
+        let key = |e: &Endpoint| {
+            if e.is_local() {
+                (String::new(), e.port)
+            } else {
+                (e.to_string(), e.port)
+            }
+        };
+        match servers
+            .iter_mut()
+            .find(|s| key(&s[0].0.endpoint) == key(&c.endpoint))
+        {
+            Some(server) => server.push((c.clone(), *tls)),
+            None => servers.push(vec![(c.clone(), *tls)]),
+        }
+    }
+    // Sockets first: trust and peer logins live there.
+    for server in &mut servers {
+        server.sort_by_key(|(c, _)| !matches!(c.endpoint.host, Host::Socket(_)));
+    }
+    servers
+}
+
+fn describe_server(server: &[(Candidate, bool)]) -> String {
+    let port = server[0].0.endpoint.port;
+    let addresses: Vec<String> = server
+        .iter()
+        .map(|(c, tls)| match &c.endpoint.host {
+            Host::Socket(dir) => format!("socket in {}", dir.display()),
+            Host::Tcp(h) => format!("TCP {h}:{port}, TLS {}", if *tls { "on" } else { "off" }),
+        })
+        .collect();
+    let origin = &server[0].0.origin;
+    let origin = if origin.starts_with("socket") || origin.starts_with("TCP") {
+        String::new()
+    } else {
+        format!(", from {origin}")
+    };
+    format!(
+        "PostgreSQL on port {port} ({}{origin})",
+        addresses.join("; ")
+    )
+}
+
+fn short_failure(f: &FailureKind) -> String {
+    match f {
+        FailureKind::Server(e) => e.message.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn password_origin(cfg: &ConnConfig) -> &'static str {
+    match cfg.password_source {
+        crate::dsn::PasswordSource::ConnString => "password from the URL",
+        crate::dsn::PasswordSource::EnvPgPassword => "password from PGPASSWORD",
+        crate::dsn::PasswordSource::PgPass => "password from ~/.pgpass",
+        crate::dsn::PasswordSource::Prompt => "password typed",
+        crate::dsn::PasswordSource::None => "no password needed",
+    }
+}
+
+fn admin_conn_string(endpoint: &Endpoint, user: &str, db: &str) -> ConnString {
+    ConnString {
+        hosts: vec![HostSpec {
+            host: Some(match &endpoint.host {
+                Host::Tcp(h) => h.clone(),
+                Host::Socket(d) => d.display().to_string(),
+            }),
+            port: Some(endpoint.port),
+        }],
+        user: Some(user.to_string()),
+        dbname: Some(db.to_string()),
+        ..ConnString::default()
+    }
+}
+
+impl Setup<'_> {
+    /// Ask for the admin's name (unless known) and password; three tries for a wrong one.
+    async fn prompt_admin_login(
+        &self,
+        p: &dyn Prompt,
+        endpoint: &Endpoint,
+        user: Option<String>,
+        answered: Vec<(Endpoint, bool)>,
+    ) -> CliResult<Admin> {
+        let (printer, env, bound) = (self.printer, self.env, self.s.limits.connect);
+        let user = match user {
+            Some(u) => u,
+            None => {
+                p.input("Admin user", Some("postgres".into()), |_| Ok(()))
+                    .await?
+            }
+        };
+        let mut last = None;
+        for attempt in 1..=3 {
+            let password = p
+                .password(&format!("Password for \"{user}\""), false)
+                .await?;
+            let mut cs = admin_conn_string(endpoint, &user, "postgres");
+            cs.password = Some(Password::new(password));
+            let mut cfg = cs.resolve(env)?;
+            cfg.password_source = crate::dsn::PasswordSource::Prompt;
+            let spinner = printer.spinner(&format!("Logging in as \"{user}\""));
+            let result = connect::connect(&cfg, bound).await;
+            drop(spinner);
+            match result {
+                Ok(c) => {
+                    printer.step(Mark::Pass, &format!("Logged in as \"{user}\""));
+                    return Ok(Admin {
+                        endpoint: c.endpoint.clone(),
+                        conn: c.conn,
+                        cfg,
+                        answered,
+                        created_database: None,
+                    });
+                }
+                Err(f) if f.last().failure.sqlstate() == Some("28P01") && attempt < 3 => {
+                    printer.step(
+                    Mark::Fail,
+                    &format!(
+                        "password authentication failed for user \"{user}\"; try again ({} left)",
+                        3 - attempt
+                    ),
+                );
+                    last = Some((cfg, f));
+                }
+                Err(f) => return Err(connect_error(&cfg, &f, "the admin login failed").await),
+            }
+        }
+        let (cfg, f) = last.expect("three attempts failed");
+        Err(connect_error(&cfg, &f, "the admin login failed").await)
+    }
+}
+
+/// A connection failure as a CliError, named by the catalogue.
+pub async fn connect_error(
+    cfg: &ConnConfig,
+    failure: &connect::ConnectFailure,
+    what: &str,
+) -> CliError {
+    let attempt = failure.last();
+    let mut ctx = Context::default();
+    if matches!(
+        attempt.failure,
+        FailureKind::Refused | FailureKind::SocketMissing
+    ) {
+        ctx.start_command = std::env::current_dir()
+            .ok()
+            .and_then(|dir| projectserver::start_command_for(&attempt.endpoint, &dir))
+            .or_else(|| diagnose::start_command(attempt.endpoint.port));
+    }
+    let d = diagnose::diagnose(cfg, attempt, &ctx);
+    CliError::failure(format!("{what}: {}", d.message))
+        .with_hint(d.hint)
+        .with_code(d.code)
+}
+
+fn no_server_error(probed: &[probe::Probed], offers: &[Offer]) -> CliError {
+    let places: Vec<String> = probed
+        .iter()
+        .map(|p| p.candidate.endpoint.to_string())
+        .collect();
+    let mut installed = Vec::new();
+    for tool in ["psql", "postgres", "pg_ctl", "initdb", "docker"] {
+        if let Ok(path) = which::which(tool) {
+            installed.push(format!("{tool} ({})", path.display()));
+        }
+    }
+    let installed = if installed.is_empty() {
+        "none of psql, postgres, pg_ctl, docker".to_string()
+    } else {
+        installed.join(", ")
+    };
+    let mut hint = format!("installed: {installed}. ");
+    if offers.is_empty() {
+        hint.push_str(&diagnose::install_advice());
+    } else {
+        let flags: Vec<String> = offers
+            .iter()
+            .map(|o| format!("`--start-server {}` starts {}", o.flag(), o.describe()))
+            .collect();
+        hint.push_str(&format!(
+            "aksara can start one for this project: {}. Or: {}",
+            flags.join(", or "),
+            diagnose::install_advice()
+        ));
+    }
+    CliError::failure(format!(
+        "no PostgreSQL server answers; probed: {}",
+        places.join(", ")
+    ))
+    .with_code(Code::ConnectionRefused)
+    .with_hint(hint)
+}
+
+/// A server aksara can start on this machine.
+enum Offer {
+    Local(localserver::Binaries),
+    Docker,
+}
+
+impl Offer {
+    fn flag(&self) -> &'static str {
+        match self {
+            Offer::Local(_) => "local",
+            Offer::Docker => "docker",
+        }
+    }
+
+    /// What the offer starts, for the menu ("Start …") and the hint after a refusal.
+    fn describe(&self) -> String {
+        match self {
+            Offer::Local(b) => format!(
+                "PostgreSQL {} for this project (data in .aksara/postgres, programs in {})",
+                b.version,
+                b.bindir.display()
+            ),
+            Offer::Docker => format!(
+                "PostgreSQL in Docker (container {}, image {}, volume {})",
+                crate::docker::CONTAINER,
+                crate::docker::IMAGE,
+                crate::docker::VOLUME
+            ),
+        }
+    }
+}
+
+/// The project folder: where dbsetup runs, as for `.env`.
+fn project_layout() -> CliResult<Layout> {
+    let cwd = std::env::current_dir()
+        .map_err(|e| CliError::failure(format!("cannot read the current folder: {e}")))?;
+    Ok(Layout::in_project(&cwd))
+}
+
+/// No server answers: offer what this machine can start (installed server programs first,
+/// then a Docker engine), or fail with what was probed and how to install PostgreSQL.
+impl Setup<'_> {
+    async fn offer_server(&self, layout: &Layout, probed: &[probe::Probed]) -> CliResult<Admin> {
+        let (printer, prompter) = (self.printer, self.prompter);
+        let mut offers = Vec::new();
+        if self.s.start_server != Some(StartServer::Never) {
+            if let Ok(bins) = localserver::find_binaries() {
+                offers.push(Offer::Local(bins));
+            }
+            let spinner = printer.spinner("Asking Docker");
+            if crate::docker::engine_answers(serverup::DOCKER_INFO_BOUND).await {
+                offers.push(Offer::Docker);
+            }
+            drop(spinner);
+        }
+        let Some(p) = prompter.filter(|_| !offers.is_empty()) else {
+            return Err(no_server_error(probed, &offers));
+        };
+        let places: Vec<String> = probed
+            .iter()
+            .map(|p| p.candidate.endpoint.to_string())
+            .collect();
+        printer.step(
+            Mark::Fail,
+            &format!(
+                "No PostgreSQL server answers (probed {})",
+                places.join(", ")
+            ),
+        );
+        let mut items: Vec<String> = offers
+            .iter()
+            .map(|o| format!("Start {}", o.describe()))
+            .collect();
+        items.push("Neither: show how to install PostgreSQL".into());
+        let choice = p.select("Start a PostgreSQL server?", items, 0).await?;
+        let kind = match offers.get(choice) {
+            Some(Offer::Local(_)) => StartServer::Local,
+            Some(Offer::Docker) => StartServer::Docker,
+            None => {
+                return Err(CliError::failure(
+                    "no PostgreSQL server answers, and none was started",
+                )
+                .with_code(Code::ConnectionRefused)
+                .with_hint(diagnose::install_advice()));
+            }
+        };
+        self.project_admin(layout, kind, true).await
+    }
+
+    /// Bring the project's own server up (creating it on first use) and log in as its superuser.
+    async fn project_admin(
+        &self,
+        layout: &Layout,
+        kind: StartServer,
+        allow_start: bool,
+    ) -> CliResult<Admin> {
+        let (printer, env, bound) = (self.printer, self.env, self.s.limits.connect);
+        let wait = self.s.start_timeout;
+        let up = match kind {
+            StartServer::Docker => {
+                // The image creates POSTGRES_DB as it starts: the database this setup is for.
+                let db = match &self.s.db_name {
+                    Name::Given(n) => n.clone(),
+                    Name::Ask => provision::default_db_name(&folder_name()),
+                };
+                serverup::docker(layout, self.s.server_port, &db, allow_start, printer).await?
+            }
+            _ => serverup::local(layout, self.s.server_port, wait, allow_start, printer).await?,
+        };
+        ignore_project_folder(layout, printer)?;
+        let (c, cfg) = serverup::login(layout, &up, env, wait, bound, printer).await?;
+        Ok(Admin {
+            endpoint: c.endpoint.clone(),
+            conn: c.conn,
+            cfg,
+            answered: Vec::new(),
+            created_database: up.created_database,
+        })
+    }
+}
+
+/// `.aksara/` holds the superuser password and the data: git must not pick it up.
+fn ignore_project_folder(layout: &Layout, printer: &Printer) -> CliResult<()> {
+    match envfile::git_ignore_status(&layout.root()) {
+        GitIgnoreStatus::NotIgnored { repo_root } => {
+            let pattern = crate::gitignore::relative_pattern(&layout.root(), &repo_root);
+            let pattern = format!("{}/", pattern.trim_end_matches('/'));
+            if envfile::add_to_gitignore(&repo_root, &pattern)? {
+                printer.step(
+                    Mark::Pass,
+                    &format!(
+                        "Added `{pattern}` to {} (it holds the superuser password and the data)",
+                        repo_root.join(".gitignore").display()
+                    ),
+                );
+            }
+        }
+        GitIgnoreStatus::Tracked { repo_root } => printer.warn(&format!(
+            "{} is committed to git, and it holds the superuser password: `git rm -r --cached {}` and add `/{}` to {}",
+            layout.root().display(),
+            layout.root().display(),
+            GITIGNORE_PATTERN,
+            repo_root.join(".gitignore").display()
+        )),
+        _ => {}
+    }
+    Ok(())
+}
+
+pub fn folder_name() -> String {
+    std::env::current_dir()
+        .ok()
+        .and_then(|d| d.file_name().map(|n| n.to_string_lossy().to_string()))
+        .unwrap_or_else(|| "app".into())
+}

@@ -1,0 +1,274 @@
+//! `aksara dbsetup`: find PostgreSQL, log in as an admin without typing when possible, create
+//! (or reuse) the application role and database, verify the result as the application user,
+//! and only then write DATABASE_URL to .env. Interactive on a terminal; `--non-interactive`
+//! for CI never prompts. Nothing that existed before is ever dropped; what this run created
+//! is undone when a later step fails, and the report says what exists.
+//!
+//! Resolve, then run, by phase: `settings` (flags → `Settings`, pure), `discover` (a server
+//! and an admin login), `decide` (names, password, plan; nothing changes), `execute` (the
+//! statements under the setup lock, verification, the `.env` write), `summary`. `progress`
+//! records every change so a failure, Ctrl-C or SIGTERM undoes exactly this run's own.
+
+mod decide;
+mod discover;
+mod execute;
+mod progress;
+mod settings;
+mod summary;
+
+use std::cell::RefCell;
+use std::io::Read;
+use std::time::Duration;
+
+use crate::cli::DbsetupArgs;
+use crate::connect;
+use crate::dsn::ConnString;
+use crate::envfile::{self, Change};
+use crate::error::{CliError, CliResult, Exit};
+use crate::prompt::{Prompt, Prompter, ScriptedPrompt};
+use crate::sysenv::ProcessEnvironment;
+use crate::ui::{Mark, Printer};
+
+use discover::Admin;
+use progress::{Progress, recover};
+use settings::{Inputs, Settings};
+use summary::{ObjectOutcome, Outcome, RoleOutcome};
+
+/// One setup's shared context: what every phase reads. The phases are its methods.
+pub(crate) struct Setup<'a> {
+    s: &'a Settings,
+    printer: &'a Printer,
+    /// `None` in CI: no question is ever asked.
+    prompter: Option<&'a dyn Prompt>,
+    env: &'a ProcessEnvironment,
+    progress: &'a RefCell<Progress>,
+}
+
+pub async fn run(args: DbsetupArgs, printer: &Printer) -> CliResult<Exit> {
+    // Tests walk the interactive branches with a prompt script instead of a terminal.
+    let script = std::env::var_os(crate::envvars::AKSARA_PROMPT_SCRIPT)
+        .map(|path| {
+            std::fs::read_to_string(&path).map_err(|e| {
+                CliError::usage(format!(
+                    "cannot read the prompt script {}: {e}",
+                    path.to_string_lossy()
+                ))
+            })
+        })
+        .transpose()?;
+    let inputs = Inputs {
+        stdin_is_terminal: script.is_some() || Prompter::stdin_is_terminal(),
+        password_env: std::env::var(crate::envvars::AKSARA_DB_PASSWORD).ok(),
+        read_stdin: Box::new(|| {
+            let mut buf = String::new();
+            std::io::stdin().read_to_string(&mut buf).map(|_| buf)
+        }),
+    };
+    let settings = Settings::resolve(&args, inputs)?;
+    // Everything about .env that can be checked without the server, before it changes.
+    let env_value = execute::existing_value(&settings.env_file, &settings.env_key)?;
+    envfile::check_writable(&settings.env_file).map_err(|e| {
+        CliError::failure(e.to_string())
+            .before_any_change()
+            .with_optional_hint(e.hint())
+    })?;
+    let (terminal, scripted);
+    let prompter: Option<&dyn Prompt> = match (settings.interactive, script) {
+        (false, _) => None,
+        (true, Some(script)) => {
+            scripted = ScriptedPrompt::parse(&script, printer.clone()).map_err(CliError::usage)?;
+            Some(&scripted)
+        }
+        (true, None) => {
+            terminal = Prompter::new();
+            Some(&terminal)
+        }
+    };
+    let env = ProcessEnvironment::load();
+    if let Some(w) = env.pgpass_warning() {
+        printer.warn(w);
+    }
+    let progress = RefCell::new(Progress::new(settings.env_file.display().to_string()));
+    let setup = Setup {
+        s: &settings,
+        printer,
+        prompter,
+        env: &env,
+        progress: &progress,
+    };
+    // The admin session lives out here, not inside the work: when Ctrl-C drops the work, the
+    // session (and the setup lock it holds) survives, so the undo runs under the same lock
+    // and no other run can start using this run's objects in between.
+    let mut admin_slot: Option<Admin> = None;
+    let work = setup.run(env_value, &mut admin_slot);
+    // SIGTERM is how CI cancels a job: it gets the same cleanup as Ctrl-C.
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| CliError::failure(format!("cannot watch for SIGTERM: {e}")))?;
+    let signal = tokio::select! {
+        result = work => return result,
+        _ = tokio::signal::ctrl_c() => Exit::Interrupted,
+        _ = terminate.recv() => Exit::Terminated,
+    };
+    let err = match prompter {
+        Some(p) => p.interrupted(),
+        None => CliError::interrupted(),
+    };
+    Err(undo_interrupted(
+        err,
+        signal,
+        progress.into_inner(),
+        admin_slot,
+        settings.limits,
+    )
+    .await)
+}
+
+/// Ctrl-C or SIGTERM: undo this run's own objects and say what exists. A second Ctrl-C, or a
+/// server that does not answer, ends the cleanup too.
+async fn undo_interrupted(
+    mut err: CliError,
+    signal: Exit,
+    progress: Progress,
+    mut admin_slot: Option<Admin>,
+    limits: progress::Limits,
+) -> CliError {
+    err.exit = signal;
+    let cleanup = tokio::time::timeout(
+        limits.connect + limits.client() + Duration::from_secs(10),
+        recover(&progress, admin_slot.as_mut().map(|a| &mut a.conn), limits),
+    );
+    let report = tokio::select! {
+        report = cleanup => report.unwrap_or_else(|_| progress.left_behind("the server did not answer")),
+        _ = tokio::signal::ctrl_c() => progress.left_behind("interrupted again"),
+    };
+    if let Some(admin) = admin_slot.take() {
+        connect::close(admin.conn).await;
+    }
+    let what = if signal == Exit::Terminated {
+        "terminated (SIGTERM)"
+    } else {
+        "interrupted"
+    };
+    err.message = format!("{what}; {report}");
+    err.with_hint("run `aksara dbsetup` again to finish; it reuses whatever exists")
+}
+
+impl Setup<'_> {
+    async fn run(
+        &self,
+        env_value: Option<String>,
+        admin_slot: &mut Option<Admin>,
+    ) -> CliResult<Exit> {
+        let limits = self.s.limits;
+        let existing_cs = env_value.as_deref().and_then(|v| ConnString::parse(v).ok());
+        let admin = admin_slot.insert(self.admin_connection(existing_cs.as_ref()).await?);
+        // From here on the server may change: whatever ends the run, undo what it created and
+        // say what exists. The admin session (and so the setup lock) lasts until .env is written.
+        let result = self.provision_and_write(admin).await;
+        let mut admin = admin_slot.take().expect("the admin session is in its slot");
+        let result = match result {
+            Ok(exit) => Ok(exit),
+            Err(mut e) => {
+                let snapshot = self.progress.borrow().clone();
+                // A refusal before any change says so itself.
+                if snapshot.changed() || !e.before_any_change {
+                    let report = recover(&snapshot, Some(&mut admin.conn), limits).await;
+                    e.message = format!("{}; {report}", e.message);
+                    if e.hint.is_none() {
+                        e.hint = Some("fix the cause named above and run `aksara dbsetup` again; it reuses whatever exists".into());
+                    }
+                }
+                Err(e)
+            }
+        };
+        connect::close(admin.conn).await;
+        result
+    }
+
+    /// Everything after the admin login: the setup lock, the decisions, the statements,
+    /// verification and the .env write. Records in `progress` what it changes as it goes.
+    async fn provision_and_write(&self, admin: &mut Admin) -> CliResult<Exit> {
+        let limits = self.s.limits;
+        execute::start_admin_session(admin, limits, self.progress).await?;
+        let rights = execute::admin_rights(&mut admin.conn, limits).await?;
+        let (db, role) = self.names().await?;
+        // Serialise with other dbsetup runs on this server from here to the .env write.
+        execute::advisory_lock(&mut admin.conn, limits, self.printer).await?;
+        // Read again under the lock: a run that held it before may have just written its URL.
+        let locked_env_value = execute::existing_value(&self.s.env_file, &self.s.env_key)?;
+        let plan = self
+            .decide(admin, db, role, rights, locked_env_value.as_deref())
+            .await?;
+        if !self.s.json {
+            summary::print_plan(
+                self.printer,
+                &plan.steps,
+                &self.s.env_key,
+                &plan.url,
+                &self.s.env_file,
+            );
+        }
+        if let Some(p) = self.prompter
+            && !p.confirm("Go ahead?", true).await?
+        {
+            return Err(CliError::failure("setup cancelled").before_any_change());
+        }
+
+        // A failure from here on is undone by the caller (see `progress`).
+        self.progress.borrow_mut().before = Some(plan.existing.clone());
+        let created =
+            execute::execute(admin, &plan.steps, self.printer, limits, self.progress).await?;
+        let (server_version, tls) = {
+            let _spinner = self.printer.spinner("Verifying as the application user");
+            execute::verify(&plan.url, self.env, limits).await?
+        };
+        self.printer.step(
+            Mark::Pass,
+            &format!(
+                "Verified: \"{}\" logs in to \"{}\" with the new URL and can create tables",
+                plan.role, plan.db
+            ),
+        );
+        // Write .env, still holding the setup lock.
+        let final_url = plan.url.to_url(crate::dsn::Reveal::Secret);
+        let change = execute::write_env(
+            &self.s.env_file,
+            &self.s.env_key,
+            &final_url,
+            plan.on_conflict,
+            self.printer,
+        )
+        .await?;
+        self.progress.borrow_mut().env_written = true;
+        self.gitignore_advice().await?;
+        let outcome = Outcome {
+            ok: true,
+            database: ObjectOutcome {
+                name: plan.db.clone(),
+                created: created.database,
+            },
+            role: RoleOutcome {
+                name: plan.role.clone(),
+                created: created.role,
+                password: if plan.password_kept { "kept" } else { "set" },
+            },
+            url: plan.url.to_string(),
+            env_file: self.s.env_file.display().to_string(),
+            env_key: self.s.env_key.clone(),
+            env_change: match change {
+                Change::Added => "added",
+                Change::Replaced { .. } => "replaced",
+                Change::Unchanged => "unchanged",
+            },
+            server_version,
+            tls,
+        };
+        if self.s.json {
+            self.printer
+                .result(&serde_json::to_string_pretty(&outcome).expect("the outcome serialises"));
+        } else {
+            summary::print_summary(self.printer, &outcome);
+        }
+        Ok(Exit::Success)
+    }
+}

@@ -1,0 +1,612 @@
+//! The connection checks of one URL, in order: URL, host, reach, TLS, login, query,
+//! privileges, then the production checks. Each result goes to the reporter as it is known;
+//! the healthy path opens one connection, and extra probing happens only after a failure.
+
+use std::time::{Duration, Instant};
+
+use sqlx::postgres::PgSslMode;
+
+use super::production::{lint, production_checks};
+use super::report::{Check, CheckId, Report, Reporter, Status};
+use super::targets::Target;
+use crate::cli::DoctorArgs;
+use crate::code::Code;
+use crate::connect::{self, Attempt, FailureKind};
+use crate::diagnose::{self, Context, Diagnosis};
+use crate::dsn::{ConnConfig, ConnString, Endpoint, Host, SslMode};
+use crate::probe::{self, Answer};
+use crate::session::{self, ServerFacts, TableCheck};
+use crate::sysenv::ProcessEnvironment;
+
+/// The checks of one URL so far, each also handed to the reporter as it is recorded.
+pub struct Checklist<'r> {
+    reporter: &'r mut dyn Reporter,
+    pub checks: Vec<Check>,
+}
+
+impl<'r> Checklist<'r> {
+    pub fn new(reporter: &'r mut dyn Reporter) -> Checklist<'r> {
+        Checklist {
+            reporter,
+            checks: Vec::new(),
+        }
+    }
+
+    pub fn record(&mut self, check: Check) {
+        self.reporter.check(&check);
+        self.checks.push(check);
+    }
+
+    pub fn waiting(&mut self, what: &str) {
+        self.reporter.waiting(what);
+    }
+
+    pub fn warn(
+        &mut self,
+        id: CheckId,
+        code: Option<Code>,
+        message: String,
+        hint: String,
+        elapsed: Option<u64>,
+    ) {
+        self.record(Check {
+            id,
+            status: Status::Warn,
+            code,
+            message,
+            hint: Some(hint),
+            elapsed_ms: elapsed,
+        });
+    }
+
+    fn skip_rest(&mut self) {
+        for id in CheckId::CONNECTION_STEPS {
+            if !self.checks.iter().any(|c| c.id == *id) {
+                self.record(Check {
+                    id: *id,
+                    status: Status::Skip,
+                    code: None,
+                    message: "skipped: an earlier check failed".into(),
+                    hint: None,
+                    elapsed_ms: None,
+                });
+            }
+        }
+    }
+}
+
+pub fn pass(id: CheckId, message: String, elapsed: Option<u64>) -> Check {
+    Check {
+        id,
+        status: Status::Pass,
+        code: None,
+        message,
+        hint: None,
+        elapsed_ms: elapsed,
+    }
+}
+
+pub fn fail(id: CheckId, d: Diagnosis, elapsed: Option<u64>) -> Check {
+    Check {
+        id,
+        status: Status::Fail,
+        code: Some(d.code),
+        message: d.message,
+        hint: Some(d.hint),
+        elapsed_ms: elapsed,
+    }
+}
+
+pub fn ms(started: Instant) -> Option<u64> {
+    Some(started.elapsed().as_millis() as u64)
+}
+
+/// Check one URL; every result is reported as it is known.
+pub async fn check_target(
+    target: &Target,
+    args: &DoctorArgs,
+    env: &ProcessEnvironment,
+    reporter: &mut dyn Reporter,
+) -> Report {
+    let parsed = ConnString::parse(&target.raw);
+    let redacted = match &parsed {
+        Ok(cs) => cs.to_string(),
+        Err(_) => "<unparsable>".to_string(),
+    };
+    reporter.target(&target.source, &redacted, target.note.as_deref());
+    let mut list = Checklist::new(reporter);
+    let server = check_url(target, args, env, parsed, &mut list).await;
+    let checks = std::mem::take(&mut list.checks);
+    let report = Report {
+        ok: checks.iter().all(|c| c.status != Status::Fail),
+        source: target.source.clone(),
+        url: redacted,
+        checks,
+        server,
+        note: target.note.clone(),
+    };
+    reporter.finished(&report);
+    report
+}
+
+async fn check_url(
+    target: &Target,
+    args: &DoctorArgs,
+    env: &ProcessEnvironment,
+    parsed: Result<ConnString, crate::dsn::DsnError>,
+    list: &mut Checklist<'_>,
+) -> Option<ServerFacts> {
+    let started = Instant::now();
+    let cfg = match parsed.and_then(|cs| cs.resolve(env).map(|cfg| (cs, cfg))) {
+        Ok((cs, cfg)) => {
+            let lints = lint(&target.raw, &cs);
+            let message = format!(
+                "parses: user \"{}\", database \"{}\", sslmode={}",
+                cfg.user, cfg.dbname, cfg.sslmode
+            );
+            if lints.is_empty() {
+                list.record(pass(CheckId::Url, message, ms(started)));
+            } else {
+                list.warn(CheckId::Url, None, format!("parses, but {}", lints.join("; ")), "remove or fix the parameters named; percent-encode special characters in the password".into(), ms(started));
+            }
+            cfg
+        }
+        Err(e) => {
+            let hint = e
+                .hint()
+                .unwrap_or_else(|| "fix the part the message points at".into());
+            let d = Diagnosis {
+                code: Code::InvalidUrl,
+                message: e.to_string(),
+                hint,
+            };
+            list.record(fail(CheckId::Url, d, ms(started)));
+            list.skip_rest();
+            return None;
+        }
+    };
+    let bound = connect::attempt_timeout(&cfg, Duration::from_secs(args.connect_timeout));
+    let Some((mut connected, login_ms)) = connect_waiting(&cfg, bound, args.wait, list).await
+    else {
+        list.skip_rest();
+        return None;
+    };
+    let facts = session_checks(&cfg, &mut connected, login_ms, bound, list).await;
+    connect::close(connected.conn).await;
+    production_checks(
+        list,
+        &cfg,
+        &connected.endpoint,
+        facts.as_ref(),
+        target,
+        args,
+    );
+    facts
+}
+
+/// Host, reach, TLS and login, retried under `--wait` while the failure is one waiting can fix.
+async fn connect_waiting(
+    cfg: &ConnConfig,
+    bound: Duration,
+    wait: Option<u64>,
+    list: &mut Checklist<'_>,
+) -> Option<(connect::Connected, Option<u64>)> {
+    let deadline = wait.map(|w| Instant::now() + Duration::from_secs(w));
+    loop {
+        let mut attempt_checks = Vec::new();
+        let outcome = connect_checks(cfg, bound, &mut attempt_checks, list).await;
+        let failed = attempt_checks
+            .iter()
+            .find(|c| c.status == Status::Fail)
+            .and_then(|c| c.code);
+        let retry = match (failed, deadline) {
+            (Some(code), Some(deadline)) => {
+                code.is_transient() && Instant::now() + Duration::from_millis(250) < deadline
+            }
+            _ => false,
+        };
+        if let (true, Some(code)) = (retry, failed) {
+            list.waiting(&format!(
+                "Waiting for the server to accept connections ({code})"
+            ));
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            continue;
+        }
+        for check in attempt_checks {
+            list.record(check);
+        }
+        return outcome;
+    }
+}
+
+/// Query and privileges on the logged-in session, and the reach/TLS/login lines that the
+/// server's facts complete (whether it offers TLS, whether this session uses it).
+async fn session_checks(
+    cfg: &ConnConfig,
+    connected: &mut connect::Connected,
+    login_ms: Option<u64>,
+    bound: Duration,
+    list: &mut Checklist<'_>,
+) -> Option<ServerFacts> {
+    let started = Instant::now();
+    list.waiting("Querying the server");
+    let facts = session::server_facts(&mut connected.conn, bound).await;
+    let query_ms = ms(started);
+    list.record(pass(
+        CheckId::Reach,
+        reach_line(connected, facts.as_ref().ok()),
+        None,
+    ));
+    let tls_message = match (&facts, &connected.endpoint.host) {
+        (_, Host::Socket(_)) => "not used (unix socket)".to_string(),
+        (Ok(f), _) if f.connection_tls => format!("in use (sslmode={})", cfg.sslmode),
+        (Ok(f), _) => format!("not used (sslmode={}, server ssl = {})", cfg.sslmode, f.ssl),
+        (Err(_), _) => format!("sslmode={}", cfg.sslmode),
+    };
+    list.record(pass(CheckId::Tls, tls_message, None));
+    let login = format!(
+        "logged in as \"{}\" to database \"{}\" at {}",
+        cfg.user, cfg.dbname, connected.endpoint
+    );
+    list.record(pass(CheckId::Login, login, login_ms));
+    let facts = match facts {
+        Ok(f) => {
+            let message = format!(
+                "PostgreSQL {} ({} of {} connections in use)",
+                f.short_version(),
+                f.connections,
+                f.max_connections
+            );
+            list.record(pass(CheckId::Query, message, query_ms));
+            Some(f)
+        }
+        Err(e) => {
+            let d = Diagnosis {
+                code: e.code,
+                message: e.message,
+                hint: e.hint,
+            };
+            list.record(fail(CheckId::Query, d, query_ms));
+            return None;
+        }
+    };
+    privileges_check(cfg, connected, bound, list).await;
+    facts
+}
+
+/// "PostgreSQL answers at ..." for the host logged in to, and any earlier host that answered.
+fn reach_line(connected: &connect::Connected, facts: Option<&ServerFacts>) -> String {
+    let tls_offer = match (facts, &connected.endpoint.host) {
+        (_, Host::Socket(_)) | (None, _) => "",
+        (Some(f), _) if f.connection_tls || f.ssl == "on" => " (offers TLS)",
+        (Some(_), _) => " (no TLS)",
+    };
+    let mut answered: Vec<String> = connected
+        .earlier
+        .iter()
+        .filter(|a| server_answered(&a.failure))
+        .map(|a| a.endpoint.to_string())
+        .collect();
+    answered.dedup();
+    answered.retain(|ep| *ep != connected.endpoint.to_string());
+    let mut reach = format!("PostgreSQL answers at {}{tls_offer}", connected.endpoint);
+    for ep in answered {
+        reach.push_str(&format!("; PostgreSQL answers at {ep}"));
+    }
+    reach
+}
+
+async fn privileges_check(
+    cfg: &ConnConfig,
+    connected: &mut connect::Connected,
+    bound: Duration,
+    list: &mut Checklist<'_>,
+) {
+    let started = Instant::now();
+    let user = crate::provision::quote_ident(&cfg.user);
+    let db = crate::provision::quote_ident(&cfg.dbname);
+    match session::can_create_table(&mut connected.conn, bound).await {
+        Ok(()) => list.record(pass(
+            CheckId::Privileges,
+            "can create tables (checked in a rolled-back transaction)".into(),
+            ms(started),
+        )),
+        Err(TableCheck::Unknown(message)) => list.warn(
+            CheckId::Privileges,
+            None,
+            format!("could not check whether user \"{}\" can create tables: {message}", cfg.user),
+            "another session may hold a lock on schema public: look for it in pg_locks and pg_stat_activity".into(),
+            ms(started),
+        ),
+        Err(TableCheck::ReadOnly(message)) => list.warn(
+            CheckId::Privileges,
+            Some(Code::CannotCreateTables),
+            format!("user \"{}\" can log in but this session is read-only: {message}", cfg.user),
+            format!("the server is a standby, or `default_transaction_read_only` is on for this database or role (`SHOW default_transaction_read_only;`): point DATABASE_URL at the primary, or as a superuser `ALTER DATABASE {db} SET default_transaction_read_only = off;` / `ALTER ROLE {user} RESET default_transaction_read_only;`"),
+            ms(started),
+        ),
+        Err(TableCheck::Denied(message)) => list.warn(
+            CheckId::Privileges,
+            Some(Code::CannotCreateTables),
+            format!("user \"{}\" can log in but cannot create tables: {message}", cfg.user),
+            format!("PostgreSQL 15 no longer lets every user create in schema public: as a superuser run `ALTER DATABASE {db} OWNER TO {user};` or, connected to that database, `GRANT USAGE, CREATE ON SCHEMA public TO {user};`"),
+            ms(started),
+        ),
+    }
+}
+
+/// Resolve every TCP host (the Host step). Returns the endpoints that can be tried, each with
+/// its line, or the failure of the last one that cannot.
+async fn resolve_hosts(
+    cfg: &ConnConfig,
+    bound: Duration,
+) -> (Vec<(Endpoint, String)>, Option<Attempt>) {
+    let started = Instant::now();
+    let mut usable = Vec::new();
+    let mut failure = None;
+    for ep in &cfg.endpoints {
+        let failed = |failure| Attempt {
+            endpoint: ep.clone(),
+            tls_mode: PgSslMode::Disable,
+            failure,
+            elapsed: started.elapsed(),
+        };
+        match &ep.host {
+            Host::Tcp(name) => {
+                let lookup =
+                    tokio::time::timeout(bound, tokio::net::lookup_host((name.as_str(), ep.port)));
+                match lookup.await {
+                    Ok(Ok(mut addrs)) => {
+                        let first = addrs.next().map(|a| a.ip().to_string()).unwrap_or_default();
+                        usable.push((ep.clone(), format!("{name} resolves to {first}")));
+                    }
+                    Ok(Err(e)) => {
+                        failure = Some(failed(FailureKind::Dns {
+                            host: name.clone(),
+                            message: e
+                                .to_string()
+                                .replace("failed to lookup address information: ", ""),
+                        }))
+                    }
+                    Err(_) => failure = Some(failed(FailureKind::Timeout { after: bound })),
+                }
+            }
+            Host::Socket(_) => {
+                let path = ep.socket_path().expect("socket endpoint");
+                if path.exists() {
+                    usable.push((ep.clone(), format!("socket {} exists", path.display())));
+                } else {
+                    failure = Some(failed(FailureKind::SocketMissing));
+                }
+            }
+        }
+    }
+    (usable, failure)
+}
+
+/// Host, reach, TLS and login, into `out`. Returns the connection when login succeeded.
+async fn connect_checks(
+    cfg: &ConnConfig,
+    bound: Duration,
+    out: &mut Vec<Check>,
+    list: &mut Checklist<'_>,
+) -> Option<(connect::Connected, Option<u64>)> {
+    let started = Instant::now();
+    list.waiting("Resolving the host");
+    let (usable, host_failure) = resolve_hosts(cfg, bound).await;
+    if usable.is_empty() {
+        let attempt = host_failure.expect("no usable endpoint means a failure was recorded");
+        let ctx = failure_context(&attempt).await;
+        out.push(fail(
+            CheckId::Host,
+            diagnose::diagnose(cfg, &attempt, &ctx),
+            ms(started),
+        ));
+        return None;
+    }
+    let lines: Vec<&str> = usable.iter().map(|(_, m)| m.as_str()).collect();
+    out.push(pass(CheckId::Host, lines.join("; "), ms(started)));
+
+    // Reach, TLS and login from one real connection attempt per host (with libpq's sslmode
+    // fallbacks). A server that takes part in the login has answered, so the healthy path
+    // opens a single connection; only a failure that leaves open whether anything PostgreSQL
+    // answered costs a bare SSLRequest probe.
+    let started = Instant::now();
+    list.waiting("Reaching the server and logging in");
+    let failure = match connect::connect_resolved(cfg, bound).await {
+        Ok(connected) => return Some((connected, ms(started))),
+        Err(failure) => failure,
+    };
+    login_failure_checks(cfg, bound, &failure, started, out).await;
+    None
+}
+
+/// The reach, TLS and login lines after a failed connection.
+async fn login_failure_checks(
+    cfg: &ConnConfig,
+    bound: Duration,
+    failure: &connect::ConnectFailure,
+    started: Instant,
+    out: &mut Vec<Check>,
+) {
+    let attempt = failure.last().clone();
+    let answered: Vec<&Attempt> = failure
+        .attempts
+        .iter()
+        .filter(|a| server_answered(&a.failure))
+        .collect();
+    if answered.is_empty() {
+        match reach_failure(&attempt, bound).await {
+            Ok(reach) => out.push(pass(CheckId::Reach, reach, ms(started))),
+            Err(reach_failure) => {
+                let ctx = failure_context(&reach_failure).await;
+                let d = diagnose::diagnose(cfg, &reach_failure, &ctx);
+                out.push(fail(CheckId::Reach, d, ms(started)));
+                return;
+            }
+        }
+    } else {
+        let mut lines: Vec<String> = answered
+            .iter()
+            .map(|a| {
+                // What the failure says about the server's TLS, when it says anything.
+                let tls = match a.failure {
+                    FailureKind::TlsUnsupported => reach_tls_note(&a.endpoint, false),
+                    FailureKind::Certificate { .. } => reach_tls_note(&a.endpoint, true),
+                    _ => "",
+                };
+                format!("PostgreSQL answers at {}{tls}", a.endpoint)
+            })
+            .collect();
+        lines.dedup();
+        out.push(pass(CheckId::Reach, lines.join("; "), None));
+    }
+    let mut ctx = failure_context(&attempt).await;
+    if attempt
+        .failure
+        .server()
+        .is_some_and(|e| e.is_plaintext_hba_rejection())
+    {
+        ctx.tls_would_be_accepted = Some(tls_would_pass_hba(cfg, &attempt.endpoint, bound).await);
+    }
+    let d = diagnose::diagnose(cfg, &attempt, &ctx);
+    if matches!(
+        d.code,
+        Code::SslRequired | Code::SslUnsupported | Code::SslCertificate
+    ) {
+        out.push(fail(CheckId::Tls, d, ms(started)));
+    } else {
+        out.push(pass(
+            CheckId::Tls,
+            tls_summary(cfg, &failure.attempts),
+            None,
+        ));
+        out.push(fail(CheckId::Login, d, ms(started)));
+    }
+}
+
+/// For a failure before the server said anything: is PostgreSQL there at all? `Ok` with the
+/// reach line when it is (the login failed for another reason), else the failure to report.
+async fn reach_failure(attempt: &Attempt, bound: Duration) -> Result<String, Attempt> {
+    if !matches!(attempt.failure, FailureKind::Unexpected { .. }) {
+        return Err(attempt.clone());
+    }
+    let failure = match probe::probe(&attempt.endpoint, bound).await {
+        Answer::Postgres { tls } => {
+            return Ok(format!(
+                "PostgreSQL answers at {}{}",
+                attempt.endpoint,
+                reach_tls_note(&attempt.endpoint, tls)
+            ));
+        }
+        Answer::NotPostgres => FailureKind::NotPostgres,
+        Answer::Nothing(nothing) => nothing.as_failure(bound),
+    };
+    Err(Attempt {
+        failure,
+        ..attempt.clone()
+    })
+}
+
+/// Whether the server took part in a failed attempt: it answered the SSLRequest or the
+/// startup message (so PostgreSQL is reachable there).
+fn server_answered(failure: &FailureKind) -> bool {
+    matches!(
+        failure,
+        FailureKind::Server(_) | FailureKind::TlsUnsupported | FailureKind::Certificate { .. }
+    )
+}
+
+fn reach_tls_note(ep: &Endpoint, tls: bool) -> &'static str {
+    match (&ep.host, tls) {
+        (Host::Socket(_), _) => "",
+        (Host::Tcp(_), true) => " (offers TLS)",
+        (Host::Tcp(_), false) => " (no TLS)",
+    }
+}
+
+/// What the failed attempts at the last endpoint did about TLS. Under `prefer` a plaintext
+/// retry follows a TLS attempt that pg_hba rejected; both are worth saying.
+fn tls_summary(cfg: &ConnConfig, attempts: &[Attempt]) -> String {
+    let last = attempts.last().expect("a failure has attempts");
+    if matches!(last.endpoint.host, Host::Socket(_)) {
+        return "not used (unix socket)".into();
+    }
+    let at_endpoint: Vec<&Attempt> = attempts
+        .iter()
+        .filter(|a| a.endpoint == last.endpoint)
+        .collect();
+    let tried_tls = at_endpoint
+        .iter()
+        .any(|a| !matches!(a.tls_mode, PgSslMode::Disable));
+    let tried_plain = at_endpoint
+        .iter()
+        .any(|a| matches!(a.tls_mode, PgSslMode::Disable));
+    match (tried_tls, tried_plain) {
+        (true, true) => format!("tried with and without TLS (sslmode={})", cfg.sslmode),
+        (false, _) => format!("not attempted (sslmode={})", cfg.sslmode),
+        (true, false) if cfg.sslmode == SslMode::Prefer => {
+            "sslmode=prefer: TLS when the server offers it".into()
+        }
+        (true, false) => format!("negotiated (sslmode={})", cfg.sslmode),
+    }
+}
+
+/// Would pg_hba let a TLS connection through? Told by a second attempt with sslmode=require:
+/// any answer but the same pg_hba rejection means TLS is the missing piece.
+async fn tls_would_pass_hba(cfg: &ConnConfig, ep: &Endpoint, bound: Duration) -> bool {
+    if matches!(ep.host, Host::Socket(_)) {
+        return false;
+    }
+    match connect::attempt(cfg, ep, PgSslMode::Require, bound).await {
+        Ok(conn) => {
+            connect::close(conn).await;
+            true
+        }
+        Err(FailureKind::Server(e)) => !e.is_hba_rejection(),
+        Err(_) => false,
+    }
+}
+
+/// Nearby servers and the start command, for a refused connection.
+async fn failure_context(attempt: &Attempt) -> Context {
+    let mut ctx = Context::default();
+    // Only "nothing listens there" hints at other servers and at starting one; a timeout's
+    // hint is about the network, and its report should not wait for more probing.
+    if !matches!(
+        attempt.failure,
+        FailureKind::Refused | FailureKind::SocketMissing
+    ) {
+        return ctx;
+    }
+    let candidates: Vec<_> = probe::local_candidates()
+        .into_iter()
+        .filter(|c| c.endpoint != attempt.endpoint)
+        .collect();
+    let found = probe::probe_all(candidates, Duration::from_millis(300)).await;
+    let mut seen_ports = std::collections::BTreeSet::new();
+    for p in found {
+        if matches!(p.answer, Answer::Postgres { .. })
+            && seen_ports.insert((
+                matches!(p.candidate.endpoint.host, Host::Socket(_)),
+                p.candidate.endpoint.port,
+            ))
+        {
+            ctx.nearby.push(p.candidate.endpoint.to_string());
+        }
+    }
+    // This project's own server (aksara started it) comes back with `aksara dbserver start`,
+    // not with the OS's service; a stopped container that publishes the port with
+    // `docker start`.
+    let project = std::env::current_dir()
+        .ok()
+        .and_then(|dir| crate::projectserver::start_command_for(&attempt.endpoint, &dir));
+    ctx.start_command = match project {
+        Some(cmd) => Some(cmd),
+        None => match crate::docker::stopped_container_publishing(attempt.endpoint.port).await {
+            Some(name) => Some(format!("docker start {name}")),
+            None => diagnose::start_command(attempt.endpoint.port),
+        },
+    };
+    ctx
+}

@@ -1,0 +1,171 @@
+//! The production checks (warnings only, exit 0): a remote host without TLS, a `.env` that git
+//! does not ignore or other users can read, connections near the limit, pools larger than the
+//! server allows; and the URL's lint.
+
+use std::path::Path;
+use std::time::Instant;
+
+use super::checks::{Checklist, ms};
+use super::report::CheckId;
+use super::targets::Target;
+use crate::cli::DoctorArgs;
+use crate::code::Code;
+use crate::dsn::{ConnConfig, ConnString, Endpoint, SslMode};
+use crate::envfile;
+use crate::session::ServerFacts;
+
+pub fn production_checks(
+    list: &mut Checklist<'_>,
+    cfg: &ConnConfig,
+    endpoint: &Endpoint,
+    facts: Option<&ServerFacts>,
+    target: &Target,
+    args: &DoctorArgs,
+) {
+    // Computed from what is already known: no step of their own to time.
+    if let Some((message, hint)) = remote_without_tls(endpoint, cfg.sslmode) {
+        list.warn(
+            CheckId::SslRemote,
+            Some(Code::SslNotUsedRemote),
+            message,
+            hint,
+            None,
+        );
+    }
+    if let Some(path) = &target.env_file {
+        let started = Instant::now();
+        if let envfile::GitIgnoreStatus::NotIgnored { repo_root } = envfile::git_ignore_status(path)
+        {
+            list.warn(
+                CheckId::EnvGit,
+                Some(Code::EnvNotIgnored),
+                format!(
+                    "{} holds the database password and git does not ignore it",
+                    path.display()
+                ),
+                format!(
+                    "add it to {}: `echo {} >> {}`",
+                    repo_root.join(".gitignore").display(),
+                    file_name(path),
+                    repo_root.join(".gitignore").display()
+                ),
+                ms(started),
+            )
+        }
+        let started = Instant::now();
+        if envfile::readable_by_others(path).unwrap_or(false) {
+            list.warn(
+                CheckId::EnvMode,
+                Some(Code::EnvWorldReadable),
+                format!(
+                    "{} is readable by other users on this machine",
+                    path.display()
+                ),
+                format!("`chmod 600 {}`", path.display()),
+                ms(started),
+            );
+        }
+    }
+    if let Some(f) = facts {
+        let usable = (f.max_connections - f.superuser_reserved_connections).max(0) as i64;
+        if usable > 0 && f.connections * 10 >= usable * 8 {
+            list.warn(
+                CheckId::Connections,
+                Some(Code::ConnectionsNearLimit),
+                format!(
+                    "{} of {} usable connections are in use",
+                    f.connections, usable
+                ),
+                "close idle connections (look at pg_stat_activity) or raise max_connections".into(),
+                None,
+            );
+        }
+        let wanted = args.pool_max as i64 * args.instances as i64;
+        if wanted > usable {
+            list.warn(
+                CheckId::Pool,
+                Some(Code::PoolExceedsConnections),
+                format!("{} instance(s) × pool_max_size {} = {wanted} connections, but the server allows {usable} (max_connections {} − {} reserved)", args.instances, args.pool_max, f.max_connections, f.superuser_reserved_connections),
+                format!("keep instances × pool_max_size ≤ {usable}: e.g. pool_max_size {} per instance; workloads: development 2–5, small production 5–20, medium 10–50, high traffic 20–100 (raise max_connections for those)", (usable / args.instances.max(1) as i64).max(1)),
+                None,
+            );
+        }
+    }
+}
+
+/// A remote server reached without requiring TLS: credentials and data cross the network in
+/// the clear (or to whoever answers, since nothing is verified).
+fn remote_without_tls(endpoint: &Endpoint, sslmode: SslMode) -> Option<(String, String)> {
+    (!endpoint.is_local() && !sslmode.requires_tls()).then(|| {
+        (
+            format!("{endpoint} is a remote host and sslmode={sslmode} does not require TLS"),
+            "add ?sslmode=require to the URL (or verify-full with sslrootcert) so credentials and data are encrypted".to_string(),
+        )
+    })
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_else(|| ".env".into())
+}
+
+/// Parameters the driver would ignore, and a password that moved the host.
+pub fn lint(raw: &str, cs: &ConnString) -> Vec<String> {
+    let mut out = Vec::new();
+    if !cs.unknown.is_empty() {
+        let names: Vec<_> = cs.unknown.iter().map(|(k, _)| k.as_str()).collect();
+        out.push(format!(
+            "PostgreSQL drivers ignore the parameter(s) {}",
+            names.join(", ")
+        ));
+    }
+    if let Some(rest) = raw.split_once("://").map(|(_, r)| r) {
+        let authority = rest.split(['/', '?']).next().unwrap_or_default();
+        if authority.matches('@').count() > 1 {
+            out.push("the user/password part holds an unencoded @ (write it as %40)".into());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dsn::Host;
+
+    #[test]
+    fn a_remote_host_without_required_tls_is_warned_about() {
+        let remote = Endpoint {
+            host: Host::Tcp("db.example.com".into()),
+            port: 5432,
+        };
+        let (message, hint) = remote_without_tls(&remote, SslMode::Prefer).expect("a warning");
+        assert!(
+            message.contains("db.example.com:5432") && message.contains("sslmode=prefer"),
+            "{message}"
+        );
+        assert!(hint.contains("sslmode=require"));
+        assert!(remote_without_tls(&remote, SslMode::Require).is_none());
+        assert!(remote_without_tls(&remote, SslMode::VerifyFull).is_none());
+        let local = Endpoint {
+            host: Host::Tcp("localhost".into()),
+            port: 5432,
+        };
+        assert!(remote_without_tls(&local, SslMode::Disable).is_none());
+        let socket = Endpoint {
+            host: Host::Socket("/var/run/postgresql".into()),
+            port: 5432,
+        };
+        assert!(remote_without_tls(&socket, SslMode::Disable).is_none());
+    }
+
+    #[test]
+    fn lint_names_ignored_parameters_and_a_moved_host() {
+        let raw = "postgresql://app:p@ss@localhost/db?schema=public";
+        let cs = ConnString::parse("postgresql://app:p%40ss@localhost/db?schema=public").unwrap();
+        let lints = lint(raw, &cs);
+        assert!(lints.iter().any(|l| l.contains("schema")), "{lints:?}");
+        assert!(lints.iter().any(|l| l.contains("unencoded @")), "{lints:?}");
+    }
+}

@@ -1,0 +1,419 @@
+//! Failures named: a failed connection attempt becomes a [`Diagnosis`], a [`Code`] from the
+//! catalogue (src/code.rs) with what happened here and the fix for here (the real host, port,
+//! user, database and file paths). What the server said is read only through the template map
+//! in [`server_messages`]; anything it has no entry for is reported as the honest unknown
+//! (`server-error` / `unexpected-error`) with the server's own words, never as another class.
+
+pub mod advice;
+pub mod server_messages;
+
+use crate::code::Code;
+use crate::connect::{Attempt, CertReason, FailureKind, ServerError};
+use crate::dsn::{ConnConfig, Endpoint, Host};
+use crate::provision::quote_ident;
+use server_messages::Cause;
+
+pub use advice::{install_advice, start_command};
+
+/// A failure named: the code from the catalogue, what happened here, and the fix for here.
+#[derive(Debug, Clone)]
+pub struct Diagnosis {
+    pub code: Code,
+    pub message: String,
+    pub hint: String,
+}
+
+/// What the hint may mention beyond the failed attempt itself.
+#[derive(Debug, Default, Clone)]
+pub struct Context {
+    /// Servers that do answer near the endpoint that failed ("PostgreSQL answers on 5433").
+    pub nearby: Vec<String>,
+    /// The command that starts the server on this machine, when known.
+    pub start_command: Option<String>,
+    /// Whether, for an `no pg_hba.conf entry ... no encryption` rejection, a TLS attempt was
+    /// let through pg_hba (then the fix is sslmode, not pg_hba).
+    pub tls_would_be_accepted: Option<bool>,
+}
+
+/// Name the failure of `attempt` for the connection `cfg`.
+pub fn diagnose(cfg: &ConnConfig, attempt: &Attempt, ctx: &Context) -> Diagnosis {
+    let ep = &attempt.endpoint;
+    match &attempt.failure {
+        FailureKind::Dns { host, message } => Diagnosis {
+            code: Code::DnsFailure,
+            message: format!("the host name \"{host}\" does not resolve ({message})"),
+            hint: "check the host in the URL; if the password contains @, # or /, percent-encode it (@ is %40, # is %23, / is %2F), otherwise the part after it is taken as the host".to_string(),
+        },
+        FailureKind::Refused | FailureKind::SocketMissing => refused(ep, ctx),
+        FailureKind::Timeout { after } => Diagnosis {
+            code: Code::ConnectionTimeout,
+            message: format!("{ep} did not answer within {:.1} s", after.as_secs_f64()),
+            hint: format!(
+                "the port accepts connections but nothing answers, or packets are dropped: check that {} is the right host and port and that no firewall (or cloud security group) blocks it; a busy server may need a larger connect_timeout (e.g. ?connect_timeout=10)",
+                ep
+            ),
+        },
+        FailureKind::TlsUnsupported => Diagnosis {
+            code: Code::SslUnsupported,
+            message: format!(
+                "sslmode={} requires TLS, but the server at {ep} does not offer it (ssl = off)",
+                cfg.sslmode
+            ),
+            hint: if ep.is_local() {
+                "for a local server use ?sslmode=prefer (or disable); or turn TLS on in postgresql.conf (ssl = on, ssl_cert_file, ssl_key_file) and restart".to_string()
+            } else {
+                "turn TLS on at the server (ssl = on in postgresql.conf), or, only on a trusted network, use ?sslmode=prefer".to_string()
+            },
+        },
+        FailureKind::Certificate { reason, message } => certificate(cfg, ep, *reason, message),
+        FailureKind::Server(error) => server_error(cfg, ep, error, ctx),
+        FailureKind::NotPostgres => Diagnosis {
+            code: Code::NotPostgres,
+            message: format!("something answers at {ep}, but it does not speak PostgreSQL's protocol"),
+            hint: format!("check the port: {ep} belongs to another program; PostgreSQL listens on 5432 unless configured otherwise (`SHOW port;` on the server)"),
+        },
+        FailureKind::Unexpected { message } => Diagnosis {
+            code: Code::UnexpectedError,
+            message: format!("the connection to {ep} failed: {message}"),
+            hint: "aksara does not recognise this failure; the text above is the client library's own. Check that the host and port belong to a PostgreSQL server".into(),
+        },
+    }
+}
+
+fn refused(ep: &Endpoint, ctx: &Context) -> Diagnosis {
+    let message = match &ep.host {
+        Host::Socket(dir) => {
+            if dir.is_dir() {
+                format!(
+                    "no server socket at {ep}: nothing listens on port {} in {}",
+                    ep.port,
+                    dir.display()
+                )
+            } else {
+                format!(
+                    "the socket directory {} does not exist, so no server listens there",
+                    dir.display()
+                )
+            }
+        }
+        Host::Tcp(host) => format!(
+            "connection refused at {host}:{}: nothing listens on that port",
+            ep.port
+        ),
+    };
+    let mut hint = String::new();
+    if !ctx.nearby.is_empty() {
+        hint.push_str(&format!(
+            "but PostgreSQL answers at {}: point the URL there, or ",
+            ctx.nearby.join(", ")
+        ));
+    }
+    match &ctx.start_command {
+        Some(cmd) => hint.push_str(&format!("start the server: `{cmd}`")),
+        None => hint.push_str("start the server"),
+    }
+    hint.push_str("; `aksara dbsetup` finds a running server or sets one up");
+    Diagnosis {
+        code: Code::ConnectionRefused,
+        message,
+        hint,
+    }
+}
+
+fn certificate(cfg: &ConnConfig, ep: &Endpoint, reason: CertReason, message: &str) -> Diagnosis {
+    let host = match &ep.host {
+        Host::Tcp(h) => h.as_str(),
+        Host::Socket(_) => "",
+    };
+    let hint = match reason {
+        CertReason::NameMismatch => format!(
+            "the certificate is not issued for the name `{host}`: connect using a name it lists (e.g. the DNS name instead of an IP address), or use sslmode=verify-ca to check the chain only"
+        ),
+        CertReason::Expired | CertReason::NotYetValid => "the server's certificate is outside its validity dates: renew it on the server (ssl_cert_file), or check this machine's clock".to_string(),
+        _ if cfg.sslrootcert.is_none() => "the server's certificate is not signed by a known authority: add ?sslrootcert=/path/to/ca.crt with the CA that signed it".to_string(),
+        _ => format!(
+            "the certificate does not chain to the CA in sslrootcert ({}): use the CA file your provider gives for this server",
+            cfg.sslrootcert.as_deref().unwrap_or_default()
+        ),
+    };
+    Diagnosis {
+        code: Code::SslCertificate,
+        message: format!(
+            "the TLS certificate of {ep} did not verify (sslmode={}): {message}",
+            cfg.sslmode
+        ),
+        hint,
+    }
+}
+
+/// Name a server's refusal from the template map; the honest unknown when it has no entry.
+fn server_error(cfg: &ConnConfig, ep: &Endpoint, error: &ServerError, ctx: &Context) -> Diagnosis {
+    match server_messages::classify(&error.sqlstate, &error.message) {
+        Some(cause) => known_cause(cfg, ep, error, &cause, ctx),
+        None => unknown_server_error(ep, error),
+    }
+}
+
+/// What the server said, whole: message, SQLSTATE, detail and hint, for a failure aksara has
+/// no entry for. The hint is the server's own when it gave one; nothing is borrowed from
+/// another class.
+pub fn unknown_server_error(ep: &Endpoint, error: &ServerError) -> Diagnosis {
+    let (words, hint) = server_words(error);
+    Diagnosis {
+        code: Code::ServerError,
+        message: format!("the server at {ep} answered: {words}"),
+        hint,
+    }
+}
+
+/// The server's own words (message, SQLSTATE, detail) and its hint, or a hint that says
+/// aksara knows no more.
+pub fn server_words(error: &ServerError) -> (String, String) {
+    let mut words = format!("{} (SQLSTATE {})", error.message, error.sqlstate);
+    if let Some(detail) = &error.detail {
+        words.push_str(&format!("; detail: {detail}"));
+    }
+    let hint = match &error.hint {
+        Some(h) => format!("the server's hint: {h}"),
+        None => format!(
+            "aksara has no diagnosis for this error (SQLSTATE {}); the words above are the server's own",
+            error.sqlstate
+        ),
+    };
+    (words, hint)
+}
+
+/// The diagnosis `cause` gets; also used to document the map (docs/failure-map.md).
+pub fn code_of(cause: &Cause, password_given: bool) -> Code {
+    match cause {
+        Cause::PasswordFailed if !password_given => Code::PasswordRequired,
+        Cause::PasswordFailed | Cause::MethodFailed { .. } => Code::AuthFailed,
+        Cause::ClientCertificateRequired | Cause::ClientCertificateRejected => {
+            Code::ClientCertificateRequired
+        }
+        Cause::RoleMissing => Code::RoleMissing,
+        Cause::RoleNoLogin => Code::RoleCannotLogin,
+        Cause::HbaNoEntry { .. } => Code::NoHbaEntry,
+        Cause::HbaRejects { .. } => Code::HbaReject,
+        Cause::DatabaseMissing => Code::DatabaseMissing,
+        Cause::DatabaseNotAccepting => Code::DatabaseNotAccepting,
+        Cause::NoConnectPrivilege | Cause::SuperuserOnly => Code::PermissionDenied,
+        Cause::TooManyForRole => Code::RoleConnectionLimit,
+        Cause::TooManyForDatabase => Code::DatabaseConnectionLimit,
+        Cause::TooManyClients => Code::TooManyConnections,
+        Cause::Starting | Cause::ShuttingDown | Cause::InRecovery | Cause::NotYetConsistent => {
+            Code::ServerStarting
+        }
+        Cause::HotStandbyOff => Code::HotStandbyOff,
+        Cause::SettingRejected { .. } => Code::SettingRejected,
+    }
+}
+
+fn known_cause(
+    cfg: &ConnConfig,
+    ep: &Endpoint,
+    error: &ServerError,
+    cause: &Cause,
+    ctx: &Context,
+) -> Diagnosis {
+    let user = &cfg.user;
+    let db = &cfg.dbname;
+    let qu = quote_ident(user);
+    let qd = quote_ident(db);
+    let said = &error.message;
+    let code = code_of(cause, cfg.password.is_some());
+    let (message, hint) = match cause {
+        Cause::PasswordFailed if cfg.password.is_none() => (
+            format!("the server at {ep} asks for a password for user \"{user}\" and none was given"),
+            format!(
+                "put the password in the URL (postgresql://{user}:PASSWORD@...), in PGPASSWORD, or in ~/.pgpass (a line `{}:{}:{db}:{user}:PASSWORD`, chmod 600)",
+                match &ep.host { Host::Tcp(h) => h.clone(), Host::Socket(_) => "localhost".into() },
+                ep.port
+            ),
+        ),
+        Cause::PasswordFailed => (
+            format!("password authentication failed for user \"{user}\" at {ep}"),
+            format!(
+                "the password is wrong, or the role \"{user}\" does not exist (with password authentication the server does not say which); as a superuser run `ALTER ROLE {qu} WITH PASSWORD '...'` (psql: \\password {user}), or rerun `aksara dbsetup` to set a new password"
+            ),
+        ),
+        Cause::MethodFailed { method: m @ ("peer" | "ident") } => (
+            format!("{said}: the server only lets the operating-system user \"{user}\" in over this connection ({m} authentication)"),
+            format!(
+                "connect over TCP with a password instead (host=localhost), run as that OS user (`sudo -u {user} ...`), or change the `local` line for this database in pg_hba.conf to scram-sha-256"
+            ),
+        ),
+        Cause::MethodFailed { method } => (
+            format!("{said} (at {ep})"),
+            format!("pg_hba.conf sends user \"{user}\" to {method} authentication, which rejected the login: check the {method} credentials, or ask the server's administrator which pg_hba.conf line applies"),
+        ),
+        Cause::ClientCertificateRequired => (
+            format!("the server at {ep} requires a client certificate for user \"{user}\", and none was accepted: {said}"),
+            "give the client certificate and key in the URL: ?sslmode=verify-full&sslcert=/path/client.crt&sslkey=/path/client.key (the certificate signed by the server's ssl_ca_file, its CN the user name); or use a pg_hba.conf line without `cert`/clientcert".to_string(),
+        ),
+        Cause::ClientCertificateRejected => (
+            format!("the server at {ep} did not accept the client certificate for user \"{user}\": {said}"),
+            format!("the certificate's common name must be the user name \"{user}\" (or mapped to it in pg_ident.conf) and it must be signed by the server's ssl_ca_file"),
+        ),
+        Cause::RoleMissing => (
+            format!("the role \"{user}\" does not exist on {ep}"),
+            format!("create it as a superuser: `CREATE ROLE {qu} LOGIN PASSWORD '...'`, or run `aksara dbsetup`; or fix the user name in the URL"),
+        ),
+        Cause::RoleNoLogin => (
+            format!("the role \"{user}\" exists on {ep} but may not log in (NOLOGIN)"),
+            format!("as a superuser: `ALTER ROLE {qu} LOGIN;`"),
+        ),
+        Cause::HbaNoEntry { client, encryption } => return hba_no_entry(cfg, ep, client, encryption, ctx),
+        Cause::HbaRejects { client, encryption } => (
+            format!("pg_hba.conf on {ep} has a `reject` line that matches user \"{user}\", database \"{db}\" from {client} ({encryption})"),
+            "the first matching line wins, so a line added below it does not help: remove that reject line, or put the line that should let this client in above it, then reload (`SELECT pg_reload_conf();`; `SELECT * FROM pg_hba_file_rules;` shows the lines in order)".to_string(),
+        ),
+        Cause::DatabaseMissing => (
+            format!("the database \"{db}\" does not exist on {ep}"),
+            format!("create it owned by the application user: `CREATE DATABASE {qd} OWNER {qu};` as a superuser, or run `aksara dbsetup --db-name {db}`"),
+        ),
+        Cause::DatabaseNotAccepting => (
+            format!("the database \"{db}\" on {ep} does not allow connections (ALLOW_CONNECTIONS false)"),
+            format!("as a superuser, connected to another database: `ALTER DATABASE {qd} ALLOW_CONNECTIONS true;`"),
+        ),
+        Cause::NoConnectPrivilege => (
+            format!("user \"{user}\" may not connect to database \"{db}\": {said}"),
+            format!("as the database owner or a superuser: `GRANT CONNECT ON DATABASE {qd} TO {qu};`"),
+        ),
+        Cause::SuperuserOnly => (
+            format!("the server at {ep} lets only superusers in right now: {said}"),
+            "the server is shutting down or being upgraded: wait until it is back (`aksara doctor --wait 60`)".to_string(),
+        ),
+        Cause::TooManyForRole => (
+            format!("the role \"{user}\" has reached its own connection limit on {ep}: {said}"),
+            format!("the role's CONNECTION LIMIT is reached (max_connections is not): lower the pool size, close idle sessions (`SELECT pid FROM pg_stat_activity WHERE usename = '{user}'`), or as a superuser `ALTER ROLE {qu} CONNECTION LIMIT 50;` (-1 for none)"),
+        ),
+        Cause::TooManyForDatabase => (
+            format!("the database \"{db}\" has reached its own connection limit on {ep}: {said}"),
+            format!("the database's CONNECTION LIMIT is reached (max_connections is not): lower the pool size, or as a superuser `ALTER DATABASE {qd} CONNECTION LIMIT 100;` (-1 for none)"),
+        ),
+        Cause::TooManyClients => (
+            format!("the server at {ep} has no free connection slot: {said}"),
+            "lower pool_max_size (see the pool-sizing table: development 5, small production 20), close idle clients, or raise max_connections: `ALTER SYSTEM SET max_connections = 200;` then restart PostgreSQL".to_string(),
+        ),
+        Cause::Starting | Cause::ShuttingDown | Cause::InRecovery | Cause::NotYetConsistent => (
+            format!("the server at {ep} is not accepting connections yet: {said}{}", error.detail.as_deref().map(|d| format!(" ({d})")).unwrap_or_default()),
+            "wait and retry: `aksara doctor --wait 30` returns as soon as the server is ready".to_string(),
+        ),
+        Cause::HotStandbyOff => (
+            format!("the server at {ep} is a standby that accepts no connections: {said}{}", error.detail.as_deref().map(|d| format!(" ({d})")).unwrap_or_default()),
+            "waiting does not help: point the URL at the primary, or set `hot_standby = on` on this standby and restart it".to_string(),
+        ),
+        Cause::SettingRejected { parameter } => (
+            format!("the server at {ep} refused the setting \"{parameter}\" sent at login: {said}"),
+            format!("remove or correct `{parameter}` in the URL's options (or its query parameters)"),
+        ),
+    };
+    Diagnosis {
+        code,
+        message,
+        hint,
+    }
+}
+
+fn hba_no_entry(
+    cfg: &ConnConfig,
+    ep: &Endpoint,
+    client: &str,
+    encryption: &str,
+    ctx: &Context,
+) -> Diagnosis {
+    let user = &cfg.user;
+    let db = &cfg.dbname;
+    let plain = encryption == "no encryption";
+    if plain && ctx.tls_would_be_accepted == Some(true) {
+        return Diagnosis {
+            code: Code::SslRequired,
+            message: format!("the server at {ep} only accepts TLS connections for user \"{user}\", and this connection did not use TLS (sslmode={})", cfg.sslmode),
+            hint: "add ?sslmode=require to the connection string (or verify-full with sslrootcert for a remote server)".into(),
+        };
+    }
+    let line = if matches!(ep.host, Host::Socket(_)) || client == "[local]" {
+        format!("local  {db}  {user}  scram-sha-256")
+    } else {
+        let cidr = match client.parse::<std::net::IpAddr>() {
+            Ok(std::net::IpAddr::V6(_)) => format!("{client}/128"),
+            _ => format!("{client}/32"),
+        };
+        format!(
+            "host{}  {db}  {user}  {cidr}  scram-sha-256",
+            if plain { "" } else { "ssl" }
+        )
+    };
+    Diagnosis {
+        code: Code::NoHbaEntry,
+        message: format!(
+            "the server's pg_hba.conf has no line that lets user \"{user}\" connect to database \"{db}\" from {client} ({})",
+            if plain { "without TLS" } else { "with TLS" }
+        ),
+        hint: format!(
+            "add `{line}` to pg_hba.conf (`SHOW hba_file;` as a superuser shows where it is), then reload: `SELECT pg_reload_conf();`"
+        ),
+    }
+}
+
+/// docs/failure-map.md: how each server refusal and each client-side failure is named.
+pub fn failure_map() -> String {
+    let server = server_messages::markdown_table(|cause| match cause {
+        Cause::PasswordFailed => {
+            "`auth-failed` (`password-required` when no password was given)".into()
+        }
+        other => format!("`{}`", code_of(other, true)),
+    });
+    let client = [
+        ("the host name does not resolve", Code::DnsFailure),
+        (
+            "TCP connection refused, or no socket file",
+            Code::ConnectionRefused,
+        ),
+        (
+            "no answer within the bound (ours or the OS's TCP timeout)",
+            Code::ConnectionTimeout,
+        ),
+        (
+            "something answers but not the PostgreSQL protocol",
+            Code::NotPostgres,
+        ),
+        (
+            "sslmode requires TLS and the server answers the SSLRequest with N",
+            Code::SslUnsupported,
+        ),
+        (
+            "the server certificate fails verification (name, issuer, dates; rustls's typed error)",
+            Code::SslCertificate,
+        ),
+        (
+            "any other client-side failure (shown with the library's words)",
+            Code::UnexpectedError,
+        ),
+        (
+            "a server error with no template above (shown with the server's words)",
+            Code::ServerError,
+        ),
+    ];
+    let mut out = [
+        "# How aksara names a failed connection",
+        "",
+        "Generated from `src/diagnose/server_messages.rs` and `src/diagnose/mod.rs` by",
+        "`tests/cli/docs.rs` (`AKSARA_REGENERATE=1 cargo test --test cli docs::` rewrites it).",
+        "A server message matches a row only when its SQLSTATE and the whole text (the template",
+        "with `%s` for the values) agree; translated messages (`lc_messages`) match nothing and",
+        "are reported as `server-error` with the server's own words.",
+        "",
+        "## What the server says",
+        "",
+        "",
+    ]
+    .join("\n");
+    out.push_str(&server);
+    out.push_str("\n## What the client sees\n\n| failure | code |\n|---|---|\n");
+    for (what, code) in client {
+        out.push_str(&format!("| {what} | `{code}` |\n"));
+    }
+    out
+}

@@ -1,0 +1,189 @@
+//! What a logged-in session can tell about the server and the role, for both commands: the
+//! server facts doctor reports and dbsetup summarises (one simple-query round trip), and the
+//! create-table probe (in a rolled-back transaction) that proves the role can build its schema.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::code::Code;
+use crate::connect::{self, FailureKind};
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ServerFacts {
+    pub version: String,
+    pub version_num: i32,
+    pub max_connections: i32,
+    pub superuser_reserved_connections: i32,
+    pub connections: i64,
+    pub ssl: String,
+    pub password_encryption: String,
+    pub in_recovery: bool,
+    /// Whether this connection uses TLS.
+    pub connection_tls: bool,
+}
+
+impl ServerFacts {
+    /// `15.18` of `15.18 (Debian 15.18-0+deb12u1)`.
+    pub fn short_version(&self) -> &str {
+        self.version
+            .split_whitespace()
+            .next()
+            .unwrap_or(&self.version)
+    }
+}
+
+/// Every server fact the report shows, in one row. The connection counts and this session's
+/// TLS come from the functions behind `pg_stat_database` and `pg_stat_ssl` (the same values):
+/// a fresh backend then has no views to load and rewrite, ~0.4 ms less (bench/NOTES.md).
+const FACTS_SQL: &str = "SELECT current_setting('server_version'), current_setting('server_version_num')::int, \
+        current_setting('max_connections')::int, current_setting('superuser_reserved_connections')::int, \
+        (SELECT sum(pg_stat_get_db_numbackends(oid))::bigint FROM pg_database), \
+        current_setting('ssl'), current_setting('password_encryption'), pg_is_in_recovery(), \
+        (SELECT ssl FROM pg_stat_get_activity(pg_backend_pid()))";
+
+/// Why the facts could not be read: a code of its own for each, never a guess.
+#[derive(Debug, Clone)]
+pub struct FactsError {
+    pub code: Code,
+    pub message: String,
+    pub hint: String,
+}
+
+/// Every server fact in one simple-query round trip, bounded by `limit`.
+pub async fn server_facts(
+    conn: &mut sqlx::PgConnection,
+    limit: Duration,
+) -> Result<ServerFacts, FactsError> {
+    let result = tokio::time::timeout(limit, sqlx::raw_sql(FACTS_SQL).fetch_one(&mut *conn)).await;
+    let error = match result {
+        Ok(Ok(row)) => match facts_from_row(&row) {
+            Ok(facts) => return Ok(facts),
+            Err(e) => e,
+        },
+        Err(_) => {
+            return Err(FactsError {
+                code: Code::ConnectionTimeout,
+                message: format!(
+                    "the server did not answer the settings query within {:.1} s",
+                    limit.as_secs_f64()
+                ),
+                hint: "the server accepted the login but does not answer queries: it may be overloaded or waiting on a lock; look at pg_stat_activity".into(),
+            });
+        }
+        Ok(Err(e)) => e,
+    };
+    Err(facts_error(connect::classify(error)))
+}
+
+fn facts_error(failure: FailureKind) -> FactsError {
+    match failure {
+        FailureKind::Server(e) if e.sqlstate == "42501" => FactsError {
+            code: Code::PermissionDenied,
+            message: format!("reading the server settings was refused: {}", e.message),
+            hint: "the role may not read a setting or statistics function aksara asks for; a superuser can GRANT pg_read_all_settings and pg_read_all_stats to it".into(),
+        },
+        FailureKind::Server(e) if e.sqlstate.starts_with("57") || e.sqlstate.starts_with("08") => {
+            FactsError {
+                code: Code::ConnectionLost,
+                message: format!(
+                    "the session ended while reading the server settings: {} (SQLSTATE {})",
+                    e.message, e.sqlstate
+                ),
+                hint: "the server ended this session (shutdown, pg_terminate_backend, or a crash): see the server log, then run the check again".into(),
+            }
+        }
+        FailureKind::Server(e) => {
+            let (words, hint) = crate::diagnose::server_words(&e);
+            FactsError {
+                code: Code::ServerError,
+                message: format!("reading the server settings failed: {words}"),
+                hint,
+            }
+        }
+        other => FactsError {
+            code: Code::ConnectionLost,
+            message: format!("the connection broke while reading the server settings: {other}"),
+            hint: "the connection closed under the query: see the server log for why the session ended, then run the check again".into(),
+        },
+    }
+}
+
+fn facts_from_row(row: &sqlx::postgres::PgRow) -> Result<ServerFacts, sqlx::Error> {
+    use sqlx::Row as _;
+    Ok(ServerFacts {
+        version: row.try_get(0)?,
+        version_num: row.try_get(1)?,
+        max_connections: row.try_get(2)?,
+        superuser_reserved_connections: row.try_get(3)?,
+        connections: row.try_get::<Option<i64>, _>(4)?.unwrap_or(0),
+        ssl: row.try_get(5)?,
+        password_encryption: row.try_get(6)?,
+        in_recovery: row.try_get(7)?,
+        connection_tls: row.try_get::<Option<bool>, _>(8)?.unwrap_or(false),
+    })
+}
+
+/// Why [`can_create_table`] could not prove the privilege.
+#[derive(Debug)]
+pub enum TableCheck {
+    /// The server refused for lack of privilege (42501): the role may not create tables there.
+    Denied(String),
+    /// The session is read-only (25006): a standby, or `default_transaction_read_only`.
+    ReadOnly(String),
+    /// No verdict: the statement waited too long for a lock, or the connection was lost.
+    Unknown(String),
+}
+
+/// Create and drop a table inside a transaction that is rolled back: proves the privilege
+/// without leaving anything behind. Bounded by `limit` on both sides: the server cancels a
+/// wait for a lock (another session's DDL on schema public) and the client stops waiting for
+/// a server that does not answer.
+pub async fn can_create_table(
+    conn: &mut sqlx::PgConnection,
+    limit: Duration,
+) -> Result<(), TableCheck> {
+    let ms = limit.as_millis().max(1);
+    let sql = format!(
+        "BEGIN; SET LOCAL lock_timeout = {ms}; SET LOCAL statement_timeout = {ms}; \
+         CREATE TABLE aksara_privilege_probe (id int); DROP TABLE aksara_privilege_probe; ROLLBACK"
+    );
+    let bound = limit + Duration::from_secs(2);
+    let result = tokio::time::timeout(
+        bound,
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut *conn),
+    )
+    .await;
+    let error = match result {
+        Ok(Ok(_)) => return Ok(()),
+        Err(_) => {
+            return Err(TableCheck::Unknown(format!(
+                "the server did not answer within {} s",
+                bound.as_secs()
+            )));
+        }
+        Ok(Err(e)) => e,
+    };
+    let _ = tokio::time::timeout(
+        Duration::from_secs(1),
+        sqlx::raw_sql("ROLLBACK").execute(&mut *conn),
+    )
+    .await;
+    Err(match connect::classify(error) {
+        FailureKind::Server(e) if e.sqlstate == "55P03" || e.sqlstate == "57014" => {
+            TableCheck::Unknown(format!(
+                "CREATE TABLE waited over {} s for a lock another session holds ({})",
+                limit.as_secs().max(1),
+                e.message
+            ))
+        }
+        // Shutdown, termination, lost connection: says nothing about privileges.
+        FailureKind::Server(e) if e.sqlstate.starts_with("57") || e.sqlstate.starts_with("08") => {
+            TableCheck::Unknown(format!("{} (SQLSTATE {})", e.message, e.sqlstate))
+        }
+        FailureKind::Server(e) if e.sqlstate == "42501" => TableCheck::Denied(e.message),
+        FailureKind::Server(e) if e.sqlstate == "25006" => TableCheck::ReadOnly(e.message),
+        FailureKind::Server(e) => TableCheck::Unknown(crate::diagnose::server_words(&e).0),
+        other => TableCheck::Unknown(other.to_string()),
+    })
+}

@@ -1,0 +1,418 @@
+//! Every interactive branch of `aksara dbsetup`, answered by a prompt script (no terminal:
+//! `support::Test` sets `AKSARA_PROMPT_SCRIPT`) against real servers. The PTY tests in
+//! `interactive.rs` keep what only a terminal shows: hidden input, Ctrl-C, the restored tty.
+
+use crate::support::{self, Cluster, Ran, Shared, Test};
+use crate::{assert_url_works, env_value, normalize, psql_url};
+
+/// Discovery may find servers the machine runs too: pick the harness cluster when asked.
+fn choose(cluster: &Cluster) -> (String, String) {
+    ("?which one".into(), format!("port {}", cluster.port))
+}
+
+fn script<'a>(cluster: &Cluster, rest: &'a [(&'a str, &'a str)]) -> Vec<(String, String)> {
+    std::iter::once(choose(cluster))
+        .chain(rest.iter().map(|(q, a)| (q.to_string(), a.to_string())))
+        .collect()
+}
+
+fn dbsetup(cluster: &Cluster, answers: &[(String, String)]) -> Test {
+    let refs: Vec<(&str, &str)> = answers
+        .iter()
+        .map(|(q, a)| (q.as_str(), a.as_str()))
+        .collect();
+    Test::new()
+        .cluster(cluster)
+        .args(["dbsetup"])
+        .answers(&refs)
+}
+
+fn written_url(ran: &Ran) -> String {
+    env_value(&ran.dir.path().join(".env"), "DATABASE_URL").expect(".env has DATABASE_URL")
+}
+
+/// The session's transcript with run-to-run values replaced, for snapshots.
+fn session(ran: &Ran, cluster: &Cluster, names: &[(&str, &'static str)]) -> String {
+    let port = cluster.port.to_string();
+    let socket = cluster.socket_dir.display().to_string();
+    let encoded = support::encode(&socket);
+    let mut pairs: Vec<(&str, &str)> = vec![
+        (&port, "[PORT]"),
+        (&socket, "[SOCKET_DIR]"),
+        (&encoded, "[SOCKET_DIR]"),
+    ];
+    pairs.extend(names.iter().map(|(v, p)| (*v, *p)));
+    let text = normalize(&ran.transcript(), &pairs);
+    // Other servers this machine runs may be listed by discovery; the chosen one is ours.
+    // Parallel tests share the server, so a run may wait for another's setup lock.
+    regex::Regex::new(
+        r"(\? Several PostgreSQL servers answer; which one\? › |Waiting for another `aksara dbsetup`)[^\n]*\n",
+    )
+    .unwrap()
+    .replace_all(&text, "")
+    .into_owned()
+}
+
+#[test]
+fn a_first_run_asks_the_names_and_generates_a_password() {
+    let cluster = support::shared(Shared::Scram);
+    let db = support::unique_name("first");
+    let ran = dbsetup(
+        cluster,
+        &script(
+            cluster,
+            &[
+                ("Database name", &db),
+                ("Application user", ""),
+                ("Password for the application user", "Generate"),
+                ("Go ahead?", "y"),
+            ],
+        ),
+    )
+    .run();
+    assert_eq!(ran.code, 0, "{ran:?}");
+    assert_url_works(&written_url(&ran));
+    insta::assert_snapshot!(
+        "prompts_first_run",
+        session(&ran, cluster, &[(&db, "[DB]")])
+    );
+}
+
+#[test]
+fn an_existing_database_can_be_renamed_or_reused() {
+    let cluster = support::shared(Shared::Scram);
+    let taken = support::unique_name("taken");
+    let other = support::unique_name("other");
+    cluster.psql("postgres", &format!("CREATE DATABASE {taken}"));
+    let ran = dbsetup(
+        cluster,
+        &script(
+            cluster,
+            &[
+                ("Database name", &taken),
+                ("Application user", &other),
+                ("already exists", "Choose another name"),
+                ("Database name", &other),
+                ("Password for the application user", "Generate"),
+                ("Go ahead?", "y"),
+            ],
+        ),
+    )
+    .run();
+    assert_eq!(ran.code, 0, "{ran:?}");
+    let url = written_url(&ran);
+    assert!(url.ends_with(&format!("/{other}")), "{url}");
+    assert_url_works(&url);
+    // The taken one is as it was: still owned by postgres.
+    assert_eq!(
+        cluster.psql(
+            "postgres",
+            &format!("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = '{taken}'")
+        ),
+        "postgres"
+    );
+
+    let reuse = support::unique_name("reuse");
+    cluster.psql("postgres", &format!("CREATE DATABASE {reuse}"));
+    let ran = dbsetup(
+        cluster,
+        &script(
+            cluster,
+            &[
+                ("Database name", &reuse),
+                ("Application user", ""),
+                ("already exists", "Reuse it"),
+                ("Password for the application user", "Generate"),
+                ("Go ahead?", "y"),
+            ],
+        ),
+    )
+    .run();
+    assert_eq!(ran.code, 0, "{ran:?}");
+    assert!(
+        ran.stderr.contains("GRANT"),
+        "reusing a database grants the new user what it needs: {ran:?}"
+    );
+    assert_url_works(&written_url(&ran));
+}
+
+/// A user that exists: its current password (kept), a new typed one, or a new generated one.
+#[test]
+fn an_existing_user_keeps_or_changes_its_password() {
+    let cluster = support::shared(Shared::Scram);
+    let role = support::unique_name("known");
+    let current = "Current-pw-1";
+    cluster.psql(
+        "postgres",
+        &format!(
+            "CREATE ROLE {role} LOGIN PASSWORD '{current}'; CREATE DATABASE {role} OWNER {role}"
+        ),
+    );
+    let ran = dbsetup(
+        cluster,
+        &script(
+            cluster,
+            &[
+                ("Database name", &role),
+                ("Application user", &role),
+                ("already exists", "Reuse it"),
+                (
+                    &format!("User \"{role}\" already exists"),
+                    "Type its current password",
+                ),
+                ("Current password of", current),
+                ("Go ahead?", "y"),
+            ],
+        ),
+    )
+    .run();
+    assert_eq!(ran.code, 0, "{ran:?}");
+    assert!(
+        !ran.stderr.contains("PASSWORD '****'"),
+        "the kept password is not set again: {ran:?}"
+    );
+    assert!(written_url(&ran).contains(current));
+    assert!(
+        !ran.all_output().contains(current),
+        "the typed password was shown: {ran:?}"
+    );
+
+    let typed = "Typed-new-pw-2";
+    let ran = dbsetup(
+        cluster,
+        &script(
+            cluster,
+            &[
+                ("Database name", &role),
+                ("Application user", &role),
+                ("already exists", "Reuse it"),
+                (
+                    &format!("User \"{role}\" already exists"),
+                    "Type a new password",
+                ),
+                ("New password for", typed),
+                ("Go ahead?", "y"),
+            ],
+        ),
+    )
+    .run();
+    assert_eq!(ran.code, 0, "{ran:?}");
+    let url = written_url(&ran);
+    assert!(url.contains(typed), "{url}");
+    assert_url_works(&url);
+    let old = cluster.url(&role, Some(current), &role);
+    assert!(
+        psql_url(&old, "SELECT 1").is_err(),
+        "the old password still works"
+    );
+}
+
+#[test]
+fn a_new_user_with_a_password_typed_twice() {
+    let cluster = support::shared(Shared::Scram);
+    let db = support::unique_name("typed");
+    let password = "Own p@ss:w/rd?#%'\"\\ é";
+    let ran = dbsetup(
+        cluster,
+        &script(
+            cluster,
+            &[
+                ("Database name", &db),
+                ("Application user", ""),
+                ("Password for the application user", "Type my own"),
+                (&format!("Password for \"{db}\""), password),
+                ("Go ahead?", "y"),
+            ],
+        ),
+    )
+    .run();
+    assert_eq!(ran.code, 0, "{ran:?}");
+    let url = written_url(&ran);
+    assert_eq!(psql_url(&url, "SELECT current_user").unwrap(), db);
+    assert!(!ran.all_output().contains(password));
+}
+
+#[test]
+fn declining_the_plan_changes_nothing() {
+    let cluster = support::shared(Shared::Scram);
+    let db = support::unique_name("declined");
+    let ran = dbsetup(
+        cluster,
+        &script(
+            cluster,
+            &[
+                ("Database name", &db),
+                ("Application user", ""),
+                ("Password for the application user", "Generate"),
+                ("Go ahead?", "n"),
+            ],
+        ),
+    )
+    .run();
+    assert_eq!(ran.code, 1, "{ran:?}");
+    assert!(
+        ran.stderr.contains("setup cancelled; nothing was changed"),
+        "{ran:?}"
+    );
+    assert!(!ran.dir.path().join(".env").exists());
+    assert_eq!(
+        cluster.psql(
+            "postgres",
+            &format!("SELECT count(*) FROM pg_database WHERE datname = '{db}'")
+        ),
+        "0"
+    );
+    insta::assert_snapshot!("prompts_declined", session(&ran, cluster, &[(&db, "[DB]")]));
+}
+
+#[test]
+fn a_different_env_value_is_replaced_only_when_confirmed() {
+    let cluster = support::shared(Shared::Scram);
+    let db = support::unique_name("envconf");
+    let answers = |replace: &str| {
+        script(
+            cluster,
+            &[
+                ("Database name", &db),
+                ("Application user", ""),
+                ("Password for the application user", "Generate"),
+                ("already sets DATABASE_URL", replace),
+            ],
+        )
+    };
+    let old = "DATABASE_URL=postgresql://someone@elsewhere/other\n";
+    let ran = dbsetup(cluster, &answers("n")).file(".env", old).run();
+    assert_eq!(ran.code, 1, "{ran:?}");
+    assert!(ran.stderr.contains("nothing was changed"), "{ran:?}");
+    assert_eq!(
+        std::fs::read_to_string(ran.dir.path().join(".env")).unwrap(),
+        old
+    );
+
+    let mut yes = answers("y");
+    yes.push(("Go ahead?".into(), "y".into()));
+    let ran = dbsetup(cluster, &yes).file(".env", old).run();
+    assert_eq!(ran.code, 0, "{ran:?}");
+    let text = std::fs::read_to_string(ran.dir.path().join(".env")).unwrap();
+    assert!(
+        text.contains("# replaced by aksara: DATABASE_URL=postgresql://someone@elsewhere/other"),
+        "{text}"
+    );
+    assert_url_works(&written_url(&ran));
+}
+
+/// No admin login works without a password: the admin's name and password are asked for, and
+/// a wrong password is asked again.
+#[test]
+fn the_admin_password_is_asked_again_after_a_wrong_one() {
+    let cluster = support::shared(Shared::Scram);
+    let db = support::unique_name("adminpw");
+    let answers = script(
+        cluster,
+        &[
+            ("Admin user", "postgres"),
+            ("Password for \"postgres\"", "wrong-1"),
+            ("Password for \"postgres\"", &cluster.password),
+            ("Database name", &db),
+            ("Application user", ""),
+            ("Password for the application user", "Generate"),
+            ("Go ahead?", "y"),
+        ],
+    );
+    let refs: Vec<(&str, &str)> = answers
+        .iter()
+        .map(|(q, a)| (q.as_str(), a.as_str()))
+        .collect();
+    // TCP only, no password anywhere: discovery finds the server, nothing logs in by itself.
+    let ran = Test::new()
+        .env("PGHOST", "127.0.0.1")
+        .env("PGPORT", &cluster.port.to_string())
+        .args(["dbsetup"])
+        .answers(&refs)
+        .run();
+    assert_eq!(ran.code, 0, "{ran:?}");
+    assert!(ran.stderr.contains("try again (2 left)"), "{ran:?}");
+    assert!(!ran.all_output().contains(&cluster.password));
+    assert_url_works(&written_url(&ran));
+}
+
+/// Two servers answer (PGHOST's and the one in .env): the user picks one, and the setup
+/// happens there.
+#[test]
+fn several_servers_answering_are_listed_and_one_is_chosen() {
+    let first = support::shared(Shared::Scram);
+    let second = Cluster::start(support::ClusterConfig::default());
+    let db = support::unique_name("chosen");
+    let env = format!(
+        "DATABASE_URL=postgresql://nobody@127.0.0.1:{}/nothing\n",
+        second.port
+    );
+    let ran = Test::new()
+        .cluster(first)
+        .args(["dbsetup"])
+        .answers(&[
+            ("which one", &format!("port {}", second.port)),
+            ("Database name", &db),
+            ("Application user", ""),
+            ("Password for the application user", "Generate"),
+            ("already sets DATABASE_URL", "y"),
+            ("Go ahead?", "y"),
+        ])
+        .file(".env", &env)
+        .run();
+    assert_eq!(ran.code, 0, "{ran:?}");
+    let url = written_url(&ran);
+    assert!(url.contains(&format!(":{}/", second.port)), "{url}");
+    assert_url_works(&url);
+    assert_eq!(
+        first.psql(
+            "postgres",
+            &format!("SELECT count(*) FROM pg_database WHERE datname = '{db}'")
+        ),
+        "0"
+    );
+}
+
+/// In a git repository that does not ignore .env, the password file gets its .gitignore line
+/// when the user agrees.
+#[test]
+fn the_env_file_is_added_to_gitignore_when_agreed() {
+    let cluster = support::shared(Shared::Scram);
+    let db = support::unique_name("gitig");
+    let test = dbsetup(
+        cluster,
+        &script(
+            cluster,
+            &[
+                ("Database name", &db),
+                ("Application user", ""),
+                ("Password for the application user", "Generate"),
+                ("Go ahead?", "y"),
+                ("git does not ignore it", "y"),
+            ],
+        ),
+    );
+    let git = std::process::Command::new("git")
+        .args(["init", "-q"])
+        .current_dir(test.path())
+        .status()
+        .expect("git init");
+    assert!(git.success());
+    let ran = test.run();
+    assert_eq!(ran.code, 0, "{ran:?}");
+    let ignore = std::fs::read_to_string(ran.dir.path().join(".gitignore")).unwrap();
+    assert!(ignore.lines().any(|l| l == "/.env"), "{ignore}");
+}
+
+/// A script that answers the wrong question fails loudly instead of answering it anyway.
+#[test]
+fn a_script_that_expects_another_question_fails_and_names_both() {
+    let cluster = support::shared(Shared::Scram);
+    let ran = dbsetup(cluster, &script(cluster, &[("Colour of the sky", "blue")])).run();
+    assert_eq!(ran.code, 1, "{ran:?}");
+    assert!(
+        ran.stderr
+            .contains("expected a question with \"Colour of the sky\""),
+        "{ran:?}"
+    );
+}
