@@ -38,6 +38,8 @@ SILENT_PORT = E["BENCH_SILENT_PORT"]
 DEAD_PORT = E["BENCH_DEAD_PORT"]
 PASSWORD = E["BENCH_PASSWORD"]
 GIT_PROJECT = E.get("BENCH_GIT_PROJECT") == "1"
+# "session:PORT transaction:PORT" when run.sh started PgBouncer, else empty.
+PGBOUNCER_PORTS = [tuple(p.split(":")) for p in E.get("BENCH_PGBOUNCER_PORTS", "").split()]
 OUT = E["BENCH_OUT"]
 ROUNDS = max(1, int(E.get("ROUNDS", "15")))
 HYPERFINE = None if E.get("BENCH_NO_HYPERFINE") == "1" else shutil.which("hyperfine")
@@ -134,6 +136,19 @@ def dbsetup_group():
         db_url = shlex.quote(url(TCP, db="benchapp"))
         cmds.append(Cmd("dbsetup/sqlx", f"{SQLX} database create --database-url {db_url}", 0, prepare=reset))
     return Group("dbsetup", cmds, runs=1, warmup=0, shell=True, env=BASE_ENV, cwd=f"{WORK}/proj")
+
+
+def pooler_group():
+    """doctor and psql through the same PgBouncer, per pool mode (plaintext: PgBouncer has no
+    TLS configured here, and sslmode=prefer would fall back anyway)."""
+    cmds = []
+    for mode, port in PGBOUNCER_PORTS:
+        q = shlex.quote(url(f"postgres@127.0.0.1:{port}", params="?sslmode=disable"))
+        cmds += [
+            Cmd(f"doctor/pgb-{mode}", f"{AKSARA} doctor --url {q}", 0, "all checks passed"),
+            Cmd(f"psql/pgb-{mode}", f"{PSQL} -X -A -t -c 'select 1' {q}", 0, "1"),
+        ]
+    return Group("pooler", cmds, runs=3, warmup=1, env=BASE_ENV)
 
 
 def fast_failure_group():
@@ -430,13 +445,14 @@ def main():
     started = time.time()
     load_before = os.getloadavg()
     transports, healthy = healthy_group()
-    groups = [healthy, dbsetup_group(), fast_failure_group(), silent_group(), startup_group(), noserver_group()]
+    groups = [healthy, pooler_group(), dbsetup_group(), fast_failure_group(), silent_group(), startup_group(), noserver_group()]
 
     problems = []
     occupied = something_listens_on_default_places()
     if occupied:
         problems.append("the no-server case needs nothing listening on the usual places, but found: " + ", ".join(occupied))
         groups = [g for g in groups if g.gid != "noserver"]
+    groups = [g for g in groups if g.cmds]
 
     log(f"checking that every command takes the path its row says ({sum(len(g.cmds) for g in groups)} commands)")
     for g in groups:
@@ -520,6 +536,22 @@ def main():
     w(f"{results.runs('doctor/tcp')} runs per command. The doctor does more than the others: URL and host checks,")
     w("login, server version and settings, connections in use, a create-table probe in a rolled-back")
     w("transaction, and the report; `pg_isready` does not log in.")
+    w("")
+
+    w("## `aksara doctor` through PgBouncer")
+    w("")
+    if PGBOUNCER_PORTS:
+        w("| pool mode | aksara doctor | `psql -c 'select 1'` | doctor ÷ psql |")
+        w("|---|---:|---:|---:|")
+        for mode, _ in PGBOUNCER_PORTS:
+            d, p = f"doctor/pgb-{mode}", f"psql/pgb-{mode}"
+            w(f"| {mode} | {fmt_ms(results.median_ms(d))} | {fmt_ms(results.median_ms(p))} | {results.ratio(d, p):.2f} |")
+        w("")
+        w(f"{results.runs(f'doctor/pgb-{PGBOUNCER_PORTS[0][0]}')} runs per command, TCP without TLS to PgBouncer, which reaches the cluster over")
+        w("its unix socket and logs in with the client's SCRAM proof. PgBouncer's first server login per")
+        w("pool happens in the validation run, so the timed runs reuse pooled server connections.")
+    else:
+        w("Not measured: pgbouncer is not installed (`apt-get install pgbouncer`).")
     w("")
 
     w("## `aksara dbsetup --non-interactive`")

@@ -77,8 +77,13 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/aksara-bench.XXXXXX")
 chmod 755 "$WORK"
 POSTMASTER_PID=""
 LISTENER_PID=""
+PGBOUNCER_PIDS=()
 cleanup() {
     if [ -n "$LISTENER_PID" ]; then kill "$LISTENER_PID" 2>/dev/null || true; fi
+    for pid in "${PGBOUNCER_PIDS[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+        for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+    done
     if [ -f "$WORK/data/postmaster.pid" ]; then
         POSTMASTER_PID=$(head -n 1 "$WORK/data/postmaster.pid" 2>/dev/null || true)
     fi
@@ -178,6 +183,38 @@ for _ in $(seq 100); do [ -s "$WORK/silent.port" ] && break; sleep 0.02; done
 SILENT_PORT=$(cat "$WORK/silent.port")
 DEAD_PORT=$(free_port)
 
+# PgBouncer (when installed) in front of the cluster, in session and transaction mode, for the
+# "doctor through a pooler" rows. It authenticates clients with the superuser's SCRAM secret
+# and logs in to the server with the client's SCRAM proof (no password in its files).
+PGBOUNCER=$(command -v pgbouncer || { [ -x /usr/sbin/pgbouncer ] && echo /usr/sbin/pgbouncer; } || true)
+PGB_PORTS=""
+if [ -n "$PGBOUNCER" ]; then
+    mkdir -p "$WORK/pgb"
+    secret=$(PGPASSWORD=$PASSWORD "$PGBIN/psql" -X -A -t -h "$WORK/sock" -p "$PORT" -U postgres -d postgres \
+        -c "select rolpassword from pg_authid where rolname = 'postgres'")
+    printf '"postgres" "%s"\n' "$secret" >"$WORK/pgb/users.txt"
+    for mode in session transaction; do
+        pgb_port=$(free_port)
+        printf '%s\n' "[databases]" "* = host=$WORK/sock port=$PORT" "[pgbouncer]" \
+            "listen_addr = 127.0.0.1" "listen_port = $pgb_port" "unix_socket_dir =" \
+            "pool_mode = $mode" "auth_type = scram-sha-256" "auth_file = $WORK/pgb/users.txt" \
+            "logfile = $WORK/pgb/$mode.log" >"$WORK/pgb/$mode.ini"
+        if [ "$(id -u)" -eq 0 ]; then chown -R postgres "$WORK/pgb"; fi
+        "${as_server[@]}" "$PGBOUNCER" "$WORK/pgb/$mode.ini" </dev/null >/dev/null 2>&1 &
+        PGBOUNCER_PIDS+=($!)
+        for _ in $(seq 250); do
+            grep -q "process up" "$WORK/pgb/$mode.log" 2>/dev/null && break
+            sleep 0.02
+        done
+        grep -q "process up" "$WORK/pgb/$mode.log" 2>/dev/null ||
+            { cat "$WORK/pgb/$mode.log" >&2 || true; die "PgBouncer ($mode) did not start"; }
+        PGB_PORTS="$PGB_PORTS$mode:$pgb_port "
+    done
+    say "PgBouncer $("$PGBOUNCER" --version | head -n 1 | awk '{print $2}') on ${PGB_PORTS% }"
+else
+    say "pgbouncer missing: the rows through a pooler are skipped (apt-get install pgbouncer)"
+fi
+
 # Hermetic: no PG* variable, .pgpass or DATABASE_URL of the person running this leaks in.
 for var in $(env | sed -n 's/^\(PG[A-Z_]*\)=.*/\1/p'); do unset "$var"; done
 unset DATABASE_URL AKSARA_DB_PASSWORD
@@ -186,6 +223,6 @@ export HOME=$WORK/home NO_COLOR=1 LC_ALL=C
 export BENCH_ROOT=$ROOT BENCH_AKSARA=$AKSARA BENCH_FLOOR=$FLOOR BENCH_PGBIN=$PGBIN \
     BENCH_PORT=$PORT BENCH_SOCK=$WORK/sock BENCH_WORK=$WORK BENCH_TLS=$TLS \
     BENCH_SILENT_PORT=$SILENT_PORT BENCH_DEAD_PORT=$DEAD_PORT BENCH_PASSWORD=$PASSWORD \
-    BENCH_GIT_PROJECT=$GIT_PROJECT \
+    BENCH_GIT_PROJECT=$GIT_PROJECT BENCH_PGBOUNCER_PORTS="${PGB_PORTS% }" \
     BENCH_OUT=${BENCH_OUT:-$ROOT/BENCHMARKS.md} ROUNDS=${ROUNDS:-15}
 python3 "$ROOT/bench/bench.py"

@@ -213,6 +213,9 @@ pub struct Attempt {
 #[derive(Debug, Clone)]
 pub struct ConnectFailure {
     pub attempts: Vec<Attempt>,
+    /// Hosts that let us in but were not what `target_session_attrs` asked for (each also
+    /// has an attempt, `FailureKind::Unexpected` with libpq's words).
+    pub skipped: Vec<SkippedHost>,
 }
 
 impl ConnectFailure {
@@ -236,6 +239,119 @@ pub struct Connected {
     pub tls_mode: PgSslMode,
     /// Failed attempts at earlier hosts, if any.
     pub earlier: Vec<Attempt>,
+    /// Earlier hosts that were not what `target_session_attrs` asked for, and why.
+    pub skipped: Vec<SkippedHost>,
+    /// The `target_session_attrs` this host was chosen by (`Any` when none was given).
+    pub chosen_by: TargetSessionAttrs,
+}
+
+/// libpq's `target_session_attrs`: which kind of server a multi-host URL should end on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TargetSessionAttrs {
+    Any,
+    ReadWrite,
+    ReadOnly,
+    Primary,
+    Standby,
+    /// A standby if any host is one, else any host (two passes, as libpq does).
+    PreferStandby,
+}
+
+impl TargetSessionAttrs {
+    pub fn parse(value: &str) -> Option<TargetSessionAttrs> {
+        Some(match value {
+            "any" => TargetSessionAttrs::Any,
+            "read-write" => TargetSessionAttrs::ReadWrite,
+            "read-only" => TargetSessionAttrs::ReadOnly,
+            "primary" => TargetSessionAttrs::Primary,
+            "standby" => TargetSessionAttrs::Standby,
+            "prefer-standby" => TargetSessionAttrs::PreferStandby,
+            _ => return None,
+        })
+    }
+
+    /// The URL's `target_session_attrs` (kept among the parameters dsn does not model). A value
+    /// libpq would reject is treated as `any` here; the URL lint names it.
+    pub fn of(cfg: &ConnConfig) -> TargetSessionAttrs {
+        cfg.unknown
+            .iter()
+            .rev()
+            .find(|(key, _)| key == "target_session_attrs")
+            .and_then(|(_, value)| TargetSessionAttrs::parse(value))
+            .unwrap_or(TargetSessionAttrs::Any)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetSessionAttrs::Any => "any",
+            TargetSessionAttrs::ReadWrite => "read-write",
+            TargetSessionAttrs::ReadOnly => "read-only",
+            TargetSessionAttrs::Primary => "primary",
+            TargetSessionAttrs::Standby => "standby",
+            TargetSessionAttrs::PreferStandby => "prefer-standby",
+        }
+    }
+
+    /// Whether a server of this kind is acceptable; `Err` says why not, in libpq's words.
+    pub fn accepts(self, kind: SessionKind) -> Result<(), SkipReason> {
+        let read_only = kind.in_hot_standby || kind.default_read_only;
+        match self {
+            TargetSessionAttrs::Any => Ok(()),
+            TargetSessionAttrs::ReadWrite if read_only => Err(SkipReason::ReadOnly),
+            TargetSessionAttrs::ReadOnly if !read_only => Err(SkipReason::NotReadOnly),
+            TargetSessionAttrs::Primary if kind.in_hot_standby => Err(SkipReason::HotStandby),
+            TargetSessionAttrs::Standby | TargetSessionAttrs::PreferStandby
+                if !kind.in_hot_standby =>
+            {
+                Err(SkipReason::NotHotStandby)
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl fmt::Display for TargetSessionAttrs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What `target_session_attrs` looks at on a logged-in server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionKind {
+    pub in_hot_standby: bool,
+    pub default_read_only: bool,
+}
+
+/// Why a host that let us in was passed over.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SkipReason {
+    ReadOnly,
+    NotReadOnly,
+    HotStandby,
+    NotHotStandby,
+    /// The server could not be asked what it is.
+    CheckFailed(String),
+}
+
+impl fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SkipReason::ReadOnly => f.write_str("session is read-only"),
+            SkipReason::NotReadOnly => f.write_str("session is not read-only"),
+            SkipReason::HotStandby => f.write_str("server is in hot standby mode"),
+            SkipReason::NotHotStandby => f.write_str("server is not in hot standby mode"),
+            SkipReason::CheckFailed(e) => write!(f, "could not check the session: {e}"),
+        }
+    }
+}
+
+/// A host passed over for `target_session_attrs`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SkippedHost {
+    pub endpoint: Endpoint,
+    pub wanted: TargetSessionAttrs,
+    pub reason: SkipReason,
 }
 
 /// The bound for one attempt: the URL's connect_timeout wins over the caller's default, as in
@@ -244,7 +360,9 @@ pub fn attempt_timeout(cfg: &ConnConfig, default: Duration) -> Duration {
     cfg.connect_timeout.unwrap_or(default)
 }
 
-/// Connect to the first endpoint that answers, as libpq does.
+/// Connect to the first endpoint that answers and is what `target_session_attrs` asks for, as
+/// libpq does (`prefer-standby`: a second pass over all hosts accepting any, when no standby
+/// was found). With `any` nothing is checked: no query on the healthy path.
 pub async fn connect(
     cfg: &ConnConfig,
     default_timeout: Duration,
@@ -275,25 +393,90 @@ async fn connect_hosts(
     lookup: Lookup,
 ) -> Result<Connected, ConnectFailure> {
     let bound = attempt_timeout(cfg, default_timeout);
+    let target = TargetSessionAttrs::of(cfg);
     let mut attempts = Vec::new();
-    for endpoint in &cfg.endpoints {
-        match connect_endpoint(cfg, endpoint, bound, lookup, &mut attempts).await {
-            Some((conn, tls_mode)) => {
-                return Ok(Connected {
-                    conn,
-                    endpoint: endpoint.clone(),
-                    tls_mode,
-                    earlier: attempts,
-                });
-            }
-            None => {
+    let mut skipped = Vec::new();
+    let passes: &[TargetSessionAttrs] = match target {
+        TargetSessionAttrs::PreferStandby => {
+            &[TargetSessionAttrs::PreferStandby, TargetSessionAttrs::Any]
+        }
+        _ => std::slice::from_ref(&target),
+    };
+    for wanted in passes {
+        for endpoint in &cfg.endpoints {
+            let Some((mut conn, tls_mode)) =
+                connect_endpoint(cfg, endpoint, bound, lookup, &mut attempts).await
+            else {
                 if attempts.last().is_some_and(|a| a.failure.is_final()) {
-                    break;
+                    return Err(ConnectFailure { attempts, skipped });
+                }
+                continue;
+            };
+            let started = Instant::now();
+            let verdict = match *wanted {
+                TargetSessionAttrs::Any => Ok(()),
+                _ => match session_kind(&mut conn, bound).await {
+                    Ok(kind) => wanted.accepts(kind),
+                    Err(e) => Err(SkipReason::CheckFailed(e)),
+                },
+            };
+            match verdict {
+                Ok(()) => {
+                    return Ok(Connected {
+                        conn,
+                        endpoint: endpoint.clone(),
+                        tls_mode,
+                        earlier: attempts,
+                        skipped,
+                        chosen_by: target,
+                    });
+                }
+                Err(reason) => {
+                    close(conn).await;
+                    attempts.push(Attempt {
+                        endpoint: endpoint.clone(),
+                        tls_mode,
+                        // No variant of its own yet: `skipped` carries the typed reason.
+                        failure: FailureKind::Unexpected {
+                            message: reason.to_string(),
+                        },
+                        elapsed: started.elapsed(),
+                    });
+                    skipped.push(SkippedHost {
+                        endpoint: endpoint.clone(),
+                        wanted: *wanted,
+                        reason,
+                    });
                 }
             }
         }
     }
-    Err(ConnectFailure { attempts })
+    Err(ConnectFailure { attempts, skipped })
+}
+
+/// What the login reported (`in_hot_standby` and `default_transaction_read_only` are sent at
+/// login by PostgreSQL 14+); older servers, and poolers that do not pass them on, are asked.
+pub async fn session_kind(conn: &mut PgConnection, bound: Duration) -> Result<SessionKind, String> {
+    let reported = |name: &str| conn.parameter_status(name).map(|v| v == "on");
+    if let (Some(in_hot_standby), Some(default_read_only)) = (
+        reported("in_hot_standby"),
+        reported("default_transaction_read_only"),
+    ) {
+        return Ok(SessionKind {
+            in_hot_standby,
+            default_read_only,
+        });
+    }
+    use sqlx::Row as _;
+    let sql = "SELECT pg_catalog.pg_is_in_recovery(), pg_catalog.current_setting('default_transaction_read_only')";
+    match tokio::time::timeout(bound, sqlx::raw_sql(sql).fetch_one(&mut *conn)).await {
+        Ok(Ok(row)) => Ok(SessionKind {
+            in_hot_standby: row.try_get(0).map_err(|e| e.to_string())?,
+            default_read_only: row.try_get::<String, _>(1).map_err(|e| e.to_string())? == "on",
+        }),
+        Ok(Err(e)) => Err(classify(e).to_string()),
+        Err(_) => Err(format!("no answer within {} ms", bound.as_millis())),
+    }
 }
 
 /// The sslmodes to try in order for one endpoint. Unix sockets never use TLS (libpq ignores
@@ -390,8 +573,12 @@ async fn attempt_with(
             Ok(Ok(_)) => {}
         }
     }
+    // sqlx sends `extra_float_digits=2` at startup by default, which PgBouncer refuses
+    // (`unsupported startup parameter`, 08P01) unless listed in `ignore_startup_parameters`.
+    // It only changes how float values are printed, and aksara reads no float column.
     let options = cfg
         .sqlx_options(endpoint, mode)
+        .extra_float_digits(None)
         .max_message_len(MAX_SERVER_MESSAGE)
         .allow_cleartext_without_tls(cfg.allow_cleartext);
     let started = Instant::now();

@@ -190,6 +190,8 @@ pub async fn connect(
             endpoint,
             tls_mode: PgSslMode::Disable,
             earlier: Vec::new(),
+            skipped: Vec::new(),
+            chosen_by: crate::connect::TargetSessionAttrs::Any,
         })
         .map_err(|failure| classify(failure, role, &os_user, &socket, false))
 }

@@ -17,9 +17,11 @@ mod interactive;
 mod localserver;
 mod machine;
 mod output;
+mod pooler;
 mod prompts;
 mod refusals;
 mod reliability;
+mod replica;
 mod secrets;
 mod style;
 

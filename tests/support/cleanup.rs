@@ -31,6 +31,16 @@ if [ -n "$data" ] && [ -f "$data/postmaster.pid" ]; then
     [ -f "$data/postmaster.pid" ] && kill -KILL "$pid" 2>/dev/null
   fi
 fi
+# A process that writes a pid file (PgBouncer): SIGTERM is its immediate shutdown.
+pidfile=$3
+if [ -n "$pidfile" ] && [ -f "$pidfile" ]; then
+  pid=$(sed -n 1p "$pidfile")
+  if [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null; then
+    i=0
+    while kill -0 "$pid" 2>/dev/null && [ "$i" -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
+    kill -KILL "$pid" 2>/dev/null
+  fi
+fi
 rm -rf "$1"
 "#;
 
@@ -44,12 +54,23 @@ pub struct Watchdog {
 
 impl Watchdog {
     pub fn arm(dir: &Path, data_dir: Option<&Path>) -> Watchdog {
+        Watchdog::arm_all(dir, data_dir, None)
+    }
+
+    /// Like [`Watchdog::arm`] for a process that is not a postmaster: it is sent SIGTERM by the
+    /// pid in `pid_file` (which it writes itself, as PgBouncer does), then `dir` is removed.
+    pub fn arm_with_pid_file(dir: &Path, pid_file: &Path) -> Watchdog {
+        Watchdog::arm_all(dir, None, Some(pid_file))
+    }
+
+    fn arm_all(dir: &Path, data_dir: Option<&Path>, pid_file: Option<&Path>) -> Watchdog {
         let mut child = Command::new("sh")
             .arg("-c")
             .arg(WATCHDOG_SCRIPT)
             .arg("aksara-test-watchdog")
             .arg(dir)
             .arg(data_dir.unwrap_or(Path::new("")))
+            .arg(pid_file.unwrap_or(Path::new("")))
             .current_dir("/")
             .stdin(Stdio::piped())
             .stdout(Stdio::null())

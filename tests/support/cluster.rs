@@ -97,6 +97,15 @@ impl Cluster {
     /// not come up within 30 s.
     pub fn start(cfg: ClusterConfig) -> Cluster {
         let template = template();
+        Cluster::start_with_data(cfg, |data_dir| copy_dir(&template.data_dir, data_dir))
+    }
+
+    /// Like [`Cluster::start`], with the data directory made by `fill` (which must create it,
+    /// owned by the server user) instead of copied from the template: a standby's
+    /// `pg_basebackup`. The harness's `pg_hba.conf` and `harness.conf` are written over what
+    /// `fill` left, and `harness.conf` must be included by its `postgresql.conf`.
+    pub fn start_with_data(cfg: ClusterConfig, fill: impl FnOnce(&Path)) -> Cluster {
+        let template = template();
         let base = tempfile::Builder::new()
             .prefix("aksara-pg-")
             .tempdir_in(scratch_root())
@@ -105,7 +114,7 @@ impl Cluster {
         let watchdog = Watchdog::arm(base.path(), Some(&data_dir));
         give_to_server_user(base.path(), 0o755);
 
-        copy_dir(&template.data_dir, &data_dir);
+        fill(&data_dir);
         let socket_dir = base.path().join("sock");
         fs::create_dir(&socket_dir).expect("create the socket directory");
         give_to_server_user(&socket_dir, 0o755);

@@ -20,8 +20,10 @@ mod cleanup;
 mod cluster;
 mod distcluster;
 pub mod hostile;
+mod pgbouncer;
 mod privileges;
 mod session;
+mod standby;
 mod tls;
 
 use std::path::Path;
@@ -37,9 +39,13 @@ pub use cluster::{Auth, Cluster, ClusterConfig, HeldConnections, clear_pg_env, e
 #[allow(unused_imports)]
 pub use distcluster::{DistCluster, OsUser};
 #[allow(unused_imports)]
+pub use pgbouncer::{ADMIN_USER, PgBouncer, PgBouncerConfig, PoolMode, shared_pgbouncer};
+#[allow(unused_imports)]
 pub use privileges::{SERVER_USER, server_user};
 #[allow(unused_imports)]
 pub use session::{Ran, Test};
+#[allow(unused_imports)]
+pub use standby::{StandbyPair, shared_pair};
 #[allow(unused_imports)]
 pub use tls::{TestCerts, test_certs};
 

@@ -106,6 +106,25 @@ impl PgConnection {
         self.inner.stream.server_version_num
     }
 
+    // aksara patch: what the server (or a pooler in front of it) announced at login, for
+    // telling a pooler from a server: the process id of BackendKeyData (PgBouncer announces its
+    // own, not the backend's `pg_backend_pid()`), and the ParameterStatus values
+    // (`in_hot_standby`, `server_version`, ...) as last reported.
+    /// The process id the server announced in BackendKeyData at login (0 if none was sent).
+    pub fn announced_process_id(&self) -> u32 {
+        self.inner.process_id
+    }
+
+    /// A ParameterStatus value the server reported (`in_hot_standby`, `server_version`, ...).
+    pub fn parameter_status(&self, name: &str) -> Option<&str> {
+        self.inner
+            .stream
+            .parameter_statuses
+            .get(name)
+            .map(String::as_str)
+    }
+    // end aksara patch
+
     // will return when the connection is ready for another query
     pub(crate) async fn wait_until_ready(&mut self) -> Result<(), Error> {
         if !self.inner.stream.write_buffer_mut().is_empty() {

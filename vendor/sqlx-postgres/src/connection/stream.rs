@@ -184,6 +184,8 @@ impl PgStream {
                     match name.as_str() {
                         "server_version" => {
                             self.server_version_num = parse_server_version(&value);
+                            // aksara patch: keep the text too (a pooler may rewrite it).
+                            self.parameter_statuses.insert(name, value);
                         }
                         _ => {
                             self.parameter_statuses.insert(name, value);

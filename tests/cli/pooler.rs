@@ -1,0 +1,642 @@
+//! Through a real PgBouncer (Debian's 1.18) in session, transaction and statement mode: aksara
+//! connects, `aksara::pooler` tells the pooler and its mode from what the login shows plus one
+//! probe, and each of PgBouncer's own refusals is recognised with its code and fix.
+
+use std::time::Duration;
+
+use aksara::connect::{self, Connected, FailureKind};
+use aksara::dsn::{ConnConfig, ConnString};
+use aksara::pooler::{self, FirstLook, ModeVerdict, PoolMode, PoolerError, PoolerKind};
+use sqlx::Row as _;
+
+use crate::foundation::EmptyEnv;
+use crate::support::{self, PgBouncer, PgBouncerConfig, Shared, shared_pgbouncer};
+use crate::{aksara, project, run};
+
+const BOUND: Duration = Duration::from_secs(5);
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn config(url: &str) -> ConnConfig {
+    ConnString::parse(url).unwrap().resolve(&EmptyEnv).unwrap()
+}
+
+fn ours(mode: support::PoolMode) -> PoolMode {
+    match mode {
+        support::PoolMode::Session => PoolMode::Session,
+        support::PoolMode::Transaction => PoolMode::Transaction,
+        support::PoolMode::Statement => PoolMode::Statement,
+    }
+}
+
+async fn login(cfg: &ConnConfig) -> Result<Connected, FailureKind> {
+    connect::connect(cfg, BOUND)
+        .await
+        .map_err(|f| f.last().failure.clone())
+}
+
+async fn backend_pid(conn: &mut sqlx::PgConnection) -> i32 {
+    sqlx::raw_sql("SELECT pg_backend_pid()")
+        .fetch_one(conn)
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// The first look and the identification as doctor would run them, on one login.
+async fn look_and_identify(url: &str) -> (FirstLook, Option<pooler::PoolerReport>) {
+    let cfg = config(url);
+    let mut c = login(&cfg).await.expect("login");
+    let signals = pooler::LoginSignals::of(&c.conn);
+    let pid = backend_pid(&mut c.conn).await;
+    let look = pooler::first_look(&signals, pid, &c.endpoint.host);
+    let report = pooler::detect(&mut c, &cfg, pid, BOUND).await;
+    connect::close(c.conn).await;
+    (look, report)
+}
+
+#[test]
+fn a_direct_login_shows_no_pooler_and_costs_no_second_connection() {
+    let cluster =
+        support::Cluster::start(support::ClusterConfig::default().set("log_connections", "on"));
+    let (look, report) = runtime().block_on(look_and_identify(&cluster.admin_url()));
+    assert_eq!(look, FirstLook::Direct);
+    assert!(report.is_none());
+    let logins = cluster
+        .log_contents()
+        .matches("connection authorized")
+        .count();
+    assert_eq!(logins, 1, "{}", cluster.log_contents());
+}
+
+#[test]
+fn pgbouncer_and_its_mode_are_told_in_each_mode() {
+    let cluster = support::shared(Shared::Scram);
+    for mode in support::PoolMode::ALL {
+        let bouncer = shared_pgbouncer(mode);
+        let (look, report) = runtime().block_on(look_and_identify(&bouncer.admin_url(cluster)));
+        assert!(
+            matches!(
+                look,
+                FirstLook::Pooler {
+                    evidence: pooler::Evidence::PidMismatch { .. },
+                    ..
+                }
+            ),
+            "{mode:?}: {look:?}"
+        );
+        let report = report.unwrap();
+        // `postgres` is not in admin_users: the console says "not allowed", the probe finds the mode.
+        assert_eq!(report.kind, PoolerKind::PgBouncer, "{mode:?}: {report:?}");
+        assert_eq!(report.mode.mode(), Some(ours(mode)), "{mode:?}: {report:?}");
+        assert!(
+            report.evidence.iter().any(|e| e.contains("not allowed")),
+            "{report:?}"
+        );
+    }
+}
+
+#[test]
+fn the_admin_console_gives_mode_and_version_when_the_user_may_read_it() {
+    let bouncer = shared_pgbouncer(support::PoolMode::Transaction);
+    let url = bouncer.url(
+        support::ADMIN_USER,
+        Some(&bouncer.admin_password),
+        "postgres",
+    );
+    let cfg = config(&url);
+    let endpoint = cfg.endpoints[0].clone();
+    // The console user exists only in PgBouncer: no server login, so ask identify directly
+    // with a stand-in first connection (the superuser's).
+    let cluster = support::shared(Shared::Scram);
+    let first_cfg = config(&bouncer.admin_url(cluster));
+    let report = runtime().block_on(async {
+        let mut c = login(&first_cfg).await.unwrap();
+        let look = FirstLook::Pooler {
+            kind: PoolerKind::Unidentified,
+            evidence: pooler::Evidence::PidMismatch {
+                announced: 0,
+                backend: 0,
+            },
+        };
+        let report = pooler::identify(&mut c.conn, &cfg, &endpoint, c.tls_mode, &look, BOUND).await;
+        connect::close(c.conn).await;
+        report
+    });
+    assert_eq!(report.kind, PoolerKind::PgBouncer);
+    assert_eq!(
+        report.version.as_deref(),
+        Some("PgBouncer 1.18.0"),
+        "{report:?}"
+    );
+    assert!(
+        matches!(&report.mode, ModeVerdict::Known { mode: PoolMode::Transaction, how } if how.contains("admin console")),
+        "{report:?}"
+    );
+    // 1.18 has no max_prepared_statements.
+    assert_eq!(report.tracks_prepared_statements, Some(false));
+    // Where the server is, for a direct admin URL (the `*` line forwards to the socket).
+    let server = report.server.expect("SHOW DATABASES names the server");
+    assert_eq!(server.host, cluster.socket_dir.display().to_string());
+    assert_eq!(server.port, cluster.port);
+    assert_eq!(server.database, "postgres");
+    // The derived direct config reaches the server itself: no pooler in the first look.
+    let direct = server.direct_config(&first_cfg);
+    let look = runtime().block_on(async {
+        let mut c = login(&direct).await.unwrap();
+        let pid = backend_pid(&mut c.conn).await;
+        let look = pooler::first_look(&pooler::LoginSignals::of(&c.conn), pid, &c.endpoint.host);
+        connect::close(c.conn).await;
+        look
+    });
+    assert_eq!(look, FirstLook::Direct);
+}
+
+#[test]
+fn doctor_passes_through_pgbouncer_in_every_mode() {
+    let cluster = support::shared(Shared::Scram);
+    let dir = project();
+    for mode in support::PoolMode::ALL {
+        let bouncer = shared_pgbouncer(mode);
+        let out = run(aksara(dir.path()).args(["doctor", "--url", &bouncer.admin_url(cluster)]));
+        assert_eq!(out.code, 0, "{mode:?}: {out:?}");
+        assert!(!out.all().contains("extra_float_digits"), "{out:?}");
+    }
+}
+
+#[test]
+fn dbsetup_through_session_pooling_sets_up_a_working_url() {
+    let cluster = support::shared(Shared::Scram);
+    let bouncer = shared_pgbouncer(support::PoolMode::Session);
+    let dir = project();
+    let db = support::unique_name("pgb_app");
+    let out = run(aksara(dir.path()).args([
+        "dbsetup",
+        "--non-interactive",
+        "--admin-url",
+        &bouncer.admin_url(cluster),
+        "--db-name",
+        &db,
+        "--db-user",
+        &db,
+    ]));
+    assert_eq!(out.code, 0, "{out:?}");
+    let env = std::fs::read_to_string(dir.path().join(".env")).unwrap();
+    let url = env
+        .lines()
+        .find_map(|l| l.strip_prefix("DATABASE_URL="))
+        .expect("DATABASE_URL in .env")
+        .trim_matches(['"', '\'']);
+    // The URL it wrote works (here it goes through the same PgBouncer: `*` forwards every database).
+    assert_eq!(
+        crate::psql_url(url, "select current_database()").as_deref(),
+        Ok(db.as_str())
+    );
+}
+
+fn failure_of(url: &str) -> FailureKind {
+    match runtime().block_on(login(&config(url))) {
+        Ok(_) => panic!("{url}: logged in"),
+        Err(f) => f,
+    }
+}
+
+#[test]
+fn a_database_missing_from_databases_is_named() {
+    let cluster = support::shared(Shared::Scram);
+    let bouncer = PgBouncer::start(
+        cluster,
+        PgBouncerConfig::new(support::PoolMode::Session).databases(&["postgres = {server}"]),
+    );
+    let failure = failure_of(&bouncer.url(&cluster.superuser, Some(&cluster.password), "appdb"));
+    assert_eq!(failure.sqlstate(), Some("08P01"), "{failure:?}");
+    let error = PoolerError::from_failure(&failure).expect("a pooler error");
+    assert_eq!(
+        error,
+        PoolerError::UnknownDatabase {
+            database: "appdb".into()
+        }
+    );
+    assert_eq!(error.code(), "pooler-unknown-database");
+    assert!(error.hint().contains("[databases]"));
+}
+
+#[test]
+fn a_startup_parameter_pgbouncer_refuses_is_named() {
+    let cluster = support::shared(Shared::Scram);
+    let bouncer = shared_pgbouncer(support::PoolMode::Transaction);
+    let url = format!(
+        "{}?options=-c%20search_path%3Dapp",
+        bouncer.admin_url(cluster)
+    );
+    let failure = failure_of(&url);
+    let error = PoolerError::from_failure(&failure).expect("a pooler error");
+    assert_eq!(
+        error,
+        PoolerError::UnsupportedStartupParameter {
+            parameter: "options".into()
+        }
+    );
+    assert!(error.hint().contains("ignore_startup_parameters"));
+}
+
+#[test]
+fn a_full_pool_and_a_full_client_list_are_named() {
+    let cluster = support::shared(Shared::Scram);
+    let bouncer = PgBouncer::start(
+        cluster,
+        PgBouncerConfig::new(support::PoolMode::Session)
+            .databases(&["postgres = {server} pool_size=1"])
+            .set("query_wait_timeout", "1")
+            .set("max_client_conn", "2"),
+    );
+    let url = bouncer.admin_url(cluster);
+    let cfg = config(&url);
+    runtime().block_on(async {
+        // Client 1 holds the only server connection (session mode: for as long as it stays).
+        let mut held = login(&cfg).await.unwrap();
+        backend_pid(&mut held.conn).await;
+        // Client 2 logs in (PgBouncer answers the login itself) and waits for a server.
+        let mut waiting = login(&cfg).await.unwrap();
+        let error = sqlx::raw_sql("SELECT 1")
+            .execute(&mut waiting.conn)
+            .await
+            .unwrap_err();
+        let failure = connect::classify(error);
+        assert_eq!(
+            PoolerError::from_failure(&failure),
+            Some(PoolerError::QueryWaitTimeout),
+            "{failure:?}"
+        );
+        // Two clients connected (the waiting one is gone now, so take its place again): a third is refused.
+        let _second = login(&cfg).await.unwrap();
+        let failure = login(&cfg)
+            .await
+            .err()
+            .expect("the third client is refused");
+        let error = PoolerError::from_failure(&failure).expect("a pooler error");
+        assert_eq!(error, PoolerError::PoolFull, "{failure:?}");
+        assert!(error.hint().contains("max_client_conn"));
+        connect::close(held.conn).await;
+    });
+}
+
+#[test]
+fn statement_mode_refuses_transactions_with_its_own_text() {
+    let cluster = support::shared(Shared::Scram);
+    let bouncer = shared_pgbouncer(support::PoolMode::Statement);
+    let cfg = config(&bouncer.admin_url(cluster));
+    let failure = runtime().block_on(async {
+        let mut c = login(&cfg).await.unwrap();
+        let e = sqlx::raw_sql("BEGIN")
+            .execute(&mut c.conn)
+            .await
+            .unwrap_err();
+        connect::classify(e)
+    });
+    assert_eq!(
+        PoolerError::from_failure(&failure),
+        Some(PoolerError::TransactionInStatementMode),
+        "{failure:?}"
+    );
+}
+
+#[test]
+fn driver_advice_applies_only_to_transaction_and_statement_pooling() {
+    use pooler::driver_advice;
+    let kind = PoolerKind::PgBouncer;
+    assert!(driver_advice(kind, PoolMode::Session, None, "asyncpg").is_empty());
+    let advice = driver_advice(kind, PoolMode::Transaction, Some(false), "asyncpg");
+    assert!(
+        advice
+            .iter()
+            .any(|a| a.fix.contains("statement_cache_size=0")),
+        "{advice:?}"
+    );
+    let advice = driver_advice(
+        kind,
+        PoolMode::Transaction,
+        Some(false),
+        "sqlalchemy+asyncpg",
+    );
+    assert!(
+        advice
+            .iter()
+            .any(|a| a.fix.contains("prepared_statement_cache_size")
+                && a.fix.contains("prepared_statement_name_func"))
+    );
+    // A pooler that keeps prepared statements per client needs no cache change.
+    let advice = driver_advice(kind, PoolMode::Transaction, Some(true), "asyncpg");
+    assert!(
+        advice
+            .iter()
+            .all(|a| a.code != "pooler-prepared-statements"),
+        "{advice:?}"
+    );
+    assert!(advice.iter().any(|a| a.code == "pooler-session-state"));
+    let advice = driver_advice(kind, PoolMode::Statement, None, "psycopg");
+    assert!(advice.iter().any(|a| a.code == "pooler-statement-mode"));
+}
+
+/// The Python the asyncpg test runs: `AKSARA_TEST_PYTHON`, which must have asyncpg installed.
+fn asyncpg_python() -> String {
+    let python = std::env::var("AKSARA_TEST_PYTHON").expect(
+        "this test needs a Python with asyncpg: set AKSARA_TEST_PYTHON=/path/to/venv/bin/python \
+         (pip install asyncpg)",
+    );
+    let ok = std::process::Command::new(&python)
+        .args(["-c", "import asyncpg"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "{python} cannot import asyncpg (pip install asyncpg)");
+    python
+}
+
+/// One app process: asyncpg connects, runs one parameterised query (asyncpg prepares it as
+/// `__asyncpg_stmt_1__`) and exits; prints `ok` or the error's class and text.
+const ASYNCPG_APP: &str = r#"
+import asyncio, os, sys, asyncpg
+async def main():
+    kwargs = {} if sys.argv[1] == "default" else {"statement_cache_size": 0}
+    conn = await asyncpg.connect(os.environ["APP_DATABASE_URL"], **kwargs)
+    try:
+        await conn.fetchval("select $1::int + 1", 41)
+        print("ok")
+    except Exception as e:
+        print(type(e).__name__, e)
+    finally:
+        await conn.close()
+asyncio.run(main())
+"#;
+
+fn asyncpg_app(python: &str, url: &str, cache: &str) -> String {
+    let out = std::process::Command::new(python)
+        .args(["-c", ASYNCPG_APP, cache])
+        // In the environment, not argv: the URL holds the password.
+        .env("APP_DATABASE_URL", url)
+        .env_remove("PGPASSWORD")
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[test]
+#[ignore = "needs a Python with asyncpg: AKSARA_TEST_PYTHON=/path/to/python cargo test --test cli -- --ignored asyncpg"]
+fn asyncpg_fails_through_transaction_pooling_unless_its_statement_cache_is_off() {
+    let python = asyncpg_python();
+    let cluster = support::shared(Shared::Scram);
+    // Its own PgBouncers: the statements asyncpg leaves on pooled server connections must not
+    // meet other tests.
+    let transaction = PgBouncer::start(
+        cluster,
+        PgBouncerConfig::new(support::PoolMode::Transaction),
+    );
+    let url = transaction.admin_url(cluster);
+    // Two app processes, one after the other: the second gets the server connection the first
+    // left its prepared statement on (transaction mode resets nothing between clients).
+    assert_eq!(asyncpg_app(&python, &url, "default"), "ok");
+    let second = asyncpg_app(&python, &url, "default");
+    assert!(
+        second.contains("DuplicatePreparedStatementError")
+            && second.contains("prepared statement \"__asyncpg_stmt_1__\" already exists"),
+        "{second}"
+    );
+    // The advice's fix works.
+    let advice = pooler::driver_advice(
+        PoolerKind::PgBouncer,
+        PoolMode::Transaction,
+        Some(false),
+        "asyncpg",
+    );
+    assert!(
+        advice
+            .iter()
+            .any(|a| a.fix.contains("statement_cache_size=0"))
+    );
+    let fresh = PgBouncer::start(
+        cluster,
+        PgBouncerConfig::new(support::PoolMode::Transaction),
+    );
+    let url = fresh.admin_url(cluster);
+    for _ in 0..2 {
+        assert_eq!(asyncpg_app(&python, &url, "off"), "ok");
+    }
+    // Session mode needs no advice, and two processes pass (the server is reset between clients).
+    assert!(
+        pooler::driver_advice(
+            PoolerKind::PgBouncer,
+            PoolMode::Session,
+            Some(false),
+            "asyncpg"
+        )
+        .is_empty()
+    );
+    let session = PgBouncer::start(cluster, PgBouncerConfig::new(support::PoolMode::Session));
+    let url = session.admin_url(cluster);
+    for _ in 0..2 {
+        assert_eq!(asyncpg_app(&python, &url, "default"), "ok");
+    }
+}
+
+#[test]
+fn pgbouncer_refuses_at_once_while_its_server_logins_fail() {
+    // Its own server, stopped under PgBouncer after a first login filled the pool's cached
+    // login answer: later clients still log in (PgBouncer answers that itself), their queries
+    // wait for a server that cannot be reached, and once a server login has failed PgBouncer
+    // refuses the next client's query at once instead of letting it wait.
+    let cluster = support::Cluster::start(support::ClusterConfig::default());
+    let bouncer = PgBouncer::start(
+        &cluster,
+        PgBouncerConfig::new(support::PoolMode::Session)
+            .set("query_wait_timeout", "1")
+            .set("server_login_retry", "60"),
+    );
+    let cfg = config(&bouncer.admin_url(&cluster));
+    runtime().block_on(async {
+        let mut first = login(&cfg).await.unwrap();
+        backend_pid(&mut first.conn).await;
+        connect::close(first.conn).await;
+        cluster.stop_immediate();
+
+        let mut waiting = login(&cfg)
+            .await
+            .expect("PgBouncer answers the login itself");
+        let e = sqlx::raw_sql("SELECT 1")
+            .execute(&mut waiting.conn)
+            .await
+            .unwrap_err();
+        let failure = connect::classify(e);
+        assert_eq!(
+            PoolerError::from_failure(&failure),
+            Some(PoolerError::QueryWaitTimeout),
+            "{failure:?}"
+        );
+
+        let mut refused = login(&cfg).await.unwrap();
+        let e = sqlx::raw_sql("SELECT 1")
+            .execute(&mut refused.conn)
+            .await
+            .unwrap_err();
+        let failure = connect::classify(e);
+        let error = PoolerError::from_failure(&failure).expect("a pooler error");
+        assert!(
+            matches!(error, PoolerError::ServerLoginRetry { .. }),
+            "{failure:?}"
+        );
+        assert_eq!(error.code(), "pooler-server-login-failing");
+        assert!(error.hint().contains("server_login_retry"));
+    });
+}
+
+/// Two sqlx connections in a row through transaction pooling, each running one query with
+/// `bind` (a prepared statement) the way `persistent` says; the second connection's result.
+async fn sqlx_second_client(url: &str, cache: usize, persistent: bool) -> Result<i32, String> {
+    use sqlx::ConnectOptions as _;
+    let options: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
+    let options = options
+        .extra_float_digits(None)
+        .statement_cache_capacity(cache);
+    let mut result = Err("not run".to_owned());
+    for _ in 0..2 {
+        let mut conn = options.connect().await.unwrap();
+        result = sqlx::query_scalar::<_, i32>("select $1::int + 1")
+            .bind(41)
+            .persistent(persistent)
+            .fetch_one(&mut conn)
+            .await
+            .map_err(|e| e.to_string());
+        sqlx::Connection::close(conn).await.unwrap();
+    }
+    result
+}
+
+#[test]
+fn sqlx_needs_unnamed_statements_through_transaction_pooling() {
+    let cluster = support::shared(Shared::Scram);
+    let rt = runtime();
+    // A fresh PgBouncer per case: the statements left on its server connections are the point.
+    let fresh = || {
+        PgBouncer::start(
+            cluster,
+            PgBouncerConfig::new(support::PoolMode::Transaction),
+        )
+    };
+    let bouncer = fresh();
+    let second = rt.block_on(sqlx_second_client(&bouncer.admin_url(cluster), 100, true));
+    assert!(
+        second
+            .as_ref()
+            .is_err_and(|e| e.contains("prepared statement \"sqlx_s_1\" already exists")),
+        "{second:?}"
+    );
+    // Without a cache sqlx still names the statement, and leaves it behind.
+    let bouncer = fresh();
+    let second = rt.block_on(sqlx_second_client(&bouncer.admin_url(cluster), 0, true));
+    assert!(
+        second.as_ref().is_err_and(|e| e.contains("already exists")),
+        "{second:?}"
+    );
+    // An unnamed statement is parsed each time and left nowhere: the advice's fix.
+    let bouncer = fresh();
+    assert_eq!(
+        rt.block_on(sqlx_second_client(&bouncer.admin_url(cluster), 100, false)),
+        Ok(42)
+    );
+    let advice = pooler::driver_advice(
+        PoolerKind::PgBouncer,
+        PoolMode::Transaction,
+        Some(false),
+        "sqlx",
+    );
+    assert!(
+        advice.iter().any(|a| a.fix.contains(".persistent(false)")),
+        "{advice:?}"
+    );
+}
+
+/// Client 1 takes a session advisory lock through `bouncer` and disconnects; then client 2
+/// asks whether its own server session holds an advisory lock: it does when client 1's session
+/// state leaked to it. (No waiting: in session mode PgBouncer resets a server connection with
+/// DISCARD ALL before it gives it to anyone else.)
+fn the_next_client_inherits_a_lock(
+    bouncer: &PgBouncer,
+    cluster: &support::Cluster,
+    key: i64,
+) -> bool {
+    let cfg = config(&bouncer.admin_url(cluster));
+    runtime().block_on(async {
+        let mut first = login(&cfg).await.unwrap();
+        // A try-lock: a lock leaked by an earlier case must not make this one wait.
+        let sql = format!("SELECT pg_try_advisory_lock({key})");
+        let got: bool = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .fetch_one(&mut first.conn)
+            .await
+            .unwrap()
+            .get(0);
+        assert!(got, "lock {key} is taken");
+        connect::close(first.conn).await;
+        let mut next = login(&cfg).await.unwrap();
+        let held: i64 = sqlx::raw_sql(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()",
+        )
+        .fetch_one(&mut next.conn)
+        .await
+        .unwrap()
+        .get(0);
+        connect::close(next.conn).await;
+        held > 0
+    })
+}
+
+#[test]
+fn session_state_leaks_through_transaction_pooling_and_not_through_session_pooling() {
+    let cluster = support::Cluster::start(support::ClusterConfig::default());
+    let transaction = PgBouncer::start(
+        &cluster,
+        PgBouncerConfig::new(support::PoolMode::Transaction),
+    );
+    assert!(the_next_client_inherits_a_lock(
+        &transaction,
+        &cluster,
+        4242
+    ));
+    let session = PgBouncer::start(&cluster, PgBouncerConfig::new(support::PoolMode::Session));
+    assert!(!the_next_client_inherits_a_lock(&session, &cluster, 4243));
+    let advice = pooler::driver_advice(
+        PoolerKind::PgBouncer,
+        PoolMode::Transaction,
+        None,
+        "psycopg",
+    );
+    assert!(
+        advice
+            .iter()
+            .any(|a| a.code == "pooler-session-state" && a.problem.contains("advisory locks"))
+    );
+}
+
+#[test]
+fn transaction_pooling_is_told_with_round_robin_servers_too() {
+    let cluster = support::shared(Shared::Scram);
+    let bouncer = PgBouncer::start(
+        cluster,
+        PgBouncerConfig::new(support::PoolMode::Transaction).set("server_round_robin", "1"),
+    );
+    let (_, report) = runtime().block_on(look_and_identify(&bouncer.admin_url(cluster)));
+    let report = report.expect("a pooler");
+    assert_eq!(
+        report.mode.mode(),
+        Some(PoolMode::Transaction),
+        "{report:?}"
+    );
+}

@@ -1,0 +1,190 @@
+//! Against a real streaming standby (`pg_basebackup -R`): roles, lag in bytes and seconds, a
+//! paused replay, misdirected keys, and `target_session_attrs` over a standby + primary pair.
+
+use std::time::Duration;
+
+use aksara::connect::{self, SkipReason, TargetSessionAttrs};
+use aksara::dsn::{ConnConfig, ConnString};
+use aksara::replica::{self, Role};
+
+use crate::foundation::EmptyEnv;
+use crate::support::{Cluster, PgBouncer, PgBouncerConfig, PoolMode, StandbyPair, shared_pair};
+
+const BOUND: Duration = Duration::from_secs(5);
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn config(url: &str) -> ConnConfig {
+    ConnString::parse(url).unwrap().resolve(&EmptyEnv).unwrap()
+}
+
+/// The role from the login and from the query, and the lag, of one server.
+fn role_of(cluster: &Cluster) -> (Option<Role>, replica::ServerRole) {
+    runtime().block_on(async {
+        let mut c = connect::connect(&config(&cluster.admin_url()), BOUND)
+            .await
+            .unwrap();
+        let from_login = replica::role_from_login(&c.conn);
+        let inspected = replica::inspect(&mut c.conn, BOUND).await.unwrap();
+        connect::close(c.conn).await;
+        (from_login, inspected)
+    })
+}
+
+#[test]
+fn primary_and_standby_are_told_apart_from_the_login_and_the_query() {
+    let pair = shared_pair();
+    let (login, inspected) = role_of(&pair.primary);
+    assert_eq!(login, Some(Role::Primary));
+    assert_eq!(inspected.role, Role::Primary);
+    assert!(inspected.lag.is_none());
+
+    let (login, inspected) = role_of(&pair.standby);
+    assert_eq!(login, Some(Role::Standby));
+    assert_eq!(inspected.role, Role::Standby);
+    let lag = inspected.lag.expect("a standby has a lag");
+    assert!(!lag.replay_paused);
+    assert!(lag.receive_lsn.is_some(), "it streams: {lag:?}");
+}
+
+#[test]
+fn misdirected_keys_are_named() {
+    let pair = shared_pair();
+    let (_, primary) = role_of(&pair.primary);
+    let (_, standby) = role_of(&pair.standby);
+    let m = replica::check_role("DATABASE_REPLICA_URL", primary.role).unwrap();
+    assert_eq!(m.code(), "replica-key-at-primary");
+    let m = replica::check_role("DATABASE_URL", standby.role).unwrap();
+    assert_eq!(m.code(), "primary-key-at-standby");
+    assert!(m.hint().contains("target_session_attrs=read-write"));
+    assert!(replica::check_role("DATABASE_URL", primary.role).is_none());
+    assert!(replica::check_role("DATABASE_REPLICA_URL", standby.role).is_none());
+}
+
+#[test]
+fn a_paused_replay_shows_lag_in_bytes_and_seconds() {
+    let pair = StandbyPair::start();
+    // A replayed transaction first, so the standby has a replay timestamp to age from.
+    pair.primary
+        .psql("postgres", "create table before_pause (id int)");
+    pair.wait_caught_up();
+    let (_, caught_up) = role_of(&pair.standby);
+    let lag = caught_up.lag.unwrap();
+    assert_eq!(lag.bytes, Some(0), "{lag:?}");
+    assert_eq!(lag.seconds, Some(0.0), "{lag:?}");
+    assert!(replica::lag_warnings(&lag, Duration::ZERO).is_empty());
+
+    pair.pause_replay();
+    pair.make_lag(300_000);
+    let (_, paused) = role_of(&pair.standby);
+    let lag = paused.lag.unwrap();
+    assert!(lag.replay_paused, "{lag:?}");
+    assert!(lag.bytes.unwrap() >= 300_000, "{lag:?}");
+    assert!(lag.seconds.is_some_and(|s| s > 0.0), "{lag:?}");
+    let codes: Vec<&str> = replica::lag_warnings(&lag, Duration::ZERO)
+        .iter()
+        .map(|w| w.code())
+        .collect();
+    assert_eq!(codes, ["replica-replay-paused", "replica-lag"]);
+    // A threshold above the lag warns only about the pause.
+    let codes: Vec<&str> = replica::lag_warnings(&lag, Duration::from_secs(3600))
+        .iter()
+        .map(|w| w.code())
+        .collect();
+    assert_eq!(codes, ["replica-replay-paused"]);
+
+    pair.resume_replay();
+    pair.wait_caught_up();
+    let (_, resumed) = role_of(&pair.standby);
+    let lag = resumed.lag.unwrap();
+    assert!(!lag.replay_paused);
+    assert_eq!(lag.bytes, Some(0), "{lag:?}");
+}
+
+/// Connects with two hosts in the given order; the chosen port and the skipped hosts.
+fn choose(
+    first: &Cluster,
+    second: &Cluster,
+    attrs: &str,
+) -> Result<(u16, Vec<connect::SkippedHost>), connect::ConnectFailure> {
+    let url = format!(
+        "postgresql://postgres:{}@127.0.0.1:{},127.0.0.1:{}/postgres?target_session_attrs={attrs}",
+        first.password, first.port, second.port
+    );
+    runtime().block_on(async {
+        let c = connect::connect(&config(&url), BOUND).await?;
+        let chosen = (c.endpoint.port, c.skipped.clone());
+        connect::close(c.conn).await;
+        Ok(chosen)
+    })
+}
+
+#[test]
+fn target_session_attrs_chooses_as_libpq_does_and_says_why_it_skipped() {
+    let pair = shared_pair();
+    let (primary, standby) = (&pair.primary, &pair.standby);
+
+    let (port, skipped) = choose(standby, primary, "read-write").unwrap();
+    assert_eq!(port, primary.port);
+    assert_eq!(skipped.len(), 1);
+    assert_eq!(skipped[0].endpoint.port, standby.port);
+    assert_eq!(skipped[0].reason, SkipReason::ReadOnly);
+    assert_eq!(skipped[0].reason.to_string(), "session is read-only");
+
+    let (port, skipped) = choose(standby, primary, "primary").unwrap();
+    assert_eq!(port, primary.port);
+    assert_eq!(skipped[0].reason, SkipReason::HotStandby);
+
+    let (port, skipped) = choose(primary, standby, "standby").unwrap();
+    assert_eq!(port, standby.port);
+    assert_eq!(skipped[0].reason, SkipReason::NotHotStandby);
+
+    let (port, skipped) = choose(primary, standby, "read-only").unwrap();
+    assert_eq!(port, standby.port);
+    assert_eq!(skipped[0].reason, SkipReason::NotReadOnly);
+
+    let (port, skipped) = choose(primary, standby, "prefer-standby").unwrap();
+    assert_eq!(port, standby.port);
+    assert_eq!(skipped.len(), 1);
+
+    let (port, skipped) = choose(primary, standby, "any").unwrap();
+    assert_eq!(port, primary.port);
+    assert!(skipped.is_empty());
+
+    // No standby among the hosts: prefer-standby's second pass takes the first that answers.
+    let (port, skipped) = choose(primary, primary, "prefer-standby").unwrap();
+    assert_eq!(port, primary.port);
+    assert_eq!(skipped.len(), 2, "{skipped:?}");
+    assert!(
+        skipped
+            .iter()
+            .all(|s| s.wanted == TargetSessionAttrs::PreferStandby)
+    );
+
+    // None acceptable: a failure that keeps every reason, in libpq's words.
+    let failure = choose(standby, standby, "read-write").unwrap_err();
+    assert_eq!(failure.skipped.len(), 2);
+    assert_eq!(failure.last().failure.to_string(), "session is read-only");
+}
+
+#[test]
+fn a_standby_behind_pgbouncer_is_still_told_from_the_login() {
+    let pair = shared_pair();
+    let bouncer = PgBouncer::start(&pair.standby, PgBouncerConfig::new(PoolMode::Transaction));
+    let url = bouncer.admin_url(&pair.standby);
+    let (login, inspected) = runtime().block_on(async {
+        let mut c = connect::connect(&config(&url), BOUND).await.unwrap();
+        let login = replica::role_from_login(&c.conn);
+        let inspected = replica::inspect(&mut c.conn, BOUND).await.unwrap();
+        connect::close(c.conn).await;
+        (login, inspected)
+    });
+    // PgBouncer replays the server's ParameterStatus messages to its clients.
+    assert_eq!(login, Some(Role::Standby));
+    assert_eq!(inspected.role, Role::Standby);
+}
