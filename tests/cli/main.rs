@@ -7,6 +7,7 @@ mod support;
 mod dbsetup;
 mod docs;
 mod doctor;
+mod drivers;
 mod foundation;
 mod install;
 mod interactive;

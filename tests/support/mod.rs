@@ -18,6 +18,7 @@
 mod bins;
 mod cleanup;
 mod cluster;
+pub mod drivers;
 mod privileges;
 mod tls;
 

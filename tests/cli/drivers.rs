@@ -1,0 +1,537 @@
+//! The driver model (`aksara::drivers`) against the real drivers: for each URL difference of
+//! issue 13, asyncpg (`connect` and `create_pool`), psycopg (libpq), SQLAlchemy with both
+//! dialects and node-postgres connect to a harness cluster, and the model's verdict for each
+//! must be what the driver did: `Ok` means it connected where libpq's reading says, with the
+//! TLS the reading says; a misread means it failed or connected exactly where the model says
+//! it would; any other problem means it failed. Each problem's rewritten URL is then run too
+//! and must connect where the URL means.
+//!
+//! SQLAlchemy gets each URL after the documented scheme rewrite (`postgresql://` →
+//! `postgresql+asyncpg://` / `postgresql+psycopg://`): without it every case would only test
+//! that `postgresql://` means psycopg2.
+
+use aksara::drivers::{self, Code, Host, Reading, Tls, Verdict};
+
+use crate::support::drivers::{Outcome, Place, RealDriver, run_all};
+use crate::support::{self, Cluster, Shared, unique_name};
+
+/// The string a driver gets: SQLAlchemy's dialect in the scheme, as its docs say.
+fn as_given_to(driver: RealDriver, url: &str) -> String {
+    let dialect = match driver {
+        RealDriver::SqlalchemyAsyncpg => "postgresql+asyncpg://",
+        RealDriver::SqlalchemyPsycopg => "postgresql+psycopg://",
+        _ => return url.to_owned(),
+    };
+    for scheme in ["postgresql://", "postgres://"] {
+        if let Some(rest) = url.strip_prefix(scheme) {
+            return format!("{dialect}{rest}");
+        }
+    }
+    url.to_owned()
+}
+
+/// Whether `place` is where `reading` connects: one of its ports, its user and database,
+/// a socket when it names only sockets, TLS as it asks.
+fn lands_at(reading: &Reading, place: &Place) -> Result<(), String> {
+    let ports: Vec<u16> = reading
+        .endpoints
+        .iter()
+        .map(|e| e.port.unwrap_or(5432))
+        .collect();
+    if !ports.is_empty() && !ports.contains(&place.port) {
+        return Err(format!("port {} is none of {ports:?}", place.port));
+    }
+    let sockets = reading
+        .endpoints
+        .iter()
+        .filter(|e| matches!(e.host, Some(Host::Socket(_))))
+        .count();
+    if !reading.endpoints.is_empty() && sockets == reading.endpoints.len() && !place.socket {
+        return Err("connected over TCP, the reading names sockets only".into());
+    }
+    if sockets == 0 && reading.endpoints.iter().all(|e| e.host.is_some()) && place.socket {
+        return Err("connected over a socket, the reading names TCP hosts only".into());
+    }
+    if let Some(user) = &reading.user
+        && *user != place.user
+    {
+        return Err(format!("user `{}`, the reading says `{user}`", place.user));
+    }
+    if let Some(database) = reading.database.as_ref().or(reading.user.as_ref())
+        && *database != place.database
+    {
+        return Err(format!(
+            "database `{}`, the reading says `{database}`",
+            place.database
+        ));
+    }
+    let wants_tls = matches!(reading.tls, Tls::Required | Tls::VerifyCa | Tls::VerifyFull);
+    if wants_tls && !place.ssl {
+        return Err("no TLS, the reading requires it".into());
+    }
+    if reading.tls == Tls::Off && place.ssl {
+        return Err("TLS, the reading says none".into());
+    }
+    Ok(())
+}
+
+/// One URL, every real driver: the verdicts are `expected` (None = Ok), and each agrees with
+/// what the driver did; each fix connects where the URL means.
+fn check(url: &str, expected: &[(RealDriver, Option<Code>)], secrets: &[&str]) {
+    let secrets: Vec<&str> = secrets.to_vec();
+    let meant = drivers::reading_of(
+        &drivers::meaning(url).expect("the case's URL means something to libpq"),
+    );
+    let mut jobs = Vec::new();
+    let mut verdicts = Vec::new();
+    for &(driver, code) in expected {
+        let given = as_given_to(driver, url);
+        let verdict = drivers::verdict(driver.model(), &given);
+        assert_eq!(
+            verdict.code(),
+            code,
+            "{}: the model's verdict on {}:\n{}",
+            driver.id(),
+            support::drivers::redact(&given, &secrets),
+            describe(&verdict)
+        );
+        jobs.push((driver, given));
+        if let Verdict::Problem(problem) = &verdict
+            && let Ok(fix) = &problem.fix
+        {
+            let fixed = fix.url.expose().to_owned();
+            assert!(
+                drivers::verdict(driver.model(), &fixed).is_ok(),
+                "{}: the model does not accept its own fix {}:\n{}",
+                driver.id(),
+                fix.url,
+                describe(&drivers::verdict(driver.model(), &fixed))
+            );
+            jobs.push((driver, fixed));
+        }
+        verdicts.push(verdict);
+    }
+    let outcomes = run_all(&jobs, &secrets);
+    if std::env::var_os("AKSARA_DRIVER_TRACE").is_some() {
+        for ((driver, url), outcome) in jobs.iter().zip(&outcomes) {
+            eprintln!(
+                "{} {} => {outcome:?}",
+                driver.id(),
+                support::drivers::redact(url, &secrets)
+            );
+        }
+    }
+    let mut outcome = outcomes.iter();
+    for ((driver, _), verdict) in expected.iter().zip(&verdicts) {
+        let first = outcome.next().unwrap();
+        agree(*driver, verdict, first, &meant);
+        if let Verdict::Problem(problem) = verdict
+            && let Ok(fix) = &problem.fix
+        {
+            match outcome.next().unwrap() {
+                Outcome::Connected(place) => lands_at(&meant, place).unwrap_or_else(|why| {
+                    panic!(
+                        "{}: the fix {} connected elsewhere: {why}",
+                        driver.id(),
+                        fix.url
+                    )
+                }),
+                failed => panic!("{}: the fix {} failed: {failed:?}", driver.id(), fix.url),
+            }
+        }
+    }
+}
+
+fn describe(verdict: &Verdict) -> String {
+    match verdict {
+        Verdict::Ok(reading) => format!("ok: {}", reading.summary()),
+        Verdict::Problem(problem) => format!(
+            "{}: {}\nfix: {}",
+            problem.code,
+            problem.message,
+            match &problem.fix {
+                Ok(fix) => format!("{} ({})", fix.url, fix.notes.join("; ")),
+                Err(refusal) => refusal.message.clone(),
+            }
+        ),
+    }
+}
+
+/// The model's verdict agrees with the driver's outcome.
+fn agree(driver: RealDriver, verdict: &Verdict, outcome: &Outcome, meant: &Reading) {
+    let id = driver.id();
+    match (verdict, outcome) {
+        (Verdict::Ok(reading), Outcome::Connected(place)) => {
+            lands_at(reading, place)
+                .unwrap_or_else(|why| panic!("{id}: the model's reading is wrong: {why}"));
+            lands_at(meant, place).unwrap_or_else(|why| {
+                panic!("{id}: connected, but not where the URL means: {why}")
+            });
+        }
+        (Verdict::Ok(reading), Outcome::Failed { class, message }) => panic!(
+            "{id}: the model says it connects ({}), the driver failed: {class}: {message}",
+            reading.summary()
+        ),
+        (Verdict::Problem(problem), Outcome::Connected(place)) => {
+            let misread = problem.code == Code::DriverMisreadsUrl;
+            let at_misread_place = problem
+                .reading
+                .as_ref()
+                .is_some_and(|r| lands_at(r, place).is_ok());
+            assert!(
+                misread && at_misread_place && lands_at(meant, place).is_err(),
+                "{id}: the model says {}: {}; the driver connected to {place:?}",
+                problem.code,
+                problem.message
+            );
+        }
+        (Verdict::Problem(_), Outcome::Failed { .. }) => {}
+    }
+}
+
+use RealDriver::{Asyncpg, AsyncpgPool, NodePg, Psycopg, SqlalchemyAsyncpg, SqlalchemyPsycopg};
+
+/// A login role with `password` and a database it owns, on `cluster`.
+fn role_with_database(
+    cluster: &Cluster,
+    password: &str,
+    database: Option<&str>,
+) -> (String, String) {
+    let role = unique_name("drv");
+    let database = database.map_or_else(|| role.clone(), str::to_owned);
+    let literal = password.replace('\'', "''");
+    cluster.psql(
+        "postgres",
+        &format!("CREATE ROLE {role} LOGIN PASSWORD '{literal}'"),
+    );
+    let quoted = format!("\"{}\"", database.replace('"', "\"\""));
+    cluster.psql(
+        "postgres",
+        &format!("CREATE DATABASE {quoted} OWNER {role}"),
+    );
+    (role, database)
+}
+
+fn tcp_url(cluster: &Cluster, role: &str, password: &str, database: &str, query: &str) -> String {
+    format!("{}{query}", cluster.url(role, Some(password), database))
+}
+
+const SIMPLE_PASSWORD: &str = "drvSecret42";
+
+#[test]
+fn connect_timeout_is_sent_to_the_server_by_asyncpg() {
+    let cluster = support::shared(Shared::Scram);
+    let (role, db) = role_with_database(cluster, SIMPLE_PASSWORD, None);
+    check(
+        &tcp_url(cluster, &role, SIMPLE_PASSWORD, &db, "?connect_timeout=10"),
+        &[
+            (Psycopg, None),
+            (Asyncpg, Some(Code::DriverSendsUnknownSetting)),
+            (AsyncpgPool, Some(Code::DriverSendsUnknownSetting)),
+            (SqlalchemyAsyncpg, Some(Code::DriverRejectsParameter)),
+            (SqlalchemyPsycopg, None),
+            (NodePg, None),
+        ],
+        &[SIMPLE_PASSWORD],
+    );
+}
+
+#[test]
+fn schema_is_prismas_and_rejected_or_sent_by_the_others() {
+    let cluster = support::shared(Shared::Scram);
+    let (role, db) = role_with_database(cluster, SIMPLE_PASSWORD, None);
+    check(
+        &tcp_url(cluster, &role, SIMPLE_PASSWORD, &db, "?schema=public"),
+        &[
+            (Psycopg, Some(Code::DriverRejectsParameter)),
+            (Asyncpg, Some(Code::DriverSendsUnknownSetting)),
+            (SqlalchemyAsyncpg, Some(Code::DriverRejectsParameter)),
+            (SqlalchemyPsycopg, Some(Code::DriverRejectsParameter)),
+            (NodePg, None),
+        ],
+        &[SIMPLE_PASSWORD],
+    );
+}
+
+#[test]
+fn channel_binding_is_libpqs_only() {
+    let cluster = support::shared(Shared::Scram);
+    let (role, db) = role_with_database(cluster, SIMPLE_PASSWORD, None);
+    check(
+        &tcp_url(
+            cluster,
+            &role,
+            SIMPLE_PASSWORD,
+            &db,
+            "?channel_binding=prefer",
+        ),
+        &[
+            (Psycopg, None),
+            (Asyncpg, Some(Code::DriverSendsUnknownSetting)),
+            (SqlalchemyAsyncpg, Some(Code::DriverRejectsParameter)),
+            (SqlalchemyPsycopg, None),
+            (NodePg, None),
+        ],
+        &[SIMPLE_PASSWORD],
+    );
+}
+
+#[test]
+fn a_trailing_ampersand_fails_asyncpgs_strict_query_parsing() {
+    let cluster = support::shared(Shared::Scram);
+    let (role, db) = role_with_database(cluster, SIMPLE_PASSWORD, None);
+    check(
+        &tcp_url(
+            cluster,
+            &role,
+            SIMPLE_PASSWORD,
+            &db,
+            "?target_session_attrs=any&",
+        ),
+        &[
+            (Psycopg, None),
+            (Asyncpg, Some(Code::DriverUnsupportedFormat)),
+            (SqlalchemyAsyncpg, None),
+            (SqlalchemyPsycopg, None),
+            (NodePg, None),
+        ],
+        &[SIMPLE_PASSWORD],
+    );
+}
+
+#[test]
+fn keyword_value_strings_are_libpqs_only() {
+    let cluster = support::shared(Shared::Scram);
+    let (role, db) = role_with_database(cluster, SIMPLE_PASSWORD, None);
+    let url = format!(
+        "host=127.0.0.1 port={} user={role} password={SIMPLE_PASSWORD} dbname={db}",
+        cluster.port
+    );
+    check(
+        &url,
+        &[
+            (Psycopg, None),
+            (Asyncpg, Some(Code::DriverUnsupportedFormat)),
+            (SqlalchemyAsyncpg, Some(Code::DriverUnsupportedFormat)),
+            (SqlalchemyPsycopg, Some(Code::DriverUnsupportedFormat)),
+            (NodePg, Some(Code::DriverMisreadsUrl)),
+        ],
+        &[SIMPLE_PASSWORD],
+    );
+}
+
+#[test]
+fn a_plus_in_the_query_password_is_a_space_outside_libpq() {
+    let cluster = support::shared(Shared::Scram);
+    let password = "a+b";
+    let (role, db) = role_with_database(cluster, password, None);
+    let url = format!(
+        "postgresql://{role}@127.0.0.1:{}/{db}?password={password}",
+        cluster.port
+    );
+    check(
+        &url,
+        &[
+            (Psycopg, None),
+            (Asyncpg, Some(Code::DriverMisreadsUrl)),
+            (SqlalchemyAsyncpg, Some(Code::DriverMisreadsUrl)),
+            (SqlalchemyPsycopg, Some(Code::DriverMisreadsUrl)),
+            (NodePg, Some(Code::DriverMisreadsUrl)),
+        ],
+        &[],
+    );
+}
+
+#[test]
+fn query_host_beside_an_authority_host_reaches_another_server_with_asyncpg() {
+    // Two servers that both let the superuser in with the same password: libpq, SQLAlchemy
+    // and node-postgres take the query's socket (the trust server), asyncpg the authority's.
+    let tcp = support::shared(Shared::Scram);
+    let socket = support::shared(Shared::Trust);
+    let url = format!(
+        "postgresql://postgres:{}@127.0.0.1:{}/postgres?host={}&port={}",
+        tcp.password,
+        tcp.port,
+        socket.socket_dir.display(),
+        socket.port
+    );
+    check(
+        &url,
+        &[
+            (Psycopg, None),
+            (Asyncpg, Some(Code::DriverMisreadsUrl)),
+            (SqlalchemyAsyncpg, None),
+            (SqlalchemyPsycopg, None),
+            (NodePg, None),
+        ],
+        &[&tcp.password],
+    );
+    let outcome = run_all(&[(Asyncpg, url)], &[&tcp.password]).remove(0);
+    assert_eq!(
+        outcome.place().map(|p| p.port),
+        Some(tcp.port),
+        "asyncpg connected to the authority's server, as the model says"
+    );
+}
+
+#[test]
+fn an_unencoded_hash_in_the_password() {
+    let cluster = support::shared(Shared::Scram);
+    let password = "pa#ss1";
+    let (role, db) = role_with_database(cluster, password, None);
+    let url = format!(
+        "postgresql://{role}:{password}@127.0.0.1:{}/{db}",
+        cluster.port
+    );
+    check(
+        &url,
+        &[
+            (Psycopg, None),
+            (Asyncpg, Some(Code::DriverMisreadsUrl)),
+            (SqlalchemyAsyncpg, None),
+            (SqlalchemyPsycopg, None),
+            (NodePg, Some(Code::DriverUnsupportedFormat)),
+        ],
+        &[password],
+    );
+}
+
+#[test]
+fn the_sqlalchemy_scheme_is_for_sqlalchemy_only() {
+    let cluster = support::shared(Shared::Scram);
+    let (role, db) = role_with_database(cluster, SIMPLE_PASSWORD, None);
+    let url = tcp_url(cluster, &role, SIMPLE_PASSWORD, &db, "").replacen(
+        "postgresql://",
+        "postgresql+asyncpg://",
+        1,
+    );
+    check(
+        &url,
+        &[
+            (Psycopg, Some(Code::DriverWrongScheme)),
+            (Asyncpg, Some(Code::DriverWrongScheme)),
+            (SqlalchemyAsyncpg, None),
+            (SqlalchemyPsycopg, Some(Code::DriverWrongScheme)),
+            // pg-connection-string never looks at the scheme.
+            (NodePg, None),
+        ],
+        &[SIMPLE_PASSWORD],
+    );
+}
+
+#[test]
+fn an_encoded_socket_host_is_not_decoded_by_sqlalchemy() {
+    let cluster = support::shared(Shared::Scram);
+    let (role, db) = role_with_database(cluster, SIMPLE_PASSWORD, None);
+    let url = format!(
+        "postgresql://{role}:{SIMPLE_PASSWORD}@{}:{}/{db}",
+        support::encode(&cluster.socket_dir.display().to_string()),
+        cluster.port
+    );
+    check(
+        &url,
+        &[
+            (Psycopg, None),
+            (Asyncpg, None),
+            (AsyncpgPool, None),
+            (SqlalchemyAsyncpg, Some(Code::DriverMisreadsUrl)),
+            (SqlalchemyPsycopg, Some(Code::DriverMisreadsUrl)),
+            (NodePg, None),
+        ],
+        &[SIMPLE_PASSWORD],
+    );
+}
+
+#[test]
+fn an_encoded_plus_in_the_database_is_not_decoded_by_node_postgres() {
+    let cluster = support::shared(Shared::Scram);
+    let database = format!("c++app_{}", std::process::id());
+    let (role, db) = role_with_database(cluster, SIMPLE_PASSWORD, Some(&database));
+    check(
+        &tcp_url(cluster, &role, SIMPLE_PASSWORD, &db, ""),
+        &[
+            (Psycopg, None),
+            (Asyncpg, None),
+            (SqlalchemyAsyncpg, None),
+            (SqlalchemyPsycopg, None),
+            (NodePg, Some(Code::DriverMisreadsUrl)),
+        ],
+        &[SIMPLE_PASSWORD],
+    );
+}
+
+#[test]
+fn sslmode_require_against_a_server_with_a_private_ca() {
+    let cluster = support::shared(Shared::Ssl);
+    let url = format!("{}?sslmode=require", cluster.admin_url());
+    check(
+        &url,
+        &[
+            (Psycopg, None),
+            (Asyncpg, None),
+            (SqlalchemyAsyncpg, Some(Code::DriverRejectsParameter)),
+            (SqlalchemyPsycopg, None),
+            (NodePg, Some(Code::DriverTlsStricter)),
+        ],
+        &[&cluster.password],
+    );
+}
+
+#[test]
+fn ssl_true_means_require_to_libpq_only() {
+    let cluster = support::shared(Shared::Ssl);
+    let url = format!("{}?ssl=true", cluster.admin_url());
+    check(
+        &url,
+        &[
+            (Psycopg, None),
+            (Asyncpg, Some(Code::DriverSendsUnknownSetting)),
+            (SqlalchemyAsyncpg, Some(Code::DriverRejectsParameter)),
+            (SqlalchemyPsycopg, Some(Code::DriverRejectsParameter)),
+            (NodePg, Some(Code::DriverTlsStricter)),
+        ],
+        &[&cluster.password],
+    );
+}
+
+#[test]
+fn sqlalchemys_ssl_require_is_its_own() {
+    let cluster = support::shared(Shared::Ssl);
+    let url = format!("{}?ssl=require", cluster.admin_url()).replacen(
+        "postgresql://",
+        "postgresql+asyncpg://",
+        1,
+    );
+    check(
+        &url,
+        &[
+            (Psycopg, Some(Code::DriverWrongScheme)),
+            (Asyncpg, Some(Code::DriverWrongScheme)),
+            (SqlalchemyAsyncpg, None),
+            (NodePg, Some(Code::DriverRejectsParameter)),
+        ],
+        &[&cluster.password],
+    );
+}
+
+#[test]
+fn several_hosts_work_with_libpq_and_asyncpg_only() {
+    let cluster = support::shared(Shared::Scram);
+    let (role, db) = role_with_database(cluster, SIMPLE_PASSWORD, None);
+    let url = format!(
+        "postgresql://{role}:{SIMPLE_PASSWORD}@127.0.0.1:{},127.0.0.1:{}/{db}",
+        support::free_port(),
+        cluster.port
+    );
+    check(
+        &url,
+        &[
+            (Psycopg, None),
+            (Asyncpg, None),
+            (SqlalchemyAsyncpg, Some(Code::DriverUnsupportedFormat)),
+            (SqlalchemyPsycopg, Some(Code::DriverUnsupportedFormat)),
+            (NodePg, Some(Code::DriverUnsupportedFormat)),
+        ],
+        &[SIMPLE_PASSWORD],
+    );
+}
