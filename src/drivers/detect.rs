@@ -16,7 +16,7 @@ use super::Driver;
 pub const MAX_BYTES: u64 = 512 * 1024;
 
 /// What doctor assumes without any manifest: the Aksara framework's asyncpg, and libpq.
-pub const DEFAULT: [Driver; 2] = [Driver::Asyncpg, Driver::Libpq];
+pub const DEFAULT: [Driver; 2] = [Driver::Libpq, Driver::Asyncpg];
 
 fn read_bounded(path: &Path) -> Option<String> {
     let file = fs::File::open(path).ok()?;

@@ -25,6 +25,8 @@ mod render;
 pub mod rust_sqlx;
 pub mod server_settings;
 pub mod sqlalchemy;
+#[cfg(test)]
+mod tests;
 
 use std::fmt;
 
@@ -511,6 +513,19 @@ pub fn meaning(raw: &str) -> Result<ConnString, Refusal> {
             },
             "uselibpqcompat" | "connectionTimeoutMillis" => {}
             _ => unknown.push((key, value)),
+        }
+    }
+    // Prisma says verify-full as `sslmode=require&sslaccept=strict`, its CA as `sslcert`.
+    if let Some(at) = unknown
+        .iter()
+        .position(|(k, v)| k == "sslaccept" && v == "strict")
+    {
+        unknown.remove(at);
+        if conn.sslmode == Some(SslMode::Require) {
+            conn.sslmode = Some(SslMode::VerifyFull);
+        }
+        if let Some(at) = unknown.iter().position(|(k, _)| k == "sslcert") {
+            conn.sslrootcert = Some(unknown.remove(at).1);
         }
     }
     conn.unknown = unknown;

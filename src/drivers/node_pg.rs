@@ -153,26 +153,7 @@ pub fn read(raw: &str) -> Result<Reading, Refusal> {
             Vec::new(),
         ));
     }
-    let text = if needs_encode_uri(raw) {
-        encode_uri(raw)
-    } else {
-        raw.to_owned()
-    };
-    let base = url::Url::parse("postgres://base").expect("a valid base URL");
-    let (url, dummy_host) = match base.join(&text) {
-        Ok(url) => (url, false),
-        Err(_) => match base.join(&text.replace("@/", "@___DUMMY___/")) {
-            Ok(url) => (url, true),
-            Err(error) => {
-                return Err(Refusal::new(
-                    Code::DriverUnsupportedFormat,
-                    format!(
-                        "node-postgres cannot parse it: `new URL()` fails ({error}); several hosts or an unencoded `#`, `?`, `/` or `@` in the password do this"
-                    ),
-                ));
-            }
-        },
-    };
+    let (url, dummy_host) = new_url(raw)?;
     let mut config: Vec<(String, String)> = Vec::new();
     for (key, value) in url.query_pairs() {
         match config.iter_mut().find(|(k, _)| *k == key) {
@@ -232,6 +213,48 @@ pub fn read(raw: &str) -> Result<Reading, Refusal> {
         None => None,
     };
     let tls = tls(&|key| get(key))?;
+    let settings = startup_settings(&get);
+    let ignored = config
+        .iter()
+        .map(|(k, _)| k.clone())
+        .filter(|k| !KNOWN_KEYS.contains(&k.as_str()))
+        .collect();
+    let host = (!host.is_empty()).then(|| Host::classify(&host));
+    let endpoints = if host.is_none() && port.is_none() {
+        Vec::new()
+    } else {
+        vec![Endpoint::new(host, port)]
+    };
+    Ok(reading(
+        endpoints, user, secret, database, tls, settings, ignored,
+    ))
+}
+
+/// `new URL(str, 'postgres://base')`, after `parse`'s `encodeURI` step, retried with a dummy
+/// host when the host is empty; says whether the dummy was used.
+fn new_url(raw: &str) -> Result<(url::Url, bool), Refusal> {
+    let text = if needs_encode_uri(raw) {
+        encode_uri(raw)
+    } else {
+        raw.to_owned()
+    };
+    let base = url::Url::parse("postgres://base").expect("a valid base URL");
+    match base.join(&text) {
+        Ok(url) => Ok((url, false)),
+        Err(_) => match base.join(&text.replace("@/", "@___DUMMY___/")) {
+            Ok(url) => Ok((url, true)),
+            Err(error) => Err(Refusal::new(
+                Code::DriverUnsupportedFormat,
+                format!(
+                    "node-postgres cannot parse it: `new URL()` fails ({error}); several hosts or an unencoded `#`, `?`, `/` or `@` in the password do this"
+                ),
+            )),
+        },
+    }
+}
+
+/// `getStartupConf`: what the client puts in the startup packet because of the URL.
+fn startup_settings(get: &dyn Fn(&str) -> Option<String>) -> Vec<(String, String)> {
     let mut settings = Vec::new();
     for key in [
         "application_name",
@@ -250,20 +273,7 @@ pub fn read(raw: &str) -> Result<Reading, Refusal> {
     {
         settings.push(("application_name".to_owned(), value));
     }
-    let ignored = config
-        .iter()
-        .map(|(k, _)| k.clone())
-        .filter(|k| !KNOWN_KEYS.contains(&k.as_str()))
-        .collect();
-    let host = (!host.is_empty()).then(|| Host::classify(&host));
-    let endpoints = if host.is_none() && port.is_none() {
-        Vec::new()
-    } else {
-        vec![Endpoint::new(host, port)]
-    };
-    Ok(reading(
-        endpoints, user, secret, database, tls, settings, ignored,
-    ))
+    settings
 }
 
 fn reading(
@@ -386,7 +396,8 @@ mod tests {
     }
 
     #[test]
-    fn encode_uri_keeps_valid_escapes() {
-        assert_eq!(encode_uri("a b%2F%zz"), "a%20b%2F%25zz");
+    fn encode_uri_restores_only_decimal_escapes() {
+        // `.replace(/%25(\d\d)/g, '%$1')` matches digits only: `%2F` becomes `%252F`.
+        assert_eq!(encode_uri("a b%20%2F%zz"), "a%20b%20%252F%25zz");
     }
 }

@@ -86,7 +86,7 @@ pub fn read(raw: &str) -> Result<Reading, Refusal> {
     };
     let host = match get("host") {
         Some(dir) => Host::classify(&dir),
-        None => Host::Tcp(decode(host)),
+        None => Host::Tcp(decode(host.trim_start_matches('[').trim_end_matches(']'))),
     };
     let strict = get("sslaccept").as_deref() == Some("strict");
     let tls = match get("sslmode").as_deref() {

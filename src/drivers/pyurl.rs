@@ -96,11 +96,10 @@ pub fn parse_qsl(
             continue;
         }
         match piece.split_once('=') {
-            Some((name, value)) => {
-                if !value.is_empty() || keep_blank_values {
-                    pairs.push((unquote_plus(name), unquote_plus(value)));
-                }
+            Some((name, value)) if !value.is_empty() || keep_blank_values => {
+                pairs.push((unquote_plus(name), unquote_plus(value)));
             }
+            Some(_) => {}
             None if strict => return Err(BadQueryField(piece.to_owned())),
             None if keep_blank_values => pairs.push((unquote_plus(piece), String::new())),
             None => {}

@@ -21,7 +21,7 @@ pub fn section() -> String {
             ..
         } = driver.facts();
         out.push_str(&format!(
-            "| {} (`{}`) | {reads} | {decoding} | {unknown_parameters} | {tls} | {hosts} |\n",
+            "| {}, `{}` | {reads} | {decoding} | {unknown_parameters} | {tls} | {hosts} |\n",
             driver.name(),
             driver.id()
         ));

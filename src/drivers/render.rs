@@ -158,53 +158,12 @@ pub(crate) fn render(
         Some(name) => Some(database_path(style, name)?),
     };
 
-    let mut authority_hosts: Vec<String> = Vec::new();
-    let mut query: Vec<(String, String)> = Vec::new();
-    if hosts.len() > 1 && style.multi == MultiHost::RepeatedQuery {
-        for spec in hosts {
-            let host = spec.host.clone().unwrap_or_else(|| "localhost".into());
-            let port = spec.port.unwrap_or(crate::dsn::DEFAULT_PORT);
-            query.push(("host".into(), format!("{host}:{port}")));
-        }
-    } else if any_socket && style.socket == SocketStyle::QueryHost
-        || hosts
-            .iter()
-            .any(|spec| spec.host.is_none() && spec.port.is_some())
-    {
-        let list =
-            |f: &dyn Fn(&HostSpec) -> String| hosts.iter().map(f).collect::<Vec<_>>().join(",");
-        if hosts.iter().any(|spec| spec.host.is_some()) {
-            query.push((
-                "host".into(),
-                list(&|spec| spec.host.clone().unwrap_or_default()),
-            ));
-        }
-        if hosts.iter().any(|spec| spec.port.is_some()) {
-            query.push((
-                "port".into(),
-                list(&|spec| spec.port.map(|p| p.to_string()).unwrap_or_default()),
-            ));
-        }
-    } else if any_socket && style.socket == SocketStyle::LocalhostPlusQuery {
-        let spec = &hosts[0];
-        authority_hosts.push(with_port("localhost".into(), spec.port));
-        query.push(("host".into(), spec.host.clone().unwrap_or_default()));
-    } else {
-        for spec in hosts {
-            let host = spec.host.as_deref().unwrap_or_default();
-            let rendered = if host.contains(':') {
-                format!("[{host}]")
-            } else {
-                encode(host)
-            };
-            authority_hosts.push(with_port(rendered, spec.port));
-        }
-    }
+    let (authority_hosts, mut query) = place_hosts(style, hosts);
     let password = conn.password.as_ref().map(|p| p.expose().to_owned());
-    if style.credentials_in_query {
-        if let Some(user) = &conn.user {
-            query.push(("user".into(), user.clone()));
-        }
+    if style.credentials_in_query
+        && let Some(user) = &conn.user
+    {
+        query.push(("user".into(), user.clone()));
     }
     query.extend(params.iter().cloned());
 
@@ -256,6 +215,54 @@ pub(crate) fn render(
         url
     });
     Ok(Rewritten { url, notes })
+}
+
+/// The hosts written in the authority, and the `host`/`port` query parameters, for `style`.
+fn place_hosts(style: &Style, hosts: &[HostSpec]) -> (Vec<String>, Vec<(String, String)>) {
+    let any_socket = hosts.iter().any(HostSpec::is_socket);
+    let mut authority_hosts: Vec<String> = Vec::new();
+    let mut query: Vec<(String, String)> = Vec::new();
+    if hosts.len() > 1 && style.multi == MultiHost::RepeatedQuery {
+        for spec in hosts {
+            let host = spec.host.clone().unwrap_or_else(|| "localhost".into());
+            let port = spec.port.unwrap_or(crate::dsn::DEFAULT_PORT);
+            query.push(("host".into(), format!("{host}:{port}")));
+        }
+    } else if any_socket && style.socket == SocketStyle::QueryHost
+        || hosts
+            .iter()
+            .any(|spec| spec.host.is_none() && spec.port.is_some())
+    {
+        let list =
+            |f: &dyn Fn(&HostSpec) -> String| hosts.iter().map(f).collect::<Vec<_>>().join(",");
+        if hosts.iter().any(|spec| spec.host.is_some()) {
+            query.push((
+                "host".into(),
+                list(&|spec| spec.host.clone().unwrap_or_default()),
+            ));
+        }
+        if hosts.iter().any(|spec| spec.port.is_some()) {
+            query.push((
+                "port".into(),
+                list(&|spec| spec.port.map(|p| p.to_string()).unwrap_or_default()),
+            ));
+        }
+    } else if any_socket && style.socket == SocketStyle::LocalhostPlusQuery {
+        let spec = &hosts[0];
+        authority_hosts.push(with_port("localhost".into(), spec.port));
+        query.push(("host".into(), spec.host.clone().unwrap_or_default()));
+    } else {
+        for spec in hosts {
+            let host = spec.host.as_deref().unwrap_or_default();
+            let rendered = if host.contains(':') {
+                format!("[{host}]")
+            } else {
+                encode(host)
+            };
+            authority_hosts.push(with_port(rendered, spec.port));
+        }
+    }
+    (authority_hosts, query)
 }
 
 fn with_port(host: String, port: Option<u16>) -> String {

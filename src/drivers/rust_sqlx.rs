@@ -62,7 +62,8 @@ pub fn read(raw: &str) -> Result<Reading, Refusal> {
         if decoded.starts_with('/') {
             Host::Socket(decoded)
         } else {
-            Host::Tcp(h.to_owned())
+            // `connect_tcp` takes the brackets off an IPv6 address (sqlx-core `net/socket`).
+            Host::Tcp(h.trim_start_matches('[').trim_end_matches(']').to_owned())
         }
     });
     let mut port = url.port();

@@ -23,7 +23,7 @@ use crate::dsn::ConnString;
 
 pub static ASYNCPG_FACTS: Facts = Facts {
     reads: "`postgresql+asyncpg://` only (`postgres://` has no dialect, `postgresql://` means psycopg2)",
-    decoding: "user, password, database `unquote`d; **the host is not** (`%2F…` fails); query `+` is a space",
+    decoding: "user, password, database `unquote`d (a raw `#` in the password is fine); **the host is not** (`%2F…` fails); query `+` is a space",
     unknown_parameters: "**rejected**: each becomes an `asyncpg.connect()` argument (`sslmode` → `TypeError`; write `ssl=require`)",
     tls: "`ssl=<sslmode>`; default `prefer`",
     hosts: "one in the authority; several as `?host=h1:p1&host=h2:p2`; `?host=` wins",
@@ -172,8 +172,11 @@ fn authority_port(url: &SaUrl) -> Result<Option<u16>, Refusal> {
     }
 }
 
+/// A host of the query and its port, as `_split_multihost_from_url` pairs them.
+type HostAndPort = (String, Option<u16>);
+
 /// `_split_multihost_from_url`: the hosts and ports of the query, when it names any.
-fn multihost(url: &SaUrl) -> Result<Option<Vec<(String, Option<u16>)>>, Refusal> {
+fn multihost(url: &SaUrl) -> Result<Option<Vec<HostAndPort>>, Refusal> {
     let values = |key: &str| {
         url.query
             .iter()

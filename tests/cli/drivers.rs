@@ -591,15 +591,16 @@ const FAILS_TODAY: &[(&str, RealDriver)] = &[
     ("TLS, --sslmode require", NodePg),
 ];
 
-#[test]
-fn every_driver_on_the_urls_dbsetup_writes() {
-    let scram = support::shared(Shared::Scram);
-    let ssl = support::shared(Shared::Ssl);
-    let socket_only = Cluster::start(support::ClusterConfig::default().set("listen_addresses", ""));
+/// Runs dbsetup for each case of the test below; the project folders go to `folders`, so they
+/// live until the test ends.
+fn dbsetup_cases(
+    folders: &mut Vec<tempfile::TempDir>,
+    scram: &Cluster,
+    ssl: &Cluster,
+    socket_only: &Cluster,
+) -> Vec<Written> {
     let hostile_password = "p@ss:w/rd?#%&+=' \"\\ ünï€ode";
 
-    // The project folders live until the end of the test.
-    let mut folders = Vec::new();
     let mut folder = || {
         folders.push(crate::project());
         folders.last().unwrap().path().to_owned()
@@ -678,6 +679,16 @@ fn every_driver_on_the_urls_dbsetup_writes() {
         cases.push(written(case, cmd, ssl.port, &[]));
     }
 
+    cases
+}
+
+#[test]
+fn every_driver_on_the_urls_dbsetup_writes() {
+    let scram = support::shared(Shared::Scram);
+    let ssl = support::shared(Shared::Ssl);
+    let socket_only = Cluster::start(support::ClusterConfig::default().set("listen_addresses", ""));
+    let mut folders = Vec::new();
+    let cases = dbsetup_cases(&mut folders, scram, ssl, &socket_only);
     let mut jobs = Vec::new();
     for written in &cases {
         for driver in RealDriver::ALL {
@@ -741,4 +752,34 @@ fn every_driver_on_the_urls_dbsetup_writes() {
         }
     }
     eprintln!("{}", report.join("\n"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The README's "Which driver reads what" is the model's table.
+
+#[test]
+fn the_readme_driver_table_is_the_model() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
+    let readme = std::fs::read_to_string(&path).unwrap();
+    let begin = readme
+        .find(drivers::readme::BEGIN)
+        .expect("the README has the drivers section's begin marker");
+    let end = readme[begin..]
+        .find(drivers::readme::END)
+        .map(|at| begin + at + drivers::readme::END.len() + 1)
+        .expect("the README has the drivers section's end marker");
+    let generated = drivers::readme::section();
+    if std::env::var_os("AKSARA_REGENERATE").is_some_and(|v| v == "1") {
+        std::fs::write(
+            &path,
+            format!("{}{generated}{}", &readme[..begin], &readme[end..]),
+        )
+        .unwrap();
+        return;
+    }
+    assert_eq!(
+        &readme[begin..end],
+        generated,
+        "the README's driver table is not the model's (src/drivers); regenerate it with\n  AKSARA_REGENERATE=1 cargo test --test cli drivers::the_readme_driver_table_is_the_model"
+    );
 }

@@ -1,7 +1,8 @@
 // Connect with node-postgres (pg) and print each outcome as one JSON line.
-// The jobs come from the environment variable AKSARA_DRIVER_JOBS, a JSON list of
-// {"driver": "node-pg", "url": ...}, never from argv (the URLs hold passwords); each URL is
-// handed over as an application would: new Client({ connectionString: url }).
+// The jobs come on standard input, one JSON object {"driver": "node-pg", "url": ...} per line,
+// never from argv (the URLs hold passwords); each gets one line back, and the process runs
+// until its input ends. Each URL is handed over as an application would:
+// new Client({ connectionString: url }).
 'use strict'
 
 const { Client } = require('pg')
@@ -43,8 +44,10 @@ async function run(url) {
 }
 
 async function main() {
-  for (const job of JSON.parse(process.env.AKSARA_DRIVER_JOBS)) {
-    console.log(JSON.stringify(await run(job.url)))
+  const lines = require('readline').createInterface({ input: process.stdin })
+  for await (const line of lines) {
+    const job = JSON.parse(line)
+    process.stdout.write(JSON.stringify(await run(job.url)) + '\n')
   }
 }
 

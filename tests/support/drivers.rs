@@ -4,12 +4,15 @@
 //! prints one JSON line: where it connected (server port, user, database, socket or TCP, TLS)
 //! or the error it raised.
 //!
-//! The URLs reach the runners in the environment (`AKSARA_DRIVER_JOBS`), never in argv. The
+//! The URLs reach the runners on their stdin, never in argv; one runner per language lives as
+//! long as the test process, so Python's start-up is paid once. The
 //! drivers are installed by `.ci/run`; when they are missing the test fails and names the
 //! command that installs them (no silent skip).
 
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
 
 /// One way of connecting that a real driver offers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -108,18 +111,18 @@ pub fn run(driver: RealDriver, url: &str, secrets: &[&str]) -> Outcome {
     run_all(&[(driver, url.to_owned())], secrets).remove(0)
 }
 
-/// Runs every job, in order: one Python process for the Python drivers and one node process
-/// for node-postgres, the jobs passed in `AKSARA_DRIVER_JOBS`. Messages are redacted of
-/// `secrets`.
-pub fn run_all(jobs: &[(RealDriver, String)], secrets: &[&str]) -> Vec<Outcome> {
-    let dir = drivers_dir();
-    let (node, python): (Vec<usize>, Vec<usize>) =
-        (0..jobs.len()).partition(|&i| jobs[i].0 == RealDriver::NodePg);
-    let mut outcomes: Vec<Option<Outcome>> = vec![None; jobs.len()];
-    for (indices, is_node) in [(python, false), (node, true)] {
-        if indices.is_empty() {
-            continue;
-        }
+/// A runner script that lives as long as the test process: jobs go to its stdin, one JSON
+/// line each, and each outcome comes back as one line. Its stdin closes when the test process
+/// ends, and it exits.
+struct Runner {
+    child: Child,
+    input: ChildStdin,
+    output: BufReader<ChildStdout>,
+}
+
+impl Runner {
+    fn start(is_node: bool) -> Runner {
+        let dir = drivers_dir();
         let mut cmd = if is_node {
             require(&dir.join("node_modules/pg"), "node-postgres");
             let mut cmd = Command::new("node");
@@ -132,37 +135,56 @@ pub fn run_all(jobs: &[(RealDriver, String)], secrets: &[&str]) -> Vec<Outcome> 
             cmd.arg(dir.join("run_python.py"));
             cmd
         };
-        let batch: Vec<serde_json::Value> = indices
-            .iter()
-            .map(|&i| serde_json::json!({"driver": jobs[i].0.id(), "url": jobs[i].1}))
-            .collect();
         super::hermetic_env(&mut cmd);
-        // node-postgres warns about sslmode aliases on stderr; the outcomes are on stdout.
-        cmd.env(
-            "AKSARA_DRIVER_JOBS",
-            serde_json::Value::Array(batch).to_string(),
-        )
-        .current_dir(&dir)
-        .stdin(Stdio::null());
-        let out = cmd.output().expect("start the driver runner");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let lines: Vec<&str> = stdout.lines().filter(|l| l.starts_with('{')).collect();
-        assert_eq!(
-            lines.len(),
-            indices.len(),
-            "the driver runner printed {} outcomes for {} jobs\n--- stdout\n{}\n--- stderr\n{}",
-            lines.len(),
-            indices.len(),
-            redact(&stdout, secrets),
-            redact(&String::from_utf8_lossy(&out.stderr), secrets)
-        );
-        for (&i, line) in indices.iter().zip(lines) {
-            outcomes[i] = Some(parse_outcome(line, secrets));
+        // node-postgres warns about sslmode aliases on stderr: it goes to the test's stderr.
+        let mut child = cmd
+            .current_dir(&dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the driver runner");
+        let input = child.stdin.take().expect("the runner's stdin");
+        let output = BufReader::new(child.stdout.take().expect("the runner's stdout"));
+        Runner {
+            child,
+            input,
+            output,
         }
     }
-    outcomes
-        .into_iter()
-        .map(|o| o.expect("every job ran"))
+
+    fn run(&mut self, driver: RealDriver, url: &str, secrets: &[&str]) -> Outcome {
+        let job = serde_json::json!({"driver": driver.id(), "url": url});
+        writeln!(self.input, "{job}").expect("send a job to the driver runner");
+        let mut line = String::new();
+        let read = self
+            .output
+            .read_line(&mut line)
+            .expect("read the driver runner");
+        assert!(
+            read > 0,
+            "the {} runner ended without an outcome ({:?})",
+            driver.id(),
+            self.child.try_wait()
+        );
+        parse_outcome(&line, secrets)
+    }
+}
+
+/// Runs every job, in order, on the process's runners (one Python, one node).
+pub fn run_all(jobs: &[(RealDriver, String)], secrets: &[&str]) -> Vec<Outcome> {
+    static PYTHON: OnceLock<Mutex<Runner>> = OnceLock::new();
+    static NODE: OnceLock<Mutex<Runner>> = OnceLock::new();
+    jobs.iter()
+        .map(|(driver, url)| {
+            let is_node = *driver == RealDriver::NodePg;
+            let slot = if is_node { &NODE } else { &PYTHON };
+            let mut runner = slot
+                .get_or_init(|| Mutex::new(Runner::start(is_node)))
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            runner.run(*driver, url, secrets)
+        })
         .collect()
 }
 
