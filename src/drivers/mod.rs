@@ -308,17 +308,19 @@ pub enum Code {
     DriverWrongScheme,
     DriverSendsUnknownSetting,
     DriverTlsStricter,
+    DriverTlsWeaker,
     DriverCannotExpress,
 }
 
 impl Code {
-    pub const ALL: [Code; 7] = [
+    pub const ALL: [Code; 8] = [
         Code::DriverRejectsParameter,
         Code::DriverMisreadsUrl,
         Code::DriverUnsupportedFormat,
         Code::DriverWrongScheme,
         Code::DriverSendsUnknownSetting,
         Code::DriverTlsStricter,
+        Code::DriverTlsWeaker,
         Code::DriverCannotExpress,
     ];
 
@@ -330,6 +332,7 @@ impl Code {
             Code::DriverWrongScheme => "driver-wrong-scheme",
             Code::DriverSendsUnknownSetting => "driver-sends-unknown-setting",
             Code::DriverTlsStricter => "driver-tls-stricter",
+            Code::DriverTlsWeaker => "driver-tls-weaker",
             Code::DriverCannotExpress => "driver-cannot-express",
         }
     }
@@ -353,6 +356,9 @@ impl Code {
             Code::DriverTlsStricter => {
                 "the driver verifies the server certificate where the URL's sslmode does not ask for it"
             }
+            Code::DriverTlsWeaker => {
+                "the driver ignores the TLS the URL asks for and connects with less (plaintext if the server allows it)"
+            }
             Code::DriverCannotExpress => "no URL can say this to the driver",
         }
     }
@@ -365,7 +371,8 @@ impl Code {
             | Code::DriverUnsupportedFormat
             | Code::DriverWrongScheme
             | Code::DriverSendsUnknownSetting
-            | Code::DriverTlsStricter => "use the rewritten URL shown for that driver",
+            | Code::DriverTlsStricter
+            | Code::DriverTlsWeaker => "use the rewritten URL shown for that driver",
             Code::DriverCannotExpress => {
                 "set it in the driver's own configuration instead of the URL, as the hint says"
             }
@@ -615,6 +622,16 @@ pub fn verdict(driver: Driver, raw: &str) -> Verdict {
             }
         );
         return problem(Code::DriverTlsStricter, message, Some(reading));
+    }
+    if reference.tls.stricter_than(reading.tls) {
+        let message = format!(
+            "{} ignores what the URL asks for TLS: libpq makes it {}, {} makes it {}, so against a server that allows plaintext the session is unprotected",
+            driver.name(),
+            reference.tls.describe(),
+            driver.name(),
+            reading.tls.describe()
+        );
+        return problem(Code::DriverTlsWeaker, message, Some(reading));
     }
     Verdict::Ok(reading)
 }

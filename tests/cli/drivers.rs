@@ -1,6 +1,6 @@
 //! The driver model (`aksara::drivers`) against the real drivers: for each URL difference of
 //! issue 13, asyncpg (`connect` and `create_pool`), psycopg (libpq), SQLAlchemy with both
-//! dialects and node-postgres connect to a harness cluster, and the model's verdict for each
+//! dialects, node-postgres and sqlx connect to a harness cluster, and the model's verdict for each
 //! must be what the driver did: `Ok` means it connected where libpq's reading says, with the
 //! TLS the reading says; a misread means it failed or connected exactly where the model says
 //! it would; any other problem means it failed. Each problem's rewritten URL is then run too
@@ -172,6 +172,22 @@ fn agree(driver: RealDriver, verdict: &Verdict, outcome: &Outcome, meant: &Readi
             "{id}: the model says it connects ({}), the driver failed: {class}: {message}",
             reading.summary()
         ),
+        (Verdict::Problem(problem), Outcome::Connected(place))
+            if problem.code == Code::DriverTlsWeaker =>
+        {
+            // It connects, with less TLS than the URL asks: where the URL means otherwise.
+            let reading = problem
+                .reading
+                .as_ref()
+                .expect("a weaker-TLS verdict has a reading");
+            lands_at(reading, place)
+                .unwrap_or_else(|why| panic!("{id}: the model's reading is wrong: {why}"));
+            let mut meant_plain = meant.clone();
+            meant_plain.tls = reading.tls;
+            lands_at(&meant_plain, place).unwrap_or_else(|why| {
+                panic!("{id}: connected, but not where the URL means: {why}")
+            });
+        }
         (Verdict::Problem(problem), Outcome::Connected(place)) => {
             let misread = problem.code == Code::DriverMisreadsUrl;
             let at_misread_place = problem
@@ -189,7 +205,9 @@ fn agree(driver: RealDriver, verdict: &Verdict, outcome: &Outcome, meant: &Readi
     }
 }
 
-use RealDriver::{Asyncpg, AsyncpgPool, NodePg, Psycopg, SqlalchemyAsyncpg, SqlalchemyPsycopg};
+use RealDriver::{
+    Asyncpg, AsyncpgPool, NodePg, Psycopg, SqlalchemyAsyncpg, SqlalchemyPsycopg, Sqlx,
+};
 
 /// A login role with `password` and a database it owns, on `cluster`.
 fn role_with_database(
@@ -231,6 +249,7 @@ fn connect_timeout_is_sent_to_the_server_by_asyncpg() {
             (SqlalchemyAsyncpg, Some(Code::DriverRejectsParameter)),
             (SqlalchemyPsycopg, None),
             (NodePg, None),
+            (Sqlx, None),
         ],
         &[SIMPLE_PASSWORD],
     );
@@ -248,6 +267,7 @@ fn schema_is_prismas_and_rejected_or_sent_by_the_others() {
             (SqlalchemyAsyncpg, Some(Code::DriverRejectsParameter)),
             (SqlalchemyPsycopg, Some(Code::DriverRejectsParameter)),
             (NodePg, None),
+            (Sqlx, None),
         ],
         &[SIMPLE_PASSWORD],
     );
@@ -271,6 +291,7 @@ fn channel_binding_is_libpqs_only() {
             (SqlalchemyAsyncpg, Some(Code::DriverRejectsParameter)),
             (SqlalchemyPsycopg, None),
             (NodePg, None),
+            (Sqlx, None),
         ],
         &[SIMPLE_PASSWORD],
     );
@@ -294,6 +315,7 @@ fn a_trailing_ampersand_fails_asyncpgs_strict_query_parsing() {
             (SqlalchemyAsyncpg, None),
             (SqlalchemyPsycopg, None),
             (NodePg, None),
+            (Sqlx, None),
         ],
         &[SIMPLE_PASSWORD],
     );
@@ -315,6 +337,7 @@ fn keyword_value_strings_are_libpqs_only() {
             (SqlalchemyAsyncpg, Some(Code::DriverUnsupportedFormat)),
             (SqlalchemyPsycopg, Some(Code::DriverUnsupportedFormat)),
             (NodePg, Some(Code::DriverMisreadsUrl)),
+            (Sqlx, Some(Code::DriverUnsupportedFormat)),
         ],
         &[SIMPLE_PASSWORD],
     );
@@ -337,6 +360,7 @@ fn a_plus_in_the_query_password_is_a_space_outside_libpq() {
             (SqlalchemyAsyncpg, Some(Code::DriverMisreadsUrl)),
             (SqlalchemyPsycopg, Some(Code::DriverMisreadsUrl)),
             (NodePg, Some(Code::DriverMisreadsUrl)),
+            (Sqlx, Some(Code::DriverMisreadsUrl)),
         ],
         &[],
     );
@@ -363,6 +387,7 @@ fn query_host_beside_an_authority_host_reaches_another_server_with_asyncpg() {
             (SqlalchemyAsyncpg, None),
             (SqlalchemyPsycopg, None),
             (NodePg, None),
+            (Sqlx, None),
         ],
         &[&tcp.password],
     );
@@ -391,6 +416,7 @@ fn an_unencoded_hash_in_the_password() {
             (SqlalchemyAsyncpg, None),
             (SqlalchemyPsycopg, None),
             (NodePg, Some(Code::DriverUnsupportedFormat)),
+            (Sqlx, Some(Code::DriverUnsupportedFormat)),
         ],
         &[password],
     );
@@ -414,6 +440,7 @@ fn the_sqlalchemy_scheme_is_for_sqlalchemy_only() {
             (SqlalchemyPsycopg, Some(Code::DriverWrongScheme)),
             // pg-connection-string never looks at the scheme.
             (NodePg, None),
+            (Sqlx, None),
         ],
         &[SIMPLE_PASSWORD],
     );
@@ -437,6 +464,7 @@ fn an_encoded_socket_host_is_not_decoded_by_sqlalchemy() {
             (SqlalchemyAsyncpg, Some(Code::DriverMisreadsUrl)),
             (SqlalchemyPsycopg, Some(Code::DriverMisreadsUrl)),
             (NodePg, None),
+            (Sqlx, None),
         ],
         &[SIMPLE_PASSWORD],
     );
@@ -455,6 +483,7 @@ fn an_encoded_plus_in_the_database_is_not_decoded_by_node_postgres() {
             (SqlalchemyAsyncpg, None),
             (SqlalchemyPsycopg, None),
             (NodePg, Some(Code::DriverMisreadsUrl)),
+            (Sqlx, None),
         ],
         &[SIMPLE_PASSWORD],
     );
@@ -472,6 +501,7 @@ fn sslmode_require_against_a_server_with_a_private_ca() {
             (SqlalchemyAsyncpg, Some(Code::DriverRejectsParameter)),
             (SqlalchemyPsycopg, None),
             (NodePg, Some(Code::DriverTlsStricter)),
+            (Sqlx, None),
         ],
         &[&cluster.password],
     );
@@ -489,6 +519,7 @@ fn ssl_true_means_require_to_libpq_only() {
             (SqlalchemyAsyncpg, Some(Code::DriverRejectsParameter)),
             (SqlalchemyPsycopg, Some(Code::DriverRejectsParameter)),
             (NodePg, Some(Code::DriverTlsStricter)),
+            (Sqlx, Some(Code::DriverTlsWeaker)),
         ],
         &[&cluster.password],
     );
@@ -509,6 +540,7 @@ fn sqlalchemys_ssl_require_is_its_own() {
             (Asyncpg, Some(Code::DriverWrongScheme)),
             (SqlalchemyAsyncpg, None),
             (NodePg, Some(Code::DriverRejectsParameter)),
+            (Sqlx, Some(Code::DriverTlsWeaker)),
         ],
         &[&cluster.password],
     );
@@ -531,6 +563,7 @@ fn several_hosts_work_with_libpq_and_asyncpg_only() {
             (SqlalchemyAsyncpg, Some(Code::DriverUnsupportedFormat)),
             (SqlalchemyPsycopg, Some(Code::DriverUnsupportedFormat)),
             (NodePg, Some(Code::DriverUnsupportedFormat)),
+            (Sqlx, Some(Code::DriverUnsupportedFormat)),
         ],
         &[SIMPLE_PASSWORD],
     );

@@ -24,16 +24,19 @@ pub enum RealDriver {
     SqlalchemyAsyncpg,
     SqlalchemyPsycopg,
     NodePg,
+    /// sqlx, in this process: `PgConnectOptions::from_str(url)`, as aksara and Rust apps do.
+    Sqlx,
 }
 
 impl RealDriver {
-    pub const ALL: [RealDriver; 6] = [
+    pub const ALL: [RealDriver; 7] = [
         RealDriver::Asyncpg,
         RealDriver::AsyncpgPool,
         RealDriver::Psycopg,
         RealDriver::SqlalchemyAsyncpg,
         RealDriver::SqlalchemyPsycopg,
         RealDriver::NodePg,
+        RealDriver::Sqlx,
     ];
 
     pub fn id(self) -> &'static str {
@@ -44,6 +47,7 @@ impl RealDriver {
             RealDriver::SqlalchemyAsyncpg => "sqlalchemy-asyncpg",
             RealDriver::SqlalchemyPsycopg => "sqlalchemy-psycopg",
             RealDriver::NodePg => "node-pg",
+            RealDriver::Sqlx => "sqlx",
         }
     }
 
@@ -56,6 +60,7 @@ impl RealDriver {
             RealDriver::SqlalchemyAsyncpg => Driver::SqlalchemyAsyncpg,
             RealDriver::SqlalchemyPsycopg => Driver::SqlalchemyPsycopg,
             RealDriver::NodePg => Driver::NodePg,
+            RealDriver::Sqlx => Driver::Sqlx,
         }
     }
 }
@@ -177,6 +182,9 @@ pub fn run_all(jobs: &[(RealDriver, String)], secrets: &[&str]) -> Vec<Outcome> 
     static NODE: OnceLock<Mutex<Runner>> = OnceLock::new();
     jobs.iter()
         .map(|(driver, url)| {
+            if *driver == RealDriver::Sqlx {
+                return run_sqlx(url, secrets);
+            }
             let is_node = *driver == RealDriver::NodePg;
             let slot = if is_node { &NODE } else { &PYTHON };
             let mut runner = slot
@@ -186,6 +194,53 @@ pub fn run_all(jobs: &[(RealDriver, String)], secrets: &[&str]) -> Vec<Outcome> 
             runner.run(*driver, url, secrets)
         })
         .collect()
+}
+
+const QUERY: &str = "select current_user::text, current_database()::text, current_setting('port'), \
+     inet_server_addr() is null, \
+     coalesce((select ssl from pg_stat_ssl where pid = pg_backend_pid()), false), \
+     current_setting('search_path'), current_setting('application_name')";
+
+/// sqlx reads the URL in this process (`PgConnectOptions::from_str`, which also looks at the
+/// process's PG* variables for what the URL leaves out; the suite's URLs name everything).
+fn run_sqlx(url: &str, secrets: &[&str]) -> Outcome {
+    use sqlx::Connection;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let failed = |class: &str, error: &dyn std::fmt::Display| Outcome::Failed {
+        class: class.to_owned(),
+        message: redact(&error.to_string(), secrets),
+    };
+    let options: sqlx::postgres::PgConnectOptions = match url.parse() {
+        Ok(options) => options,
+        Err(error) => return failed("Configuration", &error),
+    };
+    runtime.block_on(async {
+        let connect = sqlx::postgres::PgConnection::connect_with(&options);
+        let mut conn = match tokio::time::timeout(std::time::Duration::from_secs(30), connect).await
+        {
+            Ok(Ok(conn)) => conn,
+            Ok(Err(error)) => return failed("Connect", &error),
+            Err(_) => return failed("Timeout", &"no outcome within 30 s"),
+        };
+        type Row = (String, String, String, bool, bool, String, String);
+        let row: Row = match sqlx::query_as(QUERY).fetch_one(&mut conn).await {
+            Ok(row) => row,
+            Err(error) => return failed("Query", &error),
+        };
+        let _ = conn.close().await;
+        Outcome::Connected(Place {
+            port: row.2.parse().expect("a port"),
+            user: row.0,
+            database: row.1,
+            socket: row.3,
+            ssl: row.4,
+            search_path: row.5,
+            application_name: row.6,
+        })
+    })
 }
 
 fn parse_outcome(line: &str, secrets: &[&str]) -> Outcome {
