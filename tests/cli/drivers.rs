@@ -75,6 +75,29 @@ fn lands_at(reading: &Reading, place: &Place) -> Result<(), String> {
     Ok(())
 }
 
+/// The settings the reading says the driver sends arrived: `application_name`, and a
+/// `search_path` given through `options`.
+fn settings_arrived(reading: &Reading, place: &Place) -> Result<(), String> {
+    for (name, value) in &reading.settings {
+        let arrived = match name.as_str() {
+            "application_name" => place.application_name == *value,
+            "options" => match value.split_once("search_path=") {
+                Some((_, path)) => {
+                    place.search_path == path.split_whitespace().next().unwrap_or_default()
+                }
+                None => true,
+            },
+            _ => true,
+        };
+        if !arrived {
+            return Err(format!(
+                "`{name}={value}` did not reach the server: {place:?}"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// One URL, every real driver: the verdicts are `expected` (None = Ok), and each agrees with
 /// what the driver did; each fix connects where the URL means.
 fn check(url: &str, expected: &[(RealDriver, Option<Code>)], secrets: &[&str]) {
@@ -129,13 +152,14 @@ fn check(url: &str, expected: &[(RealDriver, Option<Code>)], secrets: &[&str]) {
             && let Ok(fix) = &problem.fix
         {
             match outcome.next().unwrap() {
-                Outcome::Connected(place) => lands_at(&meant, place).unwrap_or_else(|why| {
-                    panic!(
-                        "{}: the fix {} connected elsewhere: {why}",
-                        driver.id(),
-                        fix.url
-                    )
-                }),
+                Outcome::Connected(place) => {
+                    let fixed = drivers::verdict(driver.model(), fix.url.expose());
+                    lands_at(&meant, place)
+                        .and_then(|()| settings_arrived(fixed.reading().unwrap(), place))
+                        .unwrap_or_else(|why| {
+                            panic!("{}: the fix {} connected, but: {why}", driver.id(), fix.url)
+                        })
+                }
                 failed => panic!("{}: the fix {} failed: {failed:?}", driver.id(), fix.url),
             }
         }
@@ -164,6 +188,7 @@ fn agree(driver: RealDriver, verdict: &Verdict, outcome: &Outcome, meant: &Readi
         (Verdict::Ok(reading), Outcome::Connected(place)) => {
             lands_at(reading, place)
                 .unwrap_or_else(|why| panic!("{id}: the model's reading is wrong: {why}"));
+            settings_arrived(reading, place).unwrap_or_else(|why| panic!("{id}: {why}"));
             lands_at(meant, place).unwrap_or_else(|why| {
                 panic!("{id}: connected, but not where the URL means: {why}")
             });
@@ -264,6 +289,31 @@ fn schema_is_prismas_and_rejected_or_sent_by_the_others() {
         &[
             (Psycopg, Some(Code::DriverRejectsParameter)),
             (Asyncpg, Some(Code::DriverSendsUnknownSetting)),
+            (SqlalchemyAsyncpg, Some(Code::DriverRejectsParameter)),
+            (SqlalchemyPsycopg, Some(Code::DriverRejectsParameter)),
+            (NodePg, None),
+            (Sqlx, None),
+        ],
+        &[SIMPLE_PASSWORD],
+    );
+}
+
+#[test]
+fn real_server_settings_are_sent_by_asyncpg_and_node_and_rejected_by_libpq() {
+    let cluster = support::shared(Shared::Scram);
+    let (role, db) = role_with_database(cluster, SIMPLE_PASSWORD, None);
+    check(
+        &tcp_url(
+            cluster,
+            &role,
+            SIMPLE_PASSWORD,
+            &db,
+            "?statement_timeout=5000&application_name=drvapp",
+        ),
+        &[
+            (Psycopg, Some(Code::DriverRejectsParameter)),
+            (Asyncpg, None),
+            (AsyncpgPool, None),
             (SqlalchemyAsyncpg, Some(Code::DriverRejectsParameter)),
             (SqlalchemyPsycopg, Some(Code::DriverRejectsParameter)),
             (NodePg, None),
