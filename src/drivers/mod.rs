@@ -18,6 +18,7 @@ pub mod detect;
 pub mod jdbc;
 pub mod libpq;
 pub mod node_pg;
+pub mod portable;
 pub mod prisma;
 mod pyurl;
 pub mod readme;

@@ -10,7 +10,7 @@
 //! `postgresql+asyncpg://` / `postgresql+psycopg://`): without it every case would only test
 //! that `postgresql://` means psycopg2.
 
-use aksara::drivers::{self, Code, Host, Reading, Tls, Verdict};
+use aksara::drivers::{self, Code, Driver, Host, Reading, Tls, Verdict};
 
 use crate::support::drivers::{Outcome, Place, RealDriver, run_all};
 use crate::support::{self, Cluster, Shared, unique_name};
@@ -835,6 +835,59 @@ fn every_driver_on_the_urls_dbsetup_writes() {
         }
     }
     eprintln!("{}", report.join("\n"));
+    portable_forms_work(&cases, &secrets);
+}
+
+/// The portable form of each URL dbsetup wrote (`drivers::portable`): every driver the model
+/// does not list as an exception connects where the URL means; the exceptions fail, or connect
+/// as the model says.
+fn portable_forms_work(cases: &[Written], secrets: &[&str]) {
+    let mut jobs = Vec::new();
+    let mut judged = Vec::new();
+    for written in cases {
+        let conn = drivers::meaning(&written.url).unwrap();
+        let portable = drivers::portable::portable(&conn).expect("a portable form");
+        let exceptions: Vec<Driver> = portable.exceptions.iter().map(|(d, _)| *d).collect();
+        eprintln!(
+            "{}: portable {} (exceptions: {exceptions:?})",
+            written.case, portable.url.url
+        );
+        crate::psql_url(portable.url.url.expose(), "select 1").unwrap_or_else(|e| {
+            panic!(
+                "{}: psql cannot use the portable {}: {}",
+                written.case,
+                portable.url.url,
+                support::drivers::redact(&e, secrets)
+            )
+        });
+        for driver in RealDriver::ALL {
+            let given = as_given_to(driver, portable.url.url.expose());
+            let verdict = drivers::verdict(driver.model(), &given);
+            assert_eq!(
+                !verdict.is_ok(),
+                exceptions.contains(&driver.model()),
+                "{}: {} on the portable form: {}",
+                written.case,
+                driver.id(),
+                describe(&verdict)
+            );
+            jobs.push((driver, given));
+            judged.push((written, driver, verdict, drivers::reading_of(&conn)));
+        }
+    }
+    let outcomes = run_all(&jobs, secrets);
+    for ((written, driver, verdict, meant), outcome) in judged.iter().zip(&outcomes) {
+        if let Some(place) = outcome.place() {
+            assert_eq!(
+                place.port,
+                written.port,
+                "{}: {}",
+                written.case,
+                driver.id()
+            );
+        }
+        agree(*driver, verdict, outcome, meant);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
