@@ -919,3 +919,70 @@ fn the_readme_driver_table_is_the_model() {
         "the README's driver table is not the model's (src/drivers); regenerate it with\n  AKSARA_REGENERATE=1 cargo test --test cli drivers::the_readme_driver_table_is_the_model"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// The project-local server's URL.
+
+/// Stops the project's cluster when the test ends, panicking or not (`pg_ctl stop -m
+/// immediate`, as the server user when root), before its folder goes.
+struct StopProjectServer(std::path::PathBuf);
+
+impl Drop for StopProjectServer {
+    fn drop(&mut self) {
+        let data_dir = self.0.join(".aksara/postgres");
+        if !data_dir.join("postmaster.pid").exists() {
+            return;
+        }
+        let mut cmd = std::process::Command::new(&support::bins().pg_ctl);
+        support::clear_pg_env(&mut cmd);
+        cmd.args(["stop", "-m", "immediate", "-w", "-D"])
+            .arg(&data_dir)
+            .current_dir("/")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        if let Some(user) = support::server_user() {
+            use std::os::unix::process::CommandExt;
+            cmd.uid(user.uid).gid(user.gid);
+        }
+        let _ = cmd.status();
+    }
+}
+
+#[test]
+fn every_driver_on_the_project_local_servers_url() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = crate::project();
+    // As root the server runs as `postgres`, which must pass through the folder.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let _stop = StopProjectServer(dir.path().to_owned());
+    let port = support::free_port();
+    let mut cmd = crate::aksara(dir.path());
+    cmd.args([
+        "dbsetup",
+        "--non-interactive",
+        "--start-server",
+        "local",
+        "--server-port",
+    ])
+    .arg(port.to_string())
+    .args(["--db-name", "shop"]);
+    let case = written("project-local server", cmd, port, &[]);
+    let meant = drivers::reading_of(&drivers::meaning(&case.url).unwrap());
+    let secrets: Vec<&str> = case.secrets.iter().map(String::as_str).collect();
+    let jobs: Vec<(RealDriver, String)> = RealDriver::ALL
+        .into_iter()
+        .map(|driver| (driver, as_given_to(driver, &case.url)))
+        .collect();
+    for ((driver, given), outcome) in jobs.iter().zip(run_all(&jobs, &secrets)) {
+        let verdict = drivers::verdict(driver.model(), given);
+        assert!(verdict.is_ok(), "{}: {}", driver.id(), describe(&verdict));
+        assert_eq!(
+            outcome.place().map(|p| p.port),
+            Some(port),
+            "{}: {outcome:?}",
+            driver.id()
+        );
+        agree(*driver, &verdict, &outcome, &meant);
+    }
+}
