@@ -646,8 +646,8 @@ fn scrub(message: String, secret: Option<&Password>) -> String {
     }
 }
 
-/// The parts of `driver`'s reading that differ from libpq's. A default on either side
-/// matches anything (drivers' defaults differ only in where they look first).
+/// The parts of `driver`'s reading that differ from libpq's. A default host or port on both
+/// sides matches (drivers' defaults differ only in where they look first).
 fn differences(reference: &Reading, driver: &Reading) -> Vec<&'static str> {
     let mut found = Vec::new();
     let endpoint_pairs = reference.endpoints.len().max(driver.endpoints.len());
@@ -667,11 +667,10 @@ fn differences(reference: &Reading, driver: &Reading) -> Vec<&'static str> {
                 port_differs = true;
             }
         }
-    } else if reference.endpoints.len() + driver.endpoints.len() > 0 {
-        let explicit = reference.endpoints.first().or(driver.endpoints.first());
-        if explicit.is_some_and(|e| e.host.is_some()) {
-            host_differs = true;
-        }
+    } else if let Some(explicit) = reference.endpoints.first().or(driver.endpoints.first()) {
+        // One side names a place, the other takes its defaults.
+        host_differs = explicit.host.is_some();
+        port_differs = explicit.port.is_some_and(|p| p != crate::dsn::DEFAULT_PORT);
     }
     if host_differs {
         found.push("host");
@@ -679,17 +678,16 @@ fn differences(reference: &Reading, driver: &Reading) -> Vec<&'static str> {
     if port_differs {
         found.push("port");
     }
-    let differ = |a: &Option<String>, b: &Option<String>| {
-        a.is_some() && b.is_some() && a != b || a.is_some() != b.is_some()
-    };
-    if differ(&reference.user, &driver.user) {
-        found.push("user");
-    }
-    if reference.password != driver.password {
-        found.push("password");
-    }
-    if differ(&reference.database, &driver.database) {
-        found.push("database");
+    // A user, password or database only one side has is a difference: the other side's
+    // default (the OS user, no password) is not what the URL says.
+    for (name, differs) in [
+        ("user", reference.user != driver.user),
+        ("password", reference.password != driver.password),
+        ("database", reference.database != driver.database),
+    ] {
+        if differs {
+            found.push(name);
+        }
     }
     found
 }
