@@ -768,3 +768,52 @@ pub(crate) fn password(text: Option<String>) -> Option<Password> {
 pub(crate) fn secret_url(render: impl Fn(Reveal) -> String) -> SecretUrl {
     SecretUrl::new(render(Reveal::Secret), render(Reveal::Redacted))
 }
+
+/// One driver's line for doctor: the verdict as a headline and, for a problem, the hint with
+/// the rewritten URL (redacted: [`Rewritten::url`] holds the real one).
+#[derive(Clone, Debug)]
+pub struct DriverLine {
+    pub driver: Driver,
+    pub verdict: Verdict,
+}
+
+impl DriverLine {
+    /// `asyncpg: 127.0.0.1 port 5432, user app, database app, TLS if offered, unverified`, or
+    /// `asyncpg: asyncpg sends the query parameter …`.
+    pub fn headline(&self) -> String {
+        match &self.verdict {
+            Verdict::Ok(reading) => format!("{}: {}", self.driver.id(), reading.summary()),
+            Verdict::Problem(problem) => format!("{}: {}", self.driver.id(), problem.message),
+        }
+    }
+
+    /// `use postgresql://app:****@db/app for asyncpg (dropped …)`, or how to do without a URL.
+    pub fn hint(&self) -> Option<String> {
+        let Verdict::Problem(problem) = &self.verdict else {
+            return None;
+        };
+        Some(match &problem.fix {
+            Ok(fix) if fix.notes.is_empty() => {
+                format!("use `{}` for {}", fix.url, self.driver.name())
+            }
+            Ok(fix) => format!(
+                "use `{}` for {} ({})",
+                fix.url,
+                self.driver.name(),
+                fix.notes.join("; ")
+            ),
+            Err(refusal) => refusal.message.clone(),
+        })
+    }
+}
+
+/// The lines for `drivers`, in their order (from `--driver`, or [`detect`]).
+pub fn lines(raw: &str, drivers: &[Driver]) -> Vec<DriverLine> {
+    drivers
+        .iter()
+        .map(|&driver| DriverLine {
+            driver,
+            verdict: verdict(driver, raw),
+        })
+        .collect()
+}

@@ -341,3 +341,24 @@ fn ids_and_codes_are_unique_kebab_case() {
             .all(|id| id.chars().all(|c| c.is_ascii_lowercase() || c == '-'))
     );
 }
+
+#[test]
+fn doctor_lines_name_the_driver_the_problem_and_the_fix_without_the_password() {
+    let url = "postgresql://app:s3cret-pw@db:5432/app?connect_timeout=10";
+    let lines = lines(url, &[Driver::Libpq, Driver::Asyncpg]);
+    assert_eq!(
+        lines[0].headline(),
+        "libpq: db port 5432, user app, database app, TLS if offered, unverified"
+    );
+    assert_eq!(lines[0].hint(), None);
+    assert!(lines[1].headline().starts_with("asyncpg: asyncpg sends the query parameter `connect_timeout` to the server as a setting"), "{}", lines[1].headline());
+    assert_eq!(
+        lines[1].hint().unwrap(),
+        "use `postgresql://app:****@db:5432/app` for asyncpg (dropped `connect_timeout=10`: asyncpg would send it to the server; pass `timeout=10` to `asyncpg.connect` / `create_pool`)"
+    );
+    assert!(
+        lines
+            .iter()
+            .all(|l| !format!("{}{:?}", l.headline(), l.hint()).contains("s3cret"))
+    );
+}
