@@ -19,7 +19,7 @@ use super::render::{self, DbPath, MultiHost, SocketStyle, Style};
 use super::{
     Code, Driver, Endpoint, Facts, Host, Reading, Refusal, Rewritten, Tls, asyncpg, libpq, password,
 };
-use crate::dsn::ConnString;
+use crate::dsn::{ConnString, SslMode};
 
 pub static ASYNCPG_FACTS: Facts = Facts {
     reads: "`postgresql+asyncpg://` only (`postgres://` has no dialect, `postgresql://` means psycopg2)",
@@ -459,6 +459,15 @@ pub fn rewrite_asyncpg(conn: &ConnString) -> Result<Rewritten, Refusal> {
             "connect_timeout" => notes.push(format!(
                 "dropped `connect_timeout={value}`: pass `connect_args={{\"timeout\": {value}}}` to `create_async_engine`"
             )),
+            "sslrootcert" if conn.sslmode.is_some_and(SslMode::verifies) => {
+                // Without the CA the verification fails: no URL alone can do it.
+                return Err(Refusal::new(
+                    Code::DriverCannotExpress,
+                    format!(
+                        "SQLAlchemy's asyncpg dialect takes no CA file in the URL: drop `sslmode` and `sslrootcert` from it and pass `connect_args={{\"ssl\": ssl.create_default_context(cafile=\"{value}\")}}` to `create_async_engine`"
+                    ),
+                ));
+            }
             "sslrootcert" => notes.push(format!(
                 "dropped `sslrootcert`: asyncpg takes it only in its own URL; pass `connect_args={{\"ssl\": ssl.create_default_context(cafile=\"{value}\")}}`"
             )),

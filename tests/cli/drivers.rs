@@ -986,3 +986,46 @@ fn every_driver_on_the_project_local_servers_url() {
         agree(*driver, &verdict, &outcome, &meant);
     }
 }
+
+#[test]
+fn sslmode_prefer_against_a_server_without_tls() {
+    let cluster = support::shared(Shared::Scram);
+    let (role, db) = role_with_database(cluster, SIMPLE_PASSWORD, None);
+    check(
+        &tcp_url(cluster, &role, SIMPLE_PASSWORD, &db, "?sslmode=prefer"),
+        &[
+            (Psycopg, None),
+            (Asyncpg, None),
+            (SqlalchemyAsyncpg, Some(Code::DriverRejectsParameter)),
+            (SqlalchemyPsycopg, None),
+            // node-postgres asks for TLS and fails: "The server does not support SSL connections".
+            (NodePg, Some(Code::DriverTlsStricter)),
+            (Sqlx, None),
+        ],
+        &[SIMPLE_PASSWORD],
+    );
+}
+
+#[test]
+fn sslmode_verify_full_with_the_ca_works_where_the_driver_reads_sslrootcert() {
+    let cluster = support::shared(Shared::Ssl);
+    let ca = cluster.ssl_ca.as_ref().expect("the TLS cluster has a CA");
+    let url = format!(
+        "postgresql://postgres:{}@localhost:{}/postgres?sslmode=verify-full&sslrootcert={}",
+        cluster.password,
+        cluster.port,
+        ca.display()
+    );
+    check(
+        &url,
+        &[
+            (Psycopg, None),
+            (Asyncpg, None),
+            (SqlalchemyAsyncpg, Some(Code::DriverRejectsParameter)),
+            (SqlalchemyPsycopg, None),
+            (NodePg, None),
+            (Sqlx, None),
+        ],
+        &[&cluster.password],
+    );
+}
