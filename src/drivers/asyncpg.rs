@@ -64,7 +64,15 @@ const SESSION_ATTRS: &[&str] = &[
 ];
 
 pub fn read(raw: &str) -> Result<Reading, Refusal> {
-    let split = urlsplit(raw);
+    let split = urlsplit(raw).map_err(|invalid| {
+        Refusal::new(
+            Code::DriverUnsupportedFormat,
+            format!(
+                "Python's `urlparse` under asyncpg raises `ValueError` ({}): a raw `[` or `]` outside an IPv6 host, in the password for one; percent-encode it",
+                invalid.0
+            ),
+        )
+    })?;
     let query = if split.query.is_empty() {
         Vec::new()
     } else {

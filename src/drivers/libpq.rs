@@ -82,6 +82,13 @@ pub const KEYWORDS: &[&str] = &[
 
 pub fn read(raw: &str) -> Result<Reading, Refusal> {
     let conn = parse(raw)?;
+    // libpq 17 added this check (`conninfo_uri_parse_options`); older ones accept the spaces.
+    if conn.format == Format::Uri && raw.trim().contains(char::is_whitespace) {
+        return Err(Refusal::new(
+            Code::DriverUnsupportedFormat,
+            "libpq 17 and later (psycopg's binary wheels bundle libpq 18) refuse unencoded spaces in a URI: `unexpected spaces found in \"…\", use percent-encoded spaces (%20) instead`; percent-encode them",
+        ));
+    }
     if let Some((key, _)) = conn
         .unknown
         .iter()

@@ -678,6 +678,21 @@ fn differences(reference: &Reading, driver: &Reading) -> Vec<&'static str> {
     if port_differs {
         found.push("port");
     }
+    // The settings both send must say the same (`+` in `application_name=x+y` is a space to
+    // the form decoders; node-postgres's `encodeURI` step can leave `%3D` in `options`).
+    for (name, value) in &reference.settings {
+        if driver
+            .settings
+            .iter()
+            .any(|(other, sent)| other == name && sent != value)
+        {
+            found.push(if name == "options" {
+                "`options` setting"
+            } else {
+                "`application_name` setting"
+            });
+        }
+    }
     // A user, password or database only one side has is a difference: the other side's
     // default (the OS user, no password) is not what the URL says.
     for (name, differs) in [

@@ -27,10 +27,44 @@ fn sanitize(url: &str) -> String {
         .collect()
 }
 
+/// Why `urlsplit` raised `ValueError`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvalidNetloc(pub &'static str);
+
+/// CPython 3.11.4+ checks brackets in the netloc, wherever they are (a password too): they must
+/// pair up, and the first bracketed text must be an IPv6 address (`_check_bracketed_host`).
+fn check_brackets(netloc: &str) -> Result<(), InvalidNetloc> {
+    let (open, close) = (netloc.contains('['), netloc.contains(']'));
+    if open != close {
+        return Err(InvalidNetloc("Invalid IPv6 URL"));
+    }
+    if !open {
+        return Ok(());
+    }
+    let inside = netloc
+        .split_once('[')
+        .map(|(_, after)| after.split(']').next().unwrap_or_default())
+        .unwrap_or_default();
+    let future = inside.strip_prefix('v').is_some_and(|rest| {
+        rest.split_once('.').is_some_and(|(hex, tail)| {
+            !hex.is_empty() && hex.chars().all(|c| c.is_ascii_hexdigit()) && !tail.is_empty()
+        })
+    });
+    let address = inside.split('%').next().unwrap_or_default();
+    if future || address.parse::<std::net::Ipv6Addr>().is_ok() {
+        Ok(())
+    } else {
+        Err(InvalidNetloc(
+            "does not appear to be an IPv4 or IPv6 address",
+        ))
+    }
+}
+
 /// `urllib.parse.urlsplit`: the scheme (lower-cased) up to the first `:` when it is a valid
-/// scheme, the netloc after `//` up to the first `/`, `?` or `#`, then the fragment after the
-/// first `#` and the query after the first `?`.
-pub fn urlsplit(url: &str) -> SplitUrl {
+/// scheme, the netloc after `//` up to the first `/`, `?` or `#` (its brackets checked), then
+/// the fragment after the first `#` and the query after the first `?`. Not modelled: the NFKC
+/// check of non-ASCII netlocs (`_checknetloc`), which only fullwidth look-alikes of `/?#@:` fail.
+pub fn urlsplit(url: &str) -> Result<SplitUrl, InvalidNetloc> {
     let mut url = sanitize(url);
     let mut split = SplitUrl::default();
     if let Some(colon) = url.find(':') {
@@ -50,6 +84,7 @@ pub fn urlsplit(url: &str) -> SplitUrl {
     if let Some(rest) = url.strip_prefix("//") {
         let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
         split.netloc = rest[..end].to_owned();
+        check_brackets(&split.netloc)?;
         url = rest[end..].to_owned();
     }
     if let Some((before, fragment)) = url.split_once('#') {
@@ -61,7 +96,7 @@ pub fn urlsplit(url: &str) -> SplitUrl {
         url = before.to_owned();
     }
     split.path = url;
-    split
+    Ok(split)
 }
 
 /// `urllib.parse.unquote`: `%XX` decoded, invalid UTF-8 replaced, `+` kept.
@@ -114,15 +149,23 @@ mod tests {
 
     #[test]
     fn a_hash_in_the_password_ends_the_netloc() {
-        let split = urlsplit("postgresql://u:pa#ss@host:5432/db");
+        let split = urlsplit("postgresql://u:pa#ss@host:5432/db").unwrap();
         assert_eq!(split.netloc, "u:pa");
         assert_eq!(split.fragment, "ss@host:5432/db");
         assert_eq!(split.path, "");
     }
 
     #[test]
+    fn brackets_anywhere_in_the_netloc_must_hold_an_ipv6_address() {
+        assert!(urlsplit("postgresql://u:p[s]s@h/db").is_err());
+        assert!(urlsplit("postgresql://u:p[s@h/db").is_err());
+        assert!(urlsplit("postgresql://u:p@[::1]:5432/db").is_ok());
+        assert!(urlsplit("postgresql://u:p@[127.0.0.1]/db").is_err());
+    }
+
+    #[test]
     fn keyword_value_strings_have_no_scheme() {
-        let split = urlsplit("host=/tmp dbname=app");
+        let split = urlsplit("host=/tmp dbname=app").unwrap();
         assert_eq!(split.scheme, "");
         assert_eq!(split.path, "host=/tmp dbname=app");
     }
