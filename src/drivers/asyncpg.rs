@@ -164,8 +164,14 @@ pub fn read(raw: &str) -> Result<Reading, Refusal> {
         || endpoints
             .iter()
             .any(|e| !matches!(e.host, Some(Host::Socket(_))));
+    // Like libpq, asyncpg asks for no TLS on unix sockets, whatever sslmode says (seen: it
+    // connects in plaintext over a socket with `sslmode=require`).
     let tls = match sslmode {
-        Some(mode) => Tls::from_sslmode(parse_sslmode(&mode)?),
+        Some(mode) if any_tcp => Tls::from_sslmode(parse_sslmode(&mode)?),
+        Some(mode) => {
+            Tls::from_sslmode(parse_sslmode(&mode)?);
+            Tls::Off
+        }
         None if any_tcp => Tls::IfOffered,
         None => Tls::Off,
     };

@@ -135,10 +135,11 @@ fn wrong_scheme(scheme: &str) -> Refusal {
 pub(crate) fn reading_of(conn: &ConnString) -> Reading {
     let endpoints = endpoints_of(&conn.hosts);
     let only_sockets = !endpoints.is_empty() && conn.hosts.iter().all(|spec| spec.is_socket());
+    // "sslmode is ignored for Unix domain socket communication" (libpq docs): PostgreSQL
+    // offers no TLS there, and libpq does not ask.
     let tls = match conn.sslmode {
+        _ if only_sockets => Tls::Off,
         Some(mode) => Tls::from_sslmode(mode),
-        // libpq never uses TLS over a unix socket.
-        None if only_sockets => Tls::Off,
         None => Tls::IfOffered,
     };
     let mut settings = Vec::new();

@@ -611,16 +611,31 @@ pub fn verdict(driver: Driver, raw: &str) -> Verdict {
         return problem(Code::DriverSendsUnknownSetting, message, Some(reading));
     }
     if reading.tls.stricter_than(reference.tls) {
+        let why = match reading.tls {
+            Tls::VerifyFull => {
+                "it connects only when the server's certificate is signed by a CA it trusts and names the host"
+            }
+            Tls::VerifyCa => {
+                "it connects only when the server's certificate is signed by a CA it trusts"
+            }
+            _ => "it fails where the server offers no TLS",
+        };
+        let socket = if reference.tls == Tls::Off
+            && !reading.endpoints.is_empty()
+            && reading
+                .endpoints
+                .iter()
+                .all(|e| matches!(e.host, Some(Host::Socket(_))))
+        {
+            " (PostgreSQL never offers TLS on a unix socket, so libpq does not ask for it there)"
+        } else {
+            ""
+        };
         let message = format!(
-            "{} makes this {} where libpq makes it {}: it connects only when the server's certificate is signed by a CA it trusts{}",
+            "{} makes this {} where libpq makes it {}{socket}: {why}",
             driver.name(),
             reading.tls.describe(),
             reference.tls.describe(),
-            if reading.tls == Tls::VerifyFull {
-                " and names the host"
-            } else {
-                ""
-            }
         );
         return problem(Code::DriverTlsStricter, message, Some(reading));
     }
