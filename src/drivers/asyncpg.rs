@@ -24,7 +24,7 @@ pub static FACTS: Facts = Facts {
     reads: "`postgresql://`, `postgres://` only",
     decoding: "`urlparse`: a raw `#` or `?` in the password cuts the URL; query `+` is a space, a trailing `&` fails",
     unknown_parameters: "**sent to the server as settings**: `connect_timeout`, `schema`, `channel_binding`, `ssl` fail",
-    tls: "default `prefer` (TCP); `require` does not verify",
+    tls: "default `prefer`; `require` does not verify; never on a unix socket",
     hosts: "`h1:p1,h2:p2` tried in order; the authority's host wins over `?host=`",
     source: "asyncpg `connect_utils.py`: `_parse_connect_dsn_and_args`, `_parse_hostlist`",
 };

@@ -18,7 +18,7 @@ pub static FACTS: Facts = Facts {
     reads: "`postgresql://`, `postgres://`, keyword/value (`host=… dbname=…`)",
     decoding: "`%XX` everywhere, `+` stays `+`; an unencoded `#` or `?` in the password is kept",
     unknown_parameters: "rejected: `invalid URI query parameter`",
-    tls: "default `prefer`; `require` does not verify; `ssl=true` means `require`",
+    tls: "default `prefer`; `require` does not verify; `ssl=true` means `require`; never on a unix socket",
     hosts: "`h1:p1,h2:p2` tried in order; `?host=` replaces the authority's host",
     source: "libpq `fe-connect.c`: `conninfo_uri_parse_options`, `conninfo_uri_parse_params`, `PQconninfoOptions`",
 };

@@ -23,7 +23,7 @@ pub static FACTS: Facts = Facts {
     reads: "any `scheme://` URL (not checked); keyword/value strings are misread as a path under host `base`",
     decoding: "user, password, host decoded; **the database with `decodeURI`** (`%2B` stays); query `+` is a space",
     unknown_parameters: "ignored (`connect_timeout` too)",
-    tls: "no TLS by default; **`prefer`/`require`/`verify-ca` act as verify-full**; `uselibpqcompat=true` gives libpq's meaning",
+    tls: "no TLS by default; **`prefer`/`require`/`verify-ca` act as verify-full** (a socket or a server without TLS fails); `uselibpqcompat=true` gives libpq's meaning",
     hosts: "one host; `?host=` wins over the authority's",
     source: "`pg-connection-string/index.js` `parse`; `pg/lib/connection-parameters.js`; `pg/lib/client.js` `getStartupConf`",
 };

@@ -19,7 +19,7 @@ pub static FACTS: Facts = Facts {
     reads: "any `scheme://` URL (not checked); no keyword/value",
     decoding: "`url` crate: user, password, database decoded; query `+` is a space; `user:pw@/db` does not parse",
     unknown_parameters: "ignored (logged), `connect_timeout` too",
-    tls: "default `prefer`; `require` does not verify; case-insensitive",
+    tls: "default `prefer`; `require` does not verify (and fails on a unix socket); `ssl=true` ignored",
     hosts: "one host; `?host=` wins over the authority's",
     source: "sqlx `sqlx-postgres/src/options/parse.rs`: `parse_from_url`",
 };
