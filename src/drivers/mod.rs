@@ -837,6 +837,51 @@ impl DriverLine {
     }
 }
 
+impl DriverLine {
+    /// The line for `--format json`: the driver, whether it connects where the URL means, what
+    /// it reads, and for a problem its code, message and fix (the URL redacted).
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::json;
+        let reading = self.verdict.reading().map(|r| {
+            let endpoints: Vec<serde_json::Value> = r
+                .endpoints
+                .iter()
+                .map(|e| {
+                    let (kind, host) = match &e.host {
+                        Some(Host::Tcp(name)) => ("tcp", Some(name.as_str())),
+                        Some(Host::Socket(dir)) => ("socket", Some(dir.as_str())),
+                        None => ("default", None),
+                    };
+                    json!({"kind": kind, "host": host, "port": e.port})
+                })
+                .collect();
+            json!({
+                "endpoints": endpoints,
+                "user": r.user,
+                "database": r.database,
+                "has_password": r.password.is_some(),
+                "tls": r.tls.describe(),
+                "settings": r.settings.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+                "ignored": r.ignored,
+            })
+        });
+        let mut line = json!({
+            "driver": self.driver.id(),
+            "ok": self.verdict.is_ok(),
+            "reading": reading,
+        });
+        if let Verdict::Problem(problem) = &self.verdict {
+            line["code"] = json!(problem.code.id());
+            line["message"] = json!(problem.message);
+            line["fix"] = match &problem.fix {
+                Ok(fix) => json!({"url": fix.url.to_string(), "notes": fix.notes}),
+                Err(refusal) => json!({"url": null, "notes": [refusal.message]}),
+            };
+        }
+        line
+    }
+}
+
 /// The lines for `drivers`, in their order (from `--driver`, or [`detect`]).
 pub fn lines(raw: &str, drivers: &[Driver]) -> Vec<DriverLine> {
     drivers

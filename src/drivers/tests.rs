@@ -362,3 +362,21 @@ fn doctor_lines_name_the_driver_the_problem_and_the_fix_without_the_password() {
             .all(|l| !format!("{}{:?}", l.headline(), l.hint()).contains("s3cret"))
     );
 }
+
+#[test]
+fn the_json_line_has_the_code_and_the_redacted_fix() {
+    let line = &lines(
+        "postgresql://app:s3cret-pw@db/app?schema=public",
+        &[Driver::Asyncpg],
+    )[0];
+    let json = line.to_json();
+    assert_eq!(json["driver"], "asyncpg");
+    assert_eq!(json["ok"], false);
+    assert_eq!(json["code"], "driver-sends-unknown-setting");
+    assert_eq!(
+        json["fix"]["url"],
+        "postgresql://app:****@db/app?options=-c%20search_path%3Dpublic"
+    );
+    assert_eq!(json["reading"]["has_password"], true);
+    assert!(!json.to_string().contains("s3cret"));
+}
