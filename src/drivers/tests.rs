@@ -2,6 +2,7 @@
 //! sqlx's parser, JDBC), and the properties every rewrite must have. The integration tests in
 //! `tests/cli/drivers.rs` check the same verdicts against the real drivers.
 
+use super::verdict::differences;
 use super::*;
 
 const ALL_OK: [Option<Code>; 8] = [None; 8];
