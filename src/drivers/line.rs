@@ -3,7 +3,7 @@
 use super::{Driver, Host, Verdict, verdict};
 
 /// One driver's line for doctor: the verdict as a headline and, for a problem, the hint with
-/// the rewritten URL (redacted: [`Rewritten::url`] holds the real one).
+/// the rewritten URL (redacted: [`Rewritten::url`](super::Rewritten::url) holds the real one).
 #[derive(Clone, Debug)]
 pub struct DriverLine {
     pub driver: Driver,
@@ -85,7 +85,7 @@ impl DriverLine {
     }
 }
 
-/// The lines for `drivers`, in their order (from `--driver`, or [`detect`]).
+/// The lines for `drivers`, in their order (from `--driver`, or [`detect()`](super::detect())).
 pub fn lines(raw: &str, drivers: &[Driver]) -> Vec<DriverLine> {
     drivers
         .iter()

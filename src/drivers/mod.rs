@@ -10,8 +10,11 @@
 //! driver the same meaning ([`rewrite`]).
 //!
 //! One module per driver family, each written from the driver's own source and citing the
-//! file and function it follows. [`detect`] guesses the drivers of a project from its manifest
-//! files; [`readme`] renders the README's "Which driver reads what" table from the same facts.
+//! file and function it follows. [`detect()`] guesses the drivers of a project from its manifest
+//! files; [`lines`] gives doctor one line per driver (text and JSON); [`portable`] finds the one
+//! URL every driver reads, where there is one; [`readme`] renders the README's "Which driver
+//! reads what" table from the same facts. `tests/cli/drivers.rs` holds the model to the real
+//! drivers.
 
 pub mod asyncpg;
 pub mod detect;
