@@ -16,6 +16,7 @@ pub mod commands;
 pub mod connect;
 pub mod diagnose;
 pub mod docker;
+pub mod drivers;
 pub mod dsn;
 pub mod envfile;
 pub mod envvars;

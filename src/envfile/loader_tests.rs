@@ -178,7 +178,6 @@ fn debug_never_shows_the_value() {
 /// (`tests/drivers/.venv` and `tests/drivers/node_modules` from the `drivers` work, or
 /// `AKSARA_TEST_DOTENV_PYTHON` / `AKSARA_TEST_DOTENV_NODE_PATH`).
 #[test]
-#[ignore = "needs python-dotenv and node dotenv: set AKSARA_TEST_DOTENV_PYTHON and AKSARA_TEST_DOTENV_NODE_PATH"]
 fn the_real_loaders_agree_with_the_tables() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/drivers");
     let python = std::env::var_os("AKSARA_TEST_DOTENV_PYTHON")

@@ -343,12 +343,16 @@ fn driver_advice_applies_only_to_transaction_and_statement_pooling() {
     assert!(advice.iter().any(|a| a.code == "pooler-statement-mode"));
 }
 
-/// The Python the asyncpg test runs: `AKSARA_TEST_PYTHON`, which must have asyncpg installed.
+/// The Python the asyncpg test runs: the suite's driver venv (`.ci/run` makes it), or
+/// `AKSARA_TEST_PYTHON`.
 fn asyncpg_python() -> String {
-    let python = std::env::var("AKSARA_TEST_PYTHON").expect(
-        "this test needs a Python with asyncpg: set AKSARA_TEST_PYTHON=/path/to/venv/bin/python \
-         (pip install asyncpg)",
-    );
+    let python = std::env::var("AKSARA_TEST_PYTHON").unwrap_or_else(|_| {
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/drivers/.venv/bin/python"
+        )
+        .to_string()
+    });
     let ok = std::process::Command::new(&python)
         .args(["-c", "import asyncpg"])
         .status()
@@ -391,7 +395,6 @@ fn asyncpg_app(python: &str, url: &str, cache: &str) -> String {
 }
 
 #[test]
-#[ignore = "needs a Python with asyncpg: AKSARA_TEST_PYTHON=/path/to/python cargo test --test cli -- --ignored asyncpg"]
 fn asyncpg_fails_through_transaction_pooling_unless_its_statement_cache_is_off() {
     let python = asyncpg_python();
     let cluster = support::shared(Shared::Scram);

@@ -19,6 +19,7 @@ mod bins;
 mod cleanup;
 mod cluster;
 mod distcluster;
+pub mod drivers;
 pub mod hostile;
 mod pgbouncer;
 mod privileges;
