@@ -360,6 +360,13 @@ impl clap::builder::TypedValueParser for SslModeValues {
     }
 }
 
+fn parse_driver(name: &str) -> Result<crate::drivers::Driver, String> {
+    crate::drivers::Driver::from_id(name).ok_or_else(|| {
+        let ids: Vec<&str> = crate::drivers::Driver::ALL.iter().map(|d| d.id()).collect();
+        format!("unknown driver; one of {}", ids.join(", "))
+    })
+}
+
 /// `doctor`'s `.env`: read only.
 #[derive(Debug, Args)]
 pub struct EnvFileReadArgs {
@@ -418,6 +425,13 @@ pub struct DoctorArgs {
     /// Number of application instances sharing the database
     #[arg(long, value_name = "M", default_value_t = 1)]
     pub instances: u32,
+
+    /// Also check what this driver makes of the URL (repeatable): libpq, asyncpg,
+    /// sqlalchemy-asyncpg, sqlalchemy-psycopg, node-pg, prisma, sqlx, jdbc [default: the
+    /// project's, from pyproject.toml, requirements*.txt, package.json or Cargo.toml; else
+    /// asyncpg and libpq]
+    #[arg(long, value_name = "NAME", value_parser = parse_driver)]
+    pub driver: Vec<crate::drivers::Driver>,
 
     /// Let a server that asks for the password in cleartext have it over TCP without TLS
     #[arg(long)]

@@ -168,9 +168,33 @@ codes! {
     AppDatabaseMaintenance = "app-database-maintenance", Failure, transient: false,
         meaning: "--db-name names postgres, the maintenance database",
         fix: "choose another --db-name, or pass --force postgres-database";
+    DriverRejectsParameter = "driver-rejects-parameter", Failure, transient: false,
+        meaning: "the application's driver raises on a query parameter it does not accept",
+        fix: "use the rewritten URL shown for that driver";
+    DriverMisreadsUrl = "driver-misreads-url", Failure, transient: false,
+        meaning: "the driver reads a different host, port, user, password or database than libpq",
+        fix: "use the rewritten URL shown for that driver";
+    DriverUnsupportedFormat = "driver-unsupported-format", Failure, transient: false,
+        meaning: "the driver cannot parse this form of connection string at all",
+        fix: "use the rewritten URL shown for that driver";
+    DriverWrongScheme = "driver-wrong-scheme", Failure, transient: false,
+        meaning: "the driver does not take this URL scheme",
+        fix: "use the rewritten URL shown for that driver";
+    DriverSendsUnknownSetting = "driver-sends-unknown-setting", Failure, transient: false,
+        meaning: "the driver sends a query parameter to the server as a setting, and the server refuses it",
+        fix: "use the rewritten URL shown for that driver";
+    DriverTlsStricter = "driver-tls-stricter", Failure, transient: false,
+        meaning: "the driver verifies the server certificate where the URL's sslmode does not ask for it",
+        fix: "use the rewritten URL shown for that driver";
+    DriverCannotExpress = "driver-cannot-express", Failure, transient: false,
+        meaning: "no URL can say this to the driver",
+        fix: "set it in the driver's own configuration instead of the URL, as the hint says";
     CannotCreateTables = "cannot-create-tables", Warning, transient: false,
         meaning: "the role can log in but cannot create tables (PG 15 public)",
         fix: "make the role the database owner, or GRANT CREATE ON SCHEMA public";
+    DriverTlsWeaker = "driver-tls-weaker", Warning, transient: false,
+        meaning: "the driver ignores the TLS the URL asks for and connects with less (plaintext if the server allows it)",
+        fix: "use the rewritten URL shown for that driver";
     SslNotUsedRemote = "ssl-not-used-remote", Warning, transient: false,
         meaning: "a remote server is reached without requiring TLS",
         fix: "add ?sslmode=require (or verify-full)";

@@ -148,8 +148,9 @@ async fn check_url(
             if lints.is_empty() {
                 list.record(pass(CheckId::Url, message, ms(started)));
             } else {
-                list.warn(CheckId::Url, None, format!("parses, but {}", lints.join("; ")), "remove or fix the parameters named; percent-encode special characters in the password".into(), ms(started));
+                list.warn(CheckId::Url, None, format!("parses, but {}", lints.join("; ")), "percent-encode the @ in the password (%40), or libpq takes what follows it as the host".into(), ms(started));
             }
+            driver_checks(target, args, list);
             cfg
         }
         Err(e) => {
@@ -162,6 +163,11 @@ async fn check_url(
                 hint,
             };
             list.record(fail(CheckId::Url, d, ms(started)));
+            // A scheme for another tool (`postgresql+asyncpg://`, `jdbc:`) is what the drivers'
+            // lines explain; any other unparsable URL would only fail there again.
+            if is_scheme_variant(&target.raw) {
+                driver_checks(target, args, list);
+            }
             list.skip_rest();
             return None;
         }
@@ -183,6 +189,34 @@ async fn check_url(
         args,
     );
     facts
+}
+
+fn is_scheme_variant(raw: &str) -> bool {
+    let lower = raw.trim_start().to_ascii_lowercase();
+    lower.starts_with("jdbc:") || lower.starts_with("postgresql+") || lower.starts_with("postgres+")
+}
+
+/// What each of the application's drivers makes of the URL: pure, no connection. A driver
+/// that cannot use the URL is a failure (the app would not connect), with the rewritten URL.
+fn driver_checks(target: &Target, args: &DoctorArgs, list: &mut Checklist<'_>) {
+    let drivers = super::drivers_for(args);
+    for line in crate::drivers::lines(&target.raw, &drivers) {
+        let check = match &line.verdict {
+            crate::drivers::Verdict::Ok(_) => pass(CheckId::Driver, line.headline(), None),
+            crate::drivers::Verdict::Problem(problem) => Check {
+                id: CheckId::Driver,
+                status: match problem.code.severity() {
+                    crate::code::Severity::Failure => Status::Fail,
+                    crate::code::Severity::Warning => Status::Warn,
+                },
+                code: Some(problem.code),
+                message: line.headline(),
+                hint: line.hint(),
+                elapsed_ms: None,
+            },
+        };
+        list.record(check);
+    }
 }
 
 /// Host, reach, TLS and login, retried under `--wait` while the failure is one waiting can fix.

@@ -44,6 +44,16 @@ pub async fn run(args: DoctorArgs, printer: &Printer) -> CliResult<Exit> {
     Ok(if ok { Exit::Success } else { Exit::Failure })
 }
 
+/// The drivers whose reading doctor reports: `--driver`, else those the project uses
+/// (pyproject.toml, requirements*.txt, package.json, Cargo.toml...), else asyncpg and libpq.
+pub fn drivers_for(args: &DoctorArgs) -> Vec<crate::drivers::Driver> {
+    if !args.driver.is_empty() {
+        return args.driver.clone();
+    }
+    let dir = std::env::current_dir().unwrap_or_else(|_| ".".into());
+    crate::drivers::detect(&dir)
+}
+
 fn print_tools(printer: &Printer) {
     printer.result("Installed tools:");
     for tool in ["psql", "pg_ctl", "postgres", "pg_isready", "docker"] {

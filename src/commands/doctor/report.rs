@@ -13,6 +13,8 @@ use crate::ui::{Mark, Printer, Spinner, shown};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CheckId {
     Url,
+    /// What one of the application's drivers makes of the URL (one check per driver).
+    Driver,
     Host,
     Reach,
     Tls,
@@ -42,6 +44,7 @@ impl CheckId {
     pub fn id(self) -> &'static str {
         match self {
             CheckId::Url => "url",
+            CheckId::Driver => "driver",
             CheckId::Host => "host",
             CheckId::Reach => "reach",
             CheckId::Tls => "tls",
@@ -60,6 +63,7 @@ impl CheckId {
     pub fn title(self) -> &'static str {
         match self {
             CheckId::Url => "URL",
+            CheckId::Driver => "Driver",
             CheckId::Host => "Host",
             CheckId::Reach => "Reach",
             CheckId::Tls => "TLS",
