@@ -522,3 +522,49 @@ fn a_failed_create_database_undoes_the_role_this_run_created() {
     assert_eq!(out.code, 0, "the rerun did not finish the job: {out:?}");
     assert_url_works(&env_value(&dir.path().join(".env"), "DATABASE_URL").unwrap());
 }
+
+/// An admin URL that requires TLS makes the app's URL require it too, and the drivers one URL
+/// cannot serve that way are named with their own form (tests/cli/drivers.rs proves the forms
+/// with the real drivers).
+#[test]
+fn an_admin_urls_sslmode_is_carried_and_the_drivers_that_need_another_form_are_named() {
+    let cluster = support::shared(Shared::Ssl);
+    let dir = project();
+    let db = support::unique_name("tlscarry");
+    let out = run(aksara(dir.path())
+        .args([
+            "dbsetup",
+            "--non-interactive",
+            "--db-name",
+            &db,
+            "--admin-url",
+            &format!(
+                "postgresql://postgres@127.0.0.1:{}/postgres?sslmode=require",
+                cluster.port
+            ),
+        ])
+        .env("PGPASSWORD", &cluster.password));
+    assert_eq!(out.code, 0, "{out:?}");
+    let url = env_value(&dir.path().join(".env"), "DATABASE_URL").unwrap();
+    assert!(url.ends_with("?sslmode=require"), "{url}");
+    assert_eq!(
+        psql_url(
+            &url,
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
+        )
+        .unwrap(),
+        "t"
+    );
+    assert!(
+        out.stderr.contains(
+            "SQLAlchemy + asyncpg cannot use this URL as it is; give it `postgresql+asyncpg://"
+        ) && out.stderr.contains("ssl=require`"),
+        "{out:?}"
+    );
+    assert!(
+        out.stderr
+            .contains("node-postgres (pg) cannot use this URL as it is"),
+        "{out:?}"
+    );
+    assert!(!out.all().contains(&cluster.password));
+}

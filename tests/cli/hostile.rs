@@ -18,10 +18,12 @@ use crate::{Run, aksara, project, run};
 
 const PASSWORD: &str = "canary-hostile-7f3a";
 
+/// Doctor against the hostile server, judged for libpq only: the URL carries
+/// `connect_timeout`, which asyncpg would send to the server (tests/cli/drivers.rs covers that).
 fn doctor(server: &HostileServer, extra: &[&str]) -> Run {
     let dir = project();
     run(aksara(dir.path())
-        .args(["doctor", "--url", &server.url("app", PASSWORD)])
+        .args(["doctor", "--driver", "libpq", "--url", &server.url("app", PASSWORD)])
         .args(extra))
 }
 

@@ -21,11 +21,59 @@ pub struct Plan {
     pub role: String,
     pub existing: Existing,
     pub steps: Vec<Step>,
-    /// The application URL that will be verified and written.
+    /// The application URL that will be verified.
     pub url: ConnString,
+    /// What `.env` gets: the form every driver reads (or the working value already there).
+    pub written: WrittenUrl,
     pub on_conflict: OnConflict,
     /// The password already in `.env` (or typed as the current one) is kept.
     pub password_kept: bool,
+}
+
+/// The URL as `.env` will hold it.
+pub struct WrittenUrl {
+    /// The text written (holds the password).
+    pub secret: String,
+    /// The same, the password redacted, for the plan and the summary.
+    pub shown: String,
+    /// Drivers this URL cannot serve, each with the form it needs (redacted).
+    pub exceptions: Vec<(crate::drivers::Driver, String)>,
+}
+
+impl std::fmt::Debug for WrittenUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "WrittenUrl({})", self.shown)
+    }
+}
+
+/// The form of `url` every supported driver reads (drivers::portable, proven with the real
+/// drivers by tests/cli/drivers.rs), refused before anything changes when none exists.
+fn portable_url(url: &ConnString) -> CliResult<WrittenUrl> {
+    let portable = crate::drivers::portable::portable(url).map_err(|refusal| {
+        CliError::usage(format!(
+            "no database URL with these names can be read by every driver: {}",
+            refusal.message
+        ))
+        .before_any_change()
+        .with_code(refusal.code)
+        .with_hint("choose a --db-name / --db-user without the character named")
+    })?;
+    let exceptions = portable
+        .exceptions
+        .iter()
+        .map(|(driver, problem)| {
+            let form = match &problem.fix {
+                Ok(fix) => format!("`{}`", fix.url),
+                Err(refusal) => refusal.message.clone(),
+            };
+            (*driver, form)
+        })
+        .collect();
+    Ok(WrittenUrl {
+        secret: portable.url.url.expose().to_string(),
+        shown: portable.url.url.to_string(),
+        exceptions,
+    })
 }
 
 impl Setup<'_> {
@@ -79,6 +127,12 @@ impl Setup<'_> {
         let mut keep_url = self
             .working_env_url(existing_cs.as_ref(), &existing, &db, &role)
             .await;
+        let kept_from_env = keep_url.is_some();
+        // An admin URL that requires TLS says the server wants it: the app's URL asks too.
+        let sslmode = self.s.sslmode.or_else(|| {
+            (self.s.admin_url.is_some() && admin.cfg.sslmode.requires_tls())
+                .then_some(admin.cfg.sslmode)
+        });
         let password = match (&keep_url, &self.s.password) {
             (Some(cs), _) => cs
                 .password
@@ -89,13 +143,7 @@ impl Setup<'_> {
             (None, None) => {
                 let (password, typed_current) = self.choose_password(&existing, &role).await?;
                 if typed_current {
-                    keep_url = Some(app_conn_string(
-                        &endpoint,
-                        &role,
-                        &password,
-                        &db,
-                        self.s.sslmode,
-                    ));
+                    keep_url = Some(app_conn_string(&endpoint, &role, &password, &db, sslmode));
                     password
                 } else {
                     check_password(password, "the prompt")?.value
@@ -110,15 +158,25 @@ impl Setup<'_> {
         let steps = provision::plan(&db, &role, &action, &existing, rights);
         refuse_missing_rights(&steps, rights, &admin.cfg.user)?;
         let password_kept = keep_url.is_some();
-        let url = keep_url
-            .unwrap_or_else(|| app_conn_string(&endpoint, &role, &password, &db, self.s.sslmode));
-        let on_conflict = self.env_conflict(env_value, &url).await?;
+        let url =
+            keep_url.unwrap_or_else(|| app_conn_string(&endpoint, &role, &password, &db, sslmode));
+        // A value in .env that already works for this user and database stays as it is.
+        let written = match env_value {
+            Some(value) if kept_from_env => WrittenUrl {
+                secret: value.to_string(),
+                shown: url.to_string(),
+                exceptions: Vec::new(),
+            },
+            _ => portable_url(&url)?,
+        };
+        let on_conflict = self.env_conflict(env_value, &written.secret).await?;
         Ok(Plan {
             db,
             role,
             existing,
             steps,
             url,
+            written,
             on_conflict,
             password_kept,
         })
@@ -252,9 +310,8 @@ impl Setup<'_> {
     async fn env_conflict(
         &self,
         env_value: Option<&str>,
-        url: &ConnString,
+        final_url: &str,
     ) -> CliResult<OnConflict> {
-        let final_url = url.to_url(crate::dsn::Reveal::Secret);
         if env_value.is_none_or(|old| old == final_url) {
             return Ok(OnConflict::Fail);
         }

@@ -228,7 +228,7 @@ impl Setup<'_> {
                 self.printer,
                 &plan.steps,
                 &self.s.env_key,
-                &plan.url,
+                &plan.written.shown,
                 &self.s.env_file,
             );
         }
@@ -254,7 +254,7 @@ impl Setup<'_> {
             ),
         );
         // Write .env, still holding the setup lock.
-        let final_url = plan.url.to_url(crate::dsn::Reveal::Secret);
+        let final_url = plan.written.secret.clone();
         let change = execute::write_env(
             &self.s.env_file,
             &self.s.env_key,
@@ -276,7 +276,7 @@ impl Setup<'_> {
                 created: created.role,
                 password: if plan.password_kept { "kept" } else { "set" },
             },
-            url: plan.url.to_string(),
+            url: plan.written.shown.clone(),
             env_file: self.s.env_file.display().to_string(),
             env_key: self.s.env_key.clone(),
             env_change: match change {
@@ -292,6 +292,12 @@ impl Setup<'_> {
                 .result(&serde_json::to_string_pretty(&outcome).expect("the outcome serialises"));
         } else {
             summary::print_summary(self.printer, &outcome);
+        }
+        for (driver, form) in &plan.written.exceptions {
+            self.printer.warn(&format!(
+                "{} cannot use this URL as it is; give it {form}",
+                driver.name()
+            ));
         }
         Ok(Exit::Success)
     }

@@ -3,7 +3,6 @@
 
 use serde::Serialize;
 
-use crate::dsn::ConnString;
 use crate::provision::Step;
 use crate::ui::{Mark, Printer, Verbosity};
 
@@ -39,7 +38,7 @@ pub fn print_plan(
     printer: &Printer,
     steps: &[Step],
     env_key: &str,
-    url: &ConnString,
+    url: &str,
     env_file: &std::path::Path,
 ) {
     if printer.verbosity < Verbosity::Normal {
