@@ -433,6 +433,10 @@ pub struct DoctorArgs {
     #[arg(long, value_name = "NAME", value_parser = parse_driver)]
     pub driver: Vec<crate::drivers::Driver>,
 
+    /// Warn when a standby is more than SECONDS behind its primary
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    pub max_lag: u64,
+
     /// Let a server that asks for the password in cleartext have it over TCP without TLS
     #[arg(long)]
     pub allow_cleartext: bool,

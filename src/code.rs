@@ -189,12 +189,54 @@ codes! {
     DriverCannotExpress = "driver-cannot-express", Failure, transient: false,
         meaning: "no URL can say this to the driver",
         fix: "set it in the driver's own configuration instead of the URL, as the hint says";
+    PoolerUnknownDatabase = "pooler-unknown-database", Failure, transient: false,
+        meaning: "the connection pooler has no entry for this database ([databases] in pgbouncer.ini)",
+        fix: "add the database under [databases] (or a * fallback) and reload the pooler";
+    PoolerStartupParameter = "pooler-startup-parameter", Failure, transient: false,
+        meaning: "the connection pooler refuses a startup parameter the client sent",
+        fix: "drop it from the URL, or list it in ignore_startup_parameters";
+    PoolerWaitTimeout = "pooler-wait-timeout", Failure, transient: true,
+        meaning: "the pooler found no free server connection within query_wait_timeout",
+        fix: "raise the pool size, find long transactions (SHOW POOLS), or check the pooler's server login";
+    PoolerClientLimit = "pooler-client-limit", Failure, transient: true,
+        meaning: "the pooler's max_client_conn is reached",
+        fix: "raise max_client_conn, or open fewer client connections";
+    PoolerServerLoginFailing = "pooler-server-login-failing", Failure, transient: false,
+        meaning: "the pooler's own login to the server fails, so it refuses clients for server_login_retry",
+        fix: "fix the pooler's server side ([databases] host/port/user, auth_file or auth_query)";
+    PoolerConsoleNotAllowed = "pooler-console-not-allowed", Failure, transient: false,
+        meaning: "the pooler's admin console refused this user",
+        fix: "list the user in admin_users or stats_users";
+    ReplicaKeyAtPrimary = "replica-key-at-primary", Failure, transient: false,
+        meaning: "a replica key (DATABASE_REPLICA_URL, *_REPLICA_*) points at a primary",
+        fix: "point it at the standby, or rename the key";
+    PrimaryKeyAtStandby = "primary-key-at-standby", Failure, transient: false,
+        meaning: "DATABASE_URL points at a standby, where every write fails",
+        fix: "point it at the primary, or list both hosts with target_session_attrs=read-write";
+    TargetSessionAttrsUnmet = "target-session-attrs-unmet", Failure, transient: false,
+        meaning: "every host let the client in, but none is the kind target_session_attrs asks for",
+        fix: "add a host of that kind to the URL, or change target_session_attrs";
     CannotCreateTables = "cannot-create-tables", Warning, transient: false,
         meaning: "the role can log in but cannot create tables (PG 15 public)",
         fix: "make the role the database owner, or GRANT CREATE ON SCHEMA public";
     DriverTlsWeaker = "driver-tls-weaker", Warning, transient: false,
         meaning: "the driver ignores the TLS the URL asks for and connects with less (plaintext if the server allows it)",
         fix: "use the rewritten URL shown for that driver";
+    PoolerPreparedStatements = "pooler-prepared-statements", Warning, transient: false,
+        meaning: "the app's driver caches prepared statements, which break under transaction or statement pooling",
+        fix: "turn the driver's statement cache off (asyncpg: statement_cache_size=0), or use PgBouncer >= 1.21 with max_prepared_statements";
+    PoolerSessionState = "pooler-session-state", Warning, transient: false,
+        meaning: "under transaction or statement pooling, SET, search_path, advisory locks and LISTEN do not last",
+        fix: "set per-role or per-database settings (ALTER ROLE ... SET), or use session pooling";
+    PoolerStatementMode = "pooler-statement-mode", Warning, transient: false,
+        meaning: "statement pooling refuses transactions (BEGIN)",
+        fix: "use transaction or session pooling for an app that uses transactions";
+    ReplicaReplayPaused = "replica-replay-paused", Warning, transient: false,
+        meaning: "WAL replay is paused on the standby: it serves older and older data",
+        fix: "SELECT pg_wal_replay_resume(); on the standby";
+    ReplicaLag = "replica-lag", Warning, transient: false,
+        meaning: "the standby is further behind than --max-lag",
+        fix: "find what slows replay (pg_stat_replication on the primary, long queries on the standby)";
     SslNotUsedRemote = "ssl-not-used-remote", Warning, transient: false,
         meaning: "a remote server is reached without requiring TLS",
         fix: "add ?sslmode=require (or verify-full)";
@@ -280,6 +322,29 @@ mod tests {
                 c.id()
             );
             assert_eq!(Code::from_id(c.id()), Some(*c));
+        }
+    }
+
+    /// The pooler and replica modules name their codes as ids: each must be in the catalogue.
+    #[test]
+    fn the_pooler_and_replica_ids_are_codes() {
+        let ids = [
+            "pooler-unknown-database",
+            "pooler-startup-parameter",
+            "pooler-wait-timeout",
+            "pooler-client-limit",
+            "pooler-server-login-failing",
+            "pooler-statement-mode",
+            "pooler-console-not-allowed",
+            "pooler-prepared-statements",
+            "pooler-session-state",
+            "replica-key-at-primary",
+            "primary-key-at-standby",
+            "replica-replay-paused",
+            "replica-lag",
+        ];
+        for id in ids {
+            assert!(Code::from_id(id).is_some(), "{id} is not in the catalogue");
         }
     }
 

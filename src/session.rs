@@ -21,6 +21,9 @@ pub struct ServerFacts {
     pub in_recovery: bool,
     /// Whether this connection uses TLS.
     pub connection_tls: bool,
+    /// `pg_backend_pid()`: a pooler announces a pid of its own at login (src/pooler.rs).
+    #[serde(skip)]
+    pub backend_pid: i32,
 }
 
 impl ServerFacts {
@@ -40,7 +43,7 @@ const FACTS_SQL: &str = "SELECT current_setting('server_version'), current_setti
         current_setting('max_connections')::int, current_setting('superuser_reserved_connections')::int, \
         (SELECT sum(pg_stat_get_db_numbackends(oid))::bigint FROM pg_database), \
         current_setting('ssl'), current_setting('password_encryption'), pg_is_in_recovery(), \
-        (SELECT ssl FROM pg_stat_get_activity(pg_backend_pid()))";
+        (SELECT ssl FROM pg_stat_get_activity(pg_backend_pid())), pg_backend_pid()";
 
 /// Why the facts could not be read: a code of its own for each, never a guess.
 #[derive(Debug, Clone)]
@@ -59,7 +62,14 @@ pub async fn server_facts(
     let error = match result {
         Ok(Ok(row)) => match facts_from_row(&row) {
             Ok(facts) => return Ok(facts),
-            Err(e) => e,
+            // The session is fine; its answer is not the row PostgreSQL sends for this query.
+            Err(e) => {
+                return Err(FactsError {
+                    code: Code::UnexpectedError,
+                    message: format!("the server's answer to the settings query is not what PostgreSQL sends: {e}"),
+                    hint: "aksara does not know what answered: check that the URL points at a PostgreSQL server (or a pooler in front of one)".into(),
+                });
+            }
         },
         Err(_) => {
             return Err(FactsError {
@@ -121,6 +131,7 @@ fn facts_from_row(row: &sqlx::postgres::PgRow) -> Result<ServerFacts, sqlx::Erro
         password_encryption: row.try_get(6)?,
         in_recovery: row.try_get(7)?,
         connection_tls: row.try_get::<Option<bool>, _>(8)?.unwrap_or(false),
+        backend_pid: row.try_get(9)?,
     })
 }
 

@@ -158,6 +158,17 @@ fn certificate(cfg: &ConnConfig, ep: &Endpoint, reason: CertReason, message: &st
 
 /// Name a server's refusal from the template map; the honest unknown when it has no entry.
 fn server_error(cfg: &ConnConfig, ep: &Endpoint, error: &ServerError, ctx: &Context) -> Diagnosis {
+    // A connection pooler's own refusals come before the server's map: PgBouncer sends them
+    // as 08P01 with its own words (src/pooler.rs matches them as whole templates).
+    if let Some(pooler) = crate::pooler::PoolerError::from_message(&error.message)
+        && let Some(code) = Code::from_id(pooler.code())
+    {
+        return Diagnosis {
+            code,
+            message: format!("the connection pooler at {ep} refused: {pooler}"),
+            hint: pooler.hint(),
+        };
+    }
     match server_messages::classify(&error.sqlstate, &error.message) {
         Some(cause) => known_cause(cfg, ep, error, &cause, ctx),
         None => unknown_server_error(ep, error),

@@ -23,7 +23,13 @@ const PASSWORD: &str = "canary-hostile-7f3a";
 fn doctor(server: &HostileServer, extra: &[&str]) -> Run {
     let dir = project();
     run(aksara(dir.path())
-        .args(["doctor", "--driver", "libpq", "--url", &server.url("app", PASSWORD)])
+        .args([
+            "doctor",
+            "--driver",
+            "libpq",
+            "--url",
+            &server.url("app", PASSWORD),
+        ])
         .args(extra))
 }
 

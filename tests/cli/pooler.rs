@@ -643,3 +643,88 @@ fn transaction_pooling_is_told_with_round_robin_servers_too() {
         "{report:?}"
     );
 }
+
+/// Doctor's JSON through `url`, judged for asyncpg (the framework's driver).
+fn doctor_json(url: &str) -> (crate::Run, serde_json::Value) {
+    let dir = project();
+    let out = run(aksara(dir.path()).args([
+        "doctor", "--driver", "asyncpg", "--format", "json", "--url", url,
+    ]));
+    let json = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"));
+    (out, json)
+}
+
+fn checks_with<'a>(json: &'a serde_json::Value, id: &str) -> Vec<&'a serde_json::Value> {
+    json["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["id"] == id)
+        .collect()
+}
+
+/// End to end: doctor names PgBouncer and its mode, and gives asyncpg's prepared-statement
+/// advice only where it applies (transaction and statement pooling), none in session mode and
+/// no pooler line at all on a direct connection.
+#[test]
+fn doctor_names_the_pooler_and_its_mode_and_advises_only_where_it_applies() {
+    let cluster = support::shared(Shared::Scram);
+    let (out, direct) = doctor_json(&cluster.admin_url());
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(checks_with(&direct, "pooler").is_empty(), "{direct:#}");
+    for mode in support::PoolMode::ALL {
+        let bouncer = shared_pgbouncer(mode);
+        let (out, json) = doctor_json(&bouncer.admin_url(cluster));
+        assert_eq!(out.code, 0, "{mode:?}: {out:?}");
+        let lines = checks_with(&json, "pooler");
+        let named = lines[0]["message"].as_str().unwrap();
+        assert!(named.starts_with("PgBouncer in"), "{mode:?}: {named}");
+        assert!(
+            named.contains(&format!("{} mode", mode.as_str())),
+            "{mode:?}: {named}"
+        );
+        let advice: Vec<&str> = lines.iter().filter_map(|c| c["code"].as_str()).collect();
+        match mode {
+            support::PoolMode::Session => assert!(advice.is_empty(), "{json:#}"),
+            _ => {
+                assert!(
+                    advice.contains(&"pooler-prepared-statements"),
+                    "{mode:?}: {json:#}"
+                );
+                let hint = lines
+                    .iter()
+                    .find(|c| c["code"] == "pooler-prepared-statements")
+                    .unwrap()["hint"]
+                    .as_str()
+                    .unwrap();
+                assert!(hint.contains("statement_cache_size=0"), "{hint}");
+            }
+        }
+    }
+}
+
+/// A database PgBouncer does not list comes back as its own refusal, with the [databases] fix,
+/// not as a server error or `database-missing`.
+#[test]
+fn doctor_through_pgbouncer_names_a_database_missing_from_its_list() {
+    let cluster = support::shared(Shared::Scram);
+    let bouncer = PgBouncer::start(
+        cluster,
+        PgBouncerConfig::new(support::PoolMode::Session).databases(&["postgres = host=127.0.0.1"]),
+    );
+    let url = bouncer.url("postgres", Some(&cluster.password), "notlisted");
+    let (out, json) = doctor_json(&url);
+    assert_eq!(out.code, 1, "{out:?}");
+    let failed: Vec<&serde_json::Value> = json["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["status"] == "fail")
+        .collect();
+    assert_eq!(failed.len(), 1, "{json:#}");
+    assert_eq!(failed[0]["code"], "pooler-unknown-database", "{json:#}");
+    assert!(
+        failed[0]["hint"].as_str().unwrap().contains("[databases]"),
+        "{json:#}"
+    );
+}

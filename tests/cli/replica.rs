@@ -188,3 +188,124 @@ fn a_standby_behind_pgbouncer_is_still_told_from_the_login() {
     assert_eq!(login, Some(Role::Standby));
     assert_eq!(inspected.role, Role::Standby);
 }
+
+/// Doctor on a `.env` with both keys, judged for libpq (the URLs are the harness's).
+fn doctor_env(env: &str) -> (crate::Run, serde_json::Value) {
+    let dir = crate::project();
+    std::fs::write(dir.path().join(".env"), env).unwrap();
+    // As dbsetup writes it, so the file checks have nothing to say.
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(
+        dir.path().join(".env"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    let out = crate::run(
+        crate::aksara(dir.path()).args(["doctor", "--driver", "libpq", "--format", "json"]),
+    );
+    let json = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"));
+    (out, json)
+}
+
+fn target<'a>(json: &'a serde_json::Value, key: &str) -> &'a serde_json::Value {
+    json["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["source"].as_str().unwrap().contains(&format!("({key},")))
+        .unwrap_or_else(|| panic!("no target for {key}: {json:#}"))
+}
+
+fn codes(target: &serde_json::Value) -> Vec<String> {
+    target["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["code"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// End to end through doctor: the primary key passes, the replica key is reported as a
+/// standby with its lag, a paused replay is a warning, and keys pointed the wrong way fail.
+#[test]
+fn doctor_tells_the_primary_and_the_replica_keys_apart() {
+    let pair = StandbyPair::start();
+    let good = format!(
+        "DATABASE_URL={}\nDATABASE_REPLICA_URL={}\n",
+        pair.primary.admin_url(),
+        pair.standby.admin_url()
+    );
+    let (out, json) = doctor_env(&good);
+    assert_eq!(out.code, 0, "{out:?}");
+    let replica = target(&json, "DATABASE_REPLICA_URL");
+    let line = replica["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "replica")
+        .expect("a replica line");
+    assert!(
+        line["message"].as_str().unwrap().contains("is a standby"),
+        "{line}"
+    );
+    assert!(codes(target(&json, "DATABASE_URL")).is_empty(), "{json:#}");
+    assert!(
+        !codes(replica).contains(&"cannot-create-tables".to_string()),
+        "{json:#}"
+    );
+
+    pair.pause_replay();
+    let (out, json) = doctor_env(&good);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        codes(target(&json, "DATABASE_REPLICA_URL")).contains(&"replica-replay-paused".to_string()),
+        "{json:#}"
+    );
+    pair.resume_replay();
+
+    let swapped = format!(
+        "DATABASE_URL={}\nDATABASE_REPLICA_URL={}\n",
+        pair.standby.admin_url(),
+        pair.primary.admin_url()
+    );
+    let (out, json) = doctor_env(&swapped);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        codes(target(&json, "DATABASE_URL")).contains(&"primary-key-at-standby".to_string()),
+        "{json:#}"
+    );
+    assert!(
+        codes(target(&json, "DATABASE_REPLICA_URL"))
+            .contains(&"replica-key-at-primary".to_string()),
+        "{json:#}"
+    );
+}
+
+/// `target_session_attrs=read-write` over a standby alone: every host lets the client in and
+/// none can write, which doctor names (libpq refuses the same URL).
+#[test]
+fn doctor_reports_an_unmet_target_session_attrs() {
+    let pair = shared_pair();
+    let url = format!(
+        "{}?target_session_attrs=read-write",
+        pair.standby.admin_url()
+    );
+    let dir = crate::project();
+    let out = crate::run(crate::aksara(dir.path()).args([
+        "doctor", "--driver", "libpq", "--format", "json", "--url", &url,
+    ]));
+    assert_eq!(out.code, 1, "{out:?}");
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let failed: Vec<&serde_json::Value> = json["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["status"] == "fail")
+        .collect();
+    assert_eq!(failed.len(), 1, "{json:#}");
+    assert_eq!(failed[0]["code"], "target-session-attrs-unmet", "{json:#}");
+    assert!(
+        crate::psql_url(&url, "SELECT 1").is_err(),
+        "libpq accepted what doctor refused"
+    );
+}

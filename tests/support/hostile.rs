@@ -366,7 +366,7 @@ fn command_tag(statement: &str) -> String {
 }
 
 /// The row of doctor's FACTS_SQL: version, version_num, max_connections, reserved,
-/// connections, ssl, password_encryption, in_recovery, this connection's TLS.
+/// connections, ssl, password_encryption, in_recovery, this connection's TLS, backend pid.
 fn facts_row(version: &str) -> Vec<u8> {
     const TEXT: u32 = 25;
     const INT4: u32 = 23;
@@ -382,6 +382,7 @@ fn facts_row(version: &str) -> Vec<u8> {
         ("current_setting", TEXT, -1),
         ("pg_is_in_recovery", BOOL, 1),
         ("ssl", BOOL, 1),
+        ("pg_backend_pid", INT4, 4),
     ];
     let mut description = (columns.len() as u16).to_be_bytes().to_vec();
     for (name, oid, size) in columns {
@@ -404,6 +405,8 @@ fn facts_row(version: &str) -> Vec<u8> {
         "scram-sha-256",
         "f",
         "f",
+        // The pid its BackendKeyData announced: a server, not a pooler.
+        "7",
     ];
     let mut row = (values.len() as u16).to_be_bytes().to_vec();
     for value in values {

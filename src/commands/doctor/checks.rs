@@ -6,15 +6,15 @@ use std::time::{Duration, Instant};
 
 use sqlx::postgres::PgSslMode;
 
+use super::failure::{failure_context, login_failure_checks, server_answered};
 use super::production::{lint, production_checks};
 use super::report::{Check, CheckId, Report, Reporter, Status};
 use super::targets::Target;
 use crate::cli::DoctorArgs;
 use crate::code::Code;
 use crate::connect::{self, Attempt, FailureKind};
-use crate::diagnose::{self, Context, Diagnosis};
-use crate::dsn::{ConnConfig, ConnString, Endpoint, Host, SslMode};
-use crate::probe::{self, Answer};
+use crate::diagnose::{self, Diagnosis};
+use crate::dsn::{ConnConfig, ConnString, Endpoint, Host};
 use crate::session::{self, ServerFacts, TableCheck};
 use crate::sysenv::ProcessEnvironment;
 
@@ -178,7 +178,14 @@ async fn check_url(
         list.skip_rest();
         return None;
     };
-    let facts = session_checks(&cfg, &mut connected, login_ms, bound, list).await;
+    let expects_replica = target
+        .key
+        .as_deref()
+        .is_some_and(|k| crate::replica::expected_role(k) == crate::replica::ExpectedRole::Replica);
+    let facts = session_checks(&cfg, &mut connected, login_ms, bound, expects_replica, list).await;
+    if let Some(f) = &facts {
+        super::topology::topology_checks(target, args, &cfg, &mut connected, f, bound, list).await;
+    }
     connect::close(connected.conn).await;
     production_checks(
         list,
@@ -261,6 +268,7 @@ async fn session_checks(
     connected: &mut connect::Connected,
     login_ms: Option<u64>,
     bound: Duration,
+    expects_replica: bool,
     list: &mut Checklist<'_>,
 ) -> Option<ServerFacts> {
     let started = Instant::now();
@@ -322,7 +330,7 @@ async fn session_checks(
             return None;
         }
     };
-    privileges_check(cfg, connected, bound, list).await;
+    privileges_check(cfg, connected, bound, expects_replica, list).await;
     facts
 }
 
@@ -345,6 +353,18 @@ fn reach_line(connected: &connect::Connected, facts: Option<&ServerFacts>) -> St
     for ep in answered {
         reach.push_str(&format!("; PostgreSQL answers at {ep}"));
     }
+    if connected.chosen_by != connect::TargetSessionAttrs::Any {
+        reach.push_str(&format!(
+            "; chosen for target_session_attrs={}",
+            connected.chosen_by
+        ));
+    }
+    for skipped in &connected.skipped {
+        reach.push_str(&format!(
+            "; skipped {} ({})",
+            skipped.endpoint, skipped.reason
+        ));
+    }
     reach
 }
 
@@ -352,6 +372,7 @@ async fn privileges_check(
     cfg: &ConnConfig,
     connected: &mut connect::Connected,
     bound: Duration,
+    expects_replica: bool,
     list: &mut Checklist<'_>,
 ) {
     let started = Instant::now();
@@ -370,6 +391,12 @@ async fn privileges_check(
             "another session may hold a lock on schema public: look for it in pg_locks and pg_stat_activity".into(),
             ms(started),
         ),
+        // A replica key is for reads: a read-only session is what it should get.
+        Err(TableCheck::ReadOnly(_)) if expects_replica => list.record(pass(
+            CheckId::Privileges,
+            "read-only, as a replica key expects (no tables are created here)".into(),
+            ms(started),
+        )),
         Err(TableCheck::ReadOnly(message)) => list.warn(
             CheckId::Privileges,
             Some(Code::CannotCreateTables),
@@ -471,200 +498,4 @@ async fn connect_checks(
     };
     login_failure_checks(cfg, bound, &failure, started, out).await;
     None
-}
-
-/// The reach, TLS and login lines after a failed connection.
-async fn login_failure_checks(
-    cfg: &ConnConfig,
-    bound: Duration,
-    failure: &connect::ConnectFailure,
-    started: Instant,
-    out: &mut Vec<Check>,
-) {
-    let attempt = failure.last().clone();
-    let answered: Vec<&Attempt> = failure
-        .attempts
-        .iter()
-        .filter(|a| server_answered(&a.failure))
-        .collect();
-    if answered.is_empty() {
-        match reach_failure(&attempt, bound).await {
-            Ok(reach) => out.push(pass(CheckId::Reach, reach, ms(started))),
-            Err(reach_failure) => {
-                let ctx = failure_context(&reach_failure).await;
-                let d = diagnose::diagnose(cfg, &reach_failure, &ctx);
-                out.push(fail(CheckId::Reach, d, ms(started)));
-                return;
-            }
-        }
-    } else {
-        let mut lines: Vec<String> = answered
-            .iter()
-            .map(|a| {
-                // What the failure says about the server's TLS, when it says anything.
-                let tls = match a.failure {
-                    FailureKind::TlsUnsupported => reach_tls_note(&a.endpoint, false),
-                    FailureKind::Certificate { .. } => reach_tls_note(&a.endpoint, true),
-                    _ => "",
-                };
-                format!("PostgreSQL answers at {}{tls}", a.endpoint)
-            })
-            .collect();
-        lines.dedup();
-        out.push(pass(CheckId::Reach, lines.join("; "), None));
-    }
-    let mut ctx = failure_context(&attempt).await;
-    if attempt
-        .failure
-        .server()
-        .is_some_and(|e| e.is_plaintext_hba_rejection())
-    {
-        ctx.tls_would_be_accepted = Some(tls_would_pass_hba(cfg, &attempt.endpoint, bound).await);
-    }
-    let d = diagnose::diagnose(cfg, &attempt, &ctx);
-    if matches!(
-        d.code,
-        Code::SslRequired | Code::SslUnsupported | Code::SslCertificate
-    ) {
-        out.push(fail(CheckId::Tls, d, ms(started)));
-    } else {
-        out.push(pass(
-            CheckId::Tls,
-            tls_summary(cfg, &failure.attempts),
-            None,
-        ));
-        out.push(fail(CheckId::Login, d, ms(started)));
-    }
-}
-
-/// For a failure before the server said anything: is PostgreSQL there at all? `Ok` with the
-/// reach line when it is (the login failed for another reason), else the failure to report.
-async fn reach_failure(attempt: &Attempt, bound: Duration) -> Result<String, Attempt> {
-    if !matches!(attempt.failure, FailureKind::Unexpected { .. }) {
-        return Err(attempt.clone());
-    }
-    let failure = match probe::probe(&attempt.endpoint, bound).await {
-        Answer::Postgres { tls } => {
-            return Ok(format!(
-                "PostgreSQL answers at {}{}",
-                attempt.endpoint,
-                reach_tls_note(&attempt.endpoint, tls)
-            ));
-        }
-        Answer::NotPostgres => FailureKind::NotPostgres,
-        Answer::Nothing(nothing) => nothing.as_failure(bound),
-    };
-    Err(Attempt {
-        failure,
-        ..attempt.clone()
-    })
-}
-
-/// Whether the server took part in a failed attempt: it answered the SSLRequest or the
-/// startup message (so PostgreSQL is reachable there).
-fn server_answered(failure: &FailureKind) -> bool {
-    matches!(
-        failure,
-        FailureKind::Server(_)
-            | FailureKind::TlsUnsupported
-            | FailureKind::Certificate { .. }
-            | FailureKind::AuthUnsupported { .. }
-            | FailureKind::CleartextRefused
-            | FailureKind::AuthInterrupted { .. }
-            | FailureKind::TlsHandshake { .. }
-    )
-}
-
-fn reach_tls_note(ep: &Endpoint, tls: bool) -> &'static str {
-    match (&ep.host, tls) {
-        (Host::Socket(_), _) => "",
-        (Host::Tcp(_), true) => " (offers TLS)",
-        (Host::Tcp(_), false) => " (no TLS)",
-    }
-}
-
-/// What the failed attempts at the last endpoint did about TLS. Under `prefer` a plaintext
-/// retry follows a TLS attempt that pg_hba rejected; both are worth saying.
-fn tls_summary(cfg: &ConnConfig, attempts: &[Attempt]) -> String {
-    let last = attempts.last().expect("a failure has attempts");
-    if matches!(last.endpoint.host, Host::Socket(_)) {
-        return "not used (unix socket)".into();
-    }
-    let at_endpoint: Vec<&Attempt> = attempts
-        .iter()
-        .filter(|a| a.endpoint == last.endpoint)
-        .collect();
-    let tried_tls = at_endpoint
-        .iter()
-        .any(|a| !matches!(a.tls_mode, PgSslMode::Disable));
-    let tried_plain = at_endpoint
-        .iter()
-        .any(|a| matches!(a.tls_mode, PgSslMode::Disable));
-    match (tried_tls, tried_plain) {
-        (true, true) => format!("tried with and without TLS (sslmode={})", cfg.sslmode),
-        (false, _) => format!("not attempted (sslmode={})", cfg.sslmode),
-        (true, false) if cfg.sslmode == SslMode::Prefer => {
-            "sslmode=prefer: TLS when the server offers it".into()
-        }
-        (true, false) => format!("negotiated (sslmode={})", cfg.sslmode),
-    }
-}
-
-/// Would pg_hba let a TLS connection through? Told by a second attempt with sslmode=require:
-/// any answer but the same pg_hba rejection means TLS is the missing piece.
-async fn tls_would_pass_hba(cfg: &ConnConfig, ep: &Endpoint, bound: Duration) -> bool {
-    if matches!(ep.host, Host::Socket(_)) {
-        return false;
-    }
-    match connect::attempt(cfg, ep, PgSslMode::Require, bound).await {
-        Ok(conn) => {
-            connect::close(conn).await;
-            true
-        }
-        Err(FailureKind::Server(e)) => !e.is_hba_rejection(),
-        Err(_) => false,
-    }
-}
-
-/// Nearby servers and the start command, for a refused connection.
-async fn failure_context(attempt: &Attempt) -> Context {
-    let mut ctx = Context::default();
-    // Only "nothing listens there" hints at other servers and at starting one; a timeout's
-    // hint is about the network, and its report should not wait for more probing.
-    if !matches!(
-        attempt.failure,
-        FailureKind::Refused | FailureKind::SocketMissing
-    ) {
-        return ctx;
-    }
-    let candidates: Vec<_> = probe::local_candidates()
-        .into_iter()
-        .filter(|c| c.endpoint != attempt.endpoint)
-        .collect();
-    let found = probe::probe_all(candidates, Duration::from_millis(300)).await;
-    let mut seen_ports = std::collections::BTreeSet::new();
-    for p in found {
-        if matches!(p.answer, Answer::Postgres { .. })
-            && seen_ports.insert((
-                matches!(p.candidate.endpoint.host, Host::Socket(_)),
-                p.candidate.endpoint.port,
-            ))
-        {
-            ctx.nearby.push(p.candidate.endpoint.to_string());
-        }
-    }
-    // This project's own server (aksara started it) comes back with `aksara dbserver start`,
-    // not with the OS's service; a stopped container that publishes the port with
-    // `docker start`.
-    let project = std::env::current_dir()
-        .ok()
-        .and_then(|dir| crate::projectserver::start_command_for(&attempt.endpoint, &dir));
-    ctx.start_command = match project {
-        Some(cmd) => Some(cmd),
-        None => match crate::docker::stopped_container_publishing(attempt.endpoint.port).await {
-            Some(name) => Some(format!("docker start {name}")),
-            None => diagnose::start_command(attempt.endpoint.port),
-        },
-    };
-    ctx
 }

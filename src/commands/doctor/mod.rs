@@ -7,9 +7,11 @@
 //! (text or JSON), `production` holds the warnings-only checks.
 
 mod checks;
+mod failure;
 mod production;
 pub mod report;
 mod targets;
+mod topology;
 
 use crate::cli::{DoctorArgs, OutputFormat};
 use crate::error::{CliResult, Exit};

@@ -20,6 +20,10 @@ pub enum CheckId {
     Tls,
     Login,
     Query,
+    /// A connection pooler in front of the server, and what its mode means for the drivers.
+    Pooler,
+    /// Primary or standby, the key's expectation, a standby's lag.
+    Replica,
     Privileges,
     SslRemote,
     EnvGit,
@@ -50,6 +54,8 @@ impl CheckId {
             CheckId::Tls => "tls",
             CheckId::Login => "login",
             CheckId::Query => "query",
+            CheckId::Pooler => "pooler",
+            CheckId::Replica => "replica",
             CheckId::Privileges => "privileges",
             CheckId::SslRemote => "ssl-remote",
             CheckId::EnvGit => "env-git",
@@ -69,6 +75,8 @@ impl CheckId {
             CheckId::Tls => "TLS",
             CheckId::Login => "Login",
             CheckId::Query => "Query",
+            CheckId::Pooler => "Pooler",
+            CheckId::Replica => "Replica",
             CheckId::Privileges => "Privileges",
             CheckId::SslRemote => "TLS remote",
             CheckId::EnvGit => ".env git",

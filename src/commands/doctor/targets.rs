@@ -1,5 +1,5 @@
 //! Which URLs the doctor checks, and where each came from: `--url`, else every
-//! `DATABASE_URL` / `*_DATABASE_URL` key of the `.env` file (the last definition of a key, as
+//! `DATABASE_URL` / `*_DATABASE_URL` / `DATABASE_*_URL` key of the `.env` file (the last definition of a key, as
 //! dotenv-style loaders keep it), else the shell's `DATABASE_URL`.
 
 use std::path::PathBuf;
@@ -15,7 +15,18 @@ pub struct Target {
     pub raw: String,
     /// The `.env` file it was read from, for the file checks.
     pub env_file: Option<PathBuf>,
+    /// The variable it came from (`DATABASE_URL`, `DATABASE_REPLICA_URL`), whose name says
+    /// whether a primary or a replica is meant.
+    pub key: Option<String>,
     pub note: Option<String>,
+}
+
+/// `DATABASE_URL`, `*_DATABASE_URL` (`TEST_DATABASE_URL`) and `DATABASE_*_URL`
+/// (`DATABASE_REPLICA_URL`, the seed page's read replica).
+fn is_database_url_key(key: &str) -> bool {
+    key == "DATABASE_URL"
+        || key.ends_with("_DATABASE_URL")
+        || (key.starts_with("DATABASE_") && key.ends_with("_URL"))
 }
 
 pub fn find_targets(args: &DoctorArgs) -> CliResult<Vec<Target>> {
@@ -24,6 +35,7 @@ pub fn find_targets(args: &DoctorArgs) -> CliResult<Vec<Target>> {
             source: "--url".into(),
             raw: url.clone(),
             env_file: None,
+            key: None,
             note: None,
         }]);
     }
@@ -33,10 +45,7 @@ pub fn find_targets(args: &DoctorArgs) -> CliResult<Vec<Target>> {
         Ok(entries) => {
             // The last definition of a key is the one dotenv-style loaders keep.
             let mut last: Vec<&envfile::EnvEntry> = Vec::new();
-            for e in entries
-                .iter()
-                .filter(|e| e.key == "DATABASE_URL" || e.key.ends_with("_DATABASE_URL"))
-            {
+            for e in entries.iter().filter(|e| is_database_url_key(&e.key)) {
                 last.retain(|kept| kept.key != e.key);
                 last.push(e);
             }
@@ -50,6 +59,7 @@ pub fn find_targets(args: &DoctorArgs) -> CliResult<Vec<Target>> {
                         source: format!("{} ({}, line {})", path.display(), e.key, e.line),
                         raw: e.value.clone(),
                         env_file: Some(path.clone()),
+                        key: Some(e.key.clone()),
                         note: shadowed.then(|| {
                             "the shell also sets DATABASE_URL, to a different value; most frameworks use the shell's and ignore .env (dotenv does not override variables already set)".to_string()
                         }),
@@ -68,6 +78,7 @@ pub fn find_targets(args: &DoctorArgs) -> CliResult<Vec<Target>> {
             source: "the environment variable DATABASE_URL".into(),
             raw: url,
             env_file: None,
+            key: Some("DATABASE_URL".into()),
             note: None,
         }]);
     }

@@ -1,0 +1,249 @@
+//! After a failed connection attempt: what the reach, TLS and login lines say, the bounded
+//! extra probing that only a failure pays for (is anything PostgreSQL there? would TLS get past
+//! pg_hba? which servers answer nearby, and how does this one start?), and the diagnosis.
+
+use std::time::{Duration, Instant};
+
+use sqlx::postgres::PgSslMode;
+
+use super::checks::{fail, ms, pass};
+use super::report::{Check, CheckId};
+use crate::code::Code;
+use crate::connect::{self, Attempt, FailureKind};
+use crate::diagnose::{self, Context, Diagnosis};
+use crate::dsn::{ConnConfig, Endpoint, Host, SslMode};
+use crate::probe::{self, Answer};
+
+/// The reach, TLS and login lines after a failed connection.
+pub async fn login_failure_checks(
+    cfg: &ConnConfig,
+    bound: Duration,
+    failure: &connect::ConnectFailure,
+    started: Instant,
+    out: &mut Vec<Check>,
+) {
+    let attempt = failure.last().clone();
+    let answered: Vec<&Attempt> = failure
+        .attempts
+        .iter()
+        .filter(|a| server_answered(&a.failure))
+        .collect();
+    if answered.is_empty() {
+        match reach_failure(&attempt, bound).await {
+            Ok(reach) => out.push(pass(CheckId::Reach, reach, ms(started))),
+            Err(reach_failure) => {
+                let ctx = failure_context(&reach_failure).await;
+                let d = diagnose::diagnose(cfg, &reach_failure, &ctx);
+                out.push(fail(CheckId::Reach, d, ms(started)));
+                return;
+            }
+        }
+    } else {
+        let mut lines: Vec<String> = answered
+            .iter()
+            .map(|a| {
+                // What the failure says about the server's TLS, when it says anything.
+                let tls = match a.failure {
+                    FailureKind::TlsUnsupported => reach_tls_note(&a.endpoint, false),
+                    FailureKind::Certificate { .. } => reach_tls_note(&a.endpoint, true),
+                    _ => "",
+                };
+                format!("PostgreSQL answers at {}{tls}", a.endpoint)
+            })
+            .collect();
+        lines.dedup();
+        out.push(pass(CheckId::Reach, lines.join("; "), None));
+    }
+    if !failure.skipped.is_empty()
+        && failure
+            .skipped
+            .iter()
+            .any(|s| s.endpoint == attempt.endpoint)
+    {
+        out.push(pass(
+            CheckId::Tls,
+            tls_summary(cfg, &failure.attempts),
+            None,
+        ));
+        out.push(fail(
+            CheckId::Login,
+            unmet_session_attrs(failure),
+            ms(started),
+        ));
+        return;
+    }
+    let mut ctx = failure_context(&attempt).await;
+    if attempt
+        .failure
+        .server()
+        .is_some_and(|e| e.is_plaintext_hba_rejection())
+    {
+        ctx.tls_would_be_accepted = Some(tls_would_pass_hba(cfg, &attempt.endpoint, bound).await);
+    }
+    let d = diagnose::diagnose(cfg, &attempt, &ctx);
+    if matches!(
+        d.code,
+        Code::SslRequired | Code::SslUnsupported | Code::SslCertificate
+    ) {
+        out.push(fail(CheckId::Tls, d, ms(started)));
+    } else {
+        out.push(pass(
+            CheckId::Tls,
+            tls_summary(cfg, &failure.attempts),
+            None,
+        ));
+        out.push(fail(CheckId::Login, d, ms(started)));
+    }
+}
+
+/// Every host let the client in, and none was the kind `target_session_attrs` asks for.
+fn unmet_session_attrs(failure: &connect::ConnectFailure) -> Diagnosis {
+    let wanted = failure.skipped[0].wanted;
+    let hosts: Vec<String> = failure
+        .skipped
+        .iter()
+        .map(|s| format!("{} ({})", s.endpoint, s.reason))
+        .collect();
+    Diagnosis {
+        code: Code::TargetSessionAttrsUnmet,
+        message: format!(
+            "no host is what target_session_attrs={wanted} asks for: {}",
+            hosts.join("; ")
+        ),
+        hint: format!(
+            "libpq and asyncpg skip these hosts too: add a host that is {wanted} to the URL (for writes, the primary), or change target_session_attrs"
+        ),
+    }
+}
+
+/// For a failure before the server said anything: is PostgreSQL there at all? `Ok` with the
+/// reach line when it is (the login failed for another reason), else the failure to report.
+async fn reach_failure(attempt: &Attempt, bound: Duration) -> Result<String, Attempt> {
+    if !matches!(attempt.failure, FailureKind::Unexpected { .. }) {
+        return Err(attempt.clone());
+    }
+    let failure = match probe::probe(&attempt.endpoint, bound).await {
+        Answer::Postgres { tls } => {
+            return Ok(format!(
+                "PostgreSQL answers at {}{}",
+                attempt.endpoint,
+                reach_tls_note(&attempt.endpoint, tls)
+            ));
+        }
+        Answer::NotPostgres => FailureKind::NotPostgres,
+        Answer::Nothing(nothing) => nothing.as_failure(bound),
+    };
+    Err(Attempt {
+        failure,
+        ..attempt.clone()
+    })
+}
+
+/// Whether the server took part in a failed attempt: it answered the SSLRequest or the
+/// startup message (so PostgreSQL is reachable there).
+pub fn server_answered(failure: &FailureKind) -> bool {
+    matches!(
+        failure,
+        FailureKind::Server(_)
+            | FailureKind::TlsUnsupported
+            | FailureKind::Certificate { .. }
+            | FailureKind::AuthUnsupported { .. }
+            | FailureKind::CleartextRefused
+            | FailureKind::AuthInterrupted { .. }
+            | FailureKind::TlsHandshake { .. }
+    )
+}
+
+fn reach_tls_note(ep: &Endpoint, tls: bool) -> &'static str {
+    match (&ep.host, tls) {
+        (Host::Socket(_), _) => "",
+        (Host::Tcp(_), true) => " (offers TLS)",
+        (Host::Tcp(_), false) => " (no TLS)",
+    }
+}
+
+/// What the failed attempts at the last endpoint did about TLS. Under `prefer` a plaintext
+/// retry follows a TLS attempt that pg_hba rejected; both are worth saying.
+fn tls_summary(cfg: &ConnConfig, attempts: &[Attempt]) -> String {
+    let last = attempts.last().expect("a failure has attempts");
+    if matches!(last.endpoint.host, Host::Socket(_)) {
+        return "not used (unix socket)".into();
+    }
+    let at_endpoint: Vec<&Attempt> = attempts
+        .iter()
+        .filter(|a| a.endpoint == last.endpoint)
+        .collect();
+    let tried_tls = at_endpoint
+        .iter()
+        .any(|a| !matches!(a.tls_mode, PgSslMode::Disable));
+    let tried_plain = at_endpoint
+        .iter()
+        .any(|a| matches!(a.tls_mode, PgSslMode::Disable));
+    match (tried_tls, tried_plain) {
+        (true, true) => format!("tried with and without TLS (sslmode={})", cfg.sslmode),
+        (false, _) => format!("not attempted (sslmode={})", cfg.sslmode),
+        (true, false) if cfg.sslmode == SslMode::Prefer => {
+            "sslmode=prefer: TLS when the server offers it".into()
+        }
+        (true, false) => format!("negotiated (sslmode={})", cfg.sslmode),
+    }
+}
+
+/// Would pg_hba let a TLS connection through? Told by a second attempt with sslmode=require:
+/// any answer but the same pg_hba rejection means TLS is the missing piece.
+async fn tls_would_pass_hba(cfg: &ConnConfig, ep: &Endpoint, bound: Duration) -> bool {
+    if matches!(ep.host, Host::Socket(_)) {
+        return false;
+    }
+    match connect::attempt(cfg, ep, PgSslMode::Require, bound).await {
+        Ok(conn) => {
+            connect::close(conn).await;
+            true
+        }
+        Err(FailureKind::Server(e)) => !e.is_hba_rejection(),
+        Err(_) => false,
+    }
+}
+
+/// Nearby servers and the start command, for a refused connection.
+pub async fn failure_context(attempt: &Attempt) -> Context {
+    let mut ctx = Context::default();
+    // Only "nothing listens there" hints at other servers and at starting one; a timeout's
+    // hint is about the network, and its report should not wait for more probing.
+    if !matches!(
+        attempt.failure,
+        FailureKind::Refused | FailureKind::SocketMissing
+    ) {
+        return ctx;
+    }
+    let candidates: Vec<_> = probe::local_candidates()
+        .into_iter()
+        .filter(|c| c.endpoint != attempt.endpoint)
+        .collect();
+    let found = probe::probe_all(candidates, Duration::from_millis(300)).await;
+    let mut seen_ports = std::collections::BTreeSet::new();
+    for p in found {
+        if matches!(p.answer, Answer::Postgres { .. })
+            && seen_ports.insert((
+                matches!(p.candidate.endpoint.host, Host::Socket(_)),
+                p.candidate.endpoint.port,
+            ))
+        {
+            ctx.nearby.push(p.candidate.endpoint.to_string());
+        }
+    }
+    // This project's own server (aksara started it) comes back with `aksara dbserver start`,
+    // not with the OS's service; a stopped container that publishes the port with
+    // `docker start`.
+    let project = std::env::current_dir()
+        .ok()
+        .and_then(|dir| crate::projectserver::start_command_for(&attempt.endpoint, &dir));
+    ctx.start_command = match project {
+        Some(cmd) => Some(cmd),
+        None => match crate::docker::stopped_container_publishing(attempt.endpoint.port).await {
+            Some(name) => Some(format!("docker start {name}")),
+            None => diagnose::start_command(attempt.endpoint.port),
+        },
+    };
+    ctx
+}
