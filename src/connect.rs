@@ -554,6 +554,18 @@ async fn attempt_with(
     bound: Duration,
     lookup: Lookup,
 ) -> Result<PgConnection, FailureKind> {
+    // A peer-logged-in admin's connections carry the same OS user's credentials.
+    if let (Some(user), Host::Socket(_)) = (&cfg.os_user, &endpoint.host) {
+        let mut own = cfg.clone();
+        own.os_user = None;
+        let attempt = Box::pin(attempt_with(&own, endpoint, mode, bound, lookup));
+        return match crate::peer::as_os_user(user, attempt).await {
+            Ok(result) => result,
+            Err(refusal) => Err(FailureKind::Unexpected {
+                message: refusal.to_string(),
+            }),
+        };
+    }
     let deadline = tokio::time::Instant::now() + bound;
     if let (Host::Tcp(name), Lookup::First) = (&endpoint.host, lookup) {
         // Resolve first: sqlx reports a DNS failure as an uncategorised I/O error.

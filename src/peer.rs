@@ -147,7 +147,25 @@ pub fn socket_config(socket_dir: &Path, port: u16, role: &str, dbname: &str) -> 
         options: None,
         unknown: Vec::new(),
         allow_cleartext: false,
+        os_user: None,
     }
+}
+
+/// Run `connecting` (a connection attempt) with `name`'s credentials on its unix socket
+/// connects: how every later connection of a peer-logged-in admin (`ConnConfig::os_user`)
+/// gets in the same way.
+pub async fn as_os_user<T>(
+    name: &str,
+    connecting: impl std::future::Future<Output = T>,
+) -> Result<T, PeerRefusal> {
+    let user = crate::localserver::lookup_user(name).ok_or_else(|| PeerRefusal::Unsupported {
+        reason: format!("there is no `{name}` OS user to log in as"),
+    })?;
+    if let Some(reason) = unsupported(&user) {
+        return Err(PeerRefusal::Unsupported { reason });
+    }
+    install_connector();
+    Ok(CONNECT_AS.scope(user, connecting).await)
 }
 
 /// Log in over the socket with peer authentication, as `role`, to `dbname`. With `as_user`

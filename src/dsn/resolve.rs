@@ -122,6 +122,7 @@ impl ConnString {
             options: self.options.clone().or_else(|| var(PGOPTIONS)),
             unknown: self.unknown.clone(),
             allow_cleartext: false,
+            os_user: None,
         })
     }
 }
@@ -253,6 +254,9 @@ pub struct ConnConfig {
     /// Whether a server that asks for the password in cleartext may have it over TCP without
     /// TLS (`--allow-cleartext`, after libpq's `require_auth`); false unless the caller sets it.
     pub allow_cleartext: bool,
+    /// Connect unix sockets with this OS user's credentials (root's peer login as `postgres`,
+    /// see `peer`); `None`: the process's own.
+    pub os_user: Option<String>,
 }
 
 impl ConnConfig {

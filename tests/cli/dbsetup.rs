@@ -46,11 +46,9 @@ fn creates_database_and_user_and_writes_a_working_url() {
     assert!(password.len() >= 24, "{password}");
     assert!(!out.all().contains(&password), "password printed: {out:?}");
     assert!(out.stdout.contains("****"), "{out:?}");
-    assert!(
-        out.stdout
-            .contains("aksara makemigrations --app app.models"),
-        "{out:?}"
-    );
+    // No framework CLI here: its commands would not run, so they are not suggested.
+    assert!(!out.stdout.contains("makemigrations"), "{out:?}");
+    assert!(out.stdout.contains("  aksara doctor"), "{out:?}");
 }
 
 #[test]
@@ -567,4 +565,41 @@ fn an_admin_urls_sslmode_is_carried_and_the_drivers_that_need_another_form_are_n
         "{out:?}"
     );
     assert!(!out.all().contains(&cluster.password));
+}
+
+/// "Next steps" lists only commands that run here: the framework's `makemigrations` and
+/// `migrate` when its CLI is found (a stand-in `aksara-migrate` on PATH here: the framework
+/// cannot be installed on these machines), and the doctor always.
+#[test]
+fn next_steps_list_only_commands_that_run_here() {
+    let cluster = support::shared(Shared::Scram);
+    let bin = tempfile::tempdir().unwrap();
+    let script = bin.path().join("aksara-migrate");
+    std::fs::write(&script, "#!/bin/sh\necho stand-in migrate \"$@\"\n").unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+
+    let dir = project();
+    let db = support::unique_name("nextsteps");
+    let out = run(dbsetup(cluster, dir.path(), &["--db-name", &db]).env("PATH", &path));
+    assert_eq!(out.code, 0, "{out:?}");
+    let steps = out
+        .stdout
+        .split("Next steps:")
+        .nth(1)
+        .expect("next steps")
+        .to_string();
+    assert!(steps.contains("aksara migrate"), "{steps}");
+    assert!(!steps.contains("makemigrations"), "{steps}");
+    assert!(steps.contains("aksara doctor"), "{steps}");
+    // And the listed command runs: aksara forwards it.
+    let forwarded = run(aksara(dir.path())
+        .args(["migrate", "--check"])
+        .env("PATH", &path));
+    assert_eq!(forwarded.code, 0, "{forwarded:?}");
+    assert_eq!(forwarded.stdout.trim(), "stand-in migrate --check");
 }

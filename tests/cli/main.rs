@@ -18,6 +18,7 @@ mod interactive;
 mod localserver;
 mod machine;
 mod output;
+mod peer_setup;
 mod pooler;
 mod prompts;
 mod refusals;

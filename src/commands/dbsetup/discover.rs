@@ -97,7 +97,7 @@ impl Setup<'_> {
         self.login_without_typing(server, answered_eps).await
     }
 
-    async fn admin_from_url(&self, url: &str) -> CliResult<Admin> {
+    pub(super) async fn admin_from_url(&self, url: &str) -> CliResult<Admin> {
         let bound = self.s.limits.connect;
         let cs = ConnString::parse(url)?;
         let mut cfg = cs.resolve(self.env)?;
@@ -154,6 +154,20 @@ impl Setup<'_> {
                 origin: format!("{} in {}", self.s.env_key, self.s.env_file.display()),
             }));
         }
+        // A socket's server may listen on TCP localhost at the same port: that is the address
+        // the application's URL needs when the socket only lets the OS user in (peer).
+        let tcp_twins: Vec<Candidate> = candidates
+            .iter()
+            .filter(|c| matches!(c.endpoint.host, Host::Socket(_)))
+            .map(|c| Candidate {
+                endpoint: Endpoint {
+                    host: Host::Tcp("localhost".into()),
+                    port: c.endpoint.port,
+                },
+                origin: c.origin.clone(),
+            })
+            .collect();
+        candidates.extend(tcp_twins);
         candidates.extend(probe::local_candidates());
         let mut unique: Vec<Candidate> = Vec::new();
         for c in candidates {
@@ -175,6 +189,12 @@ impl Setup<'_> {
         server: &[(Candidate, bool)],
         answered_eps: Vec<(Endpoint, bool)>,
     ) -> CliResult<Admin> {
+        if let Some(admin) = self.root_peer_login(server, &answered_eps).await {
+            return Ok(admin);
+        }
+        if let Some(outcome) = self.roleless_user(server, &answered_eps).await {
+            return outcome;
+        }
         let (env, printer, bound) = (self.env, self.printer, self.s.limits.connect);
         let mut users = Vec::new();
         if let Some(u) = env.var_nonempty("PGUSER") {
@@ -496,7 +516,7 @@ impl Offer {
 }
 
 /// The project folder: where dbsetup runs, as for `.env`.
-fn project_layout() -> CliResult<Layout> {
+pub(super) fn project_layout() -> CliResult<Layout> {
     let cwd = std::env::current_dir()
         .map_err(|e| CliError::failure(format!("cannot read the current folder: {e}")))?;
     Ok(Layout::in_project(&cwd))
@@ -553,7 +573,7 @@ impl Setup<'_> {
     }
 
     /// Bring the project's own server up (creating it on first use) and log in as its superuser.
-    async fn project_admin(
+    pub(super) async fn project_admin(
         &self,
         layout: &Layout,
         kind: StartServer,

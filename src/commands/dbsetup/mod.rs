@@ -12,6 +12,7 @@
 mod decide;
 mod discover;
 mod execute;
+mod peer_login;
 mod progress;
 mod settings;
 mod summary;

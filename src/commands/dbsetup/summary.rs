@@ -100,7 +100,15 @@ pub fn print_summary(printer: &Printer, o: &Outcome) {
     if !printer.is_quiet() {
         printer.result("");
         printer.result("Next steps:");
-        printer.result("  aksara makemigrations --app app.models");
-        printer.result("  aksara migrate");
+        // Only what runs here: the framework's commands when its CLI is installed (aksara
+        // forwards them, see forward.rs), and the doctor, which always does.
+        let dir = std::env::current_dir().unwrap_or_else(|_| ".".into());
+        if crate::forward::available("makemigrations", &dir) {
+            printer.result("  aksara makemigrations --app app.models");
+        }
+        if crate::forward::available("migrate", &dir) {
+            printer.result("  aksara migrate");
+        }
+        printer.result("  aksara doctor        check the URL the way your app's drivers read it");
     }
 }
