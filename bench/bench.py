@@ -145,7 +145,10 @@ def pooler_group():
     for mode, port in PGBOUNCER_PORTS:
         q = shlex.quote(url(f"postgres@127.0.0.1:{port}", params="?sslmode=disable"))
         cmds += [
-            Cmd(f"doctor/pgb-{mode}", f"{AKSARA} doctor --url {q}", 0, "all checks passed"),
+            # Session mode passes clean; transaction mode ends with its pooler warnings (asyncpg's
+            # prepared statements, session state): the run is the same, the verdict honest.
+            Cmd(f"doctor/pgb-{mode}", f"{AKSARA} doctor --url {q}", 0,
+                "all checks passed" if mode == "session" else "connection works"),
             Cmd(f"psql/pgb-{mode}", f"{PSQL} -X -A -t -c 'select 1' {q}", 0, "1"),
         ]
     return Group("pooler", cmds, runs=3, warmup=1, env=BASE_ENV)
@@ -549,7 +552,9 @@ def main():
         w("")
         w(f"{results.runs(f'doctor/pgb-{PGBOUNCER_PORTS[0][0]}')} runs per command, TCP without TLS to PgBouncer, which reaches the cluster over")
         w("its unix socket and logs in with the client's SCRAM proof. PgBouncer's first server login per")
-        w("pool happens in the validation run, so the timed runs reuse pooled server connections.")
+        w("pool happens in the validation run, so the timed runs reuse pooled server connections. Through")
+        w("a pooler doctor pays for telling it apart: its admin console, and in transaction mode a second")
+        w("client for the mode probe (src/pooler.rs); a direct login pays nothing of this.")
     else:
         w("Not measured: pgbouncer is not installed (`apt-get install pgbouncer`).")
     w("")

@@ -280,6 +280,9 @@ pub enum StartServer {
     Docker,
     /// Only use a server that already runs
     Never,
+    /// Start the machine's installed cluster that is configured but down (pg_ctlcluster,
+    /// brew services, systemctl), then use it
+    Installed,
 }
 
 const DBSERVER_AFTER_HELP: &str = "\

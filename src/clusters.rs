@@ -564,6 +564,21 @@ pub fn systemd_units(units: &[UnitInfo], machine: &Machine) -> Vec<Installed> {
         .collect()
 }
 
+/// The clusters configured on this machine from their files alone (no `pg_lsclusters`, no
+/// `systemctl`: their state is `Unknown`): which cluster a port belongs to and how it starts,
+/// cheap enough for a refused connection's hint.
+pub fn configured() -> Vec<Installed> {
+    let machine = Machine::detect();
+    let roots = Roots::of_this_machine();
+    let me = crate::localserver::current_user_name();
+    let mut all = postgresql_common(&roots.etc_postgresql, None, &machine, me.as_deref());
+    all.extend(homebrew(&roots.homebrew_var));
+    if let Some(app) = &roots.postgres_app {
+        all.extend(postgres_app(app));
+    }
+    all
+}
+
 /// Every cluster installed on this machine. Runs `pg_lsclusters` and, where systemd runs,
 /// `systemctl`; each bounded by what those tools do (they read files, they do not wait).
 pub fn discover() -> Vec<Installed> {

@@ -361,6 +361,9 @@ impl Prompt for ScriptedPrompt {
                     ))
                 })?
             };
+            // The menu as a person would have seen it, then the choice.
+            self.printer
+                .status(&format!("? {prompt} [{}]", items.join(" | ")));
             self.show(prompt, &items[index]);
             Ok(index)
         })

@@ -27,42 +27,22 @@ pub fn install_advice() -> String {
     }
 }
 
-/// The command that starts PostgreSQL on this machine, for the hint after a refused connection.
+/// The command that starts the server configured for `port` on this machine, for the hint
+/// after a refused connection: an installed cluster's own command, as this machine runs it
+/// (`pg_ctlcluster 15 main start`, `sudo` only when not root and sudo exists, `systemctl`
+/// only where systemd runs; src/clusters.rs), else Homebrew's service on macOS.
 pub fn start_command(port: u16) -> Option<String> {
+    let all = crate::clusters::configured();
+    if let Some(cluster) = crate::clusters::configured_for(&all, port).first() {
+        return Some(if cluster.start.needs_root {
+            format!("{} (as root)", cluster.start)
+        } else {
+            cluster.start.to_string()
+        });
+    }
     if cfg!(target_os = "macos") {
         // Homebrew's service; Postgres.app users press Start in the app instead.
         return Some("brew services start postgresql@15".to_string());
-    }
-    if cfg!(target_os = "linux") {
-        // Debian/Ubuntu clusters are named by version and port.
-        if let Ok(entries) = std::fs::read_dir("/etc/postgresql") {
-            for version in entries.flatten() {
-                let Ok(clusters) = std::fs::read_dir(version.path()) else {
-                    continue;
-                };
-                for cluster in clusters.flatten() {
-                    let conf = cluster.path().join("postgresql.conf");
-                    let text = std::fs::read_to_string(&conf).unwrap_or_default();
-                    let cluster_port = text
-                        .lines()
-                        .filter_map(|l| l.trim().strip_prefix("port"))
-                        .filter_map(|rest| rest.trim_start().strip_prefix('='))
-                        .filter_map(|v| v.split('#').next()?.trim().parse::<u16>().ok())
-                        .next()
-                        .unwrap_or(5432);
-                    if cluster_port == port {
-                        return Some(format!(
-                            "sudo pg_ctlcluster {} {} start",
-                            version.file_name().to_string_lossy(),
-                            cluster.file_name().to_string_lossy()
-                        ));
-                    }
-                }
-            }
-        }
-        if which::which("systemctl").is_ok() {
-            return Some("sudo systemctl start postgresql".into());
-        }
     }
     None
 }

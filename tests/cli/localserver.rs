@@ -510,10 +510,16 @@ fn without_start_server_ci_mode_never_starts_a_server_unasked() {
             "{out:?}"
         );
         assert!(
-            out.stderr
-                .contains("aksara can start one for this project: `--start-server local`"),
+            out.stderr.contains("`--start-server local` starts"),
             "{out:?}"
         );
+        // An installed cluster that is only down is named with its own start command first.
+        for cluster in aksara::clusters::down(&aksara::clusters::discover()) {
+            assert!(
+                out.stderr.contains(&format!("`{}`", cluster.start)),
+                "{out:?}"
+            );
+        }
     }
 }
 
@@ -556,6 +562,15 @@ fn interactively_choosing_the_local_cluster_ends_with_a_working_url() {
         p.expect("Start a PostgreSQL server?").unwrap();
         p.expect(Regex("Start PostgreSQL 15[^\n]*for this project"))
             .unwrap();
+        // The machine's own installed clusters that are down come first in the menu (this
+        // machine has Debian's 15/main): move down past them, never start one from a test.
+        let installed_first = aksara::clusters::discover()
+            .iter()
+            .filter(|c| c.state == aksara::clusters::State::Down && !c.start.needs_root)
+            .count();
+        for _ in 0..installed_first {
+            p.send("\x1b[B").unwrap();
+        }
         p.send("\r").unwrap();
     }
     p.expect("Created a PostgreSQL 15").unwrap();
@@ -691,7 +706,9 @@ fn the_offers_come_in_order_local_then_docker_then_install_advice() {
         return;
     }
     p.expect("Start a PostgreSQL server?").unwrap();
-    let menu = p.expect("Neither: show how to install PostgreSQL").unwrap();
+    let menu = p
+        .expect("None of these: show how to install PostgreSQL, and stop")
+        .unwrap();
     let menu = String::from_utf8_lossy(menu.before()).into_owned();
     let local = menu.find("for this project (data in .aksara/postgres");
     let in_docker = menu.find("Start PostgreSQL in Docker (container aksara-postgres");
@@ -699,9 +716,22 @@ fn the_offers_come_in_order_local_then_docker_then_install_advice() {
         local.is_some() && in_docker.is_some() && local < in_docker,
         "offers out of order or missing: {menu}"
     );
-    // Down twice to "Neither".
-    p.send("\x1b[B").unwrap();
-    p.send("\x1b[B").unwrap();
+    // Past the machine's installed clusters that are down (listed first), local and Docker, to
+    // "None of these".
+    let installed_first = aksara::clusters::discover()
+        .iter()
+        .filter(|c| c.state == aksara::clusters::State::Down && !c.start.needs_root)
+        .count();
+    if installed_first > 0 {
+        let installed = menu.find("Start PostgreSQL cluster");
+        assert!(
+            installed.is_some() && installed < local,
+            "the installed cluster is not first: {menu}"
+        );
+    }
+    for _ in 0..installed_first + 2 {
+        p.send("\x1b[B").unwrap();
+    }
     p.send("\r").unwrap();
     let rest = p.expect(Eof).unwrap();
     let tail = String::from_utf8_lossy(rest.as_bytes()).into_owned();

@@ -69,3 +69,111 @@ fn an_ordinary_user_without_a_role_gets_the_createuser_line_not_a_password_promp
     assert!(stderr.contains("--start-server local"), "{stderr}");
     assert!(!stderr.contains("asks for a password"), "{stderr}");
 }
+
+/// A cluster configured the distribution's way but down: without a flag the error names its
+/// start command as this machine runs it (root: no sudo); `--start-server installed` starts it
+/// and the setup goes on.
+#[test]
+fn a_configured_but_down_cluster_gets_its_start_command_and_is_started_with_the_ci_flag() {
+    let dist = DistCluster::create();
+    let dir = project();
+    let db = support::unique_name("downapp");
+    let setup = |extra: &[&str]| {
+        run(crate::aksara(dir.path())
+            .args([
+                "dbsetup",
+                "--non-interactive",
+                "--db-name",
+                &db,
+                "--start-server",
+            ])
+            .args(extra)
+            .env("PGHOST", &dist.socket_dir)
+            .env("PGPORT", dist.port.to_string()))
+    };
+    let out = setup(&["never"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    let start = format!("pg_ctlcluster {} {} start", dist.version, dist.name);
+    assert!(out.stderr.contains(&format!("`{start}`")), "{out:?}");
+    assert!(
+        !out.stderr.contains(&format!("sudo {start}")),
+        "root needs no sudo: {out:?}"
+    );
+    assert!(out.stderr.contains("--start-server installed"), "{out:?}");
+
+    let out = setup(&["installed"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stderr.contains("Started PostgreSQL cluster"), "{out:?}");
+    let url = env_value(&dir.path().join(".env"), "DATABASE_URL").expect(".env written");
+    assert_url_works(&url);
+}
+
+/// Interactive, the role-less user gets the three offers in order (scripted answers); taking
+/// the admin URL, the password is asked for it and the setup completes.
+#[test]
+fn a_roleless_user_chooses_an_admin_url_from_the_offers() {
+    let dist = DistCluster::create();
+    dist.start();
+    let admin_password = "Admin-pw-for-test-1";
+    dist.psql(&format!("ALTER ROLE postgres PASSWORD '{admin_password}'"));
+    let user = OsUser::create();
+    let dir = tempfile::Builder::new()
+        .prefix("aksara-offers")
+        .tempdir_in("/tmp")
+        .unwrap();
+    std::os::unix::fs::chown(dir.path(), Some(user.uid), Some(user.gid)).unwrap();
+    let db = support::unique_name("offered");
+    let script = dir.path().join("answers");
+    std::fs::write(
+        &script,
+        format!(
+            "?which one\tport {port}\n\
+             How do you want to go on?\tType the connection string\n\
+             Admin connection string\tpostgresql://postgres@127.0.0.1:{port}/postgres\n\
+             Password for \"postgres\"\t{admin_password}\n\
+             Database name\t{db}\n\
+             Application user\t\n\
+             Password for the application user\tGenerate\n\
+             Go ahead?\ty\n",
+            port = dist.port
+        ),
+    )
+    .unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_aksara"));
+    support::hermetic_env(&mut cmd);
+    let out = cmd
+        .arg("dbsetup")
+        .current_dir(dir.path())
+        .env("PGHOST", &dist.socket_dir)
+        .env("PGPORT", dist.port.to_string())
+        .env("HOME", format!("/home/{}", user.name))
+        .env("USER", &user.name)
+        .env("AKSARA_PROMPT_SCRIPT", &script)
+        .uid(user.uid)
+        .gid(user.gid)
+        .output()
+        .expect("run aksara as the new user");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    // The offers, in their order, as the user saw them: no sudo here, so the createuser line
+    // is shown for root to run; then the project's own server; then an admin URL.
+    let menu = stderr
+        .lines()
+        .find(|l| l.starts_with("? How do you want to go on? ["))
+        .unwrap_or_else(|| panic!("no menu: {stderr}"));
+    let create = menu.find("createuser").expect("the createuser offer");
+    let project = menu
+        .find("Start PostgreSQL for this project")
+        .expect("the project server offer");
+    let admin = menu
+        .find("Type the connection string")
+        .expect("the admin URL offer");
+    assert!(create < project && project < admin, "{menu}");
+    assert!(
+        stderr.contains(&format!("knows no role \"{}\"", user.name)),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(admin_password), "{stderr}");
+    let url = env_value(&dir.path().join(".env"), "DATABASE_URL").expect(".env written");
+    assert_url_works(&url);
+}

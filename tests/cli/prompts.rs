@@ -46,7 +46,7 @@ fn session(ran: &Ran, cluster: &Cluster, names: &[(&str, &'static str)]) -> Stri
     // Other servers this machine runs may be listed by discovery; the chosen one is ours.
     // Parallel tests share the server, so a run may wait for another's setup lock.
     regex::Regex::new(
-        r"(\? Several PostgreSQL servers answer; which one\? › |Waiting for another `aksara dbsetup`)[^\n]*\n",
+        r"(\? Several PostgreSQL servers answer; which one\? |Waiting for another `aksara dbsetup`)[^\n]*\n",
     )
     .unwrap()
     .replace_all(&text, "")

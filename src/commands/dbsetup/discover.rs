@@ -8,6 +8,7 @@ use std::time::Duration;
 use sqlx::PgConnection;
 
 use super::Setup;
+use super::offers::{Offer, no_server_error};
 use super::settings::Name;
 use crate::cli::StartServer;
 use crate::code::Code;
@@ -48,6 +49,9 @@ impl Setup<'_> {
         let layout = project_layout()?;
         if let Some(kind @ (StartServer::Local | StartServer::Docker)) = self.s.start_server {
             return self.project_admin(&layout, kind, true).await;
+        }
+        if self.s.start_server == Some(StartServer::Installed) {
+            self.start_installed().await?;
         }
         if let Some(record) = layout.read_record()? {
             let kind = match record.kind {
@@ -283,6 +287,36 @@ impl Setup<'_> {
     }
 }
 
+impl Setup<'_> {
+    /// `--start-server installed`: start the installed clusters that are down, with this
+    /// machine's own command, and wait until they answer (discovery then finds them).
+    async fn start_installed(&self) -> CliResult<()> {
+        let all = crate::clusters::discover();
+        // PGPORT names the cluster meant; without it, every one that is down.
+        let port: Option<u16> = self.env.var_nonempty("PGPORT").and_then(|p| p.parse().ok());
+        let down: Vec<_> = crate::clusters::down(&all)
+            .into_iter()
+            .filter(|c| port.is_none_or(|p| c.port == p))
+            .collect();
+        for cluster in down {
+            let _spinner = self
+                .printer
+                .spinner(&format!("Starting {}", cluster.describe()));
+            crate::clusters::start_and_wait(cluster, self.s.start_timeout)
+                .await
+                .map_err(|why| {
+                    CliError::failure(format!("`{}` did not start it: {why}", cluster.start))
+                        .with_code(Code::ConnectionRefused)
+                })?;
+            self.printer.step(
+                Mark::Pass,
+                &format!("Started {} (`{}`)", cluster.describe(), cluster.start),
+            );
+        }
+        Ok(())
+    }
+}
+
 /// Answering endpoints grouped into servers: local addresses with the same port are one
 /// server (its socket and its TCP listener); anything else stands alone.
 fn group_servers(answered: &[(Candidate, bool)]) -> Vec<Vec<(Candidate, bool)>> {
@@ -445,76 +479,6 @@ pub async fn connect_error(
         .with_code(d.code)
 }
 
-fn no_server_error(probed: &[probe::Probed], offers: &[Offer]) -> CliError {
-    let places: Vec<String> = probed
-        .iter()
-        .map(|p| p.candidate.endpoint.to_string())
-        .collect();
-    let mut installed = Vec::new();
-    for tool in ["psql", "postgres", "pg_ctl", "initdb", "docker"] {
-        if let Ok(path) = which::which(tool) {
-            installed.push(format!("{tool} ({})", path.display()));
-        }
-    }
-    let installed = if installed.is_empty() {
-        "none of psql, postgres, pg_ctl, docker".to_string()
-    } else {
-        installed.join(", ")
-    };
-    let mut hint = format!("installed: {installed}. ");
-    if offers.is_empty() {
-        hint.push_str(&diagnose::install_advice());
-    } else {
-        let flags: Vec<String> = offers
-            .iter()
-            .map(|o| format!("`--start-server {}` starts {}", o.flag(), o.describe()))
-            .collect();
-        hint.push_str(&format!(
-            "aksara can start one for this project: {}. Or: {}",
-            flags.join(", or "),
-            diagnose::install_advice()
-        ));
-    }
-    CliError::failure(format!(
-        "no PostgreSQL server answers; probed: {}",
-        places.join(", ")
-    ))
-    .with_code(Code::ConnectionRefused)
-    .with_hint(hint)
-}
-
-/// A server aksara can start on this machine.
-enum Offer {
-    Local(localserver::Binaries),
-    Docker,
-}
-
-impl Offer {
-    fn flag(&self) -> &'static str {
-        match self {
-            Offer::Local(_) => "local",
-            Offer::Docker => "docker",
-        }
-    }
-
-    /// What the offer starts, for the menu ("Start …") and the hint after a refusal.
-    fn describe(&self) -> String {
-        match self {
-            Offer::Local(b) => format!(
-                "PostgreSQL {} for this project (data in .aksara/postgres, programs in {})",
-                b.version,
-                b.bindir.display()
-            ),
-            Offer::Docker => format!(
-                "PostgreSQL in Docker (container {}, image {}, volume {})",
-                crate::docker::CONTAINER,
-                crate::docker::IMAGE,
-                crate::docker::VOLUME
-            ),
-        }
-    }
-}
-
 /// The project folder: where dbsetup runs, as for `.env`.
 pub(super) fn project_layout() -> CliResult<Layout> {
     let cwd = std::env::current_dir()
@@ -529,6 +493,12 @@ impl Setup<'_> {
         let (printer, prompter) = (self.printer, self.prompter);
         let mut offers = Vec::new();
         if self.s.start_server != Some(StartServer::Never) {
+            // The machine's own cluster first: it is what the user installed.
+            for cluster in crate::clusters::discover() {
+                if cluster.state == crate::clusters::State::Down && !cluster.start.needs_root {
+                    offers.push(Offer::Installed(Box::new(cluster)));
+                }
+            }
             if let Ok(bins) = localserver::find_binaries() {
                 offers.push(Offer::Local(bins));
             }
@@ -545,8 +515,9 @@ impl Setup<'_> {
             .iter()
             .map(|p| p.candidate.endpoint.to_string())
             .collect();
+        // Not an error yet: a normal state on a fresh machine, with ways on below.
         printer.step(
-            Mark::Fail,
+            Mark::Warn,
             &format!(
                 "No PostgreSQL server answers (probed {})",
                 places.join(", ")
@@ -556,9 +527,21 @@ impl Setup<'_> {
             .iter()
             .map(|o| format!("Start {}", o.describe()))
             .collect();
-        items.push("Neither: show how to install PostgreSQL".into());
+        items.push("None of these: show how to install PostgreSQL, and stop".into());
         let choice = p.select("Start a PostgreSQL server?", items, 0).await?;
         let kind = match offers.get(choice) {
+            Some(Offer::Installed(cluster)) => {
+                let spinner = printer.spinner(&format!("Starting {}", cluster.describe()));
+                crate::clusters::start_and_wait(cluster, self.s.start_timeout)
+                    .await
+                    .map_err(|why| {
+                        CliError::failure(format!("`{}` did not start it: {why}", cluster.start))
+                            .with_code(Code::ConnectionRefused)
+                    })?;
+                drop(spinner);
+                printer.step(Mark::Pass, &format!("Started {}", cluster.describe()));
+                return Box::pin(self.admin_connection(None)).await;
+            }
             Some(Offer::Local(_)) => StartServer::Local,
             Some(Offer::Docker) => StartServer::Docker,
             None => {

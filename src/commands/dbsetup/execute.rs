@@ -308,12 +308,18 @@ pub async fn write_env(
     key: &str,
     value: &str,
     on_conflict: OnConflict,
+    outside: envfile::Outside,
     printer: &Printer,
 ) -> Result<Change, EnvFileError> {
     let deadline = Instant::now() + envfile::DEFAULT_LOCK_WAIT;
     let mut told = false;
+    let options = envfile::WriteOptions {
+        on_conflict,
+        lock_wait: Duration::ZERO,
+        outside,
+    };
     loop {
-        match envfile::write_key_with(path, key, value, on_conflict, Duration::ZERO) {
+        match envfile::write_key_opts(path, key, value, &options) {
             Err(EnvFileError::LockTimeout { path, .. }) if Instant::now() < deadline => {
                 if !told {
                     printer.status(&format!(

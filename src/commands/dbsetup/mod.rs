@@ -12,6 +12,7 @@
 mod decide;
 mod discover;
 mod execute;
+mod offers;
 mod peer_login;
 mod progress;
 mod settings;
@@ -67,12 +68,17 @@ pub async fn run(args: DbsetupArgs, printer: &Printer) -> CliResult<Exit> {
     };
     let settings = Settings::resolve(&args, inputs)?;
     // Everything about .env that can be checked without the server, before it changes.
-    let env_value = execute::existing_value(&settings.env_file, &settings.env_key)?;
-    envfile::check_writable(&settings.env_file).map_err(|e| {
-        CliError::failure(e.to_string())
-            .before_any_change()
-            .with_optional_hint(e.hint())
-    })?;
+    // Every problem of .env (not a regular file, too large, a symlink out of its folder, an
+    // unclosed quote, not writable) is found here, before the server is touched.
+    let env_value = envfile::preflight(&settings.env_file, &settings.env_key, settings.outside())
+        .map_err(|e| {
+            CliError::failure(e.to_string())
+                .before_any_change()
+                .with_optional_hint(e.hint())
+        })?
+        .assignments
+        .pop()
+        .map(|e| e.value);
     let (terminal, scripted);
     let prompter: Option<&dyn Prompt> = match (settings.interactive, script) {
         (false, _) => None,
@@ -261,6 +267,7 @@ impl Setup<'_> {
             &self.s.env_key,
             &final_url,
             plan.on_conflict,
+            self.s.outside(),
             self.printer,
         )
         .await?;

@@ -109,6 +109,12 @@ impl Setup<'_> {
         let items: Vec<String> = offers.iter().map(Offer::describe).collect();
         let choice = p.select("How do you want to go on?", items, 0).await?;
         match &offers[choice] {
+            // No sudo here: the line is for root to run, not for aksara.
+            Offer::CreateRole(cmd) if !cmd.runnable => Err(CliError::failure(format!(
+                "no role \"{me}\" yet, and this machine has no sudo for aksara to create it with"
+            ))
+            .with_code(crate::code::Code::RoleMissing)
+            .with_hint(format!("as root, run `{cmd}`, then `aksara dbsetup` again"))),
             Offer::CreateRole(cmd) => {
                 peer::run_create_role(cmd).map_err(|why| {
                     CliError::failure(format!("`{cmd}` did not create the role: {why}"))

@@ -68,6 +68,15 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// A `.env` symlink pointing out of its folder is written through only with `--force`.
+    pub fn outside(&self) -> crate::envfile::Outside {
+        if self.force {
+            crate::envfile::Outside::Allow
+        } else {
+            crate::envfile::Outside::Refuse
+        }
+    }
+
     /// Every flag checked before anything is touched: a bad value is a usage error (exit 2),
     /// never a failure found after the database was created.
     pub fn resolve(args: &DbsetupArgs, inputs: Inputs) -> CliResult<Settings> {
