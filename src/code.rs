@@ -213,6 +213,9 @@ codes! {
     PrimaryKeyAtStandby = "primary-key-at-standby", Failure, transient: false,
         meaning: "DATABASE_URL points at a standby, where every write fails",
         fix: "point it at the primary, or list both hosts with target_session_attrs=read-write";
+    PortHeldByOtherServer = "port-held-by-other-server", Failure, transient: false,
+        meaning: "the project's own server is configured for this port, and another server holds it",
+        fix: "stop that server, or move the project's server to a free port, then aksara dbserver start";
     TargetSessionAttrsUnmet = "target-session-attrs-unmet", Failure, transient: false,
         meaning: "every host let the client in, but none is the kind target_session_attrs asks for",
         fix: "add a host of that kind to the URL, or change target_session_attrs";

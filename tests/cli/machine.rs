@@ -361,6 +361,22 @@ fn a_stranger_on_the_port_is_named_and_left_alone(project: &std::path::Path, por
     );
     assert!(!setup.all().contains("postgres-password"), "{setup:?}");
 
+    // doctor, end to end: the project's URL reaches the stranger, which refuses the project's
+    // user; the report names the stranger, not a password to reset.
+    let env = std::fs::read_to_string(project.join(".env")).unwrap_or_default();
+    assert!(
+        env.contains("DATABASE_URL="),
+        "the first setup wrote the project's URL: {env}"
+    );
+    let doctor = run(aksara(project).args(["doctor", "--driver", "libpq"]));
+    assert_eq!(doctor.code, 1, "{doctor:?}");
+    assert!(
+        doctor.stdout.contains("[port-held-by-other-server]"),
+        "{doctor:?}"
+    );
+    assert!(doctor.stdout.contains(&stranger.name), "{doctor:?}");
+    assert!(!doctor.stdout.contains("ALTER ROLE"), "{doctor:?}");
+
     // doctor's lookup: no `aksara dbserver start` for an address a stranger holds.
     let tcp = aksara::dsn::Endpoint {
         host: aksara::dsn::Host::Tcp("127.0.0.1".into()),

@@ -80,7 +80,7 @@ pub async fn login_failure_checks(
     {
         ctx.tls_would_be_accepted = Some(tls_would_pass_hba(cfg, &attempt.endpoint, bound).await);
     }
-    let d = diagnose::diagnose(cfg, &attempt, &ctx);
+    let d = stranger_at_project_port(&attempt.endpoint, diagnose::diagnose(cfg, &attempt, &ctx));
     if matches!(
         d.code,
         Code::SslRequired | Code::SslUnsupported | Code::SslCertificate
@@ -93,6 +93,26 @@ pub async fn login_failure_checks(
             None,
         ));
         out.push(fail(CheckId::Login, d, ms(started)));
+    }
+}
+
+/// The URL is this project's own server's address, and another server holds the port: the
+/// login's refusal is that stranger's, so its hint (a password, a role) would be wrong.
+fn stranger_at_project_port(ep: &Endpoint, d: Diagnosis) -> Diagnosis {
+    let Some(dir) = std::env::current_dir().ok() else {
+        return d;
+    };
+    match crate::projectserver::at_project_port(ep, &dir) {
+        Some((layout, _, crate::projectserver::AtProjectPort::Stranger(holder))) => Diagnosis {
+            code: Code::PortHeldByOtherServer,
+            message: format!(
+                "{ep} is where this project's own server ({}) listens, but {holder} holds the port; it answered: {}",
+                layout.root().display(),
+                d.message
+            ),
+            hint: "the answer is the other server's, not this project's: stop that server, or move this project's server to a free port, then `aksara dbserver start`".into(),
+        },
+        _ => d,
     }
 }
 
