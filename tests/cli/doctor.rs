@@ -977,3 +977,32 @@ fn a_read_only_database_is_not_blamed_on_schema_public() {
     );
     assert!(!text.contains("OWNER TO"), "{text}");
 }
+
+/// The `.env` as the application's loader reads it: an unclosed quote on line 1 is named with
+/// its line (not "no DATABASE_URL"), and duplicate keys say which line each loader takes.
+#[test]
+fn the_env_file_is_read_as_the_apps_loader_reads_it() {
+    let dir = project();
+    std::fs::write(
+        dir.path().join(".env"),
+        "DATABASE_URL=\"postgresql://app@localhost/app\nOTHER=1\n",
+    )
+    .unwrap();
+    let out = run(aksara(dir.path()).arg("doctor"));
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains(".env line 1:"), "{out:?}");
+    assert!(!out.stderr.contains("has no DATABASE_URL"), "{out:?}");
+
+    std::fs::write(
+        dir.path().join(".env"),
+        "DATABASE_URL=postgresql://a@127.0.0.1:1/x\nDATABASE_URL=postgresql://b@127.0.0.1:1/y\n",
+    )
+    .unwrap();
+    let out = run(aksara(dir.path()).args(["doctor", "--driver", "libpq"]));
+    assert!(out.stdout.contains("(DATABASE_URL, line 2)"), "{out:?}");
+    assert!(
+        out.stdout.contains("python-dotenv uses line 2")
+            && out.stdout.contains("dotenvy uses line 1"),
+        "{out:?}"
+    );
+}

@@ -29,6 +29,33 @@ fn is_database_url_key(key: &str) -> bool {
         || (key.starts_with("DATABASE_") && key.ends_with("_URL"))
 }
 
+/// When the loaders take different lines for `key` (duplicates: python-dotenv and node dotenv
+/// keep the last, dotenvy the first), which line each gives the app.
+fn loaders_disagree(bytes: &[u8], key: &str) -> Option<String> {
+    let unset = |_: &str| None;
+    let got = envfile::what_the_app_gets(bytes, key, &unset);
+    let lines: Vec<(envfile::Loader, usize, Vec<usize>)> = got
+        .into_iter()
+        .filter_map(|(loader, loaded)| match loaded {
+            envfile::Loaded::FromFile { line, lines, .. } => Some((loader, line, lines)),
+            _ => None,
+        })
+        .collect();
+    let all = lines.first()?.2.clone();
+    if all.len() < 2 {
+        return None;
+    }
+    let said: Vec<String> = lines
+        .iter()
+        .map(|(loader, line, _)| format!("{loader} uses line {line}"))
+        .collect();
+    Some(format!(
+        "{key} is set on lines {:?}: {}; doctor checks the last, as python-dotenv (the framework's loader) does",
+        all,
+        said.join(", ")
+    ))
+}
+
 pub fn find_targets(args: &DoctorArgs) -> CliResult<Vec<Target>> {
     if let Some(url) = &args.url {
         return Ok(vec![Target {
@@ -41,6 +68,24 @@ pub fn find_targets(args: &DoctorArgs) -> CliResult<Vec<Target>> {
     }
     let path = &args.env.env_file;
     let shell_value = std::env::var("DATABASE_URL").ok().filter(|v| !v.is_empty());
+    // What the application's own loader would make of the file (python-dotenv for the Aksara
+    // framework): a line it cannot read is named here, not reported as "no DATABASE_URL".
+    let bytes = envfile::read_file(path).ok();
+    if let Some(bytes) = &bytes
+        && let envfile::Loaded::Unreadable { line, problem } =
+            envfile::app_gets(envfile::Loader::PythonDotenv, bytes, "DATABASE_URL", &|k| {
+                std::env::var(k).ok()
+            })
+    {
+        return Err(CliError::usage(format!(
+            "{} line {line}: {problem}; the app gets no DATABASE_URL from the file",
+            path.display()
+        ))
+        .with_hint(format!(
+            "fix line {line} of {} (an unclosed quote is the usual cause), then run the doctor again",
+            path.display()
+        )));
+    }
     match envfile::read_entries(path) {
         Ok(entries) => {
             // The last definition of a key is the one dotenv-style loaders keep.
@@ -55,14 +100,17 @@ pub fn find_targets(args: &DoctorArgs) -> CliResult<Vec<Target>> {
                 .map(|e| {
                     let shadowed = e.key == "DATABASE_URL"
                         && shell_value.as_ref().is_some_and(|v| *v != e.value);
+                    let note = if shadowed {
+                        Some("the shell also sets DATABASE_URL, to a different value; most frameworks use the shell's and ignore .env (dotenv does not override variables already set)".to_string())
+                    } else {
+                        bytes.as_deref().and_then(|b| loaders_disagree(b, &e.key))
+                    };
                     Target {
                         source: format!("{} ({}, line {})", path.display(), e.key, e.line),
                         raw: e.value.clone(),
                         env_file: Some(path.clone()),
                         key: Some(e.key.clone()),
-                        note: shadowed.then(|| {
-                            "the shell also sets DATABASE_URL, to a different value; most frameworks use the shell's and ignore .env (dotenv does not override variables already set)".to_string()
-                        }),
+                        note,
                     }
                 })
                 .collect();
