@@ -55,6 +55,10 @@ pub enum EnvFileError {
     FileNotWritable {
         path: PathBuf,
     },
+    /// The file system holding it is mounted read-only: no mode change helps.
+    ReadOnlyFilesystem {
+        path: PathBuf,
+    },
     /// `path` is `None` when the error comes from the pure [`upsert`].
     KeyConflict {
         path: Option<PathBuf>,
@@ -132,6 +136,11 @@ impl EnvFileError {
             )),
             EnvFileError::FileNotWritable { path } => Some(format!(
                 "run `chmod u+w {}` or pass --env-file with a writable path",
+                path.display()
+            )),
+            EnvFileError::ReadOnlyFilesystem { path } => Some(format!(
+                "the file system holding `{}` is mounted read-only (`findmnt -T {}` shows it): pass --env-file with a path on a writable one, or remount it read-write",
+                path.display(),
                 path.display()
             )),
             EnvFileError::KeyConflict { .. } => {
@@ -249,6 +258,9 @@ impl fmt::Display for EnvFileError {
             ),
             EnvFileError::FileNotWritable { path } => {
                 write!(f, "cannot write `{}`: permission denied", path.display())
+            }
+            EnvFileError::ReadOnlyFilesystem { path } => {
+                write!(f, "cannot write `{}`: read-only file system", path.display())
             }
             EnvFileError::KeyConflict { path, key, line } => write!(
                 f,

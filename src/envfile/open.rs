@@ -132,9 +132,10 @@ pub(super) fn open_error(e: io::Error, shown: &Path, action: IoAction) -> EnvFil
     match e.kind() {
         io::ErrorKind::NotFound => EnvFileError::NotFound { path },
         io::ErrorKind::IsADirectory => EnvFileError::IsADirectory { path },
-        io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem
-            if action == IoAction::Write =>
-        {
+        io::ErrorKind::ReadOnlyFilesystem if action == IoAction::Write => {
+            EnvFileError::ReadOnlyFilesystem { path }
+        }
+        io::ErrorKind::PermissionDenied if action == IoAction::Write => {
             EnvFileError::FileNotWritable { path }
         }
         _ => EnvFileError::Io {

@@ -257,7 +257,10 @@ fn swap_in(
         source,
     };
     let not_writable = |e: io::Error| match e.kind() {
-        io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => {
+        io::ErrorKind::ReadOnlyFilesystem => EnvFileError::ReadOnlyFilesystem {
+            path: path.to_path_buf(),
+        },
+        io::ErrorKind::PermissionDenied => {
             EnvFileError::DirNotWritable {
                 path: path.to_path_buf(),
                 dir: dir.to_path_buf(),

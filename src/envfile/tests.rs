@@ -1117,3 +1117,17 @@ fn readable_by_others_looks_at_group_and_world() {
     }
     assert!(readable_by_others(&dir.path().join("missing")).is_err());
 }
+
+/// A read-only mount gets its own error and hint: `chmod` cannot help there.
+#[test]
+fn a_read_only_file_system_is_not_told_to_chmod() {
+    let err = super::open::open_error(
+        std::io::Error::from(std::io::ErrorKind::ReadOnlyFilesystem),
+        Path::new("/srv/app/.env"),
+        IoAction::Write,
+    );
+    assert!(matches!(err, EnvFileError::ReadOnlyFilesystem { .. }), "{err:?}");
+    assert!(err.to_string().contains("read-only file system"), "{err}");
+    let hint = err.hint().unwrap();
+    assert!(hint.contains("mounted read-only") && !hint.contains("chmod"), "{hint}");
+}

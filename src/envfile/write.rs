@@ -253,7 +253,10 @@ pub fn check_writable(path: &Path) -> Result<(), EnvFileError> {
         .suffix(".tmp")
         .tempfile_in(&dir)
         .map_err(|e| match e.kind() {
-            io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => {
+            io::ErrorKind::ReadOnlyFilesystem => EnvFileError::ReadOnlyFilesystem {
+                path: path.to_path_buf(),
+            },
+            io::ErrorKind::PermissionDenied => {
                 EnvFileError::DirNotWritable {
                     path: path.to_path_buf(),
                     dir: dir.clone(),
