@@ -207,6 +207,9 @@ codes! {
     PoolerConsoleNotAllowed = "pooler-console-not-allowed", Failure, transient: false,
         meaning: "the pooler's admin console refused this user",
         fix: "list the user in admin_users or stats_users";
+    AdminThroughPooler = "admin-through-pooler", Failure, transient: false,
+        meaning: "dbsetup's admin URL goes through transaction or statement pooling, which keeps no session",
+        fix: "pass --admin-url with the server's own address, or a session-mode pool";
     ReplicaKeyAtPrimary = "replica-key-at-primary", Failure, transient: false,
         meaning: "a replica key (DATABASE_REPLICA_URL, *_REPLICA_*) points at a primary",
         fix: "point it at the standby, or rename the key";

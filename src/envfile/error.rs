@@ -260,7 +260,11 @@ impl fmt::Display for EnvFileError {
                 write!(f, "cannot write `{}`: permission denied", path.display())
             }
             EnvFileError::ReadOnlyFilesystem { path } => {
-                write!(f, "cannot write `{}`: read-only file system", path.display())
+                write!(
+                    f,
+                    "cannot write `{}`: read-only file system",
+                    path.display()
+                )
             }
             EnvFileError::KeyConflict { path, key, line } => write!(
                 f,

@@ -260,12 +260,10 @@ fn swap_in(
         io::ErrorKind::ReadOnlyFilesystem => EnvFileError::ReadOnlyFilesystem {
             path: path.to_path_buf(),
         },
-        io::ErrorKind::PermissionDenied => {
-            EnvFileError::DirNotWritable {
-                path: path.to_path_buf(),
-                dir: dir.to_path_buf(),
-            }
-        }
+        io::ErrorKind::PermissionDenied => EnvFileError::DirNotWritable {
+            path: path.to_path_buf(),
+            dir: dir.to_path_buf(),
+        },
         _ => io_err(IoAction::Write, e),
     };
     let mut temp = TempFile::create(dir).map_err(not_writable)?;

@@ -1126,8 +1126,14 @@ fn a_read_only_file_system_is_not_told_to_chmod() {
         Path::new("/srv/app/.env"),
         IoAction::Write,
     );
-    assert!(matches!(err, EnvFileError::ReadOnlyFilesystem { .. }), "{err:?}");
+    assert!(
+        matches!(err, EnvFileError::ReadOnlyFilesystem { .. }),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("read-only file system"), "{err}");
     let hint = err.hint().unwrap();
-    assert!(hint.contains("mounted read-only") && !hint.contains("chmod"), "{hint}");
+    assert!(
+        hint.contains("mounted read-only") && !hint.contains("chmod"),
+        "{hint}"
+    );
 }

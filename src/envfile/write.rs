@@ -256,12 +256,10 @@ pub fn check_writable(path: &Path) -> Result<(), EnvFileError> {
             io::ErrorKind::ReadOnlyFilesystem => EnvFileError::ReadOnlyFilesystem {
                 path: path.to_path_buf(),
             },
-            io::ErrorKind::PermissionDenied => {
-                EnvFileError::DirNotWritable {
-                    path: path.to_path_buf(),
-                    dir: dir.clone(),
-                }
-            }
+            io::ErrorKind::PermissionDenied => EnvFileError::DirNotWritable {
+                path: path.to_path_buf(),
+                dir: dir.clone(),
+            },
             _ => EnvFileError::Io {
                 action: IoAction::Write,
                 path: path.to_path_buf(),

@@ -741,3 +741,100 @@ fn doctor_through_pgbouncer_names_a_database_missing_from_its_list() {
         "{json:#}"
     );
 }
+
+/// dbsetup with a transaction-mode PgBouncer as its admin URL: told before anything changes
+/// (its console does not let `postgres` in, so no direct address is known), exit 2, nothing
+/// created and no setup lock left on a pooled server connection.
+#[test]
+fn dbsetup_through_transaction_pooling_is_refused_before_anything_changes() {
+    // Its own cluster: the lock count below must not see other tests' setups.
+    let own = support::Cluster::start(support::ClusterConfig::default());
+    let cluster = &own;
+    let bouncer = PgBouncer::start(
+        cluster,
+        PgBouncerConfig::new(support::PoolMode::Transaction),
+    );
+    let dir = project();
+    let db = support::unique_name("pooled");
+    let out = run(aksara(dir.path())
+        .args([
+            "dbsetup",
+            "--non-interactive",
+            "--db-name",
+            &db,
+            "--admin-url",
+        ])
+        .arg(format!(
+            "postgresql://postgres@127.0.0.1:{}/postgres",
+            bouncer.port
+        ))
+        .env("PGPASSWORD", &cluster.password));
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("goes through PgBouncer in transaction mode"),
+        "{out:?}"
+    );
+    assert!(out.stderr.contains("nothing was changed"), "{out:?}");
+    assert!(!dir.path().join(".env").exists());
+    assert_eq!(
+        cluster.psql(
+            "postgres",
+            &format!("SELECT count(*) FROM pg_roles WHERE rolname = '{db}'")
+        ),
+        "0"
+    );
+    assert_eq!(
+        cluster.psql(
+            "postgres",
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+        ),
+        "0"
+    );
+}
+
+/// The same, when the admin may read PgBouncer's console: the server behind it is used for the
+/// setup (its own address, from SHOW DATABASES), and the written URL works.
+#[test]
+fn dbsetup_through_transaction_pooling_uses_the_server_behind_it_when_the_console_says() {
+    let own = support::Cluster::start(support::ClusterConfig::default());
+    let bouncer = PgBouncer::start(
+        &own,
+        PgBouncerConfig::new(support::PoolMode::Transaction)
+            .databases(&["postgres = {server}"])
+            .set("admin_users", "pgb_admin, postgres"),
+    );
+    let dir = project();
+    let db = support::unique_name("behind");
+    let out = run(aksara(dir.path())
+        .args([
+            "dbsetup",
+            "--non-interactive",
+            "--db-name",
+            &db,
+            "--admin-url",
+        ])
+        .arg(format!(
+            "postgresql://postgres@127.0.0.1:{}/postgres",
+            bouncer.port
+        ))
+        .env("PGPASSWORD", &own.password));
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("setting up over the server's own address"),
+        "{out:?}"
+    );
+    let url = crate::env_value(&dir.path().join(".env"), "DATABASE_URL").expect(".env written");
+    assert_eq!(
+        crate::psql_url(&url, "SELECT current_database()").as_deref(),
+        Ok(db.as_str())
+    );
+    assert_eq!(
+        own.psql(
+            "postgres",
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+        ),
+        "0"
+    );
+}

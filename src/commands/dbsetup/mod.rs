@@ -14,6 +14,7 @@ mod discover;
 mod execute;
 mod offers;
 mod peer_login;
+mod pooled;
 mod progress;
 mod settings;
 mod summary;
@@ -191,7 +192,8 @@ impl Setup<'_> {
     ) -> CliResult<Exit> {
         let limits = self.s.limits;
         let existing_cs = env_value.as_deref().and_then(|v| ConnString::parse(v).ok());
-        let admin = admin_slot.insert(self.admin_connection(existing_cs.as_ref()).await?);
+        let admin = self.admin_connection(existing_cs.as_ref()).await?;
+        let admin = admin_slot.insert(self.unpooled(admin).await?);
         // From here on the server may change: whatever ends the run, undo what it created and
         // say what exists. The admin session (and so the setup lock) lasts until .env is written.
         let result = self.provision_and_write(admin).await;
