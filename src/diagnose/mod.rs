@@ -28,6 +28,9 @@ pub struct Diagnosis {
 pub struct Context {
     /// Servers that do answer near the endpoint that failed ("PostgreSQL answers on 5433").
     pub nearby: Vec<String>,
+    /// A server on the same port at another loopback address (`127.0.0.1` when the URL says
+    /// `[::1]`): it runs, it only does not listen where the URL looks.
+    pub same_port_elsewhere: Vec<String>,
     /// The command that starts the server on this machine, when known.
     pub start_command: Option<String>,
     /// Whether, for an `no pg_hba.conf entry ... no encryption` rejection, a TLS attempt was
@@ -106,11 +109,21 @@ fn refused(ep: &Endpoint, ctx: &Context) -> Diagnosis {
                 )
             }
         }
-        Host::Tcp(host) => format!(
-            "connection refused at {host}:{}: nothing listens on that port",
-            ep.port
-        ),
+        Host::Tcp(_) => format!("connection refused at {ep}: nothing listens on that port"),
     };
+    if let (Host::Tcp(host), false) = (&ep.host, ctx.same_port_elsewhere.is_empty()) {
+        let there = ctx.same_port_elsewhere.join(", ");
+        return Diagnosis {
+            code: Code::ConnectionRefused,
+            message: format!(
+                "{message}; but PostgreSQL runs on port {} at {there}",
+                ep.port
+            ),
+            hint: format!(
+                "the server is up and listens at {there} only, not at {host}: use that address in the URL, or add `{host}` to listen_addresses in postgresql.conf and restart the server"
+            ),
+        };
+    }
     let mut hint = String::new();
     if !ctx.nearby.is_empty() {
         hint.push_str(&format!(

@@ -1006,3 +1006,29 @@ fn the_env_file_is_read_as_the_apps_loader_reads_it() {
         "{out:?}"
     );
 }
+
+/// The URL says `[::1]` and the server listens on 127.0.0.1 only (the harness's
+/// listen_addresses): it runs, so the hint is the address, not "start the server".
+#[test]
+fn a_server_on_the_other_loopback_address_is_not_told_to_start() {
+    let cluster = support::shared(Shared::Scram);
+    let url = format!(
+        "postgresql://postgres:{}@[::1]:{}/postgres",
+        cluster.password, cluster.port
+    );
+    let check = expect_failure(&url, &["--driver", "libpq"], "connection-refused");
+    let text = said(&check);
+    assert!(
+        text.contains(&format!("127.0.0.1:{}", cluster.port)),
+        "{text}"
+    );
+    assert!(text.contains("listen_addresses"), "{text}");
+    assert!(
+        text.contains("[::1]:"),
+        "an IPv6 address is shown bracketed: {text}"
+    );
+    assert!(
+        !text.contains("start the server:") && !text.contains("finds a running server"),
+        "{text}"
+    );
+}

@@ -226,6 +226,25 @@ async fn tls_would_pass_hba(cfg: &ConnConfig, ep: &Endpoint, bound: Duration) ->
 }
 
 /// Nearby servers and the start command, for a refused connection.
+/// The other loopback addresses at `ep`'s port, when `ep` is a loopback address.
+fn loopback_twins(ep: &Endpoint) -> Vec<Endpoint> {
+    let Host::Tcp(host) = &ep.host else {
+        return Vec::new();
+    };
+    let loopback = ["127.0.0.1", "::1", "localhost"];
+    if !loopback.contains(&host.as_str()) {
+        return Vec::new();
+    }
+    ["127.0.0.1", "::1"]
+        .iter()
+        .filter(|h| **h != host.as_str())
+        .map(|h| Endpoint {
+            host: Host::Tcp((*h).to_string()),
+            port: ep.port,
+        })
+        .collect()
+}
+
 pub async fn failure_context(attempt: &Attempt) -> Context {
     let mut ctx = Context::default();
     // Only "nothing listens there" hints at other servers and at starting one; a timeout's
@@ -236,12 +255,25 @@ pub async fn failure_context(attempt: &Attempt) -> Context {
     ) {
         return ctx;
     }
-    let candidates: Vec<_> = probe::local_candidates()
+    let mut candidates: Vec<_> = probe::local_candidates()
         .into_iter()
         .filter(|c| c.endpoint != attempt.endpoint)
         .collect();
+    // The other loopback address at the same port: `[::1]` in the URL, 127.0.0.1 in
+    // listen_addresses (or the reverse) is a running server, not a stopped one.
+    let twins = loopback_twins(&attempt.endpoint);
+    candidates.extend(twins.iter().cloned().map(|endpoint| probe::Candidate {
+        endpoint,
+        origin: "the other loopback address".into(),
+    }));
     let found = probe::probe_all(candidates, Duration::from_millis(300)).await;
     let mut seen_ports = std::collections::BTreeSet::new();
+    for p in &found {
+        if twins.contains(&p.candidate.endpoint) && matches!(p.answer, Answer::Postgres { .. }) {
+            ctx.same_port_elsewhere
+                .push(p.candidate.endpoint.to_string());
+        }
+    }
     for p in found {
         if matches!(p.answer, Answer::Postgres { .. })
             && seen_ports.insert((
