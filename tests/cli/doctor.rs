@@ -1032,3 +1032,35 @@ fn a_server_on_the_other_loopback_address_is_not_told_to_start() {
         "{text}"
     );
 }
+
+/// A database that does not exist, next to one that does with another case or a letter off:
+/// the hint asks "did you mean", read over a second, bounded login.
+#[test]
+fn a_missing_database_gets_the_close_names_that_exist() {
+    let cluster = support::shared(Shared::Trust);
+    let tag = support::unique_name("x");
+    let upper = format!("MyApp_{tag}");
+    let appdb = format!("appdb_{tag}");
+    cluster.psql(
+        "postgres",
+        &format!("CREATE DATABASE \"{upper}\"; CREATE DATABASE {appdb}"),
+    );
+    let check = expect_failure(
+        &cluster.url("postgres", None, &format!("myapp_{tag}")),
+        &["--driver", "libpq"],
+        "database-missing",
+    );
+    assert!(
+        said(&check).contains(&format!("did you mean `{upper}`?")),
+        "{check}"
+    );
+    let check = expect_failure(
+        &cluster.url("postgres", None, &format!("apdb_{tag}")),
+        &["--driver", "libpq"],
+        "database-missing",
+    );
+    assert!(
+        said(&check).contains(&format!("did you mean `{appdb}`?")),
+        "{check}"
+    );
+}

@@ -80,7 +80,17 @@ pub async fn login_failure_checks(
     {
         ctx.tls_would_be_accepted = Some(tls_would_pass_hba(cfg, &attempt.endpoint, bound).await);
     }
-    let d = stranger_at_project_port(&attempt.endpoint, diagnose::diagnose(cfg, &attempt, &ctx));
+    let mut d =
+        stranger_at_project_port(&attempt.endpoint, diagnose::diagnose(cfg, &attempt, &ctx));
+    if d.code == Code::DatabaseMissing
+        && let Some(names) = similar_databases(cfg, &attempt.endpoint).await
+    {
+        d.hint = format!(
+            "did you mean {}? (database names are case-sensitive); otherwise {}",
+            names.join(" or "),
+            d.hint
+        );
+    }
     if matches!(
         d.code,
         Code::SslRequired | Code::SslUnsupported | Code::SslCertificate
@@ -94,6 +104,52 @@ pub async fn login_failure_checks(
         ));
         out.push(fail(CheckId::Login, d, ms(started)));
     }
+}
+
+/// For a database that does not exist, the names that do and are close to it (same letters in
+/// another case, or one or two edits away), read over a login to `postgres` with the same
+/// credentials: one bounded connection, only on this failure path.
+async fn similar_databases(cfg: &ConnConfig, ep: &Endpoint) -> Option<Vec<String>> {
+    let mut other = cfg.clone();
+    other.dbname = if cfg.dbname == "postgres" {
+        "template1".into()
+    } else {
+        "postgres".into()
+    };
+    other.endpoints = vec![ep.clone()];
+    let bound = Duration::from_millis(300);
+    let mut c = connect::connect(&other, bound).await.ok()?;
+    let query = sqlx::query_scalar::<_, String>(
+        "SELECT datname::text FROM pg_database WHERE datallowconn AND NOT datistemplate",
+    )
+    .fetch_all(&mut c.conn);
+    let names = tokio::time::timeout(bound, query).await.ok()?.ok();
+    connect::close(c.conn).await;
+    let wanted = cfg.dbname.to_lowercase();
+    let close: Vec<String> = names?
+        .into_iter()
+        .filter(|n| *n != cfg.dbname)
+        .filter(|n| n.to_lowercase() == wanted || edit_distance(&n.to_lowercase(), &wanted) <= 2)
+        .map(|n| format!("`{n}`"))
+        .take(3)
+        .collect();
+    (!close.is_empty()).then_some(close)
+}
+
+/// Levenshtein distance, for names of at most 63 bytes.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
 }
 
 /// The URL is this project's own server's address, and another server holds the port: the
