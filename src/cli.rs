@@ -230,6 +230,12 @@ pub struct DbsetupArgs {
     #[arg(long, value_name = "KEY", default_value = "DATABASE_URL")]
     pub env_key: String,
 
+    /// A read replica (streaming standby) of the server: after the setup, log in there as the
+    /// application user, check it is a standby, and write DATABASE_REPLICA_URL (its host, port
+    /// and sslmode; the app's user, password and database)
+    #[arg(long, value_name = "URL")]
+    pub replica_url: Option<String>,
+
     /// sslmode to put into the written URL
     #[arg(long, value_name = "MODE", value_parser = SslModeValues)]
     pub sslmode: Option<String>,

@@ -309,3 +309,80 @@ fn doctor_reports_an_unmet_target_session_attrs() {
         "libpq accepted what doctor refused"
     );
 }
+
+/// `dbsetup --replica-url`: the app's user logs in on the standby (once replication brought the
+/// role), which must be in recovery, and DATABASE_REPLICA_URL is written; doctor then passes
+/// both keys with their roles.
+#[test]
+fn dbsetup_writes_a_verified_replica_url() {
+    let pair = StandbyPair::start();
+    let dir = crate::project();
+    let db = crate::support::unique_name("withreplica");
+    let out = crate::run(
+        crate::aksara(dir.path())
+            .args([
+                "dbsetup",
+                "--non-interactive",
+                "--db-name",
+                &db,
+                "--admin-url",
+            ])
+            .arg(format!(
+                "postgresql://postgres@127.0.0.1:{}/postgres",
+                pair.primary.port
+            ))
+            .arg("--replica-url")
+            .arg(format!("postgresql://127.0.0.1:{}/", pair.standby.port))
+            .env("PGPASSWORD", &pair.primary.password),
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stderr.contains("Verified the replica"), "{out:?}");
+    let env = dir.path().join(".env");
+    let replica = crate::env_value(&env, "DATABASE_REPLICA_URL").expect("the replica key");
+    assert!(
+        replica.contains(&format!(":{}/", pair.standby.port)),
+        "{replica}"
+    );
+    assert_eq!(
+        crate::psql_url(&replica, "SELECT pg_is_in_recovery()").as_deref(),
+        Ok("t")
+    );
+    let doctor = crate::run(crate::aksara(dir.path()).args(["doctor", "--driver", "libpq"]));
+    assert_eq!(doctor.code, 0, "{doctor:?}");
+    assert!(
+        doctor.stdout.contains("DATABASE_REPLICA_URL is a standby"),
+        "{doctor:?}"
+    );
+
+    // Pointed at the primary, it is refused before .env is written, and the setup is undone.
+    let dir = crate::project();
+    let refused = crate::support::unique_name("noreplica");
+    let out = crate::run(
+        crate::aksara(dir.path())
+            .args([
+                "dbsetup",
+                "--non-interactive",
+                "--db-name",
+                &refused,
+                "--admin-url",
+            ])
+            .arg(format!(
+                "postgresql://postgres@127.0.0.1:{}/postgres",
+                pair.primary.port
+            ))
+            .arg("--replica-url")
+            .arg(format!("postgresql://127.0.0.1:{}/", pair.primary.port))
+            .env("PGPASSWORD", &pair.primary.password),
+    );
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("is not a standby"), "{out:?}");
+    assert!(!dir.path().join(".env").exists(), "{out:?}");
+    assert_eq!(
+        pair.primary.psql(
+            "postgres",
+            &format!("SELECT count(*) FROM pg_database WHERE datname = '{refused}'")
+        ),
+        "0",
+        "{out:?}"
+    );
+}

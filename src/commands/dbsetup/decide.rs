@@ -48,7 +48,7 @@ impl std::fmt::Debug for WrittenUrl {
 
 /// The form of `url` every supported driver reads (drivers::portable, proven with the real
 /// drivers by tests/cli/drivers.rs), refused before anything changes when none exists.
-fn portable_url(url: &ConnString) -> CliResult<WrittenUrl> {
+pub fn portable_url(url: &ConnString) -> CliResult<WrittenUrl> {
     let portable = crate::drivers::portable::portable(url).map_err(|refusal| {
         CliError::usage(format!(
             "no database URL with these names can be read by every driver: {}",
@@ -123,7 +123,7 @@ impl Setup<'_> {
         let (db, existing) = self.reuse_or_rename(admin, db, &role).await?;
         // The application URL's host: the admin's TCP address, or localhost on the same port
         // when the admin came in over a socket (application users rarely have peer access).
-        let endpoint = app_endpoint(admin);
+        let endpoint = app_endpoint(admin).await;
         let mut keep_url = self
             .working_env_url(existing_cs.as_ref(), &existing, &db, &role)
             .await;
@@ -401,19 +401,24 @@ pub fn app_conn_string(
     }
 }
 
-pub fn app_endpoint(admin: &Admin) -> Endpoint {
-    match &admin.endpoint.host {
-        Host::Tcp(_) => admin.endpoint.clone(),
-        Host::Socket(_) => {
-            let port = admin.endpoint.port;
-            let tcp = admin.answered.iter().find(|(ep, _)| {
-                matches!(&ep.host, Host::Tcp(h) if h == "localhost" || h == "127.0.0.1")
-                    && ep.port == port
-            });
-            match tcp {
-                Some((ep, _)) => ep.clone(),
-                None => admin.endpoint.clone(),
-            }
-        }
+pub async fn app_endpoint(admin: &Admin) -> Endpoint {
+    let Host::Socket(_) = &admin.endpoint.host else {
+        return admin.endpoint.clone();
+    };
+    let port = admin.endpoint.port;
+    let tcp = admin.answered.iter().find(|(ep, _)| {
+        matches!(&ep.host, Host::Tcp(h) if h == "localhost" || h == "127.0.0.1") && ep.port == port
+    });
+    if let Some((ep, _)) = tcp {
+        return ep.clone();
+    }
+    // Discovery may have asked before the server listened on TCP (one just started): ask again.
+    let localhost = Endpoint {
+        host: Host::Tcp("localhost".into()),
+        port,
+    };
+    match crate::probe::probe(&localhost, std::time::Duration::from_secs(2)).await {
+        crate::probe::Answer::Postgres { .. } => localhost,
+        _ => admin.endpoint.clone(),
     }
 }

@@ -16,6 +16,7 @@ mod offers;
 mod peer_login;
 mod pooled;
 mod progress;
+mod replica_url;
 mod settings;
 mod summary;
 
@@ -262,6 +263,7 @@ impl Setup<'_> {
                 plan.role, plan.db
             ),
         );
+        let replica = self.verified_replica(&plan.url).await?;
         // Write .env, still holding the setup lock.
         let final_url = plan.written.secret.clone();
         let change = execute::write_env(
@@ -274,6 +276,9 @@ impl Setup<'_> {
         )
         .await?;
         self.progress.borrow_mut().env_written = true;
+        if let Some(written) = &replica {
+            self.write_replica(written)?;
+        }
         self.gitignore_advice().await?;
         let outcome = Outcome {
             ok: true,
@@ -296,6 +301,7 @@ impl Setup<'_> {
             },
             server_version,
             tls,
+            replica_url: replica.map(|w| w.shown),
         };
         if self.s.json {
             self.printer

@@ -56,6 +56,8 @@ pub struct Settings {
     pub env_file: PathBuf,
     pub env_key: String,
     pub admin_url: Option<String>,
+    /// `--replica-url`: the standby's address (host, port, sslmode).
+    pub replica: Option<ConnString>,
     pub start_server: Option<StartServer>,
     pub server_port: u16,
     pub start_timeout: Duration,
@@ -124,6 +126,14 @@ impl Settings {
             })?;
         }
         validate_names(args)?;
+        let replica = match &args.replica_url {
+            Some(url) => Some(ConnString::parse(url).map_err(|e| {
+                CliError::usage(format!("invalid --replica-url: {e}"))
+                    .with_optional_hint(e.hint())
+                    .with_code(Code::InvalidUrl)
+            })?),
+            None => None,
+        };
         let password = given_password(args, inputs)?;
         Ok(Settings {
             interactive,
@@ -138,6 +148,7 @@ impl Settings {
             env_file: args.env.env_file.clone(),
             env_key: args.env_key.clone(),
             admin_url: args.admin_url.clone(),
+            replica,
             start_server: args.start_server,
             server_port: args.server_port,
             start_timeout: Duration::from_secs(args.start_timeout.max(1)),

@@ -17,6 +17,9 @@ pub struct Outcome {
     pub env_change: &'static str,
     pub server_version: String,
     pub tls: bool,
+    /// `DATABASE_REPLICA_URL`, redacted, when `--replica-url` was given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replica_url: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -96,6 +99,13 @@ pub fn print_summary(printer: &Printer, o: &Outcome) {
         "  {:<9} {}={} ({})",
         o.env_file, o.env_key, o.url, o.env_change
     ));
+    if let Some(replica) = &o.replica_url {
+        printer.result(&format!(
+            "  {:<9} {}={replica}",
+            "replica",
+            super::replica_url::REPLICA_KEY
+        ));
+    }
     // Advice, not the result: --quiet leaves it out.
     if !printer.is_quiet() {
         printer.result("");
