@@ -102,6 +102,11 @@ impl Installed {
         )
     }
 
+    /// `PostgreSQL cluster 15/main`, without a state that may have changed since.
+    pub fn label(&self) -> String {
+        format!("PostgreSQL cluster {}", self.name_label())
+    }
+
     fn name_label(&self) -> String {
         match self.source {
             Source::PostgresqlCommon => format!("{}/{}", self.version, self.name),

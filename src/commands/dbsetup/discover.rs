@@ -310,7 +310,7 @@ impl Setup<'_> {
                 })?;
             self.printer.step(
                 Mark::Pass,
-                &format!("Started {} (`{}`)", cluster.describe(), cluster.start),
+                &format!("Started {} (`{}`)", cluster.label(), cluster.start),
             );
         }
         Ok(())
@@ -539,7 +539,10 @@ impl Setup<'_> {
                             .with_code(Code::ConnectionRefused)
                     })?;
                 drop(spinner);
-                printer.step(Mark::Pass, &format!("Started {}", cluster.describe()));
+                printer.step(
+                    Mark::Pass,
+                    &format!("Started {} (`{}`)", cluster.label(), cluster.start),
+                );
                 return Box::pin(self.admin_connection(None)).await;
             }
             Some(Offer::Local(_)) => StartServer::Local,

@@ -9,9 +9,21 @@ use crate::localserver;
 use crate::probe;
 
 pub fn no_server_error(probed: &[probe::Probed], offers: &[Offer]) -> CliError {
-    let places: Vec<String> = probed
+    let mut places: Vec<String> = probed
         .iter()
         .map(|p| p.candidate.endpoint.to_string())
+        .collect();
+    // The socket folders looked in, also when they hold no socket at all.
+    let folders: Vec<&str> = crate::dsn::DEFAULT_SOCKET_DIRS
+        .iter()
+        .copied()
+        .filter(|d| std::path::Path::new(d).is_dir())
+        .collect();
+    places.push(format!("socket files in {}", folders.join(", ")));
+    // The installed cluster is named once, in the advice below.
+    let offers: Vec<&Offer> = offers
+        .iter()
+        .filter(|o| !matches!(o, Offer::Installed(_)))
         .collect();
     let mut installed = Vec::new();
     for tool in ["psql", "postgres", "pg_ctl", "initdb", "docker"] {
