@@ -68,6 +68,43 @@ fn an_ordinary_user_without_a_role_gets_the_createuser_line_not_a_password_promp
     );
     assert!(stderr.contains("--start-server local"), "{stderr}");
     assert!(!stderr.contains("asks for a password"), "{stderr}");
+
+    // The line, run (as root here: this machine has no sudo), and the same command again: the
+    // user's own peer login now creates the database and user, and the URL works.
+    let create = Command::new("runuser")
+        .args([
+            "-u",
+            "postgres",
+            "--",
+            "createuser",
+            "-p",
+            &dist.port.to_string(),
+        ])
+        .args(["--createdb", "--createrole", &user.name])
+        .status()
+        .expect("runuser createuser");
+    assert!(create.success());
+    let mut again = Command::new(env!("CARGO_BIN_EXE_aksara"));
+    support::hermetic_env(&mut again);
+    let out = again
+        .args(["dbsetup", "--non-interactive", "--db-name", "roleless"])
+        .current_dir(dir.path())
+        .env("PGHOST", &dist.socket_dir)
+        .env("PGPORT", dist.port.to_string())
+        .env("HOME", format!("/home/{}", user.name))
+        .env("USER", &user.name)
+        .uid(user.uid)
+        .gid(user.gid)
+        .output()
+        .expect("run aksara as the new user again");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(&format!("Logged in as \"{}\"", user.name)),
+        "{stderr}"
+    );
+    let url = env_value(&dir.path().join(".env"), "DATABASE_URL").expect(".env written");
+    assert_url_works(&url);
 }
 
 /// A cluster configured the distribution's way but down: without a flag the error names its

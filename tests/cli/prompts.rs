@@ -416,3 +416,47 @@ fn a_script_that_expects_another_question_fails_and_names_both() {
         "{ran:?}"
     );
 }
+
+/// An empty answer to the admin password is an answer (there may be none to type): the ways on
+/// are offered instead of the same question again, and an admin URL gets the setup done.
+#[test]
+fn an_empty_admin_password_offers_the_ways_on_instead_of_asking_again() {
+    let cluster = support::shared(Shared::Scram);
+    let db = support::unique_name("emptypw");
+    let admin = format!("postgresql://postgres@127.0.0.1:{}/postgres", cluster.port);
+    let answers = script(
+        cluster,
+        &[
+            ("Admin user", "postgres"),
+            ("Password for \"postgres\"", ""),
+            ("How do you want to go on?", "Type the connection string"),
+            ("Admin connection string", &admin),
+            ("Password for \"postgres\"", &cluster.password),
+            ("Database name", &db),
+            ("Application user", ""),
+            ("Password for the application user", "Generate"),
+            ("Go ahead?", "y"),
+        ],
+    );
+    let refs: Vec<(&str, &str)> = answers
+        .iter()
+        .map(|(q, a)| (q.as_str(), a.as_str()))
+        .collect();
+    let ran = Test::new()
+        .env("PGHOST", "127.0.0.1")
+        .env("PGPORT", &cluster.port.to_string())
+        .args(["dbsetup"])
+        .answers(&refs)
+        .run();
+    assert_eq!(ran.code, 0, "{ran:?}");
+    assert!(
+        !ran.stderr.contains("try again"),
+        "the empty answer was asked again: {ran:?}"
+    );
+    assert!(
+        ran.stderr
+            .contains("Start PostgreSQL for this project instead"),
+        "{ran:?}"
+    );
+    assert_url_works(&written_url(&ran));
+}

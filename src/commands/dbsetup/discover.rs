@@ -419,6 +419,23 @@ impl Setup<'_> {
             let password = p
                 .password(&format!("Password for \"{user}\""), false)
                 .await?;
+            // An empty answer is an answer: there is no password to type (a stock cluster's
+            // `postgres` has none). Back to the ways on, never another round of the same question.
+            if password.is_empty() {
+                let offers = [
+                    crate::peer::Offer::ProjectServer,
+                    crate::peer::Offer::AdminUrl,
+                ];
+                return Box::pin(self.take_offer(
+                    p,
+                    &offers,
+                    std::path::Path::new(""),
+                    endpoint.port,
+                    &user,
+                    &answered,
+                ))
+                .await;
+            }
             let mut cs = admin_conn_string(endpoint, &user, "postgres");
             cs.password = Some(Password::new(password));
             let mut cfg = cs.resolve(env)?;

@@ -97,7 +97,7 @@ impl Setup<'_> {
         Some(self.take_offer(p, &offers, dir, port, &me, answered).await)
     }
 
-    async fn take_offer(
+    pub(super) async fn take_offer(
         &self,
         p: &dyn crate::prompt::Prompt,
         offers: &[Offer],
