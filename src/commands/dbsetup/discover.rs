@@ -528,10 +528,7 @@ impl Setup<'_> {
         let Some(p) = prompter.filter(|_| !offers.is_empty()) else {
             return Err(no_server_error(probed, &offers));
         };
-        let places: Vec<String> = probed
-            .iter()
-            .map(|p| p.candidate.endpoint.to_string())
-            .collect();
+        let places = super::offers::probed_places(probed);
         // Not an error yet: a normal state on a fresh machine, with ways on below.
         printer.step(
             Mark::Warn,

@@ -8,18 +8,24 @@ use crate::error::CliError;
 use crate::localserver;
 use crate::probe;
 
-pub fn no_server_error(probed: &[probe::Probed], offers: &[Offer]) -> CliError {
+/// What discovery looked at: the addresses probed, and the socket folders looked in (also when
+/// they hold no socket at all).
+pub fn probed_places(probed: &[probe::Probed]) -> Vec<String> {
     let mut places: Vec<String> = probed
         .iter()
         .map(|p| p.candidate.endpoint.to_string())
         .collect();
-    // The socket folders looked in, also when they hold no socket at all.
     let folders: Vec<&str> = crate::dsn::DEFAULT_SOCKET_DIRS
         .iter()
         .copied()
         .filter(|d| std::path::Path::new(d).is_dir())
         .collect();
     places.push(format!("socket files in {}", folders.join(", ")));
+    places
+}
+
+pub fn no_server_error(probed: &[probe::Probed], offers: &[Offer]) -> CliError {
+    let places = probed_places(probed);
     // The installed cluster is named once, in the advice below.
     let offers: Vec<&Offer> = offers
         .iter()
