@@ -10,6 +10,20 @@ use std::process::Command;
 use crate::support::{self, DistCluster, OsUser};
 use crate::{assert_url_works, env_value, project, run};
 
+/// `aksara` run as `user` in `dir`, discovery pointed at `dist`'s socket and port.
+fn aksara_as(user: &OsUser, dist: &DistCluster, dir: &std::path::Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_aksara"));
+    support::hermetic_env(&mut cmd);
+    cmd.current_dir(dir)
+        .env("PGHOST", &dist.socket_dir)
+        .env("PGPORT", dist.port.to_string())
+        .env("HOME", format!("/home/{}", user.name))
+        .env("USER", &user.name)
+        .uid(user.uid)
+        .gid(user.gid);
+    cmd
+}
+
 #[test]
 fn root_sets_up_through_peer_login_with_no_password() {
     let dist = DistCluster::create();
@@ -43,17 +57,8 @@ fn an_ordinary_user_without_a_role_gets_the_createuser_line_not_a_password_promp
         .tempdir_in("/tmp")
         .unwrap();
     std::os::unix::fs::chown(dir.path(), Some(user.uid), Some(user.gid)).unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_aksara"));
-    support::hermetic_env(&mut cmd);
-    let out = cmd
+    let out = aksara_as(&user, &dist, dir.path())
         .args(["dbsetup", "--non-interactive", "--db-name", "roleless"])
-        .current_dir(dir.path())
-        .env("PGHOST", &dist.socket_dir)
-        .env("PGPORT", dist.port.to_string())
-        .env("HOME", format!("/home/{}", user.name))
-        .env("USER", &user.name)
-        .uid(user.uid)
-        .gid(user.gid)
         .output()
         .expect("run aksara as the new user");
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -84,17 +89,8 @@ fn an_ordinary_user_without_a_role_gets_the_createuser_line_not_a_password_promp
         .status()
         .expect("runuser createuser");
     assert!(create.success());
-    let mut again = Command::new(env!("CARGO_BIN_EXE_aksara"));
-    support::hermetic_env(&mut again);
-    let out = again
+    let out = aksara_as(&user, &dist, dir.path())
         .args(["dbsetup", "--non-interactive", "--db-name", "roleless"])
-        .current_dir(dir.path())
-        .env("PGHOST", &dist.socket_dir)
-        .env("PGPORT", dist.port.to_string())
-        .env("HOME", format!("/home/{}", user.name))
-        .env("USER", &user.name)
-        .uid(user.uid)
-        .gid(user.gid)
         .output()
         .expect("run aksara as the new user again");
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -177,18 +173,9 @@ fn a_roleless_user_chooses_an_admin_url_from_the_offers() {
         ),
     )
     .unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_aksara"));
-    support::hermetic_env(&mut cmd);
-    let out = cmd
+    let out = aksara_as(&user, &dist, dir.path())
         .arg("dbsetup")
-        .current_dir(dir.path())
-        .env("PGHOST", &dist.socket_dir)
-        .env("PGPORT", dist.port.to_string())
-        .env("HOME", format!("/home/{}", user.name))
-        .env("USER", &user.name)
         .env("AKSARA_PROMPT_SCRIPT", &script)
-        .uid(user.uid)
-        .gid(user.gid)
         .output()
         .expect("run aksara as the new user");
     let stderr = String::from_utf8_lossy(&out.stderr);
