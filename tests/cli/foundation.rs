@@ -7,6 +7,7 @@ use aksara::connect::{self, FailureKind};
 use aksara::dsn::{ConnString, Environment, Host, Password, Reveal};
 use sqlx::Row;
 
+use crate::runtime;
 use crate::support::{self, Shared};
 
 /// An environment with nothing in it: tests must not depend on the developer's PG* variables.
@@ -27,15 +28,8 @@ impl Environment for EmptyEnv {
     }
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 async fn select_one(url: &str) -> Result<(sqlx::PgConnection, i32), FailureKind> {
-    let cfg = ConnString::parse(url).unwrap().resolve(&EmptyEnv).unwrap();
+    let cfg = crate::config(url);
     let mut c = connect::connect(&cfg, Duration::from_secs(5))
         .await
         .map_err(|f| f.last().failure.clone())?;

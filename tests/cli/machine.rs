@@ -13,19 +13,13 @@ use std::time::Duration;
 use aksara::clusters::{self, Machine, State};
 use aksara::peer::{self, Offer, PeerRefusal};
 
+use crate::runtime;
 use crate::support::{DistCluster, OsUser};
 use crate::{aksara, run};
 
 /// What the child test reads to know it runs as the role-less user, and what to do.
 const CHILD_ENV: &str = "AKSARA_TEST_PEER_CHILD";
 const BOUND: Duration = Duration::from_secs(10);
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a tokio runtime")
-}
 
 fn find(name: &str) -> clusters::Installed {
     clusters::discover()

@@ -73,6 +73,22 @@ pub fn run(cmd: &mut Command) -> Run {
     }
 }
 
+/// A single-threaded runtime for tests that call the library's async functions directly.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
+/// `url` resolved as the library would with no PG* variable and no `.pgpass`.
+pub fn config(url: &str) -> aksara::dsn::ConnConfig {
+    aksara::dsn::ConnString::parse(url)
+        .unwrap()
+        .resolve(&foundation::EmptyEnv)
+        .unwrap()
+}
+
 /// A fresh project folder.
 pub fn project() -> tempfile::TempDir {
     tempfile::tempdir().expect("temp project dir")

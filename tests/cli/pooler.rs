@@ -5,26 +5,16 @@
 use std::time::Duration;
 
 use aksara::connect::{self, Connected, FailureKind};
-use aksara::dsn::{ConnConfig, ConnString};
+use aksara::dsn::ConnConfig;
 use aksara::pooler::{self, FirstLook, ModeVerdict, PoolMode, PoolerError, PoolerKind};
 use sqlx::Row as _;
 
-use crate::foundation::EmptyEnv;
+use crate::config;
+use crate::runtime;
 use crate::support::{self, PgBouncer, PgBouncerConfig, Shared, shared_pgbouncer};
 use crate::{aksara, project, run};
 
 const BOUND: Duration = Duration::from_secs(5);
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-fn config(url: &str) -> ConnConfig {
-    ConnString::parse(url).unwrap().resolve(&EmptyEnv).unwrap()
-}
 
 fn ours(mode: support::PoolMode) -> PoolMode {
     match mode {

@@ -4,24 +4,13 @@
 use std::time::Duration;
 
 use aksara::connect::{self, SkipReason, TargetSessionAttrs};
-use aksara::dsn::{ConnConfig, ConnString};
 use aksara::replica::{self, Role};
 
-use crate::foundation::EmptyEnv;
+use crate::config;
+use crate::runtime;
 use crate::support::{Cluster, PgBouncer, PgBouncerConfig, PoolMode, StandbyPair, shared_pair};
 
 const BOUND: Duration = Duration::from_secs(5);
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-fn config(url: &str) -> ConnConfig {
-    ConnString::parse(url).unwrap().resolve(&EmptyEnv).unwrap()
-}
 
 /// The role from the login and from the query, and the lag, of one server.
 fn role_of(cluster: &Cluster) -> (Option<Role>, replica::ServerRole) {
