@@ -320,7 +320,7 @@ fn known_cause(
         ),
         Cause::TooManyForRole => (
             format!("the role \"{user}\" has reached its own connection limit on {ep}: {said}"),
-            format!("the role's CONNECTION LIMIT is reached (max_connections is not): lower the pool size, close idle sessions (`SELECT pid FROM pg_stat_activity WHERE usename = '{user}'`), or as a superuser `ALTER ROLE {qu} CONNECTION LIMIT 50;` (-1 for none)"),
+            format!("the role's CONNECTION LIMIT is reached (max_connections is not): lower the pool size, close idle sessions (`SELECT pid FROM pg_stat_activity WHERE usename = {};`), or as a superuser `ALTER ROLE {qu} CONNECTION LIMIT 50;` (-1 for none)", crate::provision::quote_literal(user)),
         ),
         Cause::TooManyForDatabase => (
             format!("the database \"{db}\" has reached its own connection limit on {ep}: {said}"),
