@@ -206,12 +206,12 @@ pub async fn execute(
                     && e.sqlstate() == Some("42710")
                     || matches!(step, Step::CreateDatabase { .. }) && e.sqlstate() == Some("42P04");
                 if !raced {
-                    return Err(CliError::failure(format!(
-                        "`{}` failed: {}",
-                        step.sql(true),
-                        e.message
-                    ))
-                    .with_optional_hint(e.hint));
+                    let mut failed =
+                        CliError::failure(format!("`{}` failed: {}", step.sql(true), e.message))
+                            .with_optional_hint(e.hint);
+                    // The cause's code (a silent server's connection-timeout, say) stays.
+                    failed.code = e.code;
+                    return Err(failed);
                 }
                 StepOutcome::AlreadyThere
             }

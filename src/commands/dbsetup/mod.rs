@@ -25,6 +25,7 @@ use std::io::Read;
 use std::time::Duration;
 
 use crate::cli::DbsetupArgs;
+use crate::code::Code;
 use crate::connect;
 use crate::dsn::ConnString;
 use crate::envfile::{self, Change};
@@ -199,13 +200,25 @@ impl Setup<'_> {
         // say what exists. The admin session (and so the setup lock) lasts until .env is written.
         let result = self.provision_and_write(admin).await;
         let mut admin = admin_slot.take().expect("the admin session is in its slot");
+        // A request that got no answer at all: the backend is stopped or wedged.
+        let silent = matches!(&result, Err(e) if e.code == Some(Code::ConnectionTimeout));
         let result = match result {
             Ok(exit) => Ok(exit),
             Err(mut e) => {
                 let snapshot = self.progress.borrow().clone();
                 // A refusal before any change says so itself.
                 if snapshot.changed() || !e.before_any_change {
-                    let report = recover(&snapshot, Some(&mut admin.conn), limits).await;
+                    let report = if silent {
+                        // Bounded, so the run's whole promise holds (see Limits).
+                        tokio::time::timeout(
+                            limits.cleanup_after_silence(),
+                            recover(&snapshot, Some(&mut admin.conn), limits),
+                        )
+                        .await
+                        .unwrap_or_else(|_| snapshot.left_behind("the server stopped answering"))
+                    } else {
+                        recover(&snapshot, Some(&mut admin.conn), limits).await
+                    };
                     e.message = format!("{}; {report}", e.message);
                     if e.hint.is_none() {
                         e.hint = Some("fix the cause named above and run `aksara dbsetup` again; it reuses whatever exists".into());
@@ -214,7 +227,13 @@ impl Setup<'_> {
                 Err(e)
             }
         };
-        connect::close(admin.conn).await;
+        if silent {
+            // A backend that stopped answering would not read a goodbye either; dropping
+            // the connection closes the socket at once.
+            drop(admin.conn);
+        } else {
+            connect::close(admin.conn).await;
+        }
         result
     }
 
