@@ -252,8 +252,8 @@ pub async fn execute(
     Ok(created)
 }
 
-/// Connect with the final URL as the application user, run SELECT 1, and prove it can create
-/// a table (rolled back). Returns the server version and whether TLS is in use.
+/// Connect with the final URL as the application user, read the server facts and prove it can
+/// create a table (rolled back), in one round trip. Returns the server version and whether TLS is in use.
 pub async fn verify(
     cs: &ConnString,
     env: &ProcessEnvironment,
@@ -267,23 +267,25 @@ pub async fn verify(
         Ok(c) => c,
         Err(f) => return Err(connect_error(&cfg, &f, failed).await),
     };
-    let row = bounded(
-        limits,
-        sqlx::query_as::<_, (String, Option<bool>)>("SELECT current_setting('server_version'), (SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid())")
-            .fetch_one(&mut c.conn),
-    )
-    .await;
-    let row = match row {
-        Ok(row) => row,
+    // The facts and the create-table probe in one round trip (session::look).
+    let look = crate::session::look(&mut c.conn, limits.statement).await;
+    connect::close(c.conn).await;
+    let facts = match look.facts {
+        Ok(facts) => facts,
         Err(e) => {
-            connect::close(c.conn).await;
-            return Err(CliError::failure(format!("{failed}: {}", e.message)));
+            return Err(CliError::failure(format!("{failed}: {}", e.message))
+                .with_code(e.code)
+                .with_hint(e.hint));
         }
     };
-    let table = crate::session::can_create_table(&mut c.conn, limits.statement).await;
-    connect::close(c.conn).await;
+    let table = match look.table {
+        Some((table, _)) => table,
+        None => Err(crate::session::TableCheck::Unknown(
+            "the session could not be asked".into(),
+        )),
+    };
     match table {
-        Ok(()) => Ok((row.0, row.1.unwrap_or(false))),
+        Ok(()) => Ok((facts.version, facts.connection_tls)),
         Err(crate::session::TableCheck::Denied(message)) => Err(CliError::failure(format!(
             "verification: user \"{}\" cannot create tables in \"{}\": {message}",
             cfg.user, cfg.dbname
