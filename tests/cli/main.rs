@@ -17,6 +17,7 @@ mod install;
 mod interactive;
 mod localserver;
 mod machine;
+mod no_server_menu;
 mod output;
 mod peer_setup;
 mod pooler;
