@@ -78,9 +78,15 @@ pub fn default_key(driver: Driver) -> &'static str {
 }
 
 /// Why `key` cannot hold a driver's form, beyond being a valid name and not `--env-key`:
-/// doctor reads a key named for a replica as a standby's URL, and libpq reads `PG*` variables
-/// from the environment the app loads `.env` into.
+/// `DATABASE_URL` is every driver's (doctor judges it with all of them), doctor reads a key
+/// named for a replica as a standby's URL, and libpq reads `PG*` variables from the
+/// environment the app loads `.env` into.
 pub fn refused_key(key: &str) -> Option<String> {
+    if key == "DATABASE_URL" {
+        return Some(
+            "`DATABASE_URL` is what the framework and most tools read, and doctor judges it with every driver of the project: it gets the URL every driver reads (--env-key)".into(),
+        );
+    }
     if crate::replica::expected_role(key) == crate::replica::ExpectedRole::Replica {
         return Some(format!(
             "`{key}` names a read replica (doctor expects a standby behind it), not this server"
@@ -190,6 +196,7 @@ mod tests {
         assert!(refused_key("DATABASE_REPLICA_URL").is_some());
         assert!(refused_key("READONLY_DATABASE_URL").is_some());
         assert!(refused_key("PGSERVICE").is_some());
+        assert!(refused_key("DATABASE_URL").is_some());
         assert_eq!(refused_key("SQLALCHEMY_DATABASE_URL"), None);
         for driver in WRITABLE {
             assert_eq!(refused_key(default_key(driver)), None);

@@ -50,7 +50,9 @@ fn driver_url_section() -> String {
          `.env` write as `DATABASE_URL`: both keys or neither. The interactive setup offers it for \
          the drivers it finds in the project. For `DATABASE_URL=postgresql://app:****@db.internal:5432/app?sslmode=require`:\n\n",
     );
-    out.push_str("| driver | `--driver-url` (the suggested key) | what it writes |\n| --- | --- | --- |\n");
+    out.push_str(
+        "| driver | `--driver-url` (the suggested key) | what it writes |\n| --- | --- | --- |\n",
+    );
     for driver in forms::WRITABLE {
         let form = match forms::form_for(driver, &conn) {
             Ok(form) => format!("`{}`", form.url),

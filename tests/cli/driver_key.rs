@@ -300,6 +300,8 @@ fn a_driver_without_its_form_is_named_with_the_flag() {
             "require",
             "--driver-url",
             "node-pg=NODE_PG_DATABASE_URL",
+            "--format",
+            "json",
         ],
     ));
     assert_eq!(out.code, 0, "{out:?}");
@@ -311,6 +313,22 @@ fn a_driver_without_its_form_is_named_with_the_flag() {
     assert_eq!(
         env_value(&dir.path().join(".env"), "DATABASE_URL").unwrap(),
         url
+    );
+    let outcome: serde_json::Value = serde_json::from_str(&out.stdout).expect("a JSON outcome");
+    assert_eq!(outcome["env_change"], "unchanged", "{outcome}");
+    let form = &outcome["driver_urls"][0];
+    assert_eq!(
+        (&form["driver"], &form["key"], &form["change"]),
+        (
+            &serde_json::json!("node-pg"),
+            &serde_json::json!("NODE_PG_DATABASE_URL"),
+            &serde_json::json!("added")
+        ),
+        "{outcome}"
+    );
+    assert!(
+        form["url"].as_str().unwrap().contains(":****@"),
+        "{outcome}"
     );
     let form = env_value(&dir.path().join(".env"), "NODE_PG_DATABASE_URL").unwrap();
     let secrets = secret_of(&url);

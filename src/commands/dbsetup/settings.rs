@@ -400,6 +400,15 @@ mod tests {
             ),
             (vec!["--driver-url", "node-pg=DATABASE_URL"], "is --env-key"),
             (
+                vec![
+                    "--env-key",
+                    "APP_URL",
+                    "--driver-url",
+                    "node-pg=DATABASE_URL",
+                ],
+                "what the framework and most tools read",
+            ),
+            (
                 vec!["--driver-url", "node-pg=DATABASE_REPLICA_URL"],
                 "names a read replica",
             ),
