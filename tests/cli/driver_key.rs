@@ -488,3 +488,51 @@ fn the_interactive_flow_offers_the_form_for_a_detected_driver() {
         "{ran:?}"
     );
 }
+
+/// Doctor on a driver-form key agrees with the real driver when the form is wrong too:
+/// `sslmode=` in SQLAlchemy's asyncpg URL fails in SQLAlchemy, and doctor fails that key with
+/// the driver's code and the right form, while DATABASE_URL passes.
+#[test]
+fn doctor_judges_a_form_key_with_its_driver_as_the_real_driver_fares() {
+    let ssl = support::shared(Shared::Ssl);
+    let dir = project();
+    let main = format!("{}?sslmode=require", ssl.admin_url());
+    let wrong = main.replacen("postgresql://", "postgresql+asyncpg://", 1);
+    std::fs::write(
+        dir.path().join(".env"),
+        format!("DATABASE_URL={main}\nSQLALCHEMY_DATABASE_URL={wrong}\n"),
+    )
+    .unwrap();
+    let out = run(aksara(dir.path()).args(["doctor", "--format", "json"]));
+    assert_eq!(out.code, 1, "{out:?}");
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let targets = report["targets"].as_array().unwrap();
+    assert_eq!(targets[0]["ok"], true, "{report}");
+    let form = &targets[1];
+    assert_eq!(form["ok"], false, "{report}");
+    let failed: Vec<&serde_json::Value> = form["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["status"] == "fail")
+        .collect();
+    assert_eq!(failed.len(), 1, "{report}");
+    assert_eq!(failed[0]["code"], "driver-rejects-parameter", "{report}");
+    assert!(
+        failed[0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("sqlalchemy-asyncpg:"),
+        "{report}"
+    );
+    assert!(
+        failed[0]["hint"].as_str().unwrap().contains("ssl=require"),
+        "{report}"
+    );
+    let outcome = run_all(
+        &[(RealDriver::SqlalchemyAsyncpg, wrong)],
+        &[ssl.password.as_str()],
+    )
+    .remove(0);
+    assert!(matches!(outcome, Outcome::Failed { .. }), "{outcome:?}");
+}
