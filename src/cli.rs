@@ -240,6 +240,15 @@ pub struct DbsetupArgs {
     #[arg(long, value_name = "MODE", value_parser = SslModeValues)]
     pub sslmode: Option<String>,
 
+    /// Also write DRIVER's own form of the same URL (same user, password, server) under KEY,
+    /// in the same .env write as --env-key: for a driver that one URL cannot serve, e.g.
+    /// `sqlalchemy-asyncpg=SQLALCHEMY_DATABASE_URL` (its scheme and `ssl=`) or
+    /// `node-pg=NODE_PG_DATABASE_URL` (its `sslmode` semantics). Repeatable. DRIVER is one of
+    /// sqlalchemy-asyncpg, sqlalchemy-psycopg, node-pg, jdbc. Named after what it writes, a
+    /// driver's URL, beside --replica-url; doctor judges such a key with that driver's reading
+    #[arg(long, value_name = "DRIVER=KEY")]
+    pub driver_url: Vec<String>,
+
     /// Replace a different existing value of the key (the old line is kept as a comment);
     /// `--force privileged-role` / `--force postgres-database` allow what is refused otherwise
     #[arg(long, value_name = "WHAT", num_args = 0..=1, default_missing_value = "env", value_parser = ["env", "privileged-role", "postgres-database"])]

@@ -8,6 +8,7 @@ mod app_url;
 mod dbsetup;
 mod docs;
 mod doctor;
+mod driver_key;
 mod drivers;
 mod forward;
 mod foundation;

@@ -303,16 +303,16 @@ pub async fn verify(
     }
 }
 
-/// Write the key, waiting for another process editing the same folder without blocking the
-/// runtime, so that Ctrl-C still works while it waits.
+/// Write the keys (`--env-key` and each `--driver-url` key) in one atomic write, waiting for
+/// another process editing the same folder without blocking the runtime, so that Ctrl-C still
+/// works while it waits. All of them are written, or none.
 pub async fn write_env(
     path: &Path,
-    key: &str,
-    value: &str,
+    pairs: &[(&str, &str)],
     on_conflict: OnConflict,
     outside: envfile::Outside,
     printer: &Printer,
-) -> Result<Change, EnvFileError> {
+) -> Result<Vec<Change>, EnvFileError> {
     let deadline = Instant::now() + envfile::DEFAULT_LOCK_WAIT;
     let mut told = false;
     let options = envfile::WriteOptions {
@@ -321,7 +321,7 @@ pub async fn write_env(
         outside,
     };
     loop {
-        match envfile::write_key_opts(path, key, value, &options) {
+        match envfile::write_keys_opts(path, pairs, &options) {
             Err(EnvFileError::LockTimeout { path, .. }) if Instant::now() < deadline => {
                 if !told {
                     printer.status(&format!(

@@ -258,6 +258,7 @@ impl Setup<'_> {
                 &plan.steps,
                 &self.s.env_key,
                 &plan.written.shown,
+                &plan.forms,
                 &self.s.env_file,
             );
         }
@@ -284,11 +285,15 @@ impl Setup<'_> {
         );
         let replica = self.verified_replica(&plan.url).await?;
         // Write .env, still holding the setup lock.
-        let final_url = plan.written.secret.clone();
-        let change = execute::write_env(
+        let mut pairs = vec![(self.s.env_key.as_str(), plan.written.secret.as_str())];
+        pairs.extend(
+            plan.forms
+                .iter()
+                .map(|f| (f.key.as_str(), f.secret.as_str())),
+        );
+        let changes = execute::write_env(
             &self.s.env_file,
-            &self.s.env_key,
-            &final_url,
+            &pairs,
             plan.on_conflict,
             self.s.outside(),
             self.printer,
@@ -313,14 +318,20 @@ impl Setup<'_> {
             url: plan.written.shown.clone(),
             env_file: self.s.env_file.display().to_string(),
             env_key: self.s.env_key.clone(),
-            env_change: match change {
-                Change::Added => "added",
-                Change::Replaced { .. } => "replaced",
-                Change::Unchanged => "unchanged",
-            },
+            env_change: change_word(&changes[0]),
+            replica_url: replica.map(|w| w.shown),
+            driver_urls: plan
+                .forms
+                .iter()
+                .zip(&changes[1..])
+                .map(|(form, change)| summary::DriverUrlOutcome::new(form, change_word(change)))
+                .collect(),
+            without_tls: summary::without_tls(&plan.written.secret, tls)
+                .into_iter()
+                .map(|d| d.id())
+                .collect(),
             server_version,
             tls,
-            replica_url: replica.map(|w| w.shown),
         };
         if self.s.json {
             self.printer
@@ -328,12 +339,15 @@ impl Setup<'_> {
         } else {
             summary::print_summary(self.printer, &outcome);
         }
-        for (driver, form) in &plan.written.exceptions {
-            self.printer.warn(&format!(
-                "{} cannot use this URL as it is; give it {form}",
-                driver.name()
-            ));
-        }
+        summary::print_exceptions(self.printer, &plan.written.exceptions, &plan.forms);
         Ok(Exit::Success)
+    }
+}
+
+fn change_word(change: &Change) -> &'static str {
+    match change {
+        Change::Added => "added",
+        Change::Replaced { .. } => "replaced",
+        Change::Unchanged => "unchanged",
     }
 }

@@ -211,8 +211,12 @@ fn is_scheme_variant(raw: &str) -> bool {
 /// What each of the application's drivers makes of the URL: pure, no connection. A driver
 /// that cannot use the URL is a failure (the app would not connect), with the rewritten URL.
 fn driver_checks(target: &Target, args: &DoctorArgs, list: &mut Checklist<'_>) {
-    let drivers = super::drivers_for(args);
-    for line in crate::drivers::lines(&target.raw, &drivers) {
+    // A driver's own form (`dbsetup --driver-url`) is for that driver alone.
+    let (raw, drivers) = match &target.driver_form {
+        Some((driver, value)) => (value.as_str(), vec![*driver]),
+        None => (target.raw.as_str(), super::drivers_for(args)),
+    };
+    for line in crate::drivers::lines(raw, &drivers) {
         let check = match &line.verdict {
             crate::drivers::Verdict::Ok(_) => pass(CheckId::Driver, line.headline(), None),
             crate::drivers::Verdict::Problem(problem) => Check {

@@ -1,6 +1,10 @@
 //! Which URLs the doctor checks, and where each came from: `--url`, else every
 //! `DATABASE_URL` / `*_DATABASE_URL` / `DATABASE_*_URL` key of the `.env` file (the last definition of a key, as
-//! dotenv-style loaders keep it), else the shell's `DATABASE_URL`.
+//! dotenv-style loaders keep it), else the shell's `DATABASE_URL`. A key other than
+//! `DATABASE_URL` whose value is spelled for one driver (`postgresql+asyncpg://`,
+//! `uselibpqcompat`, `jdbc:`: what `dbsetup --driver-url` writes, see `drivers::forms`) is that
+//! driver's form of a database: it is judged with that driver's reading only, and the
+//! connection checks use what it means to libpq.
 
 use std::path::PathBuf;
 
@@ -19,6 +23,25 @@ pub struct Target {
     /// whether a primary or a replica is meant.
     pub key: Option<String>,
     pub note: Option<String>,
+    /// A driver's own form: the driver, and the value as the app gets it (`raw` is then what
+    /// it means to libpq, which the connection checks use).
+    pub driver_form: Option<(crate::drivers::Driver, String)>,
+}
+
+/// `raw` as libpq reads what it means, and the driver it is spelled for, when `key` holds
+/// one driver's form; None for `DATABASE_URL`, which every driver of the app reads.
+fn driver_form(key: &str, raw: &str) -> Option<(String, crate::drivers::Driver, String)> {
+    if key == "DATABASE_URL" {
+        return None;
+    }
+    let (driver, spelling) = crate::drivers::forms::spelled_for(raw)?;
+    let conn = crate::drivers::meaning(raw).ok()?;
+    let libpq = crate::drivers::rewrite_conn(crate::drivers::Driver::Libpq, &conn).ok()?;
+    let note = format!(
+        "{key} is spelled for {} ({spelling}): doctor judges it with that driver's reading only, and connects where it means",
+        driver.name()
+    );
+    Some((libpq.url.expose().to_owned(), driver, note))
 }
 
 /// `DATABASE_URL`, `*_DATABASE_URL` (`TEST_DATABASE_URL`) and `DATABASE_*_URL`
@@ -64,6 +87,7 @@ pub fn find_targets(args: &DoctorArgs) -> CliResult<Vec<Target>> {
             env_file: None,
             key: None,
             note: None,
+            driver_form: None,
         }]);
     }
     let path = &args.env.env_file;
@@ -105,12 +129,23 @@ pub fn find_targets(args: &DoctorArgs) -> CliResult<Vec<Target>> {
                     } else {
                         bytes.as_deref().and_then(|b| loaders_disagree(b, &e.key))
                     };
+                    let form = driver_form(&e.key, &e.value);
+                    let note = match (&form, note) {
+                        (Some((_, _, form_note)), Some(note)) => Some(format!("{form_note}; {note}")),
+                        (Some((_, _, form_note)), None) => Some(form_note.clone()),
+                        (None, note) => note,
+                    };
+                    let (raw, driver_form) = match form {
+                        Some((libpq, driver, _)) => (libpq, Some((driver, e.value.clone()))),
+                        None => (e.value.clone(), None),
+                    };
                     Target {
                         source: format!("{} ({}, line {})", path.display(), e.key, e.line),
-                        raw: e.value.clone(),
+                        raw,
                         env_file: Some(path.clone()),
                         key: Some(e.key.clone()),
                         note,
+                        driver_form,
                     }
                 })
                 .collect();
@@ -128,6 +163,7 @@ pub fn find_targets(args: &DoctorArgs) -> CliResult<Vec<Target>> {
             env_file: None,
             key: Some("DATABASE_URL".into()),
             note: None,
+            driver_form: None,
         }]);
     }
     Err(CliError::usage(format!(
