@@ -536,3 +536,83 @@ fn doctor_judges_a_form_key_with_its_driver_as_the_real_driver_fares() {
     .remove(0);
     assert!(matches!(outcome, Outcome::Failed { .. }), "{outcome:?}");
 }
+
+/// A project that uses SQLAlchemy + asyncpg: DATABASE_URL alone fails that driver's reading
+/// (`postgresql://` is psycopg2's scheme to SQLAlchemy); with the driver's own form under
+/// another key of the same `.env`, DATABASE_URL's line says where that form is instead of
+/// failing a setup that is right, and the form's header shows it as written.
+#[test]
+fn a_form_key_beside_database_url_answers_for_its_driver() {
+    let ssl = support::shared(Shared::Ssl);
+    let main = format!("{}?sslmode=require", ssl.admin_url());
+    let form = main
+        .replacen("postgresql://", "postgresql+asyncpg://", 1)
+        .replace("sslmode=require", "ssl=require");
+    let doctor = |env: &str| {
+        let dir = project();
+        std::fs::write(
+            dir.path().join("requirements.txt"),
+            "sqlalchemy[asyncio]\nasyncpg\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join(".env"), env).unwrap();
+        run(aksara(dir.path()).args(["doctor", "--format", "json"]))
+    };
+    // One target is reported on its own; several under `targets`.
+    let driver_line = |report: &serde_json::Value, target: usize| -> serde_json::Value {
+        let one = if report["targets"].is_array() {
+            &report["targets"][target]
+        } else {
+            report
+        };
+        one["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| {
+                c["id"] == "driver"
+                    && c["message"]
+                        .as_str()
+                        .unwrap()
+                        .starts_with("sqlalchemy-asyncpg:")
+            })
+            .cloned()
+            .unwrap_or_else(|| panic!("no sqlalchemy-asyncpg line: {report}"))
+    };
+
+    let alone = doctor(&format!("DATABASE_URL={main}\n"));
+    assert_eq!(alone.code, 1, "{alone:?}");
+    let report: serde_json::Value = serde_json::from_str(&alone.stdout).unwrap();
+    let line = driver_line(&report, 0);
+    assert_eq!(line["status"], "fail", "{report}");
+    assert_eq!(line["code"], "driver-wrong-scheme", "{report}");
+
+    let both = doctor(&format!(
+        "DATABASE_URL={main}\nSQLALCHEMY_DATABASE_URL={form}\n"
+    ));
+    assert_eq!(both.code, 0, "{both:?}");
+    let report: serde_json::Value = serde_json::from_str(&both.stdout).unwrap();
+    let line = driver_line(&report, 0);
+    assert_eq!(line["status"], "pass", "{report}");
+    assert!(
+        line["message"].as_str().unwrap().contains(
+            "SQLALCHEMY_DATABASE_URL (line 2) is its own form (checked on its own); this URL as is: SQLAlchemy picks the driver from the scheme"
+        ),
+        "{report}"
+    );
+    assert_eq!(driver_line(&report, 1)["status"], "pass", "{report}");
+    let shown = report["targets"][1]["url"].as_str().unwrap();
+    assert!(
+        shown.starts_with("postgresql+asyncpg://postgres:****@"),
+        "{shown}"
+    );
+    assert!(shown.ends_with("?ssl=require"), "{shown}");
+    assert!(!both.all().contains(&ssl.password), "{both:?}");
+    // What doctor says of the form is what the real driver does with it.
+    let outcome = run_all(
+        &[(RealDriver::SqlalchemyAsyncpg, form)],
+        &[ssl.password.as_str()],
+    )
+    .remove(0);
+    assert!(matches!(outcome, Outcome::Connected(_)), "{outcome:?}");
+}

@@ -118,14 +118,19 @@ pub async fn check_target(
         Ok(cs) => cs.to_string(),
         Err(_) => "<unparsable>".to_string(),
     };
-    reporter.target(&target.source, &redacted, target.note.as_deref());
+    // A driver's own form is shown as written (in its driver's spelling), not as libpq reads it.
+    let shown = target
+        .driver_form
+        .as_ref()
+        .map_or(redacted, |form| form.shown.clone());
+    reporter.target(&target.source, &shown, target.note.as_deref());
     let mut list = Checklist::new(reporter);
     let server = check_url(target, args, env, parsed, &mut list).await;
     let checks = std::mem::take(&mut list.checks);
     let report = Report {
         ok: checks.iter().all(|c| c.status != Status::Fail),
         source: target.source.clone(),
-        url: redacted,
+        url: shown,
         checks,
         server,
         note: target.note.clone(),
@@ -213,25 +218,47 @@ fn is_scheme_variant(raw: &str) -> bool {
 fn driver_checks(target: &Target, args: &DoctorArgs, list: &mut Checklist<'_>) {
     // A driver's own form (`dbsetup --driver-url`) is for that driver alone.
     let (raw, drivers) = match &target.driver_form {
-        Some((driver, value)) => (value.as_str(), vec![*driver]),
+        Some(form) => (form.value.as_str(), vec![form.driver]),
         None => (target.raw.as_str(), super::drivers_for(args)),
     };
     for line in crate::drivers::lines(raw, &drivers) {
-        let check = match &line.verdict {
-            crate::drivers::Verdict::Ok(_) => pass(CheckId::Driver, line.headline(), None),
-            crate::drivers::Verdict::Problem(problem) => Check {
-                id: CheckId::Driver,
-                status: match problem.code.severity() {
-                    crate::code::Severity::Failure => Status::Fail,
-                    crate::code::Severity::Warning => Status::Warn,
-                },
-                code: Some(problem.code),
-                message: line.headline(),
-                hint: line.hint(),
-                elapsed_ms: None,
-            },
+        let elsewhere = target
+            .forms_elsewhere
+            .iter()
+            .find(|(driver, _)| *driver == line.driver);
+        let check = match (&line.verdict, elsewhere) {
+            // The file holds this driver's own form under another key: say what this URL
+            // would do to it and where its form is, without failing a setup that is right
+            // when the app hands that driver the other key.
+            (crate::drivers::Verdict::Problem(problem), Some((_, place))) => pass(
+                CheckId::Driver,
+                format!(
+                    "{}: {place} is its own form (checked on its own); this URL as is: {}",
+                    line.driver.id(),
+                    problem.message
+                ),
+                None,
+            ),
+            (verdict, _) => driver_check(&line, verdict),
         };
         list.record(check);
+    }
+}
+
+fn driver_check(line: &crate::drivers::DriverLine, verdict: &crate::drivers::Verdict) -> Check {
+    match verdict {
+        crate::drivers::Verdict::Ok(_) => pass(CheckId::Driver, line.headline(), None),
+        crate::drivers::Verdict::Problem(problem) => Check {
+            id: CheckId::Driver,
+            status: match problem.code.severity() {
+                crate::code::Severity::Failure => Status::Fail,
+                crate::code::Severity::Warning => Status::Warn,
+            },
+            code: Some(problem.code),
+            message: line.headline(),
+            hint: line.hint(),
+            elapsed_ms: None,
+        },
     }
 }
 

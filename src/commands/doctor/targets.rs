@@ -25,12 +25,28 @@ pub struct Target {
     pub note: Option<String>,
     /// A driver's own form: the driver, and the value as the app gets it (`raw` is then what
     /// it means to libpq, which the connection checks use).
-    pub driver_form: Option<(crate::drivers::Driver, String)>,
+    pub driver_form: Option<DriverForm>,
+    /// Drivers whose own form another key of the same file holds (`SQLALCHEMY_DATABASE_URL`
+    /// next to `DATABASE_URL`): this URL's verdict for them is said, not failed.
+    pub forms_elsewhere: Vec<(crate::drivers::Driver, String)>,
+}
+
+/// A key that holds one driver's own form of a database URL.
+#[derive(Debug, Clone)]
+pub struct DriverForm {
+    pub driver: crate::drivers::Driver,
+    /// The value as the app gets it.
+    pub value: String,
+    /// The value as the header shows it: the same URL in that driver's spelling, password
+    /// redacted.
+    pub shown: String,
+    /// Where it is: `SQLALCHEMY_DATABASE_URL (line 2)`.
+    pub place: String,
 }
 
 /// `raw` as libpq reads what it means, and the driver it is spelled for, when `key` holds
 /// one driver's form; None for `DATABASE_URL`, which every driver of the app reads.
-fn driver_form(key: &str, raw: &str) -> Option<(String, crate::drivers::Driver, String)> {
+fn driver_form(key: &str, raw: &str, line: usize) -> Option<(String, DriverForm, String)> {
     if key == "DATABASE_URL" {
         return None;
     }
@@ -41,7 +57,16 @@ fn driver_form(key: &str, raw: &str) -> Option<(String, crate::drivers::Driver, 
         "{key} is spelled for {} ({spelling}): doctor judges it with that driver's reading only, and connects where it means",
         driver.name()
     );
-    Some((libpq.url.expose().to_owned(), driver, note))
+    let shown = crate::drivers::rewrite_conn(driver, &conn)
+        .map(|own| own.url.to_string())
+        .unwrap_or_else(|_| "<its own spelling>".into());
+    let form = DriverForm {
+        driver,
+        value: raw.to_owned(),
+        shown,
+        place: format!("{key} (line {line})"),
+    };
+    Some((libpq.url.expose().to_owned(), form, note))
 }
 
 /// `DATABASE_URL`, `*_DATABASE_URL` (`TEST_DATABASE_URL`) and `DATABASE_*_URL`
@@ -88,6 +113,7 @@ pub fn find_targets(args: &DoctorArgs) -> CliResult<Vec<Target>> {
             key: None,
             note: None,
             driver_form: None,
+            forms_elsewhere: Vec::new(),
         }]);
     }
     let path = &args.env.env_file;
@@ -129,14 +155,14 @@ pub fn find_targets(args: &DoctorArgs) -> CliResult<Vec<Target>> {
                     } else {
                         bytes.as_deref().and_then(|b| loaders_disagree(b, &e.key))
                     };
-                    let form = driver_form(&e.key, &e.value);
+                    let form = driver_form(&e.key, &e.value, e.line);
                     let note = match (&form, note) {
                         (Some((_, _, form_note)), Some(note)) => Some(format!("{form_note}; {note}")),
                         (Some((_, _, form_note)), None) => Some(form_note.clone()),
                         (None, note) => note,
                     };
                     let (raw, driver_form) = match form {
-                        Some((libpq, driver, _)) => (libpq, Some((driver, e.value.clone()))),
+                        Some((libpq, form, _)) => (libpq, Some(form)),
                         None => (e.value.clone(), None),
                     };
                     Target {
@@ -146,11 +172,12 @@ pub fn find_targets(args: &DoctorArgs) -> CliResult<Vec<Target>> {
                         key: Some(e.key.clone()),
                         note,
                         driver_form,
+                        forms_elsewhere: Vec::new(),
                     }
                 })
                 .collect();
             if !targets.is_empty() {
-                return Ok(targets);
+                return Ok(with_forms_elsewhere(targets));
             }
         }
         Err(e) if path.exists() => return Err(e.into()),
@@ -164,6 +191,7 @@ pub fn find_targets(args: &DoctorArgs) -> CliResult<Vec<Target>> {
             key: Some("DATABASE_URL".into()),
             note: None,
             driver_form: None,
+            forms_elsewhere: Vec::new(),
         }]);
     }
     Err(CliError::usage(format!(
@@ -171,4 +199,17 @@ pub fn find_targets(args: &DoctorArgs) -> CliResult<Vec<Target>> {
         path.display()
     ))
     .with_hint("run `aksara dbsetup` to create the database and write DATABASE_URL, or pass --url"))
+}
+
+/// Tell each ordinary target which drivers have their own form under another key of the file.
+fn with_forms_elsewhere(mut targets: Vec<Target>) -> Vec<Target> {
+    let forms: Vec<(crate::drivers::Driver, String)> = targets
+        .iter()
+        .filter_map(|t| t.driver_form.as_ref())
+        .map(|f| (f.driver, f.place.clone()))
+        .collect();
+    for t in targets.iter_mut().filter(|t| t.driver_form.is_none()) {
+        t.forms_elsewhere = forms.clone();
+    }
+    targets
 }
