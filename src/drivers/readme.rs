@@ -72,7 +72,8 @@ fn driver_url_section() -> String {
          only. `aksara doctor` reads a key other than `DATABASE_URL` whose value is spelled for one \
          driver (`postgresql+asyncpg://`, `postgresql+psycopg://`, `uselibpqcompat`, `jdbc:`) as that \
          driver's form: it judges the value with that driver's reading only, and connects where it \
-         means. A key doctor would read as a replica's (`DATABASE_REPLICA_URL`, `*_READ*`, \
+         means; on `DATABASE_URL` that driver's line then names the form's key instead of \
+         failing (the app hands that driver the other key). A key doctor would read as a replica's (`DATABASE_REPLICA_URL`, `*_READ*`, \
          `*_STANDBY_*`) or that libpq reads (`PG*`) is refused. Where no URL makes a driver behave \
          as libpq does, the summary says so: with no `sslmode` in the URL, node-postgres connects \
          without the TLS that libpq's `prefer` uses.\n",
