@@ -453,4 +453,15 @@ pub struct DoctorArgs {
     /// Output format
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,
+
+    /// After the checks, apply the fixes aksara can make safely (file modes, .gitignore, the
+    /// URL for the driver, CREATE DATABASE, ALTER ROLE ... LOGIN, GRANT ..., starting the
+    /// server), each shown exactly and asked about first, then check again; exit 0 only when
+    /// the new check passes
+    #[arg(long)]
+    pub fix: bool,
+
+    /// With --fix: apply every fix without asking (for CI; without a terminal --fix needs it)
+    #[arg(long, requires = "fix")]
+    pub yes: bool,
 }

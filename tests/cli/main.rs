@@ -9,6 +9,7 @@ mod dbsetup;
 mod docs;
 mod doctor;
 mod drivers;
+mod fix;
 mod forward;
 mod foundation;
 mod hostile;

@@ -1,0 +1,254 @@
+//! What each fix did, said as it happens (text) or collected into one JSON document with both
+//! runs of the checks; and the verdict: a fix counts only when the second check no longer
+//! reports its code, so nothing is called fixed that was not checked again.
+
+use serde::Serialize;
+
+use super::Fix;
+use crate::code::Code;
+use crate::commands::doctor::report::{Report, Status};
+use crate::commands::doctor::targets::Target;
+use crate::ui::{Mark, Printer, shown};
+
+/// What one fix did.
+pub struct Outcome {
+    pub applied: bool,
+    pub result: String,
+    /// It should have changed something and could not: the run ends non-zero.
+    pub failed: bool,
+}
+
+impl Outcome {
+    pub fn done(result: String) -> Outcome {
+        Outcome {
+            applied: true,
+            result,
+            failed: false,
+        }
+    }
+
+    /// It could not be applied; `why` says what a person must do.
+    pub fn not_applied(why: String) -> Outcome {
+        Outcome {
+            applied: false,
+            result: why,
+            failed: true,
+        }
+    }
+
+    pub fn declined() -> Outcome {
+        Outcome {
+            applied: false,
+            result: "declined: nothing changed".into(),
+            failed: false,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Entry {
+    id: &'static str,
+    code: Code,
+    /// Where the URL came from, as the report's `source`.
+    target: String,
+    action: String,
+    /// As whom an admin fix logs in (`null` for the others).
+    #[serde(rename = "as")]
+    login: Option<String>,
+    applied: bool,
+    result: String,
+    #[serde(skip)]
+    failed: bool,
+    #[serde(skip)]
+    target_index: usize,
+}
+
+pub struct Outcomes<'p> {
+    printer: &'p Printer,
+    json: bool,
+    entries: Vec<Entry>,
+    login: Option<String>,
+}
+
+impl<'p> Outcomes<'p> {
+    pub fn new(printer: &'p Printer, json: bool) -> Outcomes<'p> {
+        Outcomes {
+            printer,
+            json,
+            entries: Vec::new(),
+            login: None,
+        }
+    }
+
+    /// The fix as it will run, before the question.
+    pub fn show(&mut self, fix: &Fix, target: &Target, login: Option<Result<&str, &str>>) {
+        self.login = match login {
+            Some(Ok(how)) => Some(how.to_string()),
+            _ => None,
+        };
+        if self.json {
+            return;
+        }
+        let p = self.printer;
+        p.result(&format!(
+            "{} {} [{}] for {}",
+            p.bold("Fix"),
+            fix.id.id(),
+            fix.code,
+            shown(&target.source)
+        ));
+        for line in fix.action.lines() {
+            p.result(&format!("    {}", shown(line)));
+        }
+        if let Some(Ok(how)) = login {
+            p.result(&format!("    {}", p.dim(&shown(how))));
+        }
+    }
+
+    pub fn record(&mut self, fix: &Fix, target: &Target, outcome: Outcome) {
+        if !self.json {
+            let p = self.printer;
+            let mark = match (outcome.applied, outcome.failed) {
+                (true, _) => Mark::Pass,
+                (false, true) => Mark::Fail,
+                (false, false) => Mark::Skip,
+            };
+            p.result(&format!(
+                "{} {}: {}",
+                p.mark(mark),
+                fix.id.id(),
+                shown(&outcome.result)
+            ));
+        }
+        self.entries.push(Entry {
+            id: fix.id.id(),
+            code: fix.code,
+            target: target.source.clone(),
+            action: fix.action.clone(),
+            login: self.login.take(),
+            applied: outcome.applied,
+            result: outcome.result,
+            failed: outcome.failed,
+            target_index: fix.target,
+        });
+    }
+
+    /// No fix applies: say which results need a person.
+    pub fn nothing_to_fix(&mut self, before: &[Report]) {
+        if self.json {
+            return;
+        }
+        let codes: Vec<String> = before
+            .iter()
+            .flat_map(problems)
+            .map(|c| c.to_string())
+            .collect();
+        if codes.is_empty() {
+            self.printer.result("Nothing to fix.");
+        } else {
+            self.printer.result(&format!(
+                "Nothing aksara can fix safely: {} need a person (see the hints above).",
+                codes.join(", ")
+            ));
+        }
+    }
+
+    /// Whether the run succeeded: the second check passes, and every applied fix's code is
+    /// gone from it (an applied fix whose code is still reported is called so, and fails).
+    pub fn judge(&mut self, _fixes: &[Fix], after: &[Report]) -> bool {
+        for entry in &mut self.entries {
+            let still = after
+                .get(entry.target_index)
+                .is_some_and(|r| problems(r).contains(&entry.code));
+            if entry.applied && still {
+                entry.failed = true;
+                entry.result.push_str(&format!(
+                    "; but the check run again still reports {}",
+                    entry.code
+                ));
+            }
+        }
+        after.iter().all(|r| r.ok) && !self.entries.iter().any(|e| e.failed)
+    }
+
+    /// What changed between the two runs (text), or the one document (JSON).
+    pub fn finish(&self, before: &[Report], after: Option<&[Report]>) {
+        if self.json {
+            let json = serde_json::json!({
+                "ok": after.unwrap_or(before).iter().all(|r| r.ok) && !self.entries.iter().any(|e| e.failed),
+                "before": document(before),
+                "fixes": self.entries,
+                "recheck": after.map(document),
+            });
+            let text = serde_json::to_string_pretty(&json).expect("the fix report serialises");
+            self.printer.result(&text);
+            return;
+        }
+        let Some(after) = after else {
+            return;
+        };
+        let p = self.printer;
+        for entry in self.entries.iter().filter(|e| e.failed && !e.applied) {
+            p.result(&format!(
+                "{} not fixed: {} ({})",
+                p.mark(Mark::Fail),
+                entry.id,
+                shown(&entry.result)
+            ));
+        }
+        for (b, a) in before.iter().zip(after) {
+            let (was, now) = (problems(b), problems(a));
+            let fixed: Vec<String> = was
+                .iter()
+                .filter(|c| !now.contains(c))
+                .map(|c| c.to_string())
+                .collect();
+            let still: Vec<String> = now
+                .iter()
+                .filter(|c| was.contains(c))
+                .map(|c| c.to_string())
+                .collect();
+            let new: Vec<String> = now
+                .iter()
+                .filter(|c| !was.contains(c))
+                .map(|c| c.to_string())
+                .collect();
+            let mut parts = Vec::new();
+            for (label, codes) in [
+                ("fixed", fixed),
+                ("still reported", still),
+                ("newly reported", new),
+            ] {
+                if !codes.is_empty() {
+                    parts.push(format!("{label}: {}", codes.join(", ")));
+                }
+            }
+            if parts.is_empty() {
+                parts.push("no change".into());
+            }
+            p.result(&format!(
+                "What changed for {}: {}",
+                shown(&b.source),
+                parts.join("; ")
+            ));
+        }
+    }
+}
+
+/// The codes a report fails or warns with.
+fn problems(report: &Report) -> Vec<Code> {
+    report
+        .checks
+        .iter()
+        .filter(|c| matches!(c.status, Status::Fail | Status::Warn))
+        .filter_map(|c| c.code)
+        .collect()
+}
+
+/// One report, or `{"ok", "targets"}` for several, as the doctor's JSON prints them.
+fn document(reports: &[Report]) -> serde_json::Value {
+    match reports {
+        [only] => serde_json::to_value(only).expect("the report serialises"),
+        _ => serde_json::json!({ "ok": reports.iter().all(|r| r.ok), "targets": reports }),
+    }
+}

@@ -1,0 +1,364 @@
+//! `aksara doctor --fix`: each fix against a real server in the broken state, then the SQL or
+//! file change read back from the server or the disk, and a plain `aksara doctor` that passes;
+//! the questions through the scripted prompter (declining changes nothing); a fix the admin
+//! lacks the right for ends non-zero with the server's reason. The SQL fixes share one
+//! cluster, each with names of its own.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::support::{self, Cluster, Ran, Shared, Test};
+use crate::{aksara, run};
+
+/// An application role with a password, on the shared SCRAM cluster.
+fn app_role(cluster: &Cluster, prefix: &str, attributes: &str) -> (String, String) {
+    let role = support::unique_name(prefix);
+    let password = format!("pw-{role}");
+    cluster.psql(
+        "postgres",
+        &format!("CREATE ROLE {role} {attributes} PASSWORD '{password}'"),
+    );
+    (role, password)
+}
+
+/// `aksara doctor --fix --yes` (plus `extra`) on a project whose .env holds `url`, with the
+/// cluster's superuser as the admin (PGUSER/PGPASSWORD, as a CI job would give it).
+fn fix(cluster: &Cluster, url: &str, extra: &[&str]) -> Ran {
+    Test::new()
+        .cluster(cluster)
+        .file(".env", &format!("DATABASE_URL={url}\n"))
+        .args(["doctor", "--fix", "--yes"])
+        .args(extra.iter().copied())
+        .run()
+}
+
+/// A plain `aksara doctor` in the same project, no admin anywhere: it must pass.
+fn assert_doctor_passes(dir: &Path) {
+    let out = run(aksara(dir).args(["doctor"]));
+    assert_eq!(out.code, 0, "the plain doctor after the fix: {out:?}");
+}
+
+fn json_fix(ran: &Ran) -> Value {
+    serde_json::from_str(&ran.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {ran:?}"))
+}
+
+#[test]
+fn create_database_owned_by_the_urls_user() {
+    let cluster = support::shared(Shared::Scram);
+    let (role, pw) = app_role(cluster, "fixcreate", "LOGIN");
+    let db = support::unique_name("fixcreated");
+    let ran = fix(cluster, &cluster.url(&role, Some(&pw), &db), &[]);
+    assert_eq!(ran.code, 0, "{ran:?}");
+    assert!(
+        ran.stdout
+            .contains(&format!("CREATE DATABASE \"{db}\" OWNER \"{role}\";")),
+        "{ran:?}"
+    );
+    assert!(ran.stdout.contains("as \"postgres\" at "), "{ran:?}");
+    let owner = cluster.psql(
+        "postgres",
+        &format!("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = '{db}'"),
+    );
+    assert_eq!(owner, role);
+    assert_doctor_passes(ran.dir.path());
+}
+
+#[test]
+fn the_role_login_connect_and_allow_connections_fixes() {
+    let cluster = support::shared(Shared::Scram);
+    // NOLOGIN.
+    let (role, pw) = app_role(cluster, "fixnologin", "NOLOGIN");
+    let db = support::unique_name("fixnologin_db");
+    cluster.psql("postgres", &format!("CREATE DATABASE {db} OWNER {role}"));
+    let ran = fix(cluster, &cluster.url(&role, Some(&pw), &db), &[]);
+    assert_eq!(ran.code, 0, "{ran:?}");
+    assert!(
+        ran.stdout
+            .contains(&format!("ALTER ROLE \"{role}\" LOGIN;")),
+        "{ran:?}"
+    );
+    let login = cluster.psql(
+        "postgres",
+        &format!("SELECT rolcanlogin FROM pg_roles WHERE rolname = '{role}'"),
+    );
+    assert_eq!(login, "t");
+    assert_doctor_passes(ran.dir.path());
+
+    // No CONNECT on a database someone else owns.
+    let (role, pw) = app_role(cluster, "fixconnect", "LOGIN");
+    let db = support::unique_name("fixconnect_db");
+    cluster.psql("postgres", &format!("CREATE DATABASE {db}"));
+    cluster.psql(
+        "postgres",
+        &format!(
+            "REVOKE CONNECT ON DATABASE {db} FROM PUBLIC; GRANT CREATE ON DATABASE {db} TO {role}"
+        ),
+    );
+    cluster.psql(
+        &db,
+        &format!("GRANT USAGE, CREATE ON SCHEMA public TO {role}"),
+    );
+    let ran = fix(cluster, &cluster.url(&role, Some(&pw), &db), &[]);
+    assert_eq!(ran.code, 0, "{ran:?}");
+    let granted = cluster.psql(
+        "postgres",
+        &format!("SELECT has_database_privilege('{role}', '{db}', 'CONNECT')"),
+    );
+    assert_eq!(granted, "t");
+    assert_doctor_passes(ran.dir.path());
+
+    // ALLOW_CONNECTIONS false.
+    let (role, pw) = app_role(cluster, "fixallow", "LOGIN");
+    let db = support::unique_name("fixallow_db");
+    cluster.psql("postgres", &format!("CREATE DATABASE {db} OWNER {role}"));
+    cluster.psql(
+        "postgres",
+        &format!("ALTER DATABASE {db} ALLOW_CONNECTIONS false"),
+    );
+    let ran = fix(
+        cluster,
+        &cluster.url(&role, Some(&pw), &db),
+        &["--format", "json"],
+    );
+    assert_eq!(ran.code, 0, "{ran:?}");
+    let report = json_fix(&ran);
+    let fixes = report["fixes"].as_array().unwrap();
+    let allow = fixes
+        .iter()
+        .find(|f| f["id"] == "allow-connections")
+        .expect("the fix");
+    assert_eq!(allow["applied"], true, "{report:#}");
+    assert_eq!(
+        allow["action"],
+        format!("ALTER DATABASE \"{db}\" ALLOW_CONNECTIONS true;")
+    );
+    assert!(
+        allow["as"].as_str().unwrap().contains("\"postgres\""),
+        "{report:#}"
+    );
+    assert_eq!(report["recheck"]["ok"], true, "{report:#}");
+    assert_eq!(report["before"]["ok"], false, "{report:#}");
+    assert_eq!(report["ok"], true);
+    let allowed = cluster.psql(
+        "postgres",
+        &format!("SELECT datallowconn FROM pg_database WHERE datname = '{db}'"),
+    );
+    assert_eq!(allowed, "t");
+    assert_doctor_passes(ran.dir.path());
+}
+
+#[test]
+fn the_connection_limit_and_public_schema_fixes() {
+    let cluster = support::shared(Shared::Scram);
+    // A role limit of 0 lets nobody in: raised to the pools' size plus headroom.
+    let (role, pw) = app_role(cluster, "fixlimit", "LOGIN CONNECTION LIMIT 0");
+    let db = support::unique_name("fixlimit_db");
+    cluster.psql("postgres", &format!("CREATE DATABASE {db} OWNER {role}"));
+    let ran = fix(
+        cluster,
+        &cluster.url(&role, Some(&pw), &db),
+        &["--pool-max", "4", "--instances", "2"],
+    );
+    assert_eq!(ran.code, 0, "{ran:?}");
+    assert!(
+        ran.stdout
+            .contains(&format!("ALTER ROLE \"{role}\" CONNECTION LIMIT 13;")),
+        "{ran:?}"
+    );
+    let limit = cluster.psql(
+        "postgres",
+        &format!("SELECT rolconnlimit FROM pg_roles WHERE rolname = '{role}'"),
+    );
+    assert_eq!(limit, "13");
+    assert_doctor_passes(ran.dir.path());
+
+    // PG15: CONNECT but no CREATE on schema public of a database the role does not own.
+    let (role, pw) = app_role(cluster, "fixschema", "LOGIN");
+    let db = support::unique_name("fixschema_db");
+    cluster.psql("postgres", &format!("CREATE DATABASE {db}"));
+    cluster.psql(&db, "REVOKE CREATE ON SCHEMA public FROM PUBLIC");
+    let ran = fix(cluster, &cluster.url(&role, Some(&pw), &db), &[]);
+    assert_eq!(ran.code, 0, "{ran:?}");
+    let can = cluster.psql(
+        &db,
+        &format!("SELECT has_schema_privilege('{role}', 'public', 'CREATE')"),
+    );
+    assert_eq!(can, "t");
+    let out = run(aksara(ran.dir.path()).args(["doctor", "--format", "json"]));
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(!out.stdout.contains("cannot-create-tables"), "{out:?}");
+}
+
+#[test]
+fn file_fixes_mode_gitignore_and_the_url_for_asyncpg() {
+    let cluster = support::shared(Shared::Scram);
+    let (role, pw) = app_role(cluster, "fixurl", "LOGIN");
+    let db = support::unique_name("fixurl_db");
+    cluster.psql("postgres", &format!("CREATE DATABASE {db} OWNER {role}"));
+    // SQLAlchemy's scheme, which asyncpg (the framework's driver) refuses.
+    let url =
+        cluster
+            .url(&role, Some(&pw), &db)
+            .replacen("postgresql://", "postgresql+asyncpg://", 1);
+    let test = Test::new()
+        .file(
+            ".env",
+            &format!("# the app's database\nDATABASE_URL={url}\nOTHER=1\n"),
+        )
+        .file("requirements.txt", "asyncpg\n");
+    let git = std::process::Command::new("git")
+        .args(["init", "-q"])
+        .current_dir(test.path())
+        .status()
+        .expect("run git");
+    assert!(git.success());
+    let env_file = test.path().join(".env");
+    std::fs::set_permissions(&env_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let ran = test.args(["doctor", "--fix", "--yes"]).run();
+    assert_eq!(ran.code, 0, "{ran:?}");
+    assert!(!ran.all_output().contains(&pw), "{ran:?}");
+    assert!(
+        ran.stdout.contains("- DATABASE_URL=postgresql+asyncpg://"),
+        "{ran:?}"
+    );
+    let dir = ran.dir.path();
+    // The file checks run once the URL parses: the second run fixes the mode and .gitignore.
+    let again = run(aksara(dir).args(["doctor", "--fix", "--yes"]));
+    assert_eq!(again.code, 0, "{again:?}");
+    let mode = std::fs::metadata(dir.join(".env"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let ignore = std::fs::read_to_string(dir.join(".gitignore")).unwrap();
+    assert!(ignore.lines().any(|l| l == "/.env"), "{ignore}");
+    let env = std::fs::read_to_string(dir.join(".env")).unwrap();
+    let lines: Vec<&str> = env.lines().collect();
+    assert_eq!(lines[0], "# the app's database");
+    assert!(
+        lines[1].starts_with("# aksara doctor --fix replaced: DATABASE_URL=postgresql+asyncpg://"),
+        "{env}"
+    );
+    assert!(
+        !lines[1].contains(&pw),
+        "the old password is kept in clear: {env}"
+    );
+    assert_eq!(
+        lines[2],
+        format!("DATABASE_URL={}", cluster.url(&role, Some(&pw), &db))
+    );
+    assert_eq!(lines[3], "OTHER=1");
+    assert_doctor_passes(dir);
+}
+
+#[test]
+fn the_prompter_asks_per_fix_and_declining_changes_nothing() {
+    let cluster = support::shared(Shared::Scram);
+    let (role, pw) = app_role(cluster, "fixask", "LOGIN");
+    let db = support::unique_name("fixask_db");
+    let url = cluster.url(&role, Some(&pw), &db);
+    let exists = |db: &str| {
+        cluster.psql(
+            "postgres",
+            &format!("SELECT count(*) FROM pg_database WHERE datname = '{db}'"),
+        )
+    };
+    let declined = Test::new()
+        .cluster(cluster)
+        .file(".env", &format!("DATABASE_URL={url}\n"))
+        .answers(&[("?Apply env-mode", "n"), ("Apply create-database", "n")])
+        .args(["doctor", "--fix"])
+        .run();
+    assert_eq!(declined.code, 1, "{declined:?}");
+    assert!(
+        declined.stdout.contains("declined: nothing changed"),
+        "{declined:?}"
+    );
+    assert_eq!(exists(&db), "0");
+
+    let accepted = Test::new()
+        .cluster(cluster)
+        .file(".env", &format!("DATABASE_URL={url}\n"))
+        .answers(&[("?Apply env-mode", "y"), ("Apply create-database", "y")])
+        .args(["doctor", "--fix"])
+        .run();
+    assert_eq!(accepted.code, 0, "{accepted:?}");
+    assert!(
+        accepted.stderr.contains("Apply create-database"),
+        "{accepted:?}"
+    );
+    assert_eq!(exists(&db), "1");
+    assert_doctor_passes(accepted.dir.path());
+}
+
+#[test]
+fn fix_without_a_terminal_needs_yes_and_changes_nothing() {
+    let dir = crate::project();
+    std::fs::write(
+        dir.path().join(".env"),
+        "DATABASE_URL=postgresql://a@127.0.0.1:1/a\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        dir.path().join(".env"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let out = run(aksara(dir.path()).args(["doctor", "--fix"]));
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("--yes"), "{out:?}");
+    let mode = std::fs::metadata(dir.path().join(".env"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o644, "changed before refusing");
+    let out = run(aksara(dir.path()).args(["doctor", "--yes"]));
+    assert_eq!(out.code, 2, "--yes without --fix: {out:?}");
+}
+
+#[test]
+fn an_admin_without_createdb_ends_non_zero_with_the_servers_reason() {
+    let cluster = support::shared(Shared::Scram);
+    let (admin, admin_pw) = app_role(cluster, "fixweak", "LOGIN");
+    let (role, pw) = app_role(cluster, "fixwanting", "LOGIN");
+    let db = support::unique_name("fixwanting_db");
+    let ran = Test::new()
+        .cluster(cluster)
+        .env("PGUSER", &admin)
+        .env("PGPASSWORD", &admin_pw)
+        .file(
+            ".env",
+            &format!("DATABASE_URL={}\n", cluster.url(&role, Some(&pw), &db)),
+        )
+        .args(["doctor", "--fix", "--yes", "--format", "json"])
+        .run();
+    assert_eq!(ran.code, 1, "{ran:?}");
+    let report = json_fix(&ran);
+    let create = report["fixes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == "create-database")
+        .expect("the fix")
+        .clone();
+    assert_eq!(create["applied"], false, "{report:#}");
+    let result = create["result"].as_str().unwrap();
+    assert!(
+        result.contains("permission denied to create database"),
+        "{result}"
+    );
+    assert!(
+        result.contains("42501") && result.contains("as a superuser"),
+        "{result}"
+    );
+    assert_eq!(report["ok"], false);
+    assert_eq!(report["recheck"]["ok"], false);
+    assert!(!ran.all_output().contains(&admin_pw) && !ran.all_output().contains(&pw));
+    let count = cluster.psql(
+        "postgres",
+        &format!("SELECT count(*) FROM pg_database WHERE datname = '{db}'"),
+    );
+    assert_eq!(count, "0");
+}
