@@ -65,7 +65,7 @@ pub async fn root_peer(
     Some(AdminSession {
         connected,
         cfg,
-        how: "through the postgres OS user (no password needed)".into(),
+        how: "through the postgres OS user, no password needed".into(),
     })
 }
 

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::support::{self, Cluster, Ran, Shared, Test};
+use crate::support::{self, Cluster, ClusterConfig, DistCluster, Ran, Shared, Test};
 use crate::{aksara, run};
 
 /// An application role with a password, on the shared SCRAM cluster.
@@ -172,6 +172,26 @@ fn the_connection_limit_and_public_schema_fixes() {
         &format!("SELECT rolconnlimit FROM pg_roles WHERE rolname = '{role}'"),
     );
     assert_eq!(limit, "13");
+    assert_doctor_passes(ran.dir.path());
+
+    // The database's own limit, the same rule.
+    let (role, pw) = app_role(cluster, "fixdblimit", "LOGIN");
+    let db = support::unique_name("fixdblimit_db");
+    cluster.psql(
+        "postgres",
+        &format!("CREATE DATABASE {db} OWNER {role} CONNECTION LIMIT 0"),
+    );
+    let ran = fix(
+        cluster,
+        &cluster.url(&role, Some(&pw), &db),
+        &["--pool-max", "10"],
+    );
+    assert_eq!(ran.code, 0, "{ran:?}");
+    let limit = cluster.psql(
+        "postgres",
+        &format!("SELECT datconnlimit FROM pg_database WHERE datname = '{db}'"),
+    );
+    assert_eq!(limit, "15");
     assert_doctor_passes(ran.dir.path());
 
     // PG15: CONNECT but no CREATE on schema public of a database the role does not own.
@@ -361,4 +381,127 @@ fn an_admin_without_createdb_ends_non_zero_with_the_servers_reason() {
         &format!("SELECT count(*) FROM pg_database WHERE datname = '{db}'"),
     );
     assert_eq!(count, "0");
+}
+
+#[test]
+fn sslmode_require_where_the_server_only_lets_tls_in() {
+    let cluster = Cluster::start(ClusterConfig {
+        ssl: true,
+        hba: Some(vec![
+            "local all all scram-sha-256".into(),
+            "hostssl all all 127.0.0.1/32 scram-sha-256".into(),
+        ]),
+        ..ClusterConfig::default()
+    });
+    let url = format!("{}?sslmode=disable", cluster.admin_url());
+    let ran = fix(&cluster, &url, &[]);
+    assert_eq!(ran.code, 0, "{ran:?}");
+    let env = std::fs::read_to_string(ran.dir.path().join(".env")).unwrap();
+    let value = env
+        .lines()
+        .find_map(|l| l.strip_prefix("DATABASE_URL="))
+        .expect("the key");
+    assert!(value.contains("sslmode=require"), "{env}");
+    assert!(
+        !env.contains("sslmode=disable")
+            || env.contains("# aksara doctor --fix replaced: DATABASE_URL=")
+    );
+    assert_doctor_passes(ran.dir.path());
+}
+
+/// The distribution's cluster, down: `--fix` starts it with its own command; the next run
+/// creates the missing database as root's peer login (`postgres` through the postgres OS
+/// user: no password anywhere).
+#[test]
+fn start_the_stopped_installed_cluster_then_create_the_database_as_roots_peer_login() {
+    let dist = DistCluster::create();
+    dist.start();
+    let role = support::unique_name("fixdist");
+    dist.psql(&format!("CREATE ROLE {role} LOGIN PASSWORD 'pw-{role}'"));
+    dist.stop();
+    let db = support::unique_name("fixdist_db");
+    let url = format!("postgresql://{role}:pw-{role}@127.0.0.1:{}/{db}", dist.port);
+    let ran = Test::new()
+        .file(".env", &format!("DATABASE_URL={url}\n"))
+        .args(["doctor", "--fix", "--yes"])
+        .run();
+    assert!(ran.stdout.contains("pg_ctlcluster"), "{ran:?}");
+    assert!(ran.stdout.contains("[ok] start-server"), "{ran:?}");
+    // Started; the check again finds what the stopped server hid, and says so.
+    assert!(
+        ran.stdout.contains("newly reported: database-missing"),
+        "{ran:?}"
+    );
+    assert_eq!(ran.code, 1, "{ran:?}");
+    let again = run(aksara(ran.dir.path()).args(["doctor", "--fix", "--yes"]));
+    assert_eq!(again.code, 0, "{again:?}");
+    assert!(
+        again
+            .stdout
+            .contains("as \"postgres\" at /var/run/postgresql"),
+        "{again:?}"
+    );
+    assert!(
+        again.stdout.contains("through the postgres OS user"),
+        "{again:?}"
+    );
+    assert_eq!(
+        dist.psql(&format!(
+            "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = '{db}'"
+        )),
+        role
+    );
+    assert_doctor_passes(ran.dir.path());
+}
+
+/// No admin login (no PG*, no ~/.pgpass, no peer): the SQL fix is named with what a person
+/// must do, and a wrong password is left to a person; neither is ever called fixed.
+#[test]
+fn without_an_admin_login_or_a_safe_fix_a_person_is_told_what_to_do() {
+    let cluster = support::shared(Shared::Scram);
+    let (role, pw) = app_role(cluster, "fixnoadmin", "LOGIN");
+    let db = support::unique_name("fixnoadmin_db");
+    let ran = Test::new()
+        .file(
+            ".env",
+            &format!("DATABASE_URL={}\n", cluster.url(&role, Some(&pw), &db)),
+        )
+        .args(["doctor", "--fix", "--yes"])
+        .run();
+    assert_eq!(ran.code, 1, "{ran:?}");
+    assert!(
+        ran.stdout
+            .contains("[xx] create-database: no admin login works"),
+        "{ran:?}"
+    );
+    assert!(ran.stdout.contains("set PGUSER and PGPASSWORD"), "{ran:?}");
+    assert!(
+        ran.stdout.contains(&format!(
+            "(the fix: `CREATE DATABASE \"{db}\" OWNER \"{role}\";`)"
+        )),
+        "{ran:?}"
+    );
+    assert!(!ran.stdout.contains("[ok] create-database"), "{ran:?}");
+
+    let wrong = Test::new()
+        .cluster(cluster)
+        .file(
+            ".env",
+            &format!(
+                "DATABASE_URL={}\n",
+                cluster.url(&role, Some("not-it"), "postgres")
+            ),
+        )
+        .args(["doctor", "--fix", "--yes", "--format", "json"])
+        .run();
+    assert_eq!(wrong.code, 1, "{wrong:?}");
+    let report = json_fix(&wrong);
+    assert_eq!(report["ok"], false);
+    let unfixed = report["unfixed"].as_array().unwrap();
+    assert!(
+        unfixed.iter().any(|u| u["code"] == "auth-failed"
+            && u["why"].as_str().unwrap().contains("changes no password")),
+        "{report:#}"
+    );
+    assert!(!wrong.all_output().contains(&cluster.password), "{wrong:?}");
 }

@@ -122,8 +122,9 @@ pub async fn run(
     let json = args.format == OutputFormat::Json;
     let fixes = plan(args, targets, &before, env);
     let mut outcomes = outcome::Outcomes::new(printer, json);
+    outcomes.needs_a_person(&before, &fixes);
     if fixes.is_empty() {
-        outcomes.nothing_to_fix(&before);
+        outcomes.nothing_to_fix();
         let ok = before.iter().all(|r| r.ok);
         outcomes.finish(&before, None);
         return Ok(if ok { Exit::Success } else { Exit::Failure });
@@ -160,8 +161,10 @@ pub async fn run(
         outcomes.record(fix, &targets[fix.target], outcome);
     }
     logins.close().await;
-    let after = recheck(args, targets, env, printer, json).await;
+    let (fresh, after) = recheck(args, targets, env, printer, json).await;
     let ok = outcomes.judge(&fixes, &after);
+    let again = plan(args, fresh.as_deref().unwrap_or(targets), &after, env);
+    outcomes.again(&again);
     outcomes.finish(&before, Some(&after));
     Ok(if ok { Exit::Success } else { Exit::Failure })
 }
@@ -224,7 +227,7 @@ async fn recheck(
     env: &ProcessEnvironment,
     printer: &Printer,
     json: bool,
-) -> Vec<Report> {
+) -> (Option<Vec<Target>>, Vec<Report>) {
     if !json {
         printer.result(&printer.bold("Checking again after the fixes"));
     }
@@ -239,14 +242,11 @@ async fn recheck(
         &mut text
     };
     // Read again: a fix may have rewritten the .env the URLs came from.
-    let fresh = super::targets::find_targets(args);
-    let targets = match &fresh {
-        Ok(fresh) => fresh.as_slice(),
-        Err(_) => targets,
-    };
+    let fresh = super::targets::find_targets(args).ok();
+    let targets = fresh.as_deref().unwrap_or(targets);
     let mut after = Vec::new();
     for target in targets {
         after.push(checks::check_target(target, args, env, reporter).await);
     }
-    after
+    (fresh, after)
 }

@@ -63,11 +63,22 @@ struct Entry {
     target_index: usize,
 }
 
+/// A failure or warning no fix applies to, and why a person has to act.
+#[derive(Serialize)]
+struct Unfixed {
+    target: String,
+    code: Code,
+    why: &'static str,
+}
+
 pub struct Outcomes<'p> {
     printer: &'p Printer,
     json: bool,
     entries: Vec<Entry>,
     login: Option<String>,
+    unfixed: Vec<Unfixed>,
+    /// Fixes the second check calls for: another `--fix` run applies them.
+    again: Vec<&'static str>,
 }
 
 impl<'p> Outcomes<'p> {
@@ -77,6 +88,8 @@ impl<'p> Outcomes<'p> {
             json,
             entries: Vec::new(),
             login: None,
+            unfixed: Vec::new(),
+            again: Vec::new(),
         }
     }
 
@@ -133,24 +146,56 @@ impl<'p> Outcomes<'p> {
         });
     }
 
-    /// No fix applies: say which results need a person.
-    pub fn nothing_to_fix(&mut self, before: &[Report]) {
+    /// The results no planned fix is for, each with why a person must act (the check's
+    /// hint above says how).
+    pub fn needs_a_person(&mut self, before: &[Report], fixes: &[Fix]) {
+        for (index, report) in before.iter().enumerate() {
+            for code in problems(report) {
+                let planned = |f: &&Fix| {
+                    f.target == index
+                        && (f.code == code
+                            // The driver's URL rewrite is also what makes it parse.
+                            || (code == Code::InvalidUrl && f.id == super::FixId::RewriteUrl))
+                };
+                if fixes.iter().any(|f| planned(&f)) {
+                    continue;
+                }
+                let why = why_not(code);
+                if !self.json {
+                    let p = self.printer;
+                    p.result(&format!("{} no fix for {code}: {why}", p.mark(Mark::Skip)));
+                }
+                self.unfixed.push(Unfixed {
+                    target: report.source.clone(),
+                    code,
+                    why,
+                });
+            }
+        }
+    }
+
+    /// What another `--fix` run would apply, after what the second check found.
+    pub fn again(&mut self, fixes: &[Fix]) {
+        self.again = fixes.iter().map(|f| f.id.id()).collect();
+        self.again.dedup();
+        if !self.json && !self.again.is_empty() {
+            self.printer.result(&format!(
+                "The check again calls for more: `aksara doctor --fix` again applies {}",
+                self.again.join(", ")
+            ));
+        }
+    }
+
+    /// No fix applies.
+    pub fn nothing_to_fix(&mut self) {
         if self.json {
             return;
         }
-        let codes: Vec<String> = before
-            .iter()
-            .flat_map(problems)
-            .map(|c| c.to_string())
-            .collect();
-        if codes.is_empty() {
-            self.printer.result("Nothing to fix.");
+        self.printer.result(if self.unfixed.is_empty() {
+            "Nothing to fix."
         } else {
-            self.printer.result(&format!(
-                "Nothing aksara can fix safely: {} need a person (see the hints above).",
-                codes.join(", ")
-            ));
-        }
+            "Nothing aksara can fix safely: the results above need a person."
+        });
     }
 
     /// Whether the run succeeded: the second check passes, and every applied fix's code is
@@ -178,7 +223,9 @@ impl<'p> Outcomes<'p> {
                 "ok": after.unwrap_or(before).iter().all(|r| r.ok) && !self.entries.iter().any(|e| e.failed),
                 "before": document(before),
                 "fixes": self.entries,
+                "unfixed": self.unfixed,
                 "recheck": after.map(document),
+                "again": self.again,
             });
             let text = serde_json::to_string_pretty(&json).expect("the fix report serialises");
             self.printer.result(&text);
@@ -232,6 +279,25 @@ impl<'p> Outcomes<'p> {
                 parts.join("; ")
             ));
         }
+    }
+}
+
+/// Why `--fix` leaves a result to a person.
+fn why_not(code: Code) -> &'static str {
+    match code {
+        Code::NoHbaEntry | Code::HbaReject => {
+            "aksara does not edit pg_hba.conf: whoever runs the server edits it and reloads (for a remote or managed server, its administrator or the provider's console)"
+        }
+        Code::AuthFailed | Code::PasswordRequired => {
+            "--fix changes no password: put the right one in the URL, or run `aksara dbsetup` to set a new one"
+        }
+        Code::RoleMissing => {
+            "creating a role means choosing its password, which --fix never does: `aksara dbsetup` creates it"
+        }
+        Code::InvalidUrl => {
+            "the URL does not parse: fix it as the hint says (a driver's rewritten URL, when shown, is applied by its own fix)"
+        }
+        _ => "no fix applies here: the hint above says what to do",
     }
 }
 
