@@ -505,3 +505,69 @@ fn without_an_admin_login_or_a_safe_fix_a_person_is_told_what_to_do() {
     );
     assert!(!wrong.all_output().contains(&cluster.password), "{wrong:?}");
 }
+
+/// Stops the project's server when the test ends, passing or not.
+struct StopProjectServer<'a>(&'a Path);
+
+impl Drop for StopProjectServer<'_> {
+    fn drop(&mut self) {
+        let _ = run(aksara(self.0).args(["dbserver", "stop"]));
+    }
+}
+
+/// This project's own server, stopped: `--fix` starts it (`aksara dbserver start`); then a
+/// NOLOGIN app role is fixed as its superuser, with the password from its own file.
+#[test]
+fn start_the_projects_server_then_fix_as_its_superuser() {
+    let dir = crate::project();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let _stop = StopProjectServer(dir.path());
+    let port = support::free_port().to_string();
+    let setup = run(aksara(dir.path()).args([
+        "dbsetup",
+        "--non-interactive",
+        "--start-server",
+        "local",
+        "--server-port",
+        &port,
+        "--db-name",
+        "fixproj",
+    ]));
+    assert_eq!(setup.code, 0, "{setup:?}");
+    let stop = run(aksara(dir.path()).args(["dbserver", "stop"]));
+    assert_eq!(stop.code, 0, "{stop:?}");
+
+    let started = run(aksara(dir.path()).args(["doctor", "--fix", "--yes"]));
+    assert_eq!(started.code, 0, "{started:?}");
+    assert!(
+        started.stdout.contains("aksara dbserver start"),
+        "{started:?}"
+    );
+    assert!(started.stdout.contains("[ok] start-server"), "{started:?}");
+
+    let password = std::fs::read_to_string(dir.path().join(".aksara/postgres-password")).unwrap();
+    let admin = format!(
+        "postgresql://postgres:{}@127.0.0.1:{port}/postgres",
+        password.trim()
+    );
+    crate::psql_url(&admin, "ALTER ROLE fixproj NOLOGIN").unwrap();
+    let fixed = run(aksara(dir.path()).args(["doctor", "--fix", "--yes"]));
+    assert_eq!(fixed.code, 0, "{fixed:?}");
+    assert!(
+        fixed.stdout.contains("as \"postgres\" at 127.0.0.1:")
+            && fixed
+                .stdout
+                .contains("(password from .aksara/postgres-password)"),
+        "{fixed:?}"
+    );
+    assert!(!fixed.all().contains(password.trim()), "{fixed:?}");
+    assert_eq!(
+        crate::psql_url(
+            &admin,
+            "SELECT rolcanlogin FROM pg_roles WHERE rolname = 'fixproj'"
+        )
+        .unwrap(),
+        "t"
+    );
+    assert_doctor_passes(dir.path());
+}
