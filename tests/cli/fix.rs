@@ -571,3 +571,60 @@ fn start_the_projects_server_then_fix_as_its_superuser() {
     );
     assert_doctor_passes(dir.path());
 }
+
+/// No login works without typing: on a terminal (here the prompt script) the admin's name
+/// and password are asked, and the plan says it was typed.
+#[test]
+fn the_admin_password_can_be_typed_at_the_prompt() {
+    let cluster = support::shared(Shared::Scram);
+    let (role, pw) = app_role(cluster, "fixtyped", "LOGIN");
+    let db = support::unique_name("fixtyped_db");
+    let ran = Test::new()
+        .file(
+            ".env",
+            &format!("DATABASE_URL={}\n", cluster.url(&role, Some(&pw), &db)),
+        )
+        .answers(&[
+            ("?Apply env-mode", "n"),
+            ("Admin user for the fixes", "postgres"),
+            ("Password for \"postgres\"", &cluster.password),
+            ("Apply create-database", "y"),
+        ])
+        .args(["doctor", "--fix"])
+        .run();
+    assert_eq!(ran.code, 0, "{ran:?}");
+    assert!(ran.stdout.contains("(password typed)"), "{ran:?}");
+    assert!(!ran.all_output().contains(&cluster.password), "{ran:?}");
+    assert_doctor_passes(ran.dir.path());
+}
+
+/// A password with `#` works for libpq but cuts asyncpg's URL short (Python's urlsplit): the
+/// rewrite percent-encodes it, and the comment keeps the URL without it.
+#[test]
+fn a_password_asyncpg_misreads_is_percent_encoded() {
+    let cluster = support::shared(Shared::Scram);
+    let role = support::unique_name("fixhash");
+    let password = "p#ss-fixhash";
+    cluster.psql(
+        "postgres",
+        &format!(
+            "CREATE ROLE {role} LOGIN PASSWORD '{password}'; CREATE DATABASE {role} OWNER {role}"
+        ),
+    );
+    let url = format!(
+        "postgresql://{role}:{password}@127.0.0.1:{}/{role}",
+        cluster.port
+    );
+    let ran = fix(cluster, &url, &[]);
+    assert_eq!(ran.code, 0, "{ran:?}");
+    let env = std::fs::read_to_string(ran.dir.path().join(".env")).unwrap();
+    assert!(
+        env.contains(&format!(
+            "DATABASE_URL=postgresql://{role}:p%23ss-fixhash@127.0.0.1:"
+        )),
+        "{env}"
+    );
+    assert!(!env.contains(password), "{env}");
+    assert!(!ran.all_output().contains(password), "{ran:?}");
+    assert_doctor_passes(ran.dir.path());
+}
