@@ -18,6 +18,8 @@ use crate::drivers::{self, Driver, SecretUrl};
 use crate::dsn::SslMode;
 use crate::envfile::{self, EnvFileError, GitIgnoreStatus, OnConflict, WriteOptions};
 
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
 /// What the comment line above a rewritten key starts with.
 pub const REPLACED_COMMENT: &str = "# aksara doctor --fix replaced: ";
 
@@ -26,6 +28,7 @@ pub enum FileFix {
         path: PathBuf,
     },
     GitIgnore {
+        env_file: PathBuf,
         repo_root: PathBuf,
         pattern: String,
     },
@@ -71,7 +74,11 @@ pub fn plan(index: usize, target: &Target, wanted: &[Code], args: &DoctorArgs) -
             code: Code::EnvNotIgnored,
             target: index,
             action: format!("{}: + {pattern}", repo_root.join(".gitignore").display()),
-            apply: Apply::File(FileFix::GitIgnore { repo_root, pattern }),
+            apply: Apply::File(FileFix::GitIgnore {
+                env_file: path.clone(),
+                repo_root,
+                pattern,
+            }),
         });
     }
     let url_code = wanted
@@ -167,8 +174,14 @@ fn url_for_all(
 pub fn apply(fix: &FileFix) -> Outcome {
     match fix {
         FileFix::Mode { path } => {
-            match std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)) {
-                Ok(()) => Outcome::done(format!("{} is now mode 0600", path.display())),
+            let set = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+            // Read back: a file system without Unix modes accepts the call and changes nothing.
+            match set.and_then(|()| envfile::readable_by_others(path)) {
+                Ok(false) => Outcome::done(format!("{} is now mode 0600", path.display())),
+                Ok(true) => Outcome::not_applied(format!(
+                    "{} is still readable by others after chmod (a file system without Unix modes?): keep the password elsewhere",
+                    path.display()
+                )),
                 Err(e) => Outcome::not_applied(format!(
                     "cannot change the mode of {}: {e}; run `chmod 600 {}` as its owner",
                     path.display(),
@@ -176,9 +189,22 @@ pub fn apply(fix: &FileFix) -> Outcome {
                 )),
             }
         }
-        FileFix::GitIgnore { repo_root, pattern } => {
+        FileFix::GitIgnore {
+            env_file,
+            repo_root,
+            pattern,
+        } => {
             let file = repo_root.join(".gitignore");
-            match envfile::add_to_gitignore(repo_root, pattern) {
+            let added = envfile::add_to_gitignore(repo_root, pattern);
+            // Asked again: a later `!` line, or a .gitignore git does not read, keeps it unignored.
+            let ignored = || envfile::git_ignore_status(env_file) == GitIgnoreStatus::Ignored;
+            match added {
+                Ok(_) if !ignored() => Outcome::not_applied(format!(
+                    "git still does not ignore {} with `{pattern}` in {} (a later `!` pattern?): see `git check-ignore -v {}`",
+                    env_file.display(),
+                    file.display(),
+                    env_file.display()
+                )),
                 Ok(true) => Outcome::done(format!("added `{pattern}` to {}", file.display())),
                 Ok(false) => Outcome::done(format!("{} already has `{pattern}`", file.display())),
                 Err(e) => Outcome::not_applied(file_error(
@@ -251,6 +277,14 @@ fn with_comment_above(bytes: &[u8], key: &str, comment: &str) -> Vec<u8> {
         return bytes.to_vec();
     };
     let mut out = Vec::with_capacity(bytes.len() + comment.len() + 2);
+    // A byte order mark stays the file's first bytes, before the comment.
+    let bytes = match bytes.strip_prefix(BOM) {
+        Some(rest) => {
+            out.extend_from_slice(BOM);
+            rest
+        }
+        None => bytes,
+    };
     let mut lines = bytes.split_inclusive(|&b| b == b'\n');
     for _ in 1..first.line {
         if let Some(line) = lines.next() {
@@ -286,6 +320,12 @@ mod tests {
             .map(|e| e.key)
             .collect();
         assert_eq!(keys, ["A", "DATABASE_URL", "B"]);
+    }
+
+    #[test]
+    fn a_byte_order_mark_stays_first() {
+        let out = with_comment_above(b"\xEF\xBB\xBFDATABASE_URL=x\n", "DATABASE_URL", "# old");
+        assert_eq!(out, b"\xEF\xBB\xBF# old\nDATABASE_URL=x\n");
     }
 
     #[test]

@@ -131,6 +131,7 @@ pub async fn run(
     }
     let mut logins = admin::Logins::default();
     for fix in &fixes {
+        outcomes.show(fix, &targets[fix.target]);
         let login = match &fix.apply {
             Apply::Sql(_) => Some(
                 logins
@@ -146,11 +147,9 @@ pub async fn run(
             ),
             _ => None,
         };
-        outcomes.show(
-            fix,
-            &targets[fix.target],
-            login.as_ref().map(|l| l.as_deref().map_err(String::as_str)),
-        );
+        if let Some(Ok(how)) = &login {
+            outcomes.login(how);
+        }
         let outcome = match login {
             Some(Err(why)) => {
                 outcome::Outcome::not_applied(format!("{why} (the fix: `{}`)", fix.action))
@@ -162,7 +161,7 @@ pub async fn run(
     }
     logins.close().await;
     let (fresh, after) = recheck(args, targets, env, printer, json).await;
-    let ok = outcomes.judge(&fixes, &after);
+    let ok = outcomes.judge(&before, &after);
     let again = plan(args, fresh.as_deref().unwrap_or(targets), &after, env);
     outcomes.again(&again);
     outcomes.finish(&before, Some(&after));

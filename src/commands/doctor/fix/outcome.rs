@@ -93,12 +93,9 @@ impl<'p> Outcomes<'p> {
         }
     }
 
-    /// The fix as it will run, before the question.
-    pub fn show(&mut self, fix: &Fix, target: &Target, login: Option<Result<&str, &str>>) {
-        self.login = match login {
-            Some(Ok(how)) => Some(how.to_string()),
-            _ => None,
-        };
+    /// The fix as it will run, before the login and the question.
+    pub fn show(&mut self, fix: &Fix, target: &Target) {
+        self.login = None;
         if self.json {
             return;
         }
@@ -113,8 +110,14 @@ impl<'p> Outcomes<'p> {
         for line in fix.action.lines() {
             p.result(&format!("    {}", shown(line)));
         }
-        if let Some(Ok(how)) = login {
-            p.result(&format!("    {}", p.dim(&shown(how))));
+    }
+
+    /// As whom an admin fix runs, once logged in.
+    pub fn login(&mut self, how: &str) {
+        self.login = Some(how.to_string());
+        if !self.json {
+            self.printer
+                .result(&format!("    {}", self.printer.dim(&shown(how))));
         }
     }
 
@@ -199,18 +202,34 @@ impl<'p> Outcomes<'p> {
     }
 
     /// Whether the run succeeded: the second check passes, and every applied fix's code is
-    /// gone from it (an applied fix whose code is still reported is called so, and fails).
-    pub fn judge(&mut self, _fixes: &[Fix], after: &[Report]) -> bool {
+    /// gone from it (an applied fix whose code is still reported is called so, and fails). A
+    /// fix whose check did not run again (an earlier one failed) is said to be unconfirmed.
+    pub fn judge(&mut self, before: &[Report], after: &[Report]) -> bool {
         for entry in &mut self.entries {
-            let still = after
+            let Some(now) = after.get(entry.target_index) else {
+                continue;
+            };
+            let check = before
                 .get(entry.target_index)
-                .is_some_and(|r| problems(r).contains(&entry.code));
-            if entry.applied && still {
+                .and_then(|r| r.checks.iter().find(|c| c.code == Some(entry.code)))
+                .map(|c| c.id);
+            let ran_again = now
+                .checks
+                .iter()
+                .any(|c| Some(c.id) == check && c.status != Status::Skip);
+            if !entry.applied {
+                continue;
+            }
+            if problems(now).contains(&entry.code) {
                 entry.failed = true;
                 entry.result.push_str(&format!(
                     "; but the check run again still reports {}",
                     entry.code
                 ));
+            } else if !ran_again {
+                entry.result.push_str(
+                    "; not confirmed: its check did not run again (an earlier check failed)",
+                );
             }
         }
         after.iter().all(|r| r.ok) && !self.entries.iter().any(|e| e.failed)
