@@ -288,20 +288,72 @@ fn the_prompter_asks_per_fix_and_declining_changes_nothing() {
     let declined = Test::new()
         .cluster(cluster)
         .file(".env", &format!("DATABASE_URL={url}\n"))
-        .answers(&[("?Apply env-mode", "n"), ("Apply create-database", "n")])
+        .answers(&[("Apply create-database", "n")])
         .args(["doctor", "--fix"])
         .run();
     assert_eq!(declined.code, 1, "{declined:?}");
     assert!(
-        declined.stdout.contains("declined: nothing changed"),
+        declined
+            .stdout
+            .contains("[--] create-database: declined: nothing changed"),
         "{declined:?}"
     );
     assert_eq!(exists(&db), "0");
 
+    // A session that logs in also gets the file checks: two fixes, two questions, both no.
+    let (reader, reader_pw) = app_role(cluster, "fixask_reader", "LOGIN");
+    let shared_db = support::unique_name("fixask_shared");
+    cluster.psql("postgres", &format!("CREATE DATABASE {shared_db}"));
+    let declined = Test::new()
+        .cluster(cluster)
+        .file(
+            ".env",
+            &format!(
+                "DATABASE_URL={}\n",
+                cluster.url(&reader, Some(&reader_pw), &shared_db)
+            ),
+        )
+        .answers(&[("Apply env-mode", "n"), ("Apply grant-schema-create", "n")])
+        .args(["doctor", "--fix"])
+        .run();
+    assert_eq!(
+        declined.stdout.matches("declined: nothing changed").count(),
+        2,
+        "{declined:?}"
+    );
+    let mode = std::fs::metadata(declined.dir.path().join(".env"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_ne!(
+        mode & 0o077,
+        0,
+        "the declined env-mode fix changed the mode"
+    );
+    let can = cluster.psql(
+        &shared_db,
+        &format!("SELECT has_schema_privilege('{reader}', 'public', 'CREATE')"),
+    );
+    assert_eq!(can, "f", "the declined grant ran");
+    // Warnings only, so the exit is 0; nothing was claimed fixed.
+    assert_eq!(declined.code, 0, "{declined:?}");
+    for id in ["env-mode", "grant-schema-create"] {
+        assert!(
+            !declined.stdout.contains(&format!("[ok] {id}")),
+            "{declined:?}"
+        );
+    }
+    assert!(
+        declined
+            .stdout
+            .contains("still reported: cannot-create-tables, env-world-readable"),
+        "{declined:?}"
+    );
+
     let accepted = Test::new()
         .cluster(cluster)
         .file(".env", &format!("DATABASE_URL={url}\n"))
-        .answers(&[("?Apply env-mode", "y"), ("Apply create-database", "y")])
+        .answers(&[("Apply create-database", "y")])
         .args(["doctor", "--fix"])
         .run();
     assert_eq!(accepted.code, 0, "{accepted:?}");
