@@ -86,6 +86,24 @@ fn the_role_login_connect_and_allow_connections_fixes() {
     assert_eq!(login, "t");
     assert_doctor_passes(ran.dir.path());
 
+    // A NOLOGIN role with admin rights stays NOLOGIN: that is not the app's role.
+    let (admin_role, admin_pw) = app_role(cluster, "fixnologin_admin", "NOLOGIN CREATEROLE");
+    let ran = fix(
+        cluster,
+        &cluster.url(&admin_role, Some(&admin_pw), "postgres"),
+        &[],
+    );
+    assert_eq!(ran.code, 1, "{ran:?}");
+    assert!(
+        ran.stdout.contains("more rights than an app needs"),
+        "{ran:?}"
+    );
+    let login = cluster.psql(
+        "postgres",
+        &format!("SELECT rolcanlogin FROM pg_roles WHERE rolname = '{admin_role}'"),
+    );
+    assert_eq!(login, "f");
+
     // No CONNECT on a database someone else owns.
     let (role, pw) = app_role(cluster, "fixconnect", "LOGIN");
     let db = support::unique_name("fixconnect_db");

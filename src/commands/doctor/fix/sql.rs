@@ -225,19 +225,25 @@ async fn precheck(
             }
         }
         Precheck::RoleNoLogin { role } => {
-            let login: Option<bool> =
-                sqlx::query_scalar("SELECT rolcanlogin FROM pg_roles WHERE rolname = $1")
-                    .bind(role)
-                    .fetch_optional(&mut *conn)
-                    .await?;
-            match login {
+            let row: Option<(bool, bool)> = sqlx::query_as(
+                "SELECT rolcanlogin, rolsuper OR rolcreaterole OR rolreplication OR rolbypassrls OR left(rolname, 3) = 'pg_' FROM pg_roles WHERE rolname = $1",
+            )
+            .bind(role)
+            .fetch_optional(&mut *conn)
+            .await?;
+            match row {
                 None => Some(format!(
                     "the role \"{role}\" does not exist: `aksara dbsetup` creates it"
                 )),
-                Some(true) => Some(format!(
+                Some((true, _)) => Some(format!(
                     "the role \"{role}\" may log in already (LOGIN): the refusal has another cause"
                 )),
-                Some(false) => None,
+                // A NOLOGIN role with admin rights (or a predefined pg_* role) is kept from
+                // logging in on purpose: letting the app in as it is not a fix.
+                Some((false, true)) => Some(format!(
+                    "the role \"{role}\" has more rights than an app needs (SUPERUSER, CREATEROLE, REPLICATION, BYPASSRLS, or a predefined pg_ role), so --fix does not let it log in: point the URL at the app's own role (`aksara dbsetup` creates one)"
+                )),
+                Some((false, false)) => None,
             }
         }
         Precheck::RoleLimit { role, limit } => {
