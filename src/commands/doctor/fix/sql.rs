@@ -224,28 +224,7 @@ async fn precheck(
                 None
             }
         }
-        Precheck::RoleNoLogin { role } => {
-            let row: Option<(bool, bool)> = sqlx::query_as(
-                "SELECT rolcanlogin, rolsuper OR rolcreaterole OR rolreplication OR rolbypassrls OR left(rolname, 3) = 'pg_' FROM pg_roles WHERE rolname = $1",
-            )
-            .bind(role)
-            .fetch_optional(&mut *conn)
-            .await?;
-            match row {
-                None => Some(format!(
-                    "the role \"{role}\" does not exist: `aksara dbsetup` creates it"
-                )),
-                Some((true, _)) => Some(format!(
-                    "the role \"{role}\" may log in already (LOGIN): the refusal has another cause"
-                )),
-                // A NOLOGIN role with admin rights (or a predefined pg_* role) is kept from
-                // logging in on purpose: letting the app in as it is not a fix.
-                Some((false, true)) => Some(format!(
-                    "the role \"{role}\" has more rights than an app needs (SUPERUSER, CREATEROLE, REPLICATION, BYPASSRLS, or a predefined pg_ role), so --fix does not let it log in: point the URL at the app's own role (`aksara dbsetup` creates one)"
-                )),
-                Some((false, false)) => None,
-            }
-        }
+        Precheck::RoleNoLogin { role } => role_no_login(conn, role).await?,
         Precheck::RoleLimit { role, limit } => {
             let row: Option<(i32, i64)> = sqlx::query_as(
                 "SELECT rolconnlimit, (SELECT count(*) FROM pg_stat_activity WHERE usename = $1) FROM pg_roles WHERE rolname = $1",
@@ -323,6 +302,30 @@ async fn precheck(
                 Some(false) => None,
             }
         }
+    })
+}
+
+/// `None` when `role` is NOLOGIN and an ordinary role, the one state `ALTER ROLE ... LOGIN` fixes.
+async fn role_no_login(conn: &mut PgConnection, role: &str) -> Result<Option<String>, sqlx::Error> {
+    let row: Option<(bool, bool)> = sqlx::query_as(
+            "SELECT rolcanlogin, rolsuper OR rolcreaterole OR rolreplication OR rolbypassrls OR left(rolname, 3) = 'pg_' FROM pg_roles WHERE rolname = $1",
+        )
+        .bind(role)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(match row {
+        None => Some(format!(
+            "the role \"{role}\" does not exist: `aksara dbsetup` creates it"
+        )),
+        Some((true, _)) => Some(format!(
+            "the role \"{role}\" may log in already (LOGIN): the refusal has another cause"
+        )),
+        // A NOLOGIN role with admin rights (or a predefined pg_* role) is kept from
+        // logging in on purpose: letting the app in as it is not a fix.
+        Some((false, true)) => Some(format!(
+            "the role \"{role}\" has more rights than an app needs (SUPERUSER, CREATEROLE, REPLICATION, BYPASSRLS, or a predefined pg_ role), so --fix does not let it log in: point the URL at the app's own role (`aksara dbsetup` creates one)"
+        )),
+        Some((false, false)) => None,
     })
 }
 
