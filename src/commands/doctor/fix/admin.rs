@@ -10,6 +10,7 @@ use crate::cli::DoctorArgs;
 use crate::commands::doctor::targets::Target;
 use crate::connect;
 use crate::dsn::{ConnConfig, ConnString, Endpoint, Host, Password, PasswordSource};
+use crate::error::CliResult;
 use crate::projectserver::{self, AtProjectPort};
 use crate::prompt::Prompt;
 use crate::sysenv::ProcessEnvironment;
@@ -32,10 +33,10 @@ impl Logins {
         env: &ProcessEnvironment,
         prompter: Option<&dyn Prompt>,
         printer: &Printer,
-    ) -> Result<String, String> {
+    ) -> CliResult<Result<String, String>> {
         if !self.by_target.iter().any(|(i, _)| *i == index) {
             let spinner = printer.spinner("Logging in as an admin for the fixes");
-            let login = login(target, args, env, prompter, spinner).await;
+            let login = login(target, args, env, prompter, spinner).await?;
             self.by_target.push((index, login));
         }
         let (_, login) = self
@@ -43,13 +44,13 @@ impl Logins {
             .iter()
             .find(|(i, _)| *i == index)
             .expect("just recorded");
-        match login {
+        Ok(match login {
             Ok(s) => Ok(format!(
                 "as \"{}\" at {} ({})",
                 s.cfg.user, s.connected.endpoint, s.how
             )),
             Err(why) => Err(why.clone()),
-        }
+        })
     }
 
     pub fn session(&mut self, index: usize) -> Option<&mut AdminSession> {
@@ -74,19 +75,20 @@ async fn login(
     env: &ProcessEnvironment,
     prompter: Option<&dyn Prompt>,
     spinner: crate::ui::Spinner,
-) -> Result<AdminSession, String> {
-    let cfg = ConnString::parse(&target.raw)
-        .and_then(|cs| cs.resolve(env))
-        .map_err(|e| format!("the URL does not parse: {e}"))?;
+) -> CliResult<Result<AdminSession, String>> {
+    let cfg = match ConnString::parse(&target.raw).and_then(|cs| cs.resolve(env)) {
+        Ok(cfg) => cfg,
+        Err(e) => return Ok(Err(format!("the URL does not parse: {e}"))),
+    };
     let bound = Duration::from_secs(args.connect_timeout);
     if let Some(s) = project_server_login(&cfg, env, bound).await {
-        return Ok(s);
+        return Ok(Ok(s));
     }
     let mut endpoints = Vec::new();
     for ep in &cfg.endpoints {
         if let Some(dir) = adminlogin::socket_dir_for(ep, env) {
             if let Some(s) = adminlogin::root_peer(env, &dir, ep.port, bound).await {
-                return Ok(s);
+                return Ok(Ok(s));
             }
             endpoints.push(Endpoint {
                 host: Host::Socket(dir),
@@ -98,7 +100,7 @@ async fn login(
     endpoints.dedup();
     let none = match adminlogin::password_logins(&endpoints, env, bound, args.allow_cleartext).await
     {
-        Ok(s) => return Ok(s),
+        Ok(s) => return Ok(Ok(s)),
         Err(none) => none,
     };
     // No spinner may tick under a prompt.
@@ -110,14 +112,14 @@ async fn login(
     if let (Some(p), Some(ep)) = (prompter, tcp) {
         return prompt_login(p, ep, env, bound, args.allow_cleartext).await;
     }
-    Err(format!(
+    Ok(Err(format!(
         "no admin login works without a password (tried {}): run it as a superuser yourself, or set PGUSER and PGPASSWORD (or a ~/.pgpass line) for a role that may, and run `aksara doctor --fix` again",
         if none.tried.is_empty() {
             "nothing: no address to log in at".to_string()
         } else {
             none.tried.join("; ")
         }
-    ))
+    )))
 }
 
 /// The project's own server, running at the URL's address: its superuser password file.
@@ -156,27 +158,27 @@ async fn prompt_login(
     env: &ProcessEnvironment,
     bound: Duration,
     allow_cleartext: bool,
-) -> Result<AdminSession, String> {
-    let asked = async {
-        let user = p
-            .input("Admin user for the fixes", Some("postgres".into()), |_| {
-                Ok(())
-            })
-            .await?;
-        let password = p
-            .password(&format!("Password for \"{user}\""), false)
-            .await?;
-        Ok::<_, crate::error::CliError>((user, password))
-    };
-    let (user, password) = asked.await.map_err(|e| e.to_string())?;
+) -> CliResult<Result<AdminSession, String>> {
+    // A Ctrl-C at the prompt ends the run (exit 130), as everywhere.
+    let user = p
+        .input("Admin user for the fixes", Some("postgres".into()), |_| {
+            Ok(())
+        })
+        .await?;
+    let password = p
+        .password(&format!("Password for \"{user}\""), false)
+        .await?;
     let mut cs = adminlogin::admin_conn_string(ep, &user, "postgres");
     if !password.is_empty() {
         cs.password = Some(Password::new(password));
     }
-    let mut cfg = cs.resolve(env).map_err(|e| e.to_string())?;
+    let mut cfg = match cs.resolve(env) {
+        Ok(cfg) => cfg,
+        Err(e) => return Ok(Err(e.to_string())),
+    };
     cfg.allow_cleartext = allow_cleartext;
     cfg.password_source = PasswordSource::Prompt;
-    match connect::connect(&cfg, bound).await {
+    Ok(match connect::connect(&cfg, bound).await {
         Ok(connected) => Ok(AdminSession {
             connected,
             cfg,
@@ -186,5 +188,5 @@ async fn prompt_login(
             "the admin login as \"{user}\" failed ({}): run it as a superuser yourself, or run `aksara doctor --fix` again with the right password",
             adminlogin::short_failure(&f.last().failure)
         )),
-    }
+    })
 }

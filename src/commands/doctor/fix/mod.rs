@@ -143,7 +143,7 @@ pub async fn run(
                         prompter,
                         printer,
                     )
-                    .await,
+                    .await?,
             ),
             _ => None,
         };
