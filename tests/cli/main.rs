@@ -10,6 +10,7 @@ mod docs;
 mod doctor;
 mod driver_key;
 mod drivers;
+mod fix;
 mod forward;
 mod foundation;
 mod hostile;
