@@ -129,8 +129,75 @@ pub async fn run(
         outcomes.finish(&before, None);
         return Ok(if ok { Exit::Success } else { Exit::Failure });
     }
+    let mut fixes = fixes;
+    let mut rounds = Rounds {
+        targets: None,
+        reports: before,
+        before: None,
+        done: Vec::new(),
+    };
+    let mut ok = false;
+    for round in 1..=MAX_ROUNDS {
+        let from = outcomes.recorded();
+        let current = rounds.targets.as_deref().unwrap_or(targets);
+        apply_round(&fixes, current, args, env, prompter, printer, &mut outcomes).await?;
+        rounds.done.extend(fixes.iter().map(|f| (f.id, f.target)));
+        let (fresh, after) = recheck(args, current, env, printer, json).await;
+        ok = outcomes.judge(from, &rounds.reports, &after);
+        if let Some(fresh) = fresh {
+            rounds.targets = Some(fresh);
+        }
+        let previous = std::mem::replace(&mut rounds.reports, after);
+        if round == 1 {
+            rounds.before = Some(previous);
+        }
+        let current = rounds.targets.as_deref().unwrap_or(targets);
+        // What the check run again calls for that no round has tried yet (a started server
+        // shows the missing database; a role that logs in shows the .env mode): go on.
+        fixes = plan(args, current, &rounds.reports, env)
+            .into_iter()
+            .filter(|f| !rounds.done.contains(&(f.id, f.target)))
+            .collect();
+        if fixes.is_empty() || round == MAX_ROUNDS {
+            break;
+        }
+        if !json {
+            printer.result(&printer.bold("The check run again calls for more fixes"));
+        }
+    }
+    outcomes.again(&fixes);
+    let before = rounds.before.as_deref().unwrap_or(&[]);
+    outcomes.finish(before, Some(&rounds.reports));
+    Ok(if ok { Exit::Success } else { Exit::Failure })
+}
+
+/// Rounds of fixing: apply, check again, and again while the check calls for a fix no round
+/// has tried, at most this many times.
+const MAX_ROUNDS: usize = 3;
+
+struct Rounds {
+    /// The URLs as read again after the last round (a fix may rewrite the `.env`).
+    targets: Option<Vec<Target>>,
+    /// The last run of the checks.
+    reports: Vec<Report>,
+    /// The first run's reports, once a round has replaced them.
+    before: Option<Vec<Report>>,
+    /// Every fix some round showed (applied, declined or failed): never offered twice.
+    done: Vec<(FixId, usize)>,
+}
+
+/// Show, log in where needed, ask, apply: one round of fixes.
+async fn apply_round(
+    fixes: &[Fix],
+    targets: &[Target],
+    args: &DoctorArgs,
+    env: &ProcessEnvironment,
+    prompter: Option<&dyn Prompt>,
+    printer: &Printer,
+    outcomes: &mut outcome::Outcomes<'_>,
+) -> CliResult<()> {
     let mut logins = admin::Logins::default();
-    for fix in &fixes {
+    for fix in fixes {
         outcomes.show(fix, &targets[fix.target]);
         let login = match &fix.apply {
             Apply::Sql(_) => Some(
@@ -160,12 +227,7 @@ pub async fn run(
         outcomes.record(fix, &targets[fix.target], outcome);
     }
     logins.close().await;
-    let (fresh, after) = recheck(args, targets, env, printer, json).await;
-    let ok = outcomes.judge(&before, &after);
-    let again = plan(args, fresh.as_deref().unwrap_or(targets), &after, env);
-    outcomes.again(&again);
-    outcomes.finish(&before, Some(&after));
-    Ok(if ok { Exit::Success } else { Exit::Failure })
+    Ok(())
 }
 
 /// Every fix the reports call for, in the order the checks reported their results.

@@ -204,8 +204,14 @@ impl<'p> Outcomes<'p> {
     /// Whether the run succeeded: the second check passes, and every applied fix's code is
     /// gone from it (an applied fix whose code is still reported is called so, and fails). A
     /// fix whose check did not run again (an earlier one failed) is said to be unconfirmed.
-    pub fn judge(&mut self, before: &[Report], after: &[Report]) -> bool {
-        for entry in &mut self.entries {
+    /// How many fixes were recorded so far: where the next round's entries start.
+    pub fn recorded(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Judge the fixes recorded since `from` (one round) by the check run after them.
+    pub fn judge(&mut self, from: usize, before: &[Report], after: &[Report]) -> bool {
+        for entry in self.entries.iter_mut().skip(from) {
             let Some(now) = after.get(entry.target_index) else {
                 continue;
             };
@@ -262,8 +268,17 @@ impl<'p> Outcomes<'p> {
                 shown(&entry.result)
             ));
         }
-        for (b, a) in before.iter().zip(after) {
+        for (index, (b, a)) in before.iter().zip(after).enumerate() {
             let (was, now) = (problems(b), problems(a));
+            // What a later round found (hidden behind the first failure) and fixed.
+            let mut found: Vec<String> = self
+                .entries
+                .iter()
+                .filter(|e| e.target_index == index && e.applied && !e.failed)
+                .filter(|e| !was.contains(&e.code) && !now.contains(&e.code))
+                .map(|e| e.code.to_string())
+                .collect();
+            found.dedup();
             let fixed: Vec<String> = was
                 .iter()
                 .filter(|c| !now.contains(c))
@@ -282,6 +297,7 @@ impl<'p> Outcomes<'p> {
             let mut parts = Vec::new();
             for (label, codes) in [
                 ("fixed", fixed),
+                ("found on the way and fixed", found),
                 ("still reported", still),
                 ("newly reported", new),
             ] {
