@@ -185,9 +185,7 @@ pub const SERVER_PROOFS: &[(&str, Proof)] = &[
     ),
     (
         "the database system is not yet accepting connections",
-        Proof::NotYet(
-            "a hot standby before its consistent point: on a small cluster the window is milliseconds, and no setting holds it open (recovery_min_apply_delay waits only once consistent)",
-        ),
+        Proof::Reproduced(&[side_by_side!("not-consistent")]),
     ),
     (
         "the database system is not accepting connections",

@@ -176,6 +176,12 @@ pub const SPECS: &[Spec] = &[
         "a backend killed (SIGKILL): the server resets",
     ),
     spec(
+        "not-consistent",
+        "the database system is not yet accepting connections",
+        "server-starting",
+        "a hot standby from a base backup, before its consistent point (the WAL with the backup's end not restored yet)",
+    ),
+    spec(
         "hot-standby-off",
         "the database system is not accepting connections",
         "hot-standby-off",
@@ -823,4 +829,84 @@ pub fn server_file(cluster: &Cluster, name: &str, text: &str) -> PathBuf {
         std::os::unix::fs::chown(&path, Some(user.uid), Some(user.gid)).expect("chown");
     }
     path
+}
+
+/// A low-level base backup of `primary` (`pg_backup_start` ... `pg_backup_stop`) into the
+/// stopped `standby`'s data directory, keeping the standby's own settings and pg_hba, with a
+/// WAL segment switch in between so the backup ends in a later segment than it starts; the
+/// standby gets `standby.signal`. Returns the name of the WAL segment holding the backup's
+/// end: the standby is not consistent before it has replayed it.
+pub fn base_backup_across_segments(primary: &Cluster, standby: &Cluster) -> String {
+    let keep: Vec<(PathBuf, Vec<u8>)> = ["harness.conf", "pg_hba.conf"]
+        .iter()
+        .map(|f| {
+            let path = standby.data_dir.join(f);
+            let bytes = std::fs::read(&path).expect("read the standby's own file");
+            (path, bytes)
+        })
+        .collect();
+    let copy = |from: &Path, to: &Path| {
+        let status = Command::new("cp")
+            .arg("-a")
+            .arg(format!("{}/.", from.display()))
+            .arg(to)
+            .status()
+            .expect("run cp");
+        assert!(
+            status.success(),
+            "cp -a {} {}",
+            from.display(),
+            to.display()
+        );
+    };
+    let rt = crate::runtime();
+    let (labelfile, segment) = rt.block_on(async {
+        use sqlx::Connection as _;
+        let options: sqlx::postgres::PgConnectOptions = primary
+            .url("postgres", None, "postgres")
+            .parse()
+            .expect("the URL parses");
+        let mut c = sqlx::PgConnection::connect_with(&options)
+            .await
+            .expect("connect to the primary");
+        sqlx::query("SELECT pg_backup_start('map_repro', true)")
+            .execute(&mut c)
+            .await
+            .expect("pg_backup_start");
+        copy(&primary.data_dir, &standby.data_dir);
+        sqlx::query("CREATE TABLE IF NOT EXISTS map_repro_backup AS SELECT 1 AS x")
+            .execute(&mut c)
+            .await
+            .expect("a write");
+        sqlx::query("SELECT pg_switch_wal()")
+            .execute(&mut c)
+            .await
+            .expect("pg_switch_wal");
+        let (lsn, label): (String, String) =
+            sqlx::query_as("SELECT lsn::text, labelfile FROM pg_backup_stop(false)")
+                .fetch_one(&mut c)
+                .await
+                .expect("pg_backup_stop");
+        let segment: String = sqlx::query_scalar("SELECT pg_walfile_name($1::pg_lsn)")
+            .bind(&lsn)
+            .fetch_one(&mut c)
+            .await
+            .expect("pg_walfile_name");
+        let _ = c.close().await;
+        (label, segment)
+    });
+    // The WAL up to the backup's end, then the standby's own files back over the copy.
+    copy(
+        &primary.data_dir.join("pg_wal"),
+        &standby.data_dir.join("pg_wal"),
+    );
+    for stale in ["postmaster.pid", "postmaster.opts"] {
+        let _ = std::fs::remove_file(standby.data_dir.join(stale));
+    }
+    for (path, bytes) in keep {
+        std::fs::write(&path, bytes).expect("restore the standby's own file");
+    }
+    server_file(standby, "backup_label", &labelfile);
+    server_file(standby, "standby.signal", "");
+    segment
 }

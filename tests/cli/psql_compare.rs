@@ -256,6 +256,44 @@ fn refusing_states(r: &mut Runner) {
     starting.stop();
 }
 
+/// A hot standby made from a low-level base backup whose end lies in a WAL segment its
+/// restore_command has not delivered yet: until it has replayed to the backup's end it is not
+/// consistent, and answers "not yet accepting connections".
+fn before_consistency(r: &mut Runner) {
+    let trust = || ClusterConfig {
+        auth: Auth::Trust,
+        ..ClusterConfig::default()
+    };
+    let primary: &'static Cluster = Box::leak(Box::new(Cluster::start(trust())));
+    let standby: &'static Cluster = Box::leak(Box::new(Cluster::start(trust())));
+    standby.stop_immediate();
+    let gate = standby.data_dir.parent().unwrap().join("consistency-gate");
+    let segment = map_repro::base_backup_across_segments(primary, standby);
+    let restore = format!(
+        "restore_command=if [ \"%f\" = \"{segment}\" ]; then while [ ! -f '{}' ]; do sleep 0.05; done; fi; false",
+        gate.display()
+    );
+    let url = standby.url("postgres", None, "postgres");
+    let server = Postmaster::start(standby, &["-c", "hot_standby=on", "-c", &restore]);
+    map_repro::wait_for_refusal(standby, &url, "not yet accepting connections");
+    let ready = url.clone();
+    r.observe(
+        staged("not-consistent", &url, standby)
+            .message("is not accepting connections yet")
+            .message("Consistent recovery state has not been yet reached")
+            .hint("--wait")
+            .claim(Claim::Check(
+                "once the segment with the backup's end arrives, the URL gets in (waiting helps)",
+                Box::new(move |_| {
+                    std::fs::write(&gate, "").map_err(|e| e.to_string())?;
+                    map_repro::wait_until_accepting(standby, &ready)
+                }),
+            )),
+    );
+    server.stop();
+    primary.stop_immediate();
+}
+
 /// A backend killed (the server resets every session and recovers), then a smart shutdown
 /// held open by a connected client, on one cluster.
 fn crash_and_shutdown(r: &mut Runner) {
@@ -375,6 +413,14 @@ type Job<'a> = Box<dyn FnOnce(&mut Runner) + Send + 'a>;
 
 #[test]
 fn aksara_and_psql_agree_on_every_reproduced_failure() {
+    // Removes the PAM service file however the test ends.
+    struct PamService;
+    impl Drop for PamService {
+        fn drop(&mut self) {
+            map_repro::remove_pam_service();
+        }
+    }
+    let _pam = PamService;
     let shared_trust: Vec<&str> = vec![
         "role-missing",
         "nologin",
@@ -418,6 +464,7 @@ fn aksara_and_psql_agree_on_every_reproduced_failure() {
                 refusing_states(r);
             }),
             Box::new(crash_and_shutdown),
+            Box::new(before_consistency),
         ];
         let handles: Vec<_> = jobs
             .into_iter()
@@ -434,7 +481,6 @@ fn aksara_and_psql_agree_on_every_reproduced_failure() {
             .map(|h| h.join().expect("a scenario thread panicked"))
             .collect()
     });
-    map_repro::remove_pam_service();
     let mut rows = BTreeMap::new();
     let mut errors = Vec::new();
     for r in runners {
