@@ -272,7 +272,10 @@ pub const CLIENT_PROOFS: &[(Code, Proof)] = &[
     ),
     (
         Code::ServerError,
-        Proof::Reproduced(&["hostile::an_internal_error_keeps_its_sqlstate"]),
+        Proof::Reproduced(&[
+            "hostile::an_internal_error_keeps_its_sqlstate",
+            side_by_side!("unknown-server-option"),
+        ]),
     ),
 ];
 

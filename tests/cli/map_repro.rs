@@ -230,6 +230,12 @@ pub const SPECS: &[Spec] = &[
         "`options=-c log_statement=all` as an ordinary role",
     ),
     spec(
+        "unknown-server-option",
+        "client:server-error",
+        "server-error",
+        "`options=--no-such-switch`: a start-up option the server has no word for in the map",
+    ),
+    spec(
         "other-loopback-address",
         "client:connection-refused",
         "connection-refused",
@@ -449,6 +455,16 @@ pub fn on_shared_trust(name: &str) -> Staged {
         | "postmaster-setting"
         | "internal-setting"
         | "superuser-setting" => setting_rejected(cluster, spec, &role),
+        // No row of the map: the honest unknown, with the server's own words and hint.
+        "unknown-server-option" => {
+            cluster.psql("postgres", &format!("CREATE ROLE {role} LOGIN"));
+            staged(format!(
+                "{}?options=--no-such-switch",
+                cluster.url(&role, None, "postgres")
+            ))
+            .message("answered: --no-such-switch requires a value (SQLSTATE 42601)")
+            .hint("aksara has no diagnosis for this error (SQLSTATE 42601)")
+        }
         other => panic!("`{other}` is not a shared-trust scenario"),
     }
 }

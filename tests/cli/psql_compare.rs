@@ -435,6 +435,7 @@ fn aksara_and_psql_agree_on_every_reproduced_failure() {
         "postmaster-setting",
         "internal-setting",
         "superuser-setting",
+        "unknown-server-option",
     ];
     let hba = [
         "wrong-password",
