@@ -926,3 +926,41 @@ pub fn base_backup_across_segments(primary: &Cluster, standby: &Cluster) -> Stri
     server_file(standby, "standby.signal", "");
     segment
 }
+
+/// Issue 12: the looks around a failure are bounded. A Docker engine that takes seconds to
+/// answer `docker ps` (a stand-in `docker`: no Docker engine can run on these machines) used to
+/// hold up a refused port's report for as long; the lookup now shares the nearby probes' budget
+/// and the report comes at once, with the hint it can give without Docker.
+#[test]
+fn a_slow_docker_engine_does_not_hold_up_a_refused_port() {
+    use std::os::unix::fs::PermissionsExt;
+    let stand_in = tempfile::tempdir().unwrap();
+    let docker = stand_in.path().join("docker");
+    std::fs::write(
+        &docker,
+        "#!/bin/sh\n# Stand-in for a docker CLI whose engine is slow to answer (aksara's tests).\nexec sleep 5\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&docker, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        stand_in.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let port = support::free_port();
+    let dir = crate::project();
+    let started = Instant::now();
+    let out = crate::run(
+        crate::aksara(dir.path())
+            .args(["doctor", "--format", "json", "--url"])
+            .arg(format!("postgresql://app@127.0.0.1:{port}/app"))
+            .env("PATH", path)
+            // The engine's socket is "there", so doctor asks the CLI.
+            .env("DOCKER_HOST", "unix:///nonexistent/docker.sock"),
+    );
+    let took = started.elapsed();
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stdout.contains("\"connection-refused\""), "{out:?}");
+    // The stand-in sleeps 5 s; the budget is 300 ms (plus process start on a loaded machine).
+    assert!(took < Duration::from_secs(2), "took {took:?}: {out:?}");
+}
