@@ -23,6 +23,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 E = os.environ
@@ -434,6 +435,30 @@ def peak_rss_kb(command, env, runs=5):
     return statistics.median(values), ("/usr/bin/time -f %M" if gnu_time else "wait4() ru_maxrss")
 
 
+def huge_env_file_refusal(env):
+    """`aksara doctor` on a 100 MB .env (a URL on line 1, then comments): it must refuse at once
+    with a clear error, without reading the file (issue 16). Returns (peak RSS in kB, median
+    wall time in ms over 5 runs); the refusal is checked first."""
+    folder = tempfile.mkdtemp(prefix="aksara-bench-env-")
+    path = os.path.join(folder, ".env")
+    line = "# " + "x" * 98 + "\n"
+    with open(path, "w") as f:
+        f.write(f"DATABASE_URL={PLAIN_URL}\n")
+        f.write(line * (100 * 1024 * 1024 // len(line)))
+    command = f"{AKSARA} doctor --env-file {shlex.quote(path)}"
+    r = subprocess.run(shlex.split(command), env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    if r.returncode == 0 or "more than the 1 MiB aksara reads" not in r.stderr:
+        raise SystemExit(f"doctor on a 100 MB .env did not refuse it: exit {r.returncode}: {r.stderr[-500:]}")
+    walls = []
+    for _ in range(5):
+        t = time.perf_counter()
+        subprocess.run(shlex.split(command), env=env, stdin=subprocess.DEVNULL, capture_output=True)
+        walls.append((time.perf_counter() - t) * 1000)
+    kb, _ = peak_rss_kb(command, env)
+    shutil.rmtree(folder, ignore_errors=True)
+    return kb, statistics.median(walls)
+
+
 def hostile_error_server(message_bytes):
     """A stand-in server (issue 16) that answers every startup with a FATAL ErrorResponse whose
     message is `message_bytes` long, streamed; returns its port. Only this can send that:
@@ -585,6 +610,7 @@ def main():
     huge_url = f"postgresql://app:pw@127.0.0.1:{huge_port}/app?connect_timeout={CONNECT_TIMEOUT}"
     rss["doctor, 300 MB error"], _ = peak_rss_kb(f"{AKSARA} doctor --url {shlex.quote(huge_url)}", env)
     rss["psql, 300 MB error"], _ = peak_rss_kb(f"{PSQL} -X -c 'select 1' {shlex.quote(huge_url)}", env)
+    rss["doctor, 100 MB .env"], rss["doctor, 100 MB .env, ms"] = huge_env_file_refusal(env)
     sizes = {"aksara": os.path.getsize(AKSARA), "sqlx floor": os.path.getsize(FLOOR)}
     if SQLX:
         sizes["sqlx-cli (installed)"] = os.path.getsize(os.path.realpath(SQLX))
@@ -733,6 +759,10 @@ def main():
     v = rss["doctor, 300 MB error"]
     goals.append(("peak RSS of doctor against a 300 MB error message ≤ 20 MB", v <= 20_000, f"{v / 1000:.1f} MB"))
     w(f"| peak RSS, `doctor` against a server sending a 300 MB error (stand-in server) | {v / 1000:.1f} MB | psql {rss['psql, 300 MB error'] / 1000:.1f} MB | ≤ 20 MB | {mark(v <= 20_000)} |")
+    v, took = rss["doctor, 100 MB .env"], rss["doctor, 100 MB .env, ms"]
+    ok = v <= 20_000 and took < 1000
+    goals.append(("doctor on a 100 MB .env: refused in < 1 s within 20 MB", ok, f"{took:.1f} ms, {v / 1000:.1f} MB"))
+    w(f"| `doctor` on a 100 MB `.env`: refused (\"more than the 1 MiB aksara reads\"), wall time and peak RSS | {took:.1f} ms, {v / 1000:.1f} MB | | < 1 s, ≤ 20 MB | {mark(ok)} |")
     w("")
     w(f"Peak RSS: median of 5 runs, {rss_method} (kB, reported as MB = 1000 kB).")
     w("")

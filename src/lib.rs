@@ -9,6 +9,7 @@
 // No function over 120 lines (clippy.toml sets the threshold); tests/cli/style.rs checks it in CI.
 #![warn(clippy::too_many_lines)]
 
+pub mod adminlogin;
 pub mod cli;
 pub mod clusters;
 pub mod code;
