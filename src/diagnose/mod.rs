@@ -5,6 +5,7 @@
 //! (`server-error` / `unexpected-error`) with the server's own words, never as another class.
 
 pub mod advice;
+pub mod proofs;
 pub mod server_messages;
 
 use crate::code::Code;
@@ -271,7 +272,13 @@ fn known_cause(
                 "the password is wrong, or the role \"{user}\" does not exist (with password authentication the server does not say which); as a superuser run `ALTER ROLE {qu} WITH PASSWORD '...'` (psql: \\password {user}), or rerun `aksara dbsetup` to set a new password"
             ),
         ),
-        Cause::MethodFailed { method: m @ ("peer" | "ident") } => (
+        // `ident` on a `local` line is peer; the server says "Ident" only for TCP, where it
+        // asked an ident server on the client's machine (port 113) and got no vouching answer.
+        Cause::MethodFailed { method: "ident" } => (
+            format!("{said} (at {ep}): pg_hba.conf sends this TCP connection to ident authentication, and no ident server on the client's machine vouched for the OS user \"{user}\""),
+            "ident over TCP asks an ident server (identd, port 113) on the client's machine, which few machines run: change this client's `host` line in pg_hba.conf to scram-sha-256 and reload (`SELECT pg_reload_conf();`), or run an identd there that reports the OS user".to_string(),
+        ),
+        Cause::MethodFailed { method: m @ "peer" } => (
             format!("{said}: the server only lets the operating-system user \"{user}\" in over this connection ({m} authentication)"),
             format!(
                 "connect over TCP with a password instead (host=localhost), run as that OS user (`sudo -u {user} ...`), or change the `local` line for this database in pg_hba.conf to scram-sha-256"
@@ -279,7 +286,7 @@ fn known_cause(
         ),
         Cause::MethodFailed { method } => (
             format!("{said} (at {ep})"),
-            format!("pg_hba.conf sends user \"{user}\" to {method} authentication, which rejected the login: check the {method} credentials, or ask the server's administrator which pg_hba.conf line applies"),
+            format!("pg_hba.conf sends user \"{user}\" to {method} authentication, which did not let the login through: the {method} password or account is wrong, or the server could not reach its {method} service (the server's log says which, on the line before this FATAL); or ask the server's administrator which pg_hba.conf line applies"),
         ),
         Cause::ClientCertificateRequired => (
             format!("the server at {ep} requires a client certificate for user \"{user}\", and none was accepted: {said}"),
@@ -330,7 +337,11 @@ fn known_cause(
             format!("the server at {ep} has no free connection slot: {said}"),
             "lower pool_max_size (see the pool-sizing table: development 5, small production 20), close idle clients, or raise max_connections: `ALTER SYSTEM SET max_connections = 200;` then restart PostgreSQL".to_string(),
         ),
-        Cause::Starting | Cause::ShuttingDown | Cause::InRecovery | Cause::NotYetConsistent => (
+        Cause::ShuttingDown => (
+            format!("the server at {ep} is shutting down: {said}"),
+            "it lets no new connection in while it stops (a smart shutdown waits for the connected clients to leave): if it is being restarted, `aksara doctor --wait 30` returns once it is back; otherwise start it again once it has stopped".to_string(),
+        ),
+        Cause::Starting | Cause::InRecovery | Cause::NotYetConsistent => (
             format!("the server at {ep} is not accepting connections yet: {said}{}", error.detail.as_deref().map(|d| format!(" ({d})")).unwrap_or_default()),
             "wait and retry: `aksara doctor --wait 30` returns as soon as the server is ready".to_string(),
         ),
@@ -439,15 +450,25 @@ pub fn failure_map() -> String {
         "with `%s` for the values) agree; translated messages (`lc_messages`) match nothing and",
         "are reported as `server-error` with the server's own words.",
         "",
+        "\"proven by\" names the tests of `tests/cli/` that reproduce a row against a real server",
+        "in the configuration that causes it (`test[scenario]`: one scenario of",
+        "`tests/cli/map_repro.rs`, run next to psql by `tests/cli/psql_compare.rs`, whose table is",
+        "docs/psql-comparison.md), or says why the row cannot happen on one Linux machine (then a",
+        "unit test in `src/diagnose/proofs.rs` feeds the server's words through the diagnosis).",
+        "Kept in `src/diagnose/proofs.rs`; `tests/cli/docs.rs` checks each named test exists.",
+        "",
         "## What the server says",
         "",
         "",
     ]
     .join("\n");
     out.push_str(&server);
-    out.push_str("\n## What the client sees\n\n| failure | code |\n|---|---|\n");
+    out.push_str("\n## What the client sees\n\n| failure | code | proven by |\n|---|---|---|\n");
     for (what, code) in client {
-        out.push_str(&format!("| {what} | `{code}` |\n"));
+        out.push_str(&format!(
+            "| {what} | `{code}` | {} |\n",
+            proofs::cell(proofs::client_proof(code))
+        ));
     }
     out
 }
