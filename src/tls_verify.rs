@@ -31,6 +31,7 @@ use openssl::x509::store::{X509Store, X509StoreBuilder};
 use openssl::x509::verify::X509VerifyParam;
 use openssl::x509::{X509, X509PurposeId, X509Ref, X509StoreContext, X509VerifyResult};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, OtherError, SignatureScheme};
 use sqlx_core::net::tls::ServerCertRequest;
@@ -97,6 +98,7 @@ fn factory(
         return Ok(Arc::new(OpensslVerifier {
             store: None,
             host: None,
+            provider: request.provider,
         }));
     }
     let pem = match request.roots {
@@ -111,6 +113,7 @@ fn factory(
     Ok(Arc::new(OpensslVerifier {
         store: Some(trust_store(roots)?),
         host: request.verify_hostname.then(|| request.hostname.to_owned()),
+        provider: request.provider,
     }))
 }
 
@@ -164,6 +167,9 @@ struct OpensslVerifier {
     store: Option<X509Store>,
     /// Some under verify-full: the host name as the URL gives it.
     host: Option<String>,
+    /// rustls's provider: it checks the handshake signatures first (see
+    /// [`verify_handshake_signature`] for when OpenSSL does).
+    provider: Arc<CryptoProvider>,
 }
 
 impl fmt::Debug for OpensslVerifier {
@@ -201,7 +207,9 @@ impl ServerCertVerifier for OpensslVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_handshake_signature(message, cert, dss, false)
+        let algorithms = &self.provider.signature_verification_algorithms;
+        rustls::crypto::verify_tls12_signature(message, cert, dss, algorithms)
+            .or_else(|_| verify_handshake_signature(message, cert, dss, false))
     }
 
     fn verify_tls13_signature(
@@ -210,7 +218,9 @@ impl ServerCertVerifier for OpensslVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_handshake_signature(message, cert, dss, true)
+        let algorithms = &self.provider.signature_verification_algorithms;
+        rustls::crypto::verify_tls13_signature(message, cert, dss, algorithms)
+            .or_else(|_| verify_handshake_signature(message, cert, dss, true))
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -266,8 +276,11 @@ fn signing_of(scheme: SignatureScheme, tls13: bool) -> Option<Signing> {
 }
 
 /// The handshake signature (the server proving it holds the certificate's key), checked by
-/// OpenSSL as libssl checks it. Not rustls's provider: ring refuses RSA keys under 2048 bits
-/// even where nothing is verified (`sslmode=require`), where psql and asyncpg connect.
+/// OpenSSL as libssl checks it, when rustls's provider refused it: ring refuses RSA keys under
+/// 2048 bits even where nothing is verified (`sslmode=require`), where psql and asyncpg
+/// connect, and webpki cannot read an X.509 v1 certificate. Either library accepts only a
+/// valid signature; ring goes first so that a connection that verifies nothing does not pay
+/// OpenSSL's start-up (~1.5 ms).
 fn verify_handshake_signature(
     message: &[u8],
     cert: &CertificateDer<'_>,

@@ -194,6 +194,9 @@ fn certificate(
                 "the certificate is not issued for `{host}`; it names {names}: connect using one of those names, or use sslmode=verify-ca to check the chain only"
             )
         }
+        CertReason::Expired if cert.is_some_and(|c| c.depth > 0) => format!(
+            "{which} has expired{dates}: give a current CA as sslrootcert (and re-issue the server's certificate from it if the CA's key changed), or check this machine's clock"
+        ),
         CertReason::Expired => format!(
             "{which} has expired{dates}: renew it on the server (ssl_cert_file, then SELECT pg_reload_conf()), or check this machine's clock"
         ),

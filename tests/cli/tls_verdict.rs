@@ -513,3 +513,85 @@ fn the_tls_1_2_verdict_is_the_drivers_verdict() {
     );
     insta::assert_snapshot!("tls_1_2_verdict_table", table);
 }
+
+/// libpq's default root file, `~/.postgresql/root.crt`: when it exists, `require` verifies the
+/// chain against it (and verify-ca uses it without `sslrootcert`). psql and aksara with the
+/// same HOME; asyncpg reads the same file, but its runner's HOME is the suite's shared one,
+/// which must not hold a root file for the other tests.
+#[test]
+fn the_default_root_file_makes_require_verify_as_libpq_does() {
+    let cluster = support::shared(support::Shared::Ssl);
+    let home = tempfile::tempdir().expect("a HOME");
+    let dot = home.path().join(".postgresql");
+    std::fs::create_dir(&dot).expect("create ~/.postgresql");
+    let url = format!(
+        "postgresql://postgres:{}@localhost:{}/postgres?sslmode=require",
+        cluster.password, cluster.port
+    );
+    let psql = |sql: &str| {
+        let mut cmd = std::process::Command::new(&support::bins().psql);
+        support::clear_pg_env(&mut cmd);
+        let out = cmd
+            .args(["-X", "-q", "-A", "-t", "-d", &url, "-c", sql])
+            .env("HOME", home.path())
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run psql");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let doctor = || {
+        let dir = project();
+        let mut cmd = aksara(dir.path());
+        support::hermetic_env_with_home(&mut cmd, home.path());
+        let out = run(cmd.args(["doctor", "--format", "json", "--url", &url]));
+        let json: Value = serde_json::from_str(&out.stdout).expect("doctor's JSON");
+        (out.code, json)
+    };
+
+    // A root file of another CA: psql refuses the server, and so does aksara, naming the file.
+    std::fs::copy(
+        &support::test_certs().untrusted_ca_cert,
+        dot.join("root.crt"),
+    )
+    .expect("copy");
+    let (ok, stderr) = psql("select 1");
+    assert!(
+        !ok && stderr.contains("certificate verify failed"),
+        "{stderr}"
+    );
+    let (code, json) = doctor();
+    assert_eq!(code, 1, "{json:#}");
+    let failed = json["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .find(|c| c["status"] == "fail" && c["id"] != "driver")
+        .expect("a failed check")
+        .clone();
+    assert_eq!(failed["code"], "ssl-certificate", "{json:#}");
+    assert!(
+        failed["message"]
+            .as_str()
+            .unwrap()
+            .contains("unable to get local issuer certificate")
+            && failed["hint"]
+                .as_str()
+                .unwrap()
+                .contains("~/.postgresql/root.crt"),
+        "{failed:#}"
+    );
+
+    // The CA that signed the server's certificate: both connect.
+    std::fs::copy(
+        cluster.ssl_ca.as_ref().expect("the CA"),
+        dot.join("root.crt"),
+    )
+    .expect("copy");
+    let (ok, stderr) = psql("select 1");
+    assert!(ok, "{stderr}");
+    let (code, json) = doctor();
+    assert_eq!(code, 0, "{json:#}");
+}
