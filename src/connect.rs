@@ -505,19 +505,20 @@ pub fn tls_modes(cfg: &ConnConfig, endpoint: &Endpoint) -> Vec<PgSslMode> {
         // sqlx's prefer falls back when the server says it has no TLS, but not when the server
         // rejects the TLS connection (a `hostnossl`-only pg_hba); libpq retries in plaintext.
         SslMode::Prefer => vec![PgSslMode::Prefer, PgSslMode::Disable],
-        // libpq's `require` verifies the chain when a root certificate is given, or when its
-        // default file `~/.postgresql/root.crt` exists.
-        SslMode::Require if cfg.sslrootcert.is_some() || default_root_cert_exists() => {
-            vec![PgSslMode::VerifyCa]
-        }
+        // libpq's `require` verifies the chain when the root certificate file (sslrootcert, or
+        // the default `~/.postgresql/root.crt`) exists; a missing one is not an error there.
+        SslMode::Require if root_file_exists(cfg) => vec![PgSslMode::VerifyCa],
         SslMode::Require => vec![PgSslMode::Require],
         SslMode::VerifyCa => vec![PgSslMode::VerifyCa],
         SslMode::VerifyFull => vec![PgSslMode::VerifyFull],
     }
 }
 
-fn default_root_cert_exists() -> bool {
-    crate::tls_verify::default_root_cert().is_some_and(|path| path.is_file())
+fn root_file_exists(cfg: &ConnConfig) -> bool {
+    match &cfg.sslrootcert {
+        Some(file) => std::path::Path::new(file).exists(),
+        None => crate::tls_verify::default_root_cert().is_some_and(|path| path.exists()),
+    }
 }
 
 /// Whether a failure under the first sslmode is one the next mode could get past: the server

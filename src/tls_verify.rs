@@ -17,7 +17,7 @@
 
 use std::fmt;
 use std::net::Ipv6Addr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Once, OnceLock};
 
 use openssl::hash::MessageDigest;
@@ -34,7 +34,7 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, OtherError, SignatureScheme};
-use sqlx_core::net::tls::ServerCertRequest;
+use sqlx_core::net::tls::{CertificateInput, ServerCertRequest};
 
 use crate::connect::CertReason;
 
@@ -101,9 +101,14 @@ fn factory(
             provider: request.provider,
         }));
     }
-    let pem = match request.roots {
-        Some(pem) => pem.to_vec(),
-        None => read_default_root()?,
+    let pem = match request.root_cert {
+        Some(CertificateInput::Inline(pem)) => pem.clone(),
+        Some(CertificateInput::File(path)) => read_root_file(path)?,
+        None => read_root_file(&default_root_cert().ok_or_else(|| Rejection {
+            reason: CertReason::NoRootCert,
+            message: "could not get home directory to locate root certificate file".into(),
+            cert: None,
+        })?)?,
     };
     let roots = X509::stack_from_pem(&pem).map_err(|e| Rejection {
         reason: CertReason::Other,
@@ -117,15 +122,12 @@ fn factory(
     }))
 }
 
-/// libpq under verify-ca/verify-full without `sslrootcert`: the default file, or a refusal
-/// in libpq's own words (`initialize_SSL`, fe-secure-openssl.c).
-fn read_default_root() -> Result<Vec<u8>, Rejection> {
-    let path = default_root_cert().ok_or_else(|| Rejection {
-        reason: CertReason::NoRootCert,
-        message: "could not get home directory to locate root certificate file".into(),
-        cert: None,
-    })?;
-    std::fs::read(&path).map_err(|_| Rejection {
+/// libpq under verify-ca/verify-full (`initialize_SSL`, fe-secure-openssl.c): a root file
+/// that is not there is refused in libpq's words. `system` is a file name here, as libpq 15
+/// (Debian 12's psql) and asyncpg read it; libpq 16+ reads it as the system's CAs (the hint
+/// says so).
+fn read_root_file(path: &Path) -> Result<Vec<u8>, Rejection> {
+    std::fs::read(path).map_err(|_| Rejection {
         reason: CertReason::NoRootCert,
         message: format!(
             "root certificate file \"{}\" does not exist",

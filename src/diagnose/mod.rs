@@ -209,7 +209,11 @@ fn certificate(
         CertReason::WeakDigest => format!(
             "{which} is signed with a digest (SHA-1 or MD5) this machine's OpenSSL refuses at its security level (psql and asyncpg refuse it too): have it signed again with SHA-256"
         ),
-        CertReason::NoRootCert => "the sslmode verifies the certificate but there is no CA to check it with: add ?sslrootcert=/path/to/ca.crt (the CA that signed the server's certificate), or put it at ~/.postgresql/root.crt".to_string(),
+        CertReason::NoRootCert if cfg.sslrootcert.as_deref() == Some("system") => "`sslrootcert=system` means the system's trusted CAs to libpq 16 and later (psycopg 3's wheel; with sslmode=verify-full only), but a file named `system` to libpq 15 (Debian 12's psql) and asyncpg, which fail: give the path of the CA file instead (for a public CA, /etc/ssl/certs/ca-certificates.crt)".to_string(),
+        CertReason::NoRootCert => match &cfg.sslrootcert {
+            Some(file) => format!("the sslmode verifies the certificate, and the sslrootcert file `{file}` is not there: give the path of the CA file that signed the server's certificate"),
+            None => "the sslmode verifies the certificate but there is no CA to check it with: add ?sslrootcert=/path/to/ca.crt (the CA that signed the server's certificate), or put it at ~/.postgresql/root.crt".to_string(),
+        },
         CertReason::UnknownIssuer => format!(
             "{which} does not chain to a CA in {roots}: use the CA file that signed the server's certificate (for a self-signed certificate, that certificate itself) as ?sslrootcert=/path/to/ca.crt"
         ),

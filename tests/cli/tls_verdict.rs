@@ -30,6 +30,10 @@ enum Root {
     Untrusted,
     /// No `sslrootcert` (and no `~/.postgresql/root.crt` in the test's HOME).
     Absent,
+    /// A path where there is no file.
+    Missing,
+    /// `sslrootcert=system`: the system's CAs to libpq 16+, a file name to libpq 15 and asyncpg.
+    System,
 }
 
 /// What the test expects psql to do, and the words a refusal carries in aksara's message
@@ -49,6 +53,18 @@ enum Asyncpg {
     /// X509_check_ip): no fallback to the CN, no dNSName holding the address, both of which
     /// libpq accepts. asyncpg fails where psql connects.
     FailsIpHostByName,
+    /// asyncpg loads a `sslrootcert` it is given even under `require`, where libpq ignores a
+    /// file that is not there: FileNotFoundError.
+    FailsMissingRootFile,
+}
+
+/// Where psycopg's verdict (its wheel's libpq 18) is not psql's (libpq 15), and why.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Psycopg {
+    Same,
+    /// libpq 16+ reads `sslrootcert=system` as the system's CAs and refuses it with any sslmode
+    /// but verify-full (`weak sslmode "require" may not be used with sslrootcert=system`).
+    RefusesSystemWithWeakMode,
 }
 
 struct Row {
@@ -58,6 +74,7 @@ struct Row {
     root: Root,
     psql: Expect,
     asyncpg: Asyncpg,
+    psycopg: Psycopg,
 }
 
 const fn row(
@@ -74,6 +91,7 @@ const fn row(
         root,
         psql,
         asyncpg: Asyncpg::Same,
+        psycopg: Psycopg::Same,
     }
 }
 
@@ -234,6 +252,44 @@ const ROWS: &[Row] = &[
         Root::Case,
         Expect::Fail("EE certificate key too weak"),
     ),
+    // A root file that is not there: refused under verify-*, ignored by libpq under require.
+    row(
+        "cn-only",
+        "localhost",
+        "verify-full",
+        Root::Missing,
+        Expect::Fail("root certificate file"),
+    ),
+    Row {
+        asyncpg: Asyncpg::FailsMissingRootFile,
+        ..row(
+            "cn-only",
+            "localhost",
+            "require",
+            Root::Missing,
+            Expect::Pass,
+        )
+    },
+    // A file name to psql 15 and asyncpg; libpq 18 (psycopg) looks in the system's CAs, which
+    // do not hold the test CA: every client refuses.
+    row(
+        "cn-only",
+        "localhost",
+        "verify-full",
+        Root::System,
+        Expect::Fail("root certificate file \"system\" does not exist"),
+    ),
+    Row {
+        asyncpg: Asyncpg::FailsMissingRootFile,
+        psycopg: Psycopg::RefusesSystemWithWeakMode,
+        ..row(
+            "cn-only",
+            "localhost",
+            "require",
+            Root::System,
+            Expect::Pass,
+        )
+    },
     // Unverified: nobody looks at the chain, and the handshake signatures are the transport's.
     row("sha1", "localhost", "require", Root::Absent, Expect::Pass),
     row(
@@ -308,6 +364,8 @@ fn url_for(cluster: &Cluster, row: &Row, case: &CaseCert) -> String {
             support::test_certs().untrusted_ca_cert.display()
         ),
         Root::Absent => String::new(),
+        Root::Missing => "&sslrootcert=/nonexistent/aksara-test-ca.crt".to_string(),
+        Root::System => "&sslrootcert=system".to_string(),
     };
     format!(
         "postgresql://postgres:{}@{}:{}/postgres?sslmode={}{root}",
@@ -352,6 +410,8 @@ fn table_line(row: &Row, verdicts: &[Verdict; 4], cluster: &Cluster) -> String {
         Root::Case => "case CA",
         Root::Untrusted => "other CA",
         Root::Absent => "none",
+        Root::Missing => "missing file",
+        Root::System => "system",
     };
     format!(
         "{} | {} | {} | {root}\n  psql:    {}\n  asyncpg: {}\n  psycopg: {}\n  aksara:  {}\n",
@@ -427,12 +487,24 @@ fn check_row(row: &Row, [psql, asyncpg, psycopg, aksara]: &[Verdict; 4]) {
         );
         assert!(aksara.words().contains(words), "aksara's reason: {context}");
     }
-    // psycopg is libpq too (its wheel's libpq 18 and OpenSSL 3.5): the same verdict here.
-    assert_eq!(
-        psycopg.passed(),
-        psql.passed(),
-        "psycopg disagrees with psql: {context}"
-    );
+    // psycopg is libpq too (its wheel's libpq 18 and OpenSSL 3.5): the same verdict, but for
+    // what libpq 16 changed.
+    match row.psycopg {
+        Psycopg::Same => {
+            assert_eq!(
+                psycopg.passed(),
+                psql.passed(),
+                "psycopg disagrees with psql: {context}"
+            );
+        }
+        Psycopg::RefusesSystemWithWeakMode => assert!(
+            !psycopg.passed()
+                && psycopg
+                    .words()
+                    .contains("may not be used with sslrootcert=system"),
+            "psycopg was expected to refuse sslrootcert=system: {context}"
+        ),
+    }
     match row.asyncpg {
         Asyncpg::Same => {
             assert_eq!(
@@ -451,6 +523,10 @@ fn check_row(row: &Row, [psql, asyncpg, psycopg, aksara]: &[Verdict; 4]) {
                 );
             }
         }
+        Asyncpg::FailsMissingRootFile => assert!(
+            !asyncpg.passed() && asyncpg.words().contains("FileNotFoundError"),
+            "asyncpg was expected to fail on the missing root file: {context}"
+        ),
         Asyncpg::FailsIpHostByName => assert!(
             !asyncpg.passed() && asyncpg.words().contains("IP address mismatch"),
             "asyncpg was expected to refuse the IP host by name: {context}"

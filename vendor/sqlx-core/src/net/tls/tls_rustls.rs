@@ -127,13 +127,9 @@ where
         // aksara patch: the application's verifier (see `set_server_cert_verifier`), for every
         // handshake; it is given only the roots of `root_cert_path` (no built-in roots).
         let verify_chain = !tls_config.accept_invalid_certs;
-        let roots = match tls_config.root_cert_path {
-            Some(ca) if verify_chain => Some(ca.data().await?),
-            _ => None,
-        };
         let verifier = factory(ServerCertRequest {
             verify_chain,
-            roots: roots.as_deref(),
+            root_cert: tls_config.root_cert_path.filter(|_| verify_chain),
             verify_hostname: verify_chain && !tls_config.accept_invalid_hostnames,
             hostname: tls_config.hostname,
             provider: provider.clone(),
@@ -224,8 +220,9 @@ pub struct ServerCertRequest<'a> {
     /// Whether the chain is to be verified (`verify-ca`, `verify-full`); false for the modes
     /// that accept any certificate (the handshake signatures are still checked).
     pub verify_chain: bool,
-    /// The PEM bytes of the root certificate option (`sslrootcert`), when one is set.
-    pub roots: Option<&'a [u8]>,
+    /// The root certificate option (`sslrootcert`) when the chain is verified, unread: the
+    /// factory reads it (libpq's rules for a missing file are the application's to apply).
+    pub root_cert: Option<&'a crate::net::tls::CertificateInput>,
     /// Whether the certificate must match `hostname` (`verify-full`).
     pub verify_hostname: bool,
     /// The host name as the connect options name it.
