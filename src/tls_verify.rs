@@ -9,8 +9,9 @@
 //! promises the verdict the application's driver will reach, so the chain goes through
 //! `X509_verify_cert` of the same libssl3 and `/etc/ssl/openssl.cnf` psql loads (the security
 //! level included: weak keys and SHA-1 signatures fail as they do there). rustls keeps the
-//! transport and the handshake signatures; the vendored sqlx-core asks [`factory`] for the
-//! verifier (`set_server_cert_verifier`, an aksara patch).
+//! transport, and its provider checks the handshake signatures first (OpenSSL when ring
+//! refuses one, see [`verify_handshake_signature`]); the vendored sqlx-core asks [`factory`]
+//! for the verifier (`set_server_cert_verifier`, an aksara patch).
 //!
 //! The typed reason travels back inside rustls's error as a [`Rejection`]
 //! (`CertificateError::Other`), and `connect::certificate_failure` reads it by type.
@@ -101,20 +102,27 @@ fn factory(
             provider: request.provider,
         }));
     }
-    let pem = match request.root_cert {
-        Some(CertificateInput::Inline(pem)) => pem.clone(),
-        Some(CertificateInput::File(path)) => read_root_file(path)?,
-        None => read_root_file(&default_root_cert().ok_or_else(|| Rejection {
-            reason: CertReason::NoRootCert,
-            message: "could not get home directory to locate root certificate file".into(),
-            cert: None,
-        })?)?,
+    let (pem, source) = match request.root_cert {
+        Some(CertificateInput::Inline(pem)) => (pem.clone(), "(inline)".to_string()),
+        Some(CertificateInput::File(path)) => (read_root_file(path)?, path.display().to_string()),
+        None => {
+            let path = default_root_cert().ok_or_else(|| Rejection {
+                reason: CertReason::NoRootCert,
+                message: "could not get home directory to locate root certificate file".into(),
+                cert: None,
+            })?;
+            (read_root_file(&path)?, path.display().to_string())
+        }
     };
-    let roots = X509::stack_from_pem(&pem).map_err(|e| Rejection {
+    let unreadable = |why: String| Rejection {
         reason: CertReason::Other,
-        message: format!("could not read the root certificate file: {e}"),
+        message: format!("could not read root certificate file \"{source}\": {why}"),
         cert: None,
-    })?;
+    };
+    let roots = X509::stack_from_pem(&pem).map_err(|e| unreadable(e.to_string()))?;
+    if roots.is_empty() {
+        return Err(unreadable("no certificate found".into()).into());
+    }
     Ok(Arc::new(OpensslVerifier {
         store: Some(trust_store(roots)?),
         host: request.verify_hostname.then(|| request.hostname.to_owned()),
@@ -127,13 +135,23 @@ fn factory(
 /// (Debian 12's psql) and asyncpg read it; libpq 16+ reads it as the system's CAs (the hint
 /// says so).
 fn read_root_file(path: &Path) -> Result<Vec<u8>, Rejection> {
-    std::fs::read(path).map_err(|_| Rejection {
-        reason: CertReason::NoRootCert,
-        message: format!(
-            "root certificate file \"{}\" does not exist",
-            path.display()
-        ),
-        cert: None,
+    std::fs::read(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Rejection {
+            reason: CertReason::NoRootCert,
+            message: format!(
+                "root certificate file \"{}\" does not exist",
+                path.display()
+            ),
+            cert: None,
+        },
+        _ => Rejection {
+            reason: CertReason::Other,
+            message: format!(
+                "could not read root certificate file \"{}\": {e}",
+                path.display()
+            ),
+            cert: None,
+        },
     })
 }
 

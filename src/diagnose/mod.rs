@@ -191,7 +191,7 @@ fn certificate(
                 None => "other names".to_string(),
             };
             format!(
-                "the certificate is not issued for `{host}`; it names {names}: connect using one of those names, or use sslmode=verify-ca to check the chain only"
+                "the certificate is not issued for `{host}`; it names {names}: connect with a host name it covers, or use sslmode=verify-ca to check the chain only"
             )
         }
         CertReason::Expired if cert.is_some_and(|c| c.depth > 0) => format!(

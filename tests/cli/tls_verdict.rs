@@ -186,6 +186,34 @@ const ROWS: &[Row] = &[
         Root::Case,
         Expect::Fail("server certificate for \"localhost\" does not match host name \"127.0.0.1\""),
     ),
+    // Names are compared case-insensitively.
+    row(
+        "cn-only",
+        "LOCALHOST",
+        "verify-full",
+        Root::Case,
+        Expect::Pass,
+    ),
+    // `*.localhost` stands for one label before `.localhost`, never for nothing.
+    row(
+        "wildcard",
+        "localhost",
+        "verify-full",
+        Root::Case,
+        Expect::Fail(
+            "server certificate for \"*.localhost\" (and 1 other name) does not match host name \"localhost\"",
+        ),
+    ),
+    Row {
+        asyncpg: Asyncpg::FailsIpHostByName,
+        ..row(
+            "wildcard",
+            "127.0.0.1",
+            "verify-full",
+            Root::Case,
+            Expect::Pass,
+        )
+    },
     row(
         "expired",
         "localhost",

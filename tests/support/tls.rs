@@ -212,6 +212,19 @@ const SPECS: &[Spec] = &[
         digest: "sha256",
         rsa_1024: false,
     },
+    // Wildcards: libpq takes `*.` for one leftmost label of at least one character, and
+    // compares dNSNames as text even with an address host (so `*.0.0.1` covers 127.0.0.1).
+    Spec {
+        name: "wildcard",
+        common_name: "db.invalid",
+        extensions: Some(
+            "basicConstraints = critical,CA:FALSE\nsubjectAltName = DNS:*.localhost, DNS:*.0.0.1\n",
+        ),
+        signer: Signer::TestCa,
+        dates: None,
+        digest: "sha256",
+        rsa_1024: false,
+    },
     Spec {
         name: "expired",
         common_name: "localhost",
