@@ -699,3 +699,45 @@ fn the_default_root_file_makes_require_verify_as_libpq_does() {
     let (code, json) = doctor();
     assert_eq!(code, 0, "{json:#}");
 }
+
+/// The security level comes from the machine's OpenSSL configuration, read by aksara as psql
+/// reads it: under a configuration at level 0 (`OPENSSL_CONF`) both accept the RSA-1024 and
+/// SHA-1 certificates that Debian's level 2 refuses (rows above).
+#[test]
+fn the_openssl_configuration_decides_weak_certificates_for_aksara_as_for_psql() {
+    let cluster = verdict_cluster(&[]);
+    let conf = support::weak_server_openssl_conf();
+    for name in ["rsa-1024", "sha1"] {
+        let case = support::case_cert(name);
+        cluster.serve_certificate(case);
+        let url = url_for(
+            &cluster,
+            &row(name, "localhost", "verify-full", Root::Case, Expect::Pass),
+            case,
+        );
+        let mut psql = std::process::Command::new(&support::bins().psql);
+        support::clear_pg_env(&mut psql);
+        let out = psql
+            .args(["-X", "-q", "-A", "-t", "-d", &url, "-c", "select 1"])
+            .env("HOME", support::hermetic_home())
+            .env("OPENSSL_CONF", conf)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run psql");
+        assert!(
+            out.status.success(),
+            "psql at level 0 ({name}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let dir = project();
+        let doctor = run(aksara(dir.path())
+            .env("OPENSSL_CONF", conf)
+            .args(["doctor", "--format", "json", "--url", &url]));
+        assert_eq!(doctor.code, 0, "aksara at level 0 ({name}): {doctor:?}");
+        // And without it, the machine's own level refuses both, as the table shows.
+        assert!(
+            !doctor_verdict(&url).passed(),
+            "{name} at the machine's level"
+        );
+    }
+}
