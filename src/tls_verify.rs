@@ -656,6 +656,71 @@ mod tests {
         assert_eq!(libpq_ip("db.example.com"), None);
     }
 
+    /// A self-signed certificate with this CN and these subjectAltName entries.
+    fn cert(common_name: &str, alt_names: &[&str]) -> X509 {
+        use openssl::ec::{EcGroup, EcKey};
+        use openssl::x509::extension::SubjectAlternativeName;
+        use openssl::x509::{X509Builder, X509NameBuilder};
+        let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
+        let key = PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap();
+        let mut name = X509NameBuilder::new().unwrap();
+        name.append_entry_by_nid(Nid::COMMONNAME, common_name)
+            .unwrap();
+        let name = name.build();
+        let mut builder = X509Builder::new().unwrap();
+        builder.set_version(2).unwrap();
+        builder.set_subject_name(&name).unwrap();
+        builder.set_issuer_name(&name).unwrap();
+        builder.set_pubkey(&key).unwrap();
+        if !alt_names.is_empty() {
+            let mut san = SubjectAlternativeName::new();
+            for entry in alt_names {
+                match entry.strip_prefix("IP:") {
+                    Some(ip) => san.ip(ip),
+                    None => san.dns(entry),
+                };
+            }
+            let san = san.build(&builder.x509v3_context(None, None)).unwrap();
+            builder.append_extension(san).unwrap();
+        }
+        builder.sign(&key, MessageDigest::sha256()).unwrap();
+        builder.build()
+    }
+
+    fn names_for(cert: &X509, host: &str) -> Vec<String> {
+        certificate_names(cert, libpq_ip(host).is_some()).names
+    }
+
+    #[test]
+    fn the_cn_counts_only_without_a_subject_alt_name_of_the_hosts_kind() {
+        // A DNS host: a dNSName hides the CN; an iPAddress does not.
+        let dns_and_cn = cert("db.example.com", &["db.example.com", "IP:10.0.0.1"]);
+        assert_eq!(
+            names_for(&dns_and_cn, "db.example.com"),
+            ["db.example.com", "10.0.0.1"]
+        );
+        let ip_only = cert("db.example.com", &["IP:10.0.0.1"]);
+        assert_eq!(
+            names_for(&ip_only, "db.example.com"),
+            ["10.0.0.1", "db.example.com"]
+        );
+        assert!(check_host(&ip_only, "db.example.com").is_ok());
+        // An address host: a dNSName does not hide the CN (libpq departs from RFC 6125 here).
+        let with_dns = cert("10.0.0.1", &["db.example.com"]);
+        assert!(check_host(&with_dns, "10.0.0.1").is_ok());
+        assert!(check_host(&ip_only, "10.0.0.1").is_ok());
+        // An iPAddress entry hides the CN from an address host.
+        let other_ip = cert("10.0.0.1", &["IP:10.0.0.2"]);
+        let refused = check_host(&other_ip, "10.0.0.1").unwrap_err();
+        assert_eq!(refused.reason, CertReason::NameMismatch);
+        assert_eq!(
+            refused.message,
+            "server certificate for \"10.0.0.2\" does not match host name \"10.0.0.1\""
+        );
+        // inet_aton's forms are addresses too.
+        assert!(check_host(&cert("x", &["IP:127.0.0.1"]), "127.1").is_ok());
+    }
+
     #[test]
     fn openssl_codes_map_to_reasons() {
         use openssl_sys as ffi;
