@@ -38,6 +38,7 @@ pub mod sanitize;
 pub mod serverup;
 pub mod session;
 pub mod sysenv;
+pub mod tls_verify;
 pub mod ui;
 
 use crate::cli::{Cli, Command};

@@ -12,6 +12,7 @@ use crate::code::Code;
 use crate::connect::{Attempt, CertReason, FailureKind, ServerError};
 use crate::dsn::{ConnConfig, Endpoint, Host};
 use crate::provision::quote_ident;
+use crate::tls_verify::CertFacts;
 use server_messages::Cause;
 
 pub use advice::{install_advice, start_command};
@@ -69,7 +70,11 @@ pub fn diagnose(cfg: &ConnConfig, attempt: &Attempt, ctx: &Context) -> Diagnosis
                 "turn TLS on at the server (ssl = on in postgresql.conf), or, only on a trusted network, use ?sslmode=prefer".to_string()
             },
         },
-        FailureKind::Certificate { reason, message } => certificate(cfg, ep, *reason, message),
+        FailureKind::Certificate {
+            reason,
+            message,
+            cert,
+        } => certificate(cfg, ep, *reason, message, cert.as_deref()),
         FailureKind::Server(error) => server_error(cfg, ep, error, ctx),
         FailureKind::NotPostgres => Diagnosis {
             code: Code::NotPostgres,
@@ -144,20 +149,77 @@ fn refused(ep: &Endpoint, ctx: &Context) -> Diagnosis {
     }
 }
 
-fn certificate(cfg: &ConnConfig, ep: &Endpoint, reason: CertReason, message: &str) -> Diagnosis {
+/// A refused certificate: the hint names what the certificate itself says (its dates, its
+/// names) and the fix for this reason; OpenSSL's or libpq's words are in the message.
+fn certificate(
+    cfg: &ConnConfig,
+    ep: &Endpoint,
+    reason: CertReason,
+    message: &str,
+    cert: Option<&CertFacts>,
+) -> Diagnosis {
     let host = match &ep.host {
         Host::Tcp(h) => h.as_str(),
         Host::Socket(_) => "",
     };
+    let which = match cert {
+        Some(c) if c.depth > 0 => format!("the CA certificate `{}`", c.subject),
+        Some(c) => format!("the server's certificate (`{}`)", c.subject),
+        None => "the server's certificate".to_string(),
+    };
+    let dates = cert
+        .map(|c| format!(" (valid from {} until {})", c.not_before, c.not_after))
+        .unwrap_or_default();
+    let roots = match &cfg.sslrootcert {
+        Some(file) => format!("sslrootcert ({file})"),
+        None => "~/.postgresql/root.crt (libpq's default when sslrootcert is not set)".to_string(),
+    };
     let hint = match reason {
-        CertReason::NameMismatch => format!(
-            "the certificate is not issued for the name `{host}`: connect using a name it lists (e.g. the DNS name instead of an IP address), or use sslmode=verify-ca to check the chain only"
+        CertReason::NameMismatch => {
+            let names = match cert.map(|c| c.names.as_slice()) {
+                Some([]) => "no host name at all".to_string(),
+                Some(names) => {
+                    // The CN often repeats a subjectAltName: each name once.
+                    let mut shown: Vec<String> = Vec::new();
+                    for name in names {
+                        let name = format!("`{}`", crate::sanitize::for_terminal(name));
+                        if !shown.contains(&name) {
+                            shown.push(name);
+                        }
+                    }
+                    shown.join(", ")
+                }
+                None => "other names".to_string(),
+            };
+            format!(
+                "the certificate is not issued for `{host}`; it names {names}: connect with a host name it covers, or use sslmode=verify-ca to check the chain only"
+            )
+        }
+        CertReason::Expired if cert.is_some_and(|c| c.depth > 0) => format!(
+            "{which} has expired{dates}: give a current CA as sslrootcert (and re-issue the server's certificate from it if the CA's key changed), or check this machine's clock"
         ),
-        CertReason::Expired | CertReason::NotYetValid => "the server's certificate is outside its validity dates: renew it on the server (ssl_cert_file), or check this machine's clock".to_string(),
-        _ if cfg.sslrootcert.is_none() => "the server's certificate is not signed by a known authority: add ?sslrootcert=/path/to/ca.crt with the CA that signed it".to_string(),
-        _ => format!(
-            "the certificate does not chain to the CA in sslrootcert ({}): use the CA file your provider gives for this server",
-            cfg.sslrootcert.as_deref().unwrap_or_default()
+        CertReason::Expired => format!(
+            "{which} has expired{dates}: renew it on the server (ssl_cert_file, then SELECT pg_reload_conf()), or check this machine's clock"
+        ),
+        CertReason::NotYetValid => format!(
+            "{which} is not valid yet{dates}: check this machine's clock and the server's, or issue the certificate with a start date in the past"
+        ),
+        CertReason::WeakKey => format!(
+            "{which} has a key shorter than this machine's OpenSSL accepts at its security level (psql and asyncpg refuse it too): issue a new one with an RSA key of at least 2048 bits, or an EC key (P-256)"
+        ),
+        CertReason::WeakDigest => format!(
+            "{which} is signed with a digest (SHA-1 or MD5) this machine's OpenSSL refuses at its security level (psql and asyncpg refuse it too): have it signed again with SHA-256"
+        ),
+        CertReason::NoRootCert if cfg.sslrootcert.as_deref() == Some("system") => "`sslrootcert=system` means the system's trusted CAs to libpq 16 and later (psycopg 3's wheel; with sslmode=verify-full only), but a file named `system` to libpq 15 (Debian 12's psql) and asyncpg, which fail: give the path of the CA file instead (for a public CA, /etc/ssl/certs/ca-certificates.crt)".to_string(),
+        CertReason::NoRootCert => match &cfg.sslrootcert {
+            Some(file) => format!("the sslmode verifies the certificate, and the sslrootcert file `{file}` is not there: give the path of the CA file that signed the server's certificate"),
+            None => "the sslmode verifies the certificate but there is no CA to check it with: add ?sslrootcert=/path/to/ca.crt (the CA that signed the server's certificate), or put it at ~/.postgresql/root.crt".to_string(),
+        },
+        CertReason::UnknownIssuer => format!(
+            "{which} does not chain to a CA in {roots}: use the CA file that signed the server's certificate (for a self-signed certificate, that certificate itself) as ?sslrootcert=/path/to/ca.crt"
+        ),
+        CertReason::Other => format!(
+            "OpenSSL (as psql and asyncpg use it) refuses {which}: check the server's certificate (ssl_cert_file) and the CA in {roots}"
         ),
     };
     Diagnosis {

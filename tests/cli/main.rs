@@ -31,6 +31,7 @@ mod reliability;
 mod replica;
 mod secrets;
 mod style;
+mod tls_verdict;
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
