@@ -758,6 +758,24 @@ pub fn auth_warning(method: &AuthMethod, over_tls: bool, socket: bool) -> Option
     }
 }
 
+/// What to do when the server asks for a method aksara cannot answer: psql helps only where
+/// it speaks that method (GSSAPI, when libpq is built with it), never for SSPI (Windows
+/// servers' method) or a SASL mechanism other than SCRAM.
+fn unsupported_method_hint(method: &AuthMethod) -> String {
+    let line = "the first pg_hba.conf line matching this user, database and address picks the method: add a `scram-sha-256` line above it for this application's user";
+    match method {
+        AuthMethod::Gss => {
+            format!("{line}, or check this connection with psql, which speaks GSSAPI")
+        }
+        AuthMethod::Sspi => format!(
+            "{line}; SSPI is for Windows clients in the server's domain, which aksara is not"
+        ),
+        _ => format!(
+            "{line}; the mechanism the server offered is not one PostgreSQL itself offers (SCRAM-SHA-256): check that the URL points at the server you mean"
+        ),
+    }
+}
+
 /// The report for the failures the hostile-server work added, as (code, message, hint), for
 /// `diagnose` to wrap. None for the other kinds, which `diagnose` names itself.
 pub fn login_failure_report(
@@ -771,7 +789,7 @@ pub fn login_failure_report(
                 "the server at {ep} asks for {} authentication, which aksara cannot answer (it speaks scram-sha-256, md5, password, and trust/peer)",
                 shown(method)
             ),
-            "the first pg_hba.conf line matching this user, database and address picks the method: add a `scram-sha-256` line above it for this application's user, or check this connection with psql, which speaks GSSAPI".into(),
+            unsupported_method_hint(method),
         ),
         FailureKind::CleartextRefused => (
             Code::AuthCleartextRefused,

@@ -317,9 +317,12 @@ impl Prompt for ScriptedPrompt {
     fn password<'a>(&'a self, prompt: &'a str, confirm: bool) -> Answer<'a, String> {
         Box::pin(async move {
             let answer = self.next(prompt)?;
-            self.show(prompt, "****");
+            // An empty answer is an answer of its own (the ways on are offered): show it as
+            // empty; anything else hides its length too.
+            let shown = if answer.is_empty() { "(empty)" } else { "****" };
+            self.show(prompt, shown);
             if confirm {
-                self.show("Repeat it", "****");
+                self.show("Repeat it", shown);
             }
             Ok(answer)
         })

@@ -121,10 +121,7 @@ fn refused(ep: &Endpoint, ctx: &Context) -> Diagnosis {
         let there = ctx.same_port_elsewhere.join(", ");
         return Diagnosis {
             code: Code::ConnectionRefused,
-            message: format!(
-                "{message}; but PostgreSQL runs on port {} at {there}",
-                ep.port
-            ),
+            message: format!("{message}; but PostgreSQL runs at {there}"),
             hint: format!(
                 "the server is up and listens at {there} only, not at {host}: use that address in the URL, or add `{host}` to listen_addresses in postgresql.conf and restart the server"
             ),

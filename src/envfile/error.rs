@@ -158,9 +158,10 @@ impl EnvFileError {
             EnvFileError::LockTimeout { .. } => Some(
                 "another aksara may still be running here; let it finish, then run again".into(),
             ),
-            EnvFileError::TooLarge { .. } => Some(
-                "a .env holds a few variables: check that --env-file names the right file".into(),
-            ),
+            EnvFileError::TooLarge { path, .. } => Some(format!(
+                "a .env holds a few variables, and `{}` is far more: check that it is the file you mean (--env-file names another), or move what is not variables out of it",
+                path.display()
+            )),
             EnvFileError::SymlinkOutside { path, target } => Some(format!(
                 "replace the link `{}` with a file, or pass --force to write `{}` anyway",
                 path.display(),

@@ -667,10 +667,7 @@ pub fn other_loopback() -> Staged {
     let there = format!("127.0.0.1:{}", cluster.port);
     Staged::new(spec_named("other-loopback-address"), url)
         .cluster(cluster)
-        .message(&format!(
-            "PostgreSQL runs on port {} at {there}",
-            cluster.port
-        ))
+        .message(&format!("but PostgreSQL runs at {there}"))
         .hint("listen_addresses")
         .not_hint("start the server:")
         .claim(Claim::Listens(there))

@@ -209,8 +209,13 @@ pub async fn execute(
                     let mut failed =
                         CliError::failure(format!("`{}` failed: {}", step.sql(true), e.message))
                             .with_optional_hint(e.hint);
-                    // The cause's code (a silent server's connection-timeout, say) stays.
+                    // The cause's code (a silent server's connection-timeout, say) stays, and
+                    // so do the server's own DETAIL and its error.
                     failed.code = e.code;
+                    if let Some(detail) = e.server.as_ref().and_then(|s| s.detail.clone()) {
+                        failed.causes.push(format!("the server adds: {detail}"));
+                    }
+                    failed.server = e.server;
                     return Err(failed);
                 }
                 StepOutcome::AlreadyThere

@@ -300,9 +300,10 @@ impl Setup<'_> {
         )
         .await?;
         self.progress.borrow_mut().env_written = true;
-        if let Some(written) = &replica {
-            self.write_replica(written)?;
-        }
+        let replica_change = match &replica {
+            Some(written) => Some(change_word(&self.write_replica(written)?)),
+            None => None,
+        };
         self.gitignore_advice().await?;
         let outcome = Outcome {
             ok: true,
@@ -320,6 +321,7 @@ impl Setup<'_> {
             env_key: self.s.env_key.clone(),
             env_change: change_word(&changes[0]),
             replica_url: replica.map(|w| w.shown),
+            replica_change,
             driver_urls: plan
                 .forms
                 .iter()

@@ -22,6 +22,8 @@ pub struct Outcome {
     /// `DATABASE_REPLICA_URL`, redacted, when `--replica-url` was given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub replica_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replica_change: Option<&'static str>,
     /// `--driver-url`: each driver's own form, redacted, under its key.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub driver_urls: Vec<DriverUrlOutcome>,
@@ -181,9 +183,10 @@ pub fn print_summary(printer: &Printer, o: &Outcome) {
     }
     if let Some(replica) = &o.replica_url {
         printer.result(&format!(
-            "  {:<9} {}={replica}",
+            "  {:<9} {}={replica} ({})",
             "replica",
-            super::replica_url::REPLICA_KEY
+            super::replica_url::REPLICA_KEY,
+            o.replica_change.unwrap_or("written")
         ));
     }
     // Advice, not the result: --quiet leaves it out.
@@ -193,13 +196,28 @@ pub fn print_summary(printer: &Printer, o: &Outcome) {
         // Only what runs here: the framework's commands when its CLI is installed (aksara
         // forwards them, see forward.rs), and the doctor, which always does.
         let dir = std::env::current_dir().unwrap_or_else(|_| ".".into());
+        let mut steps = Vec::new();
         if crate::forward::available("makemigrations", &dir) {
-            printer.result("  aksara makemigrations --app app.models");
+            steps.push((
+                "aksara makemigrations --app app.models",
+                "create the migrations for your models (the framework's command)",
+            ));
         }
         if crate::forward::available("migrate", &dir) {
-            printer.result("  aksara migrate");
+            steps.push((
+                "aksara migrate",
+                "apply them to the new database (the framework's command)",
+            ));
         }
-        printer.result("  aksara doctor        check the URL the way your app's drivers read it");
+        steps.push((
+            "aksara doctor",
+            "check the URL the way your app's drivers read it",
+        ));
+        // One column for the descriptions, as cargo's and git's command lists have.
+        let width = steps.iter().map(|(cmd, _)| cmd.len()).max().unwrap_or(0) + 8;
+        for (cmd, what) in steps {
+            printer.result(&format!("  {cmd:<width$}{what}"));
+        }
     }
 }
 

@@ -244,8 +244,9 @@ impl Reporter for TextReporter<'_> {
             format!("{} all checks passed", p.mark(Mark::Pass))
         } else if report.ok {
             format!(
-                "{} connection works, {warned} warning(s)",
-                p.mark(Mark::Warn)
+                "{} connection works, {warned} {}",
+                p.mark(Mark::Warn),
+                if warned == 1 { "warning" } else { "warnings" }
             )
         } else {
             let codes: Vec<&str> = report.failed_codes().iter().map(|c| c.id()).collect();
@@ -375,7 +376,7 @@ mod tests {
         text.finished(&report(checks));
         assert_eq!(
             out.stdout(),
-            "[!!] Privileges  privileges said [cannot-create-tables]  1 ms\n    hint: fix cannot-create-tables\n[!!] connection works, 1 warning(s)\n"
+            "[!!] Privileges  privileges said [cannot-create-tables]  1 ms\n    hint: fix cannot-create-tables\n[!!] connection works, 1 warning\n"
         );
     }
 

@@ -98,8 +98,11 @@ fn loaders_disagree(bytes: &[u8], key: &str) -> Option<String> {
         .map(|(loader, line, _)| format!("{loader} uses line {line}"))
         .collect();
     Some(format!(
-        "{key} is set on lines {:?}: {}; doctor checks the last, as python-dotenv (the framework's loader) does",
-        all,
+        "{key} is set on lines {}: {}; doctor checks the last, as python-dotenv (the framework's loader) does",
+        all.iter()
+            .map(|l| l.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
         said.join(", ")
     ))
 }

@@ -69,7 +69,7 @@ impl AuthMethod {
 impl fmt::Display for AuthMethod {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            AuthMethod::None => f.write_str("none (trust, peer or certificate)"),
+            AuthMethod::None => f.write_str("no password asked: trust, peer or certificate"),
             AuthMethod::Cleartext => f.write_str("cleartext password"),
             AuthMethod::Md5 => f.write_str("md5"),
             AuthMethod::Sasl { mechanisms } if mechanisms.iter().any(|m| m.starts_with("SCRAM-SHA-256")) => {
