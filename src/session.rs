@@ -24,6 +24,10 @@ pub struct ServerFacts {
     /// `pg_backend_pid()`: a pooler announces a pid of its own at login (src/pooler.rs).
     #[serde(skip)]
     pub backend_pid: i32,
+    /// The `port` the server listens on: a proxy on another port (pgpool-II) shows here, not at
+    /// login (src/pooler.rs).
+    #[serde(skip)]
+    pub port: i32,
 }
 
 impl ServerFacts {
@@ -43,7 +47,8 @@ const FACTS_SQL: &str = "SELECT current_setting('server_version'), current_setti
         current_setting('max_connections')::int, current_setting('superuser_reserved_connections')::int, \
         (SELECT sum(pg_stat_get_db_numbackends(oid))::bigint FROM pg_database), \
         current_setting('ssl'), current_setting('password_encryption'), pg_is_in_recovery(), \
-        (SELECT ssl FROM pg_stat_get_activity(pg_backend_pid())), pg_backend_pid()";
+        (SELECT ssl FROM pg_stat_get_activity(pg_backend_pid())), pg_backend_pid(), \
+        current_setting('port')::int";
 
 /// Why the facts could not be read: a code of its own for each, never a guess.
 #[derive(Debug, Clone)]
@@ -132,6 +137,7 @@ fn facts_from_row(row: &sqlx::postgres::PgRow) -> Result<ServerFacts, sqlx::Erro
         in_recovery: row.try_get(7)?,
         connection_tls: row.try_get::<Option<bool>, _>(8)?.unwrap_or(false),
         backend_pid: row.try_get(9)?,
+        port: row.try_get(10)?,
     })
 }
 
