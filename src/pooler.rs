@@ -1041,6 +1041,46 @@ mod tests {
             None
         );
         assert_eq!(PoolMode::parse("transaction"), Some(PoolMode::Transaction));
+    }
+
+    #[test]
+    fn pgpool_refusals_are_told_by_their_whole_text() {
+        let server = |message: &str, detail: Option<&str>| ServerError {
+            sqlstate: "XX000".into(),
+            message: message.into(),
+            detail: detail.map(str::to_owned),
+            hint: None,
+            routine: None,
+        };
+        assert_eq!(
+            PoolerError::from_server_error(&server(
+                "authentication failed",
+                Some("username \"app\" or password does not exist in backend")
+            )),
+            Some(PoolerError::PgpoolPasswordMismatch { user: "app".into() })
+        );
+        // The bare message says nothing without pgpool's detail.
+        assert_eq!(
+            PoolerError::from_server_error(&server("authentication failed", Some("other"))),
+            None
+        );
+        assert_eq!(
+            PoolerError::from_message(
+                "all backend nodes are down, pgpool requires at least one valid node"
+            ),
+            Some(PoolerError::PgpoolBackendsDown)
+        );
+        assert_eq!(
+            PoolerError::from_message("failed to authenticate with backend using md5"),
+            Some(PoolerError::PgpoolNoPassword {
+                method: "md5".into()
+            })
+        );
+        // PostgreSQL's own text is lowercase: not pgpool's.
+        assert_eq!(
+            PoolerError::from_message("sorry, too many clients already"),
+            None
+        );
         assert_eq!(PoolMode::parse(""), None);
     }
 }

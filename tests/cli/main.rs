@@ -19,6 +19,7 @@ mod localserver;
 mod machine;
 mod output;
 mod peer_setup;
+mod pgpool;
 mod pooler;
 mod prompts;
 mod refusals;
