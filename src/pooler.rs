@@ -241,13 +241,13 @@ pub async fn detect(
     connected: &mut connect::Connected,
     cfg: &ConnConfig,
     backend_pid: i32,
-    server_port: i32,
+    server_port: Option<i32>,
     bound: Duration,
 ) -> Option<PoolerReport> {
     let signals = LoginSignals::of(&connected.conn);
     let look = first_look(&signals, backend_pid, &connected.endpoint.host);
     if look == FirstLook::Direct {
-        let moved = port_moved(&connected.endpoint, server_port)?;
+        let moved = port_moved(&connected.endpoint, server_port?)?;
         let facts = pgpool::read(&mut connected.conn, bound).await?;
         return Some(pgpool_report(vec![moved.to_string()], facts));
     }

@@ -25,9 +25,9 @@ pub struct ServerFacts {
     #[serde(skip)]
     pub backend_pid: i32,
     /// The `port` the server listens on: a proxy on another port (pgpool-II) shows here, not at
-    /// login (src/pooler.rs).
+    /// login (src/pooler.rs). `None` when the answer has no such column (not PostgreSQL's).
     #[serde(skip)]
-    pub port: i32,
+    pub port: Option<i32>,
 }
 
 impl ServerFacts {
@@ -137,7 +137,7 @@ fn facts_from_row(row: &sqlx::postgres::PgRow) -> Result<ServerFacts, sqlx::Erro
         in_recovery: row.try_get(7)?,
         connection_tls: row.try_get::<Option<bool>, _>(8)?.unwrap_or(false),
         backend_pid: row.try_get(9)?,
-        port: row.try_get(10)?,
+        port: row.try_get::<Option<i32>, _>(10).ok().flatten(),
     })
 }
 

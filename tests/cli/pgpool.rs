@@ -200,7 +200,7 @@ fn a_single_backend_pgpool_is_told_by_the_server_port() {
         let (pid, port): (i32, i32) = (row.get(0), row.get(1));
         let look = pooler::first_look(&pooler::LoginSignals::of(&c.conn), pid, &c.endpoint.host);
         let moved = pooler::port_moved(&c.endpoint, port);
-        let report = pooler::detect(&mut c, &cfg, pid, port, BOUND).await;
+        let report = pooler::detect(&mut c, &cfg, pid, Some(port), BOUND).await;
         connect::close(c.conn).await;
         (look, moved, report)
     });

@@ -50,7 +50,7 @@ async fn look_and_identify(url: &str) -> (FirstLook, Option<pooler::PoolerReport
         .await
         .unwrap()
         .get(0);
-    let report = pooler::detect(&mut c, &cfg, pid, port, BOUND).await;
+    let report = pooler::detect(&mut c, &cfg, pid, Some(port), BOUND).await;
     connect::close(c.conn).await;
     (look, report)
 }
