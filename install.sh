@@ -42,6 +42,14 @@ if ! command -v cargo >/dev/null 2>&1; then
   exit 1
 fi
 
+# aksara verifies server certificates with the system's OpenSSL (the one psql uses), linked
+# dynamically: the build needs its headers and pkg-config to find them.
+if ! command -v pkg-config >/dev/null 2>&1 || ! pkg-config --exists openssl 2>/dev/null; then
+  echo "error: the OpenSSL development files are not installed (aksara links the system's OpenSSL, as psql does)" >&2
+  echo "hint: Debian/Ubuntu: sudo apt-get install libssl-dev pkg-config; Fedora: sudo dnf install openssl-devel pkgconf-pkg-config; macOS: brew install openssl@3 pkg-config; then run ./install.sh again" >&2
+  exit 1
+fi
+
 echo "building aksara (release; a few minutes the first time)..."
 # Ask cargo where the binary went: CARGO_TARGET_DIR or a config may move the target folder.
 built=$(cargo build --release --locked --manifest-path "$here/Cargo.toml" --quiet \

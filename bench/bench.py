@@ -23,6 +23,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 E = os.environ
@@ -41,6 +42,8 @@ PASSWORD = E["BENCH_PASSWORD"]
 GIT_PROJECT = E.get("BENCH_GIT_PROJECT") == "1"
 # "session:PORT transaction:PORT" when run.sh started PgBouncer, else empty.
 PGBOUNCER_PORTS = [tuple(p.split(":")) for p in E.get("BENCH_PGBOUNCER_PORTS", "").split()]
+# The cluster whose pg_hba lets TCP in only over TLS, only for postgres (empty without TLS).
+HBA_PORT = E.get("BENCH_HBA_PORT", "")
 OUT = E["BENCH_OUT"]
 ROUNDS = max(1, int(E.get("ROUNDS", "15")))
 HYPERFINE = None if E.get("BENCH_NO_HYPERFINE") == "1" else shutil.which("hyperfine")
@@ -196,6 +199,103 @@ def silent_group():
         Cmd("silent/pg_isready", f"{PG_ISREADY} -t {CONNECT_TIMEOUT} -d {silent}", 2, "no response"),
     ]
     return Group("silent", cmds, runs=1, warmup=0, rounds=min(ROUNDS, 3), env=BASE_ENV)
+
+
+def not_postgres_server():
+    """A listener that answers like a web server and hangs up: something that is not PostgreSQL
+    (doctor's probe after a failure tells it apart). Returns its port."""
+    import socket
+    import threading
+
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+
+    def serve():
+        while True:
+            conn, _ = listener.accept()
+            try:
+                conn.recv(64)
+                conn.sendall(b"HTTP/1.0 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+            except OSError:
+                pass
+            finally:
+                conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return listener.getsockname()[1]
+
+
+def failure_path_rows():
+    """Each failure whose diagnosis probes more than the failed connection
+    (src/commands/doctor/failure.rs): (id, failure, what doctor adds, URL, doctor's code, psql's words)."""
+    pw = f"postgres:{PASSWORD}"
+    rows = [
+        ("refused", "refused port (127.0.0.1, nothing listens)",
+         "local servers probed, the other loopback address, the start command",
+         url(f"postgres@127.0.0.1:{DEAD_PORT}"), "[connection-refused]", "Connection refused"),
+        ("twin", "`[::1]` in the URL, the server on 127.0.0.1 only",
+         "the same probes; the loopback twin answers",
+         url(f"postgres@[::1]:{PORT}"), "listens at 127.0.0.1:", "failed"),
+        ("nosocket", "no socket file in the socket folder",
+         "local servers probed, the start command",
+         url(f"postgres@{WORK.replace('/', '%2F')}%2Fempty:{DEAD_PORT}"), "[connection-refused]", "No such file"),
+        ("notpg", "something that is not PostgreSQL answers",
+         "a protocol probe (SSLRequest) after the failed login",
+         url(f"postgres@127.0.0.1:{not_postgres_server()}", params=f"?connect_timeout={CONNECT_TIMEOUT}"), "[not-postgres]", "failed"),
+        ("dbmissing", "the database does not exist",
+         "a second login (to `postgres`) for the names close to it",
+         url(f"{pw}@127.0.0.1:{PORT}", db="benchmissing"), "[database-missing]", "does not exist"),
+        ("wrongpw", "wrong password (nothing extra: the control row)",
+         "nothing",
+         url(f"postgres:wrong-password@127.0.0.1:{PORT}"), "[auth-failed]", "password authentication failed"),
+    ]
+    if HBA_PORT:
+        rows += [
+            ("sslreq", "pg_hba lets only TLS in, the URL says `sslmode=disable`",
+             "a second attempt with TLS (would TLS pass pg_hba?)",
+             url(f"{pw}@127.0.0.1:{HBA_PORT}", params="?sslmode=disable"), "[ssl-required]", "no pg_hba.conf entry"),
+            ("nohba", "no pg_hba line for the role, with or without TLS",
+             "a third attempt with TLS after libpq's two (prefer)",
+             url(f"benchnone:x@127.0.0.1:{HBA_PORT}"), "[no-hba-entry]", "no pg_hba.conf entry"),
+        ]
+    return rows
+
+
+def failure_path_group(rows):
+    cmds = []
+    for rid, _, _, u, code, psql_words in rows:
+        q = shlex.quote(u)
+        cmds += [
+            Cmd(f"fpath-doctor/{rid}", f"{AKSARA} doctor --url {q}", 1, code),
+            Cmd(f"fpath-psql/{rid}", f"{PSQL} -X -w -c 'select 1' {q}", 2, psql_words),
+            Cmd(f"fpath-floor/{rid}", f"{FLOOR} {q}", 1, "error:"),
+        ]
+    return Group("failure-path", cmds, runs=3, warmup=1, env=BASE_ENV)
+
+
+def write_failure_path_table(w, results, goals, rows):
+    w("## `aksara doctor` on a failure path")
+    w("")
+    w("Extra probing happens only after a failure (src/commands/doctor/failure.rs). Each row is a failure")
+    w("whose diagnosis looks further than the failed connection, timed against the same failing connection")
+    w("made by psql (libpq's attempts, which aksara's model repeats) and by the sqlx floor (one attempt).")
+    w("\"added\" is doctor minus the faster of the two: the probing plus doctor's own report, goal ≤ 300 ms.")
+    w("A silent server is not here: waiting out its timeout is the failure itself, and doctor probes")
+    w("nothing more after a timeout (the \"Failure paths\" table above has it).")
+    w("")
+    w("| failure | what doctor adds | aksara doctor | `psql` | sqlx floor | added (goal ≤ 300 ms) |")
+    w("|---|---|---:|---:|---:|---:|")
+    for rid, title, adds, _, _, _ in rows:
+        d, p, f = (results.median_ms(f"fpath-{k}/{rid}") for k in ("doctor", "psql", "floor"))
+        added = d - min(p, f)
+        goals.append((f"doctor adds ≤ 300 ms on a failure path ({title})", added <= 300, f"{added:+.0f} ms"))
+        w(f"| {title} | {adds} | {fmt_ms(d)} | {fmt_ms(p)} | {fmt_ms(f)} | {added:+.0f} ms {mark(added <= 300)} |")
+    w("")
+    w(f"{results.runs(f'fpath-doctor/{rows[0][0]}')} runs per command; every doctor run exits 1 naming the row's code, checked before timing.")
+    if not HBA_PORT:
+        w("The two pg_hba rows are skipped: they need TLS (openssl) for the TLS-only cluster.")
+    w("")
 
 
 def startup_group():
@@ -358,6 +458,30 @@ def peak_rss_kb(command, env, runs=5):
     return statistics.median(values), ("/usr/bin/time -f %M" if gnu_time else "wait4() ru_maxrss")
 
 
+def huge_env_file_refusal(env):
+    """`aksara doctor` on a 100 MB .env (a URL on line 1, then comments): it must refuse at once
+    with a clear error, without reading the file (issue 16). Returns (peak RSS in kB, median
+    wall time in ms over 5 runs); the refusal is checked first."""
+    folder = tempfile.mkdtemp(prefix="aksara-bench-env-")
+    path = os.path.join(folder, ".env")
+    line = "# " + "x" * 98 + "\n"
+    with open(path, "w") as f:
+        f.write(f"DATABASE_URL={PLAIN_URL}\n")
+        f.write(line * (100 * 1024 * 1024 // len(line)))
+    command = f"{AKSARA} doctor --env-file {shlex.quote(path)}"
+    r = subprocess.run(shlex.split(command), env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    if r.returncode == 0 or "more than the 1 MiB aksara reads" not in r.stderr:
+        raise SystemExit(f"doctor on a 100 MB .env did not refuse it: exit {r.returncode}: {r.stderr[-500:]}")
+    walls = []
+    for _ in range(5):
+        t = time.perf_counter()
+        subprocess.run(shlex.split(command), env=env, stdin=subprocess.DEVNULL, capture_output=True)
+        walls.append((time.perf_counter() - t) * 1000)
+    kb, _ = peak_rss_kb(command, env)
+    shutil.rmtree(folder, ignore_errors=True)
+    return kb, statistics.median(walls)
+
+
 def hostile_error_server(message_bytes):
     """A stand-in server (issue 16) that answers every startup with a FATAL ErrorResponse whose
     message is `message_bytes` long, streamed; returns its port. Only this can send that:
@@ -471,7 +595,9 @@ def main():
     started = time.time()
     load_before = os.getloadavg()
     transports, healthy = healthy_group()
+    fpath_rows = failure_path_rows()
     groups = [healthy, pooler_group(), replica_group(), dbsetup_group(), fast_failure_group(), silent_group(), startup_group(), noserver_group()]
+    groups.append(failure_path_group(fpath_rows))
 
     problems = []
     occupied = something_listens_on_default_places()
@@ -507,6 +633,7 @@ def main():
     huge_url = f"postgresql://app:pw@127.0.0.1:{huge_port}/app?connect_timeout={CONNECT_TIMEOUT}"
     rss["doctor, 300 MB error"], _ = peak_rss_kb(f"{AKSARA} doctor --url {shlex.quote(huge_url)}", env)
     rss["psql, 300 MB error"], _ = peak_rss_kb(f"{PSQL} -X -c 'select 1' {shlex.quote(huge_url)}", env)
+    rss["doctor, 100 MB .env"], rss["doctor, 100 MB .env, ms"] = huge_env_file_refusal(env)
     sizes = {"aksara": os.path.getsize(AKSARA), "sqlx floor": os.path.getsize(FLOOR)}
     if SQLX:
         sizes["sqlx-cli (installed)"] = os.path.getsize(os.path.realpath(SQLX))
@@ -637,6 +764,8 @@ def main():
     w(f"Each doctor run exits 1 naming the code (`connection-refused`, `auth-failed`, `connection-timeout`), checked before timing. {results.runs('refused/doctor')} runs per command ({results.runs('silent/doctor')} for the silent server).")
     w("")
 
+    write_failure_path_table(w, results, goals, fpath_rows)
+
     w("## Server probing with nothing running")
     w("")
     if results.has("noserver/aksara"):
@@ -666,6 +795,10 @@ def main():
     v = rss["doctor, 300 MB error"]
     goals.append(("peak RSS of doctor against a 300 MB error message ≤ 20 MB", v <= 20_000, f"{v / 1000:.1f} MB"))
     w(f"| peak RSS, `doctor` against a server sending a 300 MB error (stand-in server) | {v / 1000:.1f} MB | psql {rss['psql, 300 MB error'] / 1000:.1f} MB | ≤ 20 MB | {mark(v <= 20_000)} |")
+    v, took = rss["doctor, 100 MB .env"], rss["doctor, 100 MB .env, ms"]
+    ok = v <= 20_000 and took < 1000
+    goals.append(("doctor on a 100 MB .env: refused in < 1 s within 20 MB", ok, f"{took:.1f} ms, {v / 1000:.1f} MB"))
+    w(f"| `doctor` on a 100 MB `.env`: refused (\"more than the 1 MiB aksara reads\"), wall time and peak RSS | {took:.1f} ms, {v / 1000:.1f} MB | | < 1 s, ≤ 20 MB | {mark(ok)} |")
     w("")
     w(f"Peak RSS: median of 5 runs, {rss_method} (kB, reported as MB = 1000 kB).")
     w("")

@@ -93,6 +93,10 @@ cleanup() {
         kill -TERM "$pid" 2>/dev/null || true
         for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
     done
+    if [ -n "${HBA_POSTMASTER_PID:-}" ]; then
+        kill -QUIT "$HBA_POSTMASTER_PID" 2>/dev/null || true
+        for _ in $(seq 100); do kill -0 "$HBA_POSTMASTER_PID" 2>/dev/null || break; sleep 0.05; done
+    fi
     if [ -f "$WORK/data/postmaster.pid" ]; then
         POSTMASTER_PID=$(head -n 1 "$WORK/data/postmaster.pid" 2>/dev/null || true)
     fi
@@ -258,6 +262,41 @@ else
     say "pgbouncer missing: the rows through a pooler are skipped (apt-get install pgbouncer)"
 fi
 
+# A second cluster for the "doctor on a failure path" table: pg_hba lets TCP in only over TLS
+# and only for postgres, so a plaintext login meets "no pg_hba.conf entry ... no encryption"
+# (doctor then tries TLS once: tls_would_pass_hba) and another role meets it with and without
+# TLS. Needs TLS (openssl); its rows are skipped without.
+HBA_PORT=""
+if [ "$TLS" = 1 ]; then
+    printf '%s\n' "$PASSWORD" >"$WORK/hba-pwfile"
+    chmod 600 "$WORK/hba-pwfile"
+    if [ "$(id -u)" -eq 0 ]; then chown postgres "$WORK/hba-pwfile"; fi
+    "${as_server[@]}" "$PGBIN/initdb" -D "$WORK/hba-data" -U postgres --auth=scram-sha-256 \
+        --pwfile="$WORK/hba-pwfile" --locale=C --encoding=UTF8 --no-sync --no-instructions \
+        >"$WORK/hba-initdb.log" 2>&1 || { cat "$WORK/hba-initdb.log" >&2; die "initdb (hba cluster) failed"; }
+    rm -f "$WORK/hba-pwfile"
+    cp "$WORK/data/server.key" "$WORK/data/server.crt" "$WORK/hba-data/"
+    if [ "$(id -u)" -eq 0 ]; then chown postgres "$WORK/hba-data/server.key" "$WORK/hba-data/server.crt"; fi
+    printf '%s\n' "local all all scram-sha-256" "hostssl all postgres 127.0.0.1/32 scram-sha-256" >"$WORK/hba-data/pg_hba.conf"
+    hba_ok=0
+    for _ in 1 2 3; do
+        HBA_PORT=$(free_port)
+        "${as_server[@]}" "$PGBIN/postgres" -D "$WORK/hba-data" -c port="$HBA_PORT" \
+            -c listen_addresses=127.0.0.1 -c unix_socket_directories="$WORK/sock" \
+            -c fsync=off -c ssl=on >>"$WORK/hba-server.log" 2>&1 </dev/null &
+        HBA_POSTMASTER_PID=$!
+        for _ in $(seq 200); do
+            if "$PGBIN/pg_isready" -q -h "$WORK/sock" -p "$HBA_PORT"; then hba_ok=1; break; fi
+            kill -0 "$HBA_POSTMASTER_PID" 2>/dev/null || break
+            sleep 0.05
+        done
+        [ "$hba_ok" = 1 ] && break
+        HBA_POSTMASTER_PID=""
+    done
+    [ "$hba_ok" = 1 ] || { tail -n 20 "$WORK/hba-server.log" >&2; die "the hba cluster did not start"; }
+    say "PostgreSQL with a TLS-only pg_hba on 127.0.0.1:$HBA_PORT"
+fi
+
 # Hermetic: no PG* variable, .pgpass or DATABASE_URL of the person running this leaks in.
 for var in $(env | sed -n 's/^\(PG[A-Z_]*\)=.*/\1/p'); do unset "$var"; done
 unset DATABASE_URL AKSARA_DB_PASSWORD
@@ -266,6 +305,6 @@ export HOME=$WORK/home NO_COLOR=1 LC_ALL=C
 export BENCH_ROOT=$ROOT BENCH_AKSARA=$AKSARA BENCH_FLOOR=$FLOOR BENCH_PGBIN=$PGBIN \
     BENCH_PORT=$PORT BENCH_STANDBY_PORT=$STANDBY_PORT BENCH_SOCK=$WORK/sock BENCH_WORK=$WORK BENCH_TLS=$TLS \
     BENCH_SILENT_PORT=$SILENT_PORT BENCH_DEAD_PORT=$DEAD_PORT BENCH_PASSWORD=$PASSWORD \
-    BENCH_GIT_PROJECT=$GIT_PROJECT BENCH_PGBOUNCER_PORTS="${PGB_PORTS% }" \
+    BENCH_GIT_PROJECT=$GIT_PROJECT BENCH_PGBOUNCER_PORTS="${PGB_PORTS% }" BENCH_HBA_PORT=$HBA_PORT \
     BENCH_OUT=${BENCH_OUT:-$ROOT/BENCHMARKS.md} ROUNDS=${ROUNDS:-15}
 python3 "$ROOT/bench/bench.py"

@@ -240,6 +240,15 @@ pub struct DbsetupArgs {
     #[arg(long, value_name = "MODE", value_parser = SslModeValues)]
     pub sslmode: Option<String>,
 
+    /// Also write DRIVER's own form of the same URL (same user, password, server) under KEY,
+    /// in the same .env write as --env-key: for a driver that one URL cannot serve, e.g.
+    /// `sqlalchemy-asyncpg=SQLALCHEMY_DATABASE_URL` (its scheme and `ssl=`) or
+    /// `node-pg=NODE_PG_DATABASE_URL` (its `sslmode` semantics). Repeatable. DRIVER is one of
+    /// sqlalchemy-asyncpg, sqlalchemy-psycopg, node-pg, jdbc. Named after what it writes, a
+    /// driver's URL, beside --replica-url; doctor judges such a key with that driver's reading
+    #[arg(long, value_name = "DRIVER=KEY")]
+    pub driver_url: Vec<String>,
+
     /// Replace a different existing value of the key (the old line is kept as a comment);
     /// `--force privileged-role` / `--force postgres-database` allow what is refused otherwise
     #[arg(long, value_name = "WHAT", num_args = 0..=1, default_missing_value = "env", value_parser = ["env", "privileged-role", "postgres-database"])]
@@ -379,7 +388,7 @@ fn parse_driver(name: &str) -> Result<crate::drivers::Driver, String> {
 /// `doctor`'s `.env`: read only.
 #[derive(Debug, Args)]
 pub struct EnvFileReadArgs {
-    /// The .env file to read DATABASE_URL from (doctor never writes it)
+    /// The .env file to read DATABASE_URL from (doctor writes it only with --fix)
     #[arg(long, value_name = "PATH", default_value = ".env")]
     pub env_file: PathBuf,
 }
@@ -394,7 +403,7 @@ pub struct EnvFileArgs {
 /// The doctor's examples and its failure codes, from the catalogue (one source for both).
 fn doctor_after_help() -> String {
     let mut text = String::from(
-        "Examples:\n  aksara doctor\n  aksara doctor --url postgresql://app@localhost:5432/app --format json\n  aksara doctor --wait 30\n\nExit codes:\n  0    no check failed (warnings allowed)\n  1    a check failed: its code is one of the failure codes below\n  2    usage error: a missing or invalid flag, no URL to check\n\nFailure codes (exit 1):\n",
+        "Examples:\n  aksara doctor\n  aksara doctor --url postgresql://app@localhost:5432/app --format json\n  aksara doctor --wait 30\n  aksara doctor --fix --yes    apply the safe fixes, then check again\n\nExit codes:\n  0    no check failed (warnings allowed)\n  1    a check failed: its code is one of the failure codes below\n  2    usage error: a missing or invalid flag, no URL to check\n\nFailure codes (exit 1):\n",
     );
     use crate::code::{Code, Severity};
     for line in Code::help_lines(Severity::Failure) {
@@ -453,4 +462,15 @@ pub struct DoctorArgs {
     /// Output format
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,
+
+    /// After the checks, apply the fixes aksara can make safely (file modes, .gitignore, the
+    /// URL for the driver, CREATE DATABASE, ALTER ROLE ... LOGIN, GRANT ..., starting the
+    /// server), each shown exactly and asked about first, then check again; exit 0 only when
+    /// the new check passes
+    #[arg(long)]
+    pub fix: bool,
+
+    /// With --fix: apply every fix without asking (for CI; without a terminal --fix needs it)
+    #[arg(long, requires = "fix")]
+    pub yes: bool,
 }

@@ -73,14 +73,22 @@ impl fmt::Display for ServerError {
 
 impl std::error::Error for ServerError {}
 
-/// Why a server certificate did not verify, from the TLS library's typed error.
+/// Why a server certificate did not verify: OpenSSL's verify result by its number, or
+/// libpq's host name and root file rules (`tls_verify`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CertReason {
     NameMismatch,
+    /// No chain to a root of `sslrootcert`: signed by another CA, or self-signed and not in it.
     UnknownIssuer,
     Expired,
     NotYetValid,
-    /// Anything else the verifier said (a CA used as a leaf, a bad signature, ...).
+    /// A key shorter than this machine's OpenSSL security level allows (RSA-1024 at level 2).
+    WeakKey,
+    /// A signature digest the security level forbids (SHA-1, MD5).
+    WeakDigest,
+    /// verify-ca/verify-full without `sslrootcert` and no `~/.postgresql/root.crt`.
+    NoRootCert,
+    /// Anything else OpenSSL said (its own words are in the message).
     Other,
 }
 
@@ -97,8 +105,13 @@ pub enum FailureKind {
     Timeout { after: Duration },
     /// The client requires TLS and the server does not offer it.
     TlsUnsupported,
-    /// TLS was negotiated but the certificate did not verify.
-    Certificate { reason: CertReason, message: String },
+    /// TLS was negotiated but the certificate did not verify; `cert` is the certificate the
+    /// refusal is about (its dates and names), when there is one.
+    Certificate {
+        reason: CertReason,
+        message: String,
+        cert: Option<Box<crate::tls_verify::CertFacts>>,
+    },
     /// The server answered with an error.
     Server(ServerError),
     /// Something answered that does not speak PostgreSQL's protocol.
@@ -492,11 +505,19 @@ pub fn tls_modes(cfg: &ConnConfig, endpoint: &Endpoint) -> Vec<PgSslMode> {
         // sqlx's prefer falls back when the server says it has no TLS, but not when the server
         // rejects the TLS connection (a `hostnossl`-only pg_hba); libpq retries in plaintext.
         SslMode::Prefer => vec![PgSslMode::Prefer, PgSslMode::Disable],
-        // libpq's `require` verifies the chain when a root certificate is given.
-        SslMode::Require if cfg.sslrootcert.is_some() => vec![PgSslMode::VerifyCa],
+        // libpq's `require` verifies the chain when the root certificate file (sslrootcert, or
+        // the default `~/.postgresql/root.crt`) exists; a missing one is not an error there.
+        SslMode::Require if root_file_exists(cfg) => vec![PgSslMode::VerifyCa],
         SslMode::Require => vec![PgSslMode::Require],
         SslMode::VerifyCa => vec![PgSslMode::VerifyCa],
         SslMode::VerifyFull => vec![PgSslMode::VerifyFull],
+    }
+}
+
+fn root_file_exists(cfg: &ConnConfig) -> bool {
+    match &cfg.sslrootcert {
+        Some(file) => std::path::Path::new(file).exists(),
+        None => crate::tls_verify::default_root_cert().is_some_and(|path| path.exists()),
     }
 }
 
@@ -566,6 +587,8 @@ async fn attempt_with(
             }),
         };
     }
+    // The certificate is verified by the system's OpenSSL, as libpq and asyncpg verify it.
+    crate::tls_verify::install();
     let deadline = tokio::time::Instant::now() + bound;
     if let (Host::Tcp(name), Lookup::First) = (&endpoint.host, lookup) {
         // Resolve first: sqlx reports a DNS failure as an uncategorised I/O error.
@@ -786,13 +809,29 @@ pub fn login_failure_report(
     })
 }
 
-/// A certificate the verifier rejected, read from rustls's typed error wherever it sits in the
-/// chain of sources.
+/// A certificate the verifier rejected, wherever it sits in the chain of sources: the
+/// OpenSSL verifier's [`Rejection`](crate::tls_verify::Rejection) (inside rustls's
+/// `CertificateError::Other`, or alone when the verifier could not be built), else rustls's
+/// own typed error (a handshake signature it refused).
 fn certificate_failure(error: &(dyn std::error::Error + 'static)) -> Option<FailureKind> {
+    use crate::tls_verify::Rejection;
     use rustls::CertificateError as C;
+    let rejected = |r: &Rejection| FailureKind::Certificate {
+        reason: r.reason,
+        message: r.message.clone(),
+        cert: r.cert.clone(),
+    };
     let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(e) = current {
+        if let Some(rejection) = e.downcast_ref::<Rejection>() {
+            return Some(rejected(rejection));
+        }
         if let Some(rustls::Error::InvalidCertificate(cert)) = e.downcast_ref::<rustls::Error>() {
+            if let C::Other(other) = cert
+                && let Some(rejection) = other.0.downcast_ref::<Rejection>()
+            {
+                return Some(rejected(rejection));
+            }
             let reason = match cert {
                 C::NotValidForName | C::NotValidForNameContext { .. } => CertReason::NameMismatch,
                 C::UnknownIssuer => CertReason::UnknownIssuer,
@@ -803,6 +842,7 @@ fn certificate_failure(error: &(dyn std::error::Error + 'static)) -> Option<Fail
             return Some(FailureKind::Certificate {
                 reason,
                 message: cert.to_string(),
+                cert: None,
             });
         }
         current = e.source();

@@ -135,9 +135,18 @@ async fn docker(
 }
 
 /// Whether a Docker engine answers: its socket (or DOCKER_HOST) is there and `docker info`
-/// succeeds within `bound`.
+/// succeeds within `bound`. A yes is remembered for the run: the menu asks before offering
+/// Docker, and starting the container right after need not ask again.
 pub async fn engine_answers(bound: Duration) -> bool {
-    docker_path().is_ok() && engine_socket_present() && docker(&["info"], None, bound).await.is_ok()
+    static ANSWERED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if ANSWERED.load(std::sync::atomic::Ordering::Relaxed) {
+        return true;
+    }
+    let answers = docker_path().is_ok()
+        && engine_socket_present()
+        && docker(&["info"], None, bound).await.is_ok();
+    ANSWERED.store(answers, std::sync::atomic::Ordering::Relaxed);
+    answers
 }
 
 /// A stopped container that publishes `port` on the host, for the hint after a refused

@@ -9,6 +9,7 @@
 // No function over 120 lines (clippy.toml sets the threshold); tests/cli/style.rs checks it in CI.
 #![warn(clippy::too_many_lines)]
 
+pub mod adminlogin;
 pub mod cli;
 pub mod clusters;
 pub mod code;
@@ -37,6 +38,7 @@ pub mod sanitize;
 pub mod serverup;
 pub mod session;
 pub mod sysenv;
+pub mod tls_verify;
 pub mod ui;
 
 use crate::cli::{Cli, Command};

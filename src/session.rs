@@ -1,6 +1,7 @@
 //! What a logged-in session can tell about the server and the role, for both commands: the
-//! server facts doctor reports and dbsetup summarises (one simple-query round trip), and the
-//! create-table probe (in a rolled-back transaction) that proves the role can build its schema.
+//! server facts doctor reports and dbsetup summarises, and the create-table probe (in a
+//! rolled-back transaction) that proves the role can build its schema; [`look`] asks both in
+//! one simple-query round trip.
 
 use std::time::Duration;
 
@@ -40,15 +41,28 @@ impl ServerFacts {
     }
 }
 
-/// Every server fact the report shows, in one row. The connection counts and this session's
-/// TLS come from the functions behind `pg_stat_database` and `pg_stat_ssl` (the same values):
-/// a fresh backend then has no views to load and rewrite, ~0.4 ms less (bench/NOTES.md).
+/// Every server fact the report shows, in one row. The connection count and this session's
+/// TLS come from one scan of `pg_stat_get_activity(NULL)`, the function behind
+/// `pg_stat_activity`: `count(datid)` is what summing `pg_stat_database.numbackends` gives
+/// (every backend connected to a database; `datid` is visible to any role, `backend_type` is
+/// not), and a fresh backend then has no views to load and rewrite (bench/NOTES.md).
 const FACTS_SQL: &str = "SELECT current_setting('server_version'), current_setting('server_version_num')::int, \
         current_setting('max_connections')::int, current_setting('superuser_reserved_connections')::int, \
-        (SELECT sum(pg_stat_get_db_numbackends(oid))::bigint FROM pg_database), \
-        current_setting('ssl'), current_setting('password_encryption'), pg_is_in_recovery(), \
-        (SELECT ssl FROM pg_stat_get_activity(pg_backend_pid())), pg_backend_pid(), \
-        current_setting('port')::int";
+        a.connections, current_setting('ssl'), current_setting('password_encryption'), pg_is_in_recovery(), \
+        a.tls, pg_backend_pid(), current_setting('port')::int \
+        FROM (SELECT count(datid) AS connections, bool_or(ssl) FILTER (WHERE pid = pg_backend_pid()) AS tls \
+              FROM pg_stat_get_activity(NULL)) a";
+
+/// The create-table probe: a table with no columns (the privilege is the schema's, and fewer
+/// catalog rows make it cheaper), created in a transaction that is rolled back, which also
+/// removes the table: nothing is left behind and nothing else needs to run.
+fn table_probe_sql(limit: Duration) -> String {
+    let ms = limit.as_millis().max(1);
+    format!(
+        "BEGIN; SET LOCAL lock_timeout = {ms}; SET LOCAL statement_timeout = {ms}; \
+         CREATE TABLE aksara_privilege_probe (); ROLLBACK"
+    )
+}
 
 /// Why the facts could not be read: a code of its own for each, never a guess.
 #[derive(Debug, Clone)]
@@ -58,37 +72,26 @@ pub struct FactsError {
     pub hint: String,
 }
 
-/// Every server fact in one simple-query round trip, bounded by `limit`.
-pub async fn server_facts(
-    conn: &mut sqlx::PgConnection,
-    limit: Duration,
-) -> Result<ServerFacts, FactsError> {
-    let result = tokio::time::timeout(limit, sqlx::raw_sql(FACTS_SQL).fetch_one(&mut *conn)).await;
-    let error = match result {
-        Ok(Ok(row)) => match facts_from_row(&row) {
-            Ok(facts) => return Ok(facts),
-            // The session is fine; its answer is not the row PostgreSQL sends for this query.
-            Err(e) => {
-                return Err(FactsError {
-                    code: Code::UnexpectedError,
-                    message: format!("the server's answer to the settings query is not what PostgreSQL sends: {e}"),
-                    hint: "aksara does not know what answered: check that the URL points at a PostgreSQL server (or a pooler in front of one)".into(),
-                });
-            }
-        },
-        Err(_) => {
-            return Err(FactsError {
-                code: Code::ConnectionTimeout,
-                message: format!(
-                    "the server did not answer the settings query within {:.1} s",
-                    limit.as_secs_f64()
-                ),
-                hint: "the server accepted the login but does not answer queries: it may be overloaded or waiting on a lock; look at pg_stat_activity".into(),
-            });
-        }
-        Ok(Err(e)) => e,
-    };
-    Err(facts_error(connect::classify(error)))
+/// The session is fine; its answer is not the row PostgreSQL sends for this query.
+fn undecodable_facts(e: sqlx::Error) -> FactsError {
+    FactsError {
+        code: Code::UnexpectedError,
+        message: format!(
+            "the server's answer to the settings query is not what PostgreSQL sends: {e}"
+        ),
+        hint: "aksara does not know what answered: check that the URL points at a PostgreSQL server (or a pooler in front of one)".into(),
+    }
+}
+
+fn facts_silent(limit: Duration) -> FactsError {
+    FactsError {
+        code: Code::ConnectionTimeout,
+        message: format!(
+            "the server did not answer the settings query within {:.1} s",
+            limit.as_secs_f64()
+        ),
+        hint: "the server accepted the login but does not answer queries: it may be overloaded or waiting on a lock; look at pg_stat_activity".into(),
+    }
 }
 
 fn facts_error(failure: FailureKind) -> FactsError {
@@ -152,41 +155,46 @@ pub enum TableCheck {
     Unknown(String),
 }
 
-/// Create and drop a table inside a transaction that is rolled back: proves the privilege
-/// without leaving anything behind. Bounded by `limit` on both sides: the server cancels a
-/// wait for a lock (another session's DDL on schema public) and the client stops waiting for
-/// a server that does not answer.
+/// Create a table inside a transaction that is rolled back: proves the privilege without
+/// leaving anything behind. Bounded by `limit` on both sides: the server cancels a wait for a
+/// lock (another session's DDL on schema public) and the client stops waiting for a server
+/// that does not answer.
 pub async fn can_create_table(
     conn: &mut sqlx::PgConnection,
     limit: Duration,
 ) -> Result<(), TableCheck> {
-    let ms = limit.as_millis().max(1);
-    let sql = format!(
-        "BEGIN; SET LOCAL lock_timeout = {ms}; SET LOCAL statement_timeout = {ms}; \
-         CREATE TABLE aksara_privilege_probe (id int); DROP TABLE aksara_privilege_probe; ROLLBACK"
-    );
     let bound = limit + Duration::from_secs(2);
     let result = tokio::time::timeout(
         bound,
-        sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut *conn),
+        sqlx::raw_sql(sqlx::AssertSqlSafe(table_probe_sql(limit))).execute(&mut *conn),
     )
     .await;
-    let error = match result {
-        Ok(Ok(_)) => return Ok(()),
-        Err(_) => {
-            return Err(TableCheck::Unknown(format!(
-                "the server did not answer within {} s",
-                bound.as_secs()
-            )));
-        }
-        Ok(Err(e)) => e,
-    };
+    match result {
+        Ok(Ok(_)) => Ok(()),
+        Err(_) => Err(table_probe_silent(bound)),
+        Ok(Err(e)) => Err(table_probe_failed(conn, e, limit).await),
+    }
+}
+
+fn table_probe_silent(bound: Duration) -> TableCheck {
+    TableCheck::Unknown(format!(
+        "the server did not answer within {} s",
+        bound.as_secs()
+    ))
+}
+
+/// The probe's error, read; the failed transaction is rolled back first.
+async fn table_probe_failed(
+    conn: &mut sqlx::PgConnection,
+    error: sqlx::Error,
+    limit: Duration,
+) -> TableCheck {
     let _ = tokio::time::timeout(
         Duration::from_secs(1),
         sqlx::raw_sql("ROLLBACK").execute(&mut *conn),
     )
     .await;
-    Err(match connect::classify(error) {
+    match connect::classify(error) {
         FailureKind::Server(e) if e.sqlstate == "55P03" || e.sqlstate == "57014" => {
             TableCheck::Unknown(format!(
                 "CREATE TABLE waited over {} s for a lock another session holds ({})",
@@ -202,5 +210,92 @@ pub async fn can_create_table(
         FailureKind::Server(e) if e.sqlstate == "25006" => TableCheck::ReadOnly(e.message),
         FailureKind::Server(e) => TableCheck::Unknown(crate::diagnose::server_words(&e).0),
         other => TableCheck::Unknown(other.to_string()),
-    })
+    }
+}
+
+/// What one look at a logged-in session found: the facts, and (when they could be read) the
+/// create-table probe, each with the time it took as the client saw it.
+#[derive(Debug)]
+pub struct SessionLook {
+    pub facts: Result<ServerFacts, FactsError>,
+    pub facts_took: Duration,
+    /// `None` when the facts failed: the session is in no state to say more.
+    pub table: Option<(Result<(), TableCheck>, Duration)>,
+}
+
+/// The facts query and the create-table probe in one simple-query message: one round trip on
+/// the healthy path. The server answers in order, so the facts row arrives first and an error
+/// after it is the probe's (the server skips the rest of the message and the probe's
+/// transaction is rolled back).
+pub async fn look(conn: &mut sqlx::PgConnection, limit: Duration) -> SessionLook {
+    use futures_util::StreamExt as _;
+    use sqlx::Either;
+    let sql = format!("{FACTS_SQL}; {}", table_probe_sql(limit));
+    let started = tokio::time::Instant::now();
+    let facts_deadline = started + limit;
+    let probe_bound = limit + Duration::from_secs(2);
+    let mut facts: Option<(Result<ServerFacts, FactsError>, Duration)> = None;
+    let mut failed: Option<sqlx::Error> = None;
+    let mut silent = false;
+    {
+        let mut stream = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).fetch_many(&mut *conn);
+        loop {
+            let deadline = match &facts {
+                None => facts_deadline,
+                Some((_, took)) => started + *took + probe_bound,
+            };
+            let item = match tokio::time::timeout_at(deadline, stream.next()).await {
+                Err(_) => {
+                    silent = true;
+                    break;
+                }
+                Ok(None) => break,
+                Ok(Some(item)) => item,
+            };
+            match item {
+                Ok(Either::Right(row)) if facts.is_none() => {
+                    let read = facts_from_row(&row).map_err(undecodable_facts);
+                    let undecodable = read.is_err();
+                    facts = Some((read, started.elapsed()));
+                    if undecodable {
+                        break;
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+    }
+    let Some((facts, facts_took)) = facts else {
+        let facts = match failed {
+            Some(e) => Err(facts_error(connect::classify(e))),
+            None if silent => Err(facts_silent(limit)),
+            None => Err(undecodable_facts(sqlx::Error::RowNotFound)),
+        };
+        return SessionLook {
+            facts,
+            facts_took: started.elapsed(),
+            table: None,
+        };
+    };
+    if facts.is_err() {
+        return SessionLook {
+            facts,
+            facts_took,
+            table: None,
+        };
+    }
+    let table = match failed {
+        None if silent => Err(table_probe_silent(probe_bound)),
+        None => Ok(()),
+        Some(e) => Err(table_probe_failed(conn, e, limit).await),
+    };
+    SessionLook {
+        facts,
+        facts_took,
+        table: Some((table, started.elapsed().saturating_sub(facts_took))),
+    }
 }

@@ -5,12 +5,14 @@
 //! (`server-error` / `unexpected-error`) with the server's own words, never as another class.
 
 pub mod advice;
+pub mod proofs;
 pub mod server_messages;
 
 use crate::code::Code;
 use crate::connect::{Attempt, CertReason, FailureKind, ServerError};
 use crate::dsn::{ConnConfig, Endpoint, Host};
 use crate::provision::quote_ident;
+use crate::tls_verify::CertFacts;
 use server_messages::Cause;
 
 pub use advice::{install_advice, start_command};
@@ -68,7 +70,11 @@ pub fn diagnose(cfg: &ConnConfig, attempt: &Attempt, ctx: &Context) -> Diagnosis
                 "turn TLS on at the server (ssl = on in postgresql.conf), or, only on a trusted network, use ?sslmode=prefer".to_string()
             },
         },
-        FailureKind::Certificate { reason, message } => certificate(cfg, ep, *reason, message),
+        FailureKind::Certificate {
+            reason,
+            message,
+            cert,
+        } => certificate(cfg, ep, *reason, message, cert.as_deref()),
         FailureKind::Server(error) => server_error(cfg, ep, error, ctx),
         FailureKind::NotPostgres => Diagnosis {
             code: Code::NotPostgres,
@@ -143,20 +149,77 @@ fn refused(ep: &Endpoint, ctx: &Context) -> Diagnosis {
     }
 }
 
-fn certificate(cfg: &ConnConfig, ep: &Endpoint, reason: CertReason, message: &str) -> Diagnosis {
+/// A refused certificate: the hint names what the certificate itself says (its dates, its
+/// names) and the fix for this reason; OpenSSL's or libpq's words are in the message.
+fn certificate(
+    cfg: &ConnConfig,
+    ep: &Endpoint,
+    reason: CertReason,
+    message: &str,
+    cert: Option<&CertFacts>,
+) -> Diagnosis {
     let host = match &ep.host {
         Host::Tcp(h) => h.as_str(),
         Host::Socket(_) => "",
     };
+    let which = match cert {
+        Some(c) if c.depth > 0 => format!("the CA certificate `{}`", c.subject),
+        Some(c) => format!("the server's certificate (`{}`)", c.subject),
+        None => "the server's certificate".to_string(),
+    };
+    let dates = cert
+        .map(|c| format!(" (valid from {} until {})", c.not_before, c.not_after))
+        .unwrap_or_default();
+    let roots = match &cfg.sslrootcert {
+        Some(file) => format!("sslrootcert ({file})"),
+        None => "~/.postgresql/root.crt (libpq's default when sslrootcert is not set)".to_string(),
+    };
     let hint = match reason {
-        CertReason::NameMismatch => format!(
-            "the certificate is not issued for the name `{host}`: connect using a name it lists (e.g. the DNS name instead of an IP address), or use sslmode=verify-ca to check the chain only"
+        CertReason::NameMismatch => {
+            let names = match cert.map(|c| c.names.as_slice()) {
+                Some([]) => "no host name at all".to_string(),
+                Some(names) => {
+                    // The CN often repeats a subjectAltName: each name once.
+                    let mut shown: Vec<String> = Vec::new();
+                    for name in names {
+                        let name = format!("`{}`", crate::sanitize::for_terminal(name));
+                        if !shown.contains(&name) {
+                            shown.push(name);
+                        }
+                    }
+                    shown.join(", ")
+                }
+                None => "other names".to_string(),
+            };
+            format!(
+                "the certificate is not issued for `{host}`; it names {names}: connect with a host name it covers, or use sslmode=verify-ca to check the chain only"
+            )
+        }
+        CertReason::Expired if cert.is_some_and(|c| c.depth > 0) => format!(
+            "{which} has expired{dates}: give a current CA as sslrootcert (and re-issue the server's certificate from it if the CA's key changed), or check this machine's clock"
         ),
-        CertReason::Expired | CertReason::NotYetValid => "the server's certificate is outside its validity dates: renew it on the server (ssl_cert_file), or check this machine's clock".to_string(),
-        _ if cfg.sslrootcert.is_none() => "the server's certificate is not signed by a known authority: add ?sslrootcert=/path/to/ca.crt with the CA that signed it".to_string(),
-        _ => format!(
-            "the certificate does not chain to the CA in sslrootcert ({}): use the CA file your provider gives for this server",
-            cfg.sslrootcert.as_deref().unwrap_or_default()
+        CertReason::Expired => format!(
+            "{which} has expired{dates}: renew it on the server (ssl_cert_file, then SELECT pg_reload_conf()), or check this machine's clock"
+        ),
+        CertReason::NotYetValid => format!(
+            "{which} is not valid yet{dates}: check this machine's clock and the server's, or issue the certificate with a start date in the past"
+        ),
+        CertReason::WeakKey => format!(
+            "{which} has a key shorter than this machine's OpenSSL accepts at its security level (psql and asyncpg refuse it too): issue a new one with an RSA key of at least 2048 bits, or an EC key (P-256)"
+        ),
+        CertReason::WeakDigest => format!(
+            "{which} is signed with a digest (SHA-1 or MD5) this machine's OpenSSL refuses at its security level (psql and asyncpg refuse it too): have it signed again with SHA-256"
+        ),
+        CertReason::NoRootCert if cfg.sslrootcert.as_deref() == Some("system") => "`sslrootcert=system` means the system's trusted CAs to libpq 16 and later (psycopg 3's wheel; with sslmode=verify-full only), but a file named `system` to libpq 15 (Debian 12's psql) and asyncpg, which fail: give the path of the CA file instead (for a public CA, /etc/ssl/certs/ca-certificates.crt)".to_string(),
+        CertReason::NoRootCert => match &cfg.sslrootcert {
+            Some(file) => format!("the sslmode verifies the certificate, and the sslrootcert file `{file}` is not there: give the path of the CA file that signed the server's certificate"),
+            None => "the sslmode verifies the certificate but there is no CA to check it with: add ?sslrootcert=/path/to/ca.crt (the CA that signed the server's certificate), or put it at ~/.postgresql/root.crt".to_string(),
+        },
+        CertReason::UnknownIssuer => format!(
+            "{which} does not chain to a CA in {roots}: use the CA file that signed the server's certificate (for a self-signed certificate, that certificate itself) as ?sslrootcert=/path/to/ca.crt"
+        ),
+        CertReason::Other => format!(
+            "OpenSSL (as psql and asyncpg use it) refuses {which}: check the server's certificate (ssl_cert_file) and the CA in {roots}"
         ),
     };
     Diagnosis {
@@ -272,7 +335,13 @@ fn known_cause(
                 "the password is wrong, or the role \"{user}\" does not exist (with password authentication the server does not say which); as a superuser run `ALTER ROLE {qu} WITH PASSWORD '...'` (psql: \\password {user}), or rerun `aksara dbsetup` to set a new password"
             ),
         ),
-        Cause::MethodFailed { method: m @ ("peer" | "ident") } => (
+        // `ident` on a `local` line is peer; the server says "Ident" only for TCP, where it
+        // asked an ident server on the client's machine (port 113) and got no vouching answer.
+        Cause::MethodFailed { method: "ident" } => (
+            format!("{said} (at {ep}): pg_hba.conf sends this TCP connection to ident authentication, and no ident server on the client's machine vouched for the OS user \"{user}\""),
+            "ident over TCP asks an ident server (identd, port 113) on the client's machine, which few machines run: change this client's `host` line in pg_hba.conf to scram-sha-256 and reload (`SELECT pg_reload_conf();`), or run an identd there that reports the OS user".to_string(),
+        ),
+        Cause::MethodFailed { method: m @ "peer" } => (
             format!("{said}: the server only lets the operating-system user \"{user}\" in over this connection ({m} authentication)"),
             format!(
                 "connect over TCP with a password instead (host=localhost), run as that OS user (`sudo -u {user} ...`), or change the `local` line for this database in pg_hba.conf to scram-sha-256"
@@ -280,7 +349,7 @@ fn known_cause(
         ),
         Cause::MethodFailed { method } => (
             format!("{said} (at {ep})"),
-            format!("pg_hba.conf sends user \"{user}\" to {method} authentication, which rejected the login: check the {method} credentials, or ask the server's administrator which pg_hba.conf line applies"),
+            format!("pg_hba.conf sends user \"{user}\" to {method} authentication, which did not let the login through: the {method} password or account is wrong, or the server could not reach its {method} service (the server's log says which, on the line before this FATAL); or ask the server's administrator which pg_hba.conf line applies"),
         ),
         Cause::ClientCertificateRequired => (
             format!("the server at {ep} requires a client certificate for user \"{user}\", and none was accepted: {said}"),
@@ -331,7 +400,11 @@ fn known_cause(
             format!("the server at {ep} has no free connection slot: {said}"),
             "lower pool_max_size (see the pool-sizing table: development 5, small production 20), close idle clients, or raise max_connections: `ALTER SYSTEM SET max_connections = 200;` then restart PostgreSQL".to_string(),
         ),
-        Cause::Starting | Cause::ShuttingDown | Cause::InRecovery | Cause::NotYetConsistent => (
+        Cause::ShuttingDown => (
+            format!("the server at {ep} is shutting down: {said}"),
+            "it lets no new connection in while it stops (a smart shutdown waits for the connected clients to leave): if it is being restarted, `aksara doctor --wait 30` returns once it is back; otherwise start it again once it has stopped".to_string(),
+        ),
+        Cause::Starting | Cause::InRecovery | Cause::NotYetConsistent => (
             format!("the server at {ep} is not accepting connections yet: {said}{}", error.detail.as_deref().map(|d| format!(" ({d})")).unwrap_or_default()),
             "wait and retry: `aksara doctor --wait 30` returns as soon as the server is ready".to_string(),
         ),
@@ -440,15 +513,25 @@ pub fn failure_map() -> String {
         "with `%s` for the values) agree; translated messages (`lc_messages`) match nothing and",
         "are reported as `server-error` with the server's own words.",
         "",
+        "\"proven by\" names the tests of `tests/cli/` that reproduce a row against a real server",
+        "in the configuration that causes it (`test[scenario]`: one scenario of",
+        "`tests/cli/map_repro.rs`, run next to psql by `tests/cli/psql_compare.rs`, whose table is",
+        "docs/psql-comparison.md), or says why the row cannot happen on one Linux machine (then a",
+        "unit test in `src/diagnose/proofs.rs` feeds the server's words through the diagnosis).",
+        "Kept in `src/diagnose/proofs.rs`; `tests/cli/docs.rs` checks each named test exists.",
+        "",
         "## What the server says",
         "",
         "",
     ]
     .join("\n");
     out.push_str(&server);
-    out.push_str("\n## What the client sees\n\n| failure | code |\n|---|---|\n");
+    out.push_str("\n## What the client sees\n\n| failure | code | proven by |\n|---|---|---|\n");
     for (what, code) in client {
-        out.push_str(&format!("| {what} | `{code}` |\n"));
+        out.push_str(&format!(
+            "| {what} | `{code}` | {} |\n",
+            proofs::cell(proofs::client_proof(code))
+        ));
     }
     out
 }

@@ -235,6 +235,20 @@ const TEMPLATES: &[Template] = &[
     },
     Template {
         sqlstate: "55P02",
+        text: "parameter \"%s\" cannot be changed without restarting the server",
+        cause: |v| Cause::SettingRejected {
+            parameter: v[0].into(),
+        },
+    },
+    Template {
+        sqlstate: "55P02",
+        text: "parameter \"%s\" cannot be changed",
+        cause: |v| Cause::SettingRejected {
+            parameter: v[0].into(),
+        },
+    },
+    Template {
+        sqlstate: "55P02",
         text: "parameter \"%s\" cannot be set after connection start",
         cause: |v| Cause::SettingRejected {
             parameter: v[0].into(),
@@ -248,6 +262,16 @@ const TEMPLATES: &[Template] = &[
         },
     },
 ];
+
+/// The template texts of the map, in its order (for the proofs and their checks).
+pub fn template_texts() -> Vec<&'static str> {
+    TEMPLATES.iter().map(|t| t.text).collect()
+}
+
+/// The SQLSTATE of each template, in the order of [`template_texts`].
+pub fn template_sqlstates() -> Vec<&'static str> {
+    TEMPLATES.iter().map(|t| t.sqlstate).collect()
+}
 
 /// The cause of a server's refusal, when the SQLSTATE and the whole message match a template.
 pub fn classify(sqlstate: &str, message: &str) -> Option<Cause> {
@@ -299,16 +323,19 @@ fn match_rest<'m>(pieces: &[&str], text: &'m str, values: &mut Vec<&'m str>) -> 
 
 /// The map as a markdown table, for docs/failure-map.md (a test keeps the file equal to it).
 pub fn markdown_table(code_of: impl Fn(&Cause) -> String) -> String {
-    let mut out = String::from("| SQLSTATE | server message (template) | code |\n|---|---|---|\n");
+    let mut out = String::from(
+        "| SQLSTATE | server message (template) | code | proven by |\n|---|---|---|---|\n",
+    );
     for t in TEMPLATES {
         // Example values make the cause; the code is what diagnose gives it.
         let filler: Vec<&str> = vec!["x"; 4];
         let cause = (t.cause)(&filler);
         out.push_str(&format!(
-            "| {} | `{}` | {} |\n",
+            "| {} | `{}` | {} | {} |\n",
             t.sqlstate,
             t.text,
-            code_of(&cause)
+            code_of(&cause),
+            super::proofs::cell(super::proofs::server_proof(t.text))
         ));
     }
     out

@@ -18,6 +18,7 @@
 
 pub mod asyncpg;
 pub mod detect;
+pub mod forms;
 pub mod jdbc;
 pub mod libpq;
 mod line;

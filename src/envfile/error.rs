@@ -31,6 +31,10 @@ pub enum EnvFileError {
     NulInValue {
         key: String,
     },
+    /// One write was given the same key twice.
+    DuplicateKey {
+        key: String,
+    },
     NotFound {
         path: PathBuf,
     },
@@ -110,6 +114,7 @@ impl EnvFileError {
                     .into(),
             ),
             EnvFileError::NulInValue { .. } => None,
+            EnvFileError::DuplicateKey { .. } => Some("give each key once".into()),
             EnvFileError::NotFound { path } => Some(format!(
                 "check the path, or pass --env-file with the file to use instead of `{}`",
                 path.display()
@@ -225,6 +230,9 @@ impl fmt::Display for EnvFileError {
         match self {
             EnvFileError::InvalidKey { key } => {
                 write!(f, "`{key}` is not a valid environment variable name")
+            }
+            EnvFileError::DuplicateKey { key } => {
+                write!(f, "`{key}` is given twice for the same write")
             }
             EnvFileError::NulInValue { key } => write!(
                 f,

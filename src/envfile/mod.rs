@@ -55,7 +55,7 @@ pub(crate) use replace::replace_file;
 pub(crate) use write::parent_dir;
 pub use write::{
     Outside, Preflight, WriteOptions, check_writable, preflight, readable_by_others, write_key,
-    write_key_opts, write_key_with,
+    write_key_opts, write_key_with, write_keys_opts,
 };
 
 // Kept here while callers still name them `envfile::…`; the module is `crate::gitignore`.

@@ -1137,3 +1137,88 @@ fn a_read_only_file_system_is_not_told_to_chmod() {
         "{hint}"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Several keys in one write (dbsetup's `--driver-url`): all of them or none.
+
+const SQLALCHEMY_URL: &str = "postgresql+asyncpg://app:s3cr%40t@localhost:5432/app?ssl=require";
+
+#[test]
+fn several_keys_go_in_one_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(".env");
+    fs::write(&path, "# mine\nOTHER=1\n").unwrap();
+    let pairs = [
+        ("DATABASE_URL", URL),
+        ("SQLALCHEMY_DATABASE_URL", SQLALCHEMY_URL),
+    ];
+    let changes = write_keys_opts(&path, &pairs, &WriteOptions::default()).unwrap();
+    assert_eq!(changes, vec![Change::Added, Change::Added]);
+    let bytes = fs::read(&path).unwrap();
+    assert_eq!(
+        dotenvy_reads(&bytes),
+        vec![
+            ("OTHER".to_owned(), "1".to_owned()),
+            ("DATABASE_URL".to_owned(), URL.to_owned()),
+            (
+                "SQLALCHEMY_DATABASE_URL".to_owned(),
+                SQLALCHEMY_URL.to_owned()
+            ),
+        ]
+    );
+    assert!(bytes.starts_with(b"# mine\nOTHER=1\n"));
+    // The same again changes nothing, not even the file's inode.
+    let inode = fs::metadata(&path).unwrap().ino();
+    let again = write_keys_opts(&path, &pairs, &WriteOptions::default()).unwrap();
+    assert_eq!(again, vec![Change::Unchanged, Change::Unchanged]);
+    assert_eq!(fs::metadata(&path).unwrap().ino(), inode);
+}
+
+#[test]
+fn a_conflict_on_the_second_key_writes_neither() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(".env");
+    let original = "SQLALCHEMY_DATABASE_URL=postgresql+asyncpg://old@h/old\n";
+    fs::write(&path, original).unwrap();
+    let pairs = [
+        ("DATABASE_URL", URL),
+        ("SQLALCHEMY_DATABASE_URL", SQLALCHEMY_URL),
+    ];
+    let err = write_keys_opts(&path, &pairs, &WriteOptions::default()).unwrap_err();
+    assert!(
+        matches!(&err, EnvFileError::KeyConflict { key, line: 1, path: Some(p) } if key == "SQLALCHEMY_DATABASE_URL" && p == &path),
+        "{err:?}"
+    );
+    assert_eq!(fs::read_to_string(&path).unwrap(), original);
+}
+
+#[test]
+fn a_failed_swap_of_several_keys_leaves_the_original() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(".env");
+    fs::write(&path, MESSY).unwrap();
+    let pairs = [
+        ("DATABASE_URL", URL),
+        ("SQLALCHEMY_DATABASE_URL", SQLALCHEMY_URL),
+    ];
+    let options = WriteOptions {
+        on_conflict: OnConflict::Replace,
+        ..WriteOptions::default()
+    };
+    FAIL_BEFORE_RENAME.with(|f| f.set(true));
+    let result = write_keys_opts(&path, &pairs, &options);
+    FAIL_BEFORE_RENAME.with(|f| f.set(false));
+    assert!(matches!(result, Err(EnvFileError::Io { .. })), "{result:?}");
+    assert_eq!(fs::read(&path).unwrap(), MESSY);
+    assert_eq!(names_in(dir.path()), [".env"]);
+}
+
+#[test]
+fn a_key_given_twice_is_refused_before_the_file_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(".env");
+    let pairs = [("DATABASE_URL", URL), ("DATABASE_URL", SQLALCHEMY_URL)];
+    let err = write_keys_opts(&path, &pairs, &WriteOptions::default()).unwrap_err();
+    assert!(matches!(err, EnvFileError::DuplicateKey { .. }), "{err:?}");
+    assert!(!path.exists());
+}

@@ -86,7 +86,28 @@ pub fn write_key_opts(
     value: &str,
     options: &WriteOptions,
 ) -> Result<Change, EnvFileError> {
-    validate_key(key)?;
+    let mut changes = write_keys_opts(path, &[(key, value)], options)?;
+    Ok(changes.remove(0))
+}
+
+/// Several keys in one write (`DATABASE_URL` and a driver's own form of it): one read, every
+/// key upserted in order into the same bytes, one swap, so the file ends up holding all of
+/// them or, on any error (a conflicting key, a full disk), none of the changes. Returns each
+/// key's [`Change`], in order. A key given twice is refused: its second value would win
+/// silently.
+pub fn write_keys_opts(
+    path: &Path,
+    pairs: &[(&str, &str)],
+    options: &WriteOptions,
+) -> Result<Vec<Change>, EnvFileError> {
+    for (at, (key, _)) in pairs.iter().enumerate() {
+        validate_key(key)?;
+        if pairs[..at].iter().any(|(earlier, _)| earlier == key) {
+            return Err(EnvFileError::DuplicateKey {
+                key: key.to_string(),
+            });
+        }
+    }
     let with_path = |e| match e {
         EnvFileError::KeyConflict { key, line, .. } => EnvFileError::KeyConflict {
             path: Some(path.to_path_buf()),
@@ -99,12 +120,22 @@ pub fn write_key_opts(
         },
         e => e,
     };
-    let edit = |original: &[u8]| match upsert(original, key, value, options.on_conflict) {
-        Ok((_, Change::Unchanged)) => Ok((None, Change::Unchanged)),
-        Ok((bytes, change)) => Ok((Some(bytes), change)),
-        Err(e) => Err(with_path(e)),
+    let edit = |original: &[u8]| {
+        let mut bytes = original.to_vec();
+        let mut changes = Vec::with_capacity(pairs.len());
+        for (key, value) in pairs {
+            let (next, change) =
+                upsert(&bytes, key, value, options.on_conflict).map_err(with_path)?;
+            bytes = next;
+            changes.push(change);
+        }
+        if changes.iter().all(|c| *c == Change::Unchanged) {
+            Ok((None, changes))
+        } else {
+            Ok((Some(bytes), changes))
+        }
     };
-    let confirm = |written: &[u8]| holds(written, key, value);
+    let confirm = |written: &[u8]| pairs.iter().all(|(key, value)| holds(written, key, value));
     replace_file(path, NEW_ENV_FILE_MODE, options, edit, confirm)
 }
 

@@ -8,7 +8,30 @@ use std::process::Command;
 use serde_json::Value;
 
 use crate::support::{self, Auth, Cluster, ClusterConfig, Shared};
-use crate::{Run, aksara, assert_url_works, dbsetup, env_value, project, psql_url, run};
+use crate::{
+    Run, aksara, assert_url_works, dbsetup, env_value, project, psql_url, run, transcript,
+};
+
+/// `crate::dbsetup`'s command line as the user would type it, the admin password in
+/// PGPASSWORD, for a transcript: `extra` follows the admin URL.
+fn setup_command(extra: &str) -> String {
+    format!(
+        "PGPASSWORD=[ADMIN PASSWORD] aksara dbsetup --non-interactive --admin-url postgresql://postgres@127.0.0.1:[PORT]/postgres {extra}"
+    )
+}
+
+/// A dbsetup run against `cluster` as the user read it: its port and the given names masked.
+fn setup_transcript(
+    command: &str,
+    out: &Run,
+    cluster: &Cluster,
+    names: &[(&str, &'static str)],
+) -> String {
+    let port = cluster.port.to_string();
+    let mut pairs: Vec<(&str, &str)> = vec![(&port, "[PORT]"), (&cluster.password, "[PASSWORD]")];
+    pairs.extend_from_slice(names);
+    transcript(command, out, &pairs)
+}
 
 #[test]
 fn creates_database_and_user_and_writes_a_working_url() {
@@ -45,10 +68,16 @@ fn creates_database_and_user_and_writes_a_working_url() {
         .to_string();
     assert!(password.len() >= 24, "{password}");
     assert!(!out.all().contains(&password), "password printed: {out:?}");
-    assert!(out.stdout.contains("****"), "{out:?}");
-    // No framework CLI here: its commands would not run, so they are not suggested.
-    assert!(!out.stdout.contains("makemigrations"), "{out:?}");
-    assert!(out.stdout.contains("  aksara doctor"), "{out:?}");
+    // The URL is shown masked; no framework CLI here, so only the doctor is suggested.
+    insta::assert_snapshot!(
+        "dbsetup_creates_the_database_and_user",
+        setup_transcript(
+            &setup_command("--db-name [DB]"),
+            &out,
+            cluster,
+            &[(&db, "[DB]")]
+        )
+    );
 }
 
 #[test]
@@ -182,9 +211,14 @@ fn names_over_63_bytes_are_refused_before_anything_changes() {
     let name = "é".repeat(32);
     let out = run(&mut dbsetup(cluster, dir.path(), &["--db-name", &name]));
     assert_eq!(out.code, 2, "{out:?}");
-    assert!(
-        out.stderr.contains("64 bytes long") && out.stderr.contains("at most 63 bytes"),
-        "{out:?}"
+    insta::assert_snapshot!(
+        "dbsetup_refuses_a_name_over_63_bytes",
+        setup_transcript(
+            &setup_command(&format!("--db-name {name}")),
+            &out,
+            cluster,
+            &[]
+        )
     );
     assert!(!dir.path().join(".env").exists());
     let out = run(&mut dbsetup(
@@ -193,7 +227,16 @@ fn names_over_63_bytes_are_refused_before_anything_changes() {
         &["--db-name", "fine", "--db-user", "pg_evil"],
     ));
     assert_eq!(out.code, 2, "{out:?}");
-    assert!(out.stderr.contains("`pg_`"), "{out:?}");
+    insta::assert_snapshot!(
+        "dbsetup_refuses_a_reserved_pg_user_name",
+        setup_transcript(
+            &setup_command("--db-name fine --db-user pg_evil"),
+            &out,
+            cluster,
+            &[]
+        )
+    );
+    assert!(!dir.path().join(".env").exists());
 }
 
 #[test]
@@ -201,11 +244,17 @@ fn ci_mode_names_missing_flags() {
     let dir = project();
     let out = run(aksara(dir.path()).args(["dbsetup", "--non-interactive"]));
     assert_eq!(out.code, 2, "{out:?}");
-    assert!(out.stderr.contains("--db-name"), "{out:?}");
+    insta::assert_snapshot!(
+        "dbsetup_in_ci_mode_names_the_missing_flags",
+        transcript("aksara dbsetup --non-interactive", &out, &[])
+    );
     // Without a terminal and without --non-interactive: fail at once, naming the flag.
     let out = run(aksara(dir.path()).arg("dbsetup"));
     assert_eq!(out.code, 2, "{out:?}");
-    assert!(out.stderr.contains("--non-interactive"), "{out:?}");
+    insta::assert_snapshot!(
+        "dbsetup_without_a_terminal_asks_for_non_interactive",
+        transcript("aksara dbsetup", &out, &[])
+    );
 }
 
 #[test]
@@ -226,13 +275,15 @@ fn an_admin_without_createdb_is_told_which_privilege_is_missing() {
         ])
         .env("PGPASSWORD", "creator-pw"));
     assert_eq!(out.code, 1, "{out:?}");
-    assert!(out.stderr.contains("CREATEDB"), "{out:?}");
-    assert!(
-        out.stderr
-            .contains(&format!("ALTER ROLE \"{creator}\" CREATEDB")),
-        "{out:?}"
+    insta::assert_snapshot!(
+        "dbsetup_names_the_missing_createdb_privilege",
+        setup_transcript(
+            "PGPASSWORD=[ADMIN PASSWORD] aksara dbsetup --non-interactive --db-name [DB] --admin-url postgresql://[ADMIN]@127.0.0.1:[PORT]/postgres",
+            &out,
+            cluster,
+            &[(&db, "[DB]"), (&creator, "[ADMIN]")]
+        )
     );
-    assert!(out.stderr.contains("nothing was changed"), "{out:?}");
     assert_eq!(
         cluster.psql(
             "postgres",
@@ -275,7 +326,15 @@ fn a_different_existing_value_needs_force_and_is_kept_as_a_comment() {
     let db = support::unique_name("force");
     let out = run(&mut dbsetup(cluster, dir.path(), &["--db-name", &db]));
     assert_eq!(out.code, 1, "{out:?}");
-    assert!(out.stderr.contains("--force"), "{out:?}");
+    insta::assert_snapshot!(
+        "dbsetup_needs_force_to_replace_a_different_url",
+        setup_transcript(
+            &setup_command("--db-name [DB]"),
+            &out,
+            cluster,
+            &[(&db, "[DB]")]
+        )
+    );
     assert_eq!(
         std::fs::read_to_string(&env).unwrap(),
         original,
@@ -489,15 +548,10 @@ fn a_failed_create_database_undoes_the_role_this_run_created() {
         &["--db-name", "halfway"],
     ));
     assert_eq!(out.code, 1, "{out:?}");
-    assert!(
-        out.stderr.contains("being accessed by other users"),
-        "{out:?}"
+    insta::assert_snapshot!(
+        "dbsetup_undoes_the_role_when_create_database_fails",
+        setup_transcript(&setup_command("--db-name halfway"), &out, &cluster, &[])
     );
-    assert!(
-        out.stderr.contains("undone: DROP ROLE \"halfway\""),
-        "{out:?}"
-    );
-    assert!(out.stderr.contains("run `aksara dbsetup` again"), "{out:?}");
     assert_eq!(
         cluster.psql(
             "postgres",
@@ -553,18 +607,16 @@ fn an_admin_urls_sslmode_is_carried_and_the_drivers_that_need_another_form_are_n
         .unwrap(),
         "t"
     );
-    assert!(
-        out.stderr.contains(
-            "SQLAlchemy + asyncpg cannot use this URL as it is; give it `postgresql+asyncpg://"
-        ) && out.stderr.contains("ssl=require`"),
-        "{out:?}"
-    );
-    assert!(
-        out.stderr
-            .contains("node-postgres (pg) cannot use this URL as it is"),
-        "{out:?}"
-    );
     assert!(!out.all().contains(&cluster.password));
+    insta::assert_snapshot!(
+        "dbsetup_carries_sslmode_and_names_the_drivers_needing_another_form",
+        setup_transcript(
+            "PGPASSWORD=[ADMIN PASSWORD] aksara dbsetup --non-interactive --db-name [DB] --admin-url postgresql://postgres@127.0.0.1:[PORT]/postgres?sslmode=require",
+            &out,
+            cluster,
+            &[(&db, "[DB]")]
+        )
+    );
 }
 
 /// "Next steps" lists only commands that run here: the framework's `makemigrations` and
@@ -587,15 +639,18 @@ fn next_steps_list_only_commands_that_run_here() {
     let db = support::unique_name("nextsteps");
     let out = run(dbsetup(cluster, dir.path(), &["--db-name", &db]).env("PATH", &path));
     assert_eq!(out.code, 0, "{out:?}");
-    let steps = out
-        .stdout
-        .split("Next steps:")
-        .nth(1)
-        .expect("next steps")
-        .to_string();
-    assert!(steps.contains("aksara migrate"), "{steps}");
-    assert!(!steps.contains("makemigrations"), "{steps}");
-    assert!(steps.contains("aksara doctor"), "{steps}");
+    insta::assert_snapshot!(
+        "dbsetup_next_steps_include_the_frameworks_migrate_when_found",
+        setup_transcript(
+            &format!(
+                "PATH=[STAND-IN BIN]:$PATH {}",
+                setup_command("--db-name [DB]")
+            ),
+            &out,
+            cluster,
+            &[(&db, "[DB]")]
+        )
+    );
     // And the listed command runs: aksara forwards it.
     let forwarded = run(aksara(dir.path())
         .args(["migrate", "--check"])

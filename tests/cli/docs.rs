@@ -411,6 +411,77 @@ fn the_failure_map_is_current() {
     }
 }
 
+/// The failure map's "proven by" column (src/diagnose/proofs.rs) cannot go stale: every test
+/// it names is a `#[test]` in tests/cli/, every scenario it names is one of map_repro's and
+/// reproduces that very row with that row's code, and every scenario proves some row.
+#[test]
+fn the_failure_maps_proofs_name_tests_that_reproduce_their_rows() {
+    use aksara::diagnose::proofs::{self, Proof};
+    use aksara::diagnose::server_messages;
+    let mut rows: Vec<(String, String, Proof)> = Vec::new();
+    for (template, sqlstate) in server_messages::template_texts()
+        .into_iter()
+        .zip(server_messages::template_sqlstates())
+    {
+        let cause = server_messages::classify(sqlstate, &template.replace("%s", "x"))
+            .unwrap_or_else(|| panic!("`{template}` matches itself"));
+        let code = aksara::diagnose::code_of(&cause, true).id().to_string();
+        let proof = proofs::server_proof(template).unwrap_or_else(|| {
+            panic!("no proof recorded for `{template}` in src/diagnose/proofs.rs")
+        });
+        rows.push((template.to_string(), code, proof));
+    }
+    for (code, proof) in proofs::CLIENT_PROOFS {
+        rows.push((
+            format!("client:{}", code.id()),
+            code.id().to_string(),
+            *proof,
+        ));
+    }
+    let mut proven_scenarios = Vec::new();
+    for (row, code, proof) in &rows {
+        let Proof::Reproduced(tests) = proof else {
+            continue;
+        };
+        for named in *tests {
+            let (test, scenario) = match named.split_once('[') {
+                Some((test, rest)) => (test, rest.strip_suffix(']')),
+                None => (*named, None),
+            };
+            let (module, function) = test
+                .split_once("::")
+                .unwrap_or_else(|| panic!("`{named}` is not module::test"));
+            let source = std::fs::read_to_string(repo().join(format!("tests/cli/{module}.rs")))
+                .unwrap_or_else(|e| panic!("`{named}`: no tests/cli/{module}.rs ({e})"));
+            let pattern = format!(r"#\[test\]\s*(?:#\[[^\]]*\]\s*)*fn\s+{function}\s*\(");
+            assert!(
+                regex::Regex::new(&pattern).unwrap().is_match(&source),
+                "`{named}` (proof of `{row}`) names no #[test] fn in tests/cli/{module}.rs"
+            );
+            if let Some(scenario) = scenario {
+                assert_eq!(test, proofs::side_by_side_test(), "{named}");
+                let spec = crate::map_repro::spec_named(scenario);
+                assert_eq!(
+                    spec.row, row,
+                    "scenario `{scenario}` reproduces another row"
+                );
+                assert_eq!(
+                    spec.code, code,
+                    "scenario `{scenario}` expects another code than its row's"
+                );
+                proven_scenarios.push(scenario.to_string());
+            }
+        }
+    }
+    for spec in crate::map_repro::SPECS {
+        assert!(
+            proven_scenarios.iter().any(|s| s == spec.name),
+            "scenario `{}` is named by no row's proof",
+            spec.name
+        );
+    }
+}
+
 /// `aksara doctor --help` (and so the man page, rendered from the same clap text) lists every
 /// code under its severity.
 #[test]

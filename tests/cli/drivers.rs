@@ -669,7 +669,9 @@ fn written(
 /// `?sslmode=require`, which SQLAlchemy's asyncpg dialect passes to
 /// asyncpg.connect() (it wants `ssl=require`), and node-postgres reads as verify-full (the
 /// test CA is private). The socket form and the database path are portable since dbsetup
-/// writes drivers::portable's URL.
+/// writes drivers::portable's URL. Each pair's own form (`drivers::forms::form_for`, what
+/// `dbsetup --driver-url` writes; tests/cli/driver_key.rs runs the flag itself) is run too and
+/// must connect with TLS.
 const FAILS_TODAY: &[(&str, RealDriver)] = &[
     ("TLS, no --sslmode", SqlalchemyAsyncpg),
     ("TLS, no --sslmode", NodePg),
@@ -764,6 +766,25 @@ fn dbsetup_cases(
         .env("PGPASSWORD", &ssl.password);
         cases.push(written(case, cmd, ssl.port, &[]));
     }
+    // A TLS server and an admin URL without sslmode: the app's URL names none, libpq's
+    // `prefer` gets TLS, node-postgres connects in plaintext (the summary says so:
+    // driver_key.rs proves it).
+    let mut cmd = crate::aksara(&folder());
+    cmd.args([
+        "dbsetup",
+        "--non-interactive",
+        "--db-name",
+        &name("tlsprefer"),
+        "--admin-url",
+    ])
+    .arg(admin("127.0.0.1", ssl, ""))
+    .env("PGPASSWORD", &ssl.password);
+    cases.push(written(
+        "TLS server, no sslmode anywhere",
+        cmd,
+        ssl.port,
+        &[],
+    ));
 
     cases
 }
@@ -839,6 +860,43 @@ fn every_driver_on_the_urls_dbsetup_writes() {
     }
     eprintln!("{}", report.join("\n"));
     portable_forms_work(&cases, &secrets);
+    driver_forms_work(&cases, &secrets);
+}
+
+/// Each pair of FAILS_TODAY gets its own form (what `--driver-url` writes), and the real
+/// driver connects with it where the URL means, with TLS.
+fn driver_forms_work(cases: &[Written], secrets: &[&str]) {
+    let mut jobs = Vec::new();
+    let mut judged = Vec::new();
+    for (case, driver) in FAILS_TODAY {
+        let written = cases.iter().find(|w| w.case == *case).unwrap();
+        let conn = drivers::meaning(&written.url).unwrap();
+        let form = drivers::forms::form_for(driver.model(), &conn)
+            .unwrap_or_else(|r| panic!("{case}: no form for {}: {}", driver.id(), r.message));
+        assert!(
+            drivers::verdict(driver.model(), form.url.expose()).is_ok(),
+            "{case}: the model refuses the form it made for {}",
+            driver.id()
+        );
+        jobs.push((*driver, form.url.expose().to_owned()));
+        judged.push((written, *driver, form.url.to_string()));
+    }
+    let outcomes = run_all(&jobs, secrets);
+    for ((written, driver, shown), outcome) in judged.iter().zip(&outcomes) {
+        let place = outcome.place().unwrap_or_else(|| {
+            panic!(
+                "{}: {} fails with its form {shown}: {outcome:?}",
+                written.case,
+                driver.id()
+            )
+        });
+        assert!(
+            place.port == written.port && place.ssl,
+            "{}: {} with {shown}: {place:?}",
+            written.case,
+            driver.id()
+        );
+    }
 }
 
 /// The portable form of each URL dbsetup wrote (`drivers::portable`): every driver the model

@@ -27,12 +27,12 @@ use crate::{Run, aksara, env_value, psql_url, run};
 /// Stops the project's cluster when the test ends, panicking or not, with `pg_ctl stop -m
 /// immediate` run directly (as the server user when root), so cleanup does not depend on
 /// aksara working. Declared after the project's TempDir, so it runs before the folder goes.
-struct StopOnDrop {
+pub(crate) struct StopOnDrop {
     data_dir: PathBuf,
 }
 
 impl StopOnDrop {
-    fn new(project: &Path) -> StopOnDrop {
+    pub(crate) fn new(project: &Path) -> StopOnDrop {
         StopOnDrop {
             data_dir: project.join(".aksara/postgres"),
         }
@@ -61,7 +61,7 @@ impl Drop for StopOnDrop {
 
 /// A project folder the server can live in: as root the server runs as `postgres`, which must
 /// pass through it (as through a normal user's project), whatever the umask.
-fn server_project() -> tempfile::TempDir {
+pub(crate) fn server_project() -> tempfile::TempDir {
     let dir = crate::project();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     dir
@@ -93,7 +93,7 @@ fn start_local(dir: &Path, port: u16, db: &str) -> Command {
     cmd
 }
 
-fn superuser_password(dir: &Path) -> String {
+pub(crate) fn superuser_password(dir: &Path) -> String {
     std::fs::read_to_string(dir.join(".aksara/postgres-password"))
         .expect("the password file exists")
         .trim()
@@ -111,7 +111,7 @@ fn dbserver(dir: &Path, action: &str) -> Run {
 
 /// Whether a server answers where discovery looks (localhost 5432/5433, the usual socket
 /// folders): then dbsetup finds it instead of offering to start one.
-fn a_server_answers_where_dbsetup_looks() -> bool {
+pub(crate) fn a_server_answers_where_dbsetup_looks() -> bool {
     let tcp = [5432u16, 5433].iter().any(|p| {
         TcpStream::connect_timeout(&([127, 0, 0, 1], *p).into(), Duration::from_millis(300)).is_ok()
     });
@@ -610,8 +610,8 @@ fn interactively_choosing_the_local_cluster_ends_with_a_working_url() {
 /// call's argv (one line per call, in `calls`) and, separately, the POSTGRES_PASSWORD in its
 /// environment (the same line number in `passwords`), and answers `ps -a` and `port` from
 /// files the test writes.
-struct FakeDocker {
-    dir: tempfile::TempDir,
+pub(crate) struct FakeDocker {
+    pub(crate) dir: tempfile::TempDir,
 }
 
 const FAKE_DOCKER: &str = r#"#!/bin/sh
@@ -631,7 +631,7 @@ esac
 "#;
 
 impl FakeDocker {
-    fn new() -> FakeDocker {
+    pub(crate) fn new() -> FakeDocker {
         let dir = tempfile::tempdir().unwrap();
         let bin = dir.path().join("bin");
         std::fs::create_dir(&bin).unwrap();
@@ -641,7 +641,7 @@ impl FakeDocker {
         FakeDocker { dir }
     }
 
-    fn with_container(self, ps_line: &str, port: u16) -> FakeDocker {
+    pub(crate) fn with_container(self, ps_line: &str, port: u16) -> FakeDocker {
         std::fs::write(self.dir.path().join("ps"), format!("{ps_line}\n")).unwrap();
         std::fs::write(
             self.dir.path().join("port"),
@@ -657,7 +657,7 @@ impl FakeDocker {
     }
 
     /// aksara in `project` with the stand-in first on PATH.
-    fn aksara(&self, project: &Path) -> Command {
+    pub(crate) fn aksara(&self, project: &Path) -> Command {
         let mut cmd = aksara(project);
         let path = std::env::var_os("PATH").unwrap_or_default();
         let mut dirs = vec![self.dir.path().join("bin")];
@@ -677,11 +677,11 @@ impl FakeDocker {
             .collect()
     }
 
-    fn calls(&self) -> Vec<String> {
+    pub(crate) fn calls(&self) -> Vec<String> {
         self.lines("calls")
     }
 
-    fn passwords(&self) -> Vec<String> {
+    pub(crate) fn passwords(&self) -> Vec<String> {
         self.lines("passwords")
     }
 }
@@ -742,9 +742,10 @@ fn the_offers_come_in_order_local_then_docker_then_install_advice() {
     assert_eq!(docker.calls(), vec!["info".to_string()]);
 }
 
-const PS_CALL: &str = "ps -a --filter name=aksara-postgres --format {{.Names}}\t{{.Status}}";
+pub(crate) const PS_CALL: &str =
+    "ps -a --filter name=aksara-postgres --format {{.Names}}\t{{.Status}}";
 
-fn write_password_file(project: &Path, password: &str) {
+pub(crate) fn write_password_file(project: &Path, password: &str) {
     let root = project.join(".aksara");
     std::fs::create_dir(&root).unwrap();
     let file = root.join("postgres-password");

@@ -202,3 +202,115 @@ fn a_roleless_user_chooses_an_admin_url_from_the_offers() {
     let url = env_value(&dir.path().join(".env"), "DATABASE_URL").expect(".env written");
     assert_url_works(&url);
 }
+
+/// Lets `user` run `createuser` as `postgres` through sudo without a password (a common dev
+/// machine rule), for as long as the value lives.
+struct SudoRule {
+    file: std::path::PathBuf,
+}
+
+impl SudoRule {
+    fn createuser_as_postgres(user: &OsUser) -> SudoRule {
+        which_sudo().expect(
+            "this test needs sudo (`apt-get install sudo`; .ci/run installs it): it runs the \
+             createuser line the way dbsetup offers it",
+        );
+        let createuser = Command::new("sh")
+            .args(["-c", "command -v createuser"])
+            .output()
+            .expect("find createuser");
+        let createuser = String::from_utf8_lossy(&createuser.stdout)
+            .trim()
+            .to_string();
+        assert!(!createuser.is_empty(), "createuser not on PATH");
+        let file = std::path::PathBuf::from(format!("/etc/sudoers.d/aksara-test-{}", user.name));
+        std::fs::write(
+            &file,
+            format!("{} ALL=(postgres) NOPASSWD: {createuser}\n", user.name),
+        )
+        .expect("write the sudoers rule");
+        std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o440))
+            .unwrap();
+        SudoRule { file }
+    }
+}
+
+impl Drop for SudoRule {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.file);
+    }
+}
+
+fn which_sudo() -> Option<std::path::PathBuf> {
+    ["/usr/bin/sudo", "/bin/sudo", "/usr/local/bin/sudo"]
+        .into_iter()
+        .map(std::path::PathBuf::from)
+        .find(|p| p.is_file())
+}
+
+/// Issue 14, offer (a) taken for real: the role-less user picks "Create your PostgreSQL role
+/// now"; aksara runs `sudo -u postgres createuser --createdb --createrole USER` (sudo lets this
+/// user do that without a password here), then logs in with the user's own peer login and
+/// finishes the setup.
+#[test]
+fn a_roleless_user_creates_their_role_through_sudo_and_the_setup_completes() {
+    let dist = DistCluster::create();
+    dist.start();
+    let user = OsUser::create();
+    let _rule = SudoRule::createuser_as_postgres(&user);
+    let dir = tempfile::Builder::new()
+        .prefix("aksara-sudo")
+        .tempdir_in("/tmp")
+        .unwrap();
+    std::os::unix::fs::chown(dir.path(), Some(user.uid), Some(user.gid)).unwrap();
+    let db = support::unique_name("sudoapp");
+    let script = dir.path().join("answers");
+    std::fs::write(
+        &script,
+        format!(
+            "?which one\tport {port}\n\
+             How do you want to go on?\tCreate your PostgreSQL role now\n\
+             Database name\t{db}\n\
+             Application user\t\n\
+             Password for the application user\tGenerate\n\
+             Go ahead?\ty\n",
+            port = dist.port
+        ),
+    )
+    .unwrap();
+    let out = aksara_as(&user, &dist, dir.path())
+        .arg("dbsetup")
+        .env("AKSARA_PROMPT_SCRIPT", &script)
+        .output()
+        .expect("run aksara as the new user");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let menu = stderr
+        .lines()
+        .find(|l| l.starts_with("? How do you want to go on? ["))
+        .unwrap_or_else(|| panic!("no menu: {stderr}"));
+    assert!(
+        menu.contains(&format!(
+            "sudo -u postgres createuser -p {} --createdb --createrole {}",
+            dist.port, user.name
+        )),
+        "{menu}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "Logged in as \"{}\" (peer authentication)",
+            user.name
+        )),
+        "{stderr}"
+    );
+    // The role sudo created is the user's own, with the rights the line asked for.
+    assert_eq!(
+        dist.psql(&format!(
+            "SELECT rolcreatedb, rolcreaterole, rolsuper FROM pg_roles WHERE rolname = '{}'",
+            user.name
+        )),
+        "t|t|f"
+    );
+    let url = env_value(&dir.path().join(".env"), "DATABASE_URL").expect(".env written");
+    assert_url_works(&url);
+}

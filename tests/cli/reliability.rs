@@ -434,6 +434,10 @@ fn ctrl_c_while_waiting_for_the_setup_lock_exits_130_and_changes_nothing() {
     assert_eq!(exists(cluster, &db, &db), (false, false));
 }
 
+/// The promise for a server that stops answering: the run ends within `--timeout` +
+/// `--connect-timeout` of the stop (plus this much for process start and exit).
+const SILENT_SLACK: Duration = Duration::from_millis(1500);
+
 #[test]
 fn a_server_that_stops_answering_does_not_hang_dbsetup() {
     let cluster = Cluster::start(ClusterConfig::default());
@@ -444,20 +448,78 @@ fn a_server_that_stops_answering_does_not_hang_dbsetup() {
     let running = Running::spawn(&mut dbsetup(
         &cluster,
         dir.path(),
-        &["--db-name", db, "--timeout", "2"],
+        &["--db-name", db, "--timeout", "2", "--connect-timeout", "3"],
     ));
     let backend = waiting_backend(&cluster, "%pg_advisory_lock%");
     // A stopped backend answers nothing, and its own lock_timeout cannot fire either.
+    let stopped = Instant::now();
     signal(&backend, "STOP");
-    let (out, _) = running.finish(HANG, Instant::now());
+    let (out, took) = running.finish(HANG, stopped);
     signal(&backend, "CONT");
     drop(holder);
 
+    assert!(
+        took < Duration::from_secs(2 + 3) + SILENT_SLACK,
+        "took {took:?} after the stop: {out:?}"
+    );
     assert_eq!(out.code, 1, "{out:?}");
     assert!(out.stderr.contains("did not answer within"), "{out:?}");
     assert!(out.stderr.contains("nothing was changed"), "{out:?}");
     assert!(!dir.path().join(".env").exists());
     assert_eq!(exists(&cluster, db, db), (false, false));
+}
+
+/// Issue 16: the admin backend stops after the run created its user, in the middle of CREATE
+/// DATABASE. The cleanup cannot undo (the stopped backend ignores pg_terminate_backend and keeps
+/// the setup lock), so the run says exactly what may exist, within the bound, and a plain rerun
+/// finishes the setup.
+#[test]
+fn a_backend_stopped_mid_setup_ends_the_run_within_the_bound_and_says_what_exists() {
+    let cluster = Cluster::start(ClusterConfig::default());
+    let dir = project();
+    let db = "frozen_mid";
+    // CREATE DATABASE needs ROW EXCLUSIVE on pg_database: it waits here, after CREATE ROLE.
+    let mut holder = Session::open(&cluster, "postgres");
+    holder.run("BEGIN; LOCK TABLE pg_database IN EXCLUSIVE MODE;");
+    let running = Running::spawn(&mut dbsetup(
+        &cluster,
+        dir.path(),
+        &["--db-name", db, "--timeout", "3", "--connect-timeout", "3"],
+    ));
+    let backend = waiting_backend(&cluster, "CREATE DATABASE%");
+    let stopped = Instant::now();
+    signal(&backend, "STOP");
+    let (out, took) = running.finish(HANG, stopped);
+    signal(&backend, "CONT");
+    holder.run("COMMIT;");
+    drop(holder);
+
+    assert!(
+        took < Duration::from_secs(3 + 3) + SILENT_SLACK,
+        "took {took:?} after the stop: {out:?}"
+    );
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("did not answer within"), "{out:?}");
+    assert!(
+        out.stderr.contains(&format!(
+            "user \"{db}\" was created by this run and still exists"
+        )),
+        "{out:?}"
+    );
+    assert!(
+        out.stderr.contains(&format!(
+            "database \"{db}\" may have been created by this run"
+        )),
+        "{out:?}"
+    );
+    assert!(out.stderr.contains(".env was not written"), "{out:?}");
+    assert!(!dir.path().join(".env").exists());
+    // What the report says exists does.
+    assert!(exists(&cluster, db, db).0);
+
+    let rerun = run(&mut dbsetup(&cluster, dir.path(), &["--db-name", db]));
+    assert_eq!(rerun.code, 0, "{rerun:?}");
+    assert_url_works(&env_value(&dir.path().join(".env"), "DATABASE_URL").unwrap());
 }
 
 #[test]

@@ -81,6 +81,11 @@ struct ArgvWatch {
 
 impl ArgvWatch {
     fn start() -> ArgvWatch {
+        ArgvWatch::start_for(&CANARIES)
+    }
+
+    /// Watches for `canaries` only (a test's own, so a concurrent test's are not counted).
+    fn start_for(canaries: &'static [&'static str]) -> ArgvWatch {
         let done = Arc::new(AtomicBool::new(false));
         let flag = done.clone();
         let thread = std::thread::spawn(move || {
@@ -88,7 +93,7 @@ impl ArgvWatch {
             let mut scans = 0;
             while !flag.load(Ordering::Relaxed) {
                 for cmdline in all_cmdlines() {
-                    if CANARIES.iter().any(|c| cmdline.contains(c)) {
+                    if canaries.iter().any(|c| cmdline.contains(c)) {
                         seen.push(cmdline);
                     }
                 }
@@ -760,5 +765,77 @@ fn no_output_path_prints_a_password() {
                 case.name
             );
         }
+    }
+}
+
+/// `doctor --fix`'s own canaries: the app's password in the .env, the admin's in PGPASSWORD.
+const FIX_APP_CANARY: &str = "FixAppCanary-4d2a-d0nt-leak";
+const FIX_ADMIN_CANARY: &str = "FixAdminCanary-8e61-d0nt-leak";
+const FIX_CANARIES: [&str; 2] = [FIX_APP_CANARY, FIX_ADMIN_CANARY];
+
+/// `doctor --fix` rewrites the .env's URL and creates the database as an admin: neither
+/// password reaches any argv, any output (text or JSON), or the server's statement log, and
+/// the comment kept above the rewritten key holds no password.
+#[test]
+fn doctor_fix_keeps_passwords_out_of_argv_output_and_the_server_log() {
+    let cluster = Cluster::start(ClusterConfig::default().set("log_statement", "all"));
+    for (role, canary, attributes) in [
+        ("fix_canary_admin", FIX_ADMIN_CANARY, "SUPERUSER LOGIN"),
+        ("fix_canary_app", FIX_APP_CANARY, "LOGIN"),
+    ] {
+        let verifier = aksara::provision::scram_verifier(canary);
+        cluster.psql(
+            "postgres",
+            &format!("CREATE ROLE {role} {attributes} PASSWORD '{verifier}'"),
+        );
+    }
+    let watch = ArgvWatch::start_for(&FIX_CANARIES);
+    let mut outputs = Vec::new();
+    for format in ["text", "json"] {
+        let dir = project();
+        let env_file = dir.path().join(".env");
+        std::fs::write(
+            &env_file,
+            format!(
+                "DATABASE_URL=postgresql+asyncpg://fix_canary_app:{FIX_APP_CANARY}@127.0.0.1:{}/fix_canary_{format}\n",
+                cluster.port
+            ),
+        )
+        .unwrap();
+        // The first run rewrites the URL for asyncpg, and in its second round creates the
+        // database; the second run finds nothing left to fix.
+        for expect in [0, 0] {
+            let out = run(aksara(dir.path())
+                .args(["doctor", "--fix", "--yes", "--format", format])
+                .env("PGHOST", &cluster.socket_dir)
+                .env("PGPORT", cluster.port.to_string())
+                .env("PGUSER", "fix_canary_admin")
+                .env("PGPASSWORD", FIX_ADMIN_CANARY));
+            assert_eq!(out.code, expect, "{out:?}");
+            outputs.push(out.all());
+        }
+        let env = std::fs::read_to_string(&env_file).unwrap();
+        assert_eq!(env.matches(FIX_APP_CANARY).count(), 1, "{env}");
+        assert!(env.contains("# aksara doctor --fix replaced: DATABASE_URL=postgresql+asyncpg://fix_canary_app:****@"), "{env}");
+    }
+    let (seen, scans) = watch.stop();
+    assert!(scans > 0);
+    assert_eq!(
+        seen,
+        Vec::<String>::new(),
+        "a password was in some process's argv"
+    );
+    for shown in &outputs {
+        for canary in FIX_CANARIES {
+            assert!(!shown.contains(canary), "{canary} was shown: {shown}");
+        }
+    }
+    let log = cluster.log_contents();
+    assert!(
+        log.contains("CREATE DATABASE \"fix_canary_text\""),
+        "the server did not log the fix"
+    );
+    for canary in FIX_CANARIES {
+        assert!(!log.contains(canary), "{canary} reached the server log");
     }
 }

@@ -48,6 +48,9 @@ pub struct ClusterConfig {
     /// Server settings, applied after the harness's own (so they win), e.g.
     /// `("max_connections", "5")` or `("log_statement", "all")`.
     pub settings: Vec<(String, String)>,
+    /// Environment variables for the postmaster (it starts with an empty environment), e.g.
+    /// `OPENSSL_CONF` for the TLS verdict tests' server.
+    pub server_env: Vec<(String, String)>,
 }
 
 impl Default for ClusterConfig {
@@ -57,6 +60,7 @@ impl Default for ClusterConfig {
             hba: None,
             ssl: false,
             settings: Vec::new(),
+            server_env: Vec::new(),
         }
     }
 }
@@ -88,6 +92,7 @@ pub struct Cluster {
     /// The CA certificate (PEM) that signed the server certificate, when `ssl` is on.
     pub ssl_ca: Option<PathBuf>,
     postmaster: Mutex<Option<Child>>,
+    server_env: Vec<(String, String)>,
     watchdog: Option<Watchdog>,
     base: Option<tempfile::TempDir>,
 }
@@ -134,6 +139,7 @@ impl Cluster {
             password: template.password.clone(),
             ssl_ca,
             postmaster: Mutex::new(None),
+            server_env: cfg.server_env.clone(),
             watchdog: Some(watchdog),
             base: Some(base),
         };
@@ -415,6 +421,7 @@ impl Cluster {
         if let Some(path) = std::env::var_os("PATH") {
             cmd.env("PATH", path);
         }
+        cmd.envs(self.server_env.iter().map(|(k, v)| (k, v)));
         run_as_server_user(&mut cmd);
         let mut child = cmd.spawn().expect("spawn postgres");
         let pid = child.id().to_string();

@@ -51,7 +51,7 @@ pub use session::{Ran, Test};
 #[allow(unused_imports)]
 pub use standby::{StandbyPair, shared_pair};
 #[allow(unused_imports)]
-pub use tls::{TestCerts, test_certs};
+pub use tls::{CaseCert, TestCerts, case_cert, case_certs, test_certs, weak_server_openssl_conf};
 
 /// The kinds of server that tests which only read can share.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -12,8 +12,9 @@ use crate::provision::{self, AdminRights, Existing, NameKind, PasswordAction, St
 
 use super::Setup;
 use super::discover::{Admin, folder_name};
-use super::execute::existing_objects;
-use super::settings::{Name, check_password};
+use super::execute::{existing_objects, existing_value};
+use super::settings::{DriverKey, Name, check_password};
+use crate::drivers::{self, Driver, forms};
 
 /// What the setup will do, decided before anything changes.
 pub struct Plan {
@@ -25,6 +26,9 @@ pub struct Plan {
     pub url: ConnString,
     /// What `.env` gets: the form every driver reads (or the working value already there).
     pub written: WrittenUrl,
+    /// `--driver-url` (or accepted offers): each driver's own form, written with `written`.
+    pub forms: Vec<DriverForm>,
+    /// For every key written: `--force`, a confirmed prompt, or nothing to replace.
     pub on_conflict: OnConflict,
     /// The password already in `.env` (or typed as the current one) is kept.
     pub password_kept: bool,
@@ -36,8 +40,70 @@ pub struct WrittenUrl {
     pub secret: String,
     /// The same, the password redacted, for the plan and the summary.
     pub shown: String,
-    /// Drivers this URL cannot serve, each with the form it needs (redacted).
-    pub exceptions: Vec<(crate::drivers::Driver, String)>,
+    /// Drivers this URL cannot serve, each with the form it needs (redacted) and why.
+    pub exceptions: Vec<Exception>,
+}
+
+/// A driver the written URL cannot serve.
+#[derive(Debug, Clone)]
+pub struct Exception {
+    pub driver: Driver,
+    /// Its own form, redacted and in backticks, or why no URL can serve it.
+    pub form: String,
+    /// What it would do with the written URL.
+    pub reason: String,
+}
+
+/// A driver's own form of the URL, written under its own key in the same `.env` write.
+pub struct DriverForm {
+    pub driver: Driver,
+    pub key: String,
+    /// The text written (holds the password).
+    pub secret: String,
+    /// The same, the password redacted.
+    pub shown: String,
+    /// What had to change for this driver, and why.
+    pub notes: Vec<String>,
+}
+
+impl std::fmt::Debug for DriverForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "DriverForm({} {}={})",
+            self.driver.id(),
+            self.key,
+            self.shown
+        )
+    }
+}
+
+/// Each driver's form of what `url` means (`drivers::forms::form_for`, the forms the suite
+/// connects with the real drivers), refused before anything changes when a driver cannot be
+/// given this URL at all.
+pub fn driver_forms(url: &ConnString, keys: &[DriverKey]) -> CliResult<Vec<DriverForm>> {
+    keys.iter()
+        .map(|DriverKey { driver, key }| {
+            let form = forms::form_for(*driver, url).map_err(|refusal| {
+                CliError::usage(format!(
+                    "--driver-url {}={key}: no URL gives {} this server: {}",
+                    driver.id(),
+                    driver.name(),
+                    refusal.message
+                ))
+                .before_any_change()
+                .with_code(refusal.code)
+                .with_hint(format!("leave --driver-url {}=… out", driver.id()))
+            })?;
+            Ok(DriverForm {
+                driver: *driver,
+                key: key.clone(),
+                secret: form.url.expose().to_owned(),
+                shown: form.url.to_string(),
+                notes: form.notes,
+            })
+        })
+        .collect()
 }
 
 impl std::fmt::Debug for WrittenUrl {
@@ -66,7 +132,11 @@ pub fn portable_url(url: &ConnString) -> CliResult<WrittenUrl> {
                 Ok(fix) => format!("`{}`", fix.url),
                 Err(refusal) => refusal.message.clone(),
             };
-            (*driver, form)
+            Exception {
+                driver: *driver,
+                form,
+                reason: problem.message.clone(),
+            }
         })
         .collect();
     Ok(WrittenUrl {
@@ -169,7 +239,19 @@ impl Setup<'_> {
             },
             _ => portable_url(&url)?,
         };
-        let on_conflict = self.env_conflict(env_value, &written.secret).await?;
+        let mut keys = self.s.driver_urls.clone();
+        keys.extend(self.offered_driver_keys(&written, &keys).await?);
+        let forms = driver_forms(&url, &keys)?;
+        let mut writes = vec![(
+            self.s.env_key.clone(),
+            env_value.map(str::to_owned),
+            written.secret.clone(),
+        )];
+        for form in &forms {
+            let old = existing_value(&self.s.env_file, &form.key)?;
+            writes.push((form.key.clone(), old, form.secret.clone()));
+        }
+        let on_conflict = self.env_conflict(&writes).await?;
         Ok(Plan {
             db,
             role,
@@ -177,6 +259,7 @@ impl Setup<'_> {
             steps,
             url,
             written,
+            forms,
             on_conflict,
             password_kept,
         })
@@ -305,27 +388,38 @@ impl Setup<'_> {
         }
     }
 
-    /// The .env must be writable without clobbering a different value: decided before any
-    /// change.
+    /// The .env must be writable without clobbering a different value of any key it gets
+    /// (`writes`: key, value there now, value to write): decided before any change, once for
+    /// all of them, since they are written together.
     async fn env_conflict(
         &self,
-        env_value: Option<&str>,
-        final_url: &str,
+        writes: &[(String, Option<String>, String)],
     ) -> CliResult<OnConflict> {
-        if env_value.is_none_or(|old| old == final_url) {
+        let differing: Vec<&str> = writes
+            .iter()
+            .filter(|(_, old, new)| old.as_ref().is_some_and(|old| old != new))
+            .map(|(key, _, _)| key.as_str())
+            .collect();
+        if differing.is_empty() {
             return Ok(OnConflict::Fail);
         }
-        let (file, key) = (self.s.env_file.display(), &self.s.env_key);
+        let (file, keys) = (self.s.env_file.display(), differing.join(" and "));
         if self.s.force {
             return Ok(OnConflict::ReplaceKeepingOldAsComment);
         }
-        let Some(p) = self.prompter else {
-            return Err(CliError::failure(format!("{file} already sets {key} to a different value"))
-                .before_any_change()
-                .with_hint("pass --force to replace it (the old line is kept as a comment), or --env-key to write another variable"));
+        let (them, value) = if differing.len() > 1 {
+            ("them", "different values")
+        } else {
+            ("it", "a different value")
         };
-        let question =
-            format!("{file} already sets {key}; replace it (the old line is kept as a comment)?");
+        let Some(p) = self.prompter else {
+            return Err(CliError::failure(format!("{file} already sets {keys} to {value}"))
+                .before_any_change()
+                .with_hint(format!("pass --force to replace {them} (the old line is kept as a comment), or --env-key / --driver-url with another key")));
+        };
+        let question = format!(
+            "{file} already sets {keys}; replace {them} (the old line is kept as a comment)?"
+        );
         if p.confirm(&question, true).await? {
             return Ok(OnConflict::ReplaceKeepingOldAsComment);
         }
@@ -333,6 +427,65 @@ impl Setup<'_> {
             .before_any_change()
             .with_hint("pass --env-key OTHER_KEY to write another variable, or --env-file PATH"))
     }
+
+    /// Interactive only: for each driver the project uses (`drivers::detect`) that the
+    /// written URL cannot serve and that has a form of its own, offer to write that form under
+    /// a key of its own (what `--driver-url` does).
+    async fn offered_driver_keys(
+        &self,
+        written: &WrittenUrl,
+        given: &[DriverKey],
+    ) -> CliResult<Vec<DriverKey>> {
+        let Some(p) = self.prompter else {
+            return Ok(Vec::new());
+        };
+        let dir = std::env::current_dir().unwrap_or_else(|_| ".".into());
+        let used = drivers::detect(&dir);
+        let mut offered: Vec<DriverKey> = Vec::new();
+        for exception in &written.exceptions {
+            let driver = exception.driver;
+            let taken = given.iter().chain(&offered).any(|d| d.driver == driver);
+            if taken || !used.contains(&driver) || forms::not_writable(driver).is_some() {
+                continue;
+            }
+            let question = format!(
+                "{} cannot use {} as it is ({}); also write its own form to {}?",
+                driver.name(),
+                self.s.env_key,
+                exception.reason,
+                self.s.env_file.display()
+            );
+            if !p.confirm(&question, true).await? {
+                continue;
+            }
+            let label = format!("Variable for the {} URL", driver.name());
+            let key = loop {
+                let key = p
+                    .input(
+                        &label,
+                        Some(forms::default_key(driver).to_owned()),
+                        validate_driver_key,
+                    )
+                    .await?;
+                let clash =
+                    key == self.s.env_key || given.iter().chain(&offered).any(|d| d.key == key);
+                if !clash {
+                    break key;
+                }
+                self.printer.warn(&format!(
+                    "`{key}` is written already: choose another variable"
+                ));
+            };
+            offered.push(DriverKey { driver, key });
+        }
+        Ok(offered)
+    }
+}
+
+/// A key for a driver's form: a valid name that doctor and libpq read as nothing else.
+fn validate_driver_key(key: &str) -> Result<(), String> {
+    crate::envfile::validate_key(key).map_err(|e| e.to_string())?;
+    forms::refused_key(key).map_or(Ok(()), Err)
 }
 
 /// Refuse before touching anything when the admin lacks a privilege the plan needs.

@@ -10,11 +10,12 @@ use sqlx::PgConnection;
 use super::Setup;
 use super::offers::{Offer, no_server_error};
 use super::settings::Name;
+use crate::adminlogin;
 use crate::cli::StartServer;
 use crate::code::Code;
 use crate::connect::{self, FailureKind};
 use crate::diagnose::{self, Context};
-use crate::dsn::{ConnConfig, ConnString, Endpoint, Host, HostSpec, Password};
+use crate::dsn::{ConnConfig, ConnString, Endpoint, Host, Password};
 use crate::envfile::{self, GitIgnoreStatus};
 use crate::error::{CliError, CliResult};
 use crate::localserver;
@@ -200,72 +201,33 @@ impl Setup<'_> {
             return outcome;
         }
         let (env, printer, bound) = (self.env, self.printer, self.s.limits.connect);
-        let mut users = Vec::new();
-        if let Some(u) = env.var_nonempty("PGUSER") {
-            users.push(u);
-        } else {
-            users.push("postgres".to_string());
-            if let Some(os) = crate::dsn::Environment::os_user(env)
-                && os != "postgres"
-            {
-                users.push(os);
-            }
-        }
-        let mut last_failure = None;
-        let mut tried = Vec::new();
         let spinner = printer.spinner("Logging in as an admin");
         // Every address of the server is worth a try: peer auth may work on the socket and a
         // password from ~/.pgpass over TCP.
         let same_server: Vec<Endpoint> = server.iter().map(|(c, _)| c.endpoint.clone()).collect();
-        for endpoint in &same_server {
-            for user in &users {
-                for db in ["postgres", "template1"] {
-                    let cs = admin_conn_string(
-                        endpoint,
-                        user,
-                        env.var_nonempty("PGDATABASE").as_deref().unwrap_or(db),
+        let none =
+            match adminlogin::password_logins(&same_server, env, bound, self.s.allow_cleartext)
+                .await
+            {
+                Ok(s) => {
+                    printer.step(
+                        Mark::Pass,
+                        &format!("Logged in as \"{}\" ({})", s.cfg.user, s.how),
                     );
-                    let Ok(mut cfg) = cs.resolve(env) else {
-                        continue;
-                    };
-                    cfg.allow_cleartext = self.s.allow_cleartext;
-                    let f = match connect::connect(&cfg, bound).await {
-                        Ok(c) => {
-                            printer.step(
-                                Mark::Pass,
-                                &format!(
-                                    "Logged in as \"{}\" ({})",
-                                    cfg.user,
-                                    password_origin(&cfg)
-                                ),
-                            );
-                            return Ok(Admin {
-                                endpoint: c.endpoint.clone(),
-                                conn: c.conn,
-                                cfg,
-                                answered: answered_eps,
-                                created_database: None,
-                            });
-                        }
-                        Err(f) => f,
-                    };
-                    let database_missing = f.last().failure.sqlstate() == Some("3D000");
-                    if !database_missing {
-                        tried.push(format!(
-                            "\"{user}\" at {endpoint}: {}",
-                            short_failure(&f.last().failure)
-                        ));
-                    }
-                    last_failure = Some((cfg, f));
-                    if !database_missing {
-                        break;
-                    }
+                    return Ok(Admin {
+                        endpoint: s.connected.endpoint.clone(),
+                        conn: s.connected.conn,
+                        cfg: s.cfg,
+                        answered: answered_eps,
+                        created_database: None,
+                    });
                 }
-            }
-        }
+                Err(none) => none,
+            };
+        let tried = none.tried;
         // No spinner may tick under a prompt.
         drop(spinner);
-        let (cfg, failure) = last_failure.expect("at least one login was attempted");
+        let (cfg, failure) = none.last.expect("at least one login was attempted");
         let Some(p) = self.prompter else {
             return Err(connect_error(&cfg, &failure, "no admin login works without a password")
                 .await
@@ -365,38 +327,6 @@ fn describe_server(server: &[(Candidate, bool)]) -> String {
     )
 }
 
-fn short_failure(f: &FailureKind) -> String {
-    match f {
-        FailureKind::Server(e) => e.message.clone(),
-        other => other.to_string(),
-    }
-}
-
-fn password_origin(cfg: &ConnConfig) -> &'static str {
-    match cfg.password_source {
-        crate::dsn::PasswordSource::ConnString => "password from the URL",
-        crate::dsn::PasswordSource::EnvPgPassword => "password from PGPASSWORD",
-        crate::dsn::PasswordSource::PgPass => "password from ~/.pgpass",
-        crate::dsn::PasswordSource::Prompt => "password typed",
-        crate::dsn::PasswordSource::None => "no password needed",
-    }
-}
-
-fn admin_conn_string(endpoint: &Endpoint, user: &str, db: &str) -> ConnString {
-    ConnString {
-        hosts: vec![HostSpec {
-            host: Some(match &endpoint.host {
-                Host::Tcp(h) => h.clone(),
-                Host::Socket(d) => d.display().to_string(),
-            }),
-            port: Some(endpoint.port),
-        }],
-        user: Some(user.to_string()),
-        dbname: Some(db.to_string()),
-        ..ConnString::default()
-    }
-}
-
 impl Setup<'_> {
     /// Ask for the admin's name (unless known) and password; three tries for a wrong one.
     async fn prompt_admin_login(
@@ -436,7 +366,7 @@ impl Setup<'_> {
                 ))
                 .await;
             }
-            let mut cs = admin_conn_string(endpoint, &user, "postgres");
+            let mut cs = adminlogin::admin_conn_string(endpoint, &user, "postgres");
             cs.password = Some(Password::new(password));
             let mut cfg = cs.resolve(env)?;
             cfg.allow_cleartext = self.s.allow_cleartext;

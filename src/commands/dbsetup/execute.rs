@@ -206,12 +206,12 @@ pub async fn execute(
                     && e.sqlstate() == Some("42710")
                     || matches!(step, Step::CreateDatabase { .. }) && e.sqlstate() == Some("42P04");
                 if !raced {
-                    return Err(CliError::failure(format!(
-                        "`{}` failed: {}",
-                        step.sql(true),
-                        e.message
-                    ))
-                    .with_optional_hint(e.hint));
+                    let mut failed =
+                        CliError::failure(format!("`{}` failed: {}", step.sql(true), e.message))
+                            .with_optional_hint(e.hint);
+                    // The cause's code (a silent server's connection-timeout, say) stays.
+                    failed.code = e.code;
+                    return Err(failed);
                 }
                 StepOutcome::AlreadyThere
             }
@@ -252,8 +252,8 @@ pub async fn execute(
     Ok(created)
 }
 
-/// Connect with the final URL as the application user, run SELECT 1, and prove it can create
-/// a table (rolled back). Returns the server version and whether TLS is in use.
+/// Connect with the final URL as the application user, read the server facts and prove it can
+/// create a table (rolled back), in one round trip. Returns the server version and whether TLS is in use.
 pub async fn verify(
     cs: &ConnString,
     env: &ProcessEnvironment,
@@ -267,23 +267,25 @@ pub async fn verify(
         Ok(c) => c,
         Err(f) => return Err(connect_error(&cfg, &f, failed).await),
     };
-    let row = bounded(
-        limits,
-        sqlx::query_as::<_, (String, Option<bool>)>("SELECT current_setting('server_version'), (SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid())")
-            .fetch_one(&mut c.conn),
-    )
-    .await;
-    let row = match row {
-        Ok(row) => row,
+    // The facts and the create-table probe in one round trip (session::look).
+    let look = crate::session::look(&mut c.conn, limits.statement).await;
+    connect::close(c.conn).await;
+    let facts = match look.facts {
+        Ok(facts) => facts,
         Err(e) => {
-            connect::close(c.conn).await;
-            return Err(CliError::failure(format!("{failed}: {}", e.message)));
+            return Err(CliError::failure(format!("{failed}: {}", e.message))
+                .with_code(e.code)
+                .with_hint(e.hint));
         }
     };
-    let table = crate::session::can_create_table(&mut c.conn, limits.statement).await;
-    connect::close(c.conn).await;
+    let table = match look.table {
+        Some((table, _)) => table,
+        None => Err(crate::session::TableCheck::Unknown(
+            "the session could not be asked".into(),
+        )),
+    };
     match table {
-        Ok(()) => Ok((row.0, row.1.unwrap_or(false))),
+        Ok(()) => Ok((facts.version, facts.connection_tls)),
         Err(crate::session::TableCheck::Denied(message)) => Err(CliError::failure(format!(
             "verification: user \"{}\" cannot create tables in \"{}\": {message}",
             cfg.user, cfg.dbname
@@ -301,16 +303,16 @@ pub async fn verify(
     }
 }
 
-/// Write the key, waiting for another process editing the same folder without blocking the
-/// runtime, so that Ctrl-C still works while it waits.
+/// Write the keys (`--env-key` and each `--driver-url` key) in one atomic write, waiting for
+/// another process editing the same folder without blocking the runtime, so that Ctrl-C still
+/// works while it waits. All of them are written, or none.
 pub async fn write_env(
     path: &Path,
-    key: &str,
-    value: &str,
+    pairs: &[(&str, &str)],
     on_conflict: OnConflict,
     outside: envfile::Outside,
     printer: &Printer,
-) -> Result<Change, EnvFileError> {
+) -> Result<Vec<Change>, EnvFileError> {
     let deadline = Instant::now() + envfile::DEFAULT_LOCK_WAIT;
     let mut told = false;
     let options = envfile::WriteOptions {
@@ -319,7 +321,7 @@ pub async fn write_env(
         outside,
     };
     loop {
-        match envfile::write_key_opts(path, key, value, &options) {
+        match envfile::write_keys_opts(path, pairs, &options) {
             Err(EnvFileError::LockTimeout { path, .. }) if Instant::now() < deadline => {
                 if !told {
                     printer.status(&format!(

@@ -25,6 +25,7 @@ use std::io::Read;
 use std::time::Duration;
 
 use crate::cli::DbsetupArgs;
+use crate::code::Code;
 use crate::connect;
 use crate::dsn::ConnString;
 use crate::envfile::{self, Change};
@@ -199,13 +200,25 @@ impl Setup<'_> {
         // say what exists. The admin session (and so the setup lock) lasts until .env is written.
         let result = self.provision_and_write(admin).await;
         let mut admin = admin_slot.take().expect("the admin session is in its slot");
+        // A request that got no answer at all: the backend is stopped or wedged.
+        let silent = matches!(&result, Err(e) if e.code == Some(Code::ConnectionTimeout));
         let result = match result {
             Ok(exit) => Ok(exit),
             Err(mut e) => {
                 let snapshot = self.progress.borrow().clone();
                 // A refusal before any change says so itself.
                 if snapshot.changed() || !e.before_any_change {
-                    let report = recover(&snapshot, Some(&mut admin.conn), limits).await;
+                    let report = if silent {
+                        // Bounded, so the run's whole promise holds (see Limits).
+                        tokio::time::timeout(
+                            limits.cleanup_after_silence(),
+                            recover(&snapshot, Some(&mut admin.conn), limits),
+                        )
+                        .await
+                        .unwrap_or_else(|_| snapshot.left_behind("the server stopped answering"))
+                    } else {
+                        recover(&snapshot, Some(&mut admin.conn), limits).await
+                    };
                     e.message = format!("{}; {report}", e.message);
                     if e.hint.is_none() {
                         e.hint = Some("fix the cause named above and run `aksara dbsetup` again; it reuses whatever exists".into());
@@ -214,7 +227,13 @@ impl Setup<'_> {
                 Err(e)
             }
         };
-        connect::close(admin.conn).await;
+        if silent {
+            // A backend that stopped answering would not read a goodbye either; dropping
+            // the connection closes the socket at once.
+            drop(admin.conn);
+        } else {
+            connect::close(admin.conn).await;
+        }
         result
     }
 
@@ -239,6 +258,7 @@ impl Setup<'_> {
                 &plan.steps,
                 &self.s.env_key,
                 &plan.written.shown,
+                &plan.forms,
                 &self.s.env_file,
             );
         }
@@ -265,11 +285,15 @@ impl Setup<'_> {
         );
         let replica = self.verified_replica(&plan.url).await?;
         // Write .env, still holding the setup lock.
-        let final_url = plan.written.secret.clone();
-        let change = execute::write_env(
+        let mut pairs = vec![(self.s.env_key.as_str(), plan.written.secret.as_str())];
+        pairs.extend(
+            plan.forms
+                .iter()
+                .map(|f| (f.key.as_str(), f.secret.as_str())),
+        );
+        let changes = execute::write_env(
             &self.s.env_file,
-            &self.s.env_key,
-            &final_url,
+            &pairs,
             plan.on_conflict,
             self.s.outside(),
             self.printer,
@@ -294,14 +318,20 @@ impl Setup<'_> {
             url: plan.written.shown.clone(),
             env_file: self.s.env_file.display().to_string(),
             env_key: self.s.env_key.clone(),
-            env_change: match change {
-                Change::Added => "added",
-                Change::Replaced { .. } => "replaced",
-                Change::Unchanged => "unchanged",
-            },
+            env_change: change_word(&changes[0]),
+            replica_url: replica.map(|w| w.shown),
+            driver_urls: plan
+                .forms
+                .iter()
+                .zip(&changes[1..])
+                .map(|(form, change)| summary::DriverUrlOutcome::new(form, change_word(change)))
+                .collect(),
+            without_tls: summary::without_tls(&plan.written.secret, tls)
+                .into_iter()
+                .map(|d| d.id())
+                .collect(),
             server_version,
             tls,
-            replica_url: replica.map(|w| w.shown),
         };
         if self.s.json {
             self.printer
@@ -309,12 +339,15 @@ impl Setup<'_> {
         } else {
             summary::print_summary(self.printer, &outcome);
         }
-        for (driver, form) in &plan.written.exceptions {
-            self.printer.warn(&format!(
-                "{} cannot use this URL as it is; give it {form}",
-                driver.name()
-            ));
-        }
+        summary::print_exceptions(self.printer, &plan.written.exceptions, &plan.forms);
         Ok(Exit::Success)
+    }
+}
+
+fn change_word(change: &Change) -> &'static str {
+    match change {
+        Change::Added => "added",
+        Change::Replaced { .. } => "replaced",
+        Change::Unchanged => "unchanged",
     }
 }

@@ -30,24 +30,13 @@ impl Setup<'_> {
         server: &[(Candidate, bool)],
         answered: &[(Endpoint, bool)],
     ) -> Option<Admin> {
-        // PGUSER / PGPASSWORD name the way in the user chose: that comes first.
-        let chosen = ["PGUSER", "PGPASSWORD"]
-            .iter()
-            .any(|v| self.env.var_nonempty(v).is_some());
-        if chosen || !crate::clusters::Machine::detect().root {
-            return None;
-        }
         let (dir, port) = socket_of(server)?;
-        let bound = self.s.limits.connect;
-        let c = peer::connect_as_postgres(dir, port, "postgres", bound)
-            .await
-            .ok()?;
+        let s = crate::adminlogin::root_peer(self.env, dir, port, self.s.limits.connect).await?;
         self.printer.step(
             Mark::Pass,
             "Logged in as \"postgres\" through the postgres OS user (no password needed)",
         );
-        let mut cfg = peer::socket_config(dir, port, peer::POSTGRES, "postgres");
-        cfg.os_user = Some(peer::POSTGRES.to_string());
+        let (c, cfg) = (s.connected, s.cfg);
         Some(Admin {
             endpoint: c.endpoint.clone(),
             conn: c.conn,

@@ -43,7 +43,21 @@ impl Limits {
     /// The client's own bound, for a server that stops answering altogether: a little longer
     /// than the server's, so that a live server's clearer error arrives first.
     pub fn client(&self) -> Duration {
-        self.statement + Duration::from_secs(2)
+        self.statement + self.margin()
+    }
+
+    /// What the client waits beyond the server's own bound: 2 s, less for a very short
+    /// `--connect-timeout` (the margin comes out of the cleanup's share, see below).
+    fn margin(&self) -> Duration {
+        Duration::from_secs(2).min(self.connect / 2)
+    }
+
+    /// After a request got no answer within [`Limits::client`] (a stopped or wedged backend):
+    /// the time left to undo and close, so that a server which stops answering ends the run
+    /// within `--timeout` + `--connect-timeout` in all, whatever the cleanup meets (a stopped
+    /// backend ignores `pg_terminate_backend` and keeps the setup lock).
+    pub fn cleanup_after_silence(&self) -> Duration {
+        self.connect.saturating_sub(self.margin())
     }
 
     /// The session settings that make the server enforce [`Limits::statement`].

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::cli::{DbsetupArgs, OutputFormat, StartServer};
 use crate::code::Code;
+use crate::drivers::{Driver, forms};
 use crate::dsn::{ConnString, SslMode};
 use crate::envfile;
 use crate::error::{CliError, CliResult};
@@ -44,6 +45,13 @@ pub struct Inputs {
     pub read_stdin: Box<dyn FnOnce() -> std::io::Result<String>>,
 }
 
+/// A driver whose own form of the URL goes under `key`, in the same `.env` write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DriverKey {
+    pub driver: Driver,
+    pub key: String,
+}
+
 #[derive(Debug)]
 pub struct Settings {
     pub interactive: bool,
@@ -55,6 +63,8 @@ pub struct Settings {
     pub limits: Limits,
     pub env_file: PathBuf,
     pub env_key: String,
+    /// `--driver-url DRIVER=KEY`: drivers whose own form is written too, each under its key.
+    pub driver_urls: Vec<DriverKey>,
     pub admin_url: Option<String>,
     /// `--replica-url`: the standby's address (host, port, sslmode).
     pub replica: Option<ConnString>,
@@ -126,6 +136,7 @@ impl Settings {
             })?;
         }
         validate_names(args)?;
+        let driver_urls = driver_keys(&args.driver_url, &args.env_key)?;
         let replica = match &args.replica_url {
             Some(url) => Some(ConnString::parse(url).map_err(|e| {
                 CliError::usage(format!("invalid --replica-url: {e}"))
@@ -147,6 +158,7 @@ impl Settings {
             },
             env_file: args.env.env_file.clone(),
             env_key: args.env_key.clone(),
+            driver_urls,
             admin_url: args.admin_url.clone(),
             replica,
             start_server: args.start_server,
@@ -180,6 +192,57 @@ fn validate_names(args: &DbsetupArgs) -> CliResult<()> {
         }
         (None, None) => Ok(()),
     }
+}
+
+/// `--driver-url DRIVER=KEY`, each checked: a driver with a form of its own, given once, and a
+/// key that is valid, not `--env-key`, not another's, and not one doctor or libpq reads as
+/// something else.
+fn driver_keys(given: &[String], env_key: &str) -> CliResult<Vec<DriverKey>> {
+    let mut out: Vec<DriverKey> = Vec::new();
+    for text in given {
+        let error = |what: String| {
+            CliError::usage(format!("invalid --driver-url `{text}`: {what}")).before_any_change()
+        };
+        let Some((name, key)) = text.split_once('=') else {
+            return Err(error("it names no key".into()).with_hint(
+                "pass --driver-url DRIVER=KEY, like `--driver-url sqlalchemy-asyncpg=SQLALCHEMY_DATABASE_URL`",
+            ));
+        };
+        let Some(driver) = Driver::from_id(name) else {
+            let ids: Vec<&str> = forms::WRITABLE.iter().map(|d| d.id()).collect();
+            return Err(error(format!("`{name}` is not a driver aksara knows"))
+                .with_hint(format!("use one of {}", ids.join(", "))));
+        };
+        if let Some(why) = forms::not_writable(driver) {
+            return Err(error(why));
+        }
+        let another = format!("choose another key, like `{}`", forms::default_key(driver));
+        if let Err(e) = envfile::validate_key(key) {
+            return Err(error(e.to_string()).with_optional_hint(e.hint()));
+        }
+        if key == env_key {
+            return Err(error(format!(
+                "`{key}` is --env-key, which gets the URL every driver reads"
+            ))
+            .with_hint(another));
+        }
+        if let Some(why) = forms::refused_key(key) {
+            return Err(error(why).with_hint(another));
+        }
+        if let Some(earlier) = out.iter().find(|d| d.key == key || d.driver == driver) {
+            return Err(error(format!(
+                "`{}={}` is given already",
+                earlier.driver.id(),
+                earlier.key
+            ))
+            .with_hint("give each driver and each key once"));
+        }
+        out.push(DriverKey {
+            driver,
+            key: key.to_owned(),
+        });
+    }
+    Ok(out)
 }
 
 fn name_error(e: provision::NameError) -> CliError {
@@ -324,6 +387,41 @@ mod tests {
                 ],
                 "--admin-url names a server",
             ),
+            (vec!["--driver-url", "sqlalchemy-asyncpg"], "names no key"),
+            (
+                vec!["--driver-url", "mysql=X_URL"],
+                "not a driver aksara knows",
+            ),
+            (vec!["--driver-url", "asyncpg=X_URL"], "reads DATABASE_URL"),
+            (vec!["--driver-url", "prisma=X_URL"], "no Prisma form"),
+            (
+                vec!["--driver-url", "node-pg=1X"],
+                "not a valid environment variable",
+            ),
+            (vec!["--driver-url", "node-pg=DATABASE_URL"], "is --env-key"),
+            (
+                vec![
+                    "--env-key",
+                    "APP_URL",
+                    "--driver-url",
+                    "node-pg=DATABASE_URL",
+                ],
+                "what the framework and most tools read",
+            ),
+            (
+                vec!["--driver-url", "node-pg=DATABASE_REPLICA_URL"],
+                "names a read replica",
+            ),
+            (vec!["--driver-url", "node-pg=PGSERVICE"], "starts with PG"),
+            (
+                vec![
+                    "--driver-url",
+                    "node-pg=A_URL",
+                    "--driver-url",
+                    "sqlalchemy-asyncpg=A_URL",
+                ],
+                "is given already",
+            ),
         ] {
             let mut line = line;
             line.extend(["--non-interactive", "--db-name", "d"]);
@@ -331,6 +429,32 @@ mod tests {
             assert!(e.message.contains(what), "{line:?}: {}", e.message);
             assert_eq!(e.exit, crate::error::Exit::Usage);
         }
+        let s = Settings::resolve(
+            &args(&[
+                "--non-interactive",
+                "--db-name",
+                "d",
+                "--driver-url",
+                "sqlalchemy=SQLALCHEMY_DATABASE_URL",
+                "--driver-url",
+                "pg=NODE_URL",
+            ]),
+            inputs(false, None, ""),
+        )
+        .unwrap();
+        assert_eq!(
+            s.driver_urls,
+            vec![
+                DriverKey {
+                    driver: Driver::SqlalchemyAsyncpg,
+                    key: "SQLALCHEMY_DATABASE_URL".into()
+                },
+                DriverKey {
+                    driver: Driver::NodePg,
+                    key: "NODE_URL".into()
+                },
+            ]
+        );
         let long = "x".repeat(64);
         let e = Settings::resolve(
             &args(&["--non-interactive", "--db-name", &long]),

@@ -3,6 +3,8 @@
 
 use serde::Serialize;
 
+use super::decide::{DriverForm, Exception};
+use crate::drivers::{self, Driver, Tls, forms};
 use crate::provision::Step;
 use crate::ui::{Mark, Printer, Verbosity};
 
@@ -20,6 +22,57 @@ pub struct Outcome {
     /// `DATABASE_REPLICA_URL`, redacted, when `--replica-url` was given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub replica_url: Option<String>,
+    /// `--driver-url`: each driver's own form, redacted, under its key.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub driver_urls: Vec<DriverUrlOutcome>,
+    /// Drivers that connect to this server without TLS although libpq's `prefer` gets it (the
+    /// URL names no sslmode, the server offers TLS, and they ask for it only when told).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub without_tls: Vec<&'static str>,
+}
+
+/// One `--driver-url` key as written.
+#[derive(Debug, Serialize)]
+pub struct DriverUrlOutcome {
+    pub driver: &'static str,
+    pub key: String,
+    /// Redacted.
+    pub url: String,
+    pub change: &'static str,
+    /// What differs from the main URL for this driver, and why.
+    pub notes: Vec<String>,
+}
+
+impl DriverUrlOutcome {
+    pub fn new(form: &DriverForm, change: &'static str) -> DriverUrlOutcome {
+        DriverUrlOutcome {
+            driver: form.driver.id(),
+            key: form.key.clone(),
+            url: form.shown.clone(),
+            change,
+            notes: form.notes.clone(),
+        }
+    }
+}
+
+/// The judged drivers that read no TLS into `url` where libpq's default (`prefer`) uses the
+/// TLS the server offered (`tls_in_use`): node-postgres asks for TLS only when the URL says
+/// `sslmode` or `ssl`. Its id and name, from the model.
+pub fn without_tls(url: &str, tls_in_use: bool) -> Vec<Driver> {
+    if !tls_in_use {
+        return Vec::new();
+    }
+    let libpq_prefers = drivers::read(Driver::Libpq, url).is_ok_and(|r| r.tls == Tls::IfOffered);
+    if !libpq_prefers {
+        return Vec::new();
+    }
+    drivers::portable::JUDGED
+        .into_iter()
+        .filter(|&driver| {
+            let given = drivers::portable::as_given_to(driver, url);
+            drivers::read(driver, &given).is_ok_and(|r| r.tls == Tls::Off)
+        })
+        .collect()
 }
 
 #[derive(Debug, Serialize)]
@@ -42,6 +95,7 @@ pub fn print_plan(
     steps: &[Step],
     env_key: &str,
     url: &str,
+    forms: &[DriverForm],
     env_file: &std::path::Path,
 ) {
     if printer.verbosity < Verbosity::Normal {
@@ -58,6 +112,15 @@ pub fn print_plan(
         "  write {env_key}={url} to {}",
         env_file.display()
     ));
+    for form in forms {
+        printer.status(&format!(
+            "  write {}={} to {} (for {}, in the same write)",
+            form.key,
+            form.shown,
+            env_file.display(),
+            form.driver.name()
+        ));
+    }
     if steps
         .iter()
         .any(|s| matches!(s, Step::CreateRole { .. } | Step::SetPassword { .. }))
@@ -99,6 +162,23 @@ pub fn print_summary(printer: &Printer, o: &Outcome) {
         "  {:<9} {}={} ({})",
         o.env_file, o.env_key, o.url, o.env_change
     ));
+    for form in &o.driver_urls {
+        let name = Driver::from_id(form.driver).map_or(form.driver, Driver::name);
+        printer.result(&format!(
+            "  {:<9} {}={} ({}, for {name})",
+            o.env_file, form.key, form.url, form.change
+        ));
+        for note in &form.notes {
+            printer.result(&printer.dim(&format!("  {:<9} {note}", "")));
+        }
+    }
+    for id in &o.without_tls {
+        let name = Driver::from_id(id).map_or(*id, Driver::name);
+        printer.result(&format!(
+            "  {:<9} {name} connects to this server without TLS: it asks for TLS only when the URL names sslmode (pass --sslmode require for TLS with every driver)",
+            "note"
+        ));
+    }
     if let Some(replica) = &o.replica_url {
         printer.result(&format!(
             "  {:<9} {}={replica}",
@@ -120,5 +200,31 @@ pub fn print_summary(printer: &Printer, o: &Outcome) {
             printer.result("  aksara migrate");
         }
         printer.result("  aksara doctor        check the URL the way your app's drivers read it");
+    }
+}
+
+/// The drivers the written URL cannot serve and that got no form of their own: what they would
+/// do with it, their form, and the flag that writes it.
+pub fn print_exceptions(printer: &Printer, exceptions: &[Exception], written: &[DriverForm]) {
+    for exception in exceptions {
+        let driver = exception.driver;
+        if written.iter().any(|form| form.driver == driver) {
+            continue;
+        }
+        let flag = if forms::not_writable(driver).is_none() {
+            format!(
+                ", or pass --driver-url {}={} to have it written",
+                driver.id(),
+                forms::default_key(driver)
+            )
+        } else {
+            String::new()
+        };
+        printer.warn(&format!(
+            "{} cannot use this URL as it is; give it {} ({}){flag}",
+            driver.name(),
+            exception.form,
+            exception.reason
+        ));
     }
 }

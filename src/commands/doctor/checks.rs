@@ -98,7 +98,12 @@ pub fn fail(id: CheckId, d: Diagnosis, elapsed: Option<u64>) -> Check {
 }
 
 pub fn ms(started: Instant) -> Option<u64> {
-    Some(started.elapsed().as_millis() as u64)
+    millis(started.elapsed())
+}
+
+/// A measured duration as the reports show it.
+pub fn millis(took: Duration) -> Option<u64> {
+    Some(took.as_millis() as u64)
 }
 
 /// Check one URL; every result is reported as it is known.
@@ -113,14 +118,19 @@ pub async fn check_target(
         Ok(cs) => cs.to_string(),
         Err(_) => "<unparsable>".to_string(),
     };
-    reporter.target(&target.source, &redacted, target.note.as_deref());
+    // A driver's own form is shown as written (in its driver's spelling), not as libpq reads it.
+    let shown = target
+        .driver_form
+        .as_ref()
+        .map_or(redacted, |form| form.shown.clone());
+    reporter.target(&target.source, &shown, target.note.as_deref());
     let mut list = Checklist::new(reporter);
     let server = check_url(target, args, env, parsed, &mut list).await;
     let checks = std::mem::take(&mut list.checks);
     let report = Report {
         ok: checks.iter().all(|c| c.status != Status::Fail),
         source: target.source.clone(),
-        url: redacted,
+        url: shown,
         checks,
         server,
         note: target.note.clone(),
@@ -206,23 +216,49 @@ fn is_scheme_variant(raw: &str) -> bool {
 /// What each of the application's drivers makes of the URL: pure, no connection. A driver
 /// that cannot use the URL is a failure (the app would not connect), with the rewritten URL.
 fn driver_checks(target: &Target, args: &DoctorArgs, list: &mut Checklist<'_>) {
-    let drivers = super::drivers_for(args);
-    for line in crate::drivers::lines(&target.raw, &drivers) {
-        let check = match &line.verdict {
-            crate::drivers::Verdict::Ok(_) => pass(CheckId::Driver, line.headline(), None),
-            crate::drivers::Verdict::Problem(problem) => Check {
-                id: CheckId::Driver,
-                status: match problem.code.severity() {
-                    crate::code::Severity::Failure => Status::Fail,
-                    crate::code::Severity::Warning => Status::Warn,
-                },
-                code: Some(problem.code),
-                message: line.headline(),
-                hint: line.hint(),
-                elapsed_ms: None,
-            },
+    // A driver's own form (`dbsetup --driver-url`) is for that driver alone.
+    let (raw, drivers) = match &target.driver_form {
+        Some(form) => (form.value.as_str(), vec![form.driver]),
+        None => (target.raw.as_str(), super::drivers_for(args)),
+    };
+    for line in crate::drivers::lines(raw, &drivers) {
+        let elsewhere = target
+            .forms_elsewhere
+            .iter()
+            .find(|(driver, _)| *driver == line.driver);
+        let check = match (&line.verdict, elsewhere) {
+            // The file holds this driver's own form under another key: say what this URL
+            // would do to it and where its form is, without failing a setup that is right
+            // when the app hands that driver the other key.
+            (crate::drivers::Verdict::Problem(problem), Some((_, place))) => pass(
+                CheckId::Driver,
+                format!(
+                    "{}: {place} is its own form (checked on its own); this URL as is: {}",
+                    line.driver.id(),
+                    problem.message
+                ),
+                None,
+            ),
+            (verdict, _) => driver_check(&line, verdict),
         };
         list.record(check);
+    }
+}
+
+fn driver_check(line: &crate::drivers::DriverLine, verdict: &crate::drivers::Verdict) -> Check {
+    match verdict {
+        crate::drivers::Verdict::Ok(_) => pass(CheckId::Driver, line.headline(), None),
+        crate::drivers::Verdict::Problem(problem) => Check {
+            id: CheckId::Driver,
+            status: match problem.code.severity() {
+                crate::code::Severity::Failure => Status::Fail,
+                crate::code::Severity::Warning => Status::Warn,
+            },
+            code: Some(problem.code),
+            message: line.headline(),
+            hint: line.hint(),
+            elapsed_ms: None,
+        },
     }
 }
 
@@ -271,10 +307,11 @@ async fn session_checks(
     expects_replica: bool,
     list: &mut Checklist<'_>,
 ) -> Option<ServerFacts> {
-    let started = Instant::now();
     list.waiting("Querying the server");
-    let facts = session::server_facts(&mut connected.conn, bound).await;
-    let query_ms = ms(started);
+    // The facts and the create-table probe in one round trip; each timed as it arrived.
+    let look = session::look(&mut connected.conn, bound).await;
+    let facts = look.facts;
+    let query_ms = millis(look.facts_took);
     list.record(pass(
         CheckId::Reach,
         reach_line(connected, facts.as_ref().ok()),
@@ -330,7 +367,9 @@ async fn session_checks(
             return None;
         }
     };
-    privileges_check(cfg, connected, bound, expects_replica, list).await;
+    if let Some((table, took)) = look.table {
+        privileges_check(cfg, table, millis(took), expects_replica, list);
+    }
     facts
 }
 
@@ -368,48 +407,47 @@ fn reach_line(connected: &connect::Connected, facts: Option<&ServerFacts>) -> St
     reach
 }
 
-async fn privileges_check(
+fn privileges_check(
     cfg: &ConnConfig,
-    connected: &mut connect::Connected,
-    bound: Duration,
+    table: Result<(), TableCheck>,
+    took_ms: Option<u64>,
     expects_replica: bool,
     list: &mut Checklist<'_>,
 ) {
-    let started = Instant::now();
     let user = crate::provision::quote_ident(&cfg.user);
     let db = crate::provision::quote_ident(&cfg.dbname);
-    match session::can_create_table(&mut connected.conn, bound).await {
+    match table {
         Ok(()) => list.record(pass(
             CheckId::Privileges,
             "can create tables (checked in a rolled-back transaction)".into(),
-            ms(started),
+            took_ms,
         )),
         Err(TableCheck::Unknown(message)) => list.warn(
             CheckId::Privileges,
             None,
             format!("could not check whether user \"{}\" can create tables: {message}", cfg.user),
             "another session may hold a lock on schema public: look for it in pg_locks and pg_stat_activity".into(),
-            ms(started),
+            took_ms,
         ),
         // A replica key is for reads: a read-only session is what it should get.
         Err(TableCheck::ReadOnly(_)) if expects_replica => list.record(pass(
             CheckId::Privileges,
             "read-only, as a replica key expects (no tables are created here)".into(),
-            ms(started),
+            took_ms,
         )),
         Err(TableCheck::ReadOnly(message)) => list.warn(
             CheckId::Privileges,
             Some(Code::CannotCreateTables),
             format!("user \"{}\" can log in but this session is read-only: {message}", cfg.user),
             format!("the server is a standby, or `default_transaction_read_only` is on for this database or role (`SHOW default_transaction_read_only;`): point DATABASE_URL at the primary, or as a superuser `ALTER DATABASE {db} SET default_transaction_read_only = off;` / `ALTER ROLE {user} RESET default_transaction_read_only;`"),
-            ms(started),
+            took_ms,
         ),
         Err(TableCheck::Denied(message)) => list.warn(
             CheckId::Privileges,
             Some(Code::CannotCreateTables),
             format!("user \"{}\" can log in but cannot create tables: {message}", cfg.user),
             format!("PostgreSQL 15 no longer lets every user create in schema public: as a superuser run `ALTER DATABASE {db} OWNER TO {user};` or, connected to that database, `GRANT USAGE, CREATE ON SCHEMA public TO {user};`"),
-            ms(started),
+            took_ms,
         ),
     }
 }

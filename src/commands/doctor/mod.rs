@@ -8,6 +8,7 @@
 
 mod checks;
 mod failure;
+mod fix;
 mod production;
 pub mod report;
 mod targets;
@@ -20,6 +21,8 @@ use crate::ui::Printer;
 use report::{JsonReporter, Reporter, TextReporter};
 
 pub async fn run(args: DoctorArgs, printer: &Printer) -> CliResult<Exit> {
+    // `--fix` without a way to ask and without `--yes` is refused before anything runs.
+    let prompter = fix::prompter(&args, printer)?;
     let targets = targets::find_targets(&args)?;
     let env = ProcessEnvironment::load();
     if let Some(w) = env.pgpass_warning() {
@@ -37,6 +40,10 @@ pub async fn run(args: DoctorArgs, printer: &Printer) -> CliResult<Exit> {
     let mut reports = Vec::new();
     for target in &targets {
         reports.push(checks::check_target(target, &args, &env, reporter).await);
+    }
+    if args.fix {
+        // The fix report holds both runs of the checks (one JSON document).
+        return fix::run(&args, &targets, &env, reports, prompter.as_deref(), printer).await;
     }
     reporter.done(&reports);
     if args.format == OutputFormat::Text && printer.is_verbose() {

@@ -1,6 +1,10 @@
 //! Which URLs the doctor checks, and where each came from: `--url`, else every
 //! `DATABASE_URL` / `*_DATABASE_URL` / `DATABASE_*_URL` key of the `.env` file (the last definition of a key, as
-//! dotenv-style loaders keep it), else the shell's `DATABASE_URL`.
+//! dotenv-style loaders keep it), else the shell's `DATABASE_URL`. A key other than
+//! `DATABASE_URL` whose value is spelled for one driver (`postgresql+asyncpg://`,
+//! `uselibpqcompat`, `jdbc:`: what `dbsetup --driver-url` writes, see `drivers::forms`) is that
+//! driver's form of a database: it is judged with that driver's reading only, and the
+//! connection checks use what it means to libpq.
 
 use std::path::PathBuf;
 
@@ -19,6 +23,50 @@ pub struct Target {
     /// whether a primary or a replica is meant.
     pub key: Option<String>,
     pub note: Option<String>,
+    /// A driver's own form: the driver, and the value as the app gets it (`raw` is then what
+    /// it means to libpq, which the connection checks use).
+    pub driver_form: Option<DriverForm>,
+    /// Drivers whose own form another key of the same file holds (`SQLALCHEMY_DATABASE_URL`
+    /// next to `DATABASE_URL`): this URL's verdict for them is said, not failed.
+    pub forms_elsewhere: Vec<(crate::drivers::Driver, String)>,
+}
+
+/// A key that holds one driver's own form of a database URL.
+#[derive(Debug, Clone)]
+pub struct DriverForm {
+    pub driver: crate::drivers::Driver,
+    /// The value as the app gets it.
+    pub value: String,
+    /// The value as the header shows it: the same URL in that driver's spelling, password
+    /// redacted.
+    pub shown: String,
+    /// Where it is: `SQLALCHEMY_DATABASE_URL (line 2)`.
+    pub place: String,
+}
+
+/// `raw` as libpq reads what it means, and the driver it is spelled for, when `key` holds
+/// one driver's form; None for `DATABASE_URL`, which every driver of the app reads.
+fn driver_form(key: &str, raw: &str, line: usize) -> Option<(String, DriverForm, String)> {
+    if key == "DATABASE_URL" {
+        return None;
+    }
+    let (driver, spelling) = crate::drivers::forms::spelled_for(raw)?;
+    let conn = crate::drivers::meaning(raw).ok()?;
+    let libpq = crate::drivers::rewrite_conn(crate::drivers::Driver::Libpq, &conn).ok()?;
+    let note = format!(
+        "{key} is spelled for {} ({spelling}): doctor judges it with that driver's reading only, and connects where it means",
+        driver.name()
+    );
+    let shown = crate::drivers::rewrite_conn(driver, &conn)
+        .map(|own| own.url.to_string())
+        .unwrap_or_else(|_| "<its own spelling>".into());
+    let form = DriverForm {
+        driver,
+        value: raw.to_owned(),
+        shown,
+        place: format!("{key} (line {line})"),
+    };
+    Some((libpq.url.expose().to_owned(), form, note))
 }
 
 /// `DATABASE_URL`, `*_DATABASE_URL` (`TEST_DATABASE_URL`) and `DATABASE_*_URL`
@@ -64,6 +112,8 @@ pub fn find_targets(args: &DoctorArgs) -> CliResult<Vec<Target>> {
             env_file: None,
             key: None,
             note: None,
+            driver_form: None,
+            forms_elsewhere: Vec::new(),
         }]);
     }
     let path = &args.env.env_file;
@@ -105,17 +155,29 @@ pub fn find_targets(args: &DoctorArgs) -> CliResult<Vec<Target>> {
                     } else {
                         bytes.as_deref().and_then(|b| loaders_disagree(b, &e.key))
                     };
+                    let form = driver_form(&e.key, &e.value, e.line);
+                    let note = match (&form, note) {
+                        (Some((_, _, form_note)), Some(note)) => Some(format!("{form_note}; {note}")),
+                        (Some((_, _, form_note)), None) => Some(form_note.clone()),
+                        (None, note) => note,
+                    };
+                    let (raw, driver_form) = match form {
+                        Some((libpq, form, _)) => (libpq, Some(form)),
+                        None => (e.value.clone(), None),
+                    };
                     Target {
                         source: format!("{} ({}, line {})", path.display(), e.key, e.line),
-                        raw: e.value.clone(),
+                        raw,
                         env_file: Some(path.clone()),
                         key: Some(e.key.clone()),
                         note,
+                        driver_form,
+                        forms_elsewhere: Vec::new(),
                     }
                 })
                 .collect();
             if !targets.is_empty() {
-                return Ok(targets);
+                return Ok(with_forms_elsewhere(targets));
             }
         }
         Err(e) if path.exists() => return Err(e.into()),
@@ -128,6 +190,8 @@ pub fn find_targets(args: &DoctorArgs) -> CliResult<Vec<Target>> {
             env_file: None,
             key: Some("DATABASE_URL".into()),
             note: None,
+            driver_form: None,
+            forms_elsewhere: Vec::new(),
         }]);
     }
     Err(CliError::usage(format!(
@@ -135,4 +199,17 @@ pub fn find_targets(args: &DoctorArgs) -> CliResult<Vec<Target>> {
         path.display()
     ))
     .with_hint("run `aksara dbsetup` to create the database and write DATABASE_URL, or pass --url"))
+}
+
+/// Tell each ordinary target which drivers have their own form under another key of the file.
+fn with_forms_elsewhere(mut targets: Vec<Target>) -> Vec<Target> {
+    let forms: Vec<(crate::drivers::Driver, String)> = targets
+        .iter()
+        .filter_map(|t| t.driver_form.as_ref())
+        .map(|f| (f.driver, f.place.clone()))
+        .collect();
+    for t in targets.iter_mut().filter(|t| t.driver_form.is_none()) {
+        t.forms_elsewhere = forms.clone();
+    }
+    targets
 }

@@ -9,6 +9,10 @@ use crate::net::Socket;
 #[cfg(feature = "_tls-rustls")]
 mod tls_rustls;
 
+// aksara patch: the application's certificate verifier hook.
+#[cfg(feature = "_tls-rustls")]
+pub use tls_rustls::{set_server_cert_verifier, ServerCertRequest, ServerCertVerifierFactory};
+
 #[cfg(feature = "_tls-native-tls")]
 mod tls_native_tls;
 

@@ -123,7 +123,28 @@ where
         }
     };
 
-    let config = if tls_config.accept_invalid_certs {
+    let config = if let Some(factory) = SERVER_CERT_VERIFIER.get() {
+        // aksara patch: the application's verifier (see `set_server_cert_verifier`), for every
+        // handshake; it is given only the roots of `root_cert_path` (no built-in roots).
+        let verify_chain = !tls_config.accept_invalid_certs;
+        let verifier = factory(ServerCertRequest {
+            verify_chain,
+            root_cert: tls_config.root_cert_path.filter(|_| verify_chain),
+            verify_hostname: verify_chain && !tls_config.accept_invalid_hostnames,
+            hostname: tls_config.hostname,
+            provider: provider.clone(),
+        })
+        .map_err(Error::Tls)?;
+        let config = config
+            .dangerous()
+            .with_custom_certificate_verifier(verifier);
+        match user_auth {
+            Some((certs, key)) => config
+                .with_client_auth_cert(certs, key)
+                .map_err(Error::tls)?,
+            None => config.with_no_client_auth(),
+        }
+    } else if tls_config.accept_invalid_certs {
         if let Some(user_auth) = user_auth {
             config
                 .dangerous()
@@ -192,6 +213,41 @@ where
     socket.complete_io().await?;
 
     Ok(socket)
+}
+
+/// aksara patch: what a [`ServerCertVerifierFactory`] is given for one handshake.
+pub struct ServerCertRequest<'a> {
+    /// Whether the chain is to be verified (`verify-ca`, `verify-full`); false for the modes
+    /// that accept any certificate (the handshake signatures are still checked).
+    pub verify_chain: bool,
+    /// The root certificate option (`sslrootcert`) when the chain is verified, unread: the
+    /// factory reads it (libpq's rules for a missing file are the application's to apply).
+    pub root_cert: Option<&'a crate::net::tls::CertificateInput>,
+    /// Whether the certificate must match `hostname` (`verify-full`).
+    pub verify_hostname: bool,
+    /// The host name as the connect options name it.
+    pub hostname: &'a str,
+    /// The crypto provider the connection uses, for the handshake signature checks.
+    pub provider: Arc<CryptoProvider>,
+}
+
+/// aksara patch: builds the certificate verifier for one handshake; an error fails the
+/// connection as `Error::Tls` with it as the source.
+pub type ServerCertVerifierFactory = fn(
+    ServerCertRequest<'_>,
+) -> Result<
+    Arc<dyn ServerCertVerifier>,
+    Box<dyn std::error::Error + Send + Sync + 'static>,
+>;
+
+static SERVER_CERT_VERIFIER: std::sync::OnceLock<ServerCertVerifierFactory> =
+    std::sync::OnceLock::new();
+
+/// aksara patch: install the process's [`ServerCertVerifierFactory`] (once; returns false
+/// when one was already installed). Without one, verification is upstream's (webpki with the
+/// built-in roots plus `root_cert_path`).
+pub fn set_server_cert_verifier(factory: ServerCertVerifierFactory) -> bool {
+    SERVER_CERT_VERIFIER.set(factory).is_ok()
 }
 
 fn certs_from_pem(pem: Vec<u8>) -> Result<Vec<CertificateDer<'static>>, Error> {
