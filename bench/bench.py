@@ -32,6 +32,7 @@ AKSARA = E["BENCH_AKSARA"]
 FLOOR = E["BENCH_FLOOR"]
 PGBIN = E["BENCH_PGBIN"]
 PORT = E["BENCH_PORT"]
+STANDBY_PORT = E["BENCH_STANDBY_PORT"]  # a streaming standby of the cluster (pg_basebackup -R)
 SOCK = E["BENCH_SOCK"]
 WORK = E["BENCH_WORK"]
 TLS = E["BENCH_TLS"] == "1"
@@ -58,7 +59,7 @@ def log(msg):
 
 
 class Cmd:
-    def __init__(self, name, command, expect=0, text=None, prepare=None, after=None):
+    def __init__(self, name, command, expect=0, text=None, prepare=None, after=None, judge=None):
         self.name = name
         self.command = command
         self.expect = expect  # exit code
@@ -66,6 +67,7 @@ class Cmd:
         self.text = [text] if isinstance(text, str) else (text or [])
         self.prepare = prepare  # run before every timed run, not timed
         self.after = after  # a check after the validation run: (description, callable)
+        self.judge = judge  # a check of the validation run's output: (description, callable(output))
 
 
 class Group:
@@ -155,6 +157,25 @@ def pooler_group():
             Cmd(f"psql/pgb-{mode}", f"{PSQL} -X -A -t -c 'select 1' {q}", 0, "1"),
         ]
     return Group("pooler", cmds, runs=3, warmup=1, env=BASE_ENV)
+
+
+def replica_group():
+    """doctor on a project whose .env names the primary (DATABASE_URL) and its streaming standby
+    (DATABASE_REPLICA_URL), against psql connecting to each in turn: what a person would run to
+    see that both answer."""
+    primary = shlex.quote(url(f"postgres@127.0.0.1:{PORT}"))
+    standby = shlex.quote(url(f"postgres@127.0.0.1:{STANDBY_PORT}"))
+    both_pass = ("both keys pass", lambda out: out.count("all checks passed") == 2)
+    cmds = [
+        Cmd("replica/doctor", f"{AKSARA} doctor", 0,
+            ["Checking .env (DATABASE_URL, line 1)", "can create tables",
+             "Checking .env (DATABASE_REPLICA_URL, line 2)", "read-only, as a replica key expects",
+             "DATABASE_REPLICA_URL is a standby"],
+            judge=both_pass),
+        Cmd("replica/psql", f"{PSQL} -X -A -t -c 'select 1' {primary} && {PSQL} -X -A -t -c 'select 1' {standby}", 0,
+            judge=("both answer", lambda out: out.split() == ["1", "1"])),
+    ]
+    return Group("replica", cmds, runs=3, warmup=1, shell=True, env=BASE_ENV, cwd=f"{WORK}/replica")
 
 
 def fast_failure_group():
@@ -322,6 +343,8 @@ def validate(group, problems):
         r = run_shell(c.command, group)
         ok = r.returncode == c.expect and all(t in r.stdout for t in c.text)
         if ok and c.after and not c.after[1]():
+            ok = False
+        if ok and c.judge and not c.judge[1](r.stdout):
             ok = False
         if not ok:
             problems.append(
@@ -573,7 +596,7 @@ def main():
     load_before = os.getloadavg()
     transports, healthy = healthy_group()
     fpath_rows = failure_path_rows()
-    groups = [healthy, pooler_group(), dbsetup_group(), fast_failure_group(), silent_group(), startup_group(), noserver_group()]
+    groups = [healthy, pooler_group(), replica_group(), dbsetup_group(), fast_failure_group(), silent_group(), startup_group(), noserver_group()]
     groups.append(failure_path_group(fpath_rows))
 
     problems = []
@@ -684,6 +707,19 @@ def main():
         w("client for the mode probe (src/pooler.rs); a direct login pays nothing of this.")
     else:
         w("Not measured: pgbouncer is not installed (`apt-get install pgbouncer`).")
+    w("")
+
+    w("## `aksara doctor` on a primary + replica `.env`")
+    w("")
+    w("| `.env` | aksara doctor | two `psql -c 'select 1'`, one per server, in sequence | doctor ÷ the two psql |")
+    w("|---|---:|---:|---:|")
+    w(f"| `DATABASE_URL` (primary) + `DATABASE_REPLICA_URL` (streaming standby) | {fmt_ms(results.median_ms('replica/doctor'))} "
+      f"| {fmt_ms(results.median_ms('replica/psql'))} | {results.ratio('replica/doctor', 'replica/psql'):.2f} |")
+    w("")
+    w(f"{results.runs('replica/doctor')} runs per command, sslmode=prefer over TCP to both. The standby is a `pg_basebackup -R`")
+    w("of the cluster on its own port, streaming. Checked before timing: doctor checks both keys, the")
+    w("primary can create tables, the replica key is read-only and a standby (its lag read: received")
+    w("versus replayed WAL), and both pass. Both sides run in a shell (its start-up subtracted).")
     w("")
 
     w("## `aksara dbsetup --non-interactive`")

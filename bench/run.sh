@@ -6,6 +6,7 @@
 #    every connection, a free port on 127.0.0.1, a private socket directory, TLS on with a
 #    self-signed certificate when openssl is present (as Debian's packaged clusters have it).
 #    As root, initdb and postgres run as the `postgres` system user (PostgreSQL refuses root).
+#    A streaming standby of it (`pg_basebackup -R`, its own port) for the primary+replica row.
 # 3. Starts a silent listener (accepts, never answers) and picks a port where nothing listens.
 # 4. Hands over to bench/bench.py, which times every case with hyperfine in interleaved rounds
 #    (or with its own loop when hyperfine is missing) and writes the table.
@@ -54,7 +55,7 @@ if [ -z "$PGBIN" ] && command -v initdb >/dev/null 2>&1; then
     PGBIN=$(dirname "$(command -v initdb)")
 fi
 [ -n "$PGBIN" ] || die "no PostgreSQL server binaries (initdb); install them: apt-get install -y postgresql"
-for tool in initdb postgres psql pg_isready createuser createdb; do
+for tool in initdb postgres psql pg_isready createuser createdb pg_basebackup; do
     [ -x "$PGBIN/$tool" ] || die "$PGBIN/$tool is missing"
 done
 
@@ -76,10 +77,18 @@ fi
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/aksara-bench.XXXXXX")
 chmod 755 "$WORK"
 POSTMASTER_PID=""
+STANDBY_PID=""
 LISTENER_PID=""
 PGBOUNCER_PIDS=()
 cleanup() {
     if [ -n "$LISTENER_PID" ]; then kill "$LISTENER_PID" 2>/dev/null || true; fi
+    if [ -f "$WORK/standby/postmaster.pid" ]; then
+        STANDBY_PID=$(head -n 1 "$WORK/standby/postmaster.pid" 2>/dev/null || true)
+    fi
+    if [ -n "$STANDBY_PID" ]; then
+        kill -QUIT "$STANDBY_PID" 2>/dev/null || true
+        for _ in $(seq 100); do kill -0 "$STANDBY_PID" 2>/dev/null || break; sleep 0.05; done
+    fi
     for pid in "${PGBOUNCER_PIDS[@]}"; do
         kill -TERM "$pid" 2>/dev/null || true
         for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
@@ -172,6 +181,40 @@ done
 [ "$started_ok" = 1 ] || { tail -n 20 "$WORK/server.log" >&2; die "PostgreSQL did not start"; }
 say "PostgreSQL on 127.0.0.1:$PORT and $WORK/sock (TLS: $([ $TLS = 1 ] && echo on || echo off))"
 
+# A streaming standby of it for the primary+replica row: a base backup over the socket with
+# `-R` (standby.signal and primary_conninfo), then its own port; initdb's pg_hba.conf already
+# lets the superuser replicate over the socket. Waits until it streams.
+say "pg_basebackup -R (the standby)"
+PGPASSWORD=$PASSWORD "${as_server[@]}" "$PGBIN/pg_basebackup" -D "$WORK/standby" -R -X stream \
+    -c fast --no-sync -h "$WORK/sock" -p "$PORT" -U postgres >"$WORK/basebackup.log" 2>&1 </dev/null ||
+    { cat "$WORK/basebackup.log" >&2; die "pg_basebackup failed"; }
+standby_ok=0
+for _ in 1 2 3; do
+    STANDBY_PORT=$(free_port)
+    "${as_server[@]}" "$PGBIN/postgres" -D "$WORK/standby" -c port="$STANDBY_PORT" \
+        -c listen_addresses=127.0.0.1 -c unix_socket_directories="$WORK/sock" \
+        -c fsync=off "${ssl_args[@]}" >>"$WORK/standby.log" 2>&1 </dev/null &
+    STANDBY_PID=$!
+    for _ in $(seq 200); do
+        if [ "$(PGPASSWORD=$PASSWORD "$PGBIN/psql" -X -A -t -h "$WORK/sock" -p "$PORT" -U postgres -d postgres \
+            -c "select count(*) from pg_stat_replication where state = 'streaming'" 2>/dev/null)" = 1 ]; then
+            standby_ok=1
+            break
+        fi
+        kill -0 "$STANDBY_PID" 2>/dev/null || break
+        sleep 0.05
+    done
+    [ "$standby_ok" = 1 ] && break
+    STANDBY_PID=""
+done
+[ "$standby_ok" = 1 ] || { tail -n 20 "$WORK/standby.log" >&2; die "the standby did not start streaming"; }
+say "standby on 127.0.0.1:$STANDBY_PORT, streaming"
+# The project whose .env names both, as the seed page's "Multiple Databases" has it.
+mkdir -p "$WORK/replica"
+printf '%s\n' "DATABASE_URL=postgresql://postgres@127.0.0.1:$PORT/postgres" \
+    "DATABASE_REPLICA_URL=postgresql://postgres@127.0.0.1:$STANDBY_PORT/postgres" >"$WORK/replica/.env"
+chmod 600 "$WORK/replica/.env"
+
 # A listener that accepts and never answers, and a port where nothing listens.
 python3 -c '
 import socket, sys
@@ -260,7 +303,7 @@ unset DATABASE_URL AKSARA_DB_PASSWORD
 export HOME=$WORK/home NO_COLOR=1 LC_ALL=C
 
 export BENCH_ROOT=$ROOT BENCH_AKSARA=$AKSARA BENCH_FLOOR=$FLOOR BENCH_PGBIN=$PGBIN \
-    BENCH_PORT=$PORT BENCH_SOCK=$WORK/sock BENCH_WORK=$WORK BENCH_TLS=$TLS \
+    BENCH_PORT=$PORT BENCH_STANDBY_PORT=$STANDBY_PORT BENCH_SOCK=$WORK/sock BENCH_WORK=$WORK BENCH_TLS=$TLS \
     BENCH_SILENT_PORT=$SILENT_PORT BENCH_DEAD_PORT=$DEAD_PORT BENCH_PASSWORD=$PASSWORD \
     BENCH_GIT_PROJECT=$GIT_PROJECT BENCH_PGBOUNCER_PORTS="${PGB_PORTS% }" BENCH_HBA_PORT=$HBA_PORT \
     BENCH_OUT=${BENCH_OUT:-$ROOT/BENCHMARKS.md} ROUNDS=${ROUNDS:-15}

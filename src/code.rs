@@ -207,6 +207,15 @@ codes! {
     PoolerConsoleNotAllowed = "pooler-console-not-allowed", Failure, transient: false,
         meaning: "the pooler's admin console refused this user",
         fix: "list the user in admin_users or stats_users";
+    PgpoolNoPassword = "pgpool-no-password", Failure, transient: false,
+        meaning: "pgpool-II has no password for this user to log in to the server with (SCRAM or md5)",
+        fix: "add the user to pgpool's pool_passwd (pg_enc), or allow_clear_text_frontend_auth = on";
+    PgpoolChildrenBusy = "pgpool-children-busy", Failure, transient: true,
+        meaning: "every pgpool-II child process serves a client (num_init_children - reserved_connections)",
+        fix: "open fewer client connections, or raise num_init_children and restart pgpool";
+    PgpoolBackendsDown = "pgpool-backends-down", Failure, transient: false,
+        meaning: "pgpool-II marks every backend server down",
+        fix: "start the servers, then pcp_attach_node (SHOW pool_nodes lists their status)";
     AdminThroughPooler = "admin-through-pooler", Failure, transient: false,
         meaning: "dbsetup's admin URL goes through transaction or statement pooling, which keeps no session",
         fix: "pass --admin-url with the server's own address, or a session-mode pool";
@@ -237,6 +246,9 @@ codes! {
     PoolerStatementMode = "pooler-statement-mode", Warning, transient: false,
         meaning: "statement pooling refuses transactions (BEGIN)",
         fix: "use transaction or session pooling for an app that uses transactions";
+    PoolerLoadBalancing = "pooler-load-balancing", Warning, transient: false,
+        meaning: "pgpool-II sends reads to standbys, where a write just committed may not be visible yet",
+        fix: "read after writes in the same transaction, or disable_load_balance_on_write = 'always'";
     ReplicaReplayPaused = "replica-replay-paused", Warning, transient: false,
         meaning: "WAL replay is paused on the standby: it serves older and older data",
         fix: "SELECT pg_wal_replay_resume(); on the standby";
@@ -342,6 +354,10 @@ mod tests {
             "pooler-server-login-failing",
             "pooler-statement-mode",
             "pooler-console-not-allowed",
+            "pgpool-no-password",
+            "pgpool-children-busy",
+            "pgpool-backends-down",
+            "pooler-load-balancing",
             "pooler-prepared-statements",
             "pooler-session-state",
             "replica-key-at-primary",

@@ -9,11 +9,13 @@
 //! the console does not give the pool mode, a second client whose backend pids are compared
 //! with the first one's (see [`probe_mode`]). So the direct path stays one connection.
 //!
-//! Not told: pgpool-II passes the backend's pid through, so its login looks direct; telling it
-//! would take a `SHOW pool_version` on every healthy login, which this module does not do.
+//! pgpool-II relays the login unchanged; what shows it (the server's own `port` differing from
+//! the dialled one, or the pid on several backends) and what it answers is in [`pgpool`]: one
+//! `SHOW pool_version` on the same connection, only after such a signal.
 //!
 //! Facts behind each rule: ../shared/docs/drivers-and-poolers.md, and the tests in
-//! tests/cli/pooler.rs against a real PgBouncer 1.18.
+//! tests/cli/pooler.rs against a real PgBouncer 1.18 and tests/cli/pgpool.rs against a real
+//! pgpool-II 4.3.
 
 use std::fmt;
 use std::time::Duration;
@@ -21,13 +23,17 @@ use std::time::Duration;
 use sqlx::Row as _;
 use sqlx::postgres::{PgConnection, PgSslMode};
 
-use crate::connect::{self, FailureKind};
+use crate::connect::{self, FailureKind, ServerError};
 use crate::dsn::{ConnConfig, Endpoint, Host};
+
+pub mod pgpool;
 
 /// What kind of pooler or proxy sits in front of the server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PoolerKind {
     PgBouncer,
+    /// pgpool-II: answers `SHOW pool_version` itself.
+    PgpoolII,
     /// Supabase's pooler (`*.pooler.supabase.com`).
     Supavisor,
     /// Neon's pooled endpoint (`*-pooler.*.neon.tech`, PgBouncer in transaction mode).
@@ -42,6 +48,7 @@ impl fmt::Display for PoolerKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             PoolerKind::PgBouncer => "PgBouncer",
+            PoolerKind::PgpoolII => "pgpool-II",
             PoolerKind::Supavisor => "Supavisor (Supabase pooler)",
             PoolerKind::NeonPooler => "Neon's pooler (PgBouncer)",
             PoolerKind::RdsProxy => "RDS Proxy",
@@ -113,6 +120,9 @@ pub enum Evidence {
     BouncerVersion(String),
     /// The host name is a managed pooler's.
     HostName(String),
+    /// The server listens on another port than the one the client dialled: something relays
+    /// the connection (pgpool-II, or a port forward: only a second look tells).
+    PortMismatch { dialled: u16, server: i32 },
 }
 
 impl fmt::Display for Evidence {
@@ -124,6 +134,10 @@ impl fmt::Display for Evidence {
             ),
             Evidence::BouncerVersion(v) => write!(f, "server_version is \"{v}\""),
             Evidence::HostName(h) => write!(f, "the host name {h} is a managed pooler's"),
+            Evidence::PortMismatch { dialled, server } => write!(
+                f,
+                "the server listens on port {server}, the URL dials port {dialled}"
+            ),
         }
     }
 }
@@ -214,21 +228,28 @@ pub struct PoolerReport {
     pub tracks_prepared_statements: Option<bool>,
     /// The server behind the pooler for this database, from the admin console.
     pub server: Option<ServerBehind>,
+    /// What pgpool-II said of itself (version, settings, nodes), when it is pgpool-II.
+    pub pgpool: Option<pgpool::PgpoolFacts>,
 }
 
 /// Both looks after a healthy login, for doctor: `None` on a direct connection, decided from
-/// what the login showed and `backend_pid` (the caller's `pg_backend_pid()`), with no I/O;
-/// otherwise [`identify`]'s report.
+/// what the login showed, `backend_pid` and `server_port` (the caller's `pg_backend_pid()` and
+/// `current_setting('port')`), with no I/O; otherwise [`identify`]'s report. A port that
+/// differs is the one signal a port forward gives too: then pgpool-II's own answer decides,
+/// and without it nothing is reported.
 pub async fn detect(
     connected: &mut connect::Connected,
     cfg: &ConnConfig,
     backend_pid: i32,
+    server_port: Option<i32>,
     bound: Duration,
 ) -> Option<PoolerReport> {
     let signals = LoginSignals::of(&connected.conn);
     let look = first_look(&signals, backend_pid, &connected.endpoint.host);
     if look == FirstLook::Direct {
-        return None;
+        let moved = port_moved(&connected.endpoint, server_port?)?;
+        let facts = pgpool::read(&mut connected.conn, bound).await?;
+        return Some(pgpool_report(vec![moved.to_string()], facts));
     }
     let report = identify(
         &mut connected.conn,
@@ -242,8 +263,35 @@ pub async fn detect(
     Some(report)
 }
 
-/// The second look, only after [`first_look`] said `Pooler`: the admin console, then (when the
-/// mode is still unknown) the two-client pid probe. `first` is the caller's logged-in
+/// The port signal: the server's `port` setting is not the port the client dialled.
+pub fn port_moved(endpoint: &Endpoint, server_port: i32) -> Option<Evidence> {
+    (i32::from(endpoint.port) != server_port).then_some(Evidence::PortMismatch {
+        dialled: endpoint.port,
+        server: server_port,
+    })
+}
+
+/// pgpool-II keeps a client's server connections for its whole session: for what survives
+/// between transactions it is session pooling, whatever its clustering mode.
+fn pgpool_report(mut evidence: Vec<String>, facts: pgpool::PgpoolFacts) -> PoolerReport {
+    evidence.push(format!("it answered SHOW pool_version: {}", facts.version));
+    PoolerReport {
+        kind: PoolerKind::PgpoolII,
+        evidence,
+        mode: ModeVerdict::Known {
+            mode: PoolMode::Session,
+            how: "pgpool-II gives each client its own server connections for its session".into(),
+        },
+        version: Some(format!("pgpool-II {}", facts.version)),
+        tracks_prepared_statements: None,
+        server: None,
+        pgpool: Some(facts),
+    }
+}
+
+/// The second look, only after [`first_look`] said `Pooler`: the admin console, then (for a
+/// pooler still unnamed) pgpool-II's `SHOW pool_version`, then (when the mode is still unknown)
+/// the two-client pid probe. `first` is the caller's logged-in
 /// connection, idle (not inside a transaction). Each extra connection is bounded by `bound`.
 pub async fn identify(
     first: &mut PgConnection,
@@ -281,6 +329,12 @@ pub async fn identify(
         }
         Console::NotPgBouncer => {}
     }
+    // Only an unnamed pooler is asked: a managed one's server would log the refusal.
+    if kind == PoolerKind::Unidentified
+        && let Some(facts) = pgpool::read(first, bound).await
+    {
+        return pgpool_report(evidence, facts);
+    }
     let mode = match report_mode {
         Some(mode) => mode,
         None => probe_mode(first, cfg, endpoint, tls_mode, bound).await,
@@ -296,6 +350,7 @@ pub async fn identify(
         version,
         tracks_prepared_statements: tracks,
         server,
+        pgpool: None,
     }
 }
 
@@ -605,6 +660,17 @@ pub enum PoolerError {
     TransactionInStatementMode,
     /// The admin console refused the user: `not allowed`.
     ConsoleNotAllowed,
+    /// pgpool-II has no password for this user to log in to the server with (`method`: SCRAM
+    /// or md5): none in `pool_passwd`, and it may not ask the client for one.
+    PgpoolNoPassword { method: String },
+    /// pgpool-II's own SCRAM exchange with the client failed: the password is not the one in
+    /// its `pool_passwd` (which must also be the server's).
+    PgpoolPasswordMismatch { user: String },
+    /// `Sorry, too many clients already`: every pgpool-II child but `reserved_connections` is
+    /// serving a client.
+    PgpoolChildrenBusy,
+    /// pgpool-II considers every backend down.
+    PgpoolBackendsDown,
 }
 
 /// PgBouncer's refusals (1.18 `src/client.c`, `objects.c`, `server.c`; the `cached error`
@@ -637,7 +703,35 @@ const POOLER_TEMPLATES: &[(&str, MakeError)] = &[
         PoolerError::TransactionInStatementMode
     }),
     ("not allowed", |_| PoolerError::ConsoleNotAllowed),
+    // pgpool-II 4.3's own (src/auth/pool_auth.c, src/protocol/child.c), sent as XX000 or 53300.
+    ("failed to authenticate with backend using %s", |method| {
+        PoolerError::PgpoolNoPassword {
+            method: method.to_owned(),
+        }
+    }),
+    ("Sorry, too many clients already", |_| {
+        PoolerError::PgpoolChildrenBusy
+    }),
+    (
+        "all backend nodes are down, pgpool requires at least one valid node",
+        |_| PoolerError::PgpoolBackendsDown,
+    ),
 ];
+
+/// pgpool-II's refusal of a wrong password: the message is a bare "authentication failed",
+/// the detail says which.
+const PGPOOL_AUTH_FAILED: &str = "authentication failed";
+const PGPOOL_AUTH_FAILED_DETAIL: &str = "username \"%s\" or password does not exist in backend";
+
+/// The `%s` of `template` in `text` when the whole text is the template, `""` for a template
+/// without one; `None` when it is another text.
+fn fill<'t>(template: &str, text: &'t str) -> Option<&'t str> {
+    match template.split_once("%s") {
+        Some((before, after)) => text.strip_prefix(before)?.strip_suffix(after),
+        None if text == template => Some(""),
+        None => None,
+    }
+}
 
 impl PoolerError {
     /// Recognises a pooler's refusal; `None` for everything else (a server's own error).
@@ -647,21 +741,30 @@ impl PoolerError {
         let FailureKind::Server(e) = failure else {
             return None;
         };
-        PoolerError::from_message(&e.message)
+        PoolerError::from_server_error(e)
+    }
+
+    /// [`PoolerError::from_message`], and the refusals told by their detail (pgpool-II's).
+    pub fn from_server_error(e: &ServerError) -> Option<PoolerError> {
+        if let Some(found) = PoolerError::from_message(&e.message) {
+            return Some(found);
+        }
+        if e.message.trim() != PGPOOL_AUTH_FAILED {
+            return None;
+        }
+        let user = fill(PGPOOL_AUTH_FAILED_DETAIL, e.detail.as_deref()?.trim())?;
+        Some(PoolerError::PgpoolPasswordMismatch {
+            user: user.to_owned(),
+        })
     }
 
     /// Matches a whole message against PgBouncer's templates (as its sources write them, `%s`
     /// for the one value), never a fragment, like `diagnose`'s map of server messages.
     pub fn from_message(message: &str) -> Option<PoolerError> {
         let message = message.trim();
-        POOLER_TEMPLATES.iter().find_map(|(template, make)| {
-            let value = match template.split_once("%s") {
-                Some((before, after)) => message.strip_prefix(before)?.strip_suffix(after)?,
-                None if message == *template => "",
-                None => return None,
-            };
-            Some(make(value))
-        })
+        POOLER_TEMPLATES
+            .iter()
+            .find_map(|(template, make)| Some(make(fill(template, message)?)))
     }
 
     /// The proposed id for the `Code` enum (kebab-case).
@@ -674,6 +777,10 @@ impl PoolerError {
             PoolerError::ServerLoginRetry { .. } => "pooler-server-login-failing",
             PoolerError::TransactionInStatementMode => "pooler-statement-mode",
             PoolerError::ConsoleNotAllowed => "pooler-console-not-allowed",
+            PoolerError::PgpoolNoPassword { .. } => "pgpool-no-password",
+            PoolerError::PgpoolPasswordMismatch { .. } => "auth-failed",
+            PoolerError::PgpoolChildrenBusy => "pgpool-children-busy",
+            PoolerError::PgpoolBackendsDown => "pgpool-backends-down",
         }
     }
 
@@ -704,6 +811,23 @@ impl PoolerError {
                 .into(),
             PoolerError::ConsoleNotAllowed => "database \"pgbouncer\" is PgBouncer's admin console: list the user in \
                  `admin_users` or `stats_users` in pgbouncer.ini to use it"
+                .into(),
+            PoolerError::PgpoolNoPassword { method } => format!(
+                "pgpool-II logs in to the server with {method} itself and needs the user's password for it: add the user to \
+                 pgpool's pool_passwd (`pg_enc -m -k ~/.pgpoolkey -u USER -p`, or `USER:TEXTpassword`) and reload pgpool, \
+                 or set `allow_clear_text_frontend_auth = on` (without pool_hba) so it asks the client"
+            ),
+            PoolerError::PgpoolPasswordMismatch { user } => format!(
+                "pgpool-II checked the password against its pool_passwd entry for \"{user}\": use the right password in the \
+                 URL, or, when the role's password changed on the server, update pool_passwd (`pg_enc`) and reload pgpool"
+            ),
+            PoolerError::PgpoolChildrenBusy => "every pgpool-II child process but `reserved_connections` serves a client: \
+                 open fewer client connections (the app pools together at most `num_init_children` - `reserved_connections`), \
+                 or raise `num_init_children` in pgpool.conf and restart pgpool"
+                .into(),
+            PoolerError::PgpoolBackendsDown => "pgpool-II marks every backend down: start the servers, then attach them \
+                 again (`pcp_attach_node`, or restart pgpool after removing its pgpool_status file); `SHOW pool_nodes` \
+                 through pgpool lists each node's status"
                 .into(),
         }
     }
@@ -739,6 +863,20 @@ impl fmt::Display for PoolerError {
             PoolerError::ConsoleNotAllowed => {
                 f.write_str("the pooler's admin console refused this user")
             }
+            PoolerError::PgpoolNoPassword { method } => write!(
+                f,
+                "pgpool-II has no password to log in to the server with {method} (\"failed to authenticate with backend using {method}\")"
+            ),
+            PoolerError::PgpoolPasswordMismatch { user } => write!(
+                f,
+                "pgpool-II rejected the password for \"{user}\" (\"authentication failed\": username \"{user}\" or password does not exist in backend)"
+            ),
+            PoolerError::PgpoolChildrenBusy => {
+                f.write_str("pgpool-II accepts no more clients (\"Sorry, too many clients already\")")
+            }
+            PoolerError::PgpoolBackendsDown => f.write_str(
+                "pgpool-II has no backend up (\"all backend nodes are down, pgpool requires at least one valid node\")",
+            ),
         }
     }
 }
@@ -903,6 +1041,46 @@ mod tests {
             None
         );
         assert_eq!(PoolMode::parse("transaction"), Some(PoolMode::Transaction));
+    }
+
+    #[test]
+    fn pgpool_refusals_are_told_by_their_whole_text() {
+        let server = |message: &str, detail: Option<&str>| ServerError {
+            sqlstate: "XX000".into(),
+            message: message.into(),
+            detail: detail.map(str::to_owned),
+            hint: None,
+            routine: None,
+        };
+        assert_eq!(
+            PoolerError::from_server_error(&server(
+                "authentication failed",
+                Some("username \"app\" or password does not exist in backend")
+            )),
+            Some(PoolerError::PgpoolPasswordMismatch { user: "app".into() })
+        );
+        // The bare message says nothing without pgpool's detail.
+        assert_eq!(
+            PoolerError::from_server_error(&server("authentication failed", Some("other"))),
+            None
+        );
+        assert_eq!(
+            PoolerError::from_message(
+                "all backend nodes are down, pgpool requires at least one valid node"
+            ),
+            Some(PoolerError::PgpoolBackendsDown)
+        );
+        assert_eq!(
+            PoolerError::from_message("failed to authenticate with backend using md5"),
+            Some(PoolerError::PgpoolNoPassword {
+                method: "md5".into()
+            })
+        );
+        // PostgreSQL's own text is lowercase: not pgpool's.
+        assert_eq!(
+            PoolerError::from_message("sorry, too many clients already"),
+            None
+        );
         assert_eq!(PoolMode::parse(""), None);
     }
 }

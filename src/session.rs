@@ -25,6 +25,10 @@ pub struct ServerFacts {
     /// `pg_backend_pid()`: a pooler announces a pid of its own at login (src/pooler.rs).
     #[serde(skip)]
     pub backend_pid: i32,
+    /// The `port` the server listens on: a proxy on another port (pgpool-II) shows here, not at
+    /// login (src/pooler.rs). `None` when the answer has no such column (not PostgreSQL's).
+    #[serde(skip)]
+    pub port: Option<i32>,
 }
 
 impl ServerFacts {
@@ -45,7 +49,7 @@ impl ServerFacts {
 const FACTS_SQL: &str = "SELECT current_setting('server_version'), current_setting('server_version_num')::int, \
         current_setting('max_connections')::int, current_setting('superuser_reserved_connections')::int, \
         a.connections, current_setting('ssl'), current_setting('password_encryption'), pg_is_in_recovery(), \
-        a.tls, pg_backend_pid() \
+        a.tls, pg_backend_pid(), current_setting('port')::int \
         FROM (SELECT count(datid) AS connections, bool_or(ssl) FILTER (WHERE pid = pg_backend_pid()) AS tls \
               FROM pg_stat_get_activity(NULL)) a";
 
@@ -136,6 +140,7 @@ fn facts_from_row(row: &sqlx::postgres::PgRow) -> Result<ServerFacts, sqlx::Erro
         in_recovery: row.try_get(7)?,
         connection_tls: row.try_get::<Option<bool>, _>(8)?.unwrap_or(false),
         backend_pid: row.try_get(9)?,
+        port: row.try_get::<Option<i32>, _>(10).ok().flatten(),
     })
 }
 

@@ -232,8 +232,9 @@ fn certificate(
 /// Name a server's refusal from the template map; the honest unknown when it has no entry.
 fn server_error(cfg: &ConnConfig, ep: &Endpoint, error: &ServerError, ctx: &Context) -> Diagnosis {
     // A connection pooler's own refusals come before the server's map: PgBouncer sends them
-    // as 08P01 with its own words (src/pooler.rs matches them as whole templates).
-    if let Some(pooler) = crate::pooler::PoolerError::from_message(&error.message)
+    // as 08P01 with its own words, pgpool-II as XX000 (src/pooler.rs matches them as whole
+    // templates, pgpool's wrong password by its detail).
+    if let Some(pooler) = crate::pooler::PoolerError::from_server_error(error)
         && let Some(code) = Code::from_id(pooler.code())
     {
         return Diagnosis {

@@ -23,6 +23,7 @@ mod map_repro;
 mod no_server_menu;
 mod output;
 mod peer_setup;
+mod pgpool;
 mod pooler;
 mod prompts;
 mod psql_compare;

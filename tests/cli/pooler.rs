@@ -45,7 +45,12 @@ async fn look_and_identify(url: &str) -> (FirstLook, Option<pooler::PoolerReport
     let signals = pooler::LoginSignals::of(&c.conn);
     let pid = backend_pid(&mut c.conn).await;
     let look = pooler::first_look(&signals, pid, &c.endpoint.host);
-    let report = pooler::detect(&mut c, &cfg, pid, BOUND).await;
+    let port: i32 = sqlx::raw_sql("SELECT current_setting('port')::int")
+        .fetch_one(&mut c.conn)
+        .await
+        .unwrap()
+        .get(0);
+    let report = pooler::detect(&mut c, &cfg, pid, Some(port), BOUND).await;
     connect::close(c.conn).await;
     (look, report)
 }
@@ -346,7 +351,7 @@ fn driver_advice_applies_only_to_transaction_and_statement_pooling() {
 
 /// The Python the asyncpg test runs: the suite's driver venv (`.ci/run` makes it), or
 /// `AKSARA_TEST_PYTHON`.
-fn asyncpg_python() -> String {
+pub fn asyncpg_python() -> String {
     let python = std::env::var("AKSARA_TEST_PYTHON").unwrap_or_else(|_| {
         concat!(
             env!("CARGO_MANIFEST_DIR"),

@@ -22,6 +22,7 @@ mod distcluster;
 pub mod drivers;
 pub mod hostile;
 mod pgbouncer;
+mod pgpool;
 mod privileges;
 mod session;
 mod standby;
@@ -41,6 +42,8 @@ pub use cluster::{Auth, Cluster, ClusterConfig, HeldConnections, clear_pg_env, e
 pub use distcluster::{DistCluster, OsUser};
 #[allow(unused_imports)]
 pub use pgbouncer::{ADMIN_USER, PgBouncer, PgBouncerConfig, PoolMode, shared_pgbouncer};
+#[allow(unused_imports)]
+pub use pgpool::{Backend, PgPool, PgPoolConfig, shared_pgpool, shared_pgpool_pair};
 #[allow(unused_imports)]
 pub use privileges::{SERVER_USER, server_user};
 #[allow(unused_imports)]

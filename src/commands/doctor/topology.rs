@@ -1,6 +1,6 @@
 //! What stands between the application and its data, after a healthy login: a connection
-//! pooler (PgBouncer; `pooler::detect` costs nothing on a direct login) and what its mode
-//! means for the app's drivers, and whether the server is a primary or a standby against what
+//! pooler (PgBouncer, pgpool-II; `pooler::detect` costs nothing on a direct login) and what its
+//! mode means for the app's drivers, and whether the server is a primary or a standby against what
 //! the key's name expects (`DATABASE_REPLICA_URL`), with a standby's lag.
 
 use std::time::{Duration, Instant};
@@ -28,8 +28,11 @@ pub async fn topology_checks(
     list: &mut Checklist<'_>,
 ) {
     let started = Instant::now();
-    if let Some(report) = crate::pooler::detect(connected, cfg, facts.backend_pid, bound).await {
-        pooler_lines(&report, args, started, list);
+    let pooler = crate::pooler::detect(connected, cfg, facts.backend_pid, facts.port, bound).await;
+    match &pooler {
+        Some(report) if report.pgpool.is_some() => pgpool_lines(report, args, started, list),
+        Some(report) => pooler_lines(report, args, started, list),
+        None => {}
     }
     let role = if facts.in_recovery {
         crate::replica::Role::Standby
@@ -103,6 +106,37 @@ fn pooler_lines(
                 None,
             );
         }
+    }
+}
+
+/// pgpool-II: what it is and does in one line, then what its load balancing means for each of
+/// the project's drivers (its pooling keeps a session's server connections, so the transaction
+/// pooling advice does not apply).
+fn pgpool_lines(
+    report: &crate::pooler::PoolerReport,
+    args: &DoctorArgs,
+    started: Instant,
+    list: &mut Checklist<'_>,
+) {
+    let Some(facts) = &report.pgpool else { return };
+    let message = format!("{}; {}", facts.describe(), report.evidence.join("; "));
+    list.record(pass(CheckId::Pooler, message, ms(started)));
+    let drivers: Vec<&str> = super::drivers_for(args)
+        .into_iter()
+        .map(|driver| match driver {
+            crate::drivers::Driver::SqlalchemyAsyncpg => "sqlalchemy+asyncpg",
+            crate::drivers::Driver::Libpq => "psycopg",
+            other => other.id(),
+        })
+        .collect();
+    for a in facts.advice(&drivers) {
+        list.warn(
+            CheckId::Pooler,
+            Code::from_id(a.code),
+            a.problem,
+            a.fix,
+            None,
+        );
     }
 }
 

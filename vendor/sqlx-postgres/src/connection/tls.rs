@@ -102,6 +102,12 @@ async fn request_upgrade(
             Ok(false)
         }
 
+        // aksara patch: an ErrorResponse instead of `S`/`N` is a refusal sent before the
+        // startup was read (pgpool-II's "Sorry, too many clients already"; a postmaster that
+        // cannot fork): read it whole, bounded, as libpq 15 does, and report it as the
+        // server's error rather than "not PostgreSQL".
+        b'E' if received > 0 => Err(early_error(socket).await),
+
         // aksara patch: an HTTP server answers `H`, say.
         other if received > 0 => {
             Err(crate::aksara::LoginRefusal::NotPostgres { leading: vec![other] }.into_error())
@@ -112,4 +118,38 @@ async fn request_upgrade(
             other
         )),
     }
+}
+
+/// aksara patch: the ErrorResponse after the `E` of an SSLRequest answer: its length, then its
+/// fields (at most the startup bound of 30,000 bytes); anything else is "not PostgreSQL".
+async fn early_error(socket: &mut impl Socket) -> Error {
+    use crate::message::BackendMessage as _;
+    let not_postgres =
+        || crate::aksara::LoginRefusal::NotPostgres { leading: vec![b'E'] }.into_error();
+    let mut len = [0u8; 4];
+    if read_full(socket, &mut len).await.is_err() {
+        return not_postgres();
+    }
+    let len = u32::from_be_bytes(len) as usize;
+    if !(4..=30_000).contains(&len) {
+        return not_postgres();
+    }
+    let mut body = vec![0u8; len - 4];
+    if read_full(socket, &mut body).await.is_err() {
+        return not_postgres();
+    }
+    match crate::PgDatabaseError::decode_body(body.into()) {
+        Ok(e) => Error::Database(Box::new(e)),
+        Err(_) => not_postgres(),
+    }
+}
+
+/// Reading into a `&mut [u8]` advances the slice past what was read (tokio's `try_read_buf`).
+async fn read_full(socket: &mut impl Socket, mut buf: &mut [u8]) -> Result<(), Error> {
+    while !buf.is_empty() {
+        if socket.read(&mut buf).await? == 0 {
+            return Err(err_protocol!("the server closed the connection"));
+        }
+    }
+    Ok(())
 }
