@@ -28,11 +28,12 @@ pub enum GitIgnoreStatus {
     },
 }
 
+/// `git ARGS [-- PATH]` in `dir`, started (not waited for), its stdout captured.
 fn git(
     dir: &Path,
     args: &[&str],
     path_arg: Option<&std::ffi::OsStr>,
-) -> Option<std::process::Output> {
+) -> Option<std::process::Child> {
     let mut cmd = Command::new("git");
     cmd.args(args);
     if let Some(p) = path_arg {
@@ -40,9 +41,14 @@ fn git(
     }
     cmd.current_dir(dir)
         .stdin(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::null())
-        .output()
+        .spawn()
         .ok()
+}
+
+fn finished(child: Option<std::process::Child>) -> Option<std::process::Output> {
+    child?.wait_with_output().ok()
 }
 
 /// Whether git would commit the file at `path`, asked of git itself in the file's folder (so
@@ -66,7 +72,13 @@ pub fn git_ignore_status(path: &Path) -> GitIgnoreStatus {
         };
     }
     let name = name.as_os_str();
-    let Some(top) = git(&dir, &["rev-parse", "--show-toplevel"], None) else {
+    // The three questions at once (each is a git start-up, 2–4 ms): the answers are read in
+    // order, and a folder outside any repository makes the last two fail too.
+    let top = git(&dir, &["rev-parse", "--show-toplevel"], None);
+    let tracked = git(&dir, &["ls-files", "--error-unmatch"], Some(name));
+    let ignored = git(&dir, &["check-ignore", "-q"], Some(name));
+    let (top, tracked, ignored) = (finished(top), finished(tracked), finished(ignored));
+    let Some(top) = top else {
         return GitIgnoreStatus::NotInRepo;
     };
     if !top.status.success() {
@@ -77,15 +89,42 @@ pub fn git_ignore_status(path: &Path) -> GitIgnoreStatus {
         root.pop();
     }
     let repo_root = PathBuf::from(OsString::from_vec(root));
-    let tracked = git(&dir, &["ls-files", "--error-unmatch"], Some(name));
     if tracked.is_some_and(|o| o.status.success()) {
         return GitIgnoreStatus::Tracked { repo_root };
     }
-    match git(&dir, &["check-ignore", "-q"], Some(name)).and_then(|o| o.status.code()) {
+    match ignored.and_then(|o| o.status.code()) {
         Some(0) => GitIgnoreStatus::Ignored,
         Some(1) => GitIgnoreStatus::NotIgnored { repo_root },
         // 128: git could not answer (the path is outside the work tree, say).
         _ => GitIgnoreStatus::NotInRepo,
+    }
+}
+
+/// [`git_ignore_status`] asked on a thread of its own, started early: its git processes (three at
+/// once, 2–4 ms each) then run while the server answers the connection, instead of after it.
+pub struct PendingGitStatus(
+    Option<std::thread::JoinHandle<(GitIgnoreStatus, std::time::Duration)>>,
+);
+
+impl PendingGitStatus {
+    pub fn start(path: Option<&Path>) -> PendingGitStatus {
+        PendingGitStatus(path.map(|p| {
+            let p = p.to_path_buf();
+            std::thread::spawn(move || {
+                let started = std::time::Instant::now();
+                (git_ignore_status(&p), started.elapsed())
+            })
+        }))
+    }
+
+    /// The answer, and how long git took to give it; None when no file was asked about.
+    pub fn wait(self) -> Option<(GitIgnoreStatus, std::time::Duration)> {
+        let handle = self.0?;
+        Some(
+            handle
+                .join()
+                .unwrap_or((GitIgnoreStatus::NotInRepo, std::time::Duration::ZERO)),
+        )
     }
 }
 

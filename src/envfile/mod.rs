@@ -59,7 +59,9 @@ pub use write::{
 };
 
 // Kept here while callers still name them `envfile::…`; the module is `crate::gitignore`.
-pub use crate::gitignore::{GitIgnoreStatus, add_to_gitignore, git_ignore_status};
+pub use crate::gitignore::{
+    GitIgnoreStatus, PendingGitStatus, add_to_gitignore, git_ignore_status,
+};
 
 /// One `KEY=VALUE` assignment found in a `.env`.
 #[derive(Clone, PartialEq, Eq)]

@@ -147,6 +147,8 @@ async fn check_url(
     list: &mut Checklist<'_>,
 ) -> Option<ServerFacts> {
     let started = Instant::now();
+    // Whether git would commit the .env: asked now, answered while the server is.
+    let git = crate::envfile::PendingGitStatus::start(target.env_file.as_deref());
     let cfg = match parsed.and_then(|cs| cs.resolve(env).map(|cfg| (cs, cfg))) {
         Ok((cs, mut cfg)) => {
             cfg.allow_cleartext = args.allow_cleartext;
@@ -204,6 +206,7 @@ async fn check_url(
         facts.as_ref(),
         target,
         args,
+        git,
     );
     facts
 }

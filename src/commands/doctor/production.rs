@@ -21,6 +21,7 @@ pub fn production_checks(
     facts: Option<&ServerFacts>,
     target: &Target,
     args: &DoctorArgs,
+    git: envfile::PendingGitStatus,
 ) {
     // Computed from what is already known: no step of their own to time.
     if let Some((message, hint)) = remote_without_tls(endpoint, cfg.sslmode) {
@@ -33,9 +34,7 @@ pub fn production_checks(
         );
     }
     if let Some(path) = &target.env_file {
-        let started = Instant::now();
-        if let envfile::GitIgnoreStatus::NotIgnored { repo_root } = envfile::git_ignore_status(path)
-        {
+        if let Some((envfile::GitIgnoreStatus::NotIgnored { repo_root }, took)) = git.wait() {
             list.warn(
                 CheckId::EnvGit,
                 Some(Code::EnvNotIgnored),
@@ -49,7 +48,8 @@ pub fn production_checks(
                     file_name(path),
                     repo_root.join(".gitignore").display()
                 ),
-                ms(started),
+                // git's own time, on its thread (it ran while the server answered).
+                Some(took.as_millis() as u64),
             )
         }
         let started = Instant::now();
