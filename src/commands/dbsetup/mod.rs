@@ -245,6 +245,7 @@ impl Setup<'_> {
         let rights = execute::admin_rights(&mut admin.conn, limits).await?;
         let (db, role) = self.names().await?;
         self.refuse_targets(admin, &role, &db).await?;
+        self.replica_precheck(&admin.cfg).await?;
         // Serialise with other dbsetup runs on this server from here to the .env write.
         execute::advisory_lock(&mut admin.conn, limits, self.printer).await?;
         // Read again under the lock: a run that held it before may have just written its URL.
@@ -291,6 +292,10 @@ impl Setup<'_> {
                 .iter()
                 .map(|f| (f.key.as_str(), f.secret.as_str())),
         );
+        // The replica's URL in the same write: both keys or neither.
+        if let Some(written) = &replica {
+            pairs.push((replica_url::REPLICA_KEY, written.secret.as_str()));
+        }
         let changes = execute::write_env(
             &self.s.env_file,
             &pairs,
@@ -300,10 +305,10 @@ impl Setup<'_> {
         )
         .await?;
         self.progress.borrow_mut().env_written = true;
-        let replica_change = match &replica {
-            Some(written) => Some(change_word(&self.write_replica(written)?)),
-            None => None,
-        };
+        let replica_change = replica
+            .as_ref()
+            .and_then(|_| changes.last())
+            .map(change_word);
         self.gitignore_advice().await?;
         let outcome = Outcome {
             ok: true,

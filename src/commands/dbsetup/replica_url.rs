@@ -1,7 +1,7 @@
 //! `--replica-url`: the application's read replica. After the setup, the new user logs in on
 //! the standby (the role and database arrive there by replication, so the login is retried for
 //! a few seconds), the server must say it is in recovery, and `DATABASE_REPLICA_URL` is written
-//! in the same portable form as `DATABASE_URL`.
+//! in the same portable form as `DATABASE_URL`, in the same `.env` write.
 
 use std::time::{Duration, Instant};
 
@@ -9,7 +9,6 @@ use super::Setup;
 use crate::code::Code;
 use crate::connect;
 use crate::dsn::ConnString;
-use crate::envfile::{self, Change, OnConflict};
 use crate::error::{CliError, CliResult};
 use crate::ui::Mark;
 
@@ -63,22 +62,41 @@ impl Setup<'_> {
         Ok(Some(super::decide::portable_url(&url)?))
     }
 
-    /// Write the verified replica URL under [`REPLICA_KEY`].
-    pub fn write_replica(&self, written: &super::decide::WrittenUrl) -> CliResult<Change> {
-        Ok(envfile::write_key_opts(
-            &self.s.env_file,
-            REPLICA_KEY,
-            &written.secret,
-            &envfile::WriteOptions {
-                on_conflict: if self.s.force {
-                    OnConflict::ReplaceKeepingOldAsComment
-                } else {
-                    OnConflict::Fail
-                },
-                outside: self.s.outside(),
-                ..envfile::WriteOptions::default()
-            },
-        )?)
+    /// Before anything changes: when the admin's credentials log in at the replica's address
+    /// too, a server there that is not in recovery is refused now, so a wrong `--replica-url`
+    /// costs no role and database created and undone. A login that does not work there says
+    /// nothing yet: the application user's login after the setup decides.
+    pub async fn replica_precheck(&self, admin: &crate::dsn::ConnConfig) -> CliResult<()> {
+        let Some(replica) = &self.s.replica else {
+            return Ok(());
+        };
+        let Ok(at) = replica.resolve(self.env) else {
+            return Ok(());
+        };
+        let mut cfg = admin.clone();
+        cfg.endpoints = at.endpoints;
+        if replica.sslmode.is_some() {
+            cfg.sslmode = at.sslmode;
+        }
+        let Ok(mut c) = connect::connect(&cfg, self.s.limits.connect).await else {
+            return Ok(());
+        };
+        let in_recovery = tokio::time::timeout(
+            self.s.limits.client(),
+            sqlx::query_scalar::<_, bool>("SELECT pg_is_in_recovery()").fetch_one(&mut c.conn),
+        )
+        .await;
+        let endpoint = c.endpoint.to_string();
+        connect::close(c.conn).await;
+        match in_recovery {
+            Ok(Ok(false)) => Err(CliError::failure(format!(
+                "--replica-url points at {endpoint}, which is not a standby (pg_is_in_recovery() is false)"
+            ))
+            .with_code(Code::ReplicaKeyAtPrimary)
+            .with_hint("pass --replica-url with the standby's host and port")
+            .before_any_change()),
+            _ => Ok(()),
+        }
     }
 
     /// Log in (retrying while the role or database has not replicated yet) and ask whether the
