@@ -368,3 +368,34 @@ fn pgpool_refuses_clients_past_its_children_with_its_own_text() {
     assert_eq!(out.code, 1, "{out:?}");
     assert_eq!(failed_codes(&json), ["pgpool-children-busy"], "{json:#}");
 }
+
+/// A replica key through pgpool-II: doctor's session runs on the primary (pgpool never
+/// balances `pg_is_in_recovery()`), but the app's reads are pgpool's to place, so the key is
+/// not failed as "at a primary"; it is a warning that says where the choice lies.
+#[test]
+fn a_replica_key_through_pgpool_is_a_warning_not_a_primary() {
+    let pair = shared_pair();
+    let pool = shared_pgpool_pair();
+    let dir = project();
+    std::fs::write(
+        dir.path().join(".env"),
+        format!("DATABASE_REPLICA_URL={}\n", pool.admin_url(&pair.primary)),
+    )
+    .unwrap();
+    let out = run(aksara(dir.path()).args(["doctor", "--driver", "asyncpg", "--format", "json"]));
+    let json: serde_json::Value =
+        serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"));
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(failed_codes(&json).is_empty(), "{json:#}");
+    let replica = checks_with(&json, "replica");
+    assert_eq!(replica.len(), 1, "{json:#}");
+    assert_eq!(replica[0]["status"], "warn", "{json:#}");
+    assert_eq!(replica[0]["code"], "pooler-load-balancing", "{json:#}");
+    assert!(
+        replica[0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("DATABASE_REPLICA_URL goes through pgpool-II"),
+        "{json:#}"
+    );
+}

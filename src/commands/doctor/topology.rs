@@ -45,13 +45,31 @@ pub async fn topology_checks(
         .as_deref()
         .and_then(|k| crate::replica::check_role(k, role))
     {
-        let code = Code::from_id(mismatch.code()).unwrap_or(Code::ServerError);
-        let d = Diagnosis {
-            code,
-            message: mismatch.to_string(),
-            hint: mismatch.hint(),
-        };
-        list.record(fail(CheckId::Replica, d, None));
+        let through_pgpool = pooler.as_ref().is_some_and(|r| r.pgpool.is_some());
+        if through_pgpool
+            && matches!(
+                mismatch,
+                crate::replica::RoleMismatch::ReplicaKeyAtPrimary { .. }
+            )
+        {
+            // pgpool-II sends doctor's session (its facts query) to the primary and picks a
+            // node for the app's reads itself: the key is not simply "at a primary".
+            list.warn(
+                CheckId::Replica,
+                Some(Code::PoolerLoadBalancing),
+                format!("{key} goes through pgpool-II, which ran this session on the primary; where the application's reads go is pgpool's choice (its nodes are listed above)"),
+                "for reads that must come from a standby, point the replica key at the standby itself; through pgpool, reads are balanced by its load_balance_mode and backend_weight".into(),
+                None,
+            );
+        } else {
+            let code = Code::from_id(mismatch.code()).unwrap_or(Code::ServerError);
+            let d = Diagnosis {
+                code,
+                message: mismatch.to_string(),
+                hint: mismatch.hint(),
+            };
+            list.record(fail(CheckId::Replica, d, None));
+        }
     }
     if role == crate::replica::Role::Standby {
         let started = Instant::now();
