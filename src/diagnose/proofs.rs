@@ -82,14 +82,12 @@ pub const SERVER_PROOFS: &[(&str, Proof)] = &[
     ),
     (
         "certificate authentication failed for user \"%s\"",
-        Proof::NotYet(
-            "needs aksara to send a client certificate (sslcert/sslkey): the certificate work of issue 12 point 3",
-        ),
+        Proof::Reproduced(&["client_cert::a_certificate_for_another_name_is_refused_as_psql_is"]),
     ),
     (
         "certificate validation (clientcert=verify-full) failed for user \"%s\": %s",
-        Proof::NotYet(
-            "needs aksara to send a client certificate (sslcert/sslkey): the certificate work of issue 12 point 3",
+        Proof::UnitOnly(
+            "PostgreSQL writes it to the server log only: the client hears the password method's refusal, reproduced in client_cert::clientcert_verify_full_refuses_a_certificate_for_another_name_in_the_password_s_words",
         ),
     ),
     (

@@ -309,7 +309,34 @@ impl ConnConfig {
         if let Some(cert) = &self.sslrootcert {
             options = options.ssl_root_cert(cert);
         }
+        if let Some((cert, key)) = self.client_certificate() {
+            options = options.ssl_client_cert(cert).ssl_client_key(key);
+        }
         options
+    }
+
+    /// The client certificate and key libpq would send: `sslcert`/`sslkey` from the URL, else
+    /// `~/.postgresql/postgresql.crt` and `.key` when the certificate file exists (libpq's
+    /// defaults; `PGSSLCERT`/`PGSSLKEY` sqlx reads itself). None when there is no certificate.
+    pub fn client_certificate(&self) -> Option<(String, String)> {
+        let param = |name: &str| {
+            self.unknown
+                .iter()
+                .rev()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+                .filter(|v| !v.is_empty())
+        };
+        let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
+        let default = |file: &str| {
+            home.as_ref()
+                .map(|h| h.join(".postgresql").join(file).display().to_string())
+        };
+        let cert = param("sslcert").or_else(|| {
+            default("postgresql.crt").filter(|path| std::path::Path::new(path).is_file())
+        })?;
+        let key = param("sslkey").or_else(|| default("postgresql.key"))?;
+        Some((cert, key))
     }
 
     /// Back to a string with every setting explicit.

@@ -5,6 +5,7 @@
 mod support;
 
 mod app_url;
+mod client_cert;
 mod dbsetup;
 mod docs;
 mod doctor;

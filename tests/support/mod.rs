@@ -51,7 +51,9 @@ pub use session::{Ran, Test};
 #[allow(unused_imports)]
 pub use standby::{StandbyPair, shared_pair};
 #[allow(unused_imports)]
-pub use tls::{CaseCert, TestCerts, case_cert, case_certs, test_certs, weak_server_openssl_conf};
+pub use tls::{
+    CaseCert, TestCerts, case_cert, case_certs, client_cert, test_certs, weak_server_openssl_conf,
+};
 
 /// The kinds of server that tests which only read can share.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -479,3 +479,45 @@ fn served_certificate(port: u16) -> Option<String> {
     let body = pem_body(&String::from_utf8_lossy(&out.stdout));
     (!body.is_empty()).then_some(body)
 }
+
+/// A client certificate for `common_name`, signed by the test CA (the one a cluster's
+/// `ssl_ca_file` names in `client_cert_cluster`), with its key (mode 0600, as libpq wants).
+pub fn client_cert(common_name: &str) -> (PathBuf, PathBuf) {
+    let certs = test_certs();
+    let ca_dir = certs
+        .ca_cert
+        .parent()
+        .expect("the CA's folder")
+        .to_path_buf();
+    let dir = process_dir().join("client-certs").join(common_name);
+    fs::create_dir_all(&dir).expect("create a client certificate folder");
+    fs::write(
+        dir.join("client.cnf"),
+        format!("[req]\ndistinguished_name = dn\nprompt = no\n[dn]\nCN = {common_name}\n"),
+    )
+    .expect("write the client certificate config");
+    fs::write(
+        dir.join("client.ext"),
+        "basicConstraints = critical,CA:FALSE\nkeyUsage = critical,digitalSignature\nextendedKeyUsage = clientAuth\n",
+    )
+    .expect("write the client certificate extensions");
+    openssl(&dir, "ecparam -name prime256v1 -genkey -noout -out ec.key");
+    // PKCS#8, as most tools write it today.
+    openssl(&dir, "pkcs8 -topk8 -nocrypt -in ec.key -out client.key");
+    openssl(
+        &dir,
+        "req -new -sha256 -config client.cnf -key client.key -out client.csr",
+    );
+    let ca_cert = ca_dir.join("ca.crt").display().to_string();
+    let ca_key = ca_dir.join("ca.key").display().to_string();
+    openssl(
+        &dir,
+        &format!(
+            "x509 -req -sha256 -days 3650 -in client.csr -CA {ca_cert} -CAkey {ca_key} \
+             -set_serial 7 -extfile client.ext -out client.crt"
+        ),
+    );
+    let key = dir.join("client.key");
+    fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    (dir.join("client.crt"), key)
+}
