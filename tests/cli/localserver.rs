@@ -210,7 +210,10 @@ fn start_server_local_creates_a_cluster_whose_url_psql_can_use_and_keeps_the_pas
             "AKSARA_DB_PASSWORD=[APP PASSWORD] aksara dbsetup --non-interactive --start-server local --server-port [PORT] --db-name shop",
             &out,
             dir.path(),
-            &[(port.to_string(), "[PORT]"), (APP_CANARY.to_string(), "[APP PASSWORD]")]
+            &[
+                (port.to_string(), "[PORT]"),
+                (APP_CANARY.to_string(), "[APP PASSWORD]")
+            ]
         )
     );
 

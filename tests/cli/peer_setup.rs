@@ -54,12 +54,16 @@ fn peer_transcript(
         pairs.push((&user.name, "[OS USER]"));
     }
     pairs.extend_from_slice(values);
-    let start = regex::Regex::new(r"systemctl start postgresql@\S+|pg_ctlcluster \S+ \S+ start")
-        .unwrap();
+    let start =
+        regex::Regex::new(r"systemctl start postgresql@\S+|pg_ctlcluster \S+ \S+ start").unwrap();
     let masked = Run {
         code: out.code,
-        stdout: start.replace_all(&out.stdout, "[START COMMAND]").into_owned(),
-        stderr: start.replace_all(&out.stderr, "[START COMMAND]").into_owned(),
+        stdout: start
+            .replace_all(&out.stdout, "[START COMMAND]")
+            .into_owned(),
+        stderr: start
+            .replace_all(&out.stderr, "[START COMMAND]")
+            .into_owned(),
     };
     crate::transcript(command, &masked, &pairs)
 }
@@ -102,7 +106,8 @@ fn an_ordinary_user_without_a_role_gets_the_createuser_line_not_a_password_promp
         .tempdir_in("/tmp")
         .unwrap();
     std::os::unix::fs::chown(dir.path(), Some(user.uid), Some(user.gid)).unwrap();
-    let command = "PGHOST=[SOCKET DIR] PGPORT=[PORT] aksara dbsetup --non-interactive --db-name roleless";
+    let command =
+        "PGHOST=[SOCKET DIR] PGPORT=[PORT] aksara dbsetup --non-interactive --db-name roleless";
     let out = run(aksara_as(&user, &dist, dir.path()).args([
         "dbsetup",
         "--non-interactive",

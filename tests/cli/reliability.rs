@@ -315,7 +315,10 @@ fn the_server_stopping_between_create_role_and_create_database_is_reported_and_a
     let shown = fault_transcript(&format!("--db-name {db}"), &out, &cluster, dir.path(), &[]);
     let shown = regex::Regex::new(r"could not undo: the server cannot be reached \(.*\)\); ")
         .unwrap()
-        .replace(&shown, "could not undo: the server cannot be reached ([WHY])); ");
+        .replace(
+            &shown,
+            "could not undo: the server cannot be reached ([WHY])); ",
+        );
     insta::assert_snapshot!(
         "dbsetup_the_server_stopping_between_create_role_and_create_database",
         shown
@@ -689,7 +692,11 @@ fn an_env_path_that_cannot_be_a_file_is_refused_before_the_server_changes() {
     std::fs::create_dir(dir.path().join(".env")).unwrap();
     let cases: [(&[&str], i32, &str); 3] = [
         (&[], 1, ""),
-        (&["--env-file", "missing/.env"], 1, "--env-file missing/.env"),
+        (
+            &["--env-file", "missing/.env"],
+            1,
+            "--env-file missing/.env",
+        ),
         (&["--env-key", "NOT VALID"], 2, "--env-key 'NOT VALID'"),
     ];
     let mut shown = String::new();
@@ -1032,9 +1039,18 @@ fn names_postgresql_reserves_are_refused_before_anything_changes() {
     let dir = project();
     let mut shown = String::new();
     for (extra, typed) in [
-        (["--db-name", "fine", "--db-user", "public"], "--db-name fine --db-user public"),
-        (["--db-name", "fine", "--db-user", "none"], "--db-name fine --db-user none"),
-        (["--db-name", "", "--db-user", "x"], "--db-name '' --db-user x"),
+        (
+            ["--db-name", "fine", "--db-user", "public"],
+            "--db-name fine --db-user public",
+        ),
+        (
+            ["--db-name", "fine", "--db-user", "none"],
+            "--db-name fine --db-user none",
+        ),
+        (
+            ["--db-name", "", "--db-user", "x"],
+            "--db-name '' --db-user x",
+        ),
         // sqlx's SCRAM login runs SASLprep on the user name and gives up on these.
         (
             ["--db-name", "fine", "--db-user", "elephant 🐘"],
