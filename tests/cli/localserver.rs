@@ -551,8 +551,8 @@ fn without_start_server_ci_mode_never_starts_a_server_unasked() {
         !dir.path().join(".aksara").exists(),
         "a server was started unasked"
     );
-    // No snapshot: the output names every installed cluster that is down, and machine.rs
-    // creates and drops such clusters while this test runs.
+    // No snapshot: the hint lists where this machine installed psql, postgres and docker and
+    // every installed cluster that is down (machine.rs creates such clusters meanwhile).
     if a_server_answers_where_dbsetup_looks() {
         // This machine runs a server where discovery looks; without credentials it fails.
         assert!(out.stderr.contains("error:"), "{out:?}");
