@@ -8,7 +8,7 @@ use std::os::unix::process::CommandExt as _;
 use std::process::Command;
 
 use crate::support::{self, DistCluster, OsUser};
-use crate::{assert_url_works, env_value, project, run};
+use crate::{Run, assert_url_works, env_value, project, run};
 
 /// `aksara` run as `user` in `dir`, discovery pointed at `dist`'s socket and port.
 fn aksara_as(user: &OsUser, dist: &DistCluster, dir: &std::path::Path) -> Command {
@@ -24,6 +24,50 @@ fn aksara_as(user: &OsUser, dist: &DistCluster, dir: &std::path::Path) -> Comman
     cmd
 }
 
+/// A run against `dist` in `project` as the user read it: the cluster's port, socket folder
+/// and name, the OS user's name, the project folder and the given values masked, and the
+/// cluster's start command, which depends on whether the machine runs systemd.
+fn peer_transcript(
+    command: &str,
+    out: &Run,
+    dist: &DistCluster,
+    user: Option<&OsUser>,
+    project: &std::path::Path,
+    values: &[(&str, &'static str)],
+) -> String {
+    let port = dist.port.to_string();
+    let socket = dist.socket_dir.display().to_string();
+    let project = project.display().to_string();
+    let cluster = [
+        format!("{}/{}", dist.version, dist.name),
+        format!("{}-{}", dist.version, dist.name),
+        format!("{} {}", dist.version, dist.name),
+        dist.name.clone(),
+    ];
+    let mut pairs: Vec<(&str, &str)> = vec![
+        (&port, "[PORT]"),
+        (&socket, "[SOCKET DIR]"),
+        (&project, "[PROJECT]"),
+    ];
+    pairs.extend(cluster.iter().map(|c| (c.as_str(), "[CLUSTER]")));
+    if let Some(user) = user {
+        pairs.push((&user.name, "[OS USER]"));
+    }
+    pairs.extend_from_slice(values);
+    let start =
+        regex::Regex::new(r"systemctl start postgresql@\S+|pg_ctlcluster \S+ \S+ start").unwrap();
+    let masked = Run {
+        code: out.code,
+        stdout: start
+            .replace_all(&out.stdout, "[START COMMAND]")
+            .into_owned(),
+        stderr: start
+            .replace_all(&out.stderr, "[START COMMAND]")
+            .into_owned(),
+    };
+    crate::transcript(command, &masked, &pairs)
+}
+
 #[test]
 fn root_sets_up_through_peer_login_with_no_password() {
     let dist = DistCluster::create();
@@ -35,11 +79,16 @@ fn root_sets_up_through_peer_login_with_no_password() {
         .env("PGHOST", &dist.socket_dir)
         .env("PGPORT", dist.port.to_string()));
     assert_eq!(out.code, 0, "{out:?}");
-    assert!(
-        out.stderr.contains(
-            "Logged in as \"postgres\" through the postgres OS user (no password needed)"
-        ),
-        "{out:?}"
+    insta::assert_snapshot!(
+        "dbsetup_root_logs_in_through_the_postgres_os_user",
+        peer_transcript(
+            "PGHOST=[SOCKET DIR] PGPORT=[PORT] aksara dbsetup --non-interactive --db-name [DB]",
+            &out,
+            &dist,
+            None,
+            dir.path(),
+            &[(&db, "[DB]")]
+        )
     );
     let url = env_value(&dir.path().join(".env"), "DATABASE_URL").expect(".env written");
     // The socket lets only the OS user in by name: the app's URL goes over TCP.
@@ -57,22 +106,19 @@ fn an_ordinary_user_without_a_role_gets_the_createuser_line_not_a_password_promp
         .tempdir_in("/tmp")
         .unwrap();
     std::os::unix::fs::chown(dir.path(), Some(user.uid), Some(user.gid)).unwrap();
-    let out = aksara_as(&user, &dist, dir.path())
-        .args(["dbsetup", "--non-interactive", "--db-name", "roleless"])
-        .output()
-        .expect("run aksara as the new user");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("no role for you"), "{stderr}");
-    assert!(
-        stderr.contains(&format!(
-            "createuser -p {} --createdb --createrole {}",
-            dist.port, user.name
-        )),
-        "{stderr}"
+    let command =
+        "PGHOST=[SOCKET DIR] PGPORT=[PORT] aksara dbsetup --non-interactive --db-name roleless";
+    let out = run(aksara_as(&user, &dist, dir.path()).args([
+        "dbsetup",
+        "--non-interactive",
+        "--db-name",
+        "roleless",
+    ]));
+    assert_eq!(out.code, 1, "{out:?}");
+    insta::assert_snapshot!(
+        "dbsetup_an_os_user_without_a_role_gets_the_createuser_line",
+        peer_transcript(command, &out, &dist, Some(&user), dir.path(), &[])
     );
-    assert!(stderr.contains("--start-server local"), "{stderr}");
-    assert!(!stderr.contains("asks for a password"), "{stderr}");
 
     // The line, run (as root here: this machine has no sudo), and the same command again: the
     // user's own peer login now creates the database and user, and the URL works.
@@ -89,15 +135,16 @@ fn an_ordinary_user_without_a_role_gets_the_createuser_line_not_a_password_promp
         .status()
         .expect("runuser createuser");
     assert!(create.success());
-    let out = aksara_as(&user, &dist, dir.path())
-        .args(["dbsetup", "--non-interactive", "--db-name", "roleless"])
-        .output()
-        .expect("run aksara as the new user again");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
-    assert!(
-        stderr.contains(&format!("Logged in as \"{}\"", user.name)),
-        "{stderr}"
+    let out = run(aksara_as(&user, &dist, dir.path()).args([
+        "dbsetup",
+        "--non-interactive",
+        "--db-name",
+        "roleless",
+    ]));
+    assert_eq!(out.code, 0, "{out:?}");
+    insta::assert_snapshot!(
+        "dbsetup_an_os_user_with_its_new_role_logs_in_by_peer",
+        peer_transcript(command, &out, &dist, Some(&user), dir.path(), &[])
     );
     let url = env_value(&dir.path().join(".env"), "DATABASE_URL").expect(".env written");
     assert_url_works(&url);
@@ -137,7 +184,17 @@ fn a_configured_but_down_cluster_gets_its_start_command_and_is_started_with_the_
 
     let out = setup(&["installed"]);
     assert_eq!(out.code, 0, "{out:?}");
-    assert!(out.stderr.contains("Started PostgreSQL cluster"), "{out:?}");
+    insta::assert_snapshot!(
+        "dbsetup_start_server_installed_starts_a_down_cluster",
+        peer_transcript(
+            "PGHOST=[SOCKET DIR] PGPORT=[PORT] aksara dbsetup --non-interactive --db-name [DB] --start-server installed",
+            &out,
+            &dist,
+            None,
+            dir.path(),
+            &[(&db, "[DB]")]
+        )
+    );
     let url = env_value(&dir.path().join(".env"), "DATABASE_URL").expect(".env written");
     assert_url_works(&url);
 }
@@ -173,32 +230,25 @@ fn a_roleless_user_chooses_an_admin_url_from_the_offers() {
         ),
     )
     .unwrap();
-    let out = aksara_as(&user, &dist, dir.path())
+    let out = run(aksara_as(&user, &dist, dir.path())
         .arg("dbsetup")
-        .env("AKSARA_PROMPT_SCRIPT", &script)
-        .output()
-        .expect("run aksara as the new user");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
+        .env("AKSARA_PROMPT_SCRIPT", &script));
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(!out.all().contains(admin_password), "{out:?}");
     // The offers, in their order, as the user saw them: no sudo here, so the createuser line
     // is shown for root to run; then the project's own server; then an admin URL.
-    let menu = stderr
-        .lines()
-        .find(|l| l.starts_with("? How do you want to go on? ["))
-        .unwrap_or_else(|| panic!("no menu: {stderr}"));
-    let create = menu.find("createuser").expect("the createuser offer");
-    let project = menu
-        .find("Start PostgreSQL for this project")
-        .expect("the project server offer");
-    let admin = menu
-        .find("Type the connection string")
-        .expect("the admin URL offer");
-    assert!(create < project && project < admin, "{menu}");
-    assert!(
-        stderr.contains(&format!("knows no role \"{}\"", user.name)),
-        "{stderr}"
+    let script = script.display().to_string();
+    insta::assert_snapshot!(
+        "dbsetup_a_roleless_user_chooses_an_admin_url_from_the_offers",
+        peer_transcript(
+            "PGHOST=[SOCKET DIR] PGPORT=[PORT] AKSARA_PROMPT_SCRIPT=[SCRIPT] aksara dbsetup",
+            &out,
+            &dist,
+            Some(&user),
+            dir.path(),
+            &[(&db, "[DB]"), (&script, "[SCRIPT]")]
+        )
     );
-    assert!(!stderr.contains(admin_password), "{stderr}");
     let url = env_value(&dir.path().join(".env"), "DATABASE_URL").expect(".env written");
     assert_url_works(&url);
 }
@@ -278,30 +328,21 @@ fn a_roleless_user_creates_their_role_through_sudo_and_the_setup_completes() {
         ),
     )
     .unwrap();
-    let out = aksara_as(&user, &dist, dir.path())
+    let out = run(aksara_as(&user, &dist, dir.path())
         .arg("dbsetup")
-        .env("AKSARA_PROMPT_SCRIPT", &script)
-        .output()
-        .expect("run aksara as the new user");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
-    let menu = stderr
-        .lines()
-        .find(|l| l.starts_with("? How do you want to go on? ["))
-        .unwrap_or_else(|| panic!("no menu: {stderr}"));
-    assert!(
-        menu.contains(&format!(
-            "sudo -u postgres createuser -p {} --createdb --createrole {}",
-            dist.port, user.name
-        )),
-        "{menu}"
-    );
-    assert!(
-        stderr.contains(&format!(
-            "Logged in as \"{}\" (peer authentication)",
-            user.name
-        )),
-        "{stderr}"
+        .env("AKSARA_PROMPT_SCRIPT", &script));
+    assert_eq!(out.code, 0, "{out:?}");
+    let script = script.display().to_string();
+    insta::assert_snapshot!(
+        "dbsetup_a_roleless_user_creates_their_role_through_sudo",
+        peer_transcript(
+            "PGHOST=[SOCKET DIR] PGPORT=[PORT] AKSARA_PROMPT_SCRIPT=[SCRIPT] aksara dbsetup",
+            &out,
+            &dist,
+            Some(&user),
+            dir.path(),
+            &[(&db, "[DB]"), (&script, "[SCRIPT]")]
+        )
     );
     // The role sudo created is the user's own, with the rights the line asked for.
     assert_eq!(
