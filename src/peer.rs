@@ -349,7 +349,9 @@ impl Offer {
     pub fn describe(&self) -> String {
         match self {
             Offer::CreateRole(cmd) if cmd.runnable => {
-                format!("Create your PostgreSQL role now: `{cmd}` (sudo asks for your password)")
+                format!(
+                    "Create your PostgreSQL role now: `{cmd}` (sudo asks for your password if it needs one)"
+                )
             }
             Offer::CreateRole(cmd) => format!("Create your PostgreSQL role (as root): `{cmd}`"),
             Offer::ProjectServer => {
@@ -593,7 +595,11 @@ mod tests {
             hint(&got),
             "run `sudo -u postgres createuser --createdb --createrole dev1`, or pass `--start-server local` for this project's own server, or pass `--admin-url URL` (its password in PGPASSWORD)"
         );
-        assert!(got[0].describe().contains("sudo asks for your password"));
+        assert!(
+            got[0]
+                .describe()
+                .contains("sudo asks for your password if it needs one")
+        );
     }
 
     #[test]

@@ -188,6 +188,12 @@ pub fn normalize(text: &str, replacements: &[(&str, &str)]) -> String {
             r"start the server(: `[^`]*`)?;",
             "start the server: `[START COMMAND]`;",
         ),
+        // The install line depends on root, sudo and a running systemd (unit-tested in
+        // diagnose::advice).
+        (
+            r"Install and start PostgreSQL: .*?; or with Docker:",
+            "Install and start PostgreSQL: [INSTALL COMMANDS]; or with Docker:",
+        ),
         // localhost is ::1 first on some machines, 127.0.0.1 on others.
         (
             r"localhost resolves to \S+",

@@ -114,7 +114,7 @@ pub async fn advisory_lock(
     .await;
     match waited {
         Ok(Ok(_)) => Ok(()),
-        Err(_) => Err(no_answer(limits.client())),
+        Err(_) => Err(no_answer(limits)),
         Ok(Err(e)) => match connect::classify(e) {
             // lock_timeout, or statement_timeout when it fires first.
             FailureKind::Server(e) if e.sqlstate == "55P03" || e.sqlstate == "57014" => {

@@ -73,11 +73,9 @@ impl Setup<'_> {
         };
         let offers = peer::offers(&refusal, dir, port, &machine);
         let Some(p) = self.prompter else {
-            return Some(Err(CliError::failure(format!(
-                "{refusal}: this server lets you in by your OS user name ({me}), but has no role for you"
-            ))
-            .with_code(crate::code::Code::RoleMissing)
-            .with_hint(peer::hint(&offers))));
+            return Some(Err(CliError::failure(refusal.to_string())
+                .with_code(crate::code::Code::RoleMissing)
+                .with_hint(peer::hint(&offers))));
         };
         self.printer.step(
             Mark::Warn,

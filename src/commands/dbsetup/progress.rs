@@ -48,7 +48,7 @@ impl Limits {
 
     /// What the client waits beyond the server's own bound: 2 s, less for a very short
     /// `--connect-timeout` (the margin comes out of the cleanup's share, see below).
-    fn margin(&self) -> Duration {
+    pub fn margin(&self) -> Duration {
         Duration::from_secs(2).min(self.connect / 2)
     }
 
@@ -75,14 +75,16 @@ pub async fn bounded<T>(
     match tokio::time::timeout(limits.client(), request).await {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(e)) => Err(db_error(e)),
-        Err(_) => Err(no_answer(limits.client())),
+        Err(_) => Err(no_answer(limits)),
     }
 }
 
-pub fn no_answer(after: Duration) -> CliError {
+pub fn no_answer(limits: Limits) -> CliError {
     CliError::failure(format!(
-        "the server did not answer within {} s",
-        after.as_secs()
+        "the server did not answer within {} s (--timeout {} s, and {} s more for the server's own timeout error to arrive)",
+        limits.client().as_secs_f64(),
+        limits.statement.as_secs_f64(),
+        limits.margin().as_secs_f64()
     ))
     .with_code(Code::ConnectionTimeout)
     .with_hint("check that the server is not overloaded or stopped (`aksara doctor`), then run `aksara dbsetup` again; pass --timeout SECONDS to wait longer")

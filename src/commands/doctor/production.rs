@@ -2,7 +2,6 @@
 //! does not ignore or other users can read, connections near the limit, pools larger than the
 //! server allows; and the URL's lint.
 
-use std::path::Path;
 use std::time::Instant;
 
 use super::checks::{Checklist, ms};
@@ -43,9 +42,10 @@ pub fn production_checks(
                     path.display()
                 ),
                 format!(
-                    "add it to {}: `echo {} >> {}`",
+                    "add it to {}: `echo {} >> {}` (or `aksara doctor --fix`)",
                     repo_root.join(".gitignore").display(),
-                    file_name(path),
+                    // The line `doctor --fix` and dbsetup write: anchored at the root.
+                    crate::gitignore::relative_pattern(path, &repo_root),
                     repo_root.join(".gitignore").display()
                 ),
                 // git's own time, on its thread (it ran while the server answered).
@@ -102,12 +102,6 @@ fn remote_without_tls(endpoint: &Endpoint, sslmode: SslMode) -> Option<(String, 
             "add ?sslmode=require to the URL (or verify-full with sslrootcert) so credentials and data are encrypted".to_string(),
         )
     })
-}
-
-fn file_name(path: &Path) -> String {
-    path.file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_else(|| ".env".into())
 }
 
 /// What libpq accepts but is almost surely a typo: an unencoded `@` in the password, which
