@@ -661,7 +661,7 @@ pub fn classify(error: sqlx::Error) -> FailureKind {
                     message: format!("the operating system gave up on the connection: {io}"),
                 },
                 _ => FailureKind::Unexpected {
-                    message: io.to_string(),
+                    message: io_message(&io),
                 },
             }
         }
