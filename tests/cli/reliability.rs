@@ -1118,7 +1118,7 @@ fn hostile_passwords_from_stdin_work_or_are_refused_clearly() {
         &mut dbsetup(cluster, dir.path(), &["--db-name", &db]),
         b"caf\xe9\n",
     );
-    assert_eq!(out.code, 1, "{out:?}");
+    assert_eq!(out.code, 2, "{out:?}");
     insta::assert_snapshot!(
         "dbsetup_refuses_a_password_that_is_not_utf8",
         shown("[LATIN-1 PASSWORD]", &out)

@@ -254,7 +254,16 @@ fn name_error(e: provision::NameError) -> CliError {
 fn given_password(args: &DbsetupArgs, inputs: Inputs) -> CliResult<Option<GivenPassword>> {
     if args.db_password_stdin {
         let buf = (inputs.read_stdin)().map_err(|e| {
-            CliError::failure(format!("cannot read the password from standard input: {e}"))
+            if e.kind() == std::io::ErrorKind::InvalidData {
+                // SCRAM (RFC 5802) works on UTF-8 text: bytes in another encoding have no
+                // SASLprep form the server and every driver would agree on.
+                CliError::usage("the password from standard input is not UTF-8 text")
+                    .before_any_change()
+                    .with_hint("convert it to UTF-8 (`iconv -f LATIN1 -t UTF-8`), or leave --db-password-stdin out to have one generated")
+            } else {
+                CliError::failure(format!("cannot read the password from standard input: {e}"))
+                    .before_any_change()
+            }
         })?;
         let password = buf
             .strip_suffix('\n')
