@@ -468,6 +468,24 @@ fn ctrl_c_while_waiting_for_the_setup_lock_exits_130_and_changes_nothing() {
 /// `--connect-timeout` of the stop (plus this much for process start and exit).
 const SILENT_SLACK: Duration = Duration::from_millis(1500);
 
+/// dbsetup with `args`; once its admin backend waits in a query like `query_like`, that backend
+/// is stopped (SIGSTOP) until the run ends. The run's output, and how long it took after the
+/// stop.
+fn stop_the_backend_waiting_in(
+    cluster: &Cluster,
+    dir: &Path,
+    args: &[&str],
+    query_like: &str,
+) -> (Run, Duration) {
+    let running = Running::spawn(&mut dbsetup(cluster, dir, args));
+    let backend = waiting_backend(cluster, query_like);
+    let stopped = Instant::now();
+    signal(&backend, "STOP");
+    let finished = running.finish(HANG, stopped);
+    signal(&backend, "CONT");
+    finished
+}
+
 #[test]
 fn a_server_that_stops_answering_does_not_hang_dbsetup() {
     let cluster = Cluster::start(ClusterConfig::default());
@@ -475,17 +493,13 @@ fn a_server_that_stops_answering_does_not_hang_dbsetup() {
     let db = "frozen";
     let mut holder = Session::open(&cluster, "postgres");
     holder.run(&format!("SELECT pg_advisory_lock({SETUP_LOCK_KEY});"));
-    let running = Running::spawn(&mut dbsetup(
+    // A stopped backend answers nothing, and its own lock_timeout cannot fire either.
+    let (out, took) = stop_the_backend_waiting_in(
         &cluster,
         dir.path(),
         &["--db-name", db, "--timeout", "2", "--connect-timeout", "3"],
-    ));
-    let backend = waiting_backend(&cluster, "%pg_advisory_lock%");
-    // A stopped backend answers nothing, and its own lock_timeout cannot fire either.
-    let stopped = Instant::now();
-    signal(&backend, "STOP");
-    let (out, took) = running.finish(HANG, stopped);
-    signal(&backend, "CONT");
+        "%pg_advisory_lock%",
+    );
     drop(holder);
 
     assert!(
@@ -519,16 +533,12 @@ fn a_backend_stopped_mid_setup_ends_the_run_within_the_bound_and_says_what_exist
     // CREATE DATABASE needs ROW EXCLUSIVE on pg_database: it waits here, after CREATE ROLE.
     let mut holder = Session::open(&cluster, "postgres");
     holder.run("BEGIN; LOCK TABLE pg_database IN EXCLUSIVE MODE;");
-    let running = Running::spawn(&mut dbsetup(
+    let (out, took) = stop_the_backend_waiting_in(
         &cluster,
         dir.path(),
         &["--db-name", db, "--timeout", "3", "--connect-timeout", "3"],
-    ));
-    let backend = waiting_backend(&cluster, "CREATE DATABASE%");
-    let stopped = Instant::now();
-    signal(&backend, "STOP");
-    let (out, took) = running.finish(HANG, stopped);
-    signal(&backend, "CONT");
+        "CREATE DATABASE%",
+    );
     holder.run("COMMIT;");
     drop(holder);
 

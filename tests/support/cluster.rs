@@ -687,6 +687,16 @@ pub fn clear_pg_env(cmd: &mut Command) {
 }
 
 /// Percent-encodes everything but RFC 3986's unreserved characters.
+/// A TCP URL to 127.0.0.1:`port` (a pooler in front of a cluster), every part percent-encoded.
+pub fn loopback_url(port: u16, user: &str, password: Option<&str>, db: &str) -> String {
+    let password = password.map_or(String::new(), |pw| format!(":{}", encode(pw)));
+    format!(
+        "postgresql://{}{password}@127.0.0.1:{port}/{}",
+        encode(user),
+        encode(db)
+    )
+}
+
 pub fn encode(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for byte in text.bytes() {

@@ -22,7 +22,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::cleanup::{Watchdog, scratch_root};
-use super::cluster::{Cluster, clear_pg_env, encode, free_port};
+use super::cluster::{Cluster, clear_pg_env, free_port};
 use super::privileges::{give_to_server_user, run_as_server_user};
 use super::{Shared, bins, shared};
 
@@ -228,13 +228,7 @@ impl PgBouncer {
 
     /// A TCP URL through this PgBouncer, every part percent-encoded.
     pub fn url(&self, user: &str, password: Option<&str>, db: &str) -> String {
-        let password = password.map_or(String::new(), |pw| format!(":{}", encode(pw)));
-        format!(
-            "postgresql://{}{password}@127.0.0.1:{}/{}",
-            encode(user),
-            self.port,
-            encode(db)
-        )
+        super::cluster::loopback_url(self.port, user, password, db)
     }
 
     /// The superuser's URL through this PgBouncer to database `postgres`.

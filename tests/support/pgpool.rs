@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use super::cleanup::{Watchdog, scratch_root};
 use super::cluster::{Cluster, free_port};
 use super::privileges::{give_to_server_user, run_as_server_user};
-use super::{Shared, encode, shared, shared_pair};
+use super::{Shared, shared, shared_pair};
 
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -214,13 +214,7 @@ impl PgPool {
 
     /// A TCP URL through this pgpool, every part percent-encoded.
     pub fn url(&self, user: &str, password: Option<&str>, db: &str) -> String {
-        let password = password.map_or(String::new(), |pw| format!(":{}", encode(pw)));
-        format!(
-            "postgresql://{}{password}@127.0.0.1:{}/{}",
-            encode(user),
-            self.port,
-            encode(db)
-        )
+        super::cluster::loopback_url(self.port, user, password, db)
     }
 
     /// The superuser's URL through this pgpool to database `postgres`.
