@@ -310,7 +310,8 @@ impl<'p> Outcomes<'p> {
             }
             p.result(&format!(
                 "What changed for {}: {}",
-                shown(&b.source),
+                // The last check's source: a rewrite moves the key below its old value's comment.
+                shown(&a.source),
                 parts.join("; ")
             ));
         }
