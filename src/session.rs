@@ -214,37 +214,37 @@ async fn table_probe_failed(
 }
 
 /// What one look at a logged-in session found: the facts, and (when they could be read) the
-/// create-table probe, each with the time it took as the client saw it.
+/// create-table probe.
 #[derive(Debug)]
 pub struct SessionLook {
     pub facts: Result<ServerFacts, FactsError>,
-    pub facts_took: Duration,
+    /// The whole message's time, as the client saw it. The server sends the answers of one
+    /// simple-query message together when it ends (its output buffer is flushed then), so the
+    /// two parts cannot be timed apart from here.
+    pub took: Duration,
     /// `None` when the facts failed: the session is in no state to say more.
-    pub table: Option<(Result<(), TableCheck>, Duration)>,
+    pub table: Option<Result<(), TableCheck>>,
 }
 
 /// The facts query and the create-table probe in one simple-query message: one round trip on
-/// the healthy path. The server answers in order, so the facts row arrives first and an error
+/// the healthy path. The server answers in order, so the facts row comes first and an error
 /// after it is the probe's (the server skips the rest of the message and the probe's
-/// transaction is rolled back).
+/// transaction is rolled back). Both arrive when the message ends, so one deadline covers
+/// both: the facts' bound and the probe's (a lock wait ends at `lock_timeout` = `limit`).
 pub async fn look(conn: &mut sqlx::PgConnection, limit: Duration) -> SessionLook {
     use futures_util::StreamExt as _;
     use sqlx::Either;
     let sql = format!("{FACTS_SQL}; {}", table_probe_sql(limit));
     let started = tokio::time::Instant::now();
-    let facts_deadline = started + limit;
     let probe_bound = limit + Duration::from_secs(2);
-    let mut facts: Option<(Result<ServerFacts, FactsError>, Duration)> = None;
+    let bound = limit + probe_bound;
+    let mut facts: Option<Result<ServerFacts, FactsError>> = None;
     let mut failed: Option<sqlx::Error> = None;
     let mut silent = false;
     {
         let mut stream = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).fetch_many(&mut *conn);
         loop {
-            let deadline = match &facts {
-                None => facts_deadline,
-                Some((_, took)) => started + *took + probe_bound,
-            };
-            let item = match tokio::time::timeout_at(deadline, stream.next()).await {
+            let item = match tokio::time::timeout_at(started + bound, stream.next()).await {
                 Err(_) => {
                     silent = true;
                     break;
@@ -256,7 +256,7 @@ pub async fn look(conn: &mut sqlx::PgConnection, limit: Duration) -> SessionLook
                 Ok(Either::Right(row)) if facts.is_none() => {
                     let read = facts_from_row(&row).map_err(undecodable_facts);
                     let undecodable = read.is_err();
-                    facts = Some((read, started.elapsed()));
+                    facts = Some(read);
                     if undecodable {
                         break;
                     }
@@ -269,33 +269,34 @@ pub async fn look(conn: &mut sqlx::PgConnection, limit: Duration) -> SessionLook
             }
         }
     }
-    let Some((facts, facts_took)) = facts else {
+    let took = started.elapsed();
+    let Some(facts) = facts else {
         let facts = match failed {
             Some(e) => Err(facts_error(connect::classify(e))),
-            None if silent => Err(facts_silent(limit)),
+            None if silent => Err(facts_silent(bound)),
             None => Err(undecodable_facts(sqlx::Error::RowNotFound)),
         };
         return SessionLook {
             facts,
-            facts_took: started.elapsed(),
+            took,
             table: None,
         };
     };
     if facts.is_err() {
         return SessionLook {
             facts,
-            facts_took,
+            took,
             table: None,
         };
     }
     let table = match failed {
-        None if silent => Err(table_probe_silent(probe_bound)),
+        None if silent => Err(table_probe_silent(bound)),
         None => Ok(()),
         Some(e) => Err(table_probe_failed(conn, e, limit).await),
     };
     SessionLook {
         facts,
-        facts_took,
-        table: Some((table, started.elapsed().saturating_sub(facts_took))),
+        took,
+        table: Some(table),
     }
 }

@@ -142,3 +142,67 @@ pub fn unique_name(prefix: &str) -> String {
     );
     name
 }
+
+/// Whether a test can hide the machine's socket folder from aksara: as root, with `unshare`,
+/// a private mount namespace gets an empty tmpfs over /run/postgresql. Distribution clusters
+/// (this machine's own, and the ones other tests make with `pg_createcluster` meanwhile) keep
+/// their sockets there, where dbsetup's discovery looks.
+pub fn can_hide_machine_sockets() -> bool {
+    static CAN: OnceLock<bool> = OnceLock::new();
+    *CAN.get_or_init(|| {
+        // Tried once: a container without CAP_SYS_ADMIN refuses the namespace or the mount.
+        server_user().is_some()
+            && Path::new("/run/postgresql").is_dir()
+            && Command::new("unshare")
+                .args([
+                    "-m",
+                    "--",
+                    "sh",
+                    "-c",
+                    "mount -t tmpfs -o mode=0775 none /run/postgresql",
+                ])
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+    })
+}
+
+/// The shell line that runs `inner` (a shell script) with the machine's socket folder hidden
+/// (see [`can_hide_machine_sockets`]); `inner` as it is where it cannot be hidden.
+pub fn hiding_machine_sockets(inner: &str) -> String {
+    if !can_hide_machine_sockets() {
+        return inner.to_string();
+    }
+    let quoted = format!("'{}'", inner.replace('\'', r"'\''"));
+    format!(
+        "exec unshare -m -- sh -c 'mount -t tmpfs -o mode=0775 none /run/postgresql && eval \"$0\"' {quoted}"
+    )
+}
+
+/// `cmd` (program, arguments, environment, folder) run with the machine's socket folder
+/// hidden, as a new command; the same command where it cannot be hidden.
+pub fn hide_machine_sockets(cmd: &Command) -> Command {
+    let mut line = shell_word(&cmd.get_program().to_string_lossy());
+    for arg in cmd.get_args() {
+        line.push(' ');
+        line.push_str(&shell_word(&arg.to_string_lossy()));
+    }
+    let mut out = Command::new("sh");
+    out.args(["-c", &hiding_machine_sockets(&format!("exec {line}"))]);
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => out.env(k, v),
+            None => out.env_remove(k),
+        };
+    }
+    if let Some(dir) = cmd.get_current_dir() {
+        out.current_dir(dir);
+    }
+    out
+}
+
+fn shell_word(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}

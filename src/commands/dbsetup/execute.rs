@@ -284,7 +284,7 @@ pub async fn verify(
         }
     };
     let table = match look.table {
-        Some((table, _)) => table,
+        Some(table) => table,
         None => Err(crate::session::TableCheck::Unknown(
             "the session could not be asked".into(),
         )),

@@ -311,10 +311,11 @@ async fn session_checks(
     list: &mut Checklist<'_>,
 ) -> Option<ServerFacts> {
     list.waiting("Querying the server");
-    // The facts and the create-table probe in one round trip; each timed as it arrived.
+    // The facts and the create-table probe in one round trip, timed together (the server
+    // answers both at once): the Query line has the time, the Privileges line none of its own.
     let look = session::look(&mut connected.conn, bound).await;
     let facts = look.facts;
-    let query_ms = millis(look.facts_took);
+    let query_ms = millis(look.took);
     list.record(pass(
         CheckId::Reach,
         reach_line(connected, facts.as_ref().ok()),
@@ -370,8 +371,8 @@ async fn session_checks(
             return None;
         }
     };
-    if let Some((table, took)) = look.table {
-        privileges_check(cfg, table, millis(took), expects_replica, list);
+    if let Some(table) = look.table {
+        privileges_check(cfg, table, expects_replica, list);
     }
     facts
 }
@@ -410,10 +411,10 @@ fn reach_line(connected: &connect::Connected, facts: Option<&ServerFacts>) -> St
     reach
 }
 
+/// The Privileges line; its time is the Query line's (one message, answered at once).
 fn privileges_check(
     cfg: &ConnConfig,
     table: Result<(), TableCheck>,
-    took_ms: Option<u64>,
     expects_replica: bool,
     list: &mut Checklist<'_>,
 ) {
@@ -423,34 +424,34 @@ fn privileges_check(
         Ok(()) => list.record(pass(
             CheckId::Privileges,
             "can create tables (checked in a rolled-back transaction)".into(),
-            took_ms,
+            None,
         )),
         Err(TableCheck::Unknown(message)) => list.warn(
             CheckId::Privileges,
             None,
             format!("could not check whether user \"{}\" can create tables: {message}", cfg.user),
             "another session may hold a lock on schema public: look for it in pg_locks and pg_stat_activity".into(),
-            took_ms,
+            None,
         ),
         // A replica key is for reads: a read-only session is what it should get.
         Err(TableCheck::ReadOnly(_)) if expects_replica => list.record(pass(
             CheckId::Privileges,
             "read-only, as a replica key expects (no tables are created here)".into(),
-            took_ms,
+            None,
         )),
         Err(TableCheck::ReadOnly(message)) => list.warn(
             CheckId::Privileges,
             Some(Code::CannotCreateTables),
             format!("user \"{}\" can log in but this session is read-only: {message}", cfg.user),
             format!("the server is a standby, or `default_transaction_read_only` is on for this database or role (`SHOW default_transaction_read_only;`): point DATABASE_URL at the primary, or as a superuser `ALTER DATABASE {db} SET default_transaction_read_only = off;` / `ALTER ROLE {user} RESET default_transaction_read_only;`"),
-            took_ms,
+            None,
         ),
         Err(TableCheck::Denied(message)) => list.warn(
             CheckId::Privileges,
             Some(Code::CannotCreateTables),
             format!("user \"{}\" can log in but cannot create tables: {message}", cfg.user),
             format!("PostgreSQL 15 no longer lets every user create in schema public: as a superuser run `ALTER DATABASE {db} OWNER TO {user};` or, connected to that database, `GRANT USAGE, CREATE ON SCHEMA public TO {user};`"),
-            took_ms,
+            None,
         ),
     }
 }
