@@ -144,7 +144,7 @@ fn facts_from_row(row: &sqlx::postgres::PgRow) -> Result<ServerFacts, sqlx::Erro
     })
 }
 
-/// Why [`can_create_table`] could not prove the privilege.
+/// Why the create-table probe of [`look`] could not prove the privilege.
 #[derive(Debug)]
 pub enum TableCheck {
     /// The server refused for lack of privilege (42501): the role may not create tables there.
@@ -153,27 +153,6 @@ pub enum TableCheck {
     ReadOnly(String),
     /// No verdict: the statement waited too long for a lock, or the connection was lost.
     Unknown(String),
-}
-
-/// Create a table inside a transaction that is rolled back: proves the privilege without
-/// leaving anything behind. Bounded by `limit` on both sides: the server cancels a wait for a
-/// lock (another session's DDL on schema public) and the client stops waiting for a server
-/// that does not answer.
-pub async fn can_create_table(
-    conn: &mut sqlx::PgConnection,
-    limit: Duration,
-) -> Result<(), TableCheck> {
-    let bound = limit + Duration::from_secs(2);
-    let result = tokio::time::timeout(
-        bound,
-        sqlx::raw_sql(sqlx::AssertSqlSafe(table_probe_sql(limit))).execute(&mut *conn),
-    )
-    .await;
-    match result {
-        Ok(Ok(_)) => Ok(()),
-        Err(_) => Err(table_probe_silent(bound)),
-        Ok(Err(e)) => Err(table_probe_failed(conn, e, limit).await),
-    }
 }
 
 fn table_probe_silent(bound: Duration) -> TableCheck {

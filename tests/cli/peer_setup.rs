@@ -68,6 +68,32 @@ fn peer_transcript(
     crate::transcript(command, &masked, &pairs)
 }
 
+/// A project folder `user` owns, where the server user can look (under /tmp).
+fn project_of(user: &OsUser, prefix: &str) -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in("/tmp")
+        .unwrap();
+    std::os::unix::fs::chown(dir.path(), Some(user.uid), Some(user.gid)).unwrap();
+    dir
+}
+
+/// Interactive `aksara dbsetup` as `user`, answered by `script` (the prompt script's lines),
+/// which is written beside the project; the run, and the script's path.
+fn scripted_setup_as(
+    user: &OsUser,
+    dist: &DistCluster,
+    dir: &std::path::Path,
+    script: &str,
+) -> (crate::Run, std::path::PathBuf) {
+    let path = dir.join("answers");
+    std::fs::write(&path, script).unwrap();
+    let out = run(aksara_as(user, dist, dir)
+        .arg("dbsetup")
+        .env("AKSARA_PROMPT_SCRIPT", &path));
+    (out, path)
+}
+
 #[test]
 fn root_sets_up_through_peer_login_with_no_password() {
     let dist = DistCluster::create();
@@ -101,11 +127,7 @@ fn an_ordinary_user_without_a_role_gets_the_createuser_line_not_a_password_promp
     let dist = DistCluster::create();
     dist.start();
     let user = OsUser::create();
-    let dir = tempfile::Builder::new()
-        .prefix("aksara-roleless")
-        .tempdir_in("/tmp")
-        .unwrap();
-    std::os::unix::fs::chown(dir.path(), Some(user.uid), Some(user.gid)).unwrap();
+    let dir = project_of(&user, "aksara-roleless");
     let command =
         "PGHOST=[SOCKET DIR] PGPORT=[PORT] aksara dbsetup --non-interactive --db-name roleless";
     let out = run(aksara_as(&user, &dist, dir.path()).args([
@@ -120,8 +142,8 @@ fn an_ordinary_user_without_a_role_gets_the_createuser_line_not_a_password_promp
         peer_transcript(command, &out, &dist, Some(&user), dir.path(), &[])
     );
 
-    // The line, run (as root here: this machine has no sudo), and the same command again: the
-    // user's own peer login now creates the database and user, and the URL works.
+    // The line, run as root would run it, and the same command again: the user's own peer
+    // login now creates the database and user, and the URL works.
     let create = Command::new("runuser")
         .args([
             "-u",
@@ -208,35 +230,28 @@ fn a_roleless_user_chooses_an_admin_url_from_the_offers() {
     let admin_password = "Admin-pw-for-test-1";
     dist.psql(&format!("ALTER ROLE postgres PASSWORD '{admin_password}'"));
     let user = OsUser::create();
-    let dir = tempfile::Builder::new()
-        .prefix("aksara-offers")
-        .tempdir_in("/tmp")
-        .unwrap();
-    std::os::unix::fs::chown(dir.path(), Some(user.uid), Some(user.gid)).unwrap();
+    let dir = project_of(&user, "aksara-offers");
     let db = support::unique_name("offered");
-    let script = dir.path().join("answers");
-    std::fs::write(
-        &script,
-        format!(
+    let (out, script) = scripted_setup_as(
+        &user,
+        &dist,
+        dir.path(),
+        &format!(
             "?which one\tport {port}\n\
-             How do you want to go on?\tType the connection string\n\
-             Admin connection string\tpostgresql://postgres@127.0.0.1:{port}/postgres\n\
-             Password for \"postgres\"\t{admin_password}\n\
-             Database name\t{db}\n\
-             Application user\t\n\
-             Password for the application user\tGenerate\n\
-             Go ahead?\ty\n",
+                 How do you want to go on?\tType the connection string\n\
+                 Admin connection string\tpostgresql://postgres@127.0.0.1:{port}/postgres\n\
+                 Password for \"postgres\"\t{admin_password}\n\
+                 Database name\t{db}\n\
+                 Application user\t\n\
+                 Password for the application user\tGenerate\n\
+                 Go ahead?\ty\n",
             port = dist.port
         ),
-    )
-    .unwrap();
-    let out = run(aksara_as(&user, &dist, dir.path())
-        .arg("dbsetup")
-        .env("AKSARA_PROMPT_SCRIPT", &script));
+    );
     assert_eq!(out.code, 0, "{out:?}");
     assert!(!out.all().contains(admin_password), "{out:?}");
-    // The offers, in their order, as the user saw them: no sudo here, so the createuser line
-    // is shown for root to run; then the project's own server; then an admin URL.
+    // The offers, in their order, as the user saw them: the createuser line, the project's own
+    // server, an admin URL (the last is taken here).
     let script = script.display().to_string();
     insta::assert_snapshot!(
         "dbsetup_a_roleless_user_chooses_an_admin_url_from_the_offers",
@@ -308,29 +323,22 @@ fn a_roleless_user_creates_their_role_through_sudo_and_the_setup_completes() {
     dist.start();
     let user = OsUser::create();
     let _rule = SudoRule::createuser_as_postgres(&user);
-    let dir = tempfile::Builder::new()
-        .prefix("aksara-sudo")
-        .tempdir_in("/tmp")
-        .unwrap();
-    std::os::unix::fs::chown(dir.path(), Some(user.uid), Some(user.gid)).unwrap();
+    let dir = project_of(&user, "aksara-sudo");
     let db = support::unique_name("sudoapp");
-    let script = dir.path().join("answers");
-    std::fs::write(
-        &script,
-        format!(
+    let (out, script) = scripted_setup_as(
+        &user,
+        &dist,
+        dir.path(),
+        &format!(
             "?which one\tport {port}\n\
-             How do you want to go on?\tCreate your PostgreSQL role now\n\
-             Database name\t{db}\n\
-             Application user\t\n\
-             Password for the application user\tGenerate\n\
-             Go ahead?\ty\n",
+                 How do you want to go on?\tCreate your PostgreSQL role now\n\
+                 Database name\t{db}\n\
+                 Application user\t\n\
+                 Password for the application user\tGenerate\n\
+                 Go ahead?\ty\n",
             port = dist.port
         ),
-    )
-    .unwrap();
-    let out = run(aksara_as(&user, &dist, dir.path())
-        .arg("dbsetup")
-        .env("AKSARA_PROMPT_SCRIPT", &script));
+    );
     assert_eq!(out.code, 0, "{out:?}");
     let script = script.display().to_string();
     insta::assert_snapshot!(

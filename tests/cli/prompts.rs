@@ -27,6 +27,23 @@ fn dbsetup(cluster: &Cluster, answers: &[(String, String)]) -> Test {
         .answers(&refs)
 }
 
+/// Interactive dbsetup pointed at `cluster` over TCP only, with no password anywhere:
+/// discovery finds the server and nothing logs in by itself, so the admin login is asked.
+fn tcp_only_setup(cluster: &Cluster, answers: &[(String, String)]) -> Ran {
+    let refs: Vec<(&str, &str)> = answers
+        .iter()
+        .map(|(q, a)| (q.as_str(), a.as_str()))
+        .collect();
+    Test::new()
+        .env("PGHOST", "127.0.0.1")
+        .env("PGPORT", &cluster.port.to_string())
+        // The OS user is tried as an admin name and shown: a fixed one, not this machine's.
+        .env("USER", "appdev")
+        .args(["dbsetup"])
+        .answers(&refs)
+        .run()
+}
+
 fn written_url(ran: &Ran) -> String {
     env_value(&ran.dir.path().join(".env"), "DATABASE_URL").expect(".env has DATABASE_URL")
 }
@@ -326,19 +343,7 @@ fn the_admin_password_is_asked_again_after_a_wrong_one() {
             ("Go ahead?", "y"),
         ],
     );
-    let refs: Vec<(&str, &str)> = answers
-        .iter()
-        .map(|(q, a)| (q.as_str(), a.as_str()))
-        .collect();
-    // TCP only, no password anywhere: discovery finds the server, nothing logs in by itself.
-    let ran = Test::new()
-        .env("PGHOST", "127.0.0.1")
-        .env("PGPORT", &cluster.port.to_string())
-        // The OS user is tried as an admin name and shown: a fixed one, not this machine's.
-        .env("USER", "appdev")
-        .args(["dbsetup"])
-        .answers(&refs)
-        .run();
+    let ran = tcp_only_setup(cluster, &answers);
     assert_eq!(ran.code, 0, "{ran:?}");
     assert!(!ran.all_output().contains(&cluster.password));
     insta::assert_snapshot!(
@@ -449,18 +454,7 @@ fn an_empty_admin_password_offers_the_ways_on_instead_of_asking_again() {
             ("Go ahead?", "y"),
         ],
     );
-    let refs: Vec<(&str, &str)> = answers
-        .iter()
-        .map(|(q, a)| (q.as_str(), a.as_str()))
-        .collect();
-    let ran = Test::new()
-        .env("PGHOST", "127.0.0.1")
-        .env("PGPORT", &cluster.port.to_string())
-        // The OS user is tried as an admin name and shown: a fixed one, not this machine's.
-        .env("USER", "appdev")
-        .args(["dbsetup"])
-        .answers(&refs)
-        .run();
+    let ran = tcp_only_setup(cluster, &answers);
     assert_eq!(ran.code, 0, "{ran:?}");
     assert!(!ran.all_output().contains(&cluster.password));
     // The ways on are offered; the empty answer is not asked again.

@@ -154,3 +154,24 @@ pub fn process_dir() -> &'static Path {
     });
     dir
 }
+
+/// Stops the child in `slot`, if one was started, with `signal` (`-TERM`, `-INT`) and waits
+/// for it: the servers' and poolers' starters end their process this way on drop.
+pub fn stop_child(slot: &std::sync::Mutex<Option<std::process::Child>>, signal: &str) {
+    if let Some(mut child) = slot
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take()
+    {
+        let _ = std::process::Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .stderr(std::process::Stdio::null())
+            .status();
+        let _ = child.wait();
+    }
+}
+
+/// A log file's text so far; empty when it is not there yet.
+pub fn read_log(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}

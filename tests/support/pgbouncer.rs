@@ -12,7 +12,6 @@
 //! password, listed in `admin_users`.
 
 use std::fs;
-use std::io::Read as _;
 use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -257,28 +256,13 @@ impl PgBouncer {
     }
 
     pub fn log_contents(&self) -> String {
-        let mut text = String::new();
-        if let Ok(mut file) = fs::File::open(&self.log_file) {
-            let _ = file.read_to_string(&mut text);
-        }
-        text
+        super::cleanup::read_log(&self.log_file)
     }
 }
 
 impl Drop for PgBouncer {
     fn drop(&mut self) {
-        if let Some(mut child) = self
-            .child
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
-        {
-            let _ = Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .stderr(Stdio::null())
-                .status();
-            let _ = child.wait();
-        }
+        super::cleanup::stop_child(&self.child, "-TERM");
         // Removes the folder.
         drop(self.watchdog.take());
     }

@@ -13,7 +13,6 @@
 //! failover), and so is pgpool's query cache (its shared memory is then 1.3 MB, not 134 MB).
 
 use std::fs;
-use std::io::Read as _;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -223,29 +222,14 @@ impl PgPool {
     }
 
     pub fn log_contents(&self) -> String {
-        let mut text = String::new();
-        if let Ok(mut file) = fs::File::open(&self.log_file) {
-            let _ = file.read_to_string(&mut text);
-        }
-        text
+        super::cleanup::read_log(&self.log_file)
     }
 }
 
 impl Drop for PgPool {
     fn drop(&mut self) {
-        if let Some(mut child) = self
-            .child
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
-        {
-            // SIGINT: fast shutdown (SIGTERM would wait for clients to leave).
-            let _ = Command::new("kill")
-                .args(["-INT", &child.id().to_string()])
-                .stderr(Stdio::null())
-                .status();
-            let _ = child.wait();
-        }
+        // SIGINT: fast shutdown (SIGTERM would wait for clients to leave).
+        super::cleanup::stop_child(&self.child, "-INT");
         drop(self.watchdog.take());
     }
 }

@@ -2,7 +2,9 @@
 //! safe fix becomes a planned [`Fix`], shown exactly as it will run (the SQL, the `.env` line
 //! diff with the password redacted, the command) with the login it runs as; asked about one
 //! by one (or all applied with `--yes`); applied; then the checks run once more and the report
-//! says what changed. Exit 0 only when that second check passes and no fix failed.
+//! says what changed. When that check calls for a fix no round has tried (a started server
+//! shows the missing database), another round follows, up to [`MAX_ROUNDS`]. Exit 0 only when
+//! the last check passes and no fix failed.
 //!
 //! The fix frame only reads the checks' results (`Report`s); the checks themselves are
 //! untouched. One module per family: `files` (no admin needed), `sql` (as an admin, logged in
