@@ -147,8 +147,6 @@ async fn check_url(
     list: &mut Checklist<'_>,
 ) -> Option<ServerFacts> {
     let started = Instant::now();
-    // Whether git would commit the .env: asked now, answered while the server is.
-    let git = crate::envfile::PendingGitStatus::start(target.env_file.as_deref());
     let cfg = match parsed.and_then(|cs| cs.resolve(env).map(|cfg| (cs, cfg))) {
         Ok((cs, mut cfg)) => {
             cfg.allow_cleartext = args.allow_cleartext;
@@ -184,6 +182,9 @@ async fn check_url(
             return None;
         }
     };
+    // Whether git would commit the .env: asked now that there is a server to check, so its
+    // answer comes while the server answers.
+    let git = crate::envfile::PendingGitStatus::start(target.env_file.as_deref());
     let bound = connect::attempt_timeout(&cfg, Duration::from_secs(args.connect_timeout));
     let Some((mut connected, login_ms)) = connect_waiting(&cfg, bound, args.wait, list).await
     else {
