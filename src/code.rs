@@ -202,7 +202,7 @@ codes! {
         meaning: "the pooler's max_client_conn is reached",
         fix: "raise max_client_conn, or open fewer client connections";
     PoolerServerLoginFailing = "pooler-server-login-failing", Failure, transient: false,
-        meaning: "the pooler's own login to the server fails, so it refuses clients for server_login_retry",
+        meaning: "the pooler's own login to the server fails: it relays the server's refusal, or refuses clients for server_login_retry",
         fix: "fix the pooler's server side ([databases] host/port/user, auth_file or auth_query)";
     PoolerConsoleNotAllowed = "pooler-console-not-allowed", Failure, transient: false,
         meaning: "the pooler's admin console refused this user",

@@ -656,6 +656,10 @@ pub enum PoolerError {
     /// `server login has been failing, ...`: PgBouncer's own logins to the server fail and it
     /// refuses clients until `server_login_retry` has passed.
     ServerLoginRetry { cached: Option<String> },
+    /// A server's own login refusal (a template of `diagnose::server_messages`) under PgBouncer's
+    /// 08P01: PgBouncer's login to the server, as this user, was refused, and it relays the
+    /// server's words (1.18: "pooler error: <the server's message>").
+    ServerLoginRefused { server_said: String },
     /// The statement-mode refusal of `BEGIN`.
     TransactionInStatementMode,
     /// The admin console refused the user: `not allowed`.
@@ -749,6 +753,13 @@ impl PoolerError {
         if let Some(found) = PoolerError::from_message(&e.message) {
             return Some(found);
         }
+        // A server never sends its login refusals as 08P01 (they are 28000, 28P01, 3D000,
+        // 53300, 57P03...): under 08P01 they are a pooler relaying its own server login.
+        if e.sqlstate == "08P01" && crate::diagnose::server_messages::is_login_refusal(&e.message) {
+            return Some(PoolerError::ServerLoginRefused {
+                server_said: e.message.clone(),
+            });
+        }
         if e.message.trim() != PGPOOL_AUTH_FAILED {
             return None;
         }
@@ -774,7 +785,9 @@ impl PoolerError {
             PoolerError::UnsupportedStartupParameter { .. } => "pooler-startup-parameter",
             PoolerError::QueryWaitTimeout => "pooler-wait-timeout",
             PoolerError::PoolFull => "pooler-client-limit",
-            PoolerError::ServerLoginRetry { .. } => "pooler-server-login-failing",
+            PoolerError::ServerLoginRetry { .. } | PoolerError::ServerLoginRefused { .. } => {
+                "pooler-server-login-failing"
+            }
             PoolerError::TransactionInStatementMode => "pooler-statement-mode",
             PoolerError::ConsoleNotAllowed => "pooler-console-not-allowed",
             PoolerError::PgpoolNoPassword { .. } => "pgpool-no-password",
@@ -806,6 +819,20 @@ impl PoolerError {
                  the server's error) and it refuses clients for `server_login_retry` seconds: fix the server side \
                  ([databases] host/port/user, the auth_file or auth_query) and retry"
                 .into(),
+            PoolerError::ServerLoginRefused { server_said } => {
+                use crate::diagnose::server_messages::{Cause, classify};
+                let specific = match classify("28000", server_said).or_else(|| classify("28P01", server_said)) {
+                    // Peer compares the connecting process's OS user: PgBouncer's own.
+                    Some(Cause::MethodFailed { method: "peer" }) => " PgBouncer reached a `local` (socket) line with `peer`, which checks PgBouncer's own OS user, not this role: give the [databases] entry `host=127.0.0.1` (met by a `host` line with scram-sha-256), or a `local` line with scram-sha-256 for this user, then `RELOAD;` on the admin console.",
+                    Some(Cause::PasswordFailed) => " The password PgBouncer has for this user (its auth_file, or what auth_query returns) is not the one the server checks.",
+                    _ => "",
+                };
+                format!(
+                    "PgBouncer logs in to the server itself, as this user, with its [databases] entry (host, port, user) and \
+                     the password from its auth_file or auth_query, and the server refused that login: fix the \
+                     pooler-to-server side (the server's log names the pg_hba.conf line).{specific}"
+                )
+            }
             PoolerError::TransactionInStatementMode => "this PgBouncer pool runs in statement mode, which refuses \
                  transactions: use a pool in transaction or session mode for this app"
                 .into(),
@@ -854,6 +881,10 @@ impl fmt::Display for PoolerError {
                     "the pooler's logins to the server have been failing: {e}"
                 )
             }
+            PoolerError::ServerLoginRefused { server_said } => write!(
+                f,
+                "the pooler could not log in to the server for this user; the server said: {server_said}"
+            ),
             PoolerError::ServerLoginRetry { cached: None } => f.write_str(
                 "the pooler's logins to the server have been failing (server_login_retry)",
             ),

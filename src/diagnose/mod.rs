@@ -54,7 +54,7 @@ pub fn diagnose(cfg: &ConnConfig, attempt: &Attempt, ctx: &Context) -> Diagnosis
             code: Code::ConnectionTimeout,
             message: format!("{ep} did not answer within {:.1} s", after.as_secs_f64()),
             hint: format!(
-                "the port accepts connections but nothing answers, or packets are dropped: check that {} is the right host and port and that no firewall (or cloud security group) blocks it; a busy server may need a longer wait (aksara: --connect-timeout SECONDS; the application: its driver's own timeout, e.g. asyncpg's `timeout=` argument or libpq's `connect_timeout`, which asyncpg would send to the server as a setting)",
+                "the port accepts connections but nothing answers, or packets are dropped: check that {} is the right host and port and that no firewall (or cloud security group) blocks it; a busy server, or a connection pooler holding clients while its own login to the server fails (PgBouncer's `server_login_retry`: see its log), may need a longer wait (aksara: --connect-timeout SECONDS; the application: its driver's own timeout, e.g. asyncpg's `timeout=` argument or libpq's `connect_timeout`, which asyncpg would send to the server as a setting)",
                 ep
             ),
         },

@@ -274,6 +274,14 @@ pub fn template_sqlstates() -> Vec<&'static str> {
 }
 
 /// The cause of a server's refusal, when the SQLSTATE and the whole message match a template.
+/// Whether `message` is one of the server's login refusals, whatever SQLSTATE came with it (a
+/// pooler relays them under its own, see `pooler::PoolerError::ServerLoginRefused`).
+pub fn is_login_refusal(message: &str) -> bool {
+    TEMPLATES
+        .iter()
+        .any(|t| match_template(t.text, message).is_some())
+}
+
 pub fn classify(sqlstate: &str, message: &str) -> Option<Cause> {
     TEMPLATES
         .iter()

@@ -833,3 +833,67 @@ fn dbsetup_through_transaction_pooling_uses_the_server_behind_it_when_the_consol
         "0"
     );
 }
+
+/// PgBouncer reaches the server over its socket, where pg_hba says `peer` for the app's role:
+/// the server refuses PgBouncer's own login (its OS user is `postgres`, not the role), and
+/// PgBouncer relays the server's words under its 08P01. That is the pooler's server login, not
+/// the client's: its own code, and the hint names the socket line and `host=127.0.0.1`, which
+/// is then shown to let the same URL in.
+#[test]
+fn a_server_refusing_pgbouncers_own_login_is_named_as_the_poolers_login() {
+    let cluster = support::Cluster::start(support::ClusterConfig {
+        hba: Some(vec![
+            // PgBouncer's auth_query runs as `postgres` through the same entry (1.18 cannot
+            // answer SCRAM with a stored secret there): trusted for `postgres` only.
+            "local all postgres trust".into(),
+            "local all all peer".into(),
+            "host all postgres 127.0.0.1/32 trust".into(),
+            "host all all 127.0.0.1/32 scram-sha-256".into(),
+        ]),
+        ..support::ClusterConfig::default()
+    });
+    let role = support::unique_name("relayed");
+    cluster.psql(
+        "postgres",
+        &format!("CREATE ROLE {role} LOGIN PASSWORD 'pw-{role}'"),
+    );
+    let bouncer = PgBouncer::start(
+        &cluster,
+        PgBouncerConfig::new(support::PoolMode::Session).databases(&["postgres = {server}"]),
+    );
+    let url = bouncer.url(&role, Some(&format!("pw-{role}")), "postgres");
+    let failure = failure_of(&url);
+    assert_eq!(
+        failure.sqlstate(),
+        Some("08P01"),
+        "{failure:?}\n{}",
+        bouncer.log_contents()
+    );
+    let (out, json) = doctor_json(&url);
+    assert_eq!(out.code, 1, "{out:?}");
+    let failed: Vec<&serde_json::Value> = json["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["status"] == "fail")
+        .collect();
+    assert_eq!(failed.len(), 1, "{json:#}");
+    assert_eq!(failed[0]["code"], "pooler-server-login-failing", "{json:#}");
+    assert!(
+        failed[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("Peer authentication failed for user \"{role}\"")),
+        "{json:#}"
+    );
+    let hint = failed[0]["hint"].as_str().unwrap();
+    assert!(hint.contains("`host=127.0.0.1`"), "{json:#}");
+    // The hint holds: the same entry over TCP lets the same URL in.
+    let fixed = PgBouncer::start(
+        &cluster,
+        PgBouncerConfig::new(support::PoolMode::Session)
+            .databases(&[&format!("postgres = host=127.0.0.1 port={}", cluster.port)]),
+    );
+    let (out, json) = doctor_json(&fixed.url(&role, Some(&format!("pw-{role}")), "postgres"));
+    assert_eq!(out.code, 0, "{out:?}\n{json:#}");
+}
