@@ -625,7 +625,45 @@ pub fn discover() -> Vec<Installed> {
             all.extend(systemd_units(&parse_systemctl_show(&shown), &machine));
         }
     }
+    // `pg_lsclusters` prints nothing at all when one cluster's configuration is broken (a
+    // data folder removed by hand: "Error: Invalid data directory for cluster 15 old", exit
+    // 1), and then every cluster's state would be unknown and `--start-server installed`
+    // would start none. Ask each cluster itself instead.
+    for cluster in &mut all {
+        if cluster.source == Source::PostgresqlCommon && cluster.state == State::Unknown {
+            cluster.state = own_state(cluster);
+        }
+    }
     all
+}
+
+/// A cluster's state without `pg_lsclusters`: its `postmaster.pid` where this user may read
+/// the data folder, else whether its socket accepts a connection.
+fn own_state(cluster: &Installed) -> State {
+    match pid_file_state(&cluster.data_dir) {
+        State::Unknown => match &cluster.socket_dir {
+            Some(dir) => socket_state(dir, cluster.port),
+            None => State::Unknown,
+        },
+        known => known,
+    }
+}
+
+/// Running when the socket accepts a connection (closed at once, before any message); down
+/// when there is no socket file or nothing listens on it (a crash leaves the file behind).
+fn socket_state(dir: &Path, port: u16) -> State {
+    match std::os::unix::net::UnixStream::connect(dir.join(format!(".s.PGSQL.{port}"))) {
+        Ok(_) => State::Online,
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            State::Down
+        }
+        Err(_) => State::Unknown,
+    }
 }
 
 /// The clusters configured for `port`.
@@ -918,6 +956,26 @@ mod tests {
         assert_eq!(c.start.to_string(), "pg_ctlcluster 15 main start");
         let unknown = postgresql_common(etc.path(), None, &ROOT_NO_SYSTEMD, None);
         assert_eq!(unknown[0].state, State::Unknown);
+    }
+
+    #[test]
+    fn a_clusters_own_socket_says_whether_it_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(
+            socket_state(dir.path(), 5999),
+            State::Down,
+            "no socket file"
+        );
+        let listener =
+            std::os::unix::net::UnixListener::bind(dir.path().join(".s.PGSQL.5999")).unwrap();
+        assert_eq!(socket_state(dir.path(), 5999), State::Online);
+        // A crashed server leaves its socket file: nothing listens there.
+        drop(listener);
+        assert_eq!(
+            socket_state(dir.path(), 5999),
+            State::Down,
+            "stale socket file"
+        );
     }
 
     #[test]

@@ -388,6 +388,41 @@ fn a_key_removed_right_after_the_swap_is_written_again() {
     assert_eq!(fs::read(&path).unwrap(), b"A=1\nTOOL=1\nKEY=v\n");
 }
 
+/// A shell that opened `.env` for `>>` just before the swap and writes a moment after aksara
+/// looked at the replaced file: the line lands in the replaced file. aksara waits until nobody
+/// holds that file any more (a write lease on Linux), so the line is carried over. Without the
+/// wait this lost the line in 2 of 10 runs of the loop test below.
+#[test]
+fn a_line_written_late_through_a_descriptor_opened_before_the_swap_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(".env");
+    fs::write(&path, b"KEY=old\n").unwrap();
+    let late_writer: Arc<std::sync::Mutex<Option<std::thread::JoinHandle<()>>>> = Arc::default();
+    let slot = Arc::clone(&late_writer);
+    RACE.with(|hook| {
+        *hook.borrow_mut() = Some(Box::new(move |point, target: &Path| {
+            if point == RacePoint::BeforeExchange && slot.lock().unwrap().is_none() {
+                let mut file = OpenOptions::new().append(true).open(target).unwrap();
+                *slot.lock().unwrap() = Some(std::thread::spawn(move || {
+                    std::thread::sleep(Duration::from_millis(50));
+                    file.write_all(b"LATE=1\n").unwrap();
+                }));
+            }
+        }));
+    });
+    let change = write_key(&path, "KEY", "new", OnConflict::Replace);
+    RACE.with(|hook| hook.borrow_mut().take());
+    late_writer.lock().unwrap().take().unwrap().join().unwrap();
+    assert!(matches!(change.unwrap(), Change::Replaced { .. }));
+    let text = fs::read_to_string(&path).unwrap();
+    assert!(
+        text.contains("LATE=1\n"),
+        "the late line was lost: {text:?}"
+    );
+    assert!(text.contains("KEY=new\n"), "{text:?}");
+    assert_eq!(temporary_files_in(dir.path()), Vec::<String>::new());
+}
+
 #[test]
 fn a_foreign_writer_loop_and_parallel_upserts_lose_no_key() {
     foreign_writer_rounds(OnConflict::Fail);

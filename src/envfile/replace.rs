@@ -9,7 +9,9 @@
 //! it gets a name (`.aksara-<random>.tmp`, mode 0600) only for the instant of the swap, and
 //! every run removes such names under the folder lock. The swap is `renameat2(RENAME_EXCHANGE)`,
 //! which leaves the replaced file at the temporary name, so aksara can check that it replaced
-//! exactly the version it read, and put it back when another program wrote in between.
+//! exactly the version it read, and put it back when another program wrote in between. A
+//! program that opened the file just before the swap (a shell's `>>`) writes into the replaced
+//! file: aksara waits, bounded, until nobody holds it any more, and carries such lines over.
 
 use std::ffi::CString;
 use std::os::fd::AsRawFd;
@@ -156,7 +158,11 @@ pub(crate) fn replace_file<T>(
         first_swapped.get_or_insert(result);
         // A write that went to the old file after its check (its writer had opened it before
         // the swap) is carried over like a write that slipped in before the swap.
-        if let Some(appended) = replaced.and_then(|(file, seen)| appended_since(&file, seen)) {
+        let appended = replaced.and_then(|(file, seen)| {
+            others_done_with(&file, OTHERS_WAIT);
+            appended_since(&file, seen)
+        });
+        if let Some(appended) = appended {
             carried = Some(([now.bytes.as_slice(), &appended].concat(), now));
             continue;
         }
@@ -349,6 +355,38 @@ fn swap_in(
 }
 
 /// What was appended to the replaced file after it was checked (`seen` bytes long then).
+/// How long a write waits for other programs to close the file it replaced (one that opened
+/// `.env` to append just before the swap writes a moment later, into the replaced file).
+const OTHERS_WAIT: Duration = Duration::from_millis(200);
+
+/// Wait, at most `bound`, until no other open file description holds the replaced file: then
+/// nothing can still be written into it (its name is gone, so nobody opens it anew), and one
+/// more look at its end finds every line appended to it. Linux tells through a write lease,
+/// which is granted only when nobody else has the file open; it is given back at once. Where
+/// leases are refused (another owner without CAP_LEASE, a file system without them) there is
+/// nothing to wait on, and the look happens at once, as before.
+#[cfg(target_os = "linux")]
+fn others_done_with(replaced: &File, bound: Duration) {
+    let deadline = std::time::Instant::now() + bound;
+    loop {
+        // SAFETY: fcntl on a descriptor this function borrows; F_SETLEASE takes an int.
+        let taken = unsafe { libc::fcntl(replaced.as_raw_fd(), libc::F_SETLEASE, libc::F_WRLCK) };
+        if taken == 0 {
+            // SAFETY: as above; giving the lease back.
+            unsafe { libc::fcntl(replaced.as_raw_fd(), libc::F_SETLEASE, libc::F_UNLCK) };
+            return;
+        }
+        let busy = io::Error::last_os_error().raw_os_error() == Some(libc::EAGAIN);
+        if !busy || std::time::Instant::now() >= deadline {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn others_done_with(_replaced: &File, _bound: Duration) {}
+
 fn appended_since(replaced: &File, seen: u64) -> Option<Vec<u8>> {
     use std::io::{Read, Seek, SeekFrom};
     let len = replaced.metadata().ok()?.len();
