@@ -95,7 +95,7 @@ pub fn verify_chain(
             let failed = (!verified).then(|| {
                 let cert = ctx
                     .current_cert()
-                    .map(|c| facts(c, ctx.error_depth(), host));
+                    .map(|c| Box::new(facts(c, ctx.error_depth(), host)));
                 (ctx.error(), ctx.error_depth(), cert)
             });
             Ok(failed)
@@ -110,7 +110,7 @@ pub fn verify_chain(
     }
 }
 
-fn chain_refusal(result: X509VerifyResult, depth: u32, cert: Option<CertFacts>) -> Refusal {
+fn chain_refusal(result: X509VerifyResult, depth: u32, cert: Option<Box<CertFacts>>) -> Refusal {
     let which = if depth == 0 {
         "the server's certificate".to_string()
     } else {

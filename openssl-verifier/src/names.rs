@@ -85,7 +85,7 @@ pub(crate) fn check_host(cert: &X509Ref, host: &str) -> Result<(), Refusal> {
     Err(Refusal {
         kind: RefusalKind::Name,
         message,
-        cert: Some(facts(cert, 0, Some(host))),
+        cert: Some(Box::new(facts(cert, 0, Some(host)))),
     })
 }
 

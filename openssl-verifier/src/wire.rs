@@ -34,7 +34,8 @@ pub enum ChainVerdict {
 pub struct Refusal {
     pub kind: RefusalKind,
     pub message: String,
-    pub cert: Option<CertFacts>,
+    /// Boxed: errors stay small.
+    pub cert: Option<Box<CertFacts>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

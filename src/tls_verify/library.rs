@@ -1,7 +1,8 @@
 //! The OpenSSL verifier library (openssl-verifier/, `libaksara_openssl.so`) opened on the
 //! first check that needs it, once per process: `dlopen` by absolute path, next to the
-//! executable (where cargo builds both), then `<exe dir>/../lib/aksara/` (where install.sh
-//! puts it). Never from the current folder or an environment variable: a library found there
+//! executable (where `cargo build` puts both), in `deps/` beside it (where `cargo test`
+//! leaves it: cargo copies a library up beside the binaries only when it is built by name),
+//! then `<exe dir>/../lib/aksara/` (where install.sh puts it). Never from the current folder or an environment variable: a library found there
 //! would decide which certificates aksara trusts. A library that is missing, cannot be
 //! opened, or speaks another ABI version is a [`Rejection`] of its own reason, with the fix,
 //! never a verdict on the certificate.
@@ -87,13 +88,15 @@ impl Library {
     }
 }
 
-/// Where the library may be, in order: next to the executable, then `../lib/aksara/`.
+/// Where the library may be, in order: next to the executable, cargo's `deps/`, then
+/// `../lib/aksara/`.
 fn candidates(exe: &Path) -> Vec<PathBuf> {
     let Some(dir) = exe.parent() else {
         return Vec::new();
     };
     vec![
         dir.join(LIBRARY_FILE),
+        dir.join("deps").join(LIBRARY_FILE),
         dir.join("../lib/aksara").join(LIBRARY_FILE),
     ]
 }
@@ -110,7 +113,7 @@ fn open_first() -> Result<Library, String> {
                 .iter()
                 .map(|p| p.display().to_string())
                 .collect::<Vec<_>>()
-                .join(" and ")
+                .join(", ")
         )),
     }
 }
@@ -180,12 +183,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_library_is_looked_for_beside_the_executable_then_in_lib_aksara_only() {
+    fn the_library_is_looked_for_only_beside_the_executable_and_in_lib_aksara() {
         let places = candidates(Path::new("/opt/x/bin/aksara"));
         assert_eq!(
             places,
             [
                 PathBuf::from("/opt/x/bin/libaksara_openssl.so"),
+                PathBuf::from("/opt/x/bin/deps/libaksara_openssl.so"),
                 PathBuf::from("/opt/x/bin/../lib/aksara/libaksara_openssl.so"),
             ]
         );

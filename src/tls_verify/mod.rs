@@ -186,7 +186,7 @@ impl ServerCertVerifier for OpensslVerifier {
                     RefusalKind::Unreadable => CertReason::Other,
                 },
                 message: refusal.message,
-                cert: refusal.cert.map(Box::new),
+                cert: refusal.cert,
             })),
         }
     }
