@@ -96,18 +96,7 @@ fn without_the_verifier_library_verify_full_says_so_with_the_fix_and_require_sti
     let alone = tempfile::tempdir().unwrap();
     let binary = alone.path().join("aksara");
     std::fs::copy(env!("CARGO_BIN_EXE_aksara"), &binary).unwrap();
-    let dir = project();
-    let doctor = |sslmode: &str| {
-        let mut cmd = Command::new(&binary);
-        support::hermetic_env(&mut cmd);
-        cmd.current_dir(dir.path())
-            .stdin(std::process::Stdio::null());
-        let out = crate::run(cmd.args(["doctor", "--format", "json", "--url", &url(sslmode)]));
-        let json: serde_json::Value =
-            serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"));
-        (out, json)
-    };
-
+    let doctor = |sslmode: &str| doctor_from(&binary, &url(sslmode));
     let (full, json) = doctor("verify-full");
     assert_ne!(full.code, 0, "{full:?}");
     let failed: Vec<_> = json["checks"]
@@ -164,13 +153,66 @@ fn the_aksara_binary_needs_no_openssl_library_and_the_verifier_does() {
     for library in OPENSSL_LIBRARIES {
         assert!(!own.iter().any(|l| l.contains(library)), "{own:?}");
     }
-    let dir = binary.parent().unwrap();
-    let verifier = [dir.join(VERIFIER), dir.join("deps").join(VERIFIER)]
-        .into_iter()
-        .find(|p| p.exists())
-        .expect("the verifier library, built by cargo test");
-    let theirs = needed(&verifier);
+    let theirs = needed(&built_verifier());
     for library in OPENSSL_LIBRARIES {
         assert!(theirs.iter().any(|l| l.contains(library)), "{theirs:?}");
     }
+}
+
+/// The binary copied alone into `bin/` of a temporary prefix, and doctor on it.
+fn doctor_from(binary: &Path, url: &str) -> (Run, serde_json::Value) {
+    let dir = project();
+    let mut cmd = Command::new(binary);
+    support::hermetic_env(&mut cmd);
+    cmd.current_dir(dir.path())
+        .stdin(std::process::Stdio::null());
+    let out = crate::run(cmd.args(["doctor", "--format", "json", "--url", url]));
+    let json = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"));
+    (out, json)
+}
+
+fn built_verifier() -> std::path::PathBuf {
+    let dir = Path::new(env!("CARGO_BIN_EXE_aksara")).parent().unwrap();
+    [dir.join(VERIFIER), dir.join("deps").join(VERIFIER)]
+        .into_iter()
+        .find(|p| p.exists())
+        .expect("the verifier library, built by cargo test")
+}
+
+#[test]
+fn the_library_is_found_in_lib_aksara_beside_bin_and_one_of_another_version_is_refused() {
+    let prefix = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(prefix.path().join("bin")).unwrap();
+    std::fs::create_dir_all(prefix.path().join("lib/aksara")).unwrap();
+    let binary = prefix.path().join("bin/aksara");
+    std::fs::copy(env!("CARGO_BIN_EXE_aksara"), &binary).unwrap();
+    let installed = prefix.path().join("lib/aksara").join(VERIFIER);
+    std::fs::copy(built_verifier(), &installed).unwrap();
+    let (out, json) = doctor_from(&binary, &url("verify-full"));
+    assert_eq!(out.code, 0, "{out:?}\n{json:#}");
+
+    // A library that answers another ABI version (a real shared library, compiled here with
+    // the C compiler cargo links with: it stands for one left by another aksara version).
+    let source = prefix.path().join("other.c");
+    std::fs::write(
+        &source,
+        "unsigned aksara_openssl_abi(void) { return 999; }\n",
+    )
+    .unwrap();
+    let compiled = Command::new("cc")
+        .args(["-shared", "-fPIC", "-o"])
+        .arg(&installed)
+        .arg(&source)
+        .output()
+        .expect("cc");
+    assert!(compiled.status.success(), "{compiled:?}");
+    let (out, json) = doctor_from(&binary, &url("verify-full"));
+    assert_ne!(out.code, 0, "{out:?}");
+    let text = json.to_string();
+    assert!(
+        text.contains("speaks version 999 of its interface and this aksara version 1")
+            && text.contains("./install.sh"),
+        "{json:#}"
+    );
+    assert!(!text.contains("did not verify"), "{json:#}");
 }
