@@ -91,7 +91,7 @@ pub enum CertReason {
     /// Anything else OpenSSL said (its own words are in the message).
     Other,
     /// The certificate could not be checked at all: aksara's OpenSSL verifier library is not
-    /// installed beside it (or is from another version). Not a verdict on the certificate.
+    /// installed beside it, is from another version, or failed. Not a verdict on the certificate.
     VerifierMissing,
 }
 

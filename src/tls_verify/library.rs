@@ -62,11 +62,9 @@ impl Library {
         request: &impl Serialize,
     ) -> Result<Answer, Rejection> {
         let failed = |why: String| Rejection {
-            reason: CertReason::Other,
-            message: format!(
-                "the certificate could not be checked: the verifier library {} {why}",
-                self.path.display()
-            ),
+            // Not OpenSSL's verdict: the check did not run to its end.
+            reason: CertReason::VerifierMissing,
+            message: format!("aksara's verifier library {} {why}", self.path.display()),
             cert: None,
         };
         let bytes = serde_json::to_vec(request).map_err(|e| failed(e.to_string()))?;
@@ -108,7 +106,7 @@ fn open_first() -> Result<Library, String> {
     match places.iter().find(|path| path.exists()) {
         Some(path) => open(path),
         None => Err(format!(
-            "the certificate could not be checked: aksara's verifier library {LIBRARY_FILE} is not installed next to aksara (looked for {})",
+            "aksara's verifier library {LIBRARY_FILE} is not installed next to aksara (looked for {})",
             places
                 .iter()
                 .map(|p| p.display().to_string())
@@ -126,7 +124,7 @@ fn open(path: &Path) -> Result<Library, String> {
     let handle = unsafe { libc::dlopen(c_path.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
     if handle.is_null() {
         return Err(format!(
-            "the certificate could not be checked: aksara's verifier library {shown} could not be opened: {}",
+            "aksara's verifier library {shown} could not be opened: {}",
             dl_error()
         ));
     }
@@ -135,7 +133,7 @@ fn open(path: &Path) -> Result<Library, String> {
         let found = unsafe { libc::dlsym(handle, name.as_ptr()) };
         if found.is_null() {
             Err(format!(
-                "the certificate could not be checked: aksara's verifier library {shown} has no {}: it is from another aksara version",
+                "aksara's verifier library {shown} has no {}: it is from another aksara version",
                 name.to_string_lossy()
             ))
         } else {
@@ -149,7 +147,7 @@ fn open(path: &Path) -> Result<Library, String> {
         let found = abi();
         if found != ABI_VERSION {
             return Err(format!(
-                "the certificate could not be checked: aksara's verifier library {shown} speaks version {found} of its interface and this aksara version {ABI_VERSION}: it is from another aksara version"
+                "aksara's verifier library {shown} speaks version {found} of its interface and this aksara version {ABI_VERSION}: it is from another aksara version"
             ));
         }
         Ok(Library {
