@@ -1,7 +1,7 @@
 #!/usr/bin/env sh
-# Build aksara in release mode and install it, with its man page and shell completions.
+# Build aksara in release mode and install it, with its certificate verifier library, man page and shell completions.
 #   ./install.sh                  install into ~/.cargo/bin (or $PREFIX/bin when PREFIX is set)
-#   ./install.sh --prefix DIR     install into DIR/bin, DIR/share/man/man1, DIR/share/<shell>
+#   ./install.sh --prefix DIR     install into DIR/bin, DIR/lib/aksara, DIR/share/man/man1, DIR/share/<shell>
 #   ./install.sh --uninstall      remove what an install put there (with --prefix: from DIR)
 # Safe to run again: it rebuilds and replaces the files. Needs no root unless DIR does.
 set -eu
@@ -21,6 +21,8 @@ if [ -z "$prefix" ]; then
   prefix="${CARGO_HOME:-$HOME/.cargo}"
 fi
 bindir="$prefix/bin"
+# aksara opens its OpenSSL verifier library from <its own folder>/../lib/aksara/ (src/tls_verify/library.rs).
+libdir="$prefix/lib/aksara"
 mandir="$prefix/share/man/man1"
 bashdir="$prefix/share/bash-completion/completions"
 zshdir="$prefix/share/zsh/site-functions"
@@ -29,9 +31,10 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 if [ "$action" = uninstall ]; then
   removed=0
-  for f in "$bindir/aksara" "$mandir/aksara.1" "$bashdir/aksara" "$zshdir/_aksara" "$fishdir/aksara.fish"; do
+  for f in "$bindir/aksara" "$libdir/libaksara_openssl.so" "$mandir/aksara.1" "$bashdir/aksara" "$zshdir/_aksara" "$fishdir/aksara.fish"; do
     if [ -e "$f" ] || [ -L "$f" ]; then rm -f "$f"; echo "removed $f"; removed=1; fi
   done
+  rmdir "$libdir" 2>/dev/null || true
   [ "$removed" = 1 ] || echo "nothing to remove under $prefix"
   exit 0
 fi
@@ -42,8 +45,8 @@ if ! command -v cargo >/dev/null 2>&1; then
   exit 1
 fi
 
-# aksara verifies server certificates with the system's OpenSSL (the one psql uses), linked
-# dynamically: the build needs its headers and pkg-config to find them.
+# aksara verifies server certificates with the system's OpenSSL (the one psql uses), through
+# its verifier library linked to it dynamically: the build needs its headers and pkg-config.
 if ! command -v pkg-config >/dev/null 2>&1 || ! pkg-config --exists openssl 2>/dev/null; then
   echo "error: the OpenSSL development files are not installed (aksara links the system's OpenSSL, as psql does)" >&2
   echo "hint: Debian/Ubuntu: sudo apt-get install libssl-dev pkg-config; Fedora: sudo dnf install openssl-devel pkgconf-pkg-config; macOS: brew install openssl@3 pkg-config; then run ./install.sh again" >&2
@@ -51,17 +54,25 @@ if ! command -v pkg-config >/dev/null 2>&1 || ! pkg-config --exists openssl 2>/d
 fi
 
 echo "building aksara (release; a few minutes the first time)..."
-# Ask cargo where the binary went: CARGO_TARGET_DIR or a config may move the target folder.
-built=$(cargo build --release --locked --manifest-path "$here/Cargo.toml" --quiet \
-          --message-format=json-render-diagnostics \
-        | sed -n 's/.*"executable":"\([^"]*\/aksara\)".*/\1/p' | tail -n 1)
-if [ -z "$built" ] || [ ! -x "$built" ]; then
+# Ask cargo where the binary and the library went: CARGO_TARGET_DIR or a config may move the
+# target folder. Both packages by name, so cargo puts the library beside the binary.
+messages=$(cargo build --release --locked --manifest-path "$here/Cargo.toml" --quiet \
+          -p aksara -p aksara-openssl --message-format=json-render-diagnostics) || messages=
+built=$(printf '%s\n' "$messages" | sed -n 's/.*"executable":"\([^"]*\/aksara\)".*/\1/p' | tail -n 1)
+library=$(printf '%s\n' "$messages" | sed -n 's/.*"filenames":\[[^]]*"\([^"]*\/libaksara_openssl\.so\)".*/\1/p' | tail -n 1)
+if [ -z "$built" ] || [ ! -x "$built" ] || [ -z "$library" ] || [ ! -f "$library" ]; then
   echo "error: the release build failed (cargo's messages are above)" >&2
   echo "hint: run \`cargo build --release\` in $here to see the whole error" >&2
   exit 1
 fi
+# The library first: a new binary never starts without the library of its version. Copy to a
+# temporary name and rename, so a running aksara is never overwritten in place.
+mkdir -p "$libdir"
+cp "$library" "$libdir/.libaksara_openssl.so.new"
+chmod 644 "$libdir/.libaksara_openssl.so.new"
+mv -f "$libdir/.libaksara_openssl.so.new" "$libdir/libaksara_openssl.so"
+echo "installed $libdir/libaksara_openssl.so"
 mkdir -p "$bindir"
-# Copy to a temporary name and rename, so a running aksara is never overwritten in place.
 cp "$built" "$bindir/.aksara.new"
 chmod 755 "$bindir/.aksara.new"
 mv -f "$bindir/.aksara.new" "$bindir/aksara"

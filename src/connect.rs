@@ -90,6 +90,9 @@ pub enum CertReason {
     NoRootCert,
     /// Anything else OpenSSL said (its own words are in the message).
     Other,
+    /// The certificate could not be checked at all: aksara's OpenSSL verifier library is not
+    /// installed beside it, is from another version, or failed. Not a verdict on the certificate.
+    VerifierMissing,
 }
 
 /// What stopped one connection attempt.

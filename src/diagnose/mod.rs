@@ -218,11 +218,18 @@ fn certificate(
         CertReason::Other => format!(
             "OpenSSL (as psql and asyncpg use it) refuses {which}: check the server's certificate (ssl_cert_file) and the CA in {roots}"
         ),
+        CertReason::VerifierMissing => "aksara checks certificates with the system's OpenSSL through its library libaksara_openssl.so (beside the aksara binary, or in <prefix>/lib/aksara/): install aksara again with ./install.sh, which puts the library of the same version there; nothing is known yet about the server's certificate".to_string(),
     };
     Diagnosis {
         code: Code::SslCertificate,
         message: format!(
-            "the TLS certificate of {ep} did not verify (sslmode={}): {message}",
+            "the TLS certificate of {ep} {} (sslmode={}): {message}",
+            // No verdict without the verifier: the certificate was not checked at all.
+            if reason == CertReason::VerifierMissing {
+                "could not be checked"
+            } else {
+                "did not verify"
+            },
             cfg.sslmode
         ),
         hint,

@@ -11,6 +11,8 @@ use crate::{Run, project, run};
 /// The files an install puts under a prefix.
 const INSTALLED: &[&str] = &[
     "bin/aksara",
+    // The OpenSSL verifier, where aksara looks for it beside its own folder (../lib/aksara/).
+    "lib/aksara/libaksara_openssl.so",
     "share/man/man1/aksara.1",
     "share/bash-completion/completions/aksara",
     "share/zsh/site-functions/_aksara",
@@ -149,6 +151,9 @@ fn uninstall_removes_every_installed_file_is_idempotent_and_needs_no_root() {
         );
     }
     assert!(root.join("bin/other-tool").exists());
+    // The library's own folder goes with it; lib/ may hold other things.
+    assert!(!root.join("lib/aksara").exists(), "{first:?}");
+    assert!(root.join("lib").exists(), "{first:?}");
 
     let again = run(&mut as_unprivileged(install_sh(&[
         "--uninstall",
@@ -219,6 +224,15 @@ fn install_into_a_prefix_and_uninstall_again() {
     let bash =
         std::fs::read_to_string(root.join("share/bash-completion/completions/aksara")).unwrap();
     assert!(bash.contains("_aksara()"), "{bash}");
+    // The installed binary finds its verifier library in ../lib/aksara/: a verify-full doctor
+    // passes from the prefix (and says the library is missing without it, tests/cli/lazy_openssl.rs).
+    let verifying = crate::lazy_openssl::url("verify-full");
+    let mut doctor = Command::new(root.join("bin/aksara"));
+    crate::support::hermetic_env(&mut doctor);
+    let dir = project();
+    doctor.current_dir(dir.path()).stdin(Stdio::null());
+    let checked = run(doctor.args(["doctor", "--url", &verifying]));
+    assert_eq!(checked.code, 0, "{checked:?}");
 
     // Again: idempotent, the same files.
     let again = run(&mut cmd);

@@ -18,6 +18,7 @@ mod hostile;
 mod hostile_env;
 mod install;
 mod interactive;
+mod lazy_openssl;
 mod localserver;
 mod machine;
 mod map_repro;
