@@ -205,20 +205,23 @@ mod tests {
     fn a_listener_of_this_process_is_found_with_its_pid() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        match holder_of(port, &[]) {
-            Holder::Process { pid, .. } => assert_eq!(pid, std::process::id()),
-            other => panic!("{other:?}"),
-        }
+        // Another test's child, forked but not yet exec'd, holds a copy of every descriptor
+        // for a moment (close-on-exec closes them only at the exec): then that child is a
+        // holder too, or, once the listener is dropped, the port has a listener no process
+        // shows. Ask again for a moment, bounded, until only this process is left.
+        let settled = |wanted: &dyn Fn(&Holder) -> bool| {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+            let mut holder = holder_of(port, &[]);
+            while !wanted(&holder) && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+                holder = holder_of(port, &[]);
+            }
+            holder
+        };
+        let me = std::process::id();
+        let held = settled(&|h| h.pid() == Some(me));
+        assert_eq!(held.pid(), Some(me), "{held:?}");
         drop(listener);
-        // Another test's child, forked but not yet exec'd, may hold a copy of the descriptor
-        // for a moment (close-on-exec closes it only at the exec): then the port still has a
-        // listener that no process shows. Give it a moment, bounded.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
-        let mut holder = holder_of(port, &[]);
-        while holder == Holder::Unknown && std::time::Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_millis(5));
-            holder = holder_of(port, &[]);
-        }
-        assert_eq!(holder, Holder::Nobody);
+        assert_eq!(settled(&|h| *h == Holder::Nobody), Holder::Nobody);
     }
 }
