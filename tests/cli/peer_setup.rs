@@ -363,3 +363,65 @@ fn a_roleless_user_creates_their_role_through_sudo_and_the_setup_completes() {
     let url = env_value(&dir.path().join(".env"), "DATABASE_URL").expect(".env written");
     assert_url_works(&url);
 }
+
+/// One broken cluster configuration on the machine (a data folder removed by hand, its
+/// `/etc/postgresql/<version>/<name>/` left behind) makes `pg_lsclusters` print nothing and
+/// exit 1 ("Error: Invalid data directory for cluster ..."). `--start-server installed` still
+/// starts the down cluster PGPORT names: its own pid file says it is down. The broken folder
+/// exists only in a private mount namespace (a copy of /etc/postgresql bound over it), so the
+/// other tests' `pg_lsclusters` never meet it.
+#[test]
+fn a_broken_cluster_configuration_does_not_keep_the_down_cluster_from_starting() {
+    assert!(
+        support::can_hide_machine_sockets(),
+        "this test needs a private mount namespace (root with unshare, as CI runs the suite)"
+    );
+    let dist = DistCluster::create();
+    let etc_copy = tempfile::tempdir().unwrap();
+    let dir = project();
+    let db = support::unique_name("brokenapp");
+    let broken = support::unique_name("gone");
+    let mut setup = crate::aksara(dir.path());
+    setup
+        .args(["dbsetup", "--non-interactive", "--db-name", &db])
+        .args(["--start-server", "installed"])
+        .env("PGHOST", &dist.socket_dir)
+        .env("PGPORT", dist.port.to_string());
+    let inner = format!(
+        "cp -a /etc/postgresql/. {copy}/ && mkdir -p {copy}/{version}/{broken} \
+         && echo 'port = 5999' > {copy}/{version}/{broken}/postgresql.conf \
+         && mount --bind {copy} /etc/postgresql \
+         && ! pg_lsclusters --no-header >/dev/null 2>&1 \
+         && exec \"$@\"",
+        copy = etc_copy.path().display(),
+        version = dist.version,
+    );
+    let mut namespaced = Command::new("unshare");
+    namespaced
+        .args(["-m", "--", "sh", "-c", &inner, "sh"])
+        .arg(setup.get_program())
+        .args(setup.get_args())
+        .current_dir(dir.path())
+        .stdin(std::process::Stdio::null());
+    for (key, value) in setup.get_envs() {
+        match value {
+            Some(value) => namespaced.env(key, value),
+            None => namespaced.env_remove(key),
+        };
+    }
+    let out = run(&mut namespaced);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stderr.contains(&format!(
+            "Started PostgreSQL cluster {}/{}",
+            dist.version, dist.name
+        )),
+        "the down cluster was not started: {out:?}"
+    );
+    let url = env_value(&dir.path().join(".env"), "DATABASE_URL").expect(".env written");
+    assert!(
+        url.contains(&format!(":{}/", dist.port)),
+        "the URL is not the started cluster's: {url}"
+    );
+    assert_url_works(&url);
+}
