@@ -158,10 +158,8 @@ pub(crate) fn replace_file<T>(
         first_swapped.get_or_insert(result);
         // A write that went to the old file after its check (its writer had opened it before
         // the swap) is carried over like a write that slipped in before the swap.
-        let appended = replaced.and_then(|(file, seen)| {
-            others_done_with(&file, OTHERS_WAIT);
-            appended_since(&file, seen)
-        });
+        let appended =
+            replaced.and_then(|(file, seen)| appended_when_quiet(&file, seen, OTHERS_WAIT));
         if let Some(appended) = appended {
             carried = Some(([now.bytes.as_slice(), &appended].concat(), now));
             continue;
@@ -359,33 +357,49 @@ fn swap_in(
 /// `.env` to append just before the swap writes a moment later, into the replaced file).
 const OTHERS_WAIT: Duration = Duration::from_millis(200);
 
-/// Wait, at most `bound`, until no other open file description holds the replaced file: then
-/// nothing can still be written into it (its name is gone, so nobody opens it anew), and one
-/// more look at its end finds every line appended to it. Linux tells through a write lease,
-/// which is granted only when nobody else has the file open; it is given back at once. Where
-/// leases are refused (another owner without CAP_LEASE, a file system without them) there is
-/// nothing to wait on, and the look happens at once, as before.
+/// What was appended to the replaced file since its length was `seen`, looked at once nobody
+/// else holds it: then nothing more can be written into it (its name is gone, so nobody opens
+/// it anew). Linux tells through a write lease, granted only while no other open file
+/// description holds the file; the look happens while the lease is held, and if someone's
+/// `open` of the file was already under way (the lease is being broken), the wait goes on
+/// until they close it. Bounded by `bound`; where leases are refused (another owner without
+/// CAP_LEASE, a file system without them) the look happens at once, as before.
 #[cfg(target_os = "linux")]
-fn others_done_with(replaced: &File, bound: Duration) {
+fn appended_when_quiet(replaced: &File, seen: u64, bound: Duration) -> Option<Vec<u8>> {
+    // <linux/fcntl.h>, the same on every architecture; the libc crate lacks it for glibc.
+    const F_SETSIG: libc::c_int = 10;
+    let fd = replaced.as_raw_fd();
+    // A lease break is signalled, SIGIO by default, whose default action ends the process:
+    // SIGURG is ignored unless a program asks for it, and aksara does not.
+    // SAFETY: fcntl on a descriptor borrowed for this call; the arguments are ints.
+    if unsafe { libc::fcntl(fd, F_SETSIG, libc::SIGURG) } != 0 {
+        return appended_since(replaced, seen);
+    }
     let deadline = std::time::Instant::now() + bound;
     loop {
-        // SAFETY: fcntl on a descriptor this function borrows; F_SETLEASE takes an int.
-        let taken = unsafe { libc::fcntl(replaced.as_raw_fd(), libc::F_SETLEASE, libc::F_WRLCK) };
-        if taken == 0 {
-            // SAFETY: as above; giving the lease back.
-            unsafe { libc::fcntl(replaced.as_raw_fd(), libc::F_SETLEASE, libc::F_UNLCK) };
-            return;
-        }
-        let busy = io::Error::last_os_error().raw_os_error() == Some(libc::EAGAIN);
-        if !busy || std::time::Instant::now() >= deadline {
-            return;
+        // SAFETY: as above.
+        if unsafe { libc::fcntl(fd, libc::F_SETLEASE, libc::F_WRLCK) } == 0 {
+            let appended = appended_since(replaced, seen);
+            // SAFETY: as above. A lease being broken reports what it is broken to.
+            let breaking = unsafe { libc::fcntl(fd, libc::F_GETLEASE) } != libc::F_WRLCK;
+            // SAFETY: as above; giving the lease back lets a waiting `open` go on.
+            unsafe { libc::fcntl(fd, libc::F_SETLEASE, libc::F_UNLCK) };
+            if !breaking || std::time::Instant::now() >= deadline {
+                return appended;
+            }
+        } else if io::Error::last_os_error().raw_os_error() != Some(libc::EAGAIN)
+            || std::time::Instant::now() >= deadline
+        {
+            return appended_since(replaced, seen);
         }
         std::thread::sleep(Duration::from_millis(1));
     }
 }
 
 #[cfg(not(target_os = "linux"))]
-fn others_done_with(_replaced: &File, _bound: Duration) {}
+fn appended_when_quiet(replaced: &File, seen: u64, _bound: Duration) -> Option<Vec<u8>> {
+    appended_since(replaced, seen)
+}
 
 fn appended_since(replaced: &File, seen: u64) -> Option<Vec<u8>> {
     use std::io::{Read, Seek, SeekFrom};

@@ -1039,7 +1039,9 @@ fn a_lock_held_too_long_times_out() {
     );
     assert_eq!(fs::read(&path).unwrap(), b"A=1\n");
     drop(holder);
-    write_key_with(&path, "KEY", "v", OnConflict::Fail, Duration::ZERO).unwrap();
+    // Not ZERO: another test's child, forked but not yet exec'd, may hold a copy of the
+    // holder's descriptor (and so its lock) for a moment.
+    write_key_with(&path, "KEY", "v", OnConflict::Fail, Duration::from_secs(2)).unwrap();
 }
 
 // --- errors ----------------------------------------------------------------------------
