@@ -2,8 +2,9 @@
 //! first check that needs it, once per process: `dlopen` by absolute path, next to the
 //! executable (where `cargo build` puts both), in `deps/` beside it (where `cargo test`
 //! leaves it: cargo copies a library up beside the binaries only when it is built by name),
-//! then `<exe dir>/../lib/aksara/` (where install.sh puts it). Never from the current folder or an environment variable: a library found there
-//! would decide which certificates aksara trusts. A library that is missing, cannot be
+//! then `<exe dir>/../lib/aksara/` (where install.sh puts it). Never from the current folder
+//! or an environment variable: a library found there would decide which certificates aksara
+//! trusts. A library that is missing, cannot be
 //! opened, or speaks another ABI version is a [`Rejection`] of its own reason, with the fix,
 //! never a verdict on the certificate.
 
