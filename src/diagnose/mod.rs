@@ -218,7 +218,7 @@ fn certificate(
         CertReason::Other => format!(
             "OpenSSL (as psql and asyncpg use it) refuses {which}: check the server's certificate (ssl_cert_file) and the CA in {roots}"
         ),
-        CertReason::VerifierMissing => "aksara checks certificates with the system's OpenSSL through its library libaksara_openssl.so (beside the aksara binary, or in <prefix>/lib/aksara/): install aksara again with ./install.sh, which puts the library of the same version there; nothing is known yet about the server's certificate".to_string(),
+        CertReason::VerifierMissing => "aksara checks certificates with the system's OpenSSL through its library libaksara_openssl.so (beside the aksara binary, or in <prefix>/lib/aksara/): install aksara again with ./install.sh, which puts the library of the same version there (in a source checkout, `cargo build` puts it beside target/debug/aksara; `cargo run` alone does not build it); nothing is known yet about the server's certificate".to_string(),
     };
     Diagnosis {
         code: Code::SslCertificate,
