@@ -119,6 +119,38 @@ pub enum ExpectedRole {
     Either,
 }
 
+/// Whether the failure's remedy is a change to the catalog (a database, a role, a grant, a
+/// limit): a standby is read-only and replays its primary, so for a replica key that change is
+/// made on the primary, never at the replica's URL (where it fails, or, at a primary the key
+/// points at by mistake, lands on the wrong server).
+pub fn remedy_is_on_the_primary(code: crate::code::Code) -> bool {
+    use crate::code::Code;
+    matches!(
+        code,
+        Code::RoleMissing
+            | Code::RoleCannotLogin
+            | Code::DatabaseMissing
+            | Code::DatabaseNotAccepting
+            | Code::RoleConnectionLimit
+            | Code::DatabaseConnectionLimit
+            | Code::PermissionDenied
+            | Code::CannotCreateTables
+    )
+}
+
+/// `key` when its name says it points at a replica.
+pub fn replica_key(key: Option<&str>) -> Option<&str> {
+    key.filter(|k| expected_role(k) == ExpectedRole::Replica)
+}
+
+/// What to say instead of changing anything at a replica key's server: the change goes to the
+/// primary, which the standby replays.
+pub fn on_the_primary_note(key: &str) -> String {
+    format!(
+        "`{key}` names a replica: a standby is read-only and replays what its primary does, so make this change on the primary, not at this URL"
+    )
+}
+
 /// `DATABASE_REPLICA_URL`, `*_REPLICA_*`, `*_READ*` (`READ`, `READONLY`, `READER`, …) and
 /// `*_STANDBY_*` name a replica; any other `*DATABASE_URL` a primary. The name is split on `_`
 /// so `THREAD_DATABASE_URL` is not a read key.

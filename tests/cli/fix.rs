@@ -761,3 +761,51 @@ fn a_password_asyncpg_misreads_is_percent_encoded() {
     assert!(!ran.all_output().contains(password), "{ran:?}");
     assert_doctor_passes(ran.dir.path());
 }
+
+/// A replica key's missing database is the primary's to create: a standby is read-only, and a
+/// replica key that points at a primary by mistake would get a database on the wrong server.
+/// Found by trying `--fix` on a `.env` with both keys on one server: it created the replica
+/// key's database there before the recheck said the key pointed at a primary.
+#[test]
+fn a_replica_keys_catalog_fix_is_left_to_the_primary() {
+    let cluster = support::shared(Shared::Scram);
+    let (primary_role, primary_pw) = app_role(cluster, "fixprim", "LOGIN");
+    let (replica_role, replica_pw) = app_role(cluster, "fixrepl", "LOGIN");
+    let primary_db = support::unique_name("fixprimdb");
+    let replica_db = support::unique_name("fixrepldb");
+    let ran = Test::new()
+        .cluster(cluster)
+        .file(
+            ".env",
+            &format!(
+                "DATABASE_URL={}\nDATABASE_REPLICA_URL={}\n",
+                cluster.url(&primary_role, Some(&primary_pw), &primary_db),
+                cluster.url(&replica_role, Some(&replica_pw), &replica_db)
+            ),
+        )
+        .args(["doctor", "--fix", "--yes"])
+        .run();
+    assert_ne!(ran.code, 0, "the replica key is still broken: {ran:?}");
+    let exists = |db: &str| {
+        cluster.psql(
+            "postgres",
+            &format!("SELECT count(*) FROM pg_database WHERE datname = '{db}'"),
+        )
+    };
+    assert_eq!(exists(&primary_db), "1", "DATABASE_URL's database: {ran:?}");
+    assert_eq!(
+        exists(&replica_db),
+        "0",
+        "nothing created for the replica key: {ran:?}"
+    );
+    let refusal = "`DATABASE_REPLICA_URL` names a replica: a standby is read-only and replays \
+                   what its primary does, so make this change on the primary, not at this URL";
+    assert!(
+        ran.stdout
+            .contains(&format!("{refusal} (the fix: `CREATE DATABASE")),
+        "{ran:?}"
+    );
+    // The plain doctor's hint says the same where the change goes.
+    let out = run(aksara(ran.dir.path()).args(["doctor"]));
+    assert!(out.stdout.contains(&format!("; {refusal}")), "{out:?}");
+}

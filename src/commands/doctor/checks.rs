@@ -186,15 +186,14 @@ async fn check_url(
     // answer comes while the server answers.
     let git = crate::envfile::PendingGitStatus::start(target.env_file.as_deref());
     let bound = connect::attempt_timeout(&cfg, Duration::from_secs(args.connect_timeout));
-    let Some((mut connected, login_ms)) = connect_waiting(&cfg, bound, args.wait, list).await
+    let replica_key = crate::replica::replica_key(target.key.as_deref());
+    let expects_replica = replica_key.is_some();
+    let Some((mut connected, login_ms)) =
+        connect_waiting(&cfg, bound, args.wait, replica_key, list).await
     else {
         list.skip_rest();
         return None;
     };
-    let expects_replica = target
-        .key
-        .as_deref()
-        .is_some_and(|k| crate::replica::expected_role(k) == crate::replica::ExpectedRole::Replica);
     let facts = session_checks(&cfg, &mut connected, login_ms, bound, expects_replica, list).await;
     if let Some(f) = &facts {
         super::topology::topology_checks(target, args, &cfg, &mut connected, f, bound, list).await;
@@ -271,6 +270,7 @@ async fn connect_waiting(
     cfg: &ConnConfig,
     bound: Duration,
     wait: Option<u64>,
+    replica_key: Option<&str>,
     list: &mut Checklist<'_>,
 ) -> Option<(connect::Connected, Option<u64>)> {
     let deadline = wait.map(|w| Instant::now() + Duration::from_secs(w));
@@ -294,7 +294,16 @@ async fn connect_waiting(
             tokio::time::sleep(Duration::from_millis(250)).await;
             continue;
         }
-        for check in attempt_checks {
+        for mut check in attempt_checks {
+            if let (Some(key), Some(code)) = (replica_key, check.code)
+                && crate::replica::remedy_is_on_the_primary(code)
+            {
+                let note = crate::replica::on_the_primary_note(key);
+                check.hint = Some(match check.hint.take() {
+                    Some(hint) => format!("{hint}; {note}"),
+                    None => note,
+                });
+            }
             list.record(check);
         }
         return outcome;

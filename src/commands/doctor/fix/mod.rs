@@ -201,6 +201,24 @@ async fn apply_round(
     let mut logins = admin::Logins::default();
     for fix in fixes {
         outcomes.show(fix, &targets[fix.target]);
+        // A replica key's catalog changes are the primary's to make (src/replica.rs): no
+        // login at the replica's URL, nothing run there.
+        if let (Apply::Sql(_), Some(key)) = (
+            &fix.apply,
+            crate::replica::replica_key(targets[fix.target].key.as_deref()),
+        ) {
+            let why = format!(
+                "{} (the fix: `{}`)",
+                crate::replica::on_the_primary_note(key),
+                fix.action
+            );
+            outcomes.record(
+                fix,
+                &targets[fix.target],
+                outcome::Outcome::not_applied(why),
+            );
+            continue;
+        }
         let login = match &fix.apply {
             Apply::Sql(_) => Some(
                 logins
