@@ -82,6 +82,9 @@ codes! {
     SslCertificate = "ssl-certificate", Failure, transient: false,
         meaning: "the server's certificate did not verify",
         fix: "set sslrootcert to the CA that signed it, or connect with the name in the certificate";
+    TlsVerifierMissing = "tls-verifier-missing", Failure, transient: false,
+        meaning: "aksara's certificate verifier library is missing, so the certificate was not checked",
+        fix: "install aksara again with ./install.sh (it puts lib/aksara/libaksara_openssl.so beside bin/aksara)";
     ClientCertificateRequired = "client-certificate-required", Failure, transient: false,
         meaning: "pg_hba.conf asks for a client certificate and none was sent, or it was not accepted",
         fix: "give sslcert and sslkey (signed by the server's ssl_ca_file, CN = the user name)";

@@ -221,7 +221,12 @@ fn certificate(
         CertReason::VerifierMissing => "aksara checks certificates with the system's OpenSSL through its library libaksara_openssl.so (beside the aksara binary, or in <prefix>/lib/aksara/): install aksara again with ./install.sh, which puts the library of the same version there (in a source checkout, `cargo build` puts it beside target/debug/aksara; `cargo run` alone does not build it); nothing is known yet about the server's certificate".to_string(),
     };
     Diagnosis {
-        code: Code::SslCertificate,
+        // Without the verifier nothing is known about the certificate: a code of its own.
+        code: if reason == CertReason::VerifierMissing {
+            Code::TlsVerifierMissing
+        } else {
+            Code::SslCertificate
+        },
         message: format!(
             "the TLS certificate of {ep} {} (sslmode={}): {message}",
             // No verdict without the verifier: the certificate was not checked at all.

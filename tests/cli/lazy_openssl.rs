@@ -108,7 +108,8 @@ fn without_the_verifier_library_verify_full_says_so_with_the_fix_and_require_sti
     let check = failed
         .first()
         .unwrap_or_else(|| panic!("no failed check: {json:#}"));
-    assert_eq!(check["code"], "ssl-certificate", "{json:#}");
+    // Not `ssl-certificate`: nothing is known about the certificate.
+    assert_eq!(check["code"], "tls-verifier-missing", "{json:#}");
     let message = check["message"].as_str().unwrap();
     assert!(
         message.contains("could not be checked")
