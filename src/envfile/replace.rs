@@ -352,7 +352,6 @@ fn swap_in(
     })
 }
 
-/// What was appended to the replaced file after it was checked (`seen` bytes long then).
 /// How long a write waits for other programs to close the file it replaced (one that opened
 /// `.env` to append just before the swap writes a moment later, into the replaced file).
 const OTHERS_WAIT: Duration = Duration::from_millis(200);
@@ -401,6 +400,7 @@ fn appended_when_quiet(replaced: &File, seen: u64, _bound: Duration) -> Option<V
     appended_since(replaced, seen)
 }
 
+/// What was appended to the replaced file after it was checked (`seen` bytes long then).
 fn appended_since(replaced: &File, seen: u64) -> Option<Vec<u8>> {
     use std::io::{Read, Seek, SeekFrom};
     let len = replaced.metadata().ok()?.len();

@@ -368,8 +368,9 @@ fn a_roleless_user_creates_their_role_through_sudo_and_the_setup_completes() {
 /// `/etc/postgresql/<version>/<name>/` left behind) makes `pg_lsclusters` print nothing and
 /// exit 1 ("Error: Invalid data directory for cluster ..."). `--start-server installed` still
 /// starts the down cluster PGPORT names: its own pid file says it is down. The broken folder
-/// exists only in a private mount namespace (a copy of /etc/postgresql bound over it), so the
-/// other tests' `pg_lsclusters` never meet it.
+/// exists only in a private mount namespace (a folder with this cluster's configuration and
+/// the broken one, bound over /etc/postgresql: copying the whole folder would race with other
+/// tests' clusters coming and going), so the other tests' `pg_lsclusters` never meet it.
 #[test]
 fn a_broken_cluster_configuration_does_not_keep_the_down_cluster_from_starting() {
     assert!(
@@ -388,13 +389,14 @@ fn a_broken_cluster_configuration_does_not_keep_the_down_cluster_from_starting()
         .env("PGHOST", &dist.socket_dir)
         .env("PGPORT", dist.port.to_string());
     let inner = format!(
-        "cp -a /etc/postgresql/. {copy}/ && mkdir -p {copy}/{version}/{broken} \
+        "mkdir -p {copy}/{version}/{broken} && cp -a /etc/postgresql/{version}/{name} {copy}/{version}/ \
          && echo 'port = 5999' > {copy}/{version}/{broken}/postgresql.conf \
          && mount --bind {copy} /etc/postgresql \
          && ! pg_lsclusters --no-header >/dev/null 2>&1 \
          && exec \"$@\"",
         copy = etc_copy.path().display(),
         version = dist.version,
+        name = dist.name,
     );
     let mut namespaced = Command::new("unshare");
     namespaced

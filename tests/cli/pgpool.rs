@@ -12,6 +12,7 @@ use aksara::dsn::ConnConfig;
 use aksara::pooler::{self, FirstLook, PoolerError, PoolerKind};
 use sqlx::Row as _;
 
+use crate::pooler::{checks_with, doctor_json};
 use crate::support::{
     self, Backend, PgPool, PgPoolConfig, Shared, shared_pair, shared_pgpool, shared_pgpool_pair,
 };
@@ -23,25 +24,6 @@ async fn login(cfg: &ConnConfig) -> Result<Connected, FailureKind> {
     connect::connect(cfg, BOUND)
         .await
         .map_err(|f| f.last().failure.clone())
-}
-
-/// Doctor's JSON through `url`, judged for asyncpg (the framework's driver).
-fn doctor_json(url: &str) -> (crate::Run, serde_json::Value) {
-    let dir = project();
-    let out = run(aksara(dir.path()).args([
-        "doctor", "--driver", "asyncpg", "--format", "json", "--url", url,
-    ]));
-    let json = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"));
-    (out, json)
-}
-
-fn checks_with<'a>(json: &'a serde_json::Value, id: &str) -> Vec<&'a serde_json::Value> {
-    json["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["id"] == id)
-        .collect()
 }
 
 fn failed_codes(json: &serde_json::Value) -> Vec<String> {

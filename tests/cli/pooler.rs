@@ -651,7 +651,7 @@ fn transaction_pooling_is_told_with_round_robin_servers_too() {
 }
 
 /// Doctor's JSON through `url`, judged for asyncpg (the framework's driver).
-fn doctor_json(url: &str) -> (crate::Run, serde_json::Value) {
+pub fn doctor_json(url: &str) -> (crate::Run, serde_json::Value) {
     let dir = project();
     let out = run(aksara(dir.path()).args([
         "doctor", "--driver", "asyncpg", "--format", "json", "--url", url,
@@ -660,7 +660,7 @@ fn doctor_json(url: &str) -> (crate::Run, serde_json::Value) {
     (out, json)
 }
 
-fn checks_with<'a>(json: &'a serde_json::Value, id: &str) -> Vec<&'a serde_json::Value> {
+pub fn checks_with<'a>(json: &'a serde_json::Value, id: &str) -> Vec<&'a serde_json::Value> {
     json["checks"]
         .as_array()
         .unwrap()

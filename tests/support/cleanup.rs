@@ -175,3 +175,40 @@ pub fn stop_child(slot: &std::sync::Mutex<Option<std::process::Child>>, signal: 
 pub fn read_log(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
 }
+
+/// Waits, at most `timeout`, for a started pooler (`name`: `pgbouncer`, `pgpool`) to be up,
+/// as `up` tells; then puts it in `slot`. On exit or timeout the error holds its log, and a
+/// child that is still running is killed.
+pub fn wait_until_up(
+    mut child: std::process::Child,
+    name: &str,
+    log: &Path,
+    timeout: std::time::Duration,
+    slot: &std::sync::Mutex<Option<std::process::Child>>,
+    up: impl Fn(&str) -> bool,
+) -> Result<(), String> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!(
+                "{name} exited ({status}); its log:\n{}",
+                read_log(log)
+            ));
+        }
+        if up(&read_log(log)) {
+            *slot
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(child);
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!(
+                "not up after {timeout:?}; its log:\n{}",
+                read_log(log)
+            ));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}

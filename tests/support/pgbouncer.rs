@@ -16,9 +16,8 @@ use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, OnceLock, PoisonError};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
 
 use super::cleanup::{Watchdog, scratch_root};
 use super::cluster::{Cluster, clear_pg_env, free_port};
@@ -198,31 +197,16 @@ impl PgBouncer {
             .stderr(Stdio::null())
             .process_group(0);
         run_as_server_user(&mut cmd);
-        let mut child = cmd.spawn().expect("spawn pgbouncer");
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                return Err(format!(
-                    "pgbouncer exited ({status}); its log:\n{}",
-                    self.log_contents()
-                ));
-            }
-            let up = self.log_contents().contains("process up")
-                && TcpStream::connect(("127.0.0.1", self.port)).is_ok();
-            if up {
-                *self.child.lock().unwrap_or_else(PoisonError::into_inner) = Some(child);
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!(
-                    "not up after {START_TIMEOUT:?}; its log:\n{}",
-                    self.log_contents()
-                ));
-            }
-            thread::sleep(Duration::from_millis(10));
-        }
+        let child = cmd.spawn().expect("spawn pgbouncer");
+        let port = self.port;
+        super::cleanup::wait_until_up(
+            child,
+            "pgbouncer",
+            &self.log_file,
+            START_TIMEOUT,
+            &self.child,
+            |log| log.contains("process up") && TcpStream::connect(("127.0.0.1", port)).is_ok(),
+        )
     }
 
     /// A TCP URL through this PgBouncer, every part percent-encoded.

@@ -16,9 +16,8 @@ use std::fs;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, OnceLock, PoisonError};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
 
 use super::cleanup::{Watchdog, scratch_root};
 use super::cluster::{Cluster, free_port};
@@ -181,34 +180,17 @@ impl PgPool {
             .stderr(log)
             .process_group(0);
         run_as_server_user(&mut cmd);
-        let mut child = cmd.spawn().expect("spawn pgpool");
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                return Err(format!(
-                    "pgpool exited ({status}); its log:\n{}",
-                    self.log_contents()
-                ));
-            }
-            // The log alone: it listens before it says so, and a probe connection would hold
-            // a child (and count against `reserved_connections`) until the child sees it close.
-            if self
-                .log_contents()
-                .contains("pgpool-II successfully started")
-            {
-                *self.child.lock().unwrap_or_else(PoisonError::into_inner) = Some(child);
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!(
-                    "not up after {START_TIMEOUT:?}; its log:\n{}",
-                    self.log_contents()
-                ));
-            }
-            thread::sleep(Duration::from_millis(10));
-        }
+        let child = cmd.spawn().expect("spawn pgpool");
+        // The log alone: it listens before it says so, and a probe connection would hold a
+        // child (and count against `reserved_connections`) until the child sees it close.
+        super::cleanup::wait_until_up(
+            child,
+            "pgpool",
+            &self.log_file,
+            START_TIMEOUT,
+            &self.child,
+            |log| log.contains("pgpool-II successfully started"),
+        )
     }
 
     /// A TCP URL through this pgpool, every part percent-encoded.
