@@ -263,6 +263,19 @@ pub async fn detect(
     Some(report)
 }
 
+/// Whether [`detect`] finds nothing in front of the server without a query: the login's
+/// signals say direct and the server listens on the port dialled. Only then does doctor leave
+/// the create-table probe's transaction to the end of the session (`session::ProbeEnd`).
+pub fn answers_directly(
+    signals: &LoginSignals,
+    endpoint: &Endpoint,
+    backend_pid: i32,
+    server_port: Option<i32>,
+) -> bool {
+    first_look(signals, backend_pid, &endpoint.host) == FirstLook::Direct
+        && server_port.is_some_and(|port| port_moved(endpoint, port).is_none())
+}
+
 /// The port signal: the server's `port` setting is not the port the client dialled.
 pub fn port_moved(endpoint: &Endpoint, server_port: i32) -> Option<Evidence> {
     (i32::from(endpoint.port) != server_port).then_some(Evidence::PortMismatch {
@@ -562,19 +575,31 @@ async fn compare_clients(
             Err(e) => return Err(format!("BEGIN on a second connection failed: {e}")),
             Ok(()) => {}
         }
-        let pid_b = backend_pid(b, bound)
-            .await
-            .map_err(|e| format!("the second connection's pid: {e}"))?;
-        if pid_b == pid_a {
-            return transaction(
-                "a second client got the first client's server process while both were connected",
-            );
+        // Inside B's transaction: what the pids show. B's transaction is ended before any
+        // answer, since a client that leaves inside one makes PgBouncer drop its server
+        // connection ("client disconnect while server was not ready").
+        let inside = async {
+            let pid_b = backend_pid(b, bound)
+                .await
+                .map_err(|e| format!("the second connection's pid: {e}"))?;
+            if pid_b == pid_a {
+                return Ok((pid_b, Some("a second client got the first client's server process while both were connected")));
+            }
+            let again = backend_pid(a, bound)
+                .await
+                .map_err(|e| format!("the first connection's pid: {e}"))?;
+            if again != pid_a {
+                return Ok((pid_b, Some("the first client's server process changed between two statements")));
+            }
+            Ok::<_, String>((pid_b, None))
         }
-        let again = backend_pid(a, bound)
-            .await
-            .map_err(|e| format!("the first connection's pid: {e}"))?;
-        if again != pid_a {
-            return transaction("the first client's server process changed between two statements");
+        .await;
+        if !matches!(inside, Ok((_, None))) {
+            let _ = run(b, "ROLLBACK", bound).await;
+        }
+        let (pid_b, proof) = inside?;
+        if let Some(how) = proof {
+            return transaction(how);
         }
         run(b, "COMMIT", bound)
             .await

@@ -8,6 +8,8 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::code::Code;
+use sqlx::postgres::aksara::{PipelineEnd, PipelineError, PipelineRows};
+
 use crate::connect::{self, FailureKind};
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -41,27 +43,126 @@ impl ServerFacts {
     }
 }
 
-/// Every server fact the report shows, in one row. The connection count and this session's
-/// TLS come from one scan of `pg_stat_get_activity(NULL)`, the function behind
-/// `pg_stat_activity`: `count(datid)` is what summing `pg_stat_database.numbackends` gives
-/// (every backend connected to a database; `datid` is visible to any role, `backend_type` is
-/// not), and a fresh backend then has no views to load and rewrite (bench/NOTES.md).
-const FACTS_SQL: &str = "SELECT current_setting('server_version'), current_setting('server_version_num')::int, \
-        current_setting('max_connections')::int, current_setting('superuser_reserved_connections')::int, \
-        a.connections, current_setting('ssl'), current_setting('password_encryption'), pg_is_in_recovery(), \
-        a.tls, pg_backend_pid(), current_setting('port')::int \
-        FROM (SELECT count(datid) AS connections, bool_or(ssl) FILTER (WHERE pid = pg_backend_pid()) AS tls \
-              FROM pg_stat_get_activity(NULL)) a";
+/// The settings the report shows, one `SHOW` each, in this order. A utility statement reads
+/// the setting directly, where `current_setting('…')::int` makes a fresh backend look up the
+/// function, the cast and its input function in catalog caches that start empty: the seven
+/// `SHOW`s cost the server ~0.01 ms, the seven calls ~0.19 ms (bench/NOTES.md section 15).
+const SETTINGS: [&str; 7] = [
+    "server_version",
+    "server_version_num",
+    "max_connections",
+    "superuser_reserved_connections",
+    "ssl",
+    "password_encryption",
+    "port",
+];
 
-/// The create-table probe: a table with no columns (the privilege is the schema's, and fewer
-/// catalog rows make it cheaper), created in a transaction that is rolled back, which also
-/// removes the table: nothing is left behind and nothing else needs to run.
-fn table_probe_sql(limit: Duration) -> String {
+/// Then one row per backend from `pg_stat_get_activity(NULL)`, the function behind
+/// `pg_stat_activity` (no view to load and rewrite), counted here rather than by an aggregate
+/// (whose functions and `FILTER` operator are more catalog lookups): a row with a `datid` is
+/// a backend connected to a database, what summing `pg_stat_database.numbackends` gives
+/// (`datid` and `pid` are visible to any role), and this session's row (`pid` =
+/// `pg_backend_pid()`) says whether it uses TLS. Every row carries the two per-session values;
+/// this session's own row is always there.
+const ACTIVITY_SQL: &str =
+    "SELECT pg_is_in_recovery(), pg_backend_pid(), pid, datid, ssl FROM pg_stat_get_activity(NULL)";
+
+/// The facts from the answers to the [`SETTINGS`] and [`ACTIVITY_SQL`] statements, in that
+/// order; what does not read as PostgreSQL's answer is said in words.
+fn facts_from(answers: &[PipelineRows]) -> Result<ServerFacts, String> {
+    let value = |rows: &PipelineRows, column: usize| -> Option<String> {
+        rows.first()
+            .and_then(|row| row.get(column).cloned().flatten())
+    };
+    let mut settings = Vec::with_capacity(SETTINGS.len());
+    for (i, setting) in SETTINGS.iter().enumerate() {
+        let shown = answers.get(i).and_then(|rows| value(rows, 0));
+        settings.push(shown.ok_or_else(|| format!("no value for SHOW {setting}"))?);
+    }
+    let number = |i: usize| -> Result<i32, String> {
+        settings[i]
+            .trim()
+            .parse()
+            .map_err(|_| format!("SHOW {} gave {:?}", SETTINGS[i], settings[i]))
+    };
+    let activity = answers
+        .get(SETTINGS.len())
+        .ok_or("no answer to the activity query")?;
+    let flag = |text: Option<&String>| text.map(|t| t == "t");
+    let integer = |text: Option<&String>| text.and_then(|t| t.parse::<i32>().ok());
+    let first = activity
+        .first()
+        .ok_or("the activity query returned no row")?;
+    let in_recovery = flag(first.first().and_then(Option::as_ref))
+        .ok_or("no pg_is_in_recovery() in the activity row")?;
+    let backend_pid = integer(first.get(1).and_then(Option::as_ref))
+        .ok_or("no pg_backend_pid() in the activity row")?;
+    let mut connections = 0;
+    let mut connection_tls = false;
+    for row in activity {
+        let [_, _, pid, datid, ssl] = row.as_slice() else {
+            return Err(format!("an activity row of {} columns, not 5", row.len()));
+        };
+        if datid.is_some() {
+            connections += 1;
+        }
+        if integer(pid.as_ref()) == Some(backend_pid) {
+            connection_tls = flag(ssl.as_ref()).unwrap_or(false);
+        }
+    }
+    Ok(ServerFacts {
+        version: settings[0].clone(),
+        version_num: number(1)?,
+        max_connections: number(2)?,
+        superuser_reserved_connections: number(3)?,
+        connections,
+        ssl: settings[4].clone(),
+        password_encryption: settings[5].clone(),
+        in_recovery,
+        connection_tls,
+        backend_pid,
+        port: number(6).ok(),
+    })
+}
+
+/// The statements [`look`] sends, in order: the facts ([`SETTINGS`], [`ACTIVITY_SQL`]), then
+/// the create-table probe: a table with no columns (the privilege is the schema's, and fewer
+/// catalog rows make it cheaper) in a transaction that is never committed. Rolling it back, or
+/// ending the session, removes the table: nothing is left behind and nothing else needs to
+/// run. `BEGIN` after the facts makes the exchange's transaction an explicit one, to which the
+/// probe's bounds are `SET LOCAL`.
+fn look_statements(limit: Duration, end: &ProbeEnd<'_>) -> Vec<String> {
     let ms = limit.as_millis().max(1);
-    format!(
-        "BEGIN; SET LOCAL lock_timeout = {ms}; SET LOCAL statement_timeout = {ms}; \
-         CREATE TABLE aksara_privilege_probe (); ROLLBACK"
-    )
+    let mut statements: Vec<String> = SETTINGS.iter().map(|s| format!("SHOW {s}")).collect();
+    statements.push(ACTIVITY_SQL.to_string());
+    statements.push("BEGIN".into());
+    statements.push(format!("SET LOCAL lock_timeout = {ms}"));
+    statements.push(format!("SET LOCAL statement_timeout = {ms}"));
+    statements.push("CREATE TABLE aksara_privilege_probe ()".into());
+    if matches!(end, ProbeEnd::Rollback) {
+        statements.push("ROLLBACK".into());
+    }
+    statements
+}
+
+/// How many of [`look_statements`] are the facts'.
+const FACTS_STATEMENTS: usize = SETTINGS.len() + 1;
+
+/// How the probe's transaction ends once the table was created.
+pub enum ProbeEnd<'a> {
+    /// `ROLLBACK` and a Sync in the same write: the session is idle again when [`look`]
+    /// returns and can run more statements (dbsetup goes on with it).
+    Rollback,
+    /// For a caller that closes the session right after [`look`] and runs nothing more on it
+    /// (doctor). The statements go with a Flush and no Sync, so the answers come while the
+    /// transaction is still open, with no ReadyForQuery inside it (which a pooler in statement
+    /// mode would refuse). When `direct(facts)` says the server answers this client itself,
+    /// the transaction is left for the session's end, which the server rolls back after the
+    /// client has its answer: the check does not wait for the rollback (a scan of all of
+    /// `shared_buffers` for the dropped table, ~0.7 ms at 1 GB, and the WAL a standby is then
+    /// sent: bench/NOTES.md section 15). Otherwise (anything that may be a pooler, which would
+    /// have to throw its server connection away) `ROLLBACK` is sent before [`look`] returns.
+    AtCloseIfDirect(&'a dyn Fn(&ServerFacts) -> bool),
 }
 
 /// Why the facts could not be read: a code of its own for each, never a guess.
@@ -72,8 +173,8 @@ pub struct FactsError {
     pub hint: String,
 }
 
-/// The session is fine; its answer is not the row PostgreSQL sends for this query.
-fn undecodable_facts(e: sqlx::Error) -> FactsError {
+/// The session is fine; its answer is not what PostgreSQL sends for these statements.
+fn undecodable_facts(e: impl std::fmt::Display) -> FactsError {
     FactsError {
         code: Code::UnexpectedError,
         message: format!(
@@ -127,23 +228,6 @@ fn facts_error(failure: FailureKind) -> FactsError {
     }
 }
 
-fn facts_from_row(row: &sqlx::postgres::PgRow) -> Result<ServerFacts, sqlx::Error> {
-    use sqlx::Row as _;
-    Ok(ServerFacts {
-        version: row.try_get(0)?,
-        version_num: row.try_get(1)?,
-        max_connections: row.try_get(2)?,
-        superuser_reserved_connections: row.try_get(3)?,
-        connections: row.try_get::<Option<i64>, _>(4)?.unwrap_or(0),
-        ssl: row.try_get(5)?,
-        password_encryption: row.try_get(6)?,
-        in_recovery: row.try_get(7)?,
-        connection_tls: row.try_get::<Option<bool>, _>(8)?.unwrap_or(false),
-        backend_pid: row.try_get(9)?,
-        port: row.try_get::<Option<i32>, _>(10).ok().flatten(),
-    })
-}
-
 /// Why the create-table probe of [`look`] could not prove the privilege.
 #[derive(Debug)]
 pub enum TableCheck {
@@ -153,13 +237,6 @@ pub enum TableCheck {
     ReadOnly(String),
     /// No verdict: the statement waited too long for a lock, or the connection was lost.
     Unknown(String),
-}
-
-fn table_probe_silent(bound: Duration) -> TableCheck {
-    TableCheck::Unknown(format!(
-        "the server did not answer within {} s",
-        bound.as_secs()
-    ))
 }
 
 /// The probe's error, read; the failed transaction is rolled back first.
@@ -197,85 +274,154 @@ async fn table_probe_failed(
 #[derive(Debug)]
 pub struct SessionLook {
     pub facts: Result<ServerFacts, FactsError>,
-    /// The whole message's time, as the client saw it. The server sends the answers of one
-    /// simple-query message together when it ends (its output buffer is flushed then), so the
-    /// two parts cannot be timed apart from here.
+    /// The whole exchange's time, as the client saw it. The server sends the answers together
+    /// (its output buffer goes out at the Flush or Sync), so the two parts cannot be timed
+    /// apart from here.
     pub took: Duration,
     /// `None` when the facts failed: the session is in no state to say more.
     pub table: Option<Result<(), TableCheck>>,
+    /// The probe's transaction is still open ([`ProbeEnd::AtCloseIfDirect`] on a server that
+    /// answers directly): close the session next, and run nothing more on it.
+    pub left_open: bool,
 }
 
-/// The facts query and the create-table probe in one simple-query message: one round trip on
-/// the healthy path. The server answers in order, so the facts row comes first and an error
-/// after it is the probe's (the server skips the rest of the message and the probe's
-/// transaction is rolled back). Both arrive when the message ends, so one deadline covers
-/// both: the facts' bound and the probe's (a lock wait ends at `lock_timeout` = `limit`).
-pub async fn look(conn: &mut sqlx::PgConnection, limit: Duration) -> SessionLook {
-    use futures_util::StreamExt as _;
-    use sqlx::Either;
-    let sql = format!("{FACTS_SQL}; {}", table_probe_sql(limit));
-    let started = tokio::time::Instant::now();
-    let probe_bound = limit + Duration::from_secs(2);
-    let bound = limit + probe_bound;
-    let mut facts: Option<Result<ServerFacts, FactsError>> = None;
-    let mut failed: Option<sqlx::Error> = None;
-    let mut silent = false;
-    {
-        let mut stream = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).fetch_many(&mut *conn);
-        loop {
-            let item = match tokio::time::timeout_at(started + bound, stream.next()).await {
-                Err(_) => {
-                    silent = true;
-                    break;
-                }
-                Ok(None) => break,
-                Ok(Some(item)) => item,
-            };
-            match item {
-                Ok(Either::Right(row)) if facts.is_none() => {
-                    let read = facts_from_row(&row).map_err(undecodable_facts);
-                    let undecodable = read.is_err();
-                    facts = Some(read);
-                    if undecodable {
-                        break;
-                    }
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    failed = Some(e);
-                    break;
-                }
-            }
-        }
-    }
-    let took = started.elapsed();
-    let Some(facts) = facts else {
-        let facts = match failed {
-            Some(e) => Err(facts_error(connect::classify(e))),
-            None if silent => Err(facts_silent(bound)),
-            None => Err(undecodable_facts(sqlx::Error::RowNotFound)),
-        };
-        return SessionLook {
-            facts,
-            took,
-            table: None,
-        };
+/// The facts' statements and the create-table probe in one write: one round trip on the
+/// healthy path (`aksara_pipeline` of the vendored sqlx-postgres). The server answers in
+/// order, so an error at a statement after the facts' is the probe's (the server skips the
+/// rest). Both parts arrive together, so one deadline covers both: the facts' bound and the
+/// probe's (a lock wait ends at `lock_timeout` = `limit`).
+pub async fn look(
+    conn: &mut sqlx::PgConnection,
+    limit: Duration,
+    end: ProbeEnd<'_>,
+) -> SessionLook {
+    let statements = look_statements(limit, &end);
+    let statements: Vec<&str> = statements.iter().map(String::as_str).collect();
+    let pipeline_end = match end {
+        ProbeEnd::Rollback => PipelineEnd::Sync,
+        ProbeEnd::AtCloseIfDirect(_) => PipelineEnd::Flush,
     };
-    if facts.is_err() {
-        return SessionLook {
-            facts,
-            took,
-            table: None,
-        };
-    }
-    let table = match failed {
-        None if silent => Err(table_probe_silent(bound)),
-        None => Ok(()),
-        Some(e) => Err(table_probe_failed(conn, e, limit).await),
+    let started = tokio::time::Instant::now();
+    let bound = limit + limit + Duration::from_secs(2);
+    let answered =
+        tokio::time::timeout(bound, conn.aksara_pipeline(&statements, pipeline_end)).await;
+    let took = started.elapsed();
+    let failed_look = |facts: FactsError| SessionLook {
+        facts: Err(facts),
+        took,
+        table: None,
+        left_open: false,
+    };
+    let (answers, probe_error) = match answered {
+        Err(_) => return failed_look(facts_silent(bound)),
+        Ok(Ok(answers)) => (answers, None),
+        Ok(Err(PipelineError {
+            statement, error, ..
+        })) if statement < FACTS_STATEMENTS => {
+            return failed_look(facts_error(connect::classify(error)));
+        }
+        Ok(Err(PipelineError {
+            error, answered, ..
+        })) => (answered, Some(error)),
+    };
+    let facts = match facts_from(&answers) {
+        Ok(facts) => facts,
+        Err(words) => {
+            if probe_error.is_none() && pipeline_end == PipelineEnd::Flush {
+                end_exchange(conn).await;
+            }
+            return failed_look(undecodable_facts(words));
+        }
+    };
+    let mut left_open = false;
+    let table = match (probe_error, end) {
+        (Some(e), _) => Err(table_probe_failed(conn, e, limit).await),
+        (None, ProbeEnd::Rollback) => Ok(()),
+        (None, ProbeEnd::AtCloseIfDirect(direct)) => {
+            if direct(&facts) {
+                left_open = true;
+            } else {
+                end_exchange(conn).await;
+            }
+            Ok(())
+        }
     };
     SessionLook {
-        facts,
+        facts: Ok(facts),
         took,
         table: Some(table),
+        left_open,
+    }
+}
+
+/// Rolls back the probe's transaction and ends the exchange a Flush left open; a session that
+/// cannot even do that is reported by whatever runs on it next.
+async fn end_exchange(conn: &mut sqlx::PgConnection) {
+    let _ = tokio::time::timeout(Duration::from_secs(1), conn.aksara_sync(&["ROLLBACK"])).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answers(activity: &[[Option<&str>; 5]]) -> Vec<PipelineRows> {
+        let shown = [
+            "15.18 (Debian)",
+            "150018",
+            "100",
+            "3",
+            "on",
+            "scram-sha-256",
+            "5432",
+        ];
+        let mut answers: Vec<PipelineRows> = shown
+            .iter()
+            .map(|v| vec![vec![Some((*v).to_string())]])
+            .collect();
+        answers.push(
+            activity
+                .iter()
+                .map(|row| row.iter().map(|v| v.map(str::to_string)).collect())
+                .collect(),
+        );
+        answers
+    }
+
+    #[test]
+    fn connections_are_backends_with_a_database_and_tls_is_this_sessions_own() {
+        let facts = facts_from(&answers(&[
+            // the checkpointer and a physical walsender: no database
+            [Some("f"), Some("42"), Some("10"), None, None],
+            [Some("f"), Some("42"), Some("11"), None, Some("t")],
+            [Some("f"), Some("42"), Some("41"), Some("5"), Some("t")],
+            [Some("f"), Some("42"), Some("42"), Some("5"), Some("f")],
+        ]))
+        .unwrap();
+        assert_eq!(facts.connections, 2);
+        assert!(!facts.connection_tls);
+        assert_eq!(facts.backend_pid, 42);
+        assert_eq!(
+            (facts.version_num, facts.max_connections, facts.port),
+            (150018, 100, Some(5432))
+        );
+        assert_eq!(facts.short_version(), "15.18");
+    }
+
+    #[test]
+    fn an_answer_that_is_not_postgresqls_is_said_in_words() {
+        let mut odd = answers(&[[Some("f"), Some("42"), Some("42"), Some("5"), Some("t")]]);
+        odd[2] = vec![vec![Some("lots".into())]];
+        let words = facts_from(&odd).unwrap_err();
+        assert!(
+            words.contains("SHOW max_connections gave \"lots\""),
+            "{words}"
+        );
+        let none = facts_from(&answers(&[])).unwrap_err();
+        assert!(none.contains("no row"), "{none}");
+        let narrow = facts_from(&answers(&[[Some("f"), Some("42"), None, None, None]]));
+        assert!(narrow.is_ok());
+        let mut short = answers(&[[Some("f"), Some("42"), Some("42"), Some("5"), Some("t")]]);
+        short[7][0].pop();
+        assert!(facts_from(&short).unwrap_err().contains("4 columns"));
     }
 }

@@ -897,3 +897,76 @@ fn a_server_refusing_pgbouncers_own_login_is_named_as_the_poolers_login() {
     let (out, json) = doctor_json(&fixed.url(&role, Some(&format!("pw-{role}")), "postgres"));
     assert_eq!(out.code, 0, "{out:?}\n{json:#}");
 }
+
+/// The create-table probe's transaction: on a server that answers doctor directly it is left
+/// for the session's end to roll back (doctor sends no ROLLBACK and does not wait for one),
+/// and through PgBouncer, in every mode, doctor rolls it back itself before it closes (a
+/// pooler would otherwise have to drop its server connection; in statement mode no
+/// ReadyForQuery may come inside a transaction, and none does). Either way no table is left
+/// and no session stays open.
+#[test]
+fn the_probe_is_rolled_back_by_the_session_end_only_on_a_direct_server() {
+    let cluster =
+        support::Cluster::start(support::ClusterConfig::default().set("log_statement", "all"));
+    let dir = project();
+    let rollbacks = || {
+        cluster
+            .log_contents()
+            .matches("execute <unnamed>: ROLLBACK")
+            .count()
+    };
+    let probes = || {
+        cluster
+            .log_contents()
+            .matches("execute <unnamed>: CREATE TABLE aksara_privilege_probe ()")
+            .count()
+    };
+    // No table, and no session inside a transaction, once the sessions doctor ended are gone
+    // (a backend ends its transaction as it exits, a moment after the client left; in
+    // statement mode PgBouncer closes the server connection whose BEGIN it refused).
+    let nothing_left = || {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let seen = cluster.psql(
+                "postgres",
+                "SELECT to_regclass('aksara_privilege_probe') IS NOT NULL, \
+                 (SELECT count(*) FROM pg_stat_activity WHERE state LIKE 'idle in transaction%')",
+            );
+            if seen == "f|0" || std::time::Instant::now() > deadline {
+                return seen;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+
+    let out = run(aksara(dir.path()).args(["doctor", "--url", &cluster.admin_url()]));
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("can create tables"), "{out:?}");
+    assert_eq!(
+        (probes(), rollbacks()),
+        (1, 0),
+        "{}",
+        cluster.log_contents()
+    );
+    assert_eq!(nothing_left(), "f|0");
+
+    for (n, mode) in support::PoolMode::ALL.into_iter().enumerate() {
+        let bouncer = PgBouncer::start(&cluster, PgBouncerConfig::new(mode));
+        let out = run(aksara(dir.path()).args(["doctor", "--url", &bouncer.admin_url(&cluster)]));
+        assert_eq!(out.code, 0, "{mode:?}: {out:?}");
+        assert!(
+            out.stdout.contains("can create tables"),
+            "{mode:?}: {out:?}"
+        );
+        assert_eq!(probes(), n + 2, "{mode:?}: {}", cluster.log_contents());
+        assert_eq!(rollbacks(), n + 1, "{mode:?}: {}", cluster.log_contents());
+        assert_eq!(nothing_left(), "f|0", "{mode:?}");
+        assert!(
+            !std::fs::read_to_string(&bouncer.log_file)
+                .unwrap_or_default()
+                .contains("not ready"),
+            "{mode:?}: PgBouncer dropped a server connection: {}",
+            std::fs::read_to_string(&bouncer.log_file).unwrap_or_default()
+        );
+    }
+}

@@ -307,48 +307,92 @@ fn login(
     answer_queries(stream, version)
 }
 
-/// Simple queries, answered as a healthy server would: the facts row doctor reads, and a
-/// command tag for every other statement.
+/// Queries answered as a healthy server would: simple queries, and the extended protocol's
+/// Parse/Bind/Execute with Flush and Sync as doctor's one write of statements sends them (the
+/// facts doctor reads, and a command tag for every other statement).
 fn answer_queries(stream: &mut TcpStream, version: &str) -> io::Result<()> {
+    let port = stream.local_addr()?.port().to_string();
     let mut status = b'I';
+    let mut parsed = String::new();
+    let mut out = Vec::new();
     loop {
         let Some((kind, body)) = read_message(stream)? else {
             return Ok(());
         };
+        let text = |body: &[u8]| {
+            let end = body.iter().position(|b| *b == 0).unwrap_or(body.len());
+            String::from_utf8_lossy(&body[..end]).into_owned()
+        };
         match kind {
             b'Q' => {
-                let sql =
-                    String::from_utf8_lossy(body.strip_suffix(b"\0").unwrap_or(&body)).into_owned();
-                let mut out = Vec::new();
+                let sql = text(&body);
                 for statement in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
-                    if statement.starts_with("SELECT current_setting('server_version')") {
-                        out.extend(facts_row(version));
-                        continue;
-                    }
-                    let tag = command_tag(statement);
-                    match tag.as_str() {
-                        "BEGIN" => status = b'T',
-                        "ROLLBACK" | "COMMIT" => status = b'I',
-                        _ => {}
-                    }
-                    out.extend(message(b'C', &[tag.as_bytes(), b"\0"].concat()));
+                    out.extend(statement_answer(
+                        statement,
+                        version,
+                        &port,
+                        true,
+                        &mut status,
+                    ));
                 }
                 out.extend(message(b'Z', &[status]));
-                stream.write_all(&out)?;
+                stream.write_all(&std::mem::take(&mut out))?;
+            }
+            // Parse: the unnamed statement's name (empty) comes first, then the query.
+            b'P' => {
+                parsed = text(&body[1..]);
+                out.extend(message(b'1', b""));
+            }
+            b'B' => out.extend(message(b'2', b"")),
+            b'E' => out.extend(statement_answer(
+                parsed.trim(),
+                version,
+                &port,
+                false,
+                &mut status,
+            )),
+            b'H' => stream.write_all(&std::mem::take(&mut out))?,
+            b'S' => {
+                out.extend(message(b'Z', &[status]));
+                stream.write_all(&std::mem::take(&mut out))?;
             }
             b'X' => return Ok(()),
-            // The extended protocol is not part of what doctor sends.
             _ => {
-                stream.write_all(&error_response(
+                out.extend(error_response(
                     "0A000",
-                    "hostile server: only simple queries",
+                    "hostile server: not a message doctor sends",
                     None,
                     None,
-                ))?;
-                stream.write_all(&message(b'Z', &[status]))?;
+                ));
+                out.extend(message(b'Z', &[status]));
+                stream.write_all(&std::mem::take(&mut out))?;
             }
         }
     }
+}
+
+/// One statement's answer; `described`: a simple query's (with the row description), not an
+/// Execute's (which has none).
+fn statement_answer(
+    statement: &str,
+    version: &str,
+    port: &str,
+    described: bool,
+    status: &mut u8,
+) -> Vec<u8> {
+    if let Some(setting) = statement.strip_prefix("SHOW ") {
+        return setting_row(setting, version, port, described);
+    }
+    if statement.starts_with("SELECT pg_is_in_recovery(), pg_backend_pid()") {
+        return activity_row(described);
+    }
+    let tag = command_tag(statement);
+    match tag.as_str() {
+        "BEGIN" => *status = b'T',
+        "ROLLBACK" | "COMMIT" => *status = b'I',
+        _ => {}
+    }
+    message(b'C', &[tag.as_bytes(), b"\0"].concat())
 }
 
 fn command_tag(statement: &str) -> String {
@@ -365,25 +409,9 @@ fn command_tag(statement: &str) -> String {
     }
 }
 
-/// The row of doctor's FACTS_SQL: version, version_num, max_connections, reserved,
-/// connections, ssl, password_encryption, in_recovery, this connection's TLS, backend pid.
-fn facts_row(version: &str) -> Vec<u8> {
-    const TEXT: u32 = 25;
-    const INT4: u32 = 23;
-    const INT8: u32 = 20;
-    const BOOL: u32 = 16;
-    let columns = [
-        ("current_setting", TEXT, -1i16),
-        ("current_setting", INT4, 4),
-        ("current_setting", INT4, 4),
-        ("current_setting", INT4, 4),
-        ("sum", INT8, 8),
-        ("current_setting", TEXT, -1),
-        ("current_setting", TEXT, -1),
-        ("pg_is_in_recovery", BOOL, 1),
-        ("ssl", BOOL, 1),
-        ("pg_backend_pid", INT4, 4),
-    ];
+/// A one-row answer: its columns (name, type oid, size) when `described`, and the row's
+/// values, as text.
+fn answer_rows(columns: &[(&str, u32, i16)], values: &[&str], described: bool) -> Vec<u8> {
     let mut description = (columns.len() as u16).to_be_bytes().to_vec();
     for (name, oid, size) in columns {
         description.extend_from_slice(name.as_bytes());
@@ -395,27 +423,54 @@ fn facts_row(version: &str) -> Vec<u8> {
         description.extend_from_slice(&(-1i32).to_be_bytes()); // type modifier
         description.extend_from_slice(&0u16.to_be_bytes()); // text format
     }
-    let values = [
-        version,
-        "160004",
-        "100",
-        "3",
-        "1",
-        "off",
-        "scram-sha-256",
-        "f",
-        "f",
-        // The pid its BackendKeyData announced: a server, not a pooler.
-        "7",
-    ];
     let mut row = (values.len() as u16).to_be_bytes().to_vec();
     for value in values {
         row.extend_from_slice(&(value.len() as u32).to_be_bytes());
         row.extend_from_slice(value.as_bytes());
     }
+    if described {
+        [message(b'T', &description), message(b'D', &row)].concat()
+    } else {
+        message(b'D', &row)
+    }
+}
+
+/// doctor's `SHOW <setting>`: the hostile version, and a healthy server's other settings
+/// (listening on the port dialled: no relay in front).
+fn setting_row(setting: &str, version: &str, port: &str, described: bool) -> Vec<u8> {
+    const TEXT: u32 = 25;
+    let value = match setting {
+        "server_version" => version,
+        "server_version_num" => "160004",
+        "max_connections" => "100",
+        "superuser_reserved_connections" => "3",
+        "ssl" => "off",
+        "password_encryption" => "scram-sha-256",
+        "port" => port,
+        _ => "",
+    };
     [
-        message(b'T', &description),
-        message(b'D', &row),
+        answer_rows(&[(setting, TEXT, -1)], &[value], described),
+        message(b'C', b"SHOW\0"),
+    ]
+    .concat()
+}
+
+/// doctor's activity row: this session alone, on a primary, without TLS, with the pid its
+/// BackendKeyData announced (a server, not a pooler).
+fn activity_row(described: bool) -> Vec<u8> {
+    const INT4: u32 = 23;
+    const OID: u32 = 26;
+    const BOOL: u32 = 16;
+    let columns = [
+        ("pg_is_in_recovery", BOOL, 1),
+        ("pg_backend_pid", INT4, 4),
+        ("pid", INT4, 4),
+        ("datid", OID, 4),
+        ("ssl", BOOL, 1),
+    ];
+    [
+        answer_rows(&columns, &["f", "7", "7", "5", "f"], described),
         message(b'C', b"SELECT 1\0"),
     ]
     .concat()

@@ -273,7 +273,12 @@ pub async fn verify(
         Err(f) => return Err(connect_error(&cfg, &f, failed).await),
     };
     // The facts and the create-table probe in one round trip (session::look).
-    let look = crate::session::look(&mut c.conn, limits.statement).await;
+    let look = crate::session::look(
+        &mut c.conn,
+        limits.statement,
+        crate::session::ProbeEnd::Rollback,
+    )
+    .await;
     connect::close(c.conn).await;
     let facts = match look.facts {
         Ok(facts) => facts,

@@ -323,7 +323,20 @@ async fn session_checks(
     list.waiting("Querying the server");
     // The facts and the create-table probe in one round trip, timed together (the server
     // answers both at once): the Query line has the time, the Privileges line none of its own.
-    let look = session::look(&mut connected.conn, bound).await;
+    // Doctor runs nothing more on a direct server's session and closes it after these checks
+    // (topology_checks asks only where answers_directly says no): the probe's transaction is
+    // then left for the session's end to roll back (session::ProbeEnd).
+    let signals = crate::pooler::LoginSignals::of(&connected.conn);
+    let endpoint = connected.endpoint.clone();
+    let direct = move |f: &ServerFacts| {
+        crate::pooler::answers_directly(&signals, &endpoint, f.backend_pid, f.port)
+    };
+    let look = session::look(
+        &mut connected.conn,
+        bound,
+        session::ProbeEnd::AtCloseIfDirect(&direct),
+    )
+    .await;
     let facts = look.facts;
     let query_ms = millis(look.took);
     list.record(pass(

@@ -164,3 +164,6 @@ impl std::error::Error for LoginRefusal {
         }
     }
 }
+
+// The extended-protocol pipeline (src/connection/aksara_pipeline.rs).
+pub use crate::connection::aksara_pipeline::{PipelineEnd, PipelineError, PipelineRows};

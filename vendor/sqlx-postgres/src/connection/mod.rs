@@ -23,6 +23,8 @@ use sqlx_core::sql_str::SqlSafeStr;
 
 pub use self::stream::PgStream;
 
+// aksara patch: one write of statements, answered before the exchange ends.
+pub(crate) mod aksara_pipeline;
 #[cfg(feature = "offline")]
 mod describe;
 mod establish;

@@ -213,10 +213,13 @@ async fn hi<'a>(s: &'a str, salt: &'a [u8], iter_count: u32) -> Result<[u8; 32],
         hi = hi.iter().zip(u.iter()).map(|(&a, &b)| a ^ b).collect();
 
         // For large iteration counts, this process can take a long time and block the event loop.
-        // It was measured as taking ~50ms for 4096 iterations (the default) on a developer machine.
-        // If we want to yield every 10-100us (as generally advised for tokio), then we can yield
-        // every 5 iterations which should be every ~50us.
-        if i % 5 == 0 {
+        // aksara patch: yield every 1024 iterations, not every 5. An optimised HMAC-SHA256 round
+        // takes ~0.1 us here, so 1024 of them are ~100 us (tokio's advice is 10-100 us); every 5
+        // meant 819 trips through the runtime per login, each reading the clock, polling epoll and
+        // (with tokio's process driver) reaping orphans: ~0.3 ms of a 0.4 ms key derivation
+        // (bench/NOTES.md section 15). Unoptimised builds take longer per chunk, still far under a
+        // connect timeout.
+        if i % 1024 == 0 {
             rt::yield_now().await;
         }
     }
