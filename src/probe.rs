@@ -1,8 +1,10 @@
 //! Finding PostgreSQL servers without logging in: every place a local server may listen is
 //! probed concurrently, each within a short bound, so "is anything running?" is answered in
-//! milliseconds. A probe sends only an SSLRequest (8 bytes): a PostgreSQL server answers `S` or
-//! `N`, which both identifies it and tells whether it offers TLS, and closing after `N` leaves
-//! nothing in the server log.
+//! milliseconds. A probe sends an SSLRequest (8 bytes): a PostgreSQL server answers `S` or `N`,
+//! which both identifies it and tells whether it offers TLS. Closing after `N` leaves nothing in
+//! the server log; after `S` the probe completes the TLS handshake and closes it before leaving
+//! (a server left waiting for its ClientHello logs "could not accept SSL connection: EOF
+//! detected" for every probe, as Debian's clusters with `ssl = on` did for each dbsetup).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -180,8 +182,101 @@ async fn ssl_request<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, _tcp: boo
     }
     let mut byte = [0u8; 1];
     match stream.read_exact(&mut byte).await {
-        Ok(_) if byte[0] == b'S' => Answer::Postgres { tls: true },
+        Ok(_) if byte[0] == b'S' => {
+            leave_tls_quietly(&mut stream).await;
+            Answer::Postgres { tls: true }
+        }
         Ok(_) if byte[0] == b'N' => Answer::Postgres { tls: false },
         _ => Answer::NotPostgres,
+    }
+}
+
+/// After `S`: the TLS handshake, then close_notify. A server whose handshake completed and that
+/// then gets no startup packet at all logs nothing (PostgreSQL's "such cases often occur for
+/// legitimate reasons"), as for `pg_isready`. Nothing is verified and nothing is sent over it:
+/// the answer already identified the server. A handshake that fails changes nothing.
+async fn leave_tls_quietly<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S) {
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let Ok(config) = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+    else {
+        return;
+    };
+    let config = config
+        .dangerous()
+        .with_custom_certificate_verifier(std::sync::Arc::new(NothingVerified(provider)))
+        .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("a valid name");
+    let Ok(mut tls) = rustls::ClientConnection::new(std::sync::Arc::new(config), name) else {
+        return;
+    };
+    let mut buffer = vec![0u8; 16 * 1024];
+    loop {
+        if flush_tls(&mut tls, stream).await.is_err() {
+            return;
+        }
+        if !tls.is_handshaking() {
+            break;
+        }
+        let n = match stream.read(&mut buffer).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if tls.read_tls(&mut &buffer[..n]).is_err() || tls.process_new_packets().is_err() {
+            return;
+        }
+    }
+    tls.send_close_notify();
+    let _ = flush_tls(&mut tls, stream).await;
+}
+
+async fn flush_tls<S: AsyncWrite + Unpin>(
+    tls: &mut rustls::ClientConnection,
+    stream: &mut S,
+) -> std::io::Result<()> {
+    while tls.wants_write() {
+        let mut out = Vec::new();
+        tls.write_tls(&mut out)?;
+        stream.write_all(&out).await?;
+    }
+    stream.flush().await
+}
+
+/// The probe's handshake checks nothing: it only ends the TLS session the server began.
+#[derive(Debug)]
+struct NothingVerified(std::sync::Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for NothingVerified {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _message: &[u8],
+        _cert: &rustls::pki_types::CertificateDer<'_>,
+        _dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        _message: &[u8],
+        _cert: &rustls::pki_types::CertificateDer<'_>,
+        _dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
     }
 }

@@ -1125,3 +1125,42 @@ fn a_missing_database_gets_the_close_names_that_exist() {
         );
     }
 }
+
+/// The probe that asks whether PostgreSQL listens (dbsetup's discovery, doctor's failure
+/// paths) leaves nothing in the log of a server that offers TLS: it completes the handshake
+/// the server's `S` began and closes it, where closing after the `S` made every probe log
+/// "could not accept SSL connection: EOF detected" (seen on Debian's own cluster, ssl = on).
+#[test]
+fn probing_a_tls_server_leaves_nothing_in_its_log() {
+    let cluster = Cluster::start(ClusterConfig {
+        ssl: true,
+        ..ClusterConfig::default().set("log_connections", "on")
+    });
+    let cfg = crate::config(&cluster.admin_url());
+    let answer = crate::runtime().block_on(aksara::probe::probe(
+        &cfg.endpoints[0],
+        Duration::from_secs(5),
+    ));
+    assert_eq!(answer, aksara::probe::Answer::Postgres { tls: true });
+    // The probe's backend: its "connection received" line names its pid; once that process
+    // is gone, everything it logged is in the log.
+    let log = cluster.log_contents();
+    let line = log
+        .lines()
+        .rev()
+        .find(|l| l.contains("connection received: host=127.0.0.1"))
+        .unwrap_or_else(|| panic!("the probe reached no backend: {log}"));
+    let pid: u32 = line
+        .split('[')
+        .nth(1)
+        .and_then(|rest| rest.split(']').next())
+        .and_then(|pid| pid.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no pid in {line:?}"));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::path::Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let log = cluster.log_contents();
+    assert!(!log.contains("could not accept SSL connection"), "{log}");
+    assert!(!log.contains(&format!("[{pid}] FATAL")), "{log}");
+}
