@@ -1,15 +1,14 @@
 //! What a logged-in session can tell about the server and the role, for both commands: the
 //! server facts doctor reports and dbsetup summarises, and the create-table probe (in a
-//! rolled-back transaction) that proves the role can build its schema; [`look`] asks both in
-//! one simple-query round trip.
+//! transaction that is never committed) that proves the role can build its schema; [`look`]
+//! asks both in one round trip, one write of extended-protocol statements.
 
 use std::time::Duration;
 
 use serde::Serialize;
-
-use crate::code::Code;
 use sqlx::postgres::aksara::{PipelineEnd, PipelineError, PipelineRows};
 
+use crate::code::Code;
 use crate::connect::{self, FailureKind};
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -28,7 +27,7 @@ pub struct ServerFacts {
     #[serde(skip)]
     pub backend_pid: i32,
     /// The `port` the server listens on: a proxy on another port (pgpool-II) shows here, not at
-    /// login (src/pooler.rs). `None` when the answer has no such column (not PostgreSQL's).
+    /// login (src/pooler.rs). `None` when `SHOW port` gave no number (not PostgreSQL's answer).
     #[serde(skip)]
     pub port: Option<i32>,
 }
