@@ -279,9 +279,6 @@ pub struct SessionLook {
     pub took: Duration,
     /// `None` when the facts failed: the session is in no state to say more.
     pub table: Option<Result<(), TableCheck>>,
-    /// The probe's transaction is still open ([`ProbeEnd::AtCloseIfDirect`] on a server that
-    /// answers directly): close the session next, and run nothing more on it.
-    pub left_open: bool,
 }
 
 /// The facts' statements and the create-table probe in one write: one round trip on the
@@ -309,7 +306,6 @@ pub async fn look(
         facts: Err(facts),
         took,
         table: None,
-        left_open: false,
     };
     let (answers, probe_error) = match answered {
         Err(_) => return failed_look(facts_silent(bound)),
@@ -332,14 +328,12 @@ pub async fn look(
             return failed_look(undecodable_facts(words));
         }
     };
-    let mut left_open = false;
     let table = match (probe_error, end) {
         (Some(e), _) => Err(table_probe_failed(conn, e, limit).await),
         (None, ProbeEnd::Rollback) => Ok(()),
         (None, ProbeEnd::AtCloseIfDirect(direct)) => {
-            if direct(&facts) {
-                left_open = true;
-            } else {
+            // A direct server's session is closed next, which ends the transaction.
+            if !direct(&facts) {
                 end_exchange(conn).await;
             }
             Ok(())
@@ -349,7 +343,6 @@ pub async fn look(
         facts: Ok(facts),
         took,
         table: Some(table),
-        left_open,
     }
 }
 

@@ -47,13 +47,7 @@ fn doctor(url: &str) -> (crate::Run, serde_json::Value) {
 }
 
 fn failed(json: &serde_json::Value) -> Vec<serde_json::Value> {
-    json["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["status"] == "fail")
-        .cloned()
-        .collect()
+    crate::failed_checks(json).into_iter().cloned().collect()
 }
 
 #[test]

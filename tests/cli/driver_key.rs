@@ -529,12 +529,7 @@ fn doctor_judges_a_form_key_with_its_driver_as_the_real_driver_fares() {
     assert_eq!(targets[0]["ok"], true, "{report}");
     let form = &targets[1];
     assert_eq!(form["ok"], false, "{report}");
-    let failed: Vec<&serde_json::Value> = form["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["status"] == "fail")
-        .collect();
+    let failed = crate::failed_checks(form);
     assert_eq!(failed.len(), 1, "{report}");
     assert_eq!(failed[0]["code"], "driver-rejects-parameter", "{report}");
     assert!(

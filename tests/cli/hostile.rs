@@ -382,12 +382,7 @@ fn each_unusual_login_failure_has_its_own_kind_and_code() {
             let json: serde_json::Value = serde_json::from_str(&out.stdout).expect("JSON");
             (out, json)
         };
-        let failed: Vec<&serde_json::Value> = json["checks"]
-            .as_array()
-            .expect("checks")
-            .iter()
-            .filter(|c| c["status"] == "fail")
-            .collect();
+        let failed = crate::failed_checks(&json);
         assert_eq!(failed.len(), 1, "{behaviour:?}: {json:#}");
         assert_eq!(failed[0]["code"], code, "{behaviour:?}: {json:#}");
         // In text: the code, no `connection-refused`, no sqlx source location.

@@ -99,12 +99,7 @@ fn without_the_verifier_library_verify_full_says_so_with_the_fix_and_require_sti
     let doctor = |sslmode: &str| doctor_from(&binary, &url(sslmode));
     let (full, json) = doctor("verify-full");
     assert_ne!(full.code, 0, "{full:?}");
-    let failed: Vec<_> = json["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["status"] == "fail")
-        .collect();
+    let failed = crate::failed_checks(&json);
     let check = failed
         .first()
         .unwrap_or_else(|| panic!("no failed check: {json:#}"));

@@ -99,6 +99,16 @@ pub fn config(url: &str) -> aksara::dsn::ConnConfig {
 }
 
 /// A fresh project folder.
+/// The checks a doctor JSON report (or one target of it) marks failed, in order.
+pub fn failed_checks(report: &serde_json::Value) -> Vec<&serde_json::Value> {
+    report["checks"]
+        .as_array()
+        .expect("a report's checks")
+        .iter()
+        .filter(|c| c["status"] == "fail")
+        .collect()
+}
+
 pub fn project() -> tempfile::TempDir {
     tempfile::tempdir().expect("temp project dir")
 }

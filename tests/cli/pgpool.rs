@@ -27,11 +27,8 @@ async fn login(cfg: &ConnConfig) -> Result<Connected, FailureKind> {
 }
 
 fn failed_codes(json: &serde_json::Value) -> Vec<String> {
-    json["checks"]
-        .as_array()
-        .unwrap()
+    crate::failed_checks(json)
         .iter()
-        .filter(|c| c["status"] == "fail")
         .map(|c| c["code"].as_str().unwrap_or_default().to_owned())
         .collect()
 }

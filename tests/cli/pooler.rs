@@ -723,12 +723,7 @@ fn doctor_through_pgbouncer_names_a_database_missing_from_its_list() {
     let url = bouncer.url("postgres", Some(&cluster.password), "notlisted");
     let (out, json) = doctor_json(&url);
     assert_eq!(out.code, 1, "{out:?}");
-    let failed: Vec<&serde_json::Value> = json["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["status"] == "fail")
-        .collect();
+    let failed = crate::failed_checks(&json);
     assert_eq!(failed.len(), 1, "{json:#}");
     assert_eq!(failed[0]["code"], "pooler-unknown-database", "{json:#}");
     assert!(
@@ -871,12 +866,7 @@ fn a_server_refusing_pgbouncers_own_login_is_named_as_the_poolers_login() {
     );
     let (out, json) = doctor_json(&url);
     assert_eq!(out.code, 1, "{out:?}");
-    let failed: Vec<&serde_json::Value> = json["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["status"] == "fail")
-        .collect();
+    let failed = crate::failed_checks(&json);
     assert_eq!(failed.len(), 1, "{json:#}");
     assert_eq!(failed[0]["code"], "pooler-server-login-failing", "{json:#}");
     assert!(

@@ -309,12 +309,7 @@ fn doctor_reports_an_unmet_target_session_attrs() {
     ]));
     assert_eq!(out.code, 1, "{out:?}");
     let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-    let failed: Vec<&serde_json::Value> = json["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["status"] == "fail")
-        .collect();
+    let failed = crate::failed_checks(&json);
     assert_eq!(failed.len(), 1, "{json:#}");
     assert_eq!(failed[0]["code"], "target-session-attrs-unmet", "{json:#}");
     assert!(

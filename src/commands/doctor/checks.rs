@@ -323,9 +323,10 @@ async fn session_checks(
     list.waiting("Querying the server");
     // The facts and the create-table probe in one round trip, timed together (the server
     // answers both at once): the Query line has the time, the Privileges line none of its own.
-    // Doctor runs nothing more on a direct server's session and closes it after these checks
-    // (topology_checks asks only where answers_directly says no): the probe's transaction is
-    // then left for the session's end to roll back (session::ProbeEnd).
+    // Doctor runs nothing more on a direct server's session and closes it after these checks:
+    // topology_checks queries only behind a pooler signal (answers_directly says no, and the
+    // probe's transaction is rolled back) or on a standby (where the probe fails and is rolled
+    // back). So the probe's transaction is left for the session's end (session::ProbeEnd).
     let signals = crate::pooler::LoginSignals::of(&connected.conn);
     let endpoint = connected.endpoint.clone();
     let direct = move |f: &ServerFacts| {
