@@ -423,6 +423,51 @@ fn a_line_written_late_through_a_descriptor_opened_before_the_swap_is_kept() {
     assert_eq!(temporary_files_in(dir.path()), Vec::<String>::new());
 }
 
+/// A shell whose `>>` had looked the path up before the swap (finding the old file) and whose
+/// `open` itself comes a moment after it: nothing has the replaced file open when aksara looks,
+/// so only holding the lease for a while catches it. The lookup is an `O_PATH` descriptor,
+/// which opens nothing; the late `open` goes through `/proc/self/fd`, as a fresh open of the
+/// file found then. Without the hold this lost the line every time.
+#[test]
+fn a_line_from_an_open_under_way_at_the_swap_is_kept() {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(".env");
+    fs::write(&path, b"KEY=old\n").unwrap();
+    let late_writer: Arc<std::sync::Mutex<Option<std::thread::JoinHandle<bool>>>> = Arc::default();
+    let slot = Arc::clone(&late_writer);
+    RACE.with(|hook| {
+        *hook.borrow_mut() = Some(Box::new(move |point, target: &Path| {
+            if point == RacePoint::BeforeExchange && slot.lock().unwrap().is_none() {
+                let looked_up = OpenOptions::new()
+                    .read(true)
+                    .custom_flags(libc::O_PATH)
+                    .open(target)
+                    .unwrap();
+                *slot.lock().unwrap() = Some(std::thread::spawn(move || {
+                    std::thread::sleep(Duration::from_millis(10));
+                    let through = format!("/proc/self/fd/{}", looked_up.as_raw_fd());
+                    let mut file = OpenOptions::new().append(true).open(through).unwrap();
+                    file.write_all(b"LATE=1\n").unwrap();
+                    true
+                }));
+            }
+        }));
+    });
+    let change = write_key(&path, "KEY", "new", OnConflict::Replace);
+    RACE.with(|hook| hook.borrow_mut().take());
+    assert!(late_writer.lock().unwrap().take().unwrap().join().unwrap());
+    assert!(matches!(change.unwrap(), Change::Replaced { .. }));
+    let text = fs::read_to_string(&path).unwrap();
+    assert!(
+        text.contains("LATE=1\n"),
+        "the late line was lost: {text:?}"
+    );
+    assert!(text.contains("KEY=new\n"), "{text:?}");
+    assert_eq!(temporary_files_in(dir.path()), Vec::<String>::new());
+}
+
 #[test]
 fn a_foreign_writer_loop_and_parallel_upserts_lose_no_key() {
     foreign_writer_rounds(OnConflict::Fail);

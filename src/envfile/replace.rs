@@ -353,16 +353,27 @@ fn swap_in(
 }
 
 /// How long a write waits for other programs to close the file it replaced (one that opened
-/// `.env` to append just before the swap writes a moment later, into the replaced file).
-const OTHERS_WAIT: Duration = Duration::from_millis(200);
+/// `.env` to append just before the swap writes a moment later, into the replaced file). Only
+/// spent while some program holds that file open for writing.
+const OTHERS_WAIT: Duration = Duration::from_secs(1);
+
+/// How long the replaced file is watched after the swap for a writer whose `open` was already
+/// under way: its path lookup found the old file before the swap, and the open itself (which
+/// is what a lease can see) comes a moment later, later still when the scheduler preempts that
+/// program in between. CI lost a shell line in this window (the loop test below, on a loaded
+/// 2-core machine) while the lease was only taken and given back; held, such an open breaks it.
+const IN_FLIGHT_OPENS: Duration = Duration::from_millis(50);
 
 /// What was appended to the replaced file since its length was `seen`, looked at once nobody
-/// else holds it: then nothing more can be written into it (its name is gone, so nobody opens
-/// it anew). Linux tells through a write lease, granted only while no other open file
-/// description holds the file; the look happens while the lease is held, and if someone's
-/// `open` of the file was already under way (the lease is being broken), the wait goes on
-/// until they close it. Bounded by `bound`; where leases are refused (another owner without
-/// CAP_LEASE, a file system without them) the look happens at once, as before.
+/// else can write to it any more: its name is gone from the target, so only a program that
+/// found it before the swap can still open it. Linux tells through a read lease, granted only
+/// while no other open file description can write to the file, and broken by any open for
+/// writing. The lease is held for [`IN_FLIGHT_OPENS`], so an open that was under way at the swap
+/// breaks it and is waited for; then the look happens while the lease is still held. A break
+/// means a writer is blocked in its `open`: the lease is given back so it can go on, and the
+/// wait starts over until it has closed the file. Readers (`tail -f .env`) do not count. Bounded
+/// by `bound`; where leases are refused (another owner without CAP_LEASE, a file system without
+/// them) the look happens at once.
 #[cfg(target_os = "linux")]
 fn appended_when_quiet(replaced: &File, seen: u64, bound: Duration) -> Option<Vec<u8>> {
     // <linux/fcntl.h>, the same on every architecture; the libc crate lacks it for glibc.
@@ -374,20 +385,25 @@ fn appended_when_quiet(replaced: &File, seen: u64, bound: Duration) -> Option<Ve
     if unsafe { libc::fcntl(fd, F_SETSIG, libc::SIGURG) } != 0 {
         return appended_since(replaced, seen);
     }
-    let deadline = std::time::Instant::now() + bound;
+    // SAFETY: as above. A lease being broken reports what it is broken to.
+    let breaking = || unsafe { libc::fcntl(fd, libc::F_GETLEASE) } != libc::F_RDLCK;
+    let deadline = Instant::now() + bound;
     loop {
         // SAFETY: as above.
-        if unsafe { libc::fcntl(fd, libc::F_SETLEASE, libc::F_WRLCK) } == 0 {
+        if unsafe { libc::fcntl(fd, libc::F_SETLEASE, libc::F_RDLCK) } == 0 {
+            let watched_until = Instant::now() + IN_FLIGHT_OPENS;
+            while !breaking() && Instant::now() < watched_until.min(deadline) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
             let appended = appended_since(replaced, seen);
-            // SAFETY: as above. A lease being broken reports what it is broken to.
-            let breaking = unsafe { libc::fcntl(fd, libc::F_GETLEASE) } != libc::F_WRLCK;
+            let broken = breaking();
             // SAFETY: as above; giving the lease back lets a waiting `open` go on.
             unsafe { libc::fcntl(fd, libc::F_SETLEASE, libc::F_UNLCK) };
-            if !breaking || std::time::Instant::now() >= deadline {
+            if !broken || Instant::now() >= deadline {
                 return appended;
             }
         } else if io::Error::last_os_error().raw_os_error() != Some(libc::EAGAIN)
-            || std::time::Instant::now() >= deadline
+            || Instant::now() >= deadline
         {
             return appended_since(replaced, seen);
         }
