@@ -37,9 +37,11 @@ pub const NO_COLOR: &str = "NO_COLOR";
 pub const DOCKER_HOST: &str = "DOCKER_HOST";
 /// The user's home: `~/.pgpass` and docker's context folder live under it.
 pub const HOME: &str = "HOME";
-/// The OS user name libpq defaults the role to (`USER`, else `LOGNAME`).
+/// The user names Python's `getpass.getuser()` reads, in its order, before the password
+/// database: asyncpg's default role. libpq ignores them (it asks for the effective uid's name).
+pub const GETPASS_USER_VARS: [&str; 4] = ["LOGNAME", "USER", "LNAME", "USERNAME"];
+/// node-postgres's default role (`pg/lib/defaults.js`, outside Windows).
 pub const USER: &str = "USER";
-pub const LOGNAME: &str = "LOGNAME";
 
 /// Test builds only: `<pause point>:<marker file>` makes a `.env` write stop at that point (see
 /// `envfile::replace`), so a test can SIGKILL it inside a window. The released binary has no

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use crate::dsn::{DEFAULT_SOCKET_DIRS, Environment, Host};
-use crate::envvars::{HOME, LOGNAME, PGHOST, PGHOSTADDR, PGPASSFILE, PGPORT, USER};
+use crate::envvars::{HOME, PGHOST, PGHOSTADDR, PGPASSFILE, PGPORT};
 use crate::pgpass;
 
 pub struct ProcessEnvironment {
@@ -44,16 +44,11 @@ impl Environment for ProcessEnvironment {
         self.var_nonempty(name)
     }
 
+    /// libpq's default role: the name of the effective user (`pg_fe_getusername(geteuid())`),
+    /// never `USER` or `LOGNAME`, which `sudo -E`, `su` without `-`, `setpriv` and containers
+    /// leave naming someone else (asyncpg does read them: see `drivers::default_user`).
     fn os_user(&self) -> Option<String> {
-        std::env::var(USER)
-            .ok()
-            .filter(|u| !u.is_empty())
-            .or_else(|| std::env::var(LOGNAME).ok())
-            .or_else(|| {
-                let out = std::process::Command::new("id").arg("-un").output().ok()?;
-                Some(String::from_utf8_lossy(&out.stdout).trim().to_string())
-                    .filter(|s| !s.is_empty())
-            })
+        crate::localserver::current_user_name()
     }
 
     /// Like sqlx and the common libpq builds: the first usual socket directory holding a

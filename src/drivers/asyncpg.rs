@@ -26,6 +26,7 @@ pub static FACTS: Facts = Facts {
     unknown_parameters: "**sent to the server as settings**: `connect_timeout`, `schema`, `channel_binding`, `ssl` fail",
     tls: "default `prefer`; `require` does not verify; never on a unix socket",
     hosts: "`h1:p1,h2:p2` tried in order; the authority's host wins over `?host=`",
+    no_user: "**`LOGNAME`, `USER`, `LNAME`, `USERNAME`** (Python's `getpass.getuser()`), else the OS user",
     source: "asyncpg `connect_utils.py`: `_parse_connect_dsn_and_args`, `_parse_hostlist`",
 };
 

@@ -19,6 +19,7 @@ pub static FACTS: Facts = Facts {
     unknown_parameters: "ignored; its own names (`ApplicationName`, `connectTimeout`, `targetServerType`)",
     tls: "default `prefer`; `ssl=true` alone is verify-full",
     hosts: "`h1:p1,h2:p2`; no unix sockets",
+    no_user: "not modelled: name the user in the URL",
     source: "pgjdbc `org/postgresql/Driver.java`: `parseURL`",
 };
 

@@ -20,6 +20,7 @@ pub static FACTS: Facts = Facts {
     unknown_parameters: "rejected: `invalid URI query parameter`",
     tls: "default `prefer`; `require` does not verify; `ssl=true` means `require`; never on a unix socket",
     hosts: "`h1:p1,h2:p2` tried in order; `?host=` replaces the authority's host",
+    no_user: "the OS user (the effective uid's name); `USER` and `LOGNAME` are not read",
     source: "libpq `fe-connect.c`: `conninfo_uri_parse_options`, `conninfo_uri_parse_params`, `PQconninfoOptions`",
 };
 

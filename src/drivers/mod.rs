@@ -17,6 +17,7 @@
 //! drivers.
 
 pub mod asyncpg;
+pub mod default_user;
 pub mod detect;
 pub mod forms;
 pub mod jdbc;
@@ -149,6 +150,8 @@ pub struct Facts {
     pub tls: &'static str,
     /// Several hosts, and `?host=` beside a host in the authority.
     pub hosts: &'static str,
+    /// Whom it logs in as when neither the URL nor `PGUSER` names a user (see [`default_user`]).
+    pub no_user: &'static str,
     /// The source the module follows: file and function.
     pub source: &'static str,
 }

@@ -25,6 +25,7 @@ pub static FACTS: Facts = Facts {
     unknown_parameters: "ignored (`connect_timeout` too)",
     tls: "no TLS by default; **`prefer`/`require`/`verify-ca` act as verify-full** (a socket or a server without TLS fails); `uselibpqcompat=true` gives libpq's meaning",
     hosts: "one host; `?host=` wins over the authority's",
+    no_user: "**`USER`**; none when it is unset",
     source: "`pg-connection-string/index.js` `parse`; `pg/lib/connection-parameters.js`; `pg/lib/client.js` `getStartupConf`",
 };
 

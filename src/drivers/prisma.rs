@@ -24,6 +24,7 @@ pub static FACTS: Facts = Facts {
     unknown_parameters: "ignored; `schema` is its own (the search path)",
     tls: "`prefer` default, `disable`, `require` (no verification unless `sslaccept=strict`)",
     hosts: "one host, required; a socket is `@localhost/db?host=/dir`",
+    no_user: "not modelled: name the user in the URL",
     source: "Prisma docs: PostgreSQL connector, \"Arguments\" and \"Connecting via sockets\"",
 };
 

@@ -9,8 +9,10 @@ pub const END: &str = "<!-- drivers: end -->";
 /// The table and the sources, between the markers.
 pub fn section() -> String {
     let mut out = format!("{BEGIN}\n");
-    out.push_str("| driver | reads | decoding | unknown parameters | TLS | hosts |\n");
-    out.push_str("| --- | --- | --- | --- | --- | --- |\n");
+    out.push_str(
+        "| driver | reads | decoding | unknown parameters | TLS | hosts | no user in the URL (and no `PGUSER`) |\n",
+    );
+    out.push_str("| --- | --- | --- | --- | --- | --- | --- |\n");
     for driver in Driver::ALL {
         let Facts {
             reads,
@@ -18,10 +20,11 @@ pub fn section() -> String {
             unknown_parameters,
             tls,
             hosts,
+            no_user,
             ..
         } = driver.facts();
         out.push_str(&format!(
-            "| {}, `{}` | {reads} | {decoding} | {unknown_parameters} | {tls} | {hosts} |\n",
+            "| {}, `{}` | {reads} | {decoding} | {unknown_parameters} | {tls} | {hosts} | {no_user} |\n",
             driver.name(),
             driver.id()
         ));

@@ -21,6 +21,7 @@ pub static FACTS: Facts = Facts {
     unknown_parameters: "ignored (logged), `connect_timeout` too",
     tls: "default `prefer`; `require` does not verify (and fails on a unix socket); `ssl=true` ignored",
     hosts: "one host; `?host=` wins over the authority's",
+    no_user: "the OS user (`whoami::username()`: the effective uid's name, from its source; not run with another `USER` here)",
     source: "sqlx `sqlx-postgres/src/options/parse.rs`: `parse_from_url`",
 };
 

@@ -27,6 +27,7 @@ pub static ASYNCPG_FACTS: Facts = Facts {
     unknown_parameters: "**rejected**: each becomes an `asyncpg.connect()` argument (`sslmode` → `TypeError`; write `ssl=require`)",
     tls: "`ssl=<sslmode>`; default `prefer`",
     hosts: "one in the authority; several as `?host=h1:p1&host=h2:p2`; `?host=` wins",
+    no_user: "as asyncpg: **`LOGNAME`, `USER`, `LNAME`, `USERNAME`**, else the OS user",
     source: "SQLAlchemy `engine/url.py` `_parse_url`; `dialects/postgresql/asyncpg.py` `create_connect_args`",
 };
 
@@ -36,6 +37,7 @@ pub static PSYCOPG_FACTS: Facts = Facts {
     unknown_parameters: "rejected by libpq: `invalid connection option`",
     tls: "libpq's: default `prefer`",
     hosts: "one in the authority; several as `?host=h1:p1&host=h2:p2`; `?host=` wins",
+    no_user: "as libpq: the OS user",
     source: "SQLAlchemy `engine/url.py` `_parse_url`; `dialects/postgresql/_psycopg_common.py` `create_connect_args`",
 };
 

@@ -1291,3 +1291,167 @@ fn generated_urls_agree_with_the_model() {
         disagreements.join("\n")
     );
 }
+
+/// `current_user` as the real asyncpg or node-postgres gets it for `url`, run with `LOGNAME`
+/// and `USER` set to `env_user` (the shared driver runners have the test's environment, so this
+/// is a process of its own).
+fn real_current_user(driver: Driver, url: &str, env_user: &str) -> Result<String, String> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/drivers");
+    let mut cmd = match driver {
+        Driver::Asyncpg => {
+            let python = dir.join(".venv/bin/python");
+            assert!(
+                python.exists(),
+                "the Python driver venv is missing: run .ci/run"
+            );
+            let mut cmd = std::process::Command::new(python);
+            cmd.arg("-c").arg(
+                "import asyncio, sys, asyncpg\n\
+                 async def main():\n\
+                 \x20   conn = await asyncpg.connect(sys.argv[1])\n\
+                 \x20   print(await conn.fetchval('select current_user'))\n\
+                 \x20   await conn.close()\n\
+                 asyncio.run(main())\n",
+            );
+            cmd
+        }
+        Driver::NodePg => {
+            assert!(
+                dir.join("node_modules/pg").exists(),
+                "node-postgres is missing: run .ci/run"
+            );
+            let mut cmd = std::process::Command::new("node");
+            cmd.arg("-e").arg(
+                "const { Client } = require('pg');\n\
+                 (async () => {\n\
+                 \x20 const c = new Client({ connectionString: process.argv[1] });\n\
+                 \x20 await c.connect();\n\
+                 \x20 console.log((await c.query('select current_user')).rows[0].current_user);\n\
+                 \x20 await c.end();\n\
+                 })().catch((e) => { console.error(e.message); process.exit(1); });\n",
+            );
+            cmd
+        }
+        other => panic!("no runner here for {other:?}"),
+    };
+    support::hermetic_env(&mut cmd);
+    let out = cmd
+        .arg(url)
+        .current_dir(&dir)
+        .env("LOGNAME", env_user)
+        .env("USER", env_user)
+        .output()
+        .expect("run the driver");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).trim().to_string();
+    if out.status.success() {
+        Ok(text(&out.stdout))
+    } else {
+        Err(text(&out.stderr))
+    }
+}
+
+/// A URL that names no user, under a `LOGNAME` and `USER` that name another role than the OS
+/// user (as `sudo -E`, `su` without `-` and `setpriv` leave them): real psql logs in as the OS
+/// user, real asyncpg as `LOGNAME`, real node-postgres as `USER`. doctor must say the URL's
+/// user is the OS user's (it said `USER`'s, and then checked a role psql never uses), fail the
+/// lines of asyncpg and node-postgres with both names, and hint, for each, a URL that gets that
+/// driver in as libpq's role.
+#[test]
+fn a_url_without_a_user_is_read_with_each_drivers_own_default_user() {
+    let cluster = Cluster::start(support::ClusterConfig {
+        auth: support::Auth::Trust,
+        ..support::ClusterConfig::default()
+    });
+    let id = std::process::Command::new("id")
+        .arg("-un")
+        .output()
+        .expect("id -un");
+    let os_user = String::from_utf8_lossy(&id.stdout).trim().to_string();
+    let env_user = unique_name("envuser");
+    assert_ne!(os_user, env_user);
+    cluster.psql(
+        "postgres",
+        &format!(
+            "CREATE ROLE \"{env_user}\" LOGIN; \
+             DO $$ BEGIN CREATE ROLE \"{os_user}\" LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$"
+        ),
+    );
+    let url = format!("postgresql://127.0.0.1:{}/postgres", cluster.port);
+
+    let mut psql = std::process::Command::new(&support::bins().psql);
+    support::clear_pg_env(&mut psql);
+    let psql = psql
+        .args(["-X", "-A", "-t", "-d", &url, "-c", "select current_user"])
+        .env("HOME", support::hermetic_home())
+        .env("LOGNAME", &env_user)
+        .env("USER", &env_user)
+        .output()
+        .expect("run psql");
+    assert_eq!(
+        String::from_utf8_lossy(&psql.stdout).trim(),
+        os_user,
+        "psql: {psql:?}"
+    );
+    for driver in [Driver::Asyncpg, Driver::NodePg] {
+        assert_eq!(
+            real_current_user(driver, &url, &env_user),
+            Ok(env_user.clone()),
+            "{driver:?}"
+        );
+    }
+
+    let dir = crate::project();
+    let out = crate::run(
+        crate::aksara(dir.path())
+            .args(["doctor", "--format", "json", "--url", &url])
+            .args([
+                "--driver", "libpq", "--driver", "asyncpg", "--driver", "node-pg",
+            ])
+            .env("LOGNAME", &env_user)
+            .env("USER", &env_user),
+    );
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).expect("doctor's JSON");
+    let check = |id: &str| -> Vec<&serde_json::Value> {
+        json["checks"]
+            .as_array()
+            .expect("checks")
+            .iter()
+            .filter(|c| c["id"] == id)
+            .collect()
+    };
+    let url_check = check("url")[0]["message"].as_str().unwrap().to_owned();
+    assert!(
+        url_check.contains(&format!("user \"{os_user}\"")),
+        "{url_check}"
+    );
+    assert_eq!(check("login")[0]["status"], "pass", "{}", out.stdout);
+    let failed = crate::failed_checks(&json);
+    assert_eq!(failed.len(), 2, "{}", out.stdout);
+    for (line, driver, from) in [
+        (failed[0], Driver::Asyncpg, "LOGNAME"),
+        (failed[1], Driver::NodePg, "USER"),
+    ] {
+        assert_eq!(line["code"], "driver-misreads-url", "{line}");
+        let message = line["message"].as_str().unwrap();
+        assert!(
+            message.starts_with(&format!("{}: ", driver.id())),
+            "{message}"
+        );
+        assert!(
+            message.contains(&format!("\"{env_user}\" ({from})")),
+            "{message}"
+        );
+        assert!(
+            message.contains(&format!("not \"{os_user}\" as libpq does")),
+            "{message}"
+        );
+        let hint = line["hint"].as_str().unwrap();
+        let fixed = hint.split('`').nth(1).expect("a URL in the hint");
+        assert_eq!(
+            real_current_user(driver, fixed, &env_user),
+            Ok(os_user.clone()),
+            "{hint}"
+        );
+    }
+}

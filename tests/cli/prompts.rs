@@ -2,6 +2,8 @@
 //! `support::Test` sets `AKSARA_PROMPT_SCRIPT`) against real servers. The PTY tests in
 //! `interactive.rs` keep what only a terminal shows: hidden input, Ctrl-C, the restored tty.
 
+use std::process::Command;
+
 use crate::support::{self, Cluster, Ran, Shared, Test};
 use crate::{assert_url_works, env_value, normalize, psql_url};
 
@@ -37,8 +39,6 @@ fn tcp_only_setup(cluster: &Cluster, answers: &[(String, String)]) -> Ran {
     Test::new()
         .env("PGHOST", "127.0.0.1")
         .env("PGPORT", &cluster.port.to_string())
-        // The OS user is tried as an admin name and shown: a fixed one, not this machine's.
-        .env("USER", "appdev")
         .args(["dbsetup"])
         .answers(&refs)
         .run()
@@ -53,10 +53,14 @@ fn session(ran: &Ran, cluster: &Cluster, names: &[(&str, &'static str)]) -> Stri
     let port = cluster.port.to_string();
     let socket = cluster.socket_dir.display().to_string();
     let encoded = support::encode(&socket);
+    // The OS user is tried as an admin name and shown (quoted): this machine's, whoever runs.
+    let id = Command::new("id").arg("-un").output().expect("id -un");
+    let os_user = format!("\"{}\"", String::from_utf8_lossy(&id.stdout).trim());
     let mut pairs: Vec<(&str, &str)> = vec![
         (&port, "[PORT]"),
         (&socket, "[SOCKET_DIR]"),
         (&encoded, "[SOCKET_DIR]"),
+        (&os_user, "\"[OS_USER]\""),
     ];
     pairs.extend(names.iter().map(|(v, p)| (*v, *p)));
     // normalize drops the lines that depend on other servers and other tests' runs.

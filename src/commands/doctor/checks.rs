@@ -160,7 +160,7 @@ async fn check_url(
             } else {
                 list.warn(CheckId::Url, None, format!("parses, but {}", lints.join("; ")), "percent-encode the @ in the password (%40), or libpq takes what follows it as the host".into(), ms(started));
             }
-            driver_checks(target, args, list);
+            driver_checks(target, args, env, list);
             cfg
         }
         Err(e) => {
@@ -176,7 +176,7 @@ async fn check_url(
             // A scheme for another tool (`postgresql+asyncpg://`, `jdbc:`) is what the drivers'
             // lines explain; any other unparsable URL would only fail there again.
             if is_scheme_variant(&target.raw) {
-                driver_checks(target, args, list);
+                driver_checks(target, args, env, list);
             }
             list.skip_rest();
             return None;
@@ -218,13 +218,22 @@ fn is_scheme_variant(raw: &str) -> bool {
 
 /// What each of the application's drivers makes of the URL: pure, no connection. A driver
 /// that cannot use the URL is a failure (the app would not connect), with the rewritten URL.
-fn driver_checks(target: &Target, args: &DoctorArgs, list: &mut Checklist<'_>) {
+fn driver_checks(
+    target: &Target,
+    args: &DoctorArgs,
+    env: &ProcessEnvironment,
+    list: &mut Checklist<'_>,
+) {
     // A driver's own form (`dbsetup --driver-url`) is for that driver alone.
     let (raw, drivers) = match &target.driver_form {
         Some(form) => (form.value.as_str(), vec![form.driver]),
         None => (target.raw.as_str(), super::drivers_for(args)),
     };
     for line in crate::drivers::lines(raw, &drivers) {
+        if let Some(check) = default_user_check(raw, &line, env) {
+            list.record(check);
+            continue;
+        }
         let elsewhere = target
             .forms_elsewhere
             .iter()
@@ -246,6 +255,67 @@ fn driver_checks(target: &Target, args: &DoctorArgs, list: &mut Checklist<'_>) {
         };
         list.record(check);
     }
+}
+
+/// A driver that reads no user from the URL logs in as its own default: a failure when that is
+/// not libpq's (the one every other check used), with the URL that names libpq's user.
+fn default_user_check(
+    raw: &str,
+    line: &crate::drivers::DriverLine,
+    env: &ProcessEnvironment,
+) -> Option<Check> {
+    use crate::drivers::default_user::default_user;
+    let crate::drivers::Verdict::Ok(reading) = &line.verdict else {
+        return None;
+    };
+    if reading.user.is_some() {
+        return None;
+    }
+    let var = |name: &str| env.var_nonempty(name);
+    let os_user = crate::dsn::Environment::os_user(env);
+    let libpq = default_user(crate::drivers::Driver::Libpq, &var, os_user.as_deref())?;
+    let theirs = default_user(line.driver, &var, os_user.as_deref())?;
+    if theirs.name == libpq.name {
+        return None;
+    }
+    // The URL with the user in it, shown only where this driver's model reads that user back.
+    let named = ConnString::parse(raw)
+        .ok()
+        .map(|mut cs| {
+            cs.user = Some(libpq.name.clone());
+            cs.to_string()
+        })
+        .filter(|url| {
+            crate::drivers::lines(url, &[line.driver]).iter().all(|l| {
+                matches!(&l.verdict, crate::drivers::Verdict::Ok(r) if r.user.as_deref() == Some(libpq.name.as_str()))
+            })
+        });
+    let hint = match named {
+        Some(url) => format!(
+            "use `{url}` for {} (or set PGUSER, which every driver reads)",
+            line.driver.name()
+        ),
+        None => format!(
+            "name the user \"{}\" in the URL for {} (or set PGUSER, which every driver reads)",
+            libpq.name,
+            line.driver.name()
+        ),
+    };
+    Some(Check {
+        id: CheckId::Driver,
+        status: Status::Fail,
+        code: Some(Code::DriverMisreadsUrl),
+        message: format!(
+            "{}: the URL names no user, so it logs in as \"{}\" ({}), not \"{}\" as libpq does ({})",
+            line.driver.id(),
+            theirs.name,
+            theirs.from,
+            libpq.name,
+            libpq.from
+        ),
+        hint: Some(hint),
+        elapsed_ms: None,
+    })
 }
 
 fn driver_check(line: &crate::drivers::DriverLine, verdict: &crate::drivers::Verdict) -> Check {
