@@ -10,6 +10,8 @@ use crate::pgpass;
 
 pub struct ProcessEnvironment {
     pgpass: pgpass::PgPassFile,
+    /// The effective user's name, asked of the password database (NSS) once.
+    os_user: std::sync::OnceLock<Option<String>>,
 }
 
 impl ProcessEnvironment {
@@ -18,6 +20,7 @@ impl ProcessEnvironment {
         let passfile = std::env::var(PGPASSFILE).ok();
         ProcessEnvironment {
             pgpass: pgpass::load(passfile.as_deref(), home.as_deref()),
+            os_user: std::sync::OnceLock::new(),
         }
     }
 
@@ -48,7 +51,9 @@ impl Environment for ProcessEnvironment {
     /// never `USER` or `LOGNAME`, which `sudo -E`, `su` without `-`, `setpriv` and containers
     /// leave naming someone else (asyncpg does read them: see `drivers::default_user`).
     fn os_user(&self) -> Option<String> {
-        crate::localserver::current_user_name()
+        self.os_user
+            .get_or_init(crate::localserver::current_user_name)
+            .clone()
     }
 
     /// Like sqlx and the common libpq builds: the first usual socket directory holding a
