@@ -1454,4 +1454,25 @@ fn a_url_without_a_user_is_read_with_each_drivers_own_default_user() {
             "{hint}"
         );
     }
+
+    // `--fix` writes the URL that names the user, and then every check passes.
+    std::fs::write(dir.path().join(".env"), format!("DATABASE_URL={url}\n")).unwrap();
+    let fixed = crate::run(
+        crate::aksara(dir.path())
+            .args(["doctor", "--fix", "--yes"])
+            .args([
+                "--driver", "libpq", "--driver", "asyncpg", "--driver", "node-pg",
+            ])
+            .env("LOGNAME", &env_user)
+            .env("USER", &env_user),
+    );
+    assert_eq!(fixed.code, 0, "{}", fixed.all());
+    let written = crate::env_value(&dir.path().join(".env"), "DATABASE_URL").expect("DATABASE_URL");
+    for driver in [Driver::Asyncpg, Driver::NodePg] {
+        assert_eq!(
+            real_current_user(driver, &written, &env_user),
+            Ok(os_user.clone()),
+            "{written}"
+        );
+    }
 }

@@ -108,6 +108,13 @@ fn rewrite_plan(
     if wanted.contains(&Code::SslRequired) {
         conn.sslmode = Some(SslMode::Require);
     }
+    // A URL without a user means libpq's default, the OS user (with no PGUSER), which asyncpg
+    // and node-postgres read from LOGNAME or USER instead: the rewrite names it, so every
+    // driver logs in as the role the other checks used.
+    let pguser_set = std::env::var_os(crate::envvars::PGUSER).is_some_and(|v| !v.is_empty());
+    if conn.user.is_none() && !pguser_set && wanted.contains(&Code::DriverMisreadsUrl) {
+        conn.user = crate::localserver::current_user_name();
+    }
     let app_drivers = crate::commands::doctor::drivers_for(args);
     let (url, notes) = url_for_all(&conn, &app_drivers)?;
     if url.expose() == target.raw.trim() {
