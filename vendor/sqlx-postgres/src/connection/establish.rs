@@ -31,8 +31,10 @@ impl PgConnection {
             // Sets the client-side encoding (character set).
             // <https://www.postgresql.org/docs/devel/multibyte.html#MULTIBYTE-CHARSET-SUPPORTED>
             ("client_encoding", "UTF8"),
-            // Sets the time zone for displaying and interpreting time stamps.
-            ("TimeZone", "UTC"),
+            // aksara patch: no `TimeZone`. Upstream sends `UTC`, and every new backend then loads
+            // that zone's file (~60-75 us of server CPU per connection, bench/NOTES.md section
+            // 16) where the server's own zone is already loaded. aksara decodes no time stamp
+            // (sqlx's chrono and time features are off), and libpq and asyncpg send none either.
         ];
 
         if let Some(ref extra_float_digits) = options.extra_float_digits {
