@@ -411,7 +411,11 @@ pub fn postgresql_common(
                 .clone()
                 .or_else(|| row.map(|r| r.data_dir.clone()))
                 .unwrap_or_else(|| PathBuf::from(format!("/var/lib/postgresql/{version}/{name}")));
-            let owner = row.map(|r| r.owner.clone());
+            // pg_lsclusters' owner column is the data folder's owner: asked of the folder when
+            // it printed nothing (one broken cluster anywhere makes it print nothing at all).
+            let owner = row
+                .map(|r| r.owner.clone())
+                .or_else(|| folder_owner(&data_dir));
             let state = match row {
                 Some(r) if r.status.starts_with("online") => State::Online,
                 Some(_) => State::Down,
@@ -432,6 +436,13 @@ pub fn postgresql_common(
         }
     }
     found
+}
+
+/// The name of the user who owns `folder`, when it exists and the owner has a name.
+fn folder_owner(folder: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt as _;
+    let uid = fs::metadata(folder).ok()?.uid();
+    crate::localserver::user_name_of(uid)
 }
 
 /// Homebrew's data folders: `<var>/postgresql@16`, `<var>/postgres` (the unversioned formula).
@@ -956,6 +967,22 @@ mod tests {
         assert_eq!(c.start.to_string(), "pg_ctlcluster 15 main start");
         let unknown = postgresql_common(etc.path(), None, &ROOT_NO_SYSTEMD, None);
         assert_eq!(unknown[0].state, State::Unknown);
+    }
+
+    /// With no pg_lsclusters row (it prints nothing while any cluster's configuration is
+    /// broken) the owner is still the data folder's, as pg_lsclusters itself reports it.
+    #[test]
+    fn without_pg_lsclusters_the_owner_is_the_data_folders() {
+        let etc = tempfile::tempdir().unwrap();
+        let data = tempfile::tempdir().unwrap();
+        write(
+            &etc.path().join("15/main/postgresql.conf"),
+            &format!("data_directory = '{}'\n", data.path().display()),
+        );
+        let found = postgresql_common(etc.path(), None, &ROOT_NO_SYSTEMD, None);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].owner.is_some(), "{found:?}");
+        assert_eq!(found[0].owner, crate::localserver::current_user_name());
     }
 
     #[test]

@@ -227,6 +227,11 @@ pub fn lookup_user(name: &str) -> Option<ServerUser> {
 pub fn current_user_name() -> Option<String> {
     // SAFETY: geteuid has no preconditions and cannot fail.
     let uid = unsafe { libc::geteuid() };
+    user_name_of(uid)
+}
+
+/// A user's name, when the user database has one for `uid`.
+pub fn user_name_of(uid: u32) -> Option<String> {
     let name = user_name(uid);
     (name != uid.to_string()).then_some(name)
 }
@@ -1400,6 +1405,23 @@ pub fn unrecorded_postmaster(layout: &Layout) -> Option<u32> {
         .flatten()
 }
 
+/// How long a stopped postmaster may take to exit after `pg_ctl` said it stopped.
+const STOP_EXIT_BOUND: Duration = Duration::from_secs(5);
+
+/// `pg_ctl stop -w` returns once `postmaster.pid` is gone, which the postmaster removes on its
+/// way out, a moment before it exits (under load the process was still there when the next
+/// command looked). Waits, up to `bound`, until no process `pid` runs in `data`, so that
+/// "stopped" means nothing of the server runs. A process whose folder cannot be read (another
+/// user's) counts as gone: no wait, as before.
+async fn postmaster_gone(pid: u32, data: &Path, bound: Duration) {
+    let deadline = std::time::Instant::now() + bound;
+    while crate::holder::process_cwd(pid).is_some_and(|cwd| crate::holder::same_path(&cwd, data))
+        && std::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// `pg_ctl stop -m fast` on the project's data folder, with the programs of its version.
 pub async fn stop_data_dir(layout: &Layout, bindir: Option<&Path>) -> Result<bool, LocalError> {
     let user = server_user()?;
@@ -1410,10 +1432,14 @@ pub async fn stop_data_dir(layout: &Layout, bindir: Option<&Path>) -> Result<boo
     if !data.join("postmaster.pid").exists() {
         return Ok(false);
     }
+    let postmaster = own_postmaster(layout);
     let mut cmd = server_command(&bins.pg_ctl(), &data, user.as_ref());
     cmd.args(["stop", "-m", "fast", "-w", "-D"]).arg(&data);
     let out = output(cmd, &bins.pg_ctl()).await?;
     if out.status.success() {
+        if let Some(pid) = postmaster {
+            postmaster_gone(pid, &data, STOP_EXIT_BOUND).await;
+        }
         return Ok(true);
     }
     // It stopped between the check and pg_ctl.

@@ -74,11 +74,27 @@ pub fn run(cmd: &mut Command) -> Run {
         status,
         stdout,
         stderr,
-    } = cmd.output().expect("run aksara");
+    } = output_of(cmd);
     Run {
         code: status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&stdout).into_owned(),
         stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}
+
+/// `cmd.output()`, again while exec says "text file busy": a test that runs a copy of the
+/// binary has just written it, and another test thread's fork in that moment holds the copy's
+/// write descriptor until its own exec closes it (seen once in a full run).
+fn output_of(cmd: &mut Command) -> Output {
+    let mut tries = 0;
+    loop {
+        match cmd.output() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 100 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            result => return result.expect("run aksara"),
+        }
     }
 }
 
