@@ -403,14 +403,67 @@ impl fmt::Display for CreateRole {
 }
 
 /// `createuser` for `role` on the cluster at `socket_dir`/`port`, run as `postgres` (through
-/// sudo when there is one). `-h`/`-p` are left out for Debian's defaults.
+/// sudo when there is one), with the rights dbsetup needs to go on. `-h`/`-p` are left out for
+/// Debian's defaults.
 pub fn create_role_command(role: &str, socket_dir: &Path, port: u16, sudo: bool) -> CreateRole {
-    let mut argv: Vec<String> = if sudo {
-        ["sudo", "-u", POSTGRES].map(String::from).to_vec()
-    } else {
-        ["runuser", "-u", POSTGRES, "--"].map(String::from).to_vec()
+    let run_as = if sudo { RunAs::Sudo } else { RunAs::Root };
+    createuser_line(
+        POSTGRES,
+        run_as,
+        role,
+        socket_dir,
+        port,
+        &["--createdb", "--createrole"],
+    )
+}
+
+/// How a `createuser` line becomes the server's OS user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunAs {
+    /// `sudo -u OWNER createuser ...` (asks for the user's own password).
+    Sudo,
+    /// `runuser -u OWNER -- createuser ...`: for root (who needs no sudo), or shown as what
+    /// to run as root where there is no sudo.
+    Root,
+    /// The server's OS user is this user: `createuser ...` as is.
+    Owner,
+}
+
+/// `createuser [flags] role` for the server at `socket_dir`/`port`, run as its OS user `owner`
+/// (peer authentication lets that user in as the superuser of its own name). Runnable by
+/// aksara itself only through sudo.
+pub fn createuser_line(
+    owner: &str,
+    run_as: RunAs,
+    role: &str,
+    socket_dir: &Path,
+    port: u16,
+    flags: &[&str],
+) -> CreateRole {
+    let mut args: Vec<String> = flags.iter().map(|f| (*f).to_string()).collect();
+    args.push(role.into());
+    CreateRole {
+        argv: server_tool_line(owner, run_as, "createuser", socket_dir, port, &args),
+        runnable: run_as == RunAs::Sudo,
+    }
+}
+
+/// `tool [-h dir] [-p port] args...` (a PostgreSQL client program: createuser, createdb) run
+/// as the server's OS user `owner`. `-h`/`-p` are left out for Debian's defaults.
+pub fn server_tool_line(
+    owner: &str,
+    run_as: RunAs,
+    tool: &str,
+    socket_dir: &Path,
+    port: u16,
+    args: &[String],
+) -> Vec<String> {
+    let mut argv: Vec<String> = match run_as {
+        RunAs::Sudo => vec!["sudo".into(), "-u".into(), owner.into()],
+        RunAs::Root => vec!["runuser".into(), "-u".into(), owner.into(), "--".into()],
+        RunAs::Owner => Vec::new(),
     };
-    argv.push("createuser".into());
+    argv.push(tool.into());
     if socket_dir != Path::new("/var/run/postgresql") && socket_dir != Path::new("/run/postgresql")
     {
         argv.push("-h".into());
@@ -420,12 +473,8 @@ pub fn create_role_command(role: &str, socket_dir: &Path, port: u16, sudo: bool)
         argv.push("-p".into());
         argv.push(port.to_string());
     }
-    argv.extend(["--createdb", "--createrole"].map(String::from));
-    argv.push(role.into());
-    CreateRole {
-        argv,
-        runnable: sudo,
-    }
+    argv.extend(args.iter().cloned());
+    argv
 }
 
 /// The offers for a refused login, in order: the user's own role (only when it is missing),
@@ -610,5 +659,40 @@ mod tests {
             "runuser -u postgres -- createuser -h /tmp/sock -p 5440 --createdb --createrole dev1"
         );
         assert!(!cmd.runnable);
+    }
+
+    #[test]
+    fn a_server_tool_line_runs_as_the_servers_os_user_in_each_way() {
+        let args = ["-O".to_string(), "dev1".into(), "app".into()];
+        let line = |run_as| {
+            server_tool_line(
+                "pgowner",
+                run_as,
+                "createdb",
+                Path::new("/run/postgresql"),
+                5432,
+                &args,
+            )
+            .join(" ")
+        };
+        assert_eq!(line(RunAs::Sudo), "sudo -u pgowner createdb -O dev1 app");
+        assert_eq!(
+            line(RunAs::Root),
+            "runuser -u pgowner -- createdb -O dev1 app"
+        );
+        assert_eq!(line(RunAs::Owner), "createdb -O dev1 app");
+        let plain = createuser_line(
+            "postgres",
+            RunAs::Sudo,
+            "dev1",
+            Path::new("/tmp/s"),
+            5433,
+            &[],
+        );
+        assert_eq!(
+            plain.to_string(),
+            "sudo -u postgres createuser -h /tmp/s -p 5433 dev1"
+        );
+        assert!(plain.runnable);
     }
 }

@@ -155,6 +155,88 @@ fn a_roleless_os_user_gets_the_createuser_line_and_then_logs_in_by_peer() {
     assert!(after.contains("LOGGED-IN as"), "{after}");
 }
 
+/// Doctor, run by an ordinary OS user with no role on the distribution's cluster (peer on its
+/// socket), names the `createuser` line and then the `createdb` line, each run as the
+/// server's OS user, and no password: the hints' own lines, run as they are shown (as root
+/// here, where sudo and runuser both work), take the user to "all checks passed".
+#[test]
+fn doctor_gives_a_roleless_os_user_the_createuser_and_createdb_lines_that_let_it_in() {
+    let dist = DistCluster::create();
+    dist.start();
+    let user = OsUser::create();
+    let home = format!("/home/{}", user.name);
+    let url = format!(
+        "postgresql:///{}?host={}&port={}",
+        user.name,
+        dist.socket_dir.display(),
+        dist.port
+    );
+    let doctor = || {
+        let out = run(aksara(std::path::Path::new(&home))
+            .args(["doctor", "--format", "json", "--url", &url])
+            .env("HOME", &home)
+            .env("USER", &user.name)
+            .env("LOGNAME", &user.name)
+            .uid(user.uid)
+            .gid(user.gid));
+        let json: serde_json::Value = serde_json::from_str(&out.stdout)
+            .unwrap_or_else(|e| panic!("doctor printed no JSON ({e}): {out:?}"));
+        (out, json)
+    };
+    // The line between the backquotes after "run `", run as root.
+    let run_hinted = |hint: &str, ends: &str| {
+        let line = hint
+            .split_once("run `")
+            .and_then(|(_, rest)| rest.split_once('`'))
+            .map(|(line, _)| line)
+            .unwrap_or_else(|| panic!("no line to run in the hint: {hint}"));
+        assert!(line.ends_with(ends), "{line}");
+        assert!(
+            line.starts_with("sudo -u postgres ") || line.starts_with("runuser -u postgres -- "),
+            "{line}"
+        );
+        let argv: Vec<&str> = line.split(' ').collect();
+        let status = Command::new(argv[0])
+            .args(&argv[1..])
+            .current_dir("/")
+            .status()
+            .expect("run the hinted line");
+        assert!(status.success(), "`{line}` failed");
+    };
+
+    let (out, json) = doctor();
+    assert_eq!(out.code, 1, "{out:?}");
+    let failed = crate::failed_checks(&json);
+    assert_eq!(failed[0]["code"], "role-missing", "{json:#}");
+    let hint = failed[0]["hint"].as_str().unwrap();
+    assert!(
+        hint.contains("needs none here") && !hint.contains("PASSWORD"),
+        "{hint}"
+    );
+    run_hinted(hint, &format!("createuser -p {} {}", dist.port, user.name));
+
+    let (out, json) = doctor();
+    assert_eq!(out.code, 1, "{out:?}");
+    let failed = crate::failed_checks(&json);
+    assert_eq!(failed[0]["code"], "database-missing", "{json:#}");
+    let hint = failed[0]["hint"].as_str().unwrap();
+    run_hinted(
+        hint,
+        &format!("createdb -p {} -O {} {}", dist.port, user.name, user.name),
+    );
+
+    let (out, json) = doctor();
+    assert_eq!(out.code, 0, "{out:?}\n{json:#}");
+    assert_eq!(
+        dist.psql(&format!(
+            "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = '{}'",
+            user.name
+        )),
+        user.name,
+        "the database is the user's own"
+    );
+}
+
 /// Runs only as the child of the test above, as the OS user it created; without its variable
 /// it has nothing to check (the parent asserts what it printed).
 #[test]

@@ -12,6 +12,7 @@ use crate::code::Code;
 use crate::connect::{self, Attempt, FailureKind};
 use crate::diagnose::{self, Context, Diagnosis};
 use crate::dsn::{ConnConfig, Endpoint, Host, SslMode};
+use crate::peer::RunAs;
 use crate::probe::{self, Answer};
 
 /// What the looks around a failure may add (issue 12: ≤ 300 ms on a failure path): the
@@ -88,6 +89,11 @@ pub async fn login_failure_checks(
     let mut d =
         stranger_at_project_port(&attempt.endpoint, diagnose::diagnose(cfg, &attempt, &ctx));
     if d.code == Code::DatabaseMissing
+        && let Some(hint) = socket_database_hint(cfg, &attempt.endpoint)
+    {
+        d.hint = hint;
+    }
+    if d.code == Code::DatabaseMissing
         && let Some(names) = similar_databases(cfg, &attempt.endpoint).await
     {
         d.hint = format!(
@@ -95,6 +101,11 @@ pub async fn login_failure_checks(
             names.join(" or "),
             d.hint
         );
+    }
+    if d.code == Code::RoleMissing
+        && let Some(hint) = socket_role_hint(cfg, &attempt.endpoint)
+    {
+        d.hint = hint;
     }
     if matches!(
         d.code,
@@ -109,6 +120,91 @@ pub async fn login_failure_checks(
         ));
         out.push(fail(CheckId::Login, d, ms(started)));
     }
+}
+
+/// A role missing on a unix socket when no password was given: the server let this connection
+/// through authentication without one (a password method would have asked for it first, and
+/// then said "password authentication failed" whether or not the role exists), so the role
+/// needs none on this path and `CREATE ROLE ... PASSWORD` is beside the point. The hint is the
+/// `createuser` line run as the server's OS user (see [`as_server_user`]); the SQL stays for
+/// whoever has a superuser session. None (the general hint) elsewhere.
+fn socket_role_hint(cfg: &ConnConfig, ep: &Endpoint) -> Option<String> {
+    if cfg.password.is_some() {
+        return None;
+    }
+    let sql = format!(
+        "CREATE ROLE {} LOGIN;",
+        crate::provision::quote_ident(&cfg.user)
+    );
+    let how = as_server_user(ep, "createuser", &[&cfg.user], &sql)?;
+    Some(format!(
+        "this connection got past authentication without a password, so the role needs none here: {how}; or run `aksara dbsetup`; or fix the user name in the URL"
+    ))
+}
+
+/// A database missing on a unix socket whose login asked for no password (peer or trust, as on
+/// Debian's cluster, where the server's OS user gets in the same way): `createdb -O user db`
+/// as that user, beside the SQL. None (the general hint) elsewhere: behind a password (the
+/// project's own server) that user has none to give.
+fn socket_database_hint(cfg: &ConnConfig, ep: &Endpoint) -> Option<String> {
+    if cfg.password.is_some() {
+        return None;
+    }
+    let sql = format!(
+        "CREATE DATABASE {} OWNER {};",
+        crate::provision::quote_ident(&cfg.dbname),
+        crate::provision::quote_ident(&cfg.user)
+    );
+    let how = as_server_user(ep, "createdb", &["-O", &cfg.user, &cfg.dbname], &sql)?;
+    Some(format!(
+        "create it owned by the application user: {how}; or run `aksara dbsetup --db-name {}`",
+        cfg.dbname
+    ))
+}
+
+/// "run `sudo -u postgres TOOL ARGS` (as the server's OS user, ...), or as a superuser `SQL`":
+/// the client program run as the OS user that owns the socket file, which is how a machine
+/// with peer authentication (Debian's cluster) creates roles and databases. Through sudo for
+/// an ordinary user, `runuser` for root (or as what to run as root, with no sudo), as is for the
+/// owner. Only the SQL when an argument is not a plain word (the line is shown, not run, and
+/// the shell would split or expand it). None off a socket, or when its owner has no name.
+fn as_server_user(ep: &Endpoint, tool: &str, args: &[&str], sql: &str) -> Option<String> {
+    use std::os::unix::fs::MetadataExt as _;
+    let Host::Socket(dir) = &ep.host else {
+        return None;
+    };
+    let owner_uid = std::fs::metadata(dir.join(format!(".s.PGSQL.{}", ep.port)))
+        .ok()?
+        .uid();
+    let owner = crate::localserver::user_name_of(owner_uid)?;
+    let plain = args.iter().all(|a| {
+        !a.is_empty()
+            && a.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_.-@".contains(c))
+    });
+    if !plain {
+        return Some(format!("as a superuser, run `{sql}`"));
+    }
+    let machine = crate::clusters::Machine::detect();
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    let run_as = if me == owner_uid {
+        RunAs::Owner
+    } else if !machine.root && machine.sudo {
+        RunAs::Sudo
+    } else {
+        RunAs::Root
+    };
+    let args: Vec<String> = args.iter().map(|a| (*a).to_string()).collect();
+    let line = crate::peer::server_tool_line(&owner, run_as, tool, dir, ep.port, &args).join(" ");
+    let who = if run_as == RunAs::Root && !machine.root {
+        "as root, "
+    } else {
+        ""
+    };
+    Some(format!(
+        "{who}run `{line}` (as the server's OS user, {owner}, who owns its socket), or as a superuser `{sql}`"
+    ))
 }
 
 /// For a database that does not exist, the names that do and are close to it (same letters in
