@@ -477,6 +477,81 @@ pub fn server_tool_line(
     argv
 }
 
+/// A client program's line run as the OS user who owns a server's socket file, as a hint
+/// shows it: "run `sudo -u postgres createuser dev1` (as the server's OS user, postgres, who
+/// owns its socket)". That is how a machine with peer authentication (Debian's cluster)
+/// creates roles and databases. Through sudo for an ordinary user, `runuser` for root (or as
+/// what to run as root, with no sudo), as is for the owner.
+pub struct SocketOwnerLine {
+    pub argv: Vec<String>,
+    pub owner: String,
+    /// The line is for root: there is no sudo here, and aksara is not root.
+    pub as_root: bool,
+}
+
+impl fmt::Display for SocketOwnerLine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let who = if self.as_root { "as root, " } else { "" };
+        write!(
+            f,
+            "{who}run `{}` (as the server's OS user, {}, who owns its socket)",
+            self.argv.join(" "),
+            self.owner
+        )
+    }
+}
+
+/// [`SocketOwnerLine`] for `tool args` on the server at `socket_dir`/`port`. `Some(None)` when
+/// an argument cannot be shown safely for a shell (it holds a `'`, or is empty); None when the
+/// socket's owner is not known (no socket file, or a uid without a name).
+pub fn as_socket_owner(
+    socket_dir: &Path,
+    port: u16,
+    tool: &str,
+    args: &[&str],
+) -> Option<Option<SocketOwnerLine>> {
+    use std::os::unix::fs::MetadataExt as _;
+    let owner_uid = std::fs::metadata(socket_dir.join(format!(".s.PGSQL.{port}")))
+        .ok()?
+        .uid();
+    let owner = crate::localserver::user_name_of(owner_uid)?;
+    let Some(words) = args
+        .iter()
+        .map(|a| shell_word(a))
+        .collect::<Option<Vec<_>>>()
+    else {
+        return Some(None);
+    };
+    let machine = crate::clusters::Machine::detect();
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    let run_as = if me == owner_uid {
+        RunAs::Owner
+    } else if !machine.root && machine.sudo {
+        RunAs::Sudo
+    } else {
+        RunAs::Root
+    };
+    Some(Some(SocketOwnerLine {
+        argv: server_tool_line(&owner, run_as, tool, socket_dir, port, &words),
+        as_root: run_as == RunAs::Root && !machine.root,
+        owner,
+    }))
+}
+
+/// `word` as a shell reads it back: as is when plain, in single quotes when it holds spaces or
+/// shell characters, None when it holds a `'` (or is empty).
+fn shell_word(word: &str) -> Option<String> {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "_.-@/=:,+%".contains(c);
+    if word.is_empty() || word.contains('\'') {
+        None
+    } else if word.chars().all(plain) {
+        Some(word.to_string())
+    } else {
+        Some(format!("'{word}'"))
+    }
+}
+
 /// The offers for a refused login, in order: the user's own role (only when it is missing),
 /// the project's own server, an admin URL.
 pub fn offers(
@@ -659,6 +734,18 @@ mod tests {
             "runuser -u postgres -- createuser -h /tmp/sock -p 5440 --createdb --createrole dev1"
         );
         assert!(!cmd.runnable);
+    }
+
+    #[test]
+    fn words_are_shown_as_a_shell_reads_them_back_or_not_at_all() {
+        assert_eq!(shell_word("dev1").as_deref(), Some("dev1"));
+        assert_eq!(
+            shell_word("ALTER ROLE \"dev1\" CREATEDB;").as_deref(),
+            Some("'ALTER ROLE \"dev1\" CREATEDB;'")
+        );
+        assert_eq!(shell_word("$HOME").as_deref(), Some("'$HOME'"));
+        assert_eq!(shell_word("it's"), None);
+        assert_eq!(shell_word(""), None);
     }
 
     #[test]

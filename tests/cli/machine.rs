@@ -157,10 +157,12 @@ fn a_roleless_os_user_gets_the_createuser_line_and_then_logs_in_by_peer() {
 
 /// Doctor, run by an ordinary OS user with no role on the distribution's cluster (peer on its
 /// socket), names the `createuser` line and then the `createdb` line, each run as the
-/// server's OS user, and no password: the hints' own lines, run as they are shown (as root
-/// here, where sudo and runuser both work), take the user to "all checks passed".
+/// server's OS user, and no password; then dbsetup, whose peer login has no CREATEDB, names the
+/// psql line that grants it. The hints' own lines, run by a shell as they are shown (as root
+/// here, where sudo and runuser both work), take the user to "all checks passed" and to a
+/// written DATABASE_URL that works.
 #[test]
-fn doctor_gives_a_roleless_os_user_the_createuser_and_createdb_lines_that_let_it_in() {
+fn a_roleless_os_user_gets_the_lines_that_let_it_in_from_doctor_and_dbsetup() {
     let dist = DistCluster::create();
     dist.start();
     let user = OsUser::create();
@@ -195,9 +197,8 @@ fn doctor_gives_a_roleless_os_user_the_createuser_and_createdb_lines_that_let_it
             line.starts_with("sudo -u postgres ") || line.starts_with("runuser -u postgres -- "),
             "{line}"
         );
-        let argv: Vec<&str> = line.split(' ').collect();
-        let status = Command::new(argv[0])
-            .args(&argv[1..])
+        let status = Command::new("sh")
+            .args(["-c", line])
             .current_dir("/")
             .status()
             .expect("run the hinted line");
@@ -235,6 +236,43 @@ fn doctor_gives_a_roleless_os_user_the_createuser_and_createdb_lines_that_let_it
         user.name,
         "the database is the user's own"
     );
+
+    // dbsetup logs in by peer as that role, which may not create databases or roles.
+    let project = std::path::Path::new(&home).join("app");
+    std::fs::create_dir(&project).unwrap();
+    std::os::unix::fs::chown(&project, Some(user.uid), Some(user.gid)).unwrap();
+    let db = crate::support::unique_name("peerapp");
+    let dbsetup = || {
+        run(aksara(&project)
+            .args(["dbsetup", "--non-interactive", "--db-name", &db])
+            .env("HOME", &home)
+            .env("USER", &user.name)
+            .env("LOGNAME", &user.name)
+            .env("PGHOST", &dist.socket_dir)
+            .env("PGPORT", dist.port.to_string())
+            .uid(user.uid)
+            .gid(user.gid))
+    };
+    let refused = dbsetup();
+    assert_eq!(refused.code, 1, "{refused:?}");
+    assert!(!project.join(".env").exists(), "{refused:?}");
+    let hint = refused
+        .stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("hint: "))
+        .unwrap_or_else(|| panic!("no hint: {refused:?}"));
+    run_hinted(
+        hint,
+        &format!(
+            "psql -p {} -c 'ALTER ROLE \"{name}\" CREATEDB; ALTER ROLE \"{name}\" CREATEROLE;'",
+            dist.port,
+            name = user.name
+        ),
+    );
+    let done = dbsetup();
+    assert_eq!(done.code, 0, "{done:?}");
+    let url = crate::env_value(&project.join(".env"), "DATABASE_URL").expect(".env written");
+    crate::assert_url_works(&url);
 }
 
 /// Runs only as the child of the test above, as the OS user it created; without its variable

@@ -226,7 +226,7 @@ impl Setup<'_> {
             PasswordAction::Set(password.clone())
         };
         let steps = provision::plan(&db, &role, &action, &existing, rights);
-        refuse_missing_rights(&steps, rights, &admin.cfg.user)?;
+        refuse_missing_rights(&steps, rights, admin)?;
         let password_kept = keep_url.is_some();
         let url =
             keep_url.unwrap_or_else(|| app_conn_string(&endpoint, &role, &password, &db, sslmode));
@@ -489,8 +489,9 @@ fn validate_driver_key(key: &str) -> Result<(), String> {
 }
 
 /// Refuse before touching anything when the admin lacks a privilege the plan needs.
-fn refuse_missing_rights(steps: &[Step], rights: AdminRights, admin: &str) -> CliResult<()> {
-    let missing = provision::missing_rights(steps, rights, admin);
+fn refuse_missing_rights(steps: &[Step], rights: AdminRights, admin: &Admin) -> CliResult<()> {
+    let admin_role = admin.cfg.user.as_str();
+    let missing = provision::missing_rights(steps, rights, admin_role);
     if missing.is_empty() {
         return Ok(());
     }
@@ -499,8 +500,9 @@ fn refuse_missing_rights(steps: &[Step], rights: AdminRights, admin: &str) -> Cl
     let creates_database = steps
         .iter()
         .any(|s| matches!(s, Step::CreateDatabase { .. }));
+    let grants = grants.join(" ");
     Err(CliError::failure(format!(
-        "the admin role \"{admin}\" lacks the {} privilege{} needed to create {}",
+        "the admin role \"{admin_role}\" lacks the {} privilege{} needed to create {}",
         names.join(" and "),
         if names.len() > 1 { "s" } else { "" },
         if creates_database {
@@ -511,10 +513,25 @@ fn refuse_missing_rights(steps: &[Step], rights: AdminRights, admin: &str) -> Cl
     ))
     .before_any_change()
     .with_code(Code::PermissionDenied)
-    .with_hint(format!(
-        "as a superuser run `{}`, or pass --admin-url with a superuser",
-        grants.join(" ")
-    )))
+    .with_hint(match grant_as_socket_owner(admin, &grants) {
+        Some(line) => {
+            format!("{line}, or as a superuser `{grants}`; or pass --admin-url with a superuser")
+        }
+        None => format!("as a superuser run `{grants}`, or pass --admin-url with a superuser"),
+    }))
+}
+
+/// The grants as psql run by the server's OS user, when the admin came in over a socket with no
+/// password (peer, as an ordinary user on Debian's cluster): the way such a machine gives a
+/// role rights, where "as a superuser" names a session the user does not have.
+fn grant_as_socket_owner(admin: &Admin, grants: &str) -> Option<crate::peer::SocketOwnerLine> {
+    let Host::Socket(dir) = &admin.endpoint.host else {
+        return None;
+    };
+    if admin.cfg.password.is_some() {
+        return None;
+    }
+    crate::peer::as_socket_owner(dir, admin.endpoint.port, "psql", &["-c", grants]).flatten()
 }
 
 fn validate_db(s: &str) -> Result<(), String> {

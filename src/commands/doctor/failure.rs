@@ -12,7 +12,6 @@ use crate::code::Code;
 use crate::connect::{self, Attempt, FailureKind};
 use crate::diagnose::{self, Context, Diagnosis};
 use crate::dsn::{ConnConfig, Endpoint, Host, SslMode};
-use crate::peer::RunAs;
 use crate::probe::{self, Answer};
 
 /// What the looks around a failure may add (issue 12: ≤ 300 ms on a failure path): the
@@ -162,49 +161,17 @@ fn socket_database_hint(cfg: &ConnConfig, ep: &Endpoint) -> Option<String> {
     ))
 }
 
-/// "run `sudo -u postgres TOOL ARGS` (as the server's OS user, ...), or as a superuser `SQL`":
-/// the client program run as the OS user that owns the socket file, which is how a machine
-/// with peer authentication (Debian's cluster) creates roles and databases. Through sudo for
-/// an ordinary user, `runuser` for root (or as what to run as root, with no sudo), as is for the
-/// owner. Only the SQL when an argument is not a plain word (the line is shown, not run, and
-/// the shell would split or expand it). None off a socket, or when its owner has no name.
+/// "run `sudo -u postgres TOOL ARGS` (as the server's OS user, ...), or as a superuser `SQL`"
+/// (see [`crate::peer::as_socket_owner`]); only the SQL when the line cannot be shown. None off
+/// a socket, or when its owner has no name.
 fn as_server_user(ep: &Endpoint, tool: &str, args: &[&str], sql: &str) -> Option<String> {
-    use std::os::unix::fs::MetadataExt as _;
     let Host::Socket(dir) = &ep.host else {
         return None;
     };
-    let owner_uid = std::fs::metadata(dir.join(format!(".s.PGSQL.{}", ep.port)))
-        .ok()?
-        .uid();
-    let owner = crate::localserver::user_name_of(owner_uid)?;
-    let plain = args.iter().all(|a| {
-        !a.is_empty()
-            && a.chars()
-                .all(|c| c.is_ascii_alphanumeric() || "_.-@".contains(c))
-    });
-    if !plain {
-        return Some(format!("as a superuser, run `{sql}`"));
+    match crate::peer::as_socket_owner(dir, ep.port, tool, args)? {
+        Some(line) => Some(format!("{line}, or as a superuser `{sql}`")),
+        None => Some(format!("as a superuser, run `{sql}`")),
     }
-    let machine = crate::clusters::Machine::detect();
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let me = unsafe { libc::geteuid() };
-    let run_as = if me == owner_uid {
-        RunAs::Owner
-    } else if !machine.root && machine.sudo {
-        RunAs::Sudo
-    } else {
-        RunAs::Root
-    };
-    let args: Vec<String> = args.iter().map(|a| (*a).to_string()).collect();
-    let line = crate::peer::server_tool_line(&owner, run_as, tool, dir, ep.port, &args).join(" ");
-    let who = if run_as == RunAs::Root && !machine.root {
-        "as root, "
-    } else {
-        ""
-    };
-    Some(format!(
-        "{who}run `{line}` (as the server's OS user, {owner}, who owns its socket), or as a superuser `{sql}`"
-    ))
 }
 
 /// For a database that does not exist, the names that do and are close to it (same letters in
