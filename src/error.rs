@@ -37,6 +37,9 @@ pub struct CliError {
     pub causes: Vec<String>,
 }
 
+/// What [`CliError::before_any_change`] adds to the message.
+const NOTHING_CHANGED: &str = "; nothing was changed";
+
 impl CliError {
     pub fn failure(message: impl Into<String>) -> Self {
         CliError {
@@ -91,8 +94,20 @@ impl CliError {
 
     /// Marks a refusal before anything changed, and says so in the message.
     pub fn before_any_change(mut self) -> Self {
-        self.message.push_str("; nothing was changed");
+        self.message.push_str(NOTHING_CHANGED);
         self.before_any_change = true;
+        self
+    }
+
+    /// One change that stays although the run failed (one the person agreed to at its own
+    /// prompt): said in the message, where "nothing was changed" becomes "nothing else".
+    pub fn except_for(mut self, change: &str) -> Self {
+        match self.message.strip_suffix(NOTHING_CHANGED) {
+            Some(before) if self.before_any_change => {
+                self.message = format!("{before}; nothing else was changed: {change}");
+            }
+            _ => self.message.push_str(&format!("; {change}")),
+        }
         self
     }
 

@@ -483,8 +483,12 @@ pub fn server_tool_line(
 /// creates roles and databases. Through sudo for an ordinary user, `runuser` for root (or as
 /// what to run as root, with no sudo), as is for the owner.
 pub struct SocketOwnerLine {
+    /// What runs: the program and its arguments as they are.
     pub argv: Vec<String>,
+    /// The same as a shell line (an argument a shell would split is single-quoted).
+    pub shown: String,
     pub owner: String,
+    pub run_as: RunAs,
     /// The line is for root: there is no sudo here, and aksara is not root.
     pub as_root: bool,
 }
@@ -495,8 +499,7 @@ impl fmt::Display for SocketOwnerLine {
         write!(
             f,
             "{who}run `{}` (as the server's OS user, {}, who owns its socket)",
-            self.argv.join(" "),
-            self.owner
+            self.shown, self.owner
         )
     }
 }
@@ -532,9 +535,12 @@ pub fn as_socket_owner(
     } else {
         RunAs::Root
     };
+    let raw: Vec<String> = args.iter().map(|a| (*a).to_string()).collect();
     Some(Some(SocketOwnerLine {
-        argv: server_tool_line(&owner, run_as, tool, socket_dir, port, &words),
+        argv: server_tool_line(&owner, run_as, tool, socket_dir, port, &raw),
+        shown: server_tool_line(&owner, run_as, tool, socket_dir, port, &words).join(" "),
         as_root: run_as == RunAs::Root && !machine.root,
+        run_as,
         owner,
     }))
 }
@@ -579,15 +585,28 @@ pub fn offers(
 /// Run the createuser line with the terminal attached (sudo asks there). The output is the
 /// command's own; the exit status says whether the role now exists.
 pub fn run_create_role(cmd: &CreateRole) -> Result<(), String> {
-    let (program, args) = cmd.argv.split_first().ok_or("an empty command")?;
+    run_attached(&cmd.argv, &cmd.to_string())
+}
+
+/// Run `argv` with the terminal attached (sudo asks there); `shown` names it in the error.
+/// What it prints on standard output (psql's "ALTER ROLE") goes to standard error with
+/// aksara's own progress: standard output is for results.
+pub fn run_attached(argv: &[String], shown: &str) -> Result<(), String> {
+    use std::os::fd::AsFd as _;
+    let (program, args) = argv.split_first().ok_or("an empty command")?;
+    let stderr = std::io::stderr()
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(|e| format!("cannot pass standard error on: {e}"))?;
     let status = std::process::Command::new(program)
         .args(args)
+        .stdout(stderr)
         .status()
         .map_err(|e| format!("cannot run {program}: {e}"))?;
     if status.success() {
         Ok(())
     } else {
-        Err(format!("`{cmd}` failed ({status})"))
+        Err(format!("`{shown}` failed ({status})"))
     }
 }
 

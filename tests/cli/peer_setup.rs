@@ -268,30 +268,32 @@ fn a_roleless_user_chooses_an_admin_url_from_the_offers() {
     assert_url_works(&url);
 }
 
-/// Lets `user` run `createuser` as `postgres` through sudo without a password (a common dev
-/// machine rule), for as long as the value lives.
+/// Lets `user` run a client program (`createuser`, `psql`) as `postgres` through sudo without
+/// a password (a common dev machine rule), for as long as the value lives.
 struct SudoRule {
     file: std::path::PathBuf,
 }
 
 impl SudoRule {
     fn createuser_as_postgres(user: &OsUser) -> SudoRule {
+        SudoRule::as_postgres(user, "createuser")
+    }
+
+    fn as_postgres(user: &OsUser, tool: &str) -> SudoRule {
         which_sudo().expect(
             "this test needs sudo (`apt-get install sudo`; .ci/run installs it): it runs the \
-             createuser line the way dbsetup offers it",
+             line dbsetup offers the way dbsetup runs it",
         );
-        let createuser = Command::new("sh")
-            .args(["-c", "command -v createuser"])
+        let found = Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
             .output()
-            .expect("find createuser");
-        let createuser = String::from_utf8_lossy(&createuser.stdout)
-            .trim()
-            .to_string();
-        assert!(!createuser.is_empty(), "createuser not on PATH");
+            .expect("find the program");
+        let program = String::from_utf8_lossy(&found.stdout).trim().to_string();
+        assert!(!program.is_empty(), "{tool} not on PATH");
         let file = std::path::PathBuf::from(format!("/etc/sudoers.d/aksara-test-{}", user.name));
         std::fs::write(
             &file,
-            format!("{} ALL=(postgres) NOPASSWD: {createuser}\n", user.name),
+            format!("{} ALL=(postgres) NOPASSWD: {program}\n", user.name),
         )
         .expect("write the sudoers rule");
         std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o440))
@@ -425,5 +427,83 @@ fn a_broken_cluster_configuration_does_not_keep_the_down_cluster_from_starting()
         url.contains(&format!(":{}/", dist.port)),
         "the URL is not the started cluster's: {url}"
     );
+    assert_url_works(&url);
+}
+
+/// A peer-login role without CREATEDB and CREATEROLE (created by hand, as many guides do):
+/// interactive dbsetup names the grant line and offers to run it through sudo. Declined, the
+/// refusal stands and nothing changed; accepted and then the plan cancelled, the message says
+/// the grant stays; accepted again (after the rights are taken back), the setup finishes and
+/// writes a URL that works. The real sudo, psql and cluster.
+#[test]
+fn a_peer_role_without_createdb_is_offered_the_grant_and_the_setup_completes() {
+    let dist = DistCluster::create();
+    dist.start();
+    let user = OsUser::create();
+    let _rule = SudoRule::as_postgres(&user, "psql");
+    dist.psql(&format!("CREATE ROLE \"{}\" LOGIN", user.name));
+    let dir = project_of(&user, "aksara-grant");
+    let db = support::unique_name("grantapp");
+    let rights = || {
+        dist.psql(&format!(
+            "SELECT rolcreatedb::text || ' ' || rolcreaterole::text FROM pg_roles WHERE rolname = '{}'",
+            user.name
+        ))
+    };
+    let script = |grant: &str, go_ahead: &str| {
+        format!(
+            "?which one\tport {port}\n\
+             Database name\t{db}\n\
+             Application user\t\n\
+             Password for the application user\tGenerate\n\
+             Run that now\t{grant}\n\
+             {go_ahead}",
+            port = dist.port
+        )
+    };
+    let transcript = |name: &str, out: &crate::Run, script: &std::path::Path| {
+        let script = script.display().to_string();
+        insta::assert_snapshot!(
+            name,
+            peer_transcript(
+                "PGHOST=[SOCKET DIR] PGPORT=[PORT] AKSARA_PROMPT_SCRIPT=[SCRIPT] aksara dbsetup",
+                out,
+                &dist,
+                Some(&user),
+                dir.path(),
+                &[(&db, "[DB]"), (&script, "[SCRIPT]")]
+            )
+        );
+    };
+
+    let (declined, path) = scripted_setup_as(&user, &dist, dir.path(), &script("n", ""));
+    assert_eq!(declined.code, 1, "{declined:?}");
+    transcript(
+        "dbsetup_a_peer_role_without_createdb_declines_the_grant",
+        &declined,
+        &path,
+    );
+    assert_eq!(rights(), "false false");
+
+    let (cancelled, path) =
+        scripted_setup_as(&user, &dist, dir.path(), &script("y", "Go ahead?\tn\n"));
+    assert_eq!(cancelled.code, 1, "{cancelled:?}");
+    transcript(
+        "dbsetup_a_peer_role_granted_then_cancelled",
+        &cancelled,
+        &path,
+    );
+    assert_eq!(rights(), "true true");
+    assert!(!dir.path().join(".env").exists());
+
+    dist.psql(&format!(
+        "ALTER ROLE \"{}\" NOCREATEDB NOCREATEROLE",
+        user.name
+    ));
+    let (done, path) = scripted_setup_as(&user, &dist, dir.path(), &script("y", "Go ahead?\ty\n"));
+    assert_eq!(done.code, 0, "{done:?}");
+    transcript("dbsetup_a_peer_role_granted_and_set_up", &done, &path);
+    assert_eq!(rights(), "true true");
+    let url = env_value(&dir.path().join(".env"), "DATABASE_URL").expect(".env written");
     assert_url_works(&url);
 }

@@ -1,7 +1,10 @@
 //! Deciding what to create: the database and user names (asked for, or from the flags), what
 //! to do with a database or user that exists, the application password (kept when `.env`
 //! already holds one that works, given, typed or generated), the plan and whether the admin
-//! may run it, and whether `.env` may be changed. Nothing on the server changes here.
+//! may run it, and whether `.env` may be changed. Nothing on the server changes here, except
+//! what a person agrees to at its own prompt: giving their peer-login role the CREATEDB and
+//! CREATEROLE it lacks, through the server's OS user (a change of its own, not undone if the
+//! setup fails later).
 
 use crate::code::Code;
 use crate::connect;
@@ -180,6 +183,63 @@ impl Setup<'_> {
         Ok((db, role))
     }
 
+    /// Interactive, on a socket where the admin logged in by peer without a password and sudo
+    /// is here: offer to run the grant line the refusal's hint names, with the terminal
+    /// attached, and read the rights again. None (the refusal stands, with its hint) when not
+    /// asked, declined, or when the line is not one aksara may run.
+    async fn grant_missing_rights(
+        &self,
+        admin: &mut Admin,
+        steps: &[Step],
+        rights: AdminRights,
+    ) -> CliResult<Option<AdminRights>> {
+        let Some(p) = self.prompter else {
+            return Ok(None);
+        };
+        let missing = provision::missing_rights(steps, rights, &admin.cfg.user);
+        let names: Vec<&str> = missing.iter().map(|(n, _)| n.as_str()).collect();
+        let grants: Vec<&str> = missing.iter().map(|(_, g)| g.as_str()).collect();
+        let Some(line) = grant_as_socket_owner(admin, &grants.join(" ")) else {
+            return Ok(None);
+        };
+        if line.run_as != crate::peer::RunAs::Sudo {
+            return Ok(None);
+        }
+        let role = &admin.cfg.user;
+        let names = names.join(" and ");
+        self.printer.step(
+            crate::ui::Mark::Warn,
+            &format!(
+                "Your role \"{role}\" lacks {names}, which this setup needs; the server's OS user can grant them: `{}`",
+                line.shown
+            ),
+        );
+        let question = "Run that now (sudo asks for your password if it needs one)?";
+        if !p.confirm(question, true).await? {
+            return Ok(None);
+        }
+        crate::peer::run_attached(&line.argv, &line.shown).map_err(|why| {
+            CliError::failure(format!("the grant did not run: {why}"))
+                .before_any_change()
+                .with_code(Code::PermissionDenied)
+                .with_hint("run it yourself, then `aksara dbsetup` again")
+        })?;
+        let rights = super::execute::admin_rights(&mut admin.conn, self.s.limits).await?;
+        // Said only when the server now shows them (else the refusal follows, as before).
+        if provision::missing_rights(steps, rights, role).is_empty() {
+            self.progress.borrow_mut().granted = Some(format!(
+                "{names} granted to \"{role}\" at the prompt stay (`ALTER ROLE {} NO{};` takes them back)",
+                provision::quote_ident(role),
+                names.replace(" and ", " NO")
+            ));
+            self.printer.step(
+                crate::ui::Mark::Pass,
+                &format!("Granted {names} to \"{role}\""),
+            );
+        }
+        Ok(Some(rights))
+    }
+
     /// Everything decided under the setup lock, before any statement runs.
     pub async fn decide(
         &self,
@@ -225,8 +285,13 @@ impl Setup<'_> {
         } else {
             PasswordAction::Set(password.clone())
         };
-        let steps = provision::plan(&db, &role, &action, &existing, rights);
-        refuse_missing_rights(&steps, rights, admin)?;
+        let mut steps = provision::plan(&db, &role, &action, &existing, rights);
+        if let Err(refusal) = refuse_missing_rights(&steps, rights, admin) {
+            let granted = self.grant_missing_rights(admin, &steps, rights).await?;
+            let rights = granted.ok_or(refusal)?;
+            steps = provision::plan(&db, &role, &action, &existing, rights);
+            refuse_missing_rights(&steps, rights, admin)?;
+        }
         let password_kept = keep_url.is_some();
         let url =
             keep_url.unwrap_or_else(|| app_conn_string(&endpoint, &role, &password, &db, sslmode));

@@ -224,7 +224,10 @@ impl Setup<'_> {
                         e.hint = Some("fix the cause named above and run `aksara dbsetup` again; it reuses whatever exists".into());
                     }
                 }
-                Err(e)
+                match &snapshot.granted {
+                    Some(granted) => Err(e.except_for(granted)),
+                    None => Err(e),
+                }
             }
         };
         if silent {

@@ -134,6 +134,9 @@ pub struct Progress {
     pub before: Option<Existing>,
     pub sent: Vec<Sent>,
     pub env_written: bool,
+    /// A change the person agreed to at its own prompt, which no failure undoes (the rights
+    /// granted to their peer-login role): said whatever ends the run.
+    pub granted: Option<String>,
 }
 
 impl Progress {
