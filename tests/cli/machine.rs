@@ -214,6 +214,20 @@ fn a_roleless_os_user_gets_the_lines_that_let_it_in_from_doctor_and_dbsetup() {
         hint.contains("needs none here") && !hint.contains("PASSWORD"),
         "{hint}"
     );
+    // --fix leaves it to a person, for a reason that holds here (no password is involved).
+    let fix = run(aksara(std::path::Path::new(&home))
+        .args(["doctor", "--fix", "--yes", "--url", &url])
+        .env("HOME", &home)
+        .env("USER", &user.name)
+        .env("LOGNAME", &user.name)
+        .uid(user.uid)
+        .gid(user.gid));
+    assert_eq!(fix.code, 1, "{fix:?}");
+    assert!(
+        fix.stdout
+            .contains("[--] no fix for role-missing: --fix creates no role (who may log in"),
+        "{fix:?}"
+    );
     run_hinted(hint, &format!("createuser -p {} {}", dist.port, user.name));
 
     let (out, json) = doctor();

@@ -328,7 +328,7 @@ fn why_not(code: Code) -> &'static str {
             "--fix changes no password: put the right one in the URL, or run `aksara dbsetup` to set a new one"
         }
         Code::RoleMissing => {
-            "creating a role means choosing its password, which --fix never does: `aksara dbsetup` creates it"
+            "--fix creates no role (who may log in, and with what password if any, is a person's choice): run the line in the hint, or `aksara dbsetup`, which creates the app's role"
         }
         Code::InvalidUrl => {
             "the URL does not parse: fix it as the hint says (a driver's rewritten URL, when shown, is applied by its own fix)"
