@@ -764,6 +764,8 @@ fn sweep_password_folders(layout: &Layout) {
     }
 }
 
+/// Until the postgres `pid` has exited (a zombie counts as exited), at most `bound`. Usually
+/// it is gone at the first look, which costs one signal-0 call.
 fn wait_gone(pid: u32, bound: Duration) {
     let deadline = std::time::Instant::now() + bound;
     while is_live_postgres(pid) && std::time::Instant::now() < deadline {
@@ -1408,20 +1410,6 @@ pub fn unrecorded_postmaster(layout: &Layout) -> Option<u32> {
 /// How long a stopped postmaster may take to exit after `pg_ctl` said it stopped.
 const STOP_EXIT_BOUND: Duration = Duration::from_secs(5);
 
-/// `pg_ctl stop -w` returns once `postmaster.pid` is gone, which the postmaster removes on its
-/// way out, a moment before it exits (under load the process was still there when the next
-/// command looked). Waits, up to `bound`, until no process `pid` runs in `data`, so that
-/// "stopped" means nothing of the server runs. A process whose folder cannot be read (another
-/// user's) counts as gone: no wait, as before.
-async fn postmaster_gone(pid: u32, data: &Path, bound: Duration) {
-    let deadline = std::time::Instant::now() + bound;
-    while crate::holder::process_cwd(pid).is_some_and(|cwd| crate::holder::same_path(&cwd, data))
-        && std::time::Instant::now() < deadline
-    {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 /// `pg_ctl stop -m fast` on the project's data folder, with the programs of its version.
 pub async fn stop_data_dir(layout: &Layout, bindir: Option<&Path>) -> Result<bool, LocalError> {
     let user = server_user()?;
@@ -1437,8 +1425,11 @@ pub async fn stop_data_dir(layout: &Layout, bindir: Option<&Path>) -> Result<boo
     cmd.args(["stop", "-m", "fast", "-w", "-D"]).arg(&data);
     let out = output(cmd, &bins.pg_ctl()).await?;
     if out.status.success() {
+        // `pg_ctl stop -w` returns once postmaster.pid is gone, which the postmaster removes
+        // on its way out, a moment before it exits (under load the next command still saw
+        // it): "stopped" means the process is gone too.
         if let Some(pid) = postmaster {
-            postmaster_gone(pid, &data, STOP_EXIT_BOUND).await;
+            wait_gone(pid, STOP_EXIT_BOUND);
         }
         return Ok(true);
     }

@@ -407,45 +407,23 @@ impl fmt::Display for CreateRole {
 /// Debian's defaults.
 pub fn create_role_command(role: &str, socket_dir: &Path, port: u16, sudo: bool) -> CreateRole {
     let run_as = if sudo { RunAs::Sudo } else { RunAs::Root };
-    createuser_line(
-        POSTGRES,
-        run_as,
-        role,
-        socket_dir,
-        port,
-        &["--createdb", "--createrole"],
-    )
+    let args = ["--createdb".to_string(), "--createrole".into(), role.into()];
+    CreateRole {
+        argv: server_tool_line(POSTGRES, run_as, "createuser", socket_dir, port, &args),
+        runnable: sudo,
+    }
 }
 
-/// How a `createuser` line becomes the server's OS user.
+/// How a client program's line (createuser, createdb, psql) becomes the server's OS user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RunAs {
-    /// `sudo -u OWNER createuser ...` (asks for the user's own password).
+    /// `sudo -u OWNER TOOL ...` (asks for the user's own password).
     Sudo,
-    /// `runuser -u OWNER -- createuser ...`: for root (who needs no sudo), or shown as what
+    /// `runuser -u OWNER -- TOOL ...`: for root (who needs no sudo), or shown as what
     /// to run as root where there is no sudo.
     Root,
-    /// The server's OS user is this user: `createuser ...` as is.
+    /// The server's OS user is this user: `TOOL ...` as is.
     Owner,
-}
-
-/// `createuser [flags] role` for the server at `socket_dir`/`port`, run as its OS user `owner`
-/// (peer authentication lets that user in as the superuser of its own name). Runnable by
-/// aksara itself only through sudo.
-pub fn createuser_line(
-    owner: &str,
-    run_as: RunAs,
-    role: &str,
-    socket_dir: &Path,
-    port: u16,
-    flags: &[&str],
-) -> CreateRole {
-    let mut args: Vec<String> = flags.iter().map(|f| (*f).to_string()).collect();
-    args.push(role.into());
-    CreateRole {
-        argv: server_tool_line(owner, run_as, "createuser", socket_dir, port, &args),
-        runnable: run_as == RunAs::Sudo,
-    }
 }
 
 /// `tool [-h dir] [-p port] args...` (a PostgreSQL client program: createuser, createdb) run
@@ -504,27 +482,20 @@ impl fmt::Display for SocketOwnerLine {
     }
 }
 
-/// [`SocketOwnerLine`] for `tool args` on the server at `socket_dir`/`port`. `Some(None)` when
-/// an argument cannot be shown safely for a shell (it holds a `'`, or is empty); None when the
+/// [`SocketOwnerLine`] for `tool args` on the server at `socket_dir`/`port`. None when the
 /// socket's owner is not known (no socket file, or a uid without a name).
 pub fn as_socket_owner(
     socket_dir: &Path,
     port: u16,
     tool: &str,
     args: &[&str],
-) -> Option<Option<SocketOwnerLine>> {
+) -> Option<SocketOwnerLine> {
     use std::os::unix::fs::MetadataExt as _;
     let owner_uid = std::fs::metadata(socket_dir.join(format!(".s.PGSQL.{port}")))
         .ok()?
         .uid();
     let owner = crate::localserver::user_name_of(owner_uid)?;
-    let Some(words) = args
-        .iter()
-        .map(|a| shell_word(a))
-        .collect::<Option<Vec<_>>>()
-    else {
-        return Some(None);
-    };
+    let words: Vec<String> = args.iter().map(|a| shell_word(a)).collect();
     let machine = crate::clusters::Machine::detect();
     // SAFETY: geteuid has no preconditions and cannot fail.
     let me = unsafe { libc::geteuid() };
@@ -536,25 +507,23 @@ pub fn as_socket_owner(
         RunAs::Root
     };
     let raw: Vec<String> = args.iter().map(|a| (*a).to_string()).collect();
-    Some(Some(SocketOwnerLine {
+    Some(SocketOwnerLine {
         argv: server_tool_line(&owner, run_as, tool, socket_dir, port, &raw),
         shown: server_tool_line(&owner, run_as, tool, socket_dir, port, &words).join(" "),
         as_root: run_as == RunAs::Root && !machine.root,
         run_as,
         owner,
-    }))
+    })
 }
 
-/// `word` as a shell reads it back: as is when plain, in single quotes when it holds spaces or
-/// shell characters, None when it holds a `'` (or is empty).
-fn shell_word(word: &str) -> Option<String> {
+/// `word` as a shell reads it back: as is when plain, else in single quotes (a `'` inside
+/// closes them, is escaped and opens them again: `'it'\''s'`).
+fn shell_word(word: &str) -> String {
     let plain = |c: char| c.is_ascii_alphanumeric() || "_.-@/=:,+%".contains(c);
-    if word.is_empty() || word.contains('\'') {
-        None
-    } else if word.chars().all(plain) {
-        Some(word.to_string())
+    if !word.is_empty() && word.chars().all(plain) {
+        word.to_string()
     } else {
-        Some(format!("'{word}'"))
+        format!("'{}'", word.replace('\'', "'\\''"))
     }
 }
 
@@ -757,14 +726,29 @@ mod tests {
 
     #[test]
     fn words_are_shown_as_a_shell_reads_them_back_or_not_at_all() {
-        assert_eq!(shell_word("dev1").as_deref(), Some("dev1"));
+        let words = ["dev1", "ALTER ROLE \"dev1\" CREATEDB;", "$HOME", "it's", ""];
+        let shown: Vec<String> = words.iter().map(|w| shell_word(w)).collect();
         assert_eq!(
-            shell_word("ALTER ROLE \"dev1\" CREATEDB;").as_deref(),
-            Some("'ALTER ROLE \"dev1\" CREATEDB;'")
+            shown,
+            [
+                "dev1",
+                "'ALTER ROLE \"dev1\" CREATEDB;'",
+                "'$HOME'",
+                "'it'\\''s'",
+                "''"
+            ]
         );
-        assert_eq!(shell_word("$HOME").as_deref(), Some("'$HOME'"));
-        assert_eq!(shell_word("it's"), None);
-        assert_eq!(shell_word(""), None);
+        // A real shell reads each back as the word itself.
+        let echoed = std::process::Command::new("sh")
+            .args(["-c", &format!("printf '%s\\n' {}", shown.join(" "))])
+            .output()
+            .unwrap();
+        let back: Vec<String> = String::from_utf8(echoed.stdout)
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect();
+        assert_eq!(back, words);
     }
 
     #[test]
@@ -787,18 +771,5 @@ mod tests {
             "runuser -u pgowner -- createdb -O dev1 app"
         );
         assert_eq!(line(RunAs::Owner), "createdb -O dev1 app");
-        let plain = createuser_line(
-            "postgres",
-            RunAs::Sudo,
-            "dev1",
-            Path::new("/tmp/s"),
-            5433,
-            &[],
-        );
-        assert_eq!(
-            plain.to_string(),
-            "sudo -u postgres createuser -h /tmp/s -p 5433 dev1"
-        );
-        assert!(plain.runnable);
     }
 }

@@ -173,14 +173,10 @@ fn a_roleless_os_user_gets_the_lines_that_let_it_in_from_doctor_and_dbsetup() {
         dist.socket_dir.display(),
         dist.port
     );
+    let as_user = |dir: &std::path::Path| crate::peer_setup::aksara_as(&user, &dist, dir);
     let doctor = || {
-        let out = run(aksara(std::path::Path::new(&home))
-            .args(["doctor", "--format", "json", "--url", &url])
-            .env("HOME", &home)
-            .env("USER", &user.name)
-            .env("LOGNAME", &user.name)
-            .uid(user.uid)
-            .gid(user.gid));
+        let out = run(as_user(std::path::Path::new(&home))
+            .args(["doctor", "--format", "json", "--url", &url]));
         let json: serde_json::Value = serde_json::from_str(&out.stdout)
             .unwrap_or_else(|e| panic!("doctor printed no JSON ({e}): {out:?}"));
         (out, json)
@@ -215,13 +211,8 @@ fn a_roleless_os_user_gets_the_lines_that_let_it_in_from_doctor_and_dbsetup() {
         "{hint}"
     );
     // --fix leaves it to a person, for a reason that holds here (no password is involved).
-    let fix = run(aksara(std::path::Path::new(&home))
-        .args(["doctor", "--fix", "--yes", "--url", &url])
-        .env("HOME", &home)
-        .env("USER", &user.name)
-        .env("LOGNAME", &user.name)
-        .uid(user.uid)
-        .gid(user.gid));
+    let fix =
+        run(as_user(std::path::Path::new(&home)).args(["doctor", "--fix", "--yes", "--url", &url]));
     assert_eq!(fix.code, 1, "{fix:?}");
     assert!(
         fix.stdout
@@ -256,17 +247,8 @@ fn a_roleless_os_user_gets_the_lines_that_let_it_in_from_doctor_and_dbsetup() {
     std::fs::create_dir(&project).unwrap();
     std::os::unix::fs::chown(&project, Some(user.uid), Some(user.gid)).unwrap();
     let db = crate::support::unique_name("peerapp");
-    let dbsetup = || {
-        run(aksara(&project)
-            .args(["dbsetup", "--non-interactive", "--db-name", &db])
-            .env("HOME", &home)
-            .env("USER", &user.name)
-            .env("LOGNAME", &user.name)
-            .env("PGHOST", &dist.socket_dir)
-            .env("PGPORT", dist.port.to_string())
-            .uid(user.uid)
-            .gid(user.gid))
-    };
+    let dbsetup =
+        || run(as_user(&project).args(["dbsetup", "--non-interactive", "--db-name", &db]));
     let refused = dbsetup();
     assert_eq!(refused.code, 1, "{refused:?}");
     assert!(!project.join(".env").exists(), "{refused:?}");

@@ -10,15 +10,18 @@ use std::process::Command;
 use crate::support::{self, DistCluster, OsUser};
 use crate::{Run, assert_url_works, env_value, project, run};
 
-/// `aksara` run as `user` in `dir`, discovery pointed at `dist`'s socket and port.
-fn aksara_as(user: &OsUser, dist: &DistCluster, dir: &std::path::Path) -> Command {
+/// `aksara` run as `user` in `dir` (its HOME, USER and LOGNAME, as a login gives them),
+/// discovery pointed at `dist`'s socket and port.
+pub(crate) fn aksara_as(user: &OsUser, dist: &DistCluster, dir: &std::path::Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_aksara"));
     support::hermetic_env(&mut cmd);
     cmd.current_dir(dir)
+        .stdin(std::process::Stdio::null())
         .env("PGHOST", &dist.socket_dir)
         .env("PGPORT", dist.port.to_string())
         .env("HOME", format!("/home/{}", user.name))
         .env("USER", &user.name)
+        .env("LOGNAME", &user.name)
         .uid(user.uid)
         .gid(user.gid);
     cmd

@@ -206,6 +206,7 @@ impl Setup<'_> {
             return Ok(None);
         }
         let role = &admin.cfg.user;
+        let revoke: Vec<String> = names.iter().map(|n| format!("NO{n}")).collect();
         let names = names.join(" and ");
         self.printer.step(
             crate::ui::Mark::Warn,
@@ -228,9 +229,9 @@ impl Setup<'_> {
         // Said only when the server now shows them (else the refusal follows, as before).
         if provision::missing_rights(steps, rights, role).is_empty() {
             self.progress.borrow_mut().granted = Some(format!(
-                "{names} granted to \"{role}\" at the prompt stay (`ALTER ROLE {} NO{};` takes them back)",
+                "{names} granted to \"{role}\" at the prompt stay (`ALTER ROLE {} {};` takes them back)",
                 provision::quote_ident(role),
-                names.replace(" and ", " NO")
+                revoke.join(" ")
             ));
             self.printer.step(
                 crate::ui::Mark::Pass,
@@ -596,7 +597,7 @@ fn grant_as_socket_owner(admin: &Admin, grants: &str) -> Option<crate::peer::Soc
     if admin.cfg.password.is_some() {
         return None;
     }
-    crate::peer::as_socket_owner(dir, admin.endpoint.port, "psql", &["-c", grants]).flatten()
+    crate::peer::as_socket_owner(dir, admin.endpoint.port, "psql", &["-c", grants])
 }
 
 fn validate_db(s: &str) -> Result<(), String> {

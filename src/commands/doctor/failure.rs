@@ -162,16 +162,13 @@ fn socket_database_hint(cfg: &ConnConfig, ep: &Endpoint) -> Option<String> {
 }
 
 /// "run `sudo -u postgres TOOL ARGS` (as the server's OS user, ...), or as a superuser `SQL`"
-/// (see [`crate::peer::as_socket_owner`]); only the SQL when the line cannot be shown. None off
-/// a socket, or when its owner has no name.
+/// (see [`crate::peer::as_socket_owner`]). None off a socket, or when its owner has no name.
 fn as_server_user(ep: &Endpoint, tool: &str, args: &[&str], sql: &str) -> Option<String> {
     let Host::Socket(dir) = &ep.host else {
         return None;
     };
-    match crate::peer::as_socket_owner(dir, ep.port, tool, args)? {
-        Some(line) => Some(format!("{line}, or as a superuser `{sql}`")),
-        None => Some(format!("as a superuser, run `{sql}`")),
-    }
+    let line = crate::peer::as_socket_owner(dir, ep.port, tool, args)?;
+    Some(format!("{line}, or as a superuser `{sql}`"))
 }
 
 /// For a database that does not exist, the names that do and are close to it (same letters in
