@@ -658,3 +658,42 @@ fn next_steps_list_only_commands_that_run_here() {
     assert_eq!(forwarded.code, 0, "{forwarded:?}");
     assert_eq!(forwarded.stdout.trim(), "stand-in migrate --check");
 }
+
+/// The shell's `DATABASE_URL` set to another value: an app started from it gets that one
+/// (dotenv does not override), so the summary says so; set to the written value, it says
+/// nothing.
+#[test]
+fn the_summary_says_when_the_shell_sets_the_key_to_another_value() {
+    let cluster = support::shared(Shared::Scram);
+    let dir = project();
+    let db = support::unique_name("shadowed");
+    let out = run(dbsetup(cluster, dir.path(), &["--db-name", &db])
+        .env("DATABASE_URL", "postgresql://someone@elsewhere/other"));
+    assert_eq!(out.code, 0, "{out:?}");
+    insta::assert_snapshot!(
+        "dbsetup_notes_the_shells_other_database_url",
+        setup_transcript(
+            &format!(
+                "DATABASE_URL=postgresql://someone@elsewhere/other {}",
+                setup_command("--db-name [DB]")
+            ),
+            &out,
+            cluster,
+            &[(&db, "[DB]")]
+        )
+    );
+    let written = env_value(&dir.path().join(".env"), "DATABASE_URL").expect("written");
+    let json = |shell: &str| -> Value {
+        let out = run(
+            dbsetup(cluster, dir.path(), &["--db-name", &db, "--format", "json"])
+                .env("DATABASE_URL", shell),
+        );
+        assert_eq!(out.code, 0, "{out:?}");
+        serde_json::from_str(&out.stdout).expect("one JSON document")
+    };
+    assert_eq!(
+        json("postgresql://someone@elsewhere/other")["shell_shadows"],
+        serde_json::json!(["DATABASE_URL"])
+    );
+    assert!(json(&written).get("shell_shadows").is_none());
+}

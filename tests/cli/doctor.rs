@@ -797,8 +797,11 @@ fn an_env_file_not_ignored_by_git_and_readable_by_others_warns() {
     );
 }
 
+/// The shell's `DATABASE_URL` beside a different one in `.env`: the app gets one or the other by
+/// its loader (python-dotenv keeps the shell's), so doctor checks both, and a failure of either
+/// fails the run.
 #[test]
-fn the_shell_shadowing_the_env_file_is_noted() {
+fn the_shell_shadowing_the_env_file_is_checked_too() {
     let cluster = support::shared(Shared::Scram);
     let dir = project();
     std::fs::write(
@@ -812,18 +815,43 @@ fn the_shell_shadowing_the_env_file_is_noted() {
         std::os::unix::fs::PermissionsExt::from_mode(0o644),
     )
     .unwrap();
-    let out = run(aksara(dir.path())
-        .arg("doctor")
-        .env("DATABASE_URL", "postgresql://other@elsewhere/db"));
-    assert_eq!(out.code, 0, "{out:?}");
-    let placeholders = cluster_placeholders(cluster);
+    let dead = support::free_port();
+    let out = run(aksara(dir.path()).arg("doctor").env(
+        "DATABASE_URL",
+        format!("postgresql://other@127.0.0.1:{dead}/db"),
+    ));
+    assert_eq!(out.code, 1, "{out:?}");
+    let mut placeholders = cluster_placeholders(cluster);
+    placeholders.push((dead.to_string(), "[DEAD-PORT]"));
     insta::assert_snapshot!(
-        "doctor_notes_the_shell_shadowing_the_env_file",
+        "doctor_checks_the_shells_database_url_beside_the_env_files",
         transcript(
-            "DATABASE_URL=postgresql://other@elsewhere/db aksara doctor",
+            "DATABASE_URL=postgresql://other@127.0.0.1:[DEAD-PORT]/db aksara doctor",
             &out,
             &refs(&placeholders)
         )
+    );
+
+    // Both work: both are checked and the run passes.
+    let other = format!("{}?application_name=from-the-shell", cluster.admin_url());
+    let out = run(aksara(dir.path())
+        .args(["doctor", "--format", "json"])
+        .env("DATABASE_URL", &other));
+    assert_eq!(out.code, 0, "{out:?}");
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).expect("one JSON document");
+    let sources: Vec<&str> = json["targets"]
+        .as_array()
+        .expect("a report per target")
+        .iter()
+        .map(|t| t["source"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        sources,
+        [
+            ".env (DATABASE_URL, line 1)",
+            "the environment variable DATABASE_URL"
+        ],
+        "{json:#}"
     );
 }
 

@@ -567,7 +567,7 @@ fn no_output_path_prints_a_password() {
         },
         Case {
             name: "doctor, the shell shadows .env",
-            expect: 0,
+            expect: 1,
             shows: "the shell also sets DATABASE_URL",
             cmd: {
                 let mut c = doctor(&[]);

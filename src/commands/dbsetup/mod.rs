@@ -313,6 +313,13 @@ impl Setup<'_> {
             .and_then(|_| changes.last())
             .map(change_word);
         self.gitignore_advice().await?;
+        // A key the shell also sets, to another value: an app started from this shell gets
+        // the shell's (dotenv-style loaders do not override a variable already set).
+        let shell_shadows = pairs
+            .iter()
+            .filter(|(key, value)| self.env.var_nonempty(key).is_some_and(|v| v != *value))
+            .map(|(key, _)| key.to_string())
+            .collect();
         let outcome = Outcome {
             ok: true,
             database: ObjectOutcome {
@@ -342,6 +349,7 @@ impl Setup<'_> {
                 .collect(),
             server_version,
             tls,
+            shell_shadows,
         };
         if self.s.json {
             self.printer

@@ -31,6 +31,10 @@ pub struct Outcome {
     /// URL names no sslmode, the server offers TLS, and they ask for it only when told).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub without_tls: Vec<&'static str>,
+    /// Keys written that the shell also sets, to another value: an app started from that shell
+    /// gets the shell's value, not the one written.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub shell_shadows: Vec<String>,
 }
 
 /// One `--driver-url` key as written.
@@ -179,6 +183,12 @@ pub fn print_summary(printer: &Printer, o: &Outcome) {
         printer.result(&format!(
             "  {:<9} {name} connects to this server without TLS: it asks for TLS only when the URL names sslmode (pass --sslmode require for TLS with every driver)",
             "note"
+        ));
+    }
+    for key in &o.shell_shadows {
+        printer.result(&format!(
+            "  {:<9} this shell also sets {key}, to a different value: an app started from it gets that one, not {}'s (dotenv does not override variables already set); `unset {key}` to use the file's",
+            "note", o.env_file
         ));
     }
     if let Some(replica) = &o.replica_url {

@@ -1,10 +1,12 @@
 //! Which URLs the doctor checks, and where each came from: `--url`, else every
-//! `DATABASE_URL` / `*_DATABASE_URL` / `DATABASE_*_URL` key of the `.env` file (the last definition of a key, as
-//! dotenv-style loaders keep it), else the shell's `DATABASE_URL`. A key other than
-//! `DATABASE_URL` whose value is spelled for one driver (`postgresql+asyncpg://`,
-//! `uselibpqcompat`, `jdbc:`: what `dbsetup --driver-url` writes, see `drivers::forms`) is that
-//! driver's form of a database: it is judged with that driver's reading only, and the
-//! connection checks use what it means to libpq.
+//! `DATABASE_URL` / `*_DATABASE_URL` / `DATABASE_*_URL` key of the `.env` file (the last
+//! definition of a key, as dotenv-style loaders keep it) and the shell's value of any of those
+//! keys that differs from the file's (the app gets one or the other by its loader: both are
+//! checked), else the shell's `DATABASE_URL`. A key other than `DATABASE_URL` whose value is
+//! spelled for one driver (`postgresql+asyncpg://`, `uselibpqcompat`, `jdbc:`: what `dbsetup
+//! --driver-url` writes, see `drivers::forms`) is that driver's form of a database: it is
+//! judged with that driver's reading only, and the connection checks use what it means to
+//! libpq.
 
 use std::path::PathBuf;
 
@@ -46,7 +48,7 @@ pub struct DriverForm {
 
 /// `raw` as libpq reads what it means, and the driver it is spelled for, when `key` holds
 /// one driver's form; None for `DATABASE_URL`, which every driver of the app reads.
-fn driver_form(key: &str, raw: &str, line: usize) -> Option<(String, DriverForm, String)> {
+fn driver_form(key: &str, raw: &str, place: String) -> Option<(String, DriverForm, String)> {
     if key == "DATABASE_URL" {
         return None;
     }
@@ -64,7 +66,7 @@ fn driver_form(key: &str, raw: &str, line: usize) -> Option<(String, DriverForm,
         driver,
         value: raw.to_owned(),
         shown,
-        place: format!("{key} (line {line})"),
+        place,
     };
     Some((libpq.url.expose().to_owned(), form, note))
 }
@@ -120,7 +122,9 @@ pub fn find_targets(args: &DoctorArgs) -> CliResult<Vec<Target>> {
         }]);
     }
     let path = &args.env.env_file;
-    let shell_value = std::env::var("DATABASE_URL").ok().filter(|v| !v.is_empty());
+    // What the shell sets for a key, next to the file's: dotenv-style loaders keep a variable
+    // that is already set, so an app started from this shell gets the shell's value.
+    let shell = |key: &str| std::env::var(key).ok().filter(|v| !v.is_empty());
     // What the application's own loader would make of the file (python-dotenv for the Aksara
     // framework): a line it cannot read is named here, not reported as "no DATABASE_URL".
     let bytes = envfile::read_file(path).ok();
@@ -148,37 +152,16 @@ pub fn find_targets(args: &DoctorArgs) -> CliResult<Vec<Target>> {
                 last.push(e);
             }
             last.sort_by_key(|e| e.line);
-            let targets: Vec<Target> = last
-                .into_iter()
-                .map(|e| {
-                    let shadowed = e.key == "DATABASE_URL"
-                        && shell_value.as_ref().is_some_and(|v| *v != e.value);
-                    let note = if shadowed {
-                        Some("the shell also sets DATABASE_URL, to a different value; most frameworks use the shell's and ignore .env (dotenv does not override variables already set)".to_string())
-                    } else {
-                        bytes.as_deref().and_then(|b| loaders_disagree(b, &e.key))
-                    };
-                    let form = driver_form(&e.key, &e.value, e.line);
-                    let note = match (&form, note) {
-                        (Some((_, _, form_note)), Some(note)) => Some(format!("{form_note}; {note}")),
-                        (Some((_, _, form_note)), None) => Some(form_note.clone()),
-                        (None, note) => note,
-                    };
-                    let (raw, driver_form) = match form {
-                        Some((libpq, form, _)) => (libpq, Some(form)),
-                        None => (e.value.clone(), None),
-                    };
-                    Target {
-                        source: format!("{} ({}, line {})", path.display(), e.key, e.line),
-                        raw,
-                        env_file: Some(path.clone()),
-                        key: Some(e.key.clone()),
-                        note,
-                        driver_form,
-                        forms_elsewhere: Vec::new(),
-                    }
-                })
-                .collect();
+            let mut targets = Vec::new();
+            for e in last {
+                let shadow = shell(&e.key).filter(|v| *v != e.value);
+                targets.push(file_target(path, e, bytes.as_deref(), shadow.is_some()));
+                // Which of the two the app gets depends on its loader, so both are checked:
+                // "all checks passed" then holds whichever it uses.
+                if let Some(value) = shadow {
+                    targets.push(shell_target(&e.key, value, Some(path)));
+                }
+            }
             if !targets.is_empty() {
                 return Ok(with_forms_elsewhere(targets));
             }
@@ -186,22 +169,82 @@ pub fn find_targets(args: &DoctorArgs) -> CliResult<Vec<Target>> {
         Err(e) if path.exists() => return Err(e.into()),
         Err(_) => {}
     }
-    if let Some(url) = shell_value {
-        return Ok(vec![Target {
-            source: "the environment variable DATABASE_URL".into(),
-            raw: url,
-            env_file: None,
-            key: Some("DATABASE_URL".into()),
-            note: None,
-            driver_form: None,
-            forms_elsewhere: Vec::new(),
-        }]);
+    if let Some(url) = shell("DATABASE_URL") {
+        return Ok(vec![shell_target("DATABASE_URL", url, None)]);
     }
     Err(CliError::usage(format!(
         "no database URL to check: --url was not given, {} has no DATABASE_URL, and DATABASE_URL is not set",
         path.display()
     ))
     .with_hint("run `aksara dbsetup` to create the database and write DATABASE_URL, or pass --url"))
+}
+
+/// What `value` of `key` means to libpq, its driver form when it is spelled for one driver,
+/// and `note` with that form's own note in front.
+fn spelled(
+    key: &str,
+    value: &str,
+    place: String,
+    note: Option<String>,
+) -> (String, Option<DriverForm>, Option<String>) {
+    match driver_form(key, value, place) {
+        Some((libpq, form, form_note)) => {
+            let note = match note {
+                Some(note) => format!("{form_note}; {note}"),
+                None => form_note,
+            };
+            (libpq, Some(form), Some(note))
+        }
+        None => (value.to_owned(), None, note),
+    }
+}
+
+/// A key of the `.env` file; `shadowed` when the shell sets the same key to another value.
+fn file_target(
+    path: &std::path::Path,
+    e: &envfile::EnvEntry,
+    bytes: Option<&[u8]>,
+    shadowed: bool,
+) -> Target {
+    let note = if shadowed {
+        Some(format!(
+            "the shell also sets {}, to a different value, which most frameworks use instead (dotenv does not override variables already set): doctor checks both",
+            e.key
+        ))
+    } else {
+        bytes.and_then(|b| loaders_disagree(b, &e.key))
+    };
+    let place = format!("{} (line {})", e.key, e.line);
+    let (raw, driver_form, note) = spelled(&e.key, &e.value, place, note);
+    Target {
+        source: format!("{} ({}, line {})", path.display(), e.key, e.line),
+        raw,
+        env_file: Some(path.to_path_buf()),
+        key: Some(e.key.clone()),
+        note,
+        driver_form,
+        forms_elsewhere: Vec::new(),
+    }
+}
+
+/// The shell's value of `key`; `shadows` names the `.env` file whose value it differs from.
+fn shell_target(key: &str, value: String, shadows: Option<&std::path::Path>) -> Target {
+    let note = shadows.map(|path| {
+        format!(
+            "set in the shell, so an app started from it gets this value, not the one in {}",
+            path.display()
+        )
+    });
+    let (raw, driver_form, note) = spelled(key, &value, format!("the shell's {key}"), note);
+    Target {
+        source: format!("the environment variable {key}"),
+        raw,
+        env_file: None,
+        key: Some(key.to_string()),
+        note,
+        driver_form,
+        forms_elsewhere: Vec::new(),
+    }
 }
 
 /// Tell each ordinary target which drivers have their own form under another key of the file.
