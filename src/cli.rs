@@ -388,16 +388,18 @@ fn parse_driver(name: &str) -> Result<crate::drivers::Driver, String> {
 /// `doctor`'s `.env`: read only.
 #[derive(Debug, Args)]
 pub struct EnvFileReadArgs {
-    /// The .env file to read DATABASE_URL from (doctor writes it only with --fix)
-    #[arg(long, value_name = "PATH", default_value = ".env")]
-    pub env_file: PathBuf,
+    /// The .env file to read DATABASE_URL from (doctor writes it only with --fix) [default:
+    /// .env here, else the nearest one above it in the project, as python-dotenv finds it]
+    #[arg(long, value_name = "PATH")]
+    pub env_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
 pub struct EnvFileArgs {
-    /// The .env file to read and write
-    #[arg(long, value_name = "PATH", default_value = ".env")]
-    pub env_file: PathBuf,
+    /// The .env file to read and write [default: .env here, else the nearest one above it in
+    /// the project, as python-dotenv finds it; else a new .env here]
+    #[arg(long, value_name = "PATH")]
+    pub env_file: Option<PathBuf>,
 }
 
 /// The doctor's examples and its failure codes, from the catalogue (one source for both).

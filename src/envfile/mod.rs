@@ -31,6 +31,48 @@ const MAX_SYMLINKS: usize = 40;
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 const REPLACED_PREFIX: &str = "# replaced by aksara: ";
 
+/// The `.env` the commands use when `--env-file` is not given: the working folder's when it has
+/// one, else the one a folder above it in the same project has ([`nearest_above`]), the file
+/// the app's loader finds from here; `.env` (to be created here) when there is none.
+pub fn default_path() -> PathBuf {
+    let here = PathBuf::from(".env");
+    if here.exists() {
+        return here;
+    }
+    std::env::current_dir()
+        .ok()
+        .and_then(|cwd| nearest_above(&cwd))
+        .unwrap_or(here)
+}
+
+/// What marks a project's root folder: its repository, or its Python project (the framework's).
+const PROJECT_ROOT_MARKERS: [&str; 2] = [".git", "pyproject.toml"];
+
+/// The `.env` of the nearest folder above `cwd` that has one, as a relative path (`../.env`),
+/// looking no higher than the project's root (the nearest folder with `.git` or
+/// `pyproject.toml`): python-dotenv's `find_dotenv` (from a script in this folder) and
+/// dotenvy's `dotenv()` look up there too, and further, but a setup run in a new folder must
+/// not write into a `.env` of the home folder. None when `cwd` is the root itself or in no
+/// project.
+pub fn nearest_above(cwd: &Path) -> Option<PathBuf> {
+    let is_root = |folder: &Path| PROJECT_ROOT_MARKERS.iter().any(|m| folder.join(m).exists());
+    if is_root(cwd) {
+        return None;
+    }
+    let mut up = PathBuf::new();
+    for folder in cwd.ancestors().skip(1) {
+        up.push("..");
+        if folder.join(".env").is_file() {
+            // Only inside a project: a root must be here or further up.
+            return folder.ancestors().any(is_root).then(|| up.join(".env"));
+        }
+        if is_root(folder) {
+            return None;
+        }
+    }
+    None
+}
+
 mod edit;
 mod error;
 #[cfg(test)]

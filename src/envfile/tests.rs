@@ -1224,3 +1224,33 @@ fn a_key_given_twice_is_refused_before_the_file_is_read() {
     assert!(matches!(err, EnvFileError::DuplicateKey { .. }), "{err:?}");
     assert!(!path.exists());
 }
+
+/// `nearest_above`: a `.env` up to the project's root is found, never one past it or outside
+/// any project (a setup in a new folder must not write into the home folder's `.env`).
+#[test]
+fn the_nearest_env_above_stays_inside_the_project() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("proj");
+    let deep = root.join("app/views");
+    std::fs::create_dir_all(&deep).unwrap();
+    std::fs::write(root.join(".env"), "DATABASE_URL=x\n").unwrap();
+    // No marker anywhere: not a project, nothing above is used.
+    assert_eq!(nearest_above(&deep), None);
+    std::fs::create_dir(root.join(".git")).unwrap();
+    assert_eq!(nearest_above(&deep), Some(PathBuf::from("../../.env")));
+    assert_eq!(
+        nearest_above(&root.join("app")),
+        Some(PathBuf::from("../.env"))
+    );
+    // At the root itself nothing above is looked at.
+    assert_eq!(nearest_above(&root), None);
+    // A Python project inside the repository is a root of its own: the repository's `.env`
+    // above it is not that project's.
+    std::fs::write(root.join("app/pyproject.toml"), "").unwrap();
+    assert_eq!(nearest_above(&deep), None);
+    // A `.env` above the project's root is not used.
+    std::fs::remove_file(root.join("app/pyproject.toml")).unwrap();
+    std::fs::remove_file(root.join(".env")).unwrap();
+    std::fs::write(tmp.path().join(".env"), "DATABASE_URL=x\n").unwrap();
+    assert_eq!(nearest_above(&deep), None);
+}

@@ -697,3 +697,56 @@ fn the_summary_says_when_the_shell_sets_the_key_to_another_value() {
     );
     assert!(json(&written).get("shell_shadows").is_none());
 }
+
+/// Run in a subfolder of a project whose root has the `.env`, both commands use that file (the
+/// one python-dotenv and dotenvy find from there): a rerun keeps its password and creates no
+/// second `.env`, and doctor checks it. In a folder that is no project's, nothing above is used.
+#[test]
+fn in_a_subfolder_the_projects_env_file_is_used() {
+    let cluster = support::shared(Shared::Scram);
+    let dir = project();
+    std::fs::create_dir(dir.path().join(".git")).unwrap();
+    let app = dir.path().join("app");
+    std::fs::create_dir(&app).unwrap();
+    let db = support::unique_name("subfolder");
+    let first = run(&mut dbsetup(cluster, dir.path(), &["--db-name", &db]));
+    assert_eq!(first.code, 0, "{first:?}");
+    let env = dir.path().join(".env");
+    let before = std::fs::read(&env).unwrap();
+
+    let again = run(&mut dbsetup(
+        cluster,
+        &app,
+        &["--db-name", &db, "--format", "json"],
+    ));
+    assert_eq!(again.code, 0, "{again:?}");
+    let json: Value = serde_json::from_str(&again.stdout).unwrap();
+    assert_eq!(json["env_file"], "../.env", "{json:#}");
+    assert_eq!(json["env_change"], "unchanged", "{json:#}");
+    assert_eq!(json["role"]["password"], "kept", "{json:#}");
+    assert_eq!(
+        std::fs::read(&env).unwrap(),
+        before,
+        "the project's .env changed"
+    );
+    assert!(!app.join(".env").exists(), "a second .env was created");
+
+    let doctor = run(aksara(&app).args(["doctor", "--format", "json"]));
+    assert_eq!(doctor.code, 0, "{doctor:?}");
+    let report: Value = serde_json::from_str(&doctor.stdout).unwrap();
+    assert_eq!(
+        report["source"], "../.env (DATABASE_URL, line 1)",
+        "{report:#}"
+    );
+
+    // Not a project (no `.git`, no `pyproject.toml`): a `.env` above is not the folder's.
+    std::fs::remove_dir(dir.path().join(".git")).unwrap();
+    let doctor = run(aksara(&app).arg("doctor"));
+    assert_eq!(doctor.code, 2, "{doctor:?}");
+    assert!(
+        doctor
+            .stderr
+            .contains("there is no .env here or above it in the project"),
+        "{doctor:?}"
+    );
+}

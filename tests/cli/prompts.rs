@@ -468,3 +468,39 @@ fn an_empty_admin_password_offers_the_ways_on_instead_of_asking_again() {
     );
     assert_url_works(&written_url(&ran));
 }
+
+/// A rerun in a project whose `.env` already holds a URL offers that URL's database and user
+/// as the defaults (not the folder's name), so pressing Enter sets up what is there again.
+#[test]
+fn a_rerun_offers_the_names_the_env_file_holds() {
+    let cluster = support::shared(Shared::Scram);
+    let db = support::unique_name("rerun");
+    let first = crate::project();
+    let out = crate::run(&mut crate::dbsetup(
+        cluster,
+        first.path(),
+        &["--db-name", &db],
+    ));
+    assert_eq!(out.code, 0, "{out:?}");
+    let url = env_value(&first.path().join(".env"), "DATABASE_URL").expect("written");
+    let ran = dbsetup(
+        cluster,
+        &script(
+            cluster,
+            &[
+                ("Database name", ""),
+                ("Application user", ""),
+                ("already exists", "Reuse it"),
+                ("Go ahead?", "y"),
+            ],
+        ),
+    )
+    .file(".env", &format!("DATABASE_URL={url}\n"))
+    .run();
+    assert_eq!(ran.code, 0, "{ran:?}");
+    assert_eq!(written_url(&ran), url, "the same URL, its password kept");
+    insta::assert_snapshot!(
+        "prompts_a_rerun_offers_the_env_files_names",
+        session(&ran, cluster, &[(&db, "[DB]")])
+    );
+}

@@ -150,17 +150,30 @@ pub fn portable_url(url: &ConnString) -> CliResult<WrittenUrl> {
 }
 
 impl Setup<'_> {
-    /// The database and user names: from the flags, else asked for.
-    pub async fn names(&self) -> CliResult<(String, String)> {
+    /// The database and user names: from the flags, else asked for. The names the `.env`'s URL
+    /// already holds (`in_env`) are offered first, so a rerun proposes what the first run set
+    /// up; else the project folder's name.
+    pub async fn names(&self, in_env: Option<&ConnString>) -> CliResult<(String, String)> {
+        let from_env = in_env.and_then(|cs| {
+            // Not the server's own database or superuser, which a setup refuses by default.
+            let db = cs.dbname.clone().filter(|d| {
+                validate_db(d).is_ok()
+                    && !["postgres", "template0", "template1"].contains(&d.as_str())
+            })?;
+            let role = cs
+                .user
+                .clone()
+                .filter(|r| validate_role(r).is_ok() && r != "postgres");
+            Some((db, role))
+        });
         let db = match (&self.s.db_name, self.prompter) {
             (Name::Given(n), _) => n.clone(),
             (Name::Ask, Some(p)) => {
-                p.input(
-                    "Database name",
-                    Some(provision::default_db_name(&folder_name())),
-                    validate_db,
-                )
-                .await?
+                let default = match &from_env {
+                    Some((db, _)) => db.clone(),
+                    None => provision::default_db_name(&folder_name(&self.s.env_file)),
+                };
+                p.input("Database name", Some(default), validate_db).await?
             }
             (Name::Ask, None) => {
                 return Err(CliError::usage(
@@ -171,12 +184,12 @@ impl Setup<'_> {
         let role = match (&self.s.db_user, self.prompter, &self.s.db_name) {
             (Some(n), _, _) => n.clone(),
             (None, Some(p), Name::Ask) => {
-                p.input(
-                    "Application user",
-                    Some(provision::default_role_name(&db)),
-                    validate_role,
-                )
-                .await?
+                let default = match &from_env {
+                    Some((env_db, Some(role))) if *env_db == db => role.clone(),
+                    _ => provision::default_role_name(&db),
+                };
+                p.input("Application user", Some(default), validate_role)
+                    .await?
             }
             _ => provision::default_role_name(&db),
         };

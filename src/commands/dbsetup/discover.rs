@@ -516,7 +516,7 @@ impl Setup<'_> {
                 // The image creates POSTGRES_DB as it starts: the database this setup is for.
                 let db = match &self.s.db_name {
                     Name::Given(n) => n.clone(),
-                    Name::Ask => provision::default_db_name(&folder_name()),
+                    Name::Ask => provision::default_db_name(&folder_name(&self.s.env_file)),
                 };
                 serverup::docker(layout, self.s.server_port, &db, allow_start, printer).await?
             }
@@ -562,9 +562,14 @@ fn ignore_project_folder(layout: &Layout, printer: &Printer) -> CliResult<()> {
     Ok(())
 }
 
-pub fn folder_name() -> String {
-    std::env::current_dir()
-        .ok()
+/// The project's name for the default database: the folder that holds its `.env` (the project's
+/// root when a setup in `app/` uses `../.env`).
+pub fn folder_name(env_file: &std::path::Path) -> String {
+    let folder = match env_file.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => std::fs::canonicalize(parent).ok(),
+        _ => std::env::current_dir().ok(),
+    };
+    folder
         .and_then(|d| d.file_name().map(|n| n.to_string_lossy().to_string()))
         .unwrap_or_else(|| "app".into())
 }

@@ -68,6 +68,7 @@ pub async fn run(args: DbsetupArgs, printer: &Printer) -> CliResult<Exit> {
             let mut buf = String::new();
             std::io::stdin().read_to_string(&mut buf).map(|_| buf)
         }),
+        default_env_file: crate::envfile::default_path(),
     };
     let settings = Settings::resolve(&args, inputs)?;
     // Everything about .env that can be checked without the server, before it changes.
@@ -198,7 +199,7 @@ impl Setup<'_> {
         let admin = admin_slot.insert(self.unpooled(admin).await?);
         // From here on the server may change: whatever ends the run, undo what it created and
         // say what exists. The admin session (and so the setup lock) lasts until .env is written.
-        let result = self.provision_and_write(admin).await;
+        let result = self.provision_and_write(admin, existing_cs.as_ref()).await;
         let mut admin = admin_slot.take().expect("the admin session is in its slot");
         // A request that got no answer at all: the backend is stopped or wedged.
         let silent = matches!(&result, Err(e) if e.code == Some(Code::ConnectionTimeout));
@@ -242,11 +243,15 @@ impl Setup<'_> {
 
     /// Everything after the admin login: the setup lock, the decisions, the statements,
     /// verification and the .env write. Records in `progress` what it changes as it goes.
-    async fn provision_and_write(&self, admin: &mut Admin) -> CliResult<Exit> {
+    async fn provision_and_write(
+        &self,
+        admin: &mut Admin,
+        in_env: Option<&ConnString>,
+    ) -> CliResult<Exit> {
         let limits = self.s.limits;
         execute::start_admin_session(admin, limits, self.progress).await?;
         let rights = execute::admin_rights(&mut admin.conn, limits).await?;
-        let (db, role) = self.names().await?;
+        let (db, role) = self.names(in_env).await?;
         self.refuse_targets(admin, &role, &db).await?;
         self.replica_precheck(&admin.cfg).await?;
         // Serialise with other dbsetup runs on this server from here to the .env write.

@@ -43,6 +43,8 @@ pub struct Inputs {
     pub password_env: Option<String>,
     /// Standard input, read only for `--db-password-stdin`.
     pub read_stdin: Box<dyn FnOnce() -> std::io::Result<String>>,
+    /// The `.env` to use when `--env-file` is not given (`envfile::default_path`).
+    pub default_env_file: PathBuf,
 }
 
 /// A driver whose own form of the URL goes under `key`, in the same `.env` write.
@@ -145,6 +147,10 @@ impl Settings {
             })?),
             None => None,
         };
+        let env_file = match &args.env.env_file {
+            Some(given) => given.clone(),
+            None => inputs.default_env_file.clone(),
+        };
         let password = given_password(args, inputs)?;
         Ok(Settings {
             interactive,
@@ -156,7 +162,7 @@ impl Settings {
                 connect: Duration::from_secs(args.connect_timeout.max(1)),
                 statement: Duration::from_secs(args.timeout.max(1)),
             },
-            env_file: args.env.env_file.clone(),
+            env_file,
             env_key: args.env_key.clone(),
             driver_urls,
             admin_url: args.admin_url.clone(),
@@ -329,6 +335,7 @@ mod tests {
             stdin_is_terminal: terminal,
             password_env: env.map(str::to_string),
             read_stdin: Box::new(move || Ok(stdin)),
+            default_env_file: PathBuf::from(".env"),
         }
     }
 

@@ -121,7 +121,10 @@ pub fn find_targets(args: &DoctorArgs) -> CliResult<Vec<Target>> {
             forms_elsewhere: Vec::new(),
         }]);
     }
-    let path = &args.env.env_file;
+    let path = &match &args.env.env_file {
+        Some(given) => given.clone(),
+        None => envfile::default_path(),
+    };
     // What the shell sets for a key, next to the file's: dotenv-style loaders keep a variable
     // that is already set, so an app started from this shell gets the shell's value.
     let shell = |key: &str| std::env::var(key).ok().filter(|v| !v.is_empty());
@@ -172,9 +175,15 @@ pub fn find_targets(args: &DoctorArgs) -> CliResult<Vec<Target>> {
     if let Some(url) = shell("DATABASE_URL") {
         return Ok(vec![shell_target("DATABASE_URL", url, None)]);
     }
+    let file = if path.exists() {
+        format!("{} has no DATABASE_URL", path.display())
+    } else if args.env.env_file.is_some() {
+        format!("there is no {}", path.display())
+    } else {
+        "there is no .env here or above it in the project".to_string()
+    };
     Err(CliError::usage(format!(
-        "no database URL to check: --url was not given, {} has no DATABASE_URL, and DATABASE_URL is not set",
-        path.display()
+        "no database URL to check: --url was not given, {file}, and DATABASE_URL is not set"
     ))
     .with_hint("run `aksara dbsetup` to create the database and write DATABASE_URL, or pass --url"))
 }
