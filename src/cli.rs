@@ -250,8 +250,10 @@ pub struct DbsetupArgs {
     pub driver_url: Vec<String>,
 
     /// Replace a different existing value of the key (the old line is kept as a comment);
-    /// `--force privileged-role` / `--force postgres-database` allow what is refused otherwise
-    #[arg(long, value_name = "WHAT", num_args = 0..=1, default_missing_value = "env", value_parser = ["env", "privileged-role", "postgres-database"])]
+    /// `--force privileged-role` / `--force postgres-database` allow what is refused otherwise;
+    /// `--force password` sets a new generated password on an existing user whose working URL
+    /// the .env does not hold (which breaks every URL holding its current one)
+    #[arg(long, value_name = "WHAT", num_args = 0..=1, default_missing_value = "env", value_parser = ["env", "privileged-role", "postgres-database", "password"])]
     pub force: Vec<String>,
 
     /// Let a server that asks for the password in cleartext have it over TCP without TLS

@@ -392,54 +392,75 @@ fn another_key_can_be_written_and_every_other_byte_stays() {
     assert_url_works(&env_value(&env, "REPLICA_DATABASE_URL").unwrap());
 }
 
+/// Eight runs at once with the same names from eight folders, serialised by the setup lock:
+/// the first creates the user; the others find it with no URL for it in their `.env` and are
+/// refused before changing anything (a new password would break the first one's URL). With
+/// `--force password` each sets a new one in turn and all succeed: only the last one's URL
+/// works then.
 #[test]
-fn parallel_runs_with_the_same_names_all_succeed() {
+fn parallel_runs_with_the_same_names_keep_the_first_ones_password() {
     let cluster = support::shared(Shared::Scram);
-    let db = support::unique_name("race");
-    let dirs: Vec<_> = (0..8).map(|_| project()).collect();
-    let children: Vec<_> = dirs
-        .iter()
-        .map(|d| {
-            dbsetup(cluster, d.path(), &["--db-name", &db])
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    for (child, dir) in children.into_iter().zip(&dirs) {
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+    let race = |db: &str, extra: &[&str]| -> Vec<(bool, Option<String>, String)> {
+        let dirs: Vec<_> = (0..8).map(|_| project()).collect();
+        let children: Vec<_> = dirs
+            .iter()
+            .map(|d| {
+                let mut args = vec!["--db-name", db];
+                args.extend_from_slice(extra);
+                dbsetup(cluster, d.path(), &args)
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let results = children
+            .into_iter()
+            .zip(&dirs)
+            .map(|(child, dir)| {
+                let out = child.wait_with_output().unwrap();
+                let url = env_value(&dir.path().join(".env"), "DATABASE_URL");
+                let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+                (out.status.success(), url, stderr)
+            })
+            .collect();
+        assert_eq!(
+            cluster.psql(
+                "postgres",
+                &format!(
+                    "SELECT (SELECT count(*) FROM pg_roles WHERE rolname = '{db}') || '|' || \
+                            (SELECT count(*) FROM pg_database WHERE datname = '{db}')"
+                )
+            ),
+            "1|1"
         );
-        let _ = dir;
+        results
+    };
+    let works = |url: &Option<String>| {
+        url.as_ref()
+            .is_some_and(|u| psql_url(u, "SELECT 1").is_ok())
+    };
+
+    let db = support::unique_name("race");
+    let results = race(&db, &[]);
+    let succeeded: Vec<_> = results.iter().filter(|(ok, ..)| *ok).collect();
+    assert_eq!(succeeded.len(), 1, "{results:?}");
+    assert!(works(&succeeded[0].1), "the first run's URL works");
+    for (ok, url, stderr) in results.iter().filter(|(ok, ..)| !*ok) {
+        assert!(!ok && url.is_none(), "a refused run wrote .env: {stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "error: user \"{db}\" already exists, and .env holds no URL that logs in as it"
+            )) && stderr.contains("nothing was changed"),
+            "{stderr}"
+        );
     }
-    // Each run's .env was empty, so each set a new password in turn (serialised by the setup
-    // lock): exactly the last one's URL works, and there is one role and one database.
-    let mut working = 0;
-    for dir in &dirs {
-        if psql_url(
-            &env_value(&dir.path().join(".env"), "DATABASE_URL").unwrap(),
-            "SELECT 1",
-        )
-        .is_ok()
-        {
-            working += 1;
-        }
-    }
+
+    let db = support::unique_name("race");
+    let results = race(&db, &["--force", "password"]);
+    assert!(results.iter().all(|(ok, ..)| *ok), "{results:?}");
+    let working = results.iter().filter(|(_, url, _)| works(url)).count();
     assert_eq!(working, 1, "the role's password is the last run's");
-    assert_eq!(
-        cluster.psql(
-            "postgres",
-            &format!(
-                "SELECT (SELECT count(*) FROM pg_roles WHERE rolname = '{db}') || '|' || \
-                        (SELECT count(*) FROM pg_database WHERE datname = '{db}')"
-            )
-        ),
-        "1|1"
-    );
 }
 
 #[test]

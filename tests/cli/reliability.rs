@@ -279,7 +279,11 @@ fn the_server_stopping_while_dbsetup_waits_for_the_setup_lock_changes_nothing() 
 
     cluster.start_again();
     assert_eq!(exists(&cluster, db, db), (false, false));
-    let rerun = run(&mut dbsetup(&cluster, dir.path(), &["--db-name", db]));
+    let rerun = run(&mut dbsetup(
+        &cluster,
+        dir.path(),
+        &["--db-name", db, "--force", "password"],
+    ));
     assert_eq!(rerun.code, 0, "{rerun:?}");
     assert_url_works(&env_value(&dir.path().join(".env"), "DATABASE_URL").unwrap());
 }
@@ -327,10 +331,11 @@ fn the_server_stopping_between_create_role_and_create_database_is_reported_and_a
 
     cluster.start_again();
     assert_eq!(exists(&cluster, db, db), (true, false));
+    // The user this run created has a password no URL holds: the hint's `--force password`.
     let rerun = run(&mut dbsetup(
         &cluster,
         dir.path(),
-        &["--db-name", db, "--format", "json"],
+        &["--db-name", db, "--format", "json", "--force", "password"],
     ));
     assert_eq!(rerun.code, 0, "{rerun:?}");
     let json: Value = serde_json::from_str(&rerun.stdout).unwrap();
@@ -377,7 +382,11 @@ fn the_connection_dropping_during_verification_undoes_this_runs_objects() {
     assert_eq!(exists(&cluster, db, db), (false, false));
 
     cluster.psql("postgres", "DROP ROLE gate");
-    let rerun = run(&mut dbsetup(&cluster, dir.path(), &["--db-name", db]));
+    let rerun = run(&mut dbsetup(
+        &cluster,
+        dir.path(),
+        &["--db-name", db, "--force", "password"],
+    ));
     assert_eq!(rerun.code, 0, "{rerun:?}");
     assert_url_works(&env_value(&dir.path().join(".env"), "DATABASE_URL").unwrap());
 }
@@ -419,7 +428,11 @@ fn ctrl_c_while_create_database_waits_undoes_the_role_and_leaves_no_statement_ru
         "KEEP=1\n"
     );
 
-    let rerun = run(&mut dbsetup(&cluster, dir.path(), &["--db-name", db]));
+    let rerun = run(&mut dbsetup(
+        &cluster,
+        dir.path(),
+        &["--db-name", db, "--force", "password"],
+    ));
     assert_eq!(rerun.code, 0, "{rerun:?}");
     assert_url_works(&env_value(&dir.path().join(".env"), "DATABASE_URL").unwrap());
 }
@@ -561,7 +574,11 @@ fn a_backend_stopped_mid_setup_ends_the_run_within_the_bound_and_says_what_exist
     // What the report says exists does.
     assert!(exists(&cluster, db, db).0);
 
-    let rerun = run(&mut dbsetup(&cluster, dir.path(), &["--db-name", db]));
+    let rerun = run(&mut dbsetup(
+        &cluster,
+        dir.path(),
+        &["--db-name", db, "--force", "password"],
+    ));
     assert_eq!(rerun.code, 0, "{rerun:?}");
     assert_url_works(&env_value(&dir.path().join(".env"), "DATABASE_URL").unwrap());
 }

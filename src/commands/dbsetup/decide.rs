@@ -419,6 +419,16 @@ impl Setup<'_> {
     /// existing user's current password (kept, not set).
     async fn choose_password(&self, existing: &Existing, role: &str) -> CliResult<(String, bool)> {
         let Some(p) = self.prompter else {
+            // Another project's `.env`, a deployed app or a teammate may hold the current
+            // password; a new one is set only when asked for.
+            if existing.role_exists && !self.s.force_new_password {
+                return Err(CliError::failure(format!(
+                    "user \"{role}\" already exists, and {} holds no URL that logs in as it: a new password would break every URL that holds its current one",
+                    self.s.env_file.display()
+                ))
+                .before_any_change()
+                .with_hint("pass the password it should have in AKSARA_DB_PASSWORD (or --db-password-stdin), --force password to set a new generated one, or --db-user with another name"));
+            }
             return Ok((provision::generate_password(), false));
         };
         if existing.role_exists {
@@ -426,7 +436,7 @@ impl Setup<'_> {
                 .select(
                     &format!("User \"{role}\" already exists"),
                     vec![
-                        "Set a new generated password on it".into(),
+                        "Set a new generated password on it (URLs holding the current one stop working)".into(),
                         "Type its current password".into(),
                         "Type a new password for it".into(),
                     ],

@@ -77,6 +77,10 @@ pub struct Settings {
     pub force: bool,
     /// `--force privileged-role|postgres-database`.
     pub forced: provision::Forced,
+    /// `--force password`: without a prompt, an existing user whose working URL `.env` does not
+    /// hold gets a new generated password (else that is refused: it breaks the URLs that hold
+    /// the current one).
+    pub force_new_password: bool,
     pub allow_cleartext: bool,
     pub json: bool,
 }
@@ -175,6 +179,7 @@ impl Settings {
                 privileged_role: args.force.iter().any(|w| w == "privileged-role"),
                 postgres_database: args.force.iter().any(|w| w == "postgres-database"),
             },
+            force_new_password: args.force.iter().any(|w| w == "password"),
             allow_cleartext: args.allow_cleartext,
             json: args.format == OutputFormat::Json,
         })
