@@ -222,17 +222,7 @@ impl Setup<'_> {
                     };
                     e.message = format!("{}; {report}", e.message);
                     if e.hint.is_none() {
-                        // A rerun without a prompt keeps an existing user's password: one this
-                        // run created and could not drop has a password no URL holds.
-                        let created_role = snapshot
-                            .sent
-                            .iter()
-                            .any(|s| matches!(s.step, crate::provision::Step::CreateRole { .. }));
-                        e.hint = Some(if created_role && !self.s.interactive {
-                            "fix the cause named above and run `aksara dbsetup` again; it reuses whatever exists (a user this run created and could not drop needs `--force password` then: no URL holds its password)".into()
-                        } else {
-                            "fix the cause named above and run `aksara dbsetup` again; it reuses whatever exists".into()
-                        });
+                        e.hint = Some("fix the cause named above and run `aksara dbsetup` again; it reuses whatever exists".into());
                     }
                 }
                 match &snapshot.granted {

@@ -167,7 +167,9 @@ impl Progress {
             let part = match (&s.step, s.outcome) {
                 (_, Outcome::AlreadyThere) => continue,
                 (Step::CreateRole { role, .. }, _) if done => {
-                    format!("user \"{role}\" was created by this run and still exists")
+                    format!(
+                        "user \"{role}\" was created by this run and still exists ({NO_URL_HOLDS_ITS_PASSWORD})"
+                    )
                 }
                 (Step::CreateRole { role, .. }, _) => {
                     format!("user \"{role}\" may have been created by this run")
@@ -202,6 +204,11 @@ impl Progress {
 
 /// Undo what this run changed, unless `.env` was written (then the setup is complete), and
 /// say what exists now. `conn` is the session that holds the setup lock, when there is one.
+/// Said of a user this run created and could not drop: a rerun without a prompt keeps an
+/// existing user's password, and this one's is nowhere.
+const NO_URL_HOLDS_ITS_PASSWORD: &str =
+    "no URL holds its password: a rerun without a prompt needs `--force password`";
+
 pub async fn recover(p: &Progress, conn: Option<&mut PgConnection>, limits: Limits) -> String {
     if p.env_written {
         return p.left_behind("");
@@ -444,6 +451,10 @@ async fn undo(
         .await
         {
             Ok(_) => undone.push(format!("undone: {}", sql.trim_end_matches(" WITH (FORCE)"))),
+            Err(e) if matches!(s.step, Step::CreateRole { .. }) => kept.push(format!(
+                "could not undo ({sql}): {} ({NO_URL_HOLDS_ITS_PASSWORD})",
+                e.message
+            )),
             Err(e) => kept.push(format!("could not undo ({sql}): {}", e.message)),
         }
     }

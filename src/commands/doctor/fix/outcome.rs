@@ -325,7 +325,7 @@ fn why_not(code: Code) -> &'static str {
             "aksara does not edit pg_hba.conf: whoever runs the server edits it and reloads (for a remote or managed server, its administrator or the provider's console)"
         }
         Code::AuthFailed | Code::PasswordRequired => {
-            "--fix changes no password: put the right one in the URL, or run `aksara dbsetup` to set a new one"
+            "--fix changes no password: put the right one in the URL, or run `aksara dbsetup`, which offers to set a new one (`--force password` without a prompt)"
         }
         Code::RoleMissing => {
             "--fix creates no role (who may log in, and with what password if any, is a person's choice): run the line in the hint, or `aksara dbsetup`, which creates the app's role"
