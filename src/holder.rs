@@ -69,8 +69,9 @@ impl fmt::Display for Holder {
     }
 }
 
-/// The inodes of the sockets listening on `port`, from `/proc/net/tcp` text (state `0A`).
-pub fn listening_inodes(proc_net_tcp: &str, port: u16) -> Vec<u64> {
+/// The sockets listening on `port` (state `0A`) in `/proc/net/tcp` text: each one's owner
+/// (uid) and inode.
+fn listeners(proc_net_tcp: &str, port: u16) -> Vec<(u32, u64)> {
     let wanted = format!("{port:04X}");
     proc_net_tcp
         .lines()
@@ -78,11 +79,34 @@ pub fn listening_inodes(proc_net_tcp: &str, port: u16) -> Vec<u64> {
         .filter_map(|line| {
             let f: Vec<&str> = line.split_whitespace().collect();
             let local_port = f.get(1)?.rsplit(':').next()?;
-            (local_port.eq_ignore_ascii_case(&wanted) && *f.get(3)? == "0A")
-                .then(|| f.get(9)?.parse().ok())
-                .flatten()
+            if !local_port.eq_ignore_ascii_case(&wanted) || *f.get(3)? != "0A" {
+                return None;
+            }
+            Some((f.get(7)?.parse().ok()?, f.get(9)?.parse().ok()?))
         })
         .collect()
+}
+
+/// The inodes of the sockets listening on `port`, from `/proc/net/tcp` text.
+pub fn listening_inodes(proc_net_tcp: &str, port: u16) -> Vec<u64> {
+    listeners(proc_net_tcp, port)
+        .into_iter()
+        .map(|(_, inode)| inode)
+        .collect()
+}
+
+/// The OS user (uid) every TCP listener on `port` belongs to, when there is one and all are
+/// that user's: any user may read it (unlike the process behind it). None on no listener,
+/// listeners of several users, or without `/proc`.
+pub fn listener_uid(port: u16) -> Option<u32> {
+    let mut uids = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        if let Ok(text) = fs::read_to_string(table) {
+            uids.extend(listeners(&text, port).into_iter().map(|(uid, _)| uid));
+        }
+    }
+    let first = *uids.first()?;
+    uids.iter().all(|&u| u == first).then_some(first)
 }
 
 /// Who listens on `port`; `clusters` name a postgres by its data folder.
@@ -199,6 +223,8 @@ mod tests {
         assert_eq!(listening_inodes(text, 5432), vec![31849]);
         assert_eq!(listening_inodes(text, 5433), vec![4242]);
         assert!(listening_inodes(text, 5434).is_empty());
+        assert_eq!(listeners(text, 5432), vec![(101, 31849)]);
+        assert_eq!(listeners(text, 5433), vec![(0, 4242)]);
     }
 
     #[test]

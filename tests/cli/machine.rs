@@ -242,6 +242,32 @@ fn a_roleless_os_user_gets_the_lines_that_let_it_in_from_doctor_and_dbsetup() {
         "the database is the user's own"
     );
 
+    // Over TCP the server asks for a password this role does not have: the hint is the socket
+    // URL that lets it in, checked by doctor before it said so (and doctor passes on it).
+    let tcp = format!("postgresql://localhost:{}/{}", dist.port, user.name);
+    let out =
+        run(as_user(std::path::Path::new(&home))
+            .args(["doctor", "--format", "json", "--url", &tcp]));
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(out.code, 1, "{out:?}");
+    let failed = crate::failed_checks(&json);
+    assert_eq!(failed[0]["code"], "password-required", "{json:#}");
+    let hint = failed[0]["hint"].as_str().unwrap();
+    let socket_url = format!(
+        "postgresql:///{name}?host=/var/run/postgresql&port={}&user={name}",
+        dist.port,
+        name = user.name
+    );
+    assert!(
+        hint.starts_with(&format!(
+            "no password was given, and user \"{}\" needs none over this server's socket: `{socket_url}` logs in (checked)",
+            user.name
+        )),
+        "{hint}"
+    );
+    let out = run(as_user(std::path::Path::new(&home)).args(["doctor", "--url", &socket_url]));
+    assert_eq!(out.code, 0, "{out:?}");
+
     // dbsetup logs in by peer as that role, which may not create databases or roles.
     let project = std::path::Path::new(&home).join("app");
     std::fs::create_dir(&project).unwrap();

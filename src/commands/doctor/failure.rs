@@ -11,7 +11,7 @@ use super::report::{Check, CheckId};
 use crate::code::Code;
 use crate::connect::{self, Attempt, FailureKind};
 use crate::diagnose::{self, Context, Diagnosis};
-use crate::dsn::{ConnConfig, Endpoint, Host, SslMode};
+use crate::dsn::{ConnConfig, ConnString, Endpoint, Host, SslMode};
 use crate::probe::{self, Answer};
 
 /// What the looks around a failure may add (issue 12: ≤ 300 ms on a failure path): the
@@ -106,6 +106,11 @@ pub async fn login_failure_checks(
     {
         d.hint = hint;
     }
+    if d.code == Code::PasswordRequired
+        && let Some(hint) = socket_login_hint(cfg, &attempt.endpoint).await
+    {
+        d.hint = hint;
+    }
     if matches!(
         d.code,
         Code::SslRequired | Code::SslUnsupported | Code::SslCertificate
@@ -139,6 +144,60 @@ fn socket_role_hint(cfg: &ConnConfig, ep: &Endpoint) -> Option<String> {
     Some(format!(
         "this connection got past authentication without a password, so the role needs none here: {how}; or run `aksara dbsetup`; or fix the user name in the URL"
     ))
+}
+
+/// A password asked for over TCP on this machine, none given: the distribution's cluster lets
+/// its OS users in over the local socket without one (peer), and the role may have no password
+/// at all, so "put the password in the URL" can be a hint that cannot help. When the server's
+/// socket for the same port (owned by the OS user that every TCP listener on that port
+/// belongs to, as `/proc/net/tcp` shows: the same server's user, not a container's proxy)
+/// lets the same user into the same database without a password (one bounded login, on this
+/// failure only), that URL is the hint, checked; beside giving the role a password. None
+/// otherwise (the general hint).
+async fn socket_login_hint(cfg: &ConnConfig, ep: &Endpoint) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let Host::Tcp(name) = &ep.host else {
+        return None;
+    };
+    if cfg.password.is_some() || !["localhost", "127.0.0.1", "::1"].contains(&name.as_str()) {
+        return None;
+    }
+    let listener = crate::holder::listener_uid(ep.port)?;
+    let deadline = tokio::time::Instant::now() + EXTRA_PROBING;
+    for dir in crate::dsn::DEFAULT_SOCKET_DIRS {
+        let socket = Endpoint {
+            host: Host::Socket(dir.into()),
+            port: ep.port,
+        };
+        let owner = std::fs::metadata(socket.socket_path()?)
+            .ok()
+            .map(|m| m.uid());
+        if owner != Some(listener) {
+            continue;
+        }
+        let mut other = cfg.clone();
+        other.endpoints = vec![socket];
+        let login = tokio::time::timeout_at(deadline, connect::connect(&other, EXTRA_PROBING));
+        let Ok(Ok(c)) = login.await else {
+            return None;
+        };
+        connect::close(c.conn).await;
+        let url = crate::drivers::portable::portable(&ConnString {
+            hosts: vec![crate::dsn::HostSpec {
+                host: Some(dir.to_string()),
+                port: Some(ep.port),
+            }],
+            user: Some(cfg.user.clone()),
+            dbname: Some(cfg.dbname.clone()),
+            ..ConnString::default()
+        })
+        .ok()?;
+        return Some(format!(
+            "no password was given, and user \"{}\" needs none over this server's socket: `{}` logs in (checked); use that URL, or give the role a password (psql: `\\password {}`) and put it in this one",
+            cfg.user, url.url.url, cfg.user
+        ));
+    }
+    None
 }
 
 /// A database missing on a unix socket whose login asked for no password (peer or trust, as on
