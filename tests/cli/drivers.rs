@@ -1476,3 +1476,72 @@ fn a_url_without_a_user_is_read_with_each_drivers_own_default_user() {
         );
     }
 }
+
+/// `${NAME}` in `.env`: python-dotenv (the framework's loader, the real one from the venv)
+/// expands it, so doctor checks the expanded URL. Defined on an earlier line, both log in; a
+/// reference to nothing, both fail. Before, doctor checked the text as written and reported
+/// auth-failed for a URL the app connects with.
+#[test]
+fn a_dotenv_reference_is_checked_as_python_dotenv_expands_it() {
+    let cluster = support::shared(Shared::Scram);
+    let dir = crate::project();
+    let python =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/drivers/.venv/bin/python");
+    assert!(
+        python.exists(),
+        "the Python driver venv is missing: run .ci/run"
+    );
+    // What the app does: load the file with python-dotenv, connect with asyncpg.
+    let app = || {
+        let out = std::process::Command::new(&python)
+            .arg("-c")
+            .arg(
+                "import asyncio, asyncpg, dotenv\n\
+                 async def main():\n\
+                 \x20   try:\n\
+                 \x20       conn = await asyncpg.connect(dotenv.dotenv_values('.env')['DATABASE_URL'])\n\
+                 \x20       print('ok', await conn.fetchval('select current_user'))\n\
+                 \x20       await conn.close()\n\
+                 \x20   except Exception as e:\n\
+                 \x20       print('error', type(e).__name__)\n\
+                 asyncio.run(main())\n",
+            )
+            .current_dir(dir.path())
+            .env_remove("DATABASE_URL")
+            .output()
+            .expect("run python");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let doctor = || {
+        let out = crate::run(crate::aksara(dir.path()).args(["doctor", "--format", "json"]));
+        let json: serde_json::Value =
+            serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("no JSON ({e}): {out:?}"));
+        (out.code, json)
+    };
+    let url = |reference: &str| {
+        format!(
+            "DB_PASSWORD={}\nDATABASE_URL=postgresql://postgres:${{{reference}}}@127.0.0.1:{}/postgres\n",
+            cluster.password, cluster.port
+        )
+    };
+
+    std::fs::write(dir.path().join(".env"), url("DB_PASSWORD")).unwrap();
+    assert_eq!(app(), "ok postgres");
+    let (code, json) = doctor();
+    assert_eq!(code, 0, "{json:#}");
+    assert!(
+        json["note"].as_str().is_some_and(|n| n
+            .starts_with("python-dotenv (the framework's loader) expands its ${NAME} references")),
+        "{json:#}"
+    );
+
+    std::fs::write(dir.path().join(".env"), url("NOT_DEFINED_ANYWHERE")).unwrap();
+    assert!(app().starts_with("error "), "{}", app());
+    let (code, json) = doctor();
+    assert_eq!(code, 1, "{json:#}");
+    assert_eq!(
+        crate::failed_checks(&json)[0]["code"],
+        "password-required",
+        "{json:#}"
+    );
+}

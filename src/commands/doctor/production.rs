@@ -38,8 +38,13 @@ pub fn production_checks(
                 CheckId::EnvGit,
                 Some(Code::EnvNotIgnored),
                 format!(
-                    "{} holds the database password and git does not ignore it",
-                    path.display()
+                    "{} holds the database {} and git does not ignore it",
+                    path.display(),
+                    if target.password_in_file {
+                        "password"
+                    } else {
+                        "URL"
+                    }
                 ),
                 format!(
                     "add it to {}: `echo {} >> {}` (or `aksara doctor --fix`)",

@@ -21,6 +21,10 @@ pub struct Target {
     pub raw: String,
     /// The `.env` file it was read from, for the file checks.
     pub env_file: Option<PathBuf>,
+    /// Whether the file holds the URL's password (on its line, or on another that a `${NAME}`
+    /// reference takes it from; not when the reference brings it from the shell): what the
+    /// git check says the file gives away.
+    pub password_in_file: bool,
     /// The variable it came from (`DATABASE_URL`, `DATABASE_REPLICA_URL`), whose name says
     /// whether a primary or a replica is meant.
     pub key: Option<String>,
@@ -115,6 +119,7 @@ pub fn find_targets(args: &DoctorArgs) -> CliResult<Vec<Target>> {
             source: "--url".into(),
             raw: url.clone(),
             env_file: None,
+            password_in_file: false,
             key: None,
             note: None,
             driver_form: None,
@@ -157,8 +162,16 @@ pub fn find_targets(args: &DoctorArgs) -> CliResult<Vec<Target>> {
             last.sort_by_key(|e| e.line);
             let mut targets = Vec::new();
             for e in last {
-                let shadow = shell(&e.key).filter(|v| *v != e.value);
-                targets.push(file_target(path, e, bytes.as_deref(), shadow.is_some()));
+                let expanded = bytes.as_deref().and_then(|b| expanded_value(b, e));
+                let value = expanded.as_deref().unwrap_or(&e.value);
+                let shadow = shell(&e.key).filter(|v| v != value);
+                targets.push(file_target(
+                    path,
+                    e,
+                    bytes.as_deref(),
+                    expanded.as_deref(),
+                    shadow.is_some(),
+                ));
                 // Which of the two the app gets depends on its loader, so both are checked:
                 // "all checks passed" then holds whichever it uses.
                 if let Some(value) = shadow {
@@ -208,27 +221,68 @@ fn spelled(
     }
 }
 
+/// Whether `bytes` (the file) hold the password of `url` (what the app gets from them). A
+/// value that does not read as a URL may still hold one: said as if it did.
+fn password_in(bytes: Option<&[u8]>, url: &str) -> bool {
+    let Ok(conn) = crate::dsn::ConnString::parse(url) else {
+        return true;
+    };
+    match (conn.password, bytes) {
+        (None, _) => false,
+        (Some(p), _) if p.expose().is_empty() => false,
+        (Some(p), Some(bytes)) => bytes
+            .windows(p.expose().len())
+            .any(|w| w == p.expose().as_bytes()),
+        (Some(_), None) => true,
+    }
+}
+
+/// What python-dotenv, the framework's loader, gives the app for `e` when that differs from
+/// the text as written: its `${NAME}` references expanded (from earlier lines, else the
+/// environment). None when it gives the text itself, or takes another line for the key.
+fn expanded_value(bytes: &[u8], e: &envfile::EnvEntry) -> Option<String> {
+    // The key's own value in the shell is another target (see `find_targets`), not this one.
+    let env = |name: &str| (name != e.key).then(|| std::env::var(name).ok()).flatten();
+    match envfile::app_gets(envfile::Loader::PythonDotenv, bytes, &e.key, &env) {
+        envfile::Loaded::FromFile { value, line, .. }
+            if line == e.line && value.expose() != e.value =>
+        {
+            Some(value.expose().to_owned())
+        }
+        _ => None,
+    }
+}
+
 /// A key of the `.env` file; `shadowed` when the shell sets the same key to another value.
 fn file_target(
     path: &std::path::Path,
     e: &envfile::EnvEntry,
     bytes: Option<&[u8]>,
+    expanded: Option<&str>,
     shadowed: bool,
 ) -> Target {
-    let note = if shadowed {
-        Some(format!(
+    let mut notes = Vec::new();
+    if expanded.is_some() {
+        notes.push("python-dotenv (the framework's loader) expands its ${NAME} references: doctor checks the value it gives the app (node's dotenv without dotenv-expand keeps the text as written)".to_string());
+    }
+    if shadowed {
+        notes.push(format!(
             "the shell also sets {}, to a different value, which most frameworks use instead (dotenv does not override variables already set): doctor checks both",
             e.key
-        ))
-    } else {
-        bytes.and_then(|b| loaders_disagree(b, &e.key))
-    };
+        ));
+    } else if let Some(note) = bytes.and_then(|b| loaders_disagree(b, &e.key)) {
+        notes.push(note);
+    }
+    let note = (!notes.is_empty()).then(|| notes.join("; "));
     let place = format!("{} (line {})", e.key, e.line);
-    let (raw, driver_form, note) = spelled(&e.key, &e.value, place, note);
+    let value = expanded.unwrap_or(&e.value);
+    let (raw, driver_form, note) = spelled(&e.key, value, place, note);
+    let password_in_file = password_in(bytes, &raw);
     Target {
         source: format!("{} ({}, line {})", path.display(), e.key, e.line),
         raw,
         env_file: Some(path.to_path_buf()),
+        password_in_file,
         key: Some(e.key.clone()),
         note,
         driver_form,
@@ -249,6 +303,7 @@ fn shell_target(key: &str, value: String, shadows: Option<&std::path::Path>) -> 
         source: format!("the environment variable {key}"),
         raw,
         env_file: None,
+        password_in_file: false,
         key: Some(key.to_string()),
         note,
         driver_form,
@@ -267,4 +322,40 @@ fn with_forms_elsewhere(mut targets: Vec<Target>) -> Vec<Target> {
         t.forms_elsewhere = forms.clone();
     }
     targets
+}
+
+#[cfg(test)]
+mod tests {
+    use super::password_in;
+
+    #[test]
+    fn the_git_check_says_password_only_when_the_file_holds_it() {
+        let url = "postgresql://app:s3cret@localhost/app";
+        let file = |text: &str| Some(text.as_bytes().to_vec());
+        // On the URL's line, or on the line a `${NAME}` reference takes it from.
+        assert!(password_in(
+            file("DATABASE_URL=postgresql://app:s3cret@localhost/app\n").as_deref(),
+            url
+        ));
+        assert!(password_in(
+            file("PW=s3cret\nDATABASE_URL=postgresql://app:${PW}@localhost/app\n").as_deref(),
+            url
+        ));
+        // Brought from the shell by the reference: not in the file.
+        assert!(!password_in(
+            file("DATABASE_URL=postgresql://app:${PW}@localhost/app\n").as_deref(),
+            url
+        ));
+        // No password at all (peer over a socket), or an empty one.
+        assert!(!password_in(
+            file("x").as_deref(),
+            "postgresql:///app?host=/var/run/postgresql"
+        ));
+        assert!(!password_in(
+            file("x").as_deref(),
+            "postgresql://app:@localhost/app"
+        ));
+        // Not a URL aksara reads: said as if it held one.
+        assert!(password_in(file("x").as_deref(), "not a url at all"));
+    }
 }
