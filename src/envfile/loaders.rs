@@ -93,6 +93,18 @@ pub fn what_the_app_gets(
         .collect()
 }
 
+/// What python-dotenv, the framework's loader, gives the app for `key` from the file: the value
+/// and its line, its `${NAME}` references expanded (from earlier lines, else the environment).
+/// The shell's own value of `key` is left aside (a caller that cares looks at it itself). None
+/// when the file gives nothing.
+pub fn python_dotenv_value(bytes: &[u8], key: &str) -> Option<(Password, usize)> {
+    let env = |name: &str| (name != key).then(|| std::env::var(name).ok()).flatten();
+    match app_gets(Loader::PythonDotenv, bytes, key, &env) {
+        Loaded::FromFile { value, line, .. } => Some((value, line)),
+        _ => None,
+    }
+}
+
 /// What `loader` gives the app for `key`.
 pub fn app_gets(
     loader: Loader,

@@ -90,7 +90,7 @@ mod write;
 pub(crate) use edit::append_line;
 pub use edit::{upsert, validate_key};
 pub use error::{EnvFileError, IoAction};
-pub use loaders::{Loaded, Loader, app_gets, what_the_app_gets};
+pub use loaders::{Loaded, Loader, app_gets, python_dotenv_value, what_the_app_gets};
 pub use open::MAX_ENV_FILE_BYTES;
 pub use parse::{parse_entries, read_entries, read_file};
 pub(crate) use replace::replace_file;

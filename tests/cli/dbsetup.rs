@@ -771,3 +771,36 @@ fn in_a_subfolder_the_projects_env_file_is_used() {
         "{doctor:?}"
     );
 }
+
+/// A `.env` whose URL takes its password from another line (`${DB_PASSWORD}`, which
+/// python-dotenv expands): a rerun logs in with what the app gets, keeps the password, and
+/// leaves the file as written (it had said no URL there logged in).
+#[test]
+fn a_rerun_keeps_a_url_whose_password_is_a_dotenv_reference() {
+    let cluster = support::shared(Shared::Scram);
+    let dir = project();
+    let db = support::unique_name("reference");
+    let first = run(&mut dbsetup(cluster, dir.path(), &["--db-name", &db]));
+    assert_eq!(first.code, 0, "{first:?}");
+    let env = dir.path().join(".env");
+    let url = env_value(&env, "DATABASE_URL").unwrap();
+    let cs = aksara::dsn::ConnString::parse(&url).unwrap();
+    let password = cs.password.as_ref().unwrap().expose().to_string();
+    let text = format!(
+        "DB_PASSWORD={password}\nDATABASE_URL={}\n",
+        url.replace(&password, "${DB_PASSWORD}")
+    );
+    std::fs::write(&env, &text).unwrap();
+
+    let again = run(&mut dbsetup(
+        cluster,
+        dir.path(),
+        &["--db-name", &db, "--format", "json"],
+    ));
+    assert_eq!(again.code, 0, "{again:?}");
+    let json: Value = serde_json::from_str(&again.stdout).unwrap();
+    assert_eq!(json["role"]["password"], "kept", "{json:#}");
+    assert_eq!(json["env_change"], "unchanged", "{json:#}");
+    assert_eq!(std::fs::read_to_string(&env).unwrap(), text);
+    assert_url_works(&url);
+}

@@ -45,6 +45,9 @@ pub struct WrittenUrl {
     pub shown: String,
     /// Drivers this URL cannot serve, each with the form it needs (redacted) and why.
     pub exceptions: Vec<Exception>,
+    /// The `.env`'s own line, which works and stays as written (`${NAME}` references and all):
+    /// not written again.
+    pub stays: bool,
 }
 
 /// A driver the written URL cannot serve.
@@ -146,6 +149,7 @@ pub fn portable_url(url: &ConnString) -> CliResult<WrittenUrl> {
         secret: portable.url.url.expose().to_string(),
         shown: portable.url.url.to_string(),
         exceptions,
+        stays: false,
     })
 }
 
@@ -263,7 +267,7 @@ impl Setup<'_> {
         rights: AdminRights,
         env_value: Option<&str>,
     ) -> CliResult<Plan> {
-        let existing_cs = env_value.and_then(|v| ConnString::parse(v).ok());
+        let existing_cs = super::execute::env_meaning(&self.s.env_file, &self.s.env_key, env_value);
         let (db, existing) = self.reuse_or_rename(admin, db, &role).await?;
         // The application URL's host: the admin's TCP address, or localhost on the same port
         // when the admin came in over a socket (application users rarely have peer access).
@@ -315,6 +319,7 @@ impl Setup<'_> {
                 secret: value.to_string(),
                 shown: url.to_string(),
                 exceptions: Vec::new(),
+                stays: true,
             },
             _ => portable_url(&url)?,
         };

@@ -33,6 +33,26 @@ pub fn existing_value(path: &Path, key: &str) -> CliResult<Option<String>> {
     }
 }
 
+/// What the app gets from the `.env`'s value `raw` of `key`: as python-dotenv, the framework's
+/// loader, gives it (`${NAME}` references expanded) when the key has one assignment, else as
+/// written. Only for reading (the login test of a kept URL, the server to try first, the
+/// shell's shadow); what is written and compared is `raw`.
+pub fn app_value(path: &Path, key: &str, raw: Option<&str>) -> Option<String> {
+    let raw = raw?;
+    let single = envfile::read_entries(path)
+        .is_ok_and(|entries| entries.iter().filter(|e| e.key == key).count() == 1);
+    let expanded = single
+        .then(|| envfile::read_file(path).ok())
+        .flatten()
+        .and_then(|bytes| envfile::python_dotenv_value(&bytes, key));
+    Some(expanded.map_or_else(|| raw.to_owned(), |(value, _)| value.expose().to_owned()))
+}
+
+/// [`app_value`] as a connection string.
+pub fn env_meaning(path: &Path, key: &str, raw: Option<&str>) -> Option<ConnString> {
+    ConnString::parse(&app_value(path, key, raw)?).ok()
+}
+
 /// Bound every statement of the admin session on the server's side too, and record the
 /// session so that it can be found (and ended) if this run is interrupted.
 pub async fn start_admin_session(

@@ -194,7 +194,8 @@ impl Setup<'_> {
         admin_slot: &mut Option<Admin>,
     ) -> CliResult<Exit> {
         let limits = self.s.limits;
-        let existing_cs = env_value.as_deref().and_then(|v| ConnString::parse(v).ok());
+        let existing_cs =
+            execute::env_meaning(&self.s.env_file, &self.s.env_key, env_value.as_deref());
         let admin = self.admin_connection(existing_cs.as_ref()).await?;
         let admin = admin_slot.insert(self.unpooled(admin).await?);
         // From here on the server may change: whatever ends the run, undo what it created and
@@ -293,38 +294,13 @@ impl Setup<'_> {
             ),
         );
         let replica = self.verified_replica(&plan.url).await?;
-        // Write .env, still holding the setup lock.
-        let mut pairs = vec![(self.s.env_key.as_str(), plan.written.secret.as_str())];
-        pairs.extend(
-            plan.forms
-                .iter()
-                .map(|f| (f.key.as_str(), f.secret.as_str())),
-        );
-        // The replica's URL in the same write: both keys or neither.
-        if let Some(written) = &replica {
-            pairs.push((replica_url::REPLICA_KEY, written.secret.as_str()));
-        }
-        let changes = execute::write_env(
-            &self.s.env_file,
-            &pairs,
-            plan.on_conflict,
-            self.s.outside(),
-            self.printer,
-        )
-        .await?;
-        self.progress.borrow_mut().env_written = true;
+        let written = self.write_env_file(&plan, replica.as_ref()).await?;
+        let changes = &written.changes;
         let replica_change = replica
             .as_ref()
             .and_then(|_| changes.last())
             .map(change_word);
         self.gitignore_advice().await?;
-        // A key the shell also sets, to another value: an app started from this shell gets
-        // the shell's (dotenv-style loaders do not override a variable already set).
-        let shell_shadows = pairs
-            .iter()
-            .filter(|(key, value)| self.env.var_nonempty(key).is_some_and(|v| v != *value))
-            .map(|(key, _)| key.to_string())
-            .collect();
         let outcome = Outcome {
             ok: true,
             database: ObjectOutcome {
@@ -348,13 +324,13 @@ impl Setup<'_> {
                 .zip(&changes[1..])
                 .map(|(form, change)| summary::DriverUrlOutcome::new(form, change_word(change)))
                 .collect(),
-            without_tls: summary::without_tls(&plan.written.secret, tls)
+            without_tls: summary::without_tls(&written.app_value, tls)
                 .into_iter()
                 .map(|d| d.id())
                 .collect(),
             server_version,
             tls,
-            shell_shadows,
+            shell_shadows: written.shell_shadows,
         };
         if self.s.json {
             self.printer
@@ -365,6 +341,63 @@ impl Setup<'_> {
         summary::print_exceptions(self.printer, &plan.written.exceptions, &plan.forms);
         Ok(Exit::Success)
     }
+
+    /// Write the keys to `.env` in one write, still holding the setup lock: the URL, the
+    /// drivers' forms, the replica's (both keys or neither). A line that works stays as written
+    /// (a `${NAME}` in it would read as a different value to the editor, and is the user's).
+    async fn write_env_file(
+        &self,
+        plan: &decide::Plan,
+        replica: Option<&decide::WrittenUrl>,
+    ) -> CliResult<EnvWritten> {
+        let mut pairs = Vec::new();
+        if !plan.written.stays {
+            pairs.push((self.s.env_key.as_str(), plan.written.secret.as_str()));
+        }
+        pairs.extend(
+            plan.forms
+                .iter()
+                .map(|f| (f.key.as_str(), f.secret.as_str())),
+        );
+        if let Some(written) = replica {
+            pairs.push((replica_url::REPLICA_KEY, written.secret.as_str()));
+        }
+        let mut changes = if pairs.is_empty() {
+            Vec::new()
+        } else {
+            execute::write_env(
+                &self.s.env_file,
+                &pairs,
+                plan.on_conflict,
+                self.s.outside(),
+                self.printer,
+            )
+            .await?
+        };
+        if plan.written.stays {
+            changes.insert(0, Change::Unchanged);
+        }
+        self.progress.borrow_mut().env_written = true;
+        // What the app gets for the URL's key (a kept line's references expanded), and the
+        // keys the shell also sets to another value: an app started from this shell gets the
+        // shell's (dotenv-style loaders do not override a variable already set).
+        let app_value = execute::app_value(
+            &self.s.env_file,
+            &self.s.env_key,
+            Some(&plan.written.secret),
+        )
+        .unwrap_or_default();
+        let shell_shadows = std::iter::once((self.s.env_key.as_str(), app_value.as_str()))
+            .chain(pairs.iter().copied().skip(usize::from(!plan.written.stays)))
+            .filter(|(key, value)| self.env.var_nonempty(key).is_some_and(|v| v != *value))
+            .map(|(key, _)| key.to_string())
+            .collect();
+        Ok(EnvWritten {
+            changes,
+            app_value,
+            shell_shadows,
+        })
+    }
 }
 
 fn change_word(change: &Change) -> &'static str {
@@ -373,4 +406,13 @@ fn change_word(change: &Change) -> &'static str {
         Change::Replaced { .. } => "replaced",
         Change::Unchanged => "unchanged",
     }
+}
+
+/// What [`Setup::write_env_file`] did: each key's change (the URL's first, then the drivers'
+/// forms, then the replica's), what the app gets for the URL's key, and the keys the shell
+/// shadows.
+struct EnvWritten {
+    changes: Vec<Change>,
+    app_value: String,
+    shell_shadows: Vec<String>,
 }

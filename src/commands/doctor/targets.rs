@@ -241,16 +241,8 @@ fn password_in(bytes: Option<&[u8]>, url: &str) -> bool {
 /// the text as written: its `${NAME}` references expanded (from earlier lines, else the
 /// environment). None when it gives the text itself, or takes another line for the key.
 fn expanded_value(bytes: &[u8], e: &envfile::EnvEntry) -> Option<String> {
-    // The key's own value in the shell is another target (see `find_targets`), not this one.
-    let env = |name: &str| (name != e.key).then(|| std::env::var(name).ok()).flatten();
-    match envfile::app_gets(envfile::Loader::PythonDotenv, bytes, &e.key, &env) {
-        envfile::Loaded::FromFile { value, line, .. }
-            if line == e.line && value.expose() != e.value =>
-        {
-            Some(value.expose().to_owned())
-        }
-        _ => None,
-    }
+    let (value, line) = envfile::python_dotenv_value(bytes, &e.key)?;
+    (line == e.line && value.expose() != e.value).then(|| value.expose().to_owned())
 }
 
 /// A key of the `.env` file; `shadowed` when the shell sets the same key to another value.
