@@ -302,6 +302,32 @@ fn start_server_local_creates_a_cluster_whose_url_psql_can_use_and_keeps_the_pas
         .status()
         .unwrap();
     assert!(ignored.success(), ".aksara/ is not git-ignored");
+
+    // Run again from a subfolder: the project's own server (recorded above) and its `.env`
+    // are used, nothing is created or changed, and no second `.aksara/` or `.env` appears.
+    let app = dir.path().join("app");
+    std::fs::create_dir(&app).unwrap();
+    let before = std::fs::read(dir.path().join(".env")).unwrap();
+    let again = run(aksara(&app).args([
+        "dbsetup",
+        "--non-interactive",
+        "--db-name",
+        "shop",
+        "--format",
+        "json",
+    ]));
+    assert_eq!(again.code, 0, "{again:?}");
+    assert!(
+        again
+            .stderr
+            .contains("This project has its own PostgreSQL (.aksara/server.json"),
+        "{again:?}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&again.stdout).unwrap();
+    assert_eq!(json["env_file"], "../.env", "{json:#}");
+    assert_eq!(json["env_change"], "unchanged", "{json:#}");
+    assert_eq!(std::fs::read(dir.path().join(".env")).unwrap(), before);
+    assert!(!app.join(".env").exists() && !app.join(".aksara").exists());
 }
 
 #[test]

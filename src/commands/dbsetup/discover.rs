@@ -47,7 +47,7 @@ impl Setup<'_> {
             return self.admin_from_url(url).await;
         }
         // The project's own server: asked for by --start-server, or recorded in .aksara/.
-        let layout = project_layout()?;
+        let layout = project_layout(&self.s.env_file, self.s.env_file_given)?;
         if let Some(kind @ (StartServer::Local | StartServer::Docker)) = self.s.start_server {
             return self.project_admin(&layout, kind, true).await;
         }
@@ -426,11 +426,25 @@ pub async fn connect_error(
         .with_code(d.code)
 }
 
-/// The project folder: where dbsetup runs, as for `.env`.
-pub(super) fn project_layout() -> CliResult<Layout> {
+/// The project folder, whose `.aksara/` holds the project's own server: the nearest at or
+/// above the working folder that records one (as `aksara dbserver` finds it), else the folder
+/// of the `.env` this setup uses when that was found above (a setup run in `app/` writes the
+/// project's `../.env`; its server belongs beside it), else the working folder.
+pub(super) fn project_layout(
+    env_file: &std::path::Path,
+    env_file_given: bool,
+) -> CliResult<Layout> {
     let cwd = std::env::current_dir()
         .map_err(|e| CliError::failure(format!("cannot read the current folder: {e}")))?;
-    Ok(Layout::in_project(&cwd))
+    if let Some(recorded) = Layout::find_from(&cwd) {
+        return Ok(recorded);
+    }
+    let above = (!env_file_given)
+        .then(|| env_file.parent())
+        .flatten()
+        .filter(|folder| !folder.as_os_str().is_empty())
+        .and_then(|folder| std::fs::canonicalize(cwd.join(folder)).ok());
+    Ok(Layout::in_project(&above.unwrap_or(cwd)))
 }
 
 /// No server answers: offer what this machine can start (installed server programs first,

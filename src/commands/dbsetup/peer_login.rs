@@ -126,7 +126,8 @@ impl Setup<'_> {
                 })
             }
             Offer::ProjectServer => {
-                let layout = super::discover::project_layout()?;
+                let layout =
+                    super::discover::project_layout(&self.s.env_file, self.s.env_file_given)?;
                 self.project_admin(&layout, StartServer::Local, true).await
             }
             Offer::AdminUrl => {

@@ -64,6 +64,8 @@ pub struct Settings {
     pub password: Option<GivenPassword>,
     pub limits: Limits,
     pub env_file: PathBuf,
+    /// `--env-file` was given (else `env_file` is `envfile::default_path`'s choice).
+    pub env_file_given: bool,
     pub env_key: String,
     /// `--driver-url DRIVER=KEY`: drivers whose own form is written too, each under its key.
     pub driver_urls: Vec<DriverKey>,
@@ -167,6 +169,7 @@ impl Settings {
                 statement: Duration::from_secs(args.timeout.max(1)),
             },
             env_file,
+            env_file_given: args.env.env_file.is_some(),
             env_key: args.env_key.clone(),
             driver_urls,
             admin_url: args.admin_url.clone(),
