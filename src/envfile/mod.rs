@@ -48,6 +48,15 @@ pub fn default_path() -> PathBuf {
 /// What marks a project's root folder: its repository, or its Python project (the framework's).
 const PROJECT_ROOT_MARKERS: [&str; 2] = [".git", "pyproject.toml"];
 
+/// Whether `folder` or one above it is a project's root ([`PROJECT_ROOT_MARKERS`]).
+pub fn in_project(folder: &Path) -> bool {
+    folder.ancestors().any(is_project_root)
+}
+
+fn is_project_root(folder: &Path) -> bool {
+    PROJECT_ROOT_MARKERS.iter().any(|m| folder.join(m).exists())
+}
+
 /// The `.env` of the nearest folder above `cwd` that has one, as a relative path (`../.env`),
 /// looking no higher than the project's root (the nearest folder with `.git` or
 /// `pyproject.toml`): python-dotenv's `find_dotenv` (from a script in this folder) and
@@ -55,8 +64,7 @@ const PROJECT_ROOT_MARKERS: [&str; 2] = [".git", "pyproject.toml"];
 /// not write into a `.env` of the home folder. None when `cwd` is the root itself or in no
 /// project.
 pub fn nearest_above(cwd: &Path) -> Option<PathBuf> {
-    let is_root = |folder: &Path| PROJECT_ROOT_MARKERS.iter().any(|m| folder.join(m).exists());
-    if is_root(cwd) {
+    if is_project_root(cwd) {
         return None;
     }
     let mut up = PathBuf::new();
@@ -64,9 +72,9 @@ pub fn nearest_above(cwd: &Path) -> Option<PathBuf> {
         up.push("..");
         if folder.join(".env").is_file() {
             // Only inside a project: a root must be here or further up.
-            return folder.ancestors().any(is_root).then(|| up.join(".env"));
+            return in_project(folder).then(|| up.join(".env"));
         }
-        if is_root(folder) {
+        if is_project_root(folder) {
             return None;
         }
     }

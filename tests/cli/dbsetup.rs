@@ -767,7 +767,7 @@ fn in_a_subfolder_the_projects_env_file_is_used() {
     assert!(
         doctor
             .stderr
-            .contains("there is no .env here or above it in the project"),
+            .contains("no database URL to check: --url was not given, there is no .env here, and"),
         "{doctor:?}"
     );
 }

@@ -192,8 +192,11 @@ pub fn find_targets(args: &DoctorArgs) -> CliResult<Vec<Target>> {
         format!("{} has no DATABASE_URL", path.display())
     } else if args.env.env_file.is_some() {
         format!("there is no {}", path.display())
-    } else {
+    } else if std::env::current_dir().is_ok_and(|cwd| envfile::in_project(&cwd)) {
         "there is no .env here or above it in the project".to_string()
+    } else {
+        // Outside a project nothing above is looked at (`envfile::nearest_above`).
+        "there is no .env here".to_string()
     };
     Err(CliError::usage(format!(
         "no database URL to check: --url was not given, {file}, and DATABASE_URL is not set"
