@@ -87,45 +87,38 @@ fn listeners(proc_net_tcp: &str, port: u16) -> Vec<(u32, u64)> {
         .collect()
 }
 
-/// The inodes of the sockets listening on `port`, from `/proc/net/tcp` text.
-pub fn listening_inodes(proc_net_tcp: &str, port: u16) -> Vec<u64> {
-    listeners(proc_net_tcp, port)
-        .into_iter()
-        .map(|(_, inode)| inode)
-        .collect()
+/// The sockets listening on `port` in `/proc/net/tcp` and `/proc/net/tcp6`, each one's owner
+/// and inode; None when neither table can be read (not Linux).
+fn listeners_on(port: u16) -> Option<Vec<(u32, u64)>> {
+    let tables: Vec<String> = ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|table| fs::read_to_string(table).ok())
+        .collect();
+    (!tables.is_empty()).then(|| tables.iter().flat_map(|t| listeners(t, port)).collect())
 }
 
 /// The OS user (uid) every TCP listener on `port` belongs to, when there is one and all are
 /// that user's: any user may read it (unlike the process behind it). None on no listener,
 /// listeners of several users, or without `/proc`.
 pub fn listener_uid(port: u16) -> Option<u32> {
-    let mut uids = Vec::new();
-    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
-        if let Ok(text) = fs::read_to_string(table) {
-            uids.extend(listeners(&text, port).into_iter().map(|(uid, _)| uid));
-        }
-    }
+    let uids: Vec<u32> = listeners_on(port)?
+        .into_iter()
+        .map(|(uid, _)| uid)
+        .collect();
     let first = *uids.first()?;
     uids.iter().all(|&u| u == first).then_some(first)
 }
 
 /// Who listens on `port`; `clusters` name a postgres by its data folder.
 pub fn holder_of(port: u16, clusters: &[Installed]) -> Holder {
-    let mut inodes = Vec::new();
-    let mut readable = false;
-    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
-        if let Ok(text) = fs::read_to_string(table) {
-            readable = true;
-            inodes.extend(listening_inodes(&text, port));
-        }
-    }
-    if !readable {
+    let Some(listening) = listeners_on(port) else {
         return if crate::localserver::port_is_free(port) {
             Holder::Nobody
         } else {
             Holder::Unknown
         };
-    }
+    };
+    let inodes: Vec<u64> = listening.into_iter().map(|(_, inode)| inode).collect();
     if inodes.is_empty() {
         return Holder::Nobody;
     }
@@ -220,11 +213,9 @@ mod tests {
            0: 0100007F:1538 00000000:0000 0A 00000000:00000000 00:00000000 00000000   101        0 31849 1 0 100 0 0 10 0\n\
            1: 0100007F:1538 0100007F:C000 01 00000000:00000000 00:00000000 00000000   101        0 31850 1 0 100 0 0 10 0\n\
            2: 00000000:1539 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4242 1 0 100 0 0 10 0\n";
-        assert_eq!(listening_inodes(text, 5432), vec![31849]);
-        assert_eq!(listening_inodes(text, 5433), vec![4242]);
-        assert!(listening_inodes(text, 5434).is_empty());
         assert_eq!(listeners(text, 5432), vec![(101, 31849)]);
         assert_eq!(listeners(text, 5433), vec![(0, 4242)]);
+        assert!(listeners(text, 5434).is_empty());
     }
 
     #[test]

@@ -48,6 +48,8 @@ pub struct WrittenUrl {
     /// The `.env`'s own line, which works and stays as written (`${NAME}` references and all):
     /// not written again.
     pub stays: bool,
+    /// What the app gets from the line: `secret`, or a kept line as python-dotenv expands it.
+    pub app_value: String,
 }
 
 /// A driver the written URL cannot serve.
@@ -150,6 +152,7 @@ pub fn portable_url(url: &ConnString) -> CliResult<WrittenUrl> {
         shown: portable.url.url.to_string(),
         exceptions,
         stays: false,
+        app_value: portable.url.url.expose().to_string(),
     })
 }
 
@@ -267,7 +270,8 @@ impl Setup<'_> {
         rights: AdminRights,
         env_value: Option<&str>,
     ) -> CliResult<Plan> {
-        let existing_cs = super::execute::env_meaning(&self.s.env_file, &self.s.env_key, env_value);
+        let in_env = super::execute::app_value(&self.s.env_file, &self.s.env_key, env_value);
+        let existing_cs = in_env.as_deref().and_then(|v| ConnString::parse(v).ok());
         let (db, existing) = self.reuse_or_rename(admin, db, &role).await?;
         // The application URL's host: the admin's TCP address, or localhost on the same port
         // when the admin came in over a socket (application users rarely have peer access).
@@ -314,12 +318,13 @@ impl Setup<'_> {
         let url =
             keep_url.unwrap_or_else(|| app_conn_string(&endpoint, &role, &password, &db, sslmode));
         // A value in .env that already works for this user and database stays as it is.
-        let written = match env_value {
-            Some(value) if kept_from_env => WrittenUrl {
+        let written = match (env_value, in_env) {
+            (Some(value), Some(app_value)) if kept_from_env => WrittenUrl {
                 secret: value.to_string(),
                 shown: url.to_string(),
                 exceptions: Vec::new(),
                 stays: true,
+                app_value,
             },
             _ => portable_url(&url)?,
         };

@@ -39,12 +39,15 @@ pub fn existing_value(path: &Path, key: &str) -> CliResult<Option<String>> {
 /// shell's shadow); what is written and compared is `raw`.
 pub fn app_value(path: &Path, key: &str, raw: Option<&str>) -> Option<String> {
     let raw = raw?;
-    let single = envfile::read_entries(path)
-        .is_ok_and(|entries| entries.iter().filter(|e| e.key == key).count() == 1);
-    let expanded = single
-        .then(|| envfile::read_file(path).ok())
-        .flatten()
-        .and_then(|bytes| envfile::python_dotenv_value(&bytes, key));
+    let expanded = envfile::read_file(path).ok().and_then(|bytes| {
+        let assignments = envfile::parse_entries(&bytes)
+            .iter()
+            .filter(|e| e.key == key)
+            .count();
+        (assignments == 1)
+            .then(|| envfile::python_dotenv_value(&bytes, key))
+            .flatten()
+    });
     Some(expanded.map_or_else(|| raw.to_owned(), |(value, _)| value.expose().to_owned()))
 }
 

@@ -324,7 +324,7 @@ impl Setup<'_> {
                 .zip(&changes[1..])
                 .map(|(form, change)| summary::DriverUrlOutcome::new(form, change_word(change)))
                 .collect(),
-            without_tls: summary::without_tls(&written.app_value, tls)
+            without_tls: summary::without_tls(&plan.written.app_value, tls)
                 .into_iter()
                 .map(|d| d.id())
                 .collect(),
@@ -350,18 +350,20 @@ impl Setup<'_> {
         plan: &decide::Plan,
         replica: Option<&decide::WrittenUrl>,
     ) -> CliResult<EnvWritten> {
-        let mut pairs = Vec::new();
-        if !plan.written.stays {
-            pairs.push((self.s.env_key.as_str(), plan.written.secret.as_str()));
-        }
-        pairs.extend(
-            plan.forms
-                .iter()
-                .map(|f| (f.key.as_str(), f.secret.as_str())),
-        );
+        let main = (self.s.env_key.as_str(), plan.written.secret.as_str());
+        let mut others: Vec<(&str, &str)> = plan
+            .forms
+            .iter()
+            .map(|f| (f.key.as_str(), f.secret.as_str()))
+            .collect();
         if let Some(written) = replica {
-            pairs.push((replica_url::REPLICA_KEY, written.secret.as_str()));
+            others.push((replica_url::REPLICA_KEY, written.secret.as_str()));
         }
+        let pairs: Vec<(&str, &str)> = (!plan.written.stays)
+            .then_some(main)
+            .into_iter()
+            .chain(others.iter().copied())
+            .collect();
         let mut changes = if pairs.is_empty() {
             Vec::new()
         } else {
@@ -378,23 +380,16 @@ impl Setup<'_> {
             changes.insert(0, Change::Unchanged);
         }
         self.progress.borrow_mut().env_written = true;
-        // What the app gets for the URL's key (a kept line's references expanded), and the
-        // keys the shell also sets to another value: an app started from this shell gets the
-        // shell's (dotenv-style loaders do not override a variable already set).
-        let app_value = execute::app_value(
-            &self.s.env_file,
-            &self.s.env_key,
-            Some(&plan.written.secret),
-        )
-        .unwrap_or_default();
-        let shell_shadows = std::iter::once((self.s.env_key.as_str(), app_value.as_str()))
-            .chain(pairs.iter().copied().skip(usize::from(!plan.written.stays)))
+        // The keys the shell also sets to another value than the app gets from the file: an
+        // app started from this shell gets the shell's (dotenv-style loaders do not override a
+        // variable already set).
+        let shell_shadows = std::iter::once((main.0, plan.written.app_value.as_str()))
+            .chain(others)
             .filter(|(key, value)| self.env.var_nonempty(key).is_some_and(|v| v != *value))
             .map(|(key, _)| key.to_string())
             .collect();
         Ok(EnvWritten {
             changes,
-            app_value,
             shell_shadows,
         })
     }
@@ -409,10 +404,8 @@ fn change_word(change: &Change) -> &'static str {
 }
 
 /// What [`Setup::write_env_file`] did: each key's change (the URL's first, then the drivers'
-/// forms, then the replica's), what the app gets for the URL's key, and the keys the shell
-/// shadows.
+/// forms, then the replica's), and the keys the shell shadows.
 struct EnvWritten {
     changes: Vec<Change>,
-    app_value: String,
     shell_shadows: Vec<String>,
 }

@@ -202,13 +202,13 @@ impl Progress {
     }
 }
 
-/// Undo what this run changed, unless `.env` was written (then the setup is complete), and
-/// say what exists now. `conn` is the session that holds the setup lock, when there is one.
 /// Said of a user this run created and could not drop: a rerun without a prompt keeps an
 /// existing user's password, and this one's is nowhere.
 const NO_URL_HOLDS_ITS_PASSWORD: &str =
     "no URL holds its password: a rerun without a prompt needs `--force password`";
 
+/// Undo what this run changed, unless `.env` was written (then the setup is complete), and
+/// say what exists now. `conn` is the session that holds the setup lock, when there is one.
 pub async fn recover(p: &Progress, conn: Option<&mut PgConnection>, limits: Limits) -> String {
     if p.env_written {
         return p.left_behind("");

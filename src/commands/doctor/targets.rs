@@ -224,19 +224,33 @@ fn spelled(
     }
 }
 
-/// Whether `bytes` (the file) hold the password of `url` (what the app gets from them). A
-/// value that does not read as a URL may still hold one: said as if it did.
-fn password_in(bytes: Option<&[u8]>, url: &str) -> bool {
-    let Ok(conn) = crate::dsn::ConnString::parse(url) else {
+/// Whether the file (`bytes`) holds the password of `url`, what the app gets for `key`: the
+/// same password comes out of the file read alone, its `${NAME}` references to the
+/// environment left empty (it is on the key's line, or on the line a reference takes it
+/// from). A value that does not read as a URL may still hold one: said as if it did.
+fn password_in(bytes: Option<&[u8]>, key: &str, url: &str) -> bool {
+    let password = |text: &str| {
+        crate::drivers::meaning(text).ok().map(|c| {
+            c.password
+                .map(|p| p.expose().to_owned())
+                .unwrap_or_default()
+        })
+    };
+    let Some(wanted) = password(url) else {
         return true;
     };
-    match (conn.password, bytes) {
-        (None, _) => false,
-        (Some(p), _) if p.expose().is_empty() => false,
-        (Some(p), Some(bytes)) => bytes
-            .windows(p.expose().len())
-            .any(|w| w == p.expose().as_bytes()),
-        (Some(_), None) => true,
+    if wanted.is_empty() {
+        return false;
+    }
+    let Some(bytes) = bytes else {
+        return true;
+    };
+    let alone = |_: &str| None;
+    match envfile::app_gets(envfile::Loader::PythonDotenv, bytes, key, &alone) {
+        envfile::Loaded::FromFile { value, .. } => {
+            password(value.expose()).is_none_or(|p| p == wanted)
+        }
+        _ => true,
     }
 }
 
@@ -272,7 +286,7 @@ fn file_target(
     let place = format!("{} (line {})", e.key, e.line);
     let value = expanded.unwrap_or(&e.value);
     let (raw, driver_form, note) = spelled(&e.key, value, place, note);
-    let password_in_file = password_in(bytes, &raw);
+    let password_in_file = password_in(bytes, &e.key, &raw);
     Target {
         source: format!("{} ({}, line {})", path.display(), e.key, e.line),
         raw,
@@ -325,32 +339,26 @@ mod tests {
 
     #[test]
     fn the_git_check_says_password_only_when_the_file_holds_it() {
-        let url = "postgresql://app:s3cret@localhost/app";
-        let file = |text: &str| Some(text.as_bytes().to_vec());
-        // On the URL's line, or on the line a `${NAME}` reference takes it from.
-        assert!(password_in(
-            file("DATABASE_URL=postgresql://app:s3cret@localhost/app\n").as_deref(),
-            url
+        let check = |text: &str, url: &str| password_in(Some(text.as_bytes()), "DATABASE_URL", url);
+        // On the URL's line (percent-encoded there), or on the line a `${NAME}` reference
+        // takes it from.
+        assert!(check(
+            "DATABASE_URL=postgresql://app:s3cr%40t@localhost/app\n",
+            "postgresql://app:s3cr%40t@localhost/app"
         ));
-        assert!(password_in(
-            file("PW=s3cret\nDATABASE_URL=postgresql://app:${PW}@localhost/app\n").as_deref(),
-            url
+        assert!(check(
+            "PW=s3cr%40t\nDATABASE_URL=postgresql://app:${PW}@localhost/app\n",
+            "postgresql://app:s3cr%40t@localhost/app"
         ));
         // Brought from the shell by the reference: not in the file.
-        assert!(!password_in(
-            file("DATABASE_URL=postgresql://app:${PW}@localhost/app\n").as_deref(),
-            url
+        assert!(!check(
+            "DATABASE_URL=postgresql://app:${PW}@localhost/app\n",
+            "postgresql://app:s3cr%40t@localhost/app"
         ));
         // No password at all (peer over a socket), or an empty one.
-        assert!(!password_in(
-            file("x").as_deref(),
-            "postgresql:///app?host=/var/run/postgresql"
-        ));
-        assert!(!password_in(
-            file("x").as_deref(),
-            "postgresql://app:@localhost/app"
-        ));
+        assert!(!check("x", "postgresql:///app?host=/var/run/postgresql"));
+        assert!(!check("x", "postgresql://app:@localhost/app"));
         // Not a URL aksara reads: said as if it held one.
-        assert!(password_in(file("x").as_deref(), "not a url at all"));
+        assert!(check("x", "not a url at all"));
     }
 }
