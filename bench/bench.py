@@ -35,6 +35,7 @@ PORT = E["BENCH_PORT"]
 STANDBY_PORT = E["BENCH_STANDBY_PORT"]  # a streaming standby of the cluster (pg_basebackup -R)
 SOCK = E["BENCH_SOCK"]
 WORK = E["BENCH_WORK"]
+WORK_FS = E.get("BENCH_WORK_FS", "")  # the filesystem of the clusters' data folders, e.g. "tmpfs (`/dev/shm`)"
 TLS = E["BENCH_TLS"] == "1"
 SILENT_PORT = E["BENCH_SILENT_PORT"]
 DEAD_PORT = E["BENCH_DEAD_PORT"]
@@ -669,7 +670,9 @@ def main():
     w("The cluster is started by the script: initdb, `scram-sha-256` for every connection, a free")
     w("port on 127.0.0.1, a private socket directory, " + ("TLS on (self-signed RSA-2048 certificate, as Debian's clusters have)" if TLS else "TLS off (openssl missing)") + ",")
     w("`fsync=off` (disk flushes would swamp the client differences in `dbsetup`; both sides do the")
-    w("same server work). Clients run with `PGPASSWORD` set, an empty `HOME`, no other `PG*` variable.")
+    w(f"same server work), data folders on {WORK_FS}: a disk's costs are not what is compared, and on")
+    w("ext4 without a journal each file the server creates costs more the more files were deleted in")
+    w("the minutes before, the bench's own included (bench/NOTES.md section 19). Clients run with `PGPASSWORD` set, an empty `HOME`, no other `PG*` variable.")
     w("The sqlx floor (`bench/floor`) connects, runs `SELECT 1` and closes, on the same sqlx version,")
     w("features and sqlx-core patch as aksara, with crates.io's sqlx-postgres (aksara's vendored copy")
     w("logs in with less work: bench/NOTES.md section 15). A ratio is the median over rounds of the")

@@ -421,7 +421,16 @@ fn machine_transcript(
             ]
         })
         .collect();
+    // The data folders are in the test's scratch directory (support::DistCluster).
+    let data: Vec<(String, String)> = clusters
+        .iter()
+        .map(|(c, n)| {
+            let placeholder = format!("{} DATA]", n.trim_end_matches(']'));
+            (c.data_dir.display().to_string(), placeholder)
+        })
+        .collect();
     let mut pairs: Vec<(&str, &str)> = vec![(&project, "[PROJECT]")];
+    pairs.extend(data.iter().map(|(d, n)| (d.as_str(), n.as_str())));
     pairs.extend(ports.iter().map(|(p, n)| (p.as_str(), *n)));
     pairs.extend(names.iter().map(|(v, n)| (v.as_str(), *n)));
     // What differs from run to run (pids, a new cluster's identifier) and where this machine

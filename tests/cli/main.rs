@@ -126,7 +126,7 @@ pub fn failed_checks(report: &serde_json::Value) -> Vec<&serde_json::Value> {
 }
 
 pub fn project() -> tempfile::TempDir {
-    tempfile::tempdir().expect("temp project dir")
+    support::project_folder(".tmp")
 }
 
 /// Run psql (libpq) with a connection string and SQL; Ok(stdout) or Err(stderr).

@@ -71,12 +71,10 @@ fn peer_transcript(
     crate::transcript(command, &masked, &pairs)
 }
 
-/// A project folder `user` owns, where the server user can look (under /tmp).
+/// A project folder `user` owns, where the server user can look (every folder above it can be
+/// traversed).
 fn project_of(user: &OsUser, prefix: &str) -> tempfile::TempDir {
-    let dir = tempfile::Builder::new()
-        .prefix(prefix)
-        .tempdir_in("/tmp")
-        .unwrap();
+    let dir = support::project_folder(prefix);
     std::os::unix::fs::chown(dir.path(), Some(user.uid), Some(user.gid)).unwrap();
     dir
 }

@@ -11,6 +11,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt as _;
 use std::path::Path;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -164,6 +165,18 @@ pub(crate) struct Running {
 
 impl Running {
     pub(crate) fn spawn(cmd: &mut Command) -> Running {
+        // The signals these tests send act as they do on a terminal's foreground job, even when
+        // the suite was started where they are ignored (a `cmd &` in a non-interactive shell
+        // ignores SIGINT and SIGQUIT, and an exec'd child inherits that).
+        // SAFETY: signal() is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                for sig in [libc::SIGINT, libc::SIGQUIT, libc::SIGTERM] {
+                    libc::signal(sig, libc::SIG_DFL);
+                }
+                Ok(())
+            });
+        }
         let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

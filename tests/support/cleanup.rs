@@ -91,6 +91,19 @@ impl Drop for Watchdog {
     }
 }
 
+/// A project folder for one test, inside the test process's scratch directory (so on tmpfs when
+/// there is room, and removed by the watchdog however the process ends). Not `/tmp`: the root
+/// filesystem of the CI machines is ext4 without a journal, and there ext4 skips every inode
+/// freed in the last 60 s (360 s when its inode table block is dirty) each time it allocates
+/// one. The project servers' `CREATE DATABASE`s write ~300 files each, so with the suite's
+/// churn that scan was a sixth of all CPU time (bench/NOTES.md section 19).
+pub fn project_folder(prefix: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in(process_dir())
+        .expect("create a project folder in the test process's scratch directory")
+}
+
 /// Overrides where the harness puts its clusters.
 pub const SCRATCH_ENV: &str = "AKSARA_TEST_SCRATCH_DIR";
 

@@ -1,6 +1,10 @@
 //! Clusters made the distribution's way: postgresql-common's `pg_createcluster`, as Debian and
-//! Ubuntu users have them (config in `/etc/postgresql/<version>/<name>/`, data in
-//! `/var/lib/postgresql`, the socket in `/var/run/postgresql`, peer authentication on it).
+//! Ubuntu users have them (config in `/etc/postgresql/<version>/<name>/`, the socket in
+//! `/var/run/postgresql`, peer authentication on it). The data folder is the one thing moved:
+//! `pg_createcluster -d` puts it in the test process's scratch directory (tmpfs when there is
+//! room) instead of `/var/lib/postgresql`, whose ext4 (no journal on the CI machines) makes each
+//! file created slower the more files were deleted in the last minutes (see
+//! `cleanup::project_folder`). aksara reads the folder from `pg_lsclusters`, wherever it is.
 //! These change the machine's `/etc/postgresql`, so every one is dropped (`pg_dropcluster
 //! --stop`) when its guard goes, on panic too; only a SIGKILL of the test process can leave
 //! one behind (named `aksara_<pid>_<n>`, `pg_dropcluster --stop` removes it).
@@ -22,6 +26,8 @@ pub struct DistCluster {
     pub name: String,
     pub port: u16,
     pub socket_dir: PathBuf,
+    /// In the test process's scratch directory (see the module's comment).
+    pub data_dir: PathBuf,
 }
 
 /// Runs a postgresql-common tool, panicking with its output when it fails.
@@ -59,6 +65,7 @@ impl DistCluster {
         );
         let version = bins().major.to_string();
         let name = super::unique_name("aksara");
+        let data_dir = super::cleanup::process_dir().join(&name);
         tool(
             "pg_createcluster",
             &[
@@ -66,6 +73,8 @@ impl DistCluster {
                 &name,
                 "-p",
                 &port.to_string(),
+                "-d",
+                &data_dir.to_string_lossy(),
                 "--",
                 "--auth-local=peer",
                 "--auth-host=scram-sha-256",
@@ -76,6 +85,7 @@ impl DistCluster {
             name,
             port,
             socket_dir: PathBuf::from("/var/run/postgresql"),
+            data_dir,
         }
     }
 

@@ -37,6 +37,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 #[allow(unused_imports)]
 pub use bins::{BINDIR_ENV, PgBins, bins};
 #[allow(unused_imports)]
+pub use cleanup::project_folder;
+#[allow(unused_imports)]
 pub use cluster::{Auth, Cluster, ClusterConfig, HeldConnections, clear_pg_env, encode, free_port};
 #[allow(unused_imports)]
 pub use distcluster::{DistCluster, OsUser};

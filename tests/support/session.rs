@@ -33,7 +33,7 @@ impl Default for Test {
 impl Test {
     pub fn new() -> Test {
         Test {
-            dir: tempfile::tempdir().expect("a project folder"),
+            dir: super::project_folder(".tmp"),
             args: Vec::new(),
             env: Vec::new(),
             answers: None,

@@ -453,11 +453,12 @@ impl Setup<'_> {
     async fn offer_server(&self, layout: &Layout, probed: &[probe::Probed]) -> CliResult<Admin> {
         let (printer, prompter) = (self.printer, self.prompter);
         let mut offers = Vec::new();
+        let installed = crate::clusters::discover();
         if self.s.start_server != Some(StartServer::Never) {
             // The machine's own cluster first: it is what the user installed.
-            for cluster in crate::clusters::discover() {
+            for cluster in &installed {
                 if cluster.state == crate::clusters::State::Down && !cluster.start.needs_root {
-                    offers.push(Offer::Installed(Box::new(cluster)));
+                    offers.push(Offer::Installed(Box::new(cluster.clone())));
                 }
             }
             if let Ok(bins) = localserver::find_binaries() {
@@ -470,7 +471,7 @@ impl Setup<'_> {
             drop(spinner);
         }
         let Some(p) = prompter.filter(|_| !offers.is_empty()) else {
-            return Err(no_server_error(probed, &offers));
+            return Err(no_server_error(probed, &offers, &installed));
         };
         let places = super::offers::probed_places(probed);
         // Not an error yet: a normal state on a fresh machine, with ways on below.

@@ -24,7 +24,13 @@ pub fn probed_places(probed: &[probe::Probed]) -> Vec<String> {
     places
 }
 
-pub fn no_server_error(probed: &[probe::Probed], offers: &[Offer]) -> CliError {
+/// `installed` is what `clusters::discover` found (asked once per run: `pg_lsclusters` is a Perl
+/// program of ~50 ms).
+pub fn no_server_error(
+    probed: &[probe::Probed],
+    offers: &[Offer],
+    installed_clusters: &[crate::clusters::Installed],
+) -> CliError {
     let places = probed_places(probed);
     // The installed cluster is named once, in the advice below.
     let offers: Vec<&Offer> = offers
@@ -44,7 +50,7 @@ pub fn no_server_error(probed: &[probe::Probed], offers: &[Offer]) -> CliError {
     };
     let mut hint = format!("installed: {installed}. ");
     // PostgreSQL is installed and a cluster is configured, only not running: start it.
-    if let Some(advice) = crate::clusters::start_advice(&crate::clusters::discover()) {
+    if let Some(advice) = crate::clusters::start_advice(installed_clusters) {
         hint.push_str(&format!(
             "{advice} (or pass `--start-server installed` to have aksara start it)"
         ));
