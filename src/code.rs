@@ -240,6 +240,9 @@ codes! {
     DriverTlsWeaker = "driver-tls-weaker", Warning, transient: false,
         meaning: "the driver ignores the TLS the URL asks for and connects with less (plaintext if the server allows it)",
         fix: "use the rewritten URL shown for that driver";
+    DriverIgnoresEnvironment = "driver-ignores-environment", Warning, transient: false,
+        meaning: "the URL leaves out parts that doctor took from this shell's PG* variables, and this driver reads none of them",
+        fix: "put those parts in the URL itself";
     PoolerPreparedStatements = "pooler-prepared-statements", Warning, transient: false,
         meaning: "the app's driver caches prepared statements, which break under transaction or statement pooling",
         fix: "turn the driver's statement cache off (asyncpg: statement_cache_size=0), or use PgBouncer >= 1.21 with max_prepared_statements";

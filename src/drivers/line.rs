@@ -1,5 +1,6 @@
 //! One driver's line for doctor, as text (headline and hint) and as JSON.
 
+use super::environment::{self, FromEnvironment};
 use super::{Driver, Host, Verdict, verdict};
 
 /// One driver's line for doctor: the verdict as a headline and, for a problem, the hint with
@@ -8,6 +9,9 @@ use super::{Driver, Host, Verdict, verdict};
 pub struct DriverLine {
     pub driver: Driver,
     pub verdict: Verdict,
+    /// The `PG*` variables this driver's reading took, or did not read (see
+    /// [`DriverLine::in_environment`]); empty for the URL alone.
+    pub environment: FromEnvironment,
 }
 
 impl DriverLine {
@@ -15,9 +19,26 @@ impl DriverLine {
     /// `asyncpg: asyncpg sends the query parameter …`.
     pub fn headline(&self) -> String {
         match &self.verdict {
-            Verdict::Ok(reading) => format!("{}: {}", self.driver.id(), reading.summary()),
+            Verdict::Ok(reading) => format!(
+                "{}: {}{}",
+                self.driver.id(),
+                reading.summary(),
+                self.environment.annotation()
+            ),
             Verdict::Problem(problem) => format!("{}: {}", self.driver.id(), problem.message),
         }
+    }
+
+    /// The line as a process started from this shell gets it: what the URL leaves out, filled
+    /// from the `PG*` variables this driver reads (`var`), as doctor's own connection does.
+    /// The verdict (does the driver read the URL as libpq does) stays the URL's own.
+    pub fn in_environment(mut self, raw: &str, var: &dyn Fn(&str) -> Option<String>) -> DriverLine {
+        if let Verdict::Ok(reading) = &self.verdict {
+            let (filled, from) = environment::in_environment(self.driver, raw, reading, var);
+            self.verdict = Verdict::Ok(filled);
+            self.environment = from;
+        }
+        self
     }
 
     /// `use postgresql://app:****@db/app for asyncpg (dropped …)`, or how to do without a URL.
@@ -72,6 +93,8 @@ impl DriverLine {
             "driver": self.driver.id(),
             "ok": self.verdict.is_ok(),
             "reading": reading,
+            "from_environment": self.environment.taken,
+            "does_not_read": self.environment.not_read,
         });
         if let Verdict::Problem(problem) = &self.verdict {
             line["code"] = json!(problem.code.id());
@@ -92,6 +115,7 @@ pub fn lines(raw: &str, drivers: &[Driver]) -> Vec<DriverLine> {
         .map(|&driver| DriverLine {
             driver,
             verdict: verdict(driver, raw),
+            environment: FromEnvironment::default(),
         })
         .collect()
 }

@@ -19,6 +19,7 @@
 pub mod asyncpg;
 pub mod default_user;
 pub mod detect;
+pub mod environment;
 pub mod forms;
 pub mod jdbc;
 pub mod libpq;

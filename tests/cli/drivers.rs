@@ -1545,3 +1545,107 @@ fn a_dotenv_reference_is_checked_as_python_dotenv_expands_it() {
         "{json:#}"
     );
 }
+
+/// The URL leaves out the database and TLS; the shell sets PGDATABASE, then PGSSLMODE. Each real
+/// driver, started with those variables, connects where its doctor line (the model, in that
+/// environment) says, or fails where the line says it requires TLS the server lacks; doctor's
+/// URL line says which parts are the shell's.
+#[test]
+fn the_pg_variables_fill_what_the_url_leaves_out_as_each_driver_reads_them() {
+    let cluster = support::shared(Shared::Scram);
+    let password = "env-fill-pw";
+    // A database of another name than the role: the default would be the role's name.
+    let (role, db) = role_with_database(
+        cluster,
+        password,
+        Some(&format!("envdb_{}", std::process::id())),
+    );
+    let url = format!("postgresql://{role}:{password}@127.0.0.1:{}", cluster.port);
+    let real: Vec<RealDriver> = RealDriver::ALL
+        .into_iter()
+        .filter(|d| *d != RealDriver::Sqlx)
+        .collect();
+    let line_in = |driver: RealDriver, env: &[(&str, &str)]| {
+        let var = |name: &str| {
+            env.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        };
+        let given = as_given_to(driver, &url);
+        drivers::lines(&given, &[driver.model()])
+            .remove(0)
+            .in_environment(&given, &var)
+    };
+
+    // PGDATABASE: every driver here reads it for a URL without a database.
+    let env = [("PGDATABASE", db.as_str())];
+    let jobs: Vec<(RealDriver, String)> =
+        real.iter().map(|d| (*d, as_given_to(*d, &url))).collect();
+    let outcomes = support::drivers::run_in_environment(&jobs, &env, &[password]);
+    for (driver, got) in real.iter().zip(&outcomes) {
+        let line = line_in(*driver, &env);
+        let reading = line
+            .verdict
+            .reading()
+            .expect("the URL is fine for every driver");
+        assert_eq!(
+            reading.database.as_deref(),
+            Some(db.as_str()),
+            "{}",
+            line.headline()
+        );
+        assert!(
+            line.headline().contains("PGDATABASE from the environment"),
+            "{}",
+            line.headline()
+        );
+        let place = got
+            .place()
+            .unwrap_or_else(|| panic!("{} did not connect: {got:?}", driver.id()));
+        assert_eq!(place.database, db, "{}", driver.id());
+    }
+    let out = crate::run(
+        crate::aksara(crate::project().path())
+            .args([
+                "doctor", "--url", &url, "--driver", "asyncpg", "--driver", "prisma",
+            ])
+            .env("PGDATABASE", &db),
+    );
+    insta::assert_snapshot!(
+        "doctor_names_the_parts_the_shell_fills",
+        crate::transcript(
+            "PGDATABASE=[DB] aksara doctor --url [URL] --driver asyncpg --driver prisma",
+            &out,
+            &[
+                (url.as_str(), "[URL]"),
+                (db.as_str(), "[DB]"),
+                (role.as_str(), "[ROLE]"),
+                (&cluster.port.to_string(), "[PORT]"),
+            ]
+        )
+    );
+    // Prisma reads no PG* variable: a warning, and the run still passes (exit 0).
+    assert_eq!(out.code, 0, "{out:?}");
+
+    // PGSSLMODE=require, and this server has no TLS: the drivers that read it fail, as their
+    // lines say (node-postgres verifies for `require`, and fails the same).
+    let env = [("PGDATABASE", db.as_str()), ("PGSSLMODE", "require")];
+    let outcomes = support::drivers::run_in_environment(&jobs, &env, &[password]);
+    for (driver, got) in real.iter().zip(&outcomes) {
+        let line = line_in(*driver, &env);
+        let reading = line
+            .verdict
+            .reading()
+            .expect("the URL is fine for every driver");
+        assert!(
+            matches!(reading.tls, Tls::Required | Tls::VerifyCa | Tls::VerifyFull),
+            "{}",
+            line.headline()
+        );
+        assert!(
+            got.place().is_none(),
+            "{} connected without TLS: {got:?}",
+            driver.id()
+        );
+    }
+}

@@ -126,7 +126,8 @@ struct Runner {
 }
 
 impl Runner {
-    fn start(is_node: bool) -> Runner {
+    /// `extra_env` on top of the hermetic environment (the `PG*` variables a test sets).
+    fn start(is_node: bool, extra_env: &[(&str, &str)]) -> Runner {
         let dir = drivers_dir();
         let mut cmd = if is_node {
             require(&dir.join("node_modules/pg"), "node-postgres");
@@ -141,6 +142,7 @@ impl Runner {
             cmd
         };
         super::hermetic_env(&mut cmd);
+        cmd.envs(extra_env.iter().copied());
         // node-postgres warns about sslmode aliases on stderr: it goes to the test's stderr.
         let mut child = cmd
             .current_dir(&dir)
@@ -188,12 +190,45 @@ pub fn run_all(jobs: &[(RealDriver, String)], secrets: &[&str]) -> Vec<Outcome> 
             let is_node = *driver == RealDriver::NodePg;
             let slot = if is_node { &NODE } else { &PYTHON };
             let mut runner = slot
-                .get_or_init(|| Mutex::new(Runner::start(is_node)))
+                .get_or_init(|| Mutex::new(Runner::start(is_node, &[])))
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
             runner.run(*driver, url, secrets)
         })
         .collect()
+}
+
+/// Runs every job on runners of its own started with `env` set (the shared ones have the test's
+/// environment). Not sqlx: it runs in this process, whose environment a test cannot change.
+pub fn run_in_environment(
+    jobs: &[(RealDriver, String)],
+    env: &[(&str, &str)],
+    secrets: &[&str],
+) -> Vec<Outcome> {
+    assert!(
+        jobs.iter().all(|(driver, _)| *driver != RealDriver::Sqlx),
+        "sqlx runs in the test process: its PG* variables cannot be set per test"
+    );
+    let mut python: Option<Runner> = None;
+    let mut node: Option<Runner> = None;
+    let outcomes = jobs
+        .iter()
+        .map(|(driver, url)| {
+            let is_node = *driver == RealDriver::NodePg;
+            let slot = if is_node { &mut node } else { &mut python };
+            slot.get_or_insert_with(|| Runner::start(is_node, env))
+                .run(*driver, url, secrets)
+        })
+        .collect();
+    // Their stdin closes as they drop, and each exits; reaped here.
+    for runner in [python, node].into_iter().flatten() {
+        let Runner {
+            mut child, input, ..
+        } = runner;
+        drop(input);
+        let _ = child.wait();
+    }
+    outcomes
 }
 
 const QUERY: &str = "select current_user::text, current_database()::text, current_setting('port'), \

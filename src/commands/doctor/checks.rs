@@ -152,8 +152,11 @@ async fn check_url(
             cfg.allow_cleartext = args.allow_cleartext;
             let lints = lint(&target.raw, &cs);
             let message = format!(
-                "parses: user \"{}\", database \"{}\", sslmode={}",
-                cfg.user, cfg.dbname, cfg.sslmode
+                "parses: user \"{}\", database \"{}\", sslmode={}{}",
+                cfg.user,
+                cfg.dbname,
+                cfg.sslmode,
+                taken_from_environment(&cs, env)
             );
             if lints.is_empty() {
                 list.record(pass(CheckId::Url, message, ms(started)));
@@ -211,6 +214,37 @@ async fn check_url(
     facts
 }
 
+/// ` (user, database from PGUSER, PGDATABASE: the URL leaves them out)`: what of the checked
+/// target is this shell's and not the URL's, so an app started without those variables (a
+/// service, a container) is not promised the same connection. Empty when the URL says it all.
+fn taken_from_environment(cs: &ConnString, env: &ProcessEnvironment) -> String {
+    use crate::envvars::{PGDATABASE, PGHOST, PGPASSWORD, PGPORT, PGSSLMODE, PGUSER};
+    let set = |name: &str| env.var_nonempty(name).is_some();
+    let no_host = cs.hosts.iter().all(|spec| spec.host.is_none());
+    let no_port = cs.hosts.iter().all(|spec| spec.port.is_none());
+    let taken: Vec<&str> = [
+        (PGHOST, no_host),
+        (PGPORT, no_port),
+        (PGUSER, cs.user.is_none()),
+        (PGPASSWORD, cs.password.is_none()),
+        (PGDATABASE, cs.dbname.is_none()),
+        (PGSSLMODE, cs.sslmode.is_none()),
+    ]
+    .into_iter()
+    .filter(|(name, left_out)| *left_out && set(name))
+    .map(|(name, _)| name)
+    .collect();
+    if taken.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " ({} from this shell's environment: the URL leaves {} out)",
+            taken.join(", "),
+            if taken.len() == 1 { "it" } else { "them" }
+        )
+    }
+}
+
 fn is_scheme_variant(raw: &str) -> bool {
     let lower = raw.trim_start().to_ascii_lowercase();
     lower.starts_with("jdbc:") || lower.starts_with("postgresql+") || lower.starts_with("postgres+")
@@ -229,7 +263,9 @@ fn driver_checks(
         Some(form) => (form.value.as_str(), vec![form.driver]),
         None => (target.raw.as_str(), super::drivers_for(args)),
     };
+    let var = |name: &str| env.var_nonempty(name);
     for line in crate::drivers::lines(raw, &drivers) {
+        let line = line.in_environment(raw, &var);
         if let Some(check) = default_user_check(raw, &line, env) {
             list.record(check);
             continue;
@@ -320,6 +356,20 @@ fn default_user_check(
 
 fn driver_check(line: &crate::drivers::DriverLine, verdict: &crate::drivers::Verdict) -> Check {
     match verdict {
+        // Prisma or JDBC, where doctor's connection took parts from PG* variables: the app
+        // that uses this driver connects with the URL's parts alone, which doctor did not check.
+        crate::drivers::Verdict::Ok(_) if !line.environment.not_read.is_empty() => Check {
+            id: CheckId::Driver,
+            status: Status::Warn,
+            code: Some(Code::DriverIgnoresEnvironment),
+            message: line.headline(),
+            hint: Some(format!(
+                "put what {} says in the URL itself: {} reads only the URL, and an app started without this shell's variables (a service, a container) would not have them either",
+                line.environment.not_read.join(", "),
+                line.driver.name()
+            )),
+            elapsed_ms: None,
+        },
         crate::drivers::Verdict::Ok(_) => pass(CheckId::Driver, line.headline(), None),
         crate::drivers::Verdict::Problem(problem) => Check {
             id: CheckId::Driver,
