@@ -1572,9 +1572,14 @@ fn the_pg_variables_fill_what_the_url_leaves_out_as_each_driver_reads_them() {
                 .map(|(_, v)| (*v).to_owned())
         };
         let given = as_given_to(driver, &url);
-        drivers::lines(&given, &[driver.model()])
+        let line = drivers::lines(&given, &[driver.model()])
             .remove(0)
-            .in_environment(&given, &var)
+            .in_environment(&given, &var);
+        let reading = line.verdict.reading().cloned();
+        (
+            reading.expect("the URL is fine for every driver"),
+            line.headline(),
+        )
     };
 
     // PGDATABASE: every driver here reads it for a URL without a database.
@@ -1583,21 +1588,11 @@ fn the_pg_variables_fill_what_the_url_leaves_out_as_each_driver_reads_them() {
         real.iter().map(|d| (*d, as_given_to(*d, &url))).collect();
     let outcomes = support::drivers::run_in_environment(&jobs, &env, &[password]);
     for (driver, got) in real.iter().zip(&outcomes) {
-        let line = line_in(*driver, &env);
-        let reading = line
-            .verdict
-            .reading()
-            .expect("the URL is fine for every driver");
-        assert_eq!(
-            reading.database.as_deref(),
-            Some(db.as_str()),
-            "{}",
-            line.headline()
-        );
+        let (reading, headline) = line_in(*driver, &env);
+        assert_eq!(reading.database.as_deref(), Some(db.as_str()), "{headline}");
         assert!(
-            line.headline().contains("PGDATABASE from the environment"),
-            "{}",
-            line.headline()
+            headline.contains("PGDATABASE from the environment"),
+            "{headline}"
         );
         let place = got
             .place()
@@ -1632,15 +1627,10 @@ fn the_pg_variables_fill_what_the_url_leaves_out_as_each_driver_reads_them() {
     let env = [("PGDATABASE", db.as_str()), ("PGSSLMODE", "require")];
     let outcomes = support::drivers::run_in_environment(&jobs, &env, &[password]);
     for (driver, got) in real.iter().zip(&outcomes) {
-        let line = line_in(*driver, &env);
-        let reading = line
-            .verdict
-            .reading()
-            .expect("the URL is fine for every driver");
+        let (reading, headline) = line_in(*driver, &env);
         assert!(
             matches!(reading.tls, Tls::Required | Tls::VerifyCa | Tls::VerifyFull),
-            "{}",
-            line.headline()
+            "{headline}"
         );
         assert!(
             got.place().is_none(),
