@@ -28,8 +28,8 @@ pub const READ_BY_DRIVERS: [&str; 6] = [PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDA
 pub struct FromEnvironment {
     /// Variables that filled a part the URL leaves out, for this driver.
     pub taken: Vec<&'static str>,
-    /// Variables that are set, fill a part the URL leaves out for libpq (and so for doctor's
-    /// own connection), and that this driver does not read.
+    /// Variables that fill a part the URL leaves out for libpq (and so for doctor's own
+    /// connection) and that this driver does not take for it.
     pub not_read: Vec<&'static str>,
 }
 
@@ -42,7 +42,7 @@ impl FromEnvironment {
         }
         if !self.not_read.is_empty() {
             parts.push(format!(
-                "does not read {}, which doctor's own connection used",
+                "does not take {} here, which doctor's own connection used",
                 self.not_read.join(", ")
             ));
         }
@@ -60,13 +60,43 @@ pub fn reads_environment(driver: Driver) -> bool {
 }
 
 /// `reading` (the driver's reading of `raw` alone) as a process started from this shell gets
-/// it: each part the URL leaves out, taken from its variable when the driver reads it.
+/// it: each part the URL leaves out, taken from its variable when the driver reads it; and the
+/// variables libpq (doctor's own connection) took that this driver does not.
 pub fn in_environment(
     driver: Driver,
     raw: &str,
     reading: &Reading,
     var: &dyn Fn(&str) -> Option<String>,
 ) -> (Reading, FromEnvironment) {
+    let doctors = super::meaning(raw)
+        .map(|conn| fill(Driver::Libpq, raw, &super::libpq::reading_of(&conn), var).1)
+        .unwrap_or_default();
+    if !reads_environment(driver) {
+        // Prisma and JDBC: the reading stays the URL's.
+        let not_read = doctors;
+        return (
+            reading.clone(),
+            FromEnvironment {
+                taken: Vec::new(),
+                not_read,
+            },
+        );
+    }
+    let (filled, taken) = fill(driver, raw, reading, var);
+    // A driver that reads the variables can still not take one where libpq does: a part it
+    // reads from the URL as empty where libpq sees none (asyncpg's bare `/`, the empty
+    // database name, which its verdict already reports as a misreading).
+    let not_read = doctors.into_iter().filter(|v| !taken.contains(v)).collect();
+    (filled, FromEnvironment { taken, not_read })
+}
+
+/// `reading` with each part it leaves out taken from its variable, as `driver` maps them.
+fn fill(
+    driver: Driver,
+    raw: &str,
+    reading: &Reading,
+    var: &dyn Fn(&str) -> Option<String>,
+) -> (Reading, Vec<&'static str>) {
     let mut filled = reading.clone();
     let mut taken = Vec::new();
     let no_host = filled.endpoints.iter().all(|e| e.host.is_none());
@@ -116,24 +146,7 @@ pub fn in_environment(
         filled.tls = tls;
         taken.push(PGSSLMODE);
     }
-    if reads_environment(driver) {
-        return (
-            filled,
-            FromEnvironment {
-                taken,
-                not_read: Vec::new(),
-            },
-        );
-    }
-    // Prisma and JDBC read none of them: the reading stays the URL's, and the line says which
-    // ones doctor's connection took that this driver will not.
-    (
-        reading.clone(),
-        FromEnvironment {
-            taken: Vec::new(),
-            not_read: taken,
-        },
-    )
+    (filled, taken)
 }
 
 /// Whether the URL itself says what to do about TLS (`sslmode`, or `ssl` as SQLAlchemy's and
@@ -206,8 +219,9 @@ mod tests {
         // looks at PGDATABASE there; libpq takes an empty name as none and does.
         let raw = "postgresql://app:pw@db.internal/";
         let alone = read(Driver::Asyncpg, raw).unwrap();
-        let (filled, _) = in_environment(Driver::Asyncpg, raw, &alone, &env(&vars));
+        let (filled, from) = in_environment(Driver::Asyncpg, raw, &alone, &env(&vars));
         assert_eq!(filled.database.as_deref(), Some(""));
+        assert_eq!(from.not_read, vec![PGDATABASE]);
         let alone = read(Driver::Libpq, raw).unwrap();
         let (filled, _) = in_environment(Driver::Libpq, raw, &alone, &env(&vars));
         assert_eq!(filled.database.as_deref(), Some("shop"));
@@ -228,7 +242,7 @@ mod tests {
         let (filled, from) = in_environment(Driver::Prisma, raw, &alone, &env(&vars));
         assert_eq!(filled, alone);
         assert_eq!(from.not_read, vec![PGDATABASE]);
-        assert!(from.annotation().contains("does not read PGDATABASE"));
+        assert!(from.annotation().contains("does not take PGDATABASE here"));
     }
 
     #[test]

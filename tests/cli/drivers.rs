@@ -1599,6 +1599,48 @@ fn the_pg_variables_fill_what_the_url_leaves_out_as_each_driver_reads_them() {
             .unwrap_or_else(|| panic!("{} did not connect: {got:?}", driver.id()));
         assert_eq!(place.database, db, "{}", driver.id());
     }
+    // A bare `/`: asyncpg reads the empty name (the server then takes the role's name) and
+    // does not look at PGDATABASE; its line says so. The role's own
+    // database exists too, so that such a driver connects and shows where.
+    cluster.psql("postgres", &format!("CREATE DATABASE {role} OWNER {role}"));
+    let slash = format!("{url}/");
+    let jobs_slash: Vec<(RealDriver, String)> =
+        real.iter().map(|d| (*d, as_given_to(*d, &slash))).collect();
+    let outcomes = support::drivers::run_in_environment(&jobs_slash, &env, &[password]);
+    for ((driver, given), got) in jobs_slash.iter().zip(&outcomes) {
+        let var = |name: &str| (name == "PGDATABASE").then(|| db.clone());
+        let line = drivers::lines(given, &[driver.model()])
+            .remove(0)
+            .in_environment(given, &var);
+        let reading = line.verdict.reading().expect("a reading").clone();
+        let expected = reading
+            .database
+            .clone()
+            .filter(|name| !name.is_empty())
+            .unwrap_or_else(|| role.clone());
+        let place = got
+            .place()
+            .unwrap_or_else(|| panic!("{} did not connect: {got:?}", driver.id()));
+        assert_eq!(
+            place.database,
+            expected,
+            "{}: {}",
+            driver.id(),
+            line.headline()
+        );
+        // Where it lands is not where doctor's connection went: the line says so (asyncpg's
+        // empty name is already a misreading of the URL alone).
+        let said = line.environment.not_read.contains(&"PGDATABASE")
+            || matches!(&line.verdict, Verdict::Problem(p) if p.code == Code::DriverMisreadsUrl);
+        assert_eq!(
+            place.database != db,
+            said,
+            "{}: {}",
+            driver.id(),
+            line.headline()
+        );
+    }
+
     let out = crate::run(
         crate::aksara(crate::project().path())
             .args([

@@ -356,15 +356,15 @@ fn default_user_check(
 
 fn driver_check(line: &crate::drivers::DriverLine, verdict: &crate::drivers::Verdict) -> Check {
     match verdict {
-        // Prisma or JDBC, where doctor's connection took parts from PG* variables: the app
-        // that uses this driver connects with the URL's parts alone, which doctor did not check.
+        // Doctor's connection took parts from PG* variables that this driver does not (Prisma,
+        // JDBC; asyncpg's database after a bare `/`): the app connects elsewhere than checked.
         crate::drivers::Verdict::Ok(_) if !line.environment.not_read.is_empty() => Check {
             id: CheckId::Driver,
             status: Status::Warn,
             code: Some(Code::DriverIgnoresEnvironment),
             message: line.headline(),
             hint: Some(format!(
-                "put what {} says in the URL itself: {} reads only the URL, and an app started without this shell's variables (a service, a container) would not have them either",
+                "put what {} says in the URL itself: {} does not take it from the environment for this URL, and an app started without this shell's variables (a service, a container) would not have it either",
                 line.environment.not_read.join(", "),
                 line.driver.name()
             )),
