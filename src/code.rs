@@ -165,6 +165,9 @@ codes! {
     AppRolePrivileged = "app-role-privileged", Failure, transient: false,
         meaning: "--db-user names a role with more rights than an app needs (SUPERUSER, CREATEROLE, REPLICATION, BYPASSRLS, or a member of such a role)",
         fix: "choose another --db-user, or pass --force privileged-role";
+    AppRolePasswordExpired = "app-role-password-expired", Failure, transient: false,
+        meaning: "--db-user names a role whose password has expired (VALID UNTIL in the past): no password logs in as it",
+        fix: "as a superuser run ALTER ROLE name VALID UNTIL 'infinity' (or a later date), or choose another --db-user";
     AppDatabaseTemplate = "app-database-template", Failure, transient: false,
         meaning: "--db-name names template0 or template1, whose grants every new database copies",
         fix: "choose another --db-name";

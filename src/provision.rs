@@ -437,6 +437,10 @@ pub struct RoleAttributes {
     /// are the predefined roles that read or write server files or run server programs: with
     /// `SET ROLE` (or inheritance) the app would have their rights.
     pub powerful_memberships: Vec<String>,
+    /// When its `VALID UNTIL` is in the past: no password logs in as it, a new one included
+    /// (`ALTER ROLE … PASSWORD` keeps the date), and the server says only "password
+    /// authentication failed".
+    pub password_expired_at: Option<String>,
 }
 
 impl RoleAttributes {
@@ -475,7 +479,8 @@ pub async fn role_attributes(
                WHERE b.oid <> r.oid AND pg_has_role(r.oid, b.oid, 'MEMBER') \
                  AND (b.rolsuper OR b.rolcreaterole OR b.rolreplication OR b.rolbypassrls \
                       OR b.rolname IN ('pg_read_server_files', 'pg_write_server_files', 'pg_execute_server_program')) \
-               ORDER BY b.rolname) \
+               ORDER BY b.rolname), \
+         CASE WHEN r.rolvaliduntil < now() THEN r.rolvaliduntil::text END \
          FROM pg_roles r WHERE r.rolname = $1",
     )
     .bind(role)
@@ -489,6 +494,7 @@ pub async fn role_attributes(
             replication: row.try_get(3)?,
             bypassrls: row.try_get(4)?,
             powerful_memberships: row.try_get(5)?,
+            password_expired_at: row.try_get(6)?,
         })
     })
     .transpose()
@@ -516,6 +522,10 @@ pub enum Refusal {
     TemplateDatabase { db: String },
     /// `postgres`, the maintenance database tools and admins connect to.
     MaintenanceDatabase { db: String },
+    /// An existing role whose password expired (`VALID UNTIL`): the app could not log in with
+    /// any password, and a new one would be set and lost. Lifting the date is the admin's
+    /// decision (a rotation policy may have set it), so it is not done for them.
+    ExpiredPassword { role: String, until: String },
 }
 
 impl Refusal {
@@ -527,6 +537,7 @@ impl Refusal {
             Refusal::PrivilegedRole { .. } => Code::AppRolePrivileged,
             Refusal::TemplateDatabase { .. } => Code::AppDatabaseTemplate,
             Refusal::MaintenanceDatabase { .. } => Code::AppDatabaseMaintenance,
+            Refusal::ExpiredPassword { .. } => Code::AppRolePasswordExpired,
         }
     }
 
@@ -535,12 +546,20 @@ impl Refusal {
         match self {
             Refusal::PrivilegedRole { .. } => Some("privileged-role"),
             Refusal::MaintenanceDatabase { .. } => Some("postgres-database"),
-            Refusal::AdminRole { .. } | Refusal::TemplateDatabase { .. } => None,
+            Refusal::AdminRole { .. }
+            | Refusal::TemplateDatabase { .. }
+            | Refusal::ExpiredPassword { .. } => None,
         }
     }
 
     pub fn hint(&self) -> String {
         let choose = match self {
+            Refusal::ExpiredPassword { role, .. } => {
+                return format!(
+                    "as a superuser, lift the date: `ALTER ROLE {} VALID UNTIL 'infinity';` (or a later date), then run dbsetup again; or choose another user name with --db-user NAME",
+                    quote_ident(role)
+                );
+            }
             Refusal::AdminRole { .. } | Refusal::PrivilegedRole { .. } => {
                 "choose another user name with --db-user NAME (aksara creates it with only LOGIN)"
             }
@@ -580,6 +599,12 @@ impl fmt::Display for Refusal {
                 "`{}` is the maintenance database that tools and admins connect to, not a place for an application's tables",
                 shown(db)
             ),
+            Refusal::ExpiredPassword { role, until } => write!(
+                f,
+                "the password of the existing user `{}` expired at {} (VALID UNTIL): no password logs in as it, and a new one keeps that date",
+                shown(role),
+                shown(until)
+            ),
         }
     }
 }
@@ -606,6 +631,12 @@ pub fn check_targets(
     }
     if db == MAINTENANCE_DATABASE && !forced.postgres_database {
         return Err(Refusal::MaintenanceDatabase { db: db.into() });
+    }
+    if let Some(until) = existing.and_then(|a| a.password_expired_at.clone()) {
+        return Err(Refusal::ExpiredPassword {
+            role: role.into(),
+            until,
+        });
     }
     if let Some(attributes) = existing {
         let rights = attributes.excess_rights();

@@ -341,7 +341,7 @@ fn known_cause(
         Cause::PasswordFailed => (
             format!("password authentication failed for user \"{user}\" at {ep}"),
             format!(
-                "the password is wrong, or the role \"{user}\" does not exist (with password authentication the server does not say which){}; as a superuser run `ALTER ROLE {qu} WITH PASSWORD '...'` (psql: \\password {user}), or run `aksara dbsetup`, which offers to set a new one (`--force password` without a prompt)",
+                "the password is wrong, or the role \"{user}\" does not exist, has no password, or its password has expired (VALID UNTIL); with password authentication the server does not say which (its log does){}; as a superuser run `ALTER ROLE {qu} WITH PASSWORD '...'` (psql: \\password {user}), and for an expired one `ALTER ROLE {qu} VALID UNTIL 'infinity'`, or run `aksara dbsetup`, which offers to set a new one (`--force password` without a prompt) and names an expired one",
                 // A `clientcert=verify-full` line refuses a certificate whose CN is not the
                 // user with the password's own words (the real reason goes to the server log).
                 if cfg.client_certificate().is_some() {

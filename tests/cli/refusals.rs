@@ -143,3 +143,71 @@ fn dbsetup_refuses_the_admins_role_and_template1_before_changing_anything() {
     assert_eq!(cluster.psql("postgres", roles), roles_before);
     assert!(!dir.path().join(".env").exists());
 }
+
+/// A role whose password expired (VALID UNTIL in the past) logs in with no password, a new one
+/// included: dbsetup used to set a new password, fail its own verification and lose it. Now it
+/// is refused before anything changes, with the statement that lifts the date; the server's
+/// words for such a login are a wrong password's, so doctor's hint names expiry among them.
+#[test]
+fn dbsetup_refuses_a_role_whose_password_expired_before_changing_anything() {
+    let cluster = support::Cluster::start(support::ClusterConfig::default());
+    let role = unique_name("expired");
+    cluster.psql(
+        "postgres",
+        &format!(
+            "CREATE ROLE {role} LOGIN PASSWORD 'old-pw' VALID UNTIL '2020-01-01 00:00:00+00'; \
+             CREATE DATABASE {role} OWNER {role}"
+        ),
+    );
+    let verifier = format!("SELECT rolpassword FROM pg_authid WHERE rolname = '{role}'");
+    let before = cluster.psql("postgres", &verifier);
+    let dir = crate::project();
+    let out = crate::run(&mut crate::dbsetup(
+        &cluster,
+        dir.path(),
+        &[
+            "--db-user",
+            &role,
+            "--db-name",
+            &role,
+            "--force",
+            "password",
+        ],
+    ));
+    assert_eq!(out.code, 2, "{out:?}");
+    let port = cluster.port.to_string();
+    insta::assert_snapshot!(
+        "dbsetup_refuses_a_role_whose_password_expired",
+        crate::transcript(
+            "PGPASSWORD=[ADMIN PASSWORD] aksara dbsetup --non-interactive --admin-url postgresql://postgres@127.0.0.1:[PORT]/postgres --db-user [ROLE] --db-name [ROLE] --force password",
+            &out,
+            &[(port.as_str(), "[PORT]"), (role.as_str(), "[ROLE]")]
+        )
+    );
+    assert_eq!(
+        cluster.psql("postgres", &verifier),
+        before,
+        "the password was changed"
+    );
+    assert!(!dir.path().join(".env").exists());
+
+    // The right password, refused for the date alone: doctor cannot tell it from a wrong one,
+    // and says so; after the statement the hint gives, the same URL logs in.
+    let url = cluster.url(&role, Some("old-pw"), &role);
+    let doctor = crate::run(crate::aksara(dir.path()).args(["doctor", "--url", &url]));
+    assert_eq!(doctor.code, 1, "{doctor:?}");
+    assert!(
+        doctor
+            .stdout
+            .contains("its password has expired (VALID UNTIL)")
+            && doctor.stdout.contains("VALID UNTIL 'infinity'"),
+        "{}",
+        doctor.stdout
+    );
+    cluster.psql(
+        "postgres",
+        &format!("ALTER ROLE {role} VALID UNTIL 'infinity'"),
+    );
+    let doctor = crate::run(crate::aksara(dir.path()).args(["doctor", "--url", &url]));
+    assert_eq!(doctor.code, 0, "{doctor:?}");
+}
