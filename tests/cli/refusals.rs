@@ -211,3 +211,50 @@ fn dbsetup_refuses_a_role_whose_password_expired_before_changing_anything() {
     let doctor = crate::run(crate::aksara(dir.path()).args(["doctor", "--url", &url]));
     assert_eq!(doctor.code, 0, "{doctor:?}");
 }
+
+/// `.env` holds the right URL but the role is NOLOGIN: dbsetup used to say that `.env` "holds
+/// no URL that logs in" and offer a new password, which would not help. It now says what the
+/// server said, changes nothing, and once the role may log in the rerun keeps the URL.
+#[test]
+fn dbsetup_says_why_the_env_files_url_does_not_log_in_when_it_is_not_the_password() {
+    let cluster = support::Cluster::start(support::ClusterConfig::default());
+    let role = unique_name("nologin");
+    cluster.psql(
+        "postgres",
+        &format!(
+            "CREATE ROLE {role} NOLOGIN PASSWORD 'right-pw'; CREATE DATABASE {role} OWNER {role}"
+        ),
+    );
+    let dir = crate::project();
+    let url = cluster.url(&role, Some("right-pw"), &role);
+    let line = format!("DATABASE_URL={url}\n");
+    std::fs::write(dir.path().join(".env"), &line).unwrap();
+    let args = ["--db-user", role.as_str(), "--db-name", role.as_str()];
+    let out = crate::run(&mut crate::dbsetup(&cluster, dir.path(), &args));
+    assert_eq!(out.code, 1, "{out:?}");
+    let port = cluster.port.to_string();
+    insta::assert_snapshot!(
+        "dbsetup_names_nologin_behind_the_env_files_url",
+        crate::transcript(
+            "PGPASSWORD=[ADMIN PASSWORD] aksara dbsetup --non-interactive --admin-url postgresql://postgres@127.0.0.1:[PORT]/postgres --db-user [ROLE] --db-name [ROLE]",
+            &out,
+            &[(port.as_str(), "[PORT]"), (role.as_str(), "[ROLE]")]
+        )
+    );
+    let can_login = format!("SELECT rolcanlogin FROM pg_roles WHERE rolname = '{role}'");
+    assert_eq!(cluster.psql("postgres", &can_login), "f");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join(".env")).unwrap(),
+        line
+    );
+
+    // The statement the hint gives, then the same run keeps the URL and its password.
+    cluster.psql("postgres", &format!("ALTER ROLE {role} LOGIN"));
+    let out = crate::run(&mut crate::dbsetup(&cluster, dir.path(), &args));
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join(".env")).unwrap(),
+        line
+    );
+    crate::assert_url_works(&url);
+}

@@ -1,13 +1,13 @@
 //! Deciding what to create: the database and user names (asked for, or from the flags), what
-//! to do with a database or user that exists, the application password (kept when `.env`
-//! already holds one that works, given, typed or generated), the plan and whether the admin
+//! to do with a database or user that exists, the application password (which one, in
+//! `password`: kept when `.env` already holds one that works, given, typed or generated), the
+//! plan and whether the admin
 //! may run it, and whether `.env` may be changed. Nothing on the server changes here, except
 //! what a person agrees to at its own prompt: giving their peer-login role the CREATEDB and
 //! CREATEROLE it lacks, through the server's OS user (a change of its own, not undone if the
 //! setup fails later).
 
 use crate::code::Code;
-use crate::connect;
 use crate::dsn::{ConnString, Endpoint, Format, Host, HostSpec, Password, SslMode};
 use crate::envfile::OnConflict;
 use crate::error::{CliError, CliResult};
@@ -276,7 +276,7 @@ impl Setup<'_> {
         // The application URL's host: the admin's TCP address, or localhost on the same port
         // when the admin came in over a socket (application users rarely have peer access).
         let endpoint = app_endpoint(admin).await;
-        let mut keep_url = self
+        let (mut keep_url, env_url_refused) = self
             .working_env_url(existing_cs.as_ref(), &existing, &db, &role)
             .await;
         let kept_from_env = keep_url.is_some();
@@ -293,7 +293,9 @@ impl Setup<'_> {
                 .unwrap_or_default(),
             (None, Some(g)) => g.value.clone(),
             (None, None) => {
-                let (password, typed_current) = self.choose_password(&existing, &role).await?;
+                let (password, typed_current) = self
+                    .choose_password(&existing, &role, env_url_refused.as_ref())
+                    .await?;
                 if typed_current {
                     keep_url = Some(app_conn_string(&endpoint, &role, &password, &db, sslmode));
                     password
@@ -391,100 +393,6 @@ impl Setup<'_> {
             existing = existing_objects(&mut admin.conn, &db, role, limits).await?;
         }
         Ok((db, existing))
-    }
-
-    /// The URL already in `.env`, when it is for this user and database and still logs in
-    /// (and no other password was given): rerunning keeps it.
-    async fn working_env_url(
-        &self,
-        existing_cs: Option<&ConnString>,
-        existing: &Existing,
-        db: &str,
-        role: &str,
-    ) -> Option<ConnString> {
-        let cs = existing_cs?;
-        let for_this = existing.role_exists
-            && existing.database_owner.is_some()
-            && cs.user.as_deref() == Some(role)
-            && cs.dbname.as_deref() == Some(db);
-        if !for_this {
-            return None;
-        }
-        let mut cfg = cs.resolve(self.env).ok()?;
-        cfg.allow_cleartext = self.s.allow_cleartext;
-        let connected = {
-            let _spinner = self.printer.spinner("Trying the password already in .env");
-            connect::connect(&cfg, self.s.limits.connect).await.ok()?
-        };
-        connect::close(connected.conn).await;
-        let same = self
-            .s
-            .password
-            .as_ref()
-            .is_none_or(|g| cs.password.as_ref().map(|p| p.expose()) == Some(g.value.as_str()));
-        same.then(|| cs.clone())
-    }
-
-    /// Ask for the password (or generate one in CI). Returns it, and whether it is the
-    /// existing user's current password (kept, not set).
-    async fn choose_password(&self, existing: &Existing, role: &str) -> CliResult<(String, bool)> {
-        let Some(p) = self.prompter else {
-            // Another project's `.env`, a deployed app or a teammate may hold the current
-            // password; a new one is set only when asked for.
-            if existing.role_exists && !self.s.force_new_password {
-                return Err(CliError::failure(format!(
-                    "user \"{role}\" already exists, and {} holds no URL that logs in as it: a new password would break every URL that holds its current one",
-                    self.s.env_file.display()
-                ))
-                .before_any_change()
-                .with_hint("pass the password it should have in AKSARA_DB_PASSWORD (or --db-password-stdin), --force password to set a new generated one, or --db-user with another name"));
-            }
-            return Ok((provision::generate_password(), false));
-        };
-        if existing.role_exists {
-            let choice = p
-                .select(
-                    &format!("User \"{role}\" already exists"),
-                    vec![
-                        "Set a new generated password on it (URLs holding the current one stop working)".into(),
-                        "Type its current password".into(),
-                        "Type a new password for it".into(),
-                    ],
-                    0,
-                )
-                .await?;
-            return Ok(match choice {
-                0 => (provision::generate_password(), false),
-                1 => (
-                    p.password(&format!("Current password of \"{role}\""), false)
-                        .await?,
-                    true,
-                ),
-                _ => (
-                    p.password(&format!("New password for \"{role}\""), true)
-                        .await?,
-                    false,
-                ),
-            });
-        }
-        let choice = p
-            .select(
-                "Password for the application user",
-                vec![
-                    "Generate a strong one (recommended)".into(),
-                    "Type my own".into(),
-                ],
-                0,
-            )
-            .await?;
-        if choice == 0 {
-            Ok((provision::generate_password(), false))
-        } else {
-            let typed = p
-                .password(&format!("Password for \"{role}\""), true)
-                .await?;
-            Ok((typed, false))
-        }
     }
 
     /// The .env must be writable without clobbering a different value of any key it gets

@@ -5,7 +5,8 @@
 //! is undone when a later step fails, and the report says what exists.
 //!
 //! Resolve, then run, by phase: `settings` (flags → `Settings`, pure), `discover` (a server
-//! and an admin login), `decide` (names, password, plan; nothing changes), `execute` (the
+//! and an admin login), `decide` (names, plan; nothing changes; `password` for the app
+//! user's password), `execute` (the
 //! statements under the setup lock, verification, the `.env` write), `summary`. `progress`
 //! records every change so a failure, Ctrl-C or SIGTERM undoes exactly this run's own.
 
@@ -13,6 +14,7 @@ mod decide;
 mod discover;
 mod execute;
 mod offers;
+mod password;
 mod peer_login;
 mod pooled;
 mod progress;

@@ -1,0 +1,142 @@
+//! The application user's password: the one `.env` already holds when it still logs in, one
+//! given, typed or generated; and, when the server refused `.env`'s URL for another reason
+//! than its password (NOLOGIN, a database that takes no connections), that reason instead of
+//! an offer of a new password that would not help.
+
+use crate::code::Code;
+use crate::connect;
+use crate::diagnose::{self, Diagnosis};
+use crate::dsn::ConnString;
+use crate::error::{CliError, CliResult};
+use crate::provision::{self, Existing};
+
+use super::Setup;
+
+impl Setup<'_> {
+    /// The URL already in `.env`, when it is for this user and database and still logs in
+    /// (and no other password was given): rerunning keeps it. When it was tried and refused,
+    /// what the server said, diagnosed (NOLOGIN is not a wrong password).
+    pub(super) async fn working_env_url(
+        &self,
+        existing_cs: Option<&ConnString>,
+        existing: &Existing,
+        db: &str,
+        role: &str,
+    ) -> (Option<ConnString>, Option<Diagnosis>) {
+        let Some(cs) = existing_cs else {
+            return (None, None);
+        };
+        let for_this = existing.role_exists
+            && existing.database_owner.is_some()
+            && cs.user.as_deref() == Some(role)
+            && cs.dbname.as_deref() == Some(db);
+        let Some(mut cfg) = for_this.then(|| cs.resolve(self.env).ok()).flatten() else {
+            return (None, None);
+        };
+        cfg.allow_cleartext = self.s.allow_cleartext;
+        let connected = {
+            let _spinner = self.printer.spinner("Trying the password already in .env");
+            connect::connect(&cfg, self.s.limits.connect).await
+        };
+        let connected = match connected {
+            Ok(connected) => connected,
+            Err(failure) => {
+                let context = diagnose::Context::default();
+                return (
+                    None,
+                    Some(diagnose::diagnose(&cfg, failure.last(), &context)),
+                );
+            }
+        };
+        connect::close(connected.conn).await;
+        let same = self
+            .s
+            .password
+            .as_ref()
+            .is_none_or(|g| cs.password.as_ref().map(|p| p.expose()) == Some(g.value.as_str()));
+        (same.then(|| cs.clone()), None)
+    }
+
+    /// Ask for the password (or generate one in CI). Returns it, and whether it is the
+    /// existing user's current password (kept, not set).
+    pub(super) async fn choose_password(
+        &self,
+        existing: &Existing,
+        role: &str,
+        env_url_refused: Option<&Diagnosis>,
+    ) -> CliResult<(String, bool)> {
+        let Some(p) = self.prompter else {
+            // The server refused .env's URL for another reason than its password (NOLOGIN,
+            // a database that takes no connections, pg_hba): a new password would not help.
+            if let Some(refused) = env_url_refused
+                .filter(|d| !matches!(d.code, Code::AuthFailed | Code::PasswordRequired))
+                && existing.role_exists
+                && !self.s.force_new_password
+            {
+                return Err(CliError::failure(format!(
+                    "user \"{role}\" already exists, and the URL in {} does not log in as it: {}",
+                    self.s.env_file.display(),
+                    refused.message
+                ))
+                .before_any_change()
+                .with_code(refused.code)
+                .with_hint(format!("{}; then run dbsetup again", refused.hint)));
+            }
+            // Another project's `.env`, a deployed app or a teammate may hold the current
+            // password; a new one is set only when asked for.
+            if existing.role_exists && !self.s.force_new_password {
+                return Err(CliError::failure(format!(
+                    "user \"{role}\" already exists, and {} holds no URL that logs in as it: a new password would break every URL that holds its current one",
+                    self.s.env_file.display()
+                ))
+                .before_any_change()
+                .with_hint("pass the password it should have in AKSARA_DB_PASSWORD (or --db-password-stdin), --force password to set a new generated one, or --db-user with another name"));
+            }
+            return Ok((provision::generate_password(), false));
+        };
+        if existing.role_exists {
+            let choice = p
+                .select(
+                    &format!("User \"{role}\" already exists"),
+                    vec![
+                        "Set a new generated password on it (URLs holding the current one stop working)".into(),
+                        "Type its current password".into(),
+                        "Type a new password for it".into(),
+                    ],
+                    0,
+                )
+                .await?;
+            return Ok(match choice {
+                0 => (provision::generate_password(), false),
+                1 => (
+                    p.password(&format!("Current password of \"{role}\""), false)
+                        .await?,
+                    true,
+                ),
+                _ => (
+                    p.password(&format!("New password for \"{role}\""), true)
+                        .await?,
+                    false,
+                ),
+            });
+        }
+        let choice = p
+            .select(
+                "Password for the application user",
+                vec![
+                    "Generate a strong one (recommended)".into(),
+                    "Type my own".into(),
+                ],
+                0,
+            )
+            .await?;
+        if choice == 0 {
+            Ok((provision::generate_password(), false))
+        } else {
+            let typed = p
+                .password(&format!("Password for \"{role}\""), true)
+                .await?;
+            Ok((typed, false))
+        }
+    }
+}
