@@ -150,7 +150,7 @@ fn dbsetup_refuses_the_admins_role_and_template1_before_changing_anything() {
 /// words for such a login are a wrong password's, so doctor's hint names expiry among them.
 #[test]
 fn dbsetup_refuses_a_role_whose_password_expired_before_changing_anything() {
-    let cluster = support::Cluster::start(support::ClusterConfig::default());
+    let cluster = support::shared(Shared::Scram);
     let role = unique_name("expired");
     cluster.psql(
         "postgres",
@@ -163,7 +163,7 @@ fn dbsetup_refuses_a_role_whose_password_expired_before_changing_anything() {
     let before = cluster.psql("postgres", &verifier);
     let dir = crate::project();
     let out = crate::run(&mut crate::dbsetup(
-        &cluster,
+        cluster,
         dir.path(),
         &[
             "--db-user",
@@ -217,7 +217,7 @@ fn dbsetup_refuses_a_role_whose_password_expired_before_changing_anything() {
 /// server said, changes nothing, and once the role may log in the rerun keeps the URL.
 #[test]
 fn dbsetup_says_why_the_env_files_url_does_not_log_in_when_it_is_not_the_password() {
-    let cluster = support::Cluster::start(support::ClusterConfig::default());
+    let cluster = support::shared(Shared::Scram);
     let role = unique_name("nologin");
     cluster.psql(
         "postgres",
@@ -230,7 +230,7 @@ fn dbsetup_says_why_the_env_files_url_does_not_log_in_when_it_is_not_the_passwor
     let line = format!("DATABASE_URL={url}\n");
     std::fs::write(dir.path().join(".env"), &line).unwrap();
     let args = ["--db-user", role.as_str(), "--db-name", role.as_str()];
-    let out = crate::run(&mut crate::dbsetup(&cluster, dir.path(), &args));
+    let out = crate::run(&mut crate::dbsetup(cluster, dir.path(), &args));
     assert_eq!(out.code, 1, "{out:?}");
     let port = cluster.port.to_string();
     insta::assert_snapshot!(
@@ -250,7 +250,7 @@ fn dbsetup_says_why_the_env_files_url_does_not_log_in_when_it_is_not_the_passwor
 
     // The statement the hint gives, then the same run keeps the URL and its password.
     cluster.psql("postgres", &format!("ALTER ROLE {role} LOGIN"));
-    let out = crate::run(&mut crate::dbsetup(&cluster, dir.path(), &args));
+    let out = crate::run(&mut crate::dbsetup(cluster, dir.path(), &args));
     assert_eq!(out.code, 0, "{out:?}");
     assert_eq!(
         std::fs::read_to_string(dir.path().join(".env")).unwrap(),
