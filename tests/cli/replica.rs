@@ -415,3 +415,33 @@ fn dbsetup_writes_a_verified_replica_url() {
         "{out:?}"
     );
 }
+
+/// A read-only session's hint says which of the two causes it is, from the same session's
+/// `pg_is_in_recovery()`: a standby (point the URL at the primary), never the settings' fix.
+#[test]
+fn a_read_only_session_on_a_standby_is_told_it_is_the_standby() {
+    let pair = shared_pair();
+    let dir = crate::project();
+    let out = crate::run(crate::aksara(dir.path()).args([
+        "doctor",
+        "--format",
+        "json",
+        "--url",
+        &pair.standby.admin_url(),
+    ]));
+    let report: serde_json::Value =
+        serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("no JSON ({e}): {out:?}"));
+    let privileges = report["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .find(|c| c["id"] == "privileges")
+        .unwrap_or_else(|| panic!("no privileges line: {report:#}"));
+    assert_eq!(privileges["status"], "warn", "{privileges}");
+    let hint = privileges["hint"].as_str().expect("a hint");
+    assert!(
+        hint.starts_with("the server is a standby (pg_is_in_recovery() is true"),
+        "{hint}"
+    );
+    assert!(!hint.contains("default_transaction_read_only"), "{hint}");
+}

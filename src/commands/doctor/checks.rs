@@ -516,7 +516,8 @@ async fn session_checks(
         }
     };
     if let Some(table) = look.table {
-        privileges_check(cfg, table, expects_replica, list);
+        let standby = facts.as_ref().is_some_and(|f| f.in_recovery);
+        privileges_check(cfg, table, expects_replica, standby, list);
     }
     facts
 }
@@ -560,6 +561,7 @@ fn privileges_check(
     cfg: &ConnConfig,
     table: Result<(), TableCheck>,
     expects_replica: bool,
+    standby: bool,
     list: &mut Checklist<'_>,
 ) {
     let user = crate::provision::quote_ident(&cfg.user);
@@ -587,7 +589,12 @@ fn privileges_check(
             CheckId::Privileges,
             Some(Code::CannotCreateTables),
             format!("user \"{}\" can log in but this session is read-only: {message}", cfg.user),
-            format!("the server is a standby, or `default_transaction_read_only` is on for this database or role (`SHOW default_transaction_read_only;`): point DATABASE_URL at the primary, or as a superuser `ALTER DATABASE {db} SET default_transaction_read_only = off;` / `ALTER ROLE {user} RESET default_transaction_read_only;`"),
+            // The same session's pg_is_in_recovery() says which of the two it is.
+            if standby {
+                "the server is a standby (pg_is_in_recovery() is true in this session), which takes no writes: point DATABASE_URL at the primary".to_string()
+            } else {
+                format!("the server is a primary, so `default_transaction_read_only` is on for this session: set for this database or role, in the server's configuration, or by the URL's `options` (`SELECT setting, source FROM pg_settings WHERE name = 'default_transaction_read_only';` says which); for the first two, as a superuser `ALTER DATABASE {db} SET default_transaction_read_only = off;` / `ALTER ROLE {user} RESET default_transaction_read_only;`")
+            },
             None,
         ),
         Err(TableCheck::Denied(message)) => list.warn(
