@@ -421,21 +421,10 @@ fn dbsetup_writes_a_verified_replica_url() {
 #[test]
 fn a_read_only_session_on_a_standby_is_told_it_is_the_standby() {
     let pair = shared_pair();
-    let dir = crate::project();
-    let out = crate::run(crate::aksara(dir.path()).args([
-        "doctor",
-        "--format",
-        "json",
-        "--url",
-        &pair.standby.admin_url(),
-    ]));
-    let report: serde_json::Value =
-        serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("no JSON ({e}): {out:?}"));
-    let privileges = report["checks"]
-        .as_array()
-        .expect("checks")
-        .iter()
-        .find(|c| c["id"] == "privileges")
+    let (_, report) = crate::pooler::doctor_json(&pair.standby.admin_url());
+    let checks = crate::pooler::checks_with(&report, "privileges");
+    let privileges = checks
+        .first()
         .unwrap_or_else(|| panic!("no privileges line: {report:#}"));
     assert_eq!(privileges["status"], "warn", "{privileges}");
     let hint = privileges["hint"].as_str().expect("a hint");
