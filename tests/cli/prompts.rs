@@ -504,3 +504,44 @@ fn a_rerun_offers_the_names_the_env_file_holds() {
         session(&ran, cluster, &[(&db, "[DB]")])
     );
 }
+
+/// Interactive, `.env` holding the right URL for a NOLOGIN role: before the password menu, the
+/// server's reason (not a wrong password) is shown with its fix; a new password then turns
+/// LOGIN back on, as the plan says, and the URL works.
+#[test]
+fn a_nologin_role_behind_the_env_file_is_named_before_the_password_menu() {
+    let cluster = support::shared(Shared::Scram);
+    let role = support::unique_name("nolog");
+    cluster.psql(
+        "postgres",
+        &format!(
+            "CREATE ROLE {role} NOLOGIN PASSWORD 'right-pw'; CREATE DATABASE {role} OWNER {role}"
+        ),
+    );
+    let url = cluster.url(&role, Some("right-pw"), &role);
+    let ran = dbsetup(
+        cluster,
+        &script(
+            cluster,
+            &[
+                ("Database name", &role),
+                ("Application user", &role),
+                ("already exists", "Reuse it"),
+                (
+                    &format!("User \"{role}\" already exists"),
+                    "Set a new generated password",
+                ),
+                ("already sets DATABASE_URL", "y"),
+                ("Go ahead?", "y"),
+            ],
+        ),
+    )
+    .file(".env", &format!("DATABASE_URL={url}\n"))
+    .run();
+    assert_eq!(ran.code, 0, "{ran:?}");
+    insta::assert_snapshot!(
+        "prompts_a_nologin_role_is_named_before_the_password_menu",
+        session(&ran, cluster, &[(&role, "[ROLE]")])
+    );
+    crate::assert_url_works(&written_url(&ran));
+}

@@ -95,6 +95,19 @@ impl Setup<'_> {
             return Ok((provision::generate_password(), false));
         };
         if existing.role_exists {
+            // The URL in .env was refused for another reason than its password: say so before
+            // a menu that is all about passwords (a new one turns LOGIN back on, nothing else).
+            if let Some(refused) = env_url_refused
+                .filter(|d| !matches!(d.code, Code::AuthFailed | Code::PasswordRequired))
+            {
+                self.printer.warn(&format!(
+                    "the URL in {} does not log in as \"{role}\": {} [{}]",
+                    self.s.env_file.display(),
+                    refused.message,
+                    refused.code.id()
+                ));
+                self.printer.hint(&refused.hint);
+            }
             let choice = p
                 .select(
                     &format!("User \"{role}\" already exists"),
