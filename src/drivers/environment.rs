@@ -20,9 +20,6 @@ use super::{Driver, Endpoint, Host, Reading};
 use crate::dsn::Password;
 use crate::envvars::{PGDATABASE, PGHOST, PGPASSWORD, PGPORT, PGSSLMODE, PGUSER};
 
-/// The variables any of the drivers here reads for what a URL leaves out.
-pub const READ_BY_DRIVERS: [&str; 6] = [PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE, PGSSLMODE];
-
 /// What the environment did to one driver's reading.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FromEnvironment {
@@ -55,7 +52,7 @@ impl FromEnvironment {
 }
 
 /// Whether `driver` fills what the URL leaves out from the `PG*` variables.
-pub fn reads_environment(driver: Driver) -> bool {
+fn reads_environment(driver: Driver) -> bool {
     !matches!(driver, Driver::Prisma | Driver::Jdbc)
 }
 
@@ -68,9 +65,7 @@ pub fn in_environment(
     reading: &Reading,
     var: &dyn Fn(&str) -> Option<String>,
 ) -> (Reading, FromEnvironment) {
-    let doctors = super::meaning(raw)
-        .map(|conn| fill(Driver::Libpq, raw, &super::libpq::reading_of(&conn), var).1)
-        .unwrap_or_default();
+    let doctors = taken_by_libpq(raw, var);
     if !reads_environment(driver) {
         // Prisma and JDBC: the reading stays the URL's.
         let not_read = doctors;
@@ -88,6 +83,14 @@ pub fn in_environment(
     // database name, which its verdict already reports as a misreading).
     let not_read = doctors.into_iter().filter(|v| !taken.contains(v)).collect();
     (filled, FromEnvironment { taken, not_read })
+}
+
+/// The variables libpq (doctor's own connection) takes for the parts `raw` leaves out: what
+/// doctor's URL line names as the shell's.
+pub fn taken_by_libpq(raw: &str, var: &dyn Fn(&str) -> Option<String>) -> Vec<&'static str> {
+    super::meaning(raw)
+        .map(|conn| fill(Driver::Libpq, raw, &super::libpq::reading_of(&conn), var).1)
+        .unwrap_or_default()
 }
 
 /// `reading` with each part it leaves out taken from its variable, as `driver` maps them.

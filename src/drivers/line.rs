@@ -93,8 +93,6 @@ impl DriverLine {
             "driver": self.driver.id(),
             "ok": self.verdict.is_ok(),
             "reading": reading,
-            "from_environment": self.environment.taken,
-            "does_not_read": self.environment.not_read,
         });
         if let Verdict::Problem(problem) = &self.verdict {
             line["code"] = json!(problem.code.id());

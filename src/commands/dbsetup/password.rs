@@ -14,8 +14,9 @@ use super::Setup;
 
 impl Setup<'_> {
     /// The URL already in `.env`, when it is for this user and database and still logs in
-    /// (and no other password was given): rerunning keeps it. When it was tried and refused,
-    /// what the server said, diagnosed (NOLOGIN is not a wrong password).
+    /// (and no other password was given): rerunning keeps it. When it was tried and refused
+    /// for another reason than its password (NOLOGIN, a database that takes no connections,
+    /// pg_hba), what the server said, diagnosed: a new password would not help there.
     pub(super) async fn working_env_url(
         &self,
         existing_cs: Option<&ConnString>,
@@ -42,10 +43,10 @@ impl Setup<'_> {
             Ok(connected) => connected,
             Err(failure) => {
                 let context = diagnose::Context::default();
-                return (
-                    None,
-                    Some(diagnose::diagnose(&cfg, failure.last(), &context)),
-                );
+                let refused = diagnose::diagnose(&cfg, failure.last(), &context);
+                let not_the_password =
+                    !matches!(refused.code, Code::AuthFailed | Code::PasswordRequired);
+                return (None, not_the_password.then_some(refused));
             }
         };
         connect::close(connected.conn).await;
@@ -63,14 +64,12 @@ impl Setup<'_> {
         &self,
         existing: &Existing,
         role: &str,
+        // `.env`'s URL refused for another reason than its password (`working_env_url`).
         env_url_refused: Option<&Diagnosis>,
     ) -> CliResult<(String, bool)> {
         let Some(p) = self.prompter else {
-            // The server refused .env's URL for another reason than its password (NOLOGIN,
-            // a database that takes no connections, pg_hba): a new password would not help.
+            // A new password would not help: say what the server said instead.
             if let Some(refused) = env_url_refused
-                .filter(|d| !matches!(d.code, Code::AuthFailed | Code::PasswordRequired))
-                && existing.role_exists
                 && !self.s.force_new_password
             {
                 return Err(CliError::failure(format!(
@@ -97,9 +96,7 @@ impl Setup<'_> {
         if existing.role_exists {
             // The URL in .env was refused for another reason than its password: say so before
             // a menu that is all about passwords (a new one turns LOGIN back on, nothing else).
-            if let Some(refused) = env_url_refused
-                .filter(|d| !matches!(d.code, Code::AuthFailed | Code::PasswordRequired))
-            {
+            if let Some(refused) = env_url_refused {
                 self.printer.warn(&format!(
                     "the URL in {} does not log in as \"{role}\": {} [{}]",
                     self.s.env_file.display(),

@@ -156,7 +156,7 @@ async fn check_url(
                 cfg.user,
                 cfg.dbname,
                 cfg.sslmode,
-                taken_from_environment(&cs, env)
+                taken_from_environment(&target.raw, env)
             );
             if lints.is_empty() {
                 list.record(pass(CheckId::Url, message, ms(started)));
@@ -214,34 +214,19 @@ async fn check_url(
     facts
 }
 
-/// ` (user, database from PGUSER, PGDATABASE: the URL leaves them out)`: what of the checked
-/// target is this shell's and not the URL's, so an app started without those variables (a
-/// service, a container) is not promised the same connection. Empty when the URL says it all.
-fn taken_from_environment(cs: &ConnString, env: &ProcessEnvironment) -> String {
-    use crate::envvars::{PGDATABASE, PGHOST, PGPASSWORD, PGPORT, PGSSLMODE, PGUSER};
-    let set = |name: &str| env.var_nonempty(name).is_some();
-    let no_host = cs.hosts.iter().all(|spec| spec.host.is_none());
-    let no_port = cs.hosts.iter().all(|spec| spec.port.is_none());
-    let taken: Vec<&str> = [
-        (PGHOST, no_host),
-        (PGPORT, no_port),
-        (PGUSER, cs.user.is_none()),
-        (PGPASSWORD, cs.password.is_none()),
-        (PGDATABASE, cs.dbname.is_none()),
-        (PGSSLMODE, cs.sslmode.is_none()),
-    ]
-    .into_iter()
-    .filter(|(name, left_out)| *left_out && set(name))
-    .map(|(name, _)| name)
-    .collect();
-    if taken.is_empty() {
-        String::new()
-    } else {
-        format!(
+/// ` (PGUSER, PGDATABASE from this shell's environment: the URL leaves them out)`: what of the
+/// checked target is this shell's and not the URL's, so an app started without those
+/// variables (a service, a container) is not promised the same connection. Empty when the URL
+/// says it all.
+fn taken_from_environment(raw: &str, env: &ProcessEnvironment) -> String {
+    let taken = crate::drivers::environment::taken_by_libpq(raw, &|name| env.var_nonempty(name));
+    match taken.len() {
+        0 => String::new(),
+        n => format!(
             " ({} from this shell's environment: the URL leaves {} out)",
             taken.join(", "),
-            if taken.len() == 1 { "it" } else { "them" }
-        )
+            if n == 1 { "it" } else { "them" }
+        ),
     }
 }
 
