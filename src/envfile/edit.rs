@@ -103,16 +103,7 @@ pub fn upsert(
     value: &str,
     on_conflict: OnConflict,
 ) -> Result<(Vec<u8>, Change), EnvFileError> {
-    validate_key(key)?;
-    if value.contains('\0') {
-        return Err(EnvFileError::NulInValue {
-            key: key.to_string(),
-        });
-    }
-    let doc = parse(original);
-    if let Some(line) = doc.unclosed_quote {
-        return Err(EnvFileError::UnclosedQuote { path: None, line });
-    }
+    let doc = parse_for_edit(original, key, value)?;
     let mine: Vec<&RawEntry> = doc.entries.iter().filter(|e| e.key == key).collect();
     if mine.is_empty() {
         let line = format!("{key}={}", encode_value(value, None));
@@ -149,11 +140,12 @@ pub fn upsert(
         let after = parse(out);
         means_the_same_but_key(&doc, &after, key, value) && (doc.open_end || !after.open_end)
     };
+    let encode = |style| encode_value(value, Some(style));
     let mut out = rewrite(
         original,
         &doc,
         &differing,
-        value,
+        &encode,
         on_conflict,
         Rewrite::InPlace,
     );
@@ -161,7 +153,7 @@ pub fn upsert(
         if acceptable(&out) {
             break;
         }
-        out = rewrite(original, &doc, &differing, value, on_conflict, fallback);
+        out = rewrite(original, &doc, &differing, &encode, on_conflict, fallback);
     }
     Ok((
         out,
@@ -169,6 +161,113 @@ pub fn upsert(
             previous: Password::new(previous),
         },
     ))
+}
+
+/// Pure: the new bytes with every assignment of `key` set to `template`, a value *as written*
+/// whose `${NAME}` references the loaders expand (python-dotenv, dotenvy and a shell's `set -a;
+/// . .env` alike, in double quotes), where [`upsert`] writes a literal that nothing expands.
+/// Every other byte stays as it was, and every other key must mean what it meant. The caller
+/// checks that the result expands to what it wants (see `commands/doctor/fix/references.rs`).
+pub fn upsert_template(
+    original: &[u8],
+    key: &str,
+    template: &str,
+) -> Result<(Vec<u8>, Change), EnvFileError> {
+    let doc = parse_for_edit(original, key, template)?;
+    let mine: Vec<&RawEntry> = doc.entries.iter().filter(|e| e.key == key).collect();
+    let Some(first) = mine.first() else {
+        let line = format!("{key}={}", encode_template(template));
+        return Ok((append_line(original, line.as_bytes()), Change::Added));
+    };
+    let len = original.len();
+    let previous = String::from_utf8_lossy(
+        &original[doc.byte(first.token.0, len)..doc.byte(first.token.1, len)],
+    )
+    .into_owned();
+    let acceptable = |out: &[u8]| {
+        let after = parse(out);
+        after.unclosed_quote.is_none()
+            && assignments_of(&after, key) == assignments_of(&doc, key)
+            && other_keys(&after, key) == other_keys(&doc, key)
+            && (doc.open_end || !after.open_end)
+    };
+    let encode = |_| encode_template(template);
+    let mut out = rewrite(
+        original,
+        &doc,
+        &mine,
+        &encode,
+        OnConflict::Replace,
+        Rewrite::InPlace,
+    );
+    if !acceptable(&out) {
+        out = rewrite(
+            original,
+            &doc,
+            &mine,
+            &encode,
+            OnConflict::Replace,
+            Rewrite::WholeLines,
+        );
+    }
+    if !acceptable(&out) {
+        return Err(EnvFileError::KeyConflict {
+            path: None,
+            key: key.to_string(),
+            line: first.line,
+        });
+    }
+    Ok((
+        out,
+        Change::Replaced {
+            previous: Password::new(previous),
+        },
+    ))
+}
+
+/// The file parsed for setting `key` to `value`: refused when either cannot be written or the
+/// file has a quote dotenvy never sees closed.
+fn parse_for_edit(original: &[u8], key: &str, value: &str) -> Result<Parsed, EnvFileError> {
+    validate_key(key)?;
+    if value.contains('\0') {
+        return Err(EnvFileError::NulInValue {
+            key: key.to_string(),
+        });
+    }
+    let doc = parse(original);
+    if let Some(line) = doc.unclosed_quote {
+        return Err(EnvFileError::UnclosedQuote { path: None, line });
+    }
+    Ok(doc)
+}
+
+/// Every assignment but `key`'s, as dotenvy reads it: what an edit of `key` must leave alone.
+fn other_keys(doc: &Parsed, key: &str) -> Vec<(String, Option<String>, bool)> {
+    doc.entries
+        .iter()
+        .filter(|e| e.key != key)
+        .map(|e| (e.key.clone(), e.value.clone(), e.expands))
+        .collect()
+}
+
+fn assignments_of(doc: &Parsed, key: &str) -> usize {
+    doc.entries.iter().filter(|e| e.key == key).count()
+}
+
+/// A template in double quotes: `\` and `"` escaped, `$` kept, so its references expand.
+fn encode_template(template: &str) -> String {
+    let mut out = String::with_capacity(template.len() + 2);
+    out.push('"');
+    for c in template.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 /// How [`rewrite`] replaces a value.
@@ -189,14 +288,14 @@ pub(super) fn rewrite(
     original: &[u8],
     doc: &Parsed,
     differing: &[&RawEntry],
-    value: &str,
+    encode: &dyn Fn(Style) -> String,
     on_conflict: OnConflict,
     how: Rewrite,
 ) -> Vec<u8> {
     let whole_lines = how != Rewrite::InPlace;
     let len = original.len();
     let ending = dominant_ending(original);
-    let mut out = Vec::with_capacity(len + value.len() + 64);
+    let mut out = Vec::with_capacity(len + 128);
     let mut copied = 0;
     for entry in differing {
         let logical_start = doc.byte(entry.logical.0, len);
@@ -219,7 +318,7 @@ pub(super) fn rewrite(
             }
         }
         out.extend_from_slice(&original[logical_start..token_start]);
-        let mut encoded = encode_value(value, Some(entry.style));
+        let mut encoded = encode(entry.style);
         if encoded.is_empty() && how == Rewrite::WholeLinesQuotingEmpty {
             encoded = "\"\"".into();
         }
@@ -255,20 +354,12 @@ pub(super) fn means_the_same_but_key(
     key: &str,
     value: &str,
 ) -> bool {
-    let others = |doc: &Parsed| -> Vec<(String, Option<String>, bool)> {
-        doc.entries
-            .iter()
-            .filter(|e| e.key != key)
-            .map(|e| (e.key.clone(), e.value.clone(), e.expands))
-            .collect()
-    };
-    let count = |doc: &Parsed| doc.entries.iter().filter(|e| e.key == key).count();
     after.unclosed_quote.is_none()
-        && count(after) == count(before)
+        && assignments_of(after, key) == assignments_of(before, key)
         && after
             .entries
             .iter()
             .filter(|e| e.key == key)
             .all(|e| e.value.as_deref() == Some(value) && !e.expands && !e.lossy)
-        && others(before) == others(after)
+        && other_keys(before, key) == other_keys(after, key)
 }

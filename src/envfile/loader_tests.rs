@@ -246,3 +246,38 @@ fn the_real_loaders_agree_with_the_tables() {
         }
     }
 }
+
+#[test]
+fn references_are_what_python_dotenv_expands() {
+    let value = "a${USER}b${X:-d}c${a:b}${open";
+    let found = super::py_references(value);
+    let texts: Vec<&str> = found.iter().map(|r| &value[r.range.clone()]).collect();
+    // `${a:b}` is no variable (a colon that does not start `:-`), `${open` has no `}`.
+    assert_eq!(texts, ["${USER}", "${X:-d}"]);
+    assert_eq!(
+        (found[1].name.as_str(), found[1].default.as_str()),
+        ("X", "d")
+    );
+}
+
+#[test]
+fn a_template_expands_as_its_line_does_and_is_written_so_that_it_still_does() {
+    let file = "PW=secret\nDATABASE_URL=postgresql://u:${PW}@h/db?connect_timeout=10 # c\nB=2\n";
+    let template = super::python_dotenv_template(file.as_bytes(), "DATABASE_URL").unwrap();
+    assert_eq!(
+        template.written,
+        "postgresql://u:${PW}@h/db?connect_timeout=10"
+    );
+    assert_eq!(template.line, 2);
+    assert_eq!(template.expand("x${PW}y"), "xsecrety");
+    let (out, _) =
+        super::upsert_template(file.as_bytes(), "DATABASE_URL", "postgresql://u:${PW}@h/db")
+            .unwrap();
+    let out = String::from_utf8(out).unwrap();
+    assert_eq!(
+        out,
+        "PW=secret\nDATABASE_URL=\"postgresql://u:${PW}@h/db\" # c\nB=2\n"
+    );
+    let (value, line) = super::python_dotenv_value(out.as_bytes(), "DATABASE_URL").unwrap();
+    assert_eq!((value.expose(), line), ("postgresql://u:secret@h/db", 2));
+}

@@ -392,6 +392,40 @@ fn py_unquoted(part: &[char]) -> String {
     text.trim_end_matches(py_space).to_owned()
 }
 
+/// One `${NAME}` or `${NAME:-default}` of a value, as python-dotenv's `_posix_variable` regex
+/// finds it: `range` is its text in the value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PyReference {
+    pub range: std::ops::Range<usize>,
+    pub name: String,
+    pub default: String,
+}
+
+/// The references python-dotenv expands in `value`, in order. `${` without a closing `}`, and a
+/// name with a colon that does not start `:-`, expand to nothing and are not references.
+pub fn py_references(value: &str) -> Vec<PyReference> {
+    let mut found = Vec::new();
+    let mut at = 0;
+    while let Some(start) = value[at..].find("${").map(|i| at + i) {
+        let Some(len) = value[start + 2..].find('}') else {
+            break;
+        };
+        let inner = &value[start + 2..start + 2 + len];
+        let (name, default) = inner.split_once(":-").unwrap_or((inner, ""));
+        let end = start + 3 + len;
+        // `[^\}:]*` then `:-`: any other colon makes it no variable at all.
+        if !name.contains(':') {
+            found.push(PyReference {
+                range: start..end,
+                name: name.to_owned(),
+                default: default.to_owned(),
+            });
+        }
+        at = end;
+    }
+    found
+}
+
 /// `${NAME}` and `${NAME:-default}` from `earlier` bindings, the environment winning.
 fn py_expand(
     value: &str,
@@ -408,27 +442,49 @@ fn py_expand(
         })
     };
     let mut out = String::new();
-    let mut rest = value;
-    while let Some(start) = rest.find("${") {
-        let Some(len) = rest[start + 2..].find('}') else {
-            break;
-        };
-        let inner = &rest[start + 2..start + 2 + len];
-        let (name, default) = match inner.split_once(":-") {
-            Some((name, default)) => (name, default),
-            None => (inner, ""),
-        };
-        out.push_str(&rest[..start]);
-        if name.contains(':') {
-            // `[^\}:]*` then `:-`: any other colon makes it no variable at all.
-            out.push_str(&rest[start..start + 3 + len]);
-        } else {
-            out.push_str(&lookup(name).unwrap_or_else(|| default.to_owned()));
-        }
-        rest = &rest[start + 3 + len..];
+    let mut copied = 0;
+    for reference in py_references(value) {
+        out.push_str(&value[copied..reference.range.start]);
+        out.push_str(&lookup(&reference.name).unwrap_or(reference.default));
+        copied = reference.range.end;
     }
-    out.push_str(rest);
+    out.push_str(&value[copied..]);
     out
+}
+
+/// The binding python-dotenv keeps for a key, as written, with what its references expand
+/// from: a rewrite of the value can keep `${NAME}` where it stands instead of writing what
+/// it expands to (a password from the shell would otherwise land in the file).
+pub struct PythonDotenvTemplate {
+    /// The value before expansion.
+    pub written: String,
+    pub line: usize,
+    earlier: Vec<(String, Option<String>)>,
+    key: String,
+}
+
+impl PythonDotenvTemplate {
+    /// `text` expanded as python-dotenv would expand it on this binding's line (the shell's
+    /// variables first, then the lines above).
+    pub fn expand(&self, text: &str) -> String {
+        let env = |name: &str| {
+            (name != self.key)
+                .then(|| std::env::var(name).ok())
+                .flatten()
+        };
+        py_expand(text, &self.earlier, &env)
+    }
+}
+
+/// [`PythonDotenvTemplate`] of the binding python-dotenv keeps for `key`; None when the file has
+/// none it can read.
+pub fn python_dotenv_template(bytes: &[u8], key: &str) -> Option<PythonDotenvTemplate> {
+    let env = |name: &str| (name != key).then(|| std::env::var(name).ok()).flatten();
+    let (found, _, template) = python_dotenv_bindings(bytes, key, &env);
+    match found {
+        FileValue::Found { .. } => template,
+        _ => None,
+    }
 }
 
 fn python_dotenv(
@@ -436,6 +492,15 @@ fn python_dotenv(
     key: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> (FileValue, Vec<usize>) {
+    let (found, lines, _) = python_dotenv_bindings(bytes, key, env);
+    (found, lines)
+}
+
+fn python_dotenv_bindings(
+    bytes: &[u8],
+    key: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> (FileValue, Vec<usize>, Option<PythonDotenvTemplate>) {
     // `open(..., encoding="utf-8")`: a file that is not UTF-8 raises before anything loads.
     let Ok(text) = std::str::from_utf8(bytes) else {
         return (
@@ -444,6 +509,7 @@ fn python_dotenv(
                 problem: "python-dotenv cannot decode the file as UTF-8 and loads nothing",
             },
             Vec::new(),
+            None,
         );
     };
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
@@ -455,9 +521,18 @@ fn python_dotenv(
     let mut bindings: Vec<(String, Option<String>)> = Vec::new();
     let mut found = FileValue::Missing;
     let mut lines = Vec::new();
+    let mut template = None;
     while r.at < r.chars.len() {
         match py_binding(&mut r) {
             Ok(Some((line, name, value))) => {
+                if name == key {
+                    template = value.as_ref().map(|written| PythonDotenvTemplate {
+                        written: written.clone(),
+                        line,
+                        earlier: bindings.clone(),
+                        key: key.to_owned(),
+                    });
+                }
                 let value = value.map(|v| py_expand(&v, &bindings, env));
                 if name == key {
                     lines.push(line);
@@ -490,7 +565,7 @@ fn python_dotenv(
             }
         }
     }
-    (found, lines)
+    (found, lines, template)
 }
 
 // ---------------------------------------------------------------------------------------------

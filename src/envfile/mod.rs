@@ -96,9 +96,12 @@ mod tests;
 mod write;
 
 pub(crate) use edit::append_line;
-pub use edit::{upsert, validate_key};
+pub use edit::{upsert, upsert_template, validate_key};
 pub use error::{EnvFileError, IoAction};
-pub use loaders::{Loaded, Loader, app_gets, python_dotenv_value, what_the_app_gets};
+pub use loaders::{
+    Loaded, Loader, PythonDotenvTemplate, app_gets, py_references, python_dotenv_template,
+    python_dotenv_value, what_the_app_gets,
+};
 pub use open::MAX_ENV_FILE_BYTES;
 pub use parse::{parse_entries, read_entries, read_file};
 pub(crate) use replace::replace_file;

@@ -593,7 +593,7 @@ fn whole_line_rewrites_mean_the_same() {
             file,
             &doc,
             &mine,
-            "a b",
+            &|style| encode_value("a b", Some(style)),
             OnConflict::Replace,
             Rewrite::WholeLines,
         );

@@ -1477,6 +1477,37 @@ fn a_url_without_a_user_is_read_with_each_drivers_own_default_user() {
     }
 }
 
+/// What the app does in `dir`, with `env` added to its environment: load `.env` with the real
+/// python-dotenv, connect to its DATABASE_URL with asyncpg. `ok <current_user>`, or `error
+/// <exception>`.
+fn dotenv_app(dir: &std::path::Path, env: &[(&str, &str)]) -> String {
+    let python =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/drivers/.venv/bin/python");
+    assert!(
+        python.exists(),
+        "the Python driver venv is missing: run .ci/run"
+    );
+    let out = std::process::Command::new(&python)
+        .arg("-c")
+        .arg(
+            "import asyncio, asyncpg, dotenv\n\
+             async def main():\n\
+             \x20   try:\n\
+             \x20       conn = await asyncpg.connect(dotenv.dotenv_values('.env')['DATABASE_URL'])\n\
+             \x20       print('ok', await conn.fetchval('select current_user'))\n\
+             \x20       await conn.close()\n\
+             \x20   except Exception as e:\n\
+             \x20       print('error', type(e).__name__)\n\
+             asyncio.run(main())\n",
+        )
+        .current_dir(dir)
+        .env_remove("DATABASE_URL")
+        .envs(env.iter().copied())
+        .output()
+        .expect("run python");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 /// `${NAME}` in `.env`: python-dotenv (the framework's loader, the real one from the venv)
 /// expands it, so doctor checks the expanded URL. Defined on an earlier line, both log in; a
 /// reference to nothing, both fail. Before, doctor checked the text as written and reported
@@ -1485,33 +1516,7 @@ fn a_url_without_a_user_is_read_with_each_drivers_own_default_user() {
 fn a_dotenv_reference_is_checked_as_python_dotenv_expands_it() {
     let cluster = support::shared(Shared::Scram);
     let dir = crate::project();
-    let python =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/drivers/.venv/bin/python");
-    assert!(
-        python.exists(),
-        "the Python driver venv is missing: run .ci/run"
-    );
-    // What the app does: load the file with python-dotenv, connect with asyncpg.
-    let app = || {
-        let out = std::process::Command::new(&python)
-            .arg("-c")
-            .arg(
-                "import asyncio, asyncpg, dotenv\n\
-                 async def main():\n\
-                 \x20   try:\n\
-                 \x20       conn = await asyncpg.connect(dotenv.dotenv_values('.env')['DATABASE_URL'])\n\
-                 \x20       print('ok', await conn.fetchval('select current_user'))\n\
-                 \x20       await conn.close()\n\
-                 \x20   except Exception as e:\n\
-                 \x20       print('error', type(e).__name__)\n\
-                 asyncio.run(main())\n",
-            )
-            .current_dir(dir.path())
-            .env_remove("DATABASE_URL")
-            .output()
-            .expect("run python");
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    };
+    let app = || dotenv_app(dir.path(), &[]);
     let doctor = || {
         let out = crate::run(crate::aksara(dir.path()).args(["doctor", "--format", "json"]));
         let json: serde_json::Value =
@@ -1543,6 +1548,67 @@ fn a_dotenv_reference_is_checked_as_python_dotenv_expands_it() {
         crate::failed_checks(&json)[0]["code"],
         "password-required",
         "{json:#}"
+    );
+}
+
+/// `--fix` rewrites a URL whose password is a `${NAME}` reference to the shell: the line keeps
+/// the reference and the file never holds the password, and the real python-dotenv and asyncpg
+/// then connect with it. Before, the rewrite wrote what the reference expanded to, the shell's
+/// password, into the file. A reference the rewrite cannot keep (the port's, next to a
+/// parameter asyncpg cannot take) leaves the file as it was, and says why.
+#[test]
+fn fix_keeps_a_dotenv_reference_and_never_writes_what_it_expands_to() {
+    let cluster = support::shared(Shared::Scram);
+    let dir = crate::project();
+    let env_file = dir.path().join(".env");
+    const VAR: &str = "AKSARA_TEST_DB_PASSWORD";
+    let app = || dotenv_app(dir.path(), &[(VAR, &cluster.password)]);
+    let fix = || {
+        crate::run(
+            crate::aksara(dir.path())
+                .args(["doctor", "--fix", "--yes"])
+                .env(VAR, &cluster.password),
+        )
+    };
+
+    let port = cluster.port;
+    std::fs::write(
+        &env_file,
+        format!("DATABASE_URL=postgresql://postgres:${{{VAR}}}@127.0.0.1:{port}/postgres?connect_timeout=10\n"),
+    )
+    .unwrap();
+    let fixed = fix();
+    assert_eq!(fixed.code, 0, "{fixed:?}");
+    let env = std::fs::read_to_string(&env_file).unwrap();
+    assert!(!env.contains(&cluster.password), "{env}");
+    assert_eq!(
+        env.lines().last(),
+        Some(
+            format!("DATABASE_URL=\"postgresql://postgres:${{{VAR}}}@127.0.0.1:{port}/postgres\"")
+                .as_str()
+        ),
+        "{env}"
+    );
+    assert!(
+        fixed.stdout.contains(&format!(
+            "+ DATABASE_URL=postgresql://postgres:${{{VAR}}}@127.0.0.1:{port}/postgres\n"
+        )),
+        "{fixed:?}"
+    );
+    assert_eq!(app(), "ok postgres");
+
+    let kept = format!(
+        "DB_PORT={port}\nDATABASE_URL=postgresql://postgres:${{{VAR}}}@127.0.0.1:${{DB_PORT}}/postgres?connect_timeout=10\n"
+    );
+    std::fs::write(&env_file, &kept).unwrap();
+    let declined = fix();
+    assert_eq!(declined.code, 1, "{declined:?}");
+    assert_eq!(std::fs::read_to_string(&env_file).unwrap(), kept);
+    assert!(
+        declined.stdout.contains(&format!(
+            "no fix for driver-sends-unknown-setting: DATABASE_URL takes ${{{VAR}}}, ${{DB_PORT}} from the shell or the lines above"
+        )) && declined.stdout.contains(&format!("keeping ${{{VAR}}}, ${{DB_PORT}}")),
+        "{declined:?}"
     );
 }
 

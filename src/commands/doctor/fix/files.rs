@@ -10,7 +10,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
 use super::outcome::Outcome;
-use super::{Apply, Fix, FixId};
+use super::references;
+use super::{Apply, Declined, Fix, FixId};
 use crate::cli::DoctorArgs;
 use crate::code::Code;
 use crate::commands::doctor::targets::Target;
@@ -35,7 +36,10 @@ pub enum FileFix {
     RewriteUrl {
         path: PathBuf,
         key: String,
+        /// The URL the app is to get.
         url: SecretUrl,
+        /// The line's value as written when it keeps `${NAME}` references that expand to `url`.
+        template: Option<SecretUrl>,
         /// The comment line kept above the key (password redacted).
         comment: String,
     },
@@ -51,7 +55,13 @@ const DRIVER_CODES: [Code; 7] = [
     Code::DriverTlsWeaker,
 ];
 
-pub fn plan(index: usize, target: &Target, wanted: &[Code], args: &DoctorArgs) -> Vec<Fix> {
+pub fn plan(
+    index: usize,
+    target: &Target,
+    wanted: &[Code],
+    args: &DoctorArgs,
+    declined: &mut Vec<Declined>,
+) -> Vec<Fix> {
     let Some(path) = &target.env_file else {
         return Vec::new();
     };
@@ -85,16 +95,24 @@ pub fn plan(index: usize, target: &Target, wanted: &[Code], args: &DoctorArgs) -
         .iter()
         .copied()
         .find(|c| DRIVER_CODES.contains(c) || *c == Code::SslRequired);
-    if let (Some(code), Some(key)) = (url_code, &target.key)
-        && let Some(fix) = rewrite_plan(index, target, path, key, code, wanted, args)
-    {
-        fixes.push(fix);
+    if let (Some(code), Some(key)) = (url_code, &target.key) {
+        match rewrite_plan(index, target, path, key, code, wanted, args) {
+            Ok(Some(fix)) => fixes.push(fix),
+            Ok(None) => {}
+            Err(why) => declined.push(Declined {
+                target: index,
+                code,
+                why,
+            }),
+        }
     }
     fixes
 }
 
 /// The URL that every one of the application's drivers reads as the old one means (with
-/// `sslmode=require` when the server demands TLS); None when there is no such one URL.
+/// `sslmode=require` when the server demands TLS); None when there is no such one URL, an
+/// error (why a person has to make the change) when the line's `${NAME}` references could not
+/// be kept.
 fn rewrite_plan(
     index: usize,
     target: &Target,
@@ -103,24 +121,37 @@ fn rewrite_plan(
     code: Code,
     wanted: &[Code],
     args: &DoctorArgs,
-) -> Option<Fix> {
-    let mut conn = drivers::meaning(&target.raw).ok()?;
-    if wanted.contains(&Code::SslRequired) {
-        conn.sslmode = Some(SslMode::Require);
-    }
-    // A URL without a user means libpq's default, the OS user (with no PGUSER), which asyncpg
-    // and node-postgres read from LOGNAME or USER instead: the rewrite names it, so every
-    // driver logs in as the role the other checks used.
-    let pguser_set = std::env::var_os(crate::envvars::PGUSER).is_some_and(|v| !v.is_empty());
-    if conn.user.is_none() && !pguser_set && wanted.contains(&Code::DriverMisreadsUrl) {
-        conn.user = crate::localserver::current_user_name();
-    }
+) -> Result<Option<Fix>, String> {
     let app_drivers = crate::commands::doctor::drivers_for(args);
-    let (url, notes) = url_for_all(&conn, &app_drivers)?;
+    let fixed = |text: &str| {
+        let mut conn = drivers::meaning(text).ok()?;
+        if wanted.contains(&Code::SslRequired) {
+            conn.sslmode = Some(SslMode::Require);
+        }
+        // A URL without a user means libpq's default, the OS user (with no PGUSER), which
+        // asyncpg and node-postgres read from LOGNAME or USER instead: the rewrite names it, so
+        // every driver logs in as the role the other checks used.
+        let pguser_set = std::env::var_os(crate::envvars::PGUSER).is_some_and(|v| !v.is_empty());
+        if conn.user.is_none() && !pguser_set && wanted.contains(&Code::DriverMisreadsUrl) {
+            conn.user = crate::localserver::current_user_name();
+        }
+        url_for_all(&conn, &app_drivers)
+    };
+    let Some((url, notes)) = fixed(&target.raw) else {
+        return Ok(None);
+    };
     if url.expose() == target.raw.trim() {
-        return None;
+        return Ok(None);
     }
-    let old = redacted(&target.raw)?;
+    let fixed_url = |text: &str| fixed(text).map(|(url, _)| url);
+    let template = match references::keep(path, key, &target.raw, &url, &fixed_url) {
+        references::Kept::NoReferences => None,
+        references::Kept::Template(template) => Some(template),
+        references::Kept::Lost(why) => return Err(why),
+    };
+    let Some(old) = redacted(&target.raw) else {
+        return Ok(None);
+    };
     let comment = format!("{REPLACED_COMMENT}{key}={old} (password not kept)");
     let line = envfile::read_entries(path)
         .ok()
@@ -128,13 +159,14 @@ fn rewrite_plan(
         .map(|e| format!(" line {}", e.line))
         .unwrap_or_default();
     let mut action = format!(
-        "{}{line}:\n- {key}={old}\n+ {comment}\n+ {key}={url}",
-        path.display()
+        "{}{line}:\n- {key}={old}\n+ {comment}\n+ {key}={}",
+        path.display(),
+        template.as_ref().unwrap_or(&url)
     );
     for note in notes {
         action.push_str(&format!("\n  ({note})"));
     }
-    Some(Fix {
+    Ok(Some(Fix {
         id: FixId::RewriteUrl,
         code,
         target: index,
@@ -143,9 +175,10 @@ fn rewrite_plan(
             path: path.to_path_buf(),
             key: key.to_string(),
             url,
+            template,
             comment,
         }),
-    })
+    }))
 }
 
 /// The URL as written, its password redacted: libpq's rendering of what it means, under the
@@ -224,11 +257,13 @@ pub fn apply(fix: &FileFix) -> Outcome {
             path,
             key,
             url,
+            template,
             comment,
-        } => match rewrite_key(path, key, url, comment) {
+        } => match rewrite_key(path, key, url, template.as_ref(), comment) {
             Ok(()) => Outcome::done(format!(
-                "{key} in {} is now {url}; the old value is the comment above it (password not kept)",
-                path.display()
+                "{key} in {} is now {}; the old value is the comment above it (password not kept)",
+                path.display(),
+                template.as_ref().unwrap_or(url)
             )),
             Err(e) => Outcome::not_applied(file_error(
                 &e,
@@ -248,10 +283,12 @@ fn file_error(e: &EnvFileError, instead: &str) -> String {
 /// Set `key` to `url` under the folder lock, with `comment` as a new line right above the
 /// key's first assignment. The envfile module keeps every other byte; the comment is one
 /// whole line inserted before an assignment's first line, so no loader reads it as a value.
+/// `key` set to `url`, or to `template` (which expands to `url`), with `comment` above it.
 fn rewrite_key(
     path: &std::path::Path,
     key: &str,
     url: &SecretUrl,
+    template: Option<&SecretUrl>,
     comment: &str,
 ) -> Result<(), EnvFileError> {
     let value = url.expose();
@@ -260,17 +297,24 @@ fn rewrite_key(
         ..WriteOptions::default()
     };
     let edit = |original: &[u8]| {
-        let (bytes, change) = envfile::upsert(original, key, value, OnConflict::Replace)?;
+        let (bytes, change) = match template {
+            Some(template) => envfile::upsert_template(original, key, template.expose())?,
+            None => envfile::upsert(original, key, value, OnConflict::Replace)?,
+        };
         if change == envfile::Change::Unchanged {
             return Ok((None, ()));
         }
         Ok((Some(with_comment_above(&bytes, key, comment)), ()))
     };
-    let holds = |written: &[u8]| {
-        envfile::parse_entries(written)
+    let holds = |written: &[u8]| match template {
+        // What python-dotenv, which expands the references, then gives the app.
+        Some(_) => {
+            envfile::python_dotenv_value(written, key).is_some_and(|(got, _)| got.expose() == value)
+        }
+        None => envfile::parse_entries(written)
             .iter()
             .filter(|e| e.key == key)
-            .all(|e| e.value == value)
+            .all(|e| e.value == value),
     };
     envfile::replace_file(path, 0o600, &options, edit, holds)
 }

@@ -15,6 +15,7 @@
 mod admin;
 mod files;
 mod outcome;
+mod references;
 mod server;
 mod sql;
 
@@ -84,6 +85,21 @@ pub struct Fix {
     pub apply: Apply,
 }
 
+/// A result a fix is for that `--fix` leaves to a person on this URL, and why (the general
+/// reasons of a code are `outcome::why_not`'s).
+pub struct Declined {
+    pub target: usize,
+    pub code: Code,
+    pub why: String,
+}
+
+/// What the reports call for: the fixes, and the ones this URL rules out.
+#[derive(Default)]
+struct Planned {
+    fixes: Vec<Fix>,
+    declined: Vec<Declined>,
+}
+
 /// `--fix` needs a way to answer its questions: a terminal (or the tests' prompt script), or
 /// `--yes`. Checked before anything runs.
 pub fn prompter(args: &DoctorArgs, printer: &Printer) -> CliResult<Option<Box<dyn Prompt>>> {
@@ -122,9 +138,9 @@ pub async fn run(
     printer: &Printer,
 ) -> CliResult<Exit> {
     let json = args.format == OutputFormat::Json;
-    let fixes = plan(args, targets, &before, env);
+    let Planned { fixes, declined } = plan(args, targets, &before, env);
     let mut outcomes = outcome::Outcomes::new(printer, json);
-    outcomes.needs_a_person(&before, &fixes);
+    outcomes.needs_a_person(&before, &fixes, &declined);
     if fixes.is_empty() {
         outcomes.nothing_to_fix();
         let ok = before.iter().all(|r| r.ok);
@@ -157,6 +173,7 @@ pub async fn run(
         // What the check run again calls for that no round has tried yet (a started server
         // shows the missing database; a role that logs in shows the .env mode): go on.
         fixes = plan(args, current, &rounds.reports, env)
+            .fixes
             .into_iter()
             .filter(|f| !rounds.done.contains(&(f.id, f.target)))
             .collect();
@@ -256,8 +273,8 @@ fn plan(
     targets: &[Target],
     reports: &[Report],
     env: &ProcessEnvironment,
-) -> Vec<Fix> {
-    let mut fixes = Vec::new();
+) -> Planned {
+    let mut planned = Planned::default();
     for (index, (target, report)) in targets.iter().zip(reports).enumerate() {
         let wanted: Vec<Code> = report
             .checks
@@ -268,11 +285,18 @@ fn plan(
         if wanted.is_empty() {
             continue;
         }
+        let fixes = &mut planned.fixes;
         fixes.extend(server::plan(index, target, &wanted, env));
-        fixes.extend(files::plan(index, target, &wanted, args));
+        fixes.extend(files::plan(
+            index,
+            target,
+            &wanted,
+            args,
+            &mut planned.declined,
+        ));
         fixes.extend(sql::plan(index, target, &wanted, args, env));
     }
-    fixes
+    planned
 }
 
 async fn confirmed(fix: &Fix, prompter: Option<&dyn Prompt>) -> CliResult<bool> {

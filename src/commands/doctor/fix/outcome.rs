@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use super::Fix;
+use super::{Declined, Fix};
 use crate::code::Code;
 use crate::commands::doctor::report::{Report, Status};
 use crate::commands::doctor::targets::Target;
@@ -68,7 +68,7 @@ struct Entry {
 struct Unfixed {
     target: String,
     code: Code,
-    why: &'static str,
+    why: String,
 }
 
 pub struct Outcomes<'p> {
@@ -151,7 +151,7 @@ impl<'p> Outcomes<'p> {
 
     /// The results no planned fix is for, each with why a person must act (the check's
     /// hint above says how).
-    pub fn needs_a_person(&mut self, before: &[Report], fixes: &[Fix]) {
+    pub fn needs_a_person(&mut self, before: &[Report], fixes: &[Fix], declined: &[Declined]) {
         for (index, report) in before.iter().enumerate() {
             for code in problems(report) {
                 let planned = |f: &&Fix| {
@@ -163,10 +163,17 @@ impl<'p> Outcomes<'p> {
                 if fixes.iter().any(|f| planned(&f)) {
                     continue;
                 }
-                let why = why_not(code);
+                let why = declined
+                    .iter()
+                    .find(|d| d.target == index && d.code == code)
+                    .map_or_else(|| why_not(code).to_owned(), |d| d.why.clone());
                 if !self.json {
                     let p = self.printer;
-                    p.result(&format!("{} no fix for {code}: {why}", p.mark(Mark::Skip)));
+                    p.result(&format!(
+                        "{} no fix for {code}: {}",
+                        p.mark(Mark::Skip),
+                        shown(&why)
+                    ));
                 }
                 self.unfixed.push(Unfixed {
                     target: report.source.clone(),
