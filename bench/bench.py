@@ -548,6 +548,15 @@ def capture(argv):
         return ""
 
 
+def link_mode(path):
+    """`PIE` or `not PIE`, as the dynamic section says (both binaries' build.rs decide it)."""
+    dynamic = capture(["readelf", "-d", path])
+    if not dynamic:
+        return "link mode not read (no readelf)"
+    flags = [line for line in dynamic.splitlines() if "FLAGS_1" in line]
+    return "PIE" if any(" PIE" in line for line in flags) else "not PIE"
+
+
 def cpu_model():
     try:
         with open("/proc/cpuinfo") as f:
@@ -662,7 +671,7 @@ def main():
     w(f"| date | {now} |")
     w(f"| machine | {nproc} CPUs (`nproc`), {cpu_model()}, Linux {platform.release()} |")
     w(f"| load average (1 min) | {load_before[0]:.2f} before, {load_after[0]:.2f} after |")
-    w(f"| aksara | {capture([AKSARA, '--version'])}, commit {commit}{dirty}, release build |")
+    w(f"| aksara | {capture([AKSARA, '--version'])}, commit {commit}{dirty}, release build, {link_mode(AKSARA)}; the sqlx floor {link_mode(FLOOR)} |")
     w(f"| PostgreSQL | {capture([PGBIN + '/postgres', '--version'])}; clients from `{PGBIN}` |")
     w(f"| timer | {timer}; {ROUNDS} rounds (silent server: {min(ROUNDS, 3)}), the commands of a table rotated each round |")
     w(f"| run time | {elapsed:.0f} s (builds excluded) |")
@@ -675,8 +684,8 @@ def main():
     w("the minutes before, the bench's own included (bench/NOTES.md section 19). Clients run with `PGPASSWORD` set, an empty `HOME`, no other `PG*` variable.")
     w("The sqlx floor (`bench/floor`) connects, runs `SELECT 1` and closes, on the same sqlx version,")
     w("features and sqlx-core patch as aksara, with crates.io's sqlx-postgres (aksara's vendored copy")
-    w("logs in with less work: bench/NOTES.md section 15). A ratio is the median over rounds of the")
-    w("two medians of each round.")
+    w("logs in with less work: bench/NOTES.md section 15), linked the same way (build.rs: not PIE on")
+    w("Linux, bench/NOTES.md section 21). A ratio is the median over rounds of the two medians of each round.")
     w("")
 
     w("## `aksara doctor` on a healthy database")

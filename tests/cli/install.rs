@@ -244,3 +244,22 @@ fn install_into_a_prefix_and_uninstall_again() {
         assert!(!root.join(file).exists(), "{file} survived the uninstall");
     }
 }
+
+/// build.rs links the binary without PIE on Linux (bench/NOTES.md section 21) unless
+/// AKSARA_BUILD_PIE was set for the build: the ELF type says which it got (2, `ET_EXEC`: fixed
+/// address; 3, `ET_DYN`: a PIE).
+#[test]
+fn the_binary_is_linked_as_build_rs_says() {
+    let binary = std::fs::read(env!("CARGO_BIN_EXE_aksara")).expect("read the aksara binary");
+    assert_eq!(&binary[..4], b"\x7fELF");
+    let elf_type = u16::from_le_bytes([binary[16], binary[17]]);
+    let wanted = if std::env::var_os("AKSARA_BUILD_PIE").is_some() {
+        3
+    } else {
+        2
+    };
+    assert_eq!(
+        elf_type, wanted,
+        "ELF type {elf_type}: build.rs and the build disagree"
+    );
+}
