@@ -402,7 +402,7 @@ pub struct PyReference {
 }
 
 /// The references python-dotenv expands in `value`, in order. `${` without a closing `}`, and a
-/// name with a colon that does not start `:-`, expand to nothing and are not references.
+/// name with a colon that does not start `:-`, are no references: they stay as written.
 pub fn py_references(value: &str) -> Vec<PyReference> {
     let mut found = Vec::new();
     let mut at = 0;

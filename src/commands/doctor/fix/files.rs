@@ -280,10 +280,10 @@ fn file_error(e: &EnvFileError, instead: &str) -> String {
     }
 }
 
-/// Set `key` to `url` under the folder lock, with `comment` as a new line right above the
+/// Set `key` to `url` under the folder lock (or to `template`, written so that it expands to
+/// `url`, which is checked on the written bytes), with `comment` as a new line right above the
 /// key's first assignment. The envfile module keeps every other byte; the comment is one
 /// whole line inserted before an assignment's first line, so no loader reads it as a value.
-/// `key` set to `url`, or to `template` (which expands to `url`), with `comment` above it.
 fn rewrite_key(
     path: &std::path::Path,
     key: &str,
