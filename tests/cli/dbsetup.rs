@@ -3,6 +3,7 @@
 //! server log, the .env keeps every other byte, and refusals change nothing.
 
 use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
@@ -772,6 +773,71 @@ fn in_a_subfolder_the_projects_env_file_is_used() {
     );
 }
 
+/// A first setup of `db` in `dir`: its `.env`, the URL written there, and that URL's password.
+fn set_up(cluster: &Cluster, dir: &Path, db: &str) -> (PathBuf, String, String) {
+    let first = run(&mut dbsetup(cluster, dir, &["--db-name", db]));
+    assert_eq!(first.code, 0, "{first:?}");
+    let env = dir.join(".env");
+    let url = env_value(&env, "DATABASE_URL").unwrap();
+    let cs = aksara::dsn::ConnString::parse(&url).unwrap();
+    let password = cs.password.as_ref().unwrap().expose().to_string();
+    (env, url, password)
+}
+
+/// `.env` sets DATABASE_URL twice: a stale URL first, then the working one, which python-dotenv
+/// (the framework's loader) gives the app. A rerun judges the app's line: it logs in, so the
+/// user keeps its password. Before, dbsetup judged the first line and said `.env` "holds no URL
+/// that logs in". The stale line is what would change, so without --force nothing is written
+/// and the error names it; with --force it is replaced by the working URL (kept as a comment),
+/// and the server's password is untouched.
+#[test]
+fn a_key_set_twice_is_judged_by_the_line_the_app_gets() {
+    let cluster = support::shared(Shared::Scram);
+    let dir = project();
+    let db = support::unique_name("twice");
+    let (env, url, password) = set_up(cluster, dir.path(), &db);
+    let stale = url.replace(&password, "stale");
+    let text = format!("DATABASE_URL={stale}\nDATABASE_URL={url}\n");
+    std::fs::write(&env, &text).unwrap();
+
+    let refused = run(&mut dbsetup(cluster, dir.path(), &["--db-name", &db]));
+    assert_eq!(refused.code, 1, "{refused:?}");
+    assert!(
+        refused.stderr.contains(
+            "error: .env already sets DATABASE_URL (line 1) to a different value; nothing was changed"
+        ),
+        "{refused:?}"
+    );
+    assert!(
+        !refused.all().contains("holds no URL that logs in"),
+        "{refused:?}"
+    );
+    assert_eq!(std::fs::read_to_string(&env).unwrap(), text);
+
+    let forced = run(&mut dbsetup(
+        cluster,
+        dir.path(),
+        &["--db-name", &db, "--force", "--format", "json"],
+    ));
+    assert_eq!(forced.code, 0, "{forced:?}");
+    let json: Value = serde_json::from_str(&forced.stdout).unwrap();
+    assert_eq!(json["role"]["password"], "kept", "{json:#}");
+    let after = std::fs::read_to_string(&env).unwrap();
+    assert_eq!(
+        after
+            .lines()
+            .filter(|l| l.starts_with("DATABASE_URL="))
+            .collect::<Vec<_>>(),
+        [format!("DATABASE_URL={url}"), format!("DATABASE_URL={url}")],
+        "{after}"
+    );
+    assert!(
+        after.starts_with("# replaced by aksara: DATABASE_URL="),
+        "{after}"
+    );
+    assert_url_works(&url);
+}
+
 /// A `.env` whose URL takes its password from another line (`${DB_PASSWORD}`, which
 /// python-dotenv expands): a rerun logs in with what the app gets, keeps the password, and
 /// leaves the file as written (it had said no URL there logged in).
@@ -780,12 +846,7 @@ fn a_rerun_keeps_a_url_whose_password_is_a_dotenv_reference() {
     let cluster = support::shared(Shared::Scram);
     let dir = project();
     let db = support::unique_name("reference");
-    let first = run(&mut dbsetup(cluster, dir.path(), &["--db-name", &db]));
-    assert_eq!(first.code, 0, "{first:?}");
-    let env = dir.path().join(".env");
-    let url = env_value(&env, "DATABASE_URL").unwrap();
-    let cs = aksara::dsn::ConnString::parse(&url).unwrap();
-    let password = cs.password.as_ref().unwrap().expose().to_string();
+    let (env, url, password) = set_up(cluster, dir.path(), &db);
     let text = format!(
         "DB_PASSWORD={password}\nDATABASE_URL={}\n",
         url.replace(&password, "${DB_PASSWORD}")

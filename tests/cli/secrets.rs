@@ -453,7 +453,7 @@ fn no_output_path_prints_a_password() {
         Case {
             name: "dbsetup, a different value in .env",
             expect: 1,
-            shows: "already sets DATABASE_URL to a different value",
+            shows: "already sets DATABASE_URL (line 1) to a different value",
             cmd: dbsetup(other.path(), &["--admin-url", &admin_url]),
             stdin: None,
         },

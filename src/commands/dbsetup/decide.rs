@@ -15,7 +15,7 @@ use crate::provision::{self, AdminRights, Existing, NameKind, PasswordAction, St
 
 use super::Setup;
 use super::discover::{Admin, folder_name};
-use super::execute::{existing_objects, existing_value};
+use super::execute::{differing_lines, existing_objects};
 use super::settings::{DriverKey, Name, check_password};
 use crate::drivers::{self, Driver, forms};
 
@@ -319,28 +319,46 @@ impl Setup<'_> {
         let password_kept = keep_url.is_some();
         let url =
             keep_url.unwrap_or_else(|| app_conn_string(&endpoint, &role, &password, &db, sslmode));
-        // A value in .env that already works for this user and database stays as it is.
+        // A value in .env that already works for this user and database stays as it is. When
+        // other lines assign the key something else (a stale URL that dotenvy, which keeps the
+        // first, would read), the working value is written over them too, as a literal: unless
+        // it holds `$`, whose `${NAME}` a literal write would no longer let python-dotenv expand;
+        // that line stays and the others are named.
         let written = match (env_value, in_env) {
-            (Some(value), Some(app_value)) if kept_from_env => WrittenUrl {
-                secret: value.to_string(),
-                shown: url.to_string(),
-                exceptions: Vec::new(),
-                stays: true,
-                app_value,
-            },
+            (Some(value), Some(app_value)) if kept_from_env => {
+                let others = differing_lines(&self.s.env_file, &self.s.env_key, value)?;
+                if !others.is_empty() && value.contains('$') {
+                    self.printer.warn(&format!(
+                        "{} also sets {} on line {}, to a value the app does not get (dotenvy-based tools such as sqlx-cli read the first): delete {}",
+                        self.s.env_file.display(),
+                        self.s.env_key,
+                        others.iter().map(usize::to_string).collect::<Vec<_>>().join(", "),
+                        if others.len() > 1 { "those lines" } else { "that line" },
+                    ));
+                }
+                WrittenUrl {
+                    secret: value.to_string(),
+                    shown: url.to_string(),
+                    exceptions: Vec::new(),
+                    stays: others.is_empty() || value.contains('$'),
+                    app_value,
+                }
+            }
             _ => portable_url(&url)?,
         };
         let mut keys = self.s.driver_urls.clone();
         keys.extend(self.offered_driver_keys(&written, &keys).await?);
         let forms = driver_forms(&url, &keys)?;
-        let mut writes = vec![(
-            self.s.env_key.clone(),
-            env_value.map(str::to_owned),
-            written.secret.clone(),
-        )];
+        let mut writes = Vec::new();
+        if !written.stays {
+            writes.push((
+                self.s.env_key.clone(),
+                differing_lines(&self.s.env_file, &self.s.env_key, &written.secret)?,
+            ));
+        }
         for form in &forms {
-            let old = existing_value(&self.s.env_file, &form.key)?;
-            writes.push((form.key.clone(), old, form.secret.clone()));
+            let replaced = differing_lines(&self.s.env_file, &form.key, &form.secret)?;
+            writes.push((form.key.clone(), replaced));
         }
         let on_conflict = self.env_conflict(&writes).await?;
         Ok(Plan {
@@ -396,16 +414,19 @@ impl Setup<'_> {
     }
 
     /// The .env must be writable without clobbering a different value of any key it gets
-    /// (`writes`: key, value there now, value to write): decided before any change, once for
-    /// all of them, since they are written together.
-    async fn env_conflict(
-        &self,
-        writes: &[(String, Option<String>, String)],
-    ) -> CliResult<OnConflict> {
-        let differing: Vec<&str> = writes
+    /// (`writes`: key, the lines that assign it something else): decided before any change,
+    /// once for all of them, since they are written together. Every assignment counts, not only
+    /// the one the app gets: a key assigned twice is rewritten on both lines, so a line that
+    /// dotenvy would read (it keeps the first) is not replaced unasked.
+    async fn env_conflict(&self, writes: &[(String, Vec<usize>)]) -> CliResult<OnConflict> {
+        let differing: Vec<String> = writes
             .iter()
-            .filter(|(_, old, new)| old.as_ref().is_some_and(|old| old != new))
-            .map(|(key, _, _)| key.as_str())
+            .filter(|(_, lines)| !lines.is_empty())
+            .map(|(key, lines)| {
+                let numbers: Vec<String> = lines.iter().map(usize::to_string).collect();
+                let s = if lines.len() > 1 { "s" } else { "" };
+                format!("{key} (line{s} {})", numbers.join(", "))
+            })
             .collect();
         if differing.is_empty() {
             return Ok(OnConflict::Fail);

@@ -25,28 +25,43 @@ use crate::provision::{AdminRights, Existing, Step};
 use crate::sysenv::ProcessEnvironment;
 use crate::ui::{Mark, Printer};
 
+/// The value of the last assignment of `key`: the one python-dotenv (the framework's loader),
+/// node's dotenv, docker compose and a shell's `set -a; . .env` give the app (dotenvy alone
+/// keeps the first; a key assigned twice with different values is a conflict for the write,
+/// see [`differing_lines`]).
 pub fn existing_value(path: &Path, key: &str) -> CliResult<Option<String>> {
     match envfile::read_entries(path) {
-        Ok(entries) => Ok(entries.into_iter().find(|e| e.key == key).map(|e| e.value)),
+        Ok(entries) => Ok(entries.into_iter().rfind(|e| e.key == key).map(|e| e.value)),
         Err(_) if !path.exists() => Ok(None),
         Err(e) => Err(e.into()),
     }
 }
 
-/// What the app gets from the `.env`'s value `raw` of `key`: as python-dotenv, the framework's
-/// loader, gives it (`${NAME}` references expanded) when the key has one assignment, else as
-/// written. Only for reading (the login test of a kept URL, the server to try first, the
-/// shell's shadow); what is written and compared is `raw`.
+/// The lines that assign `key` a value other than `new`: what writing `new` would replace.
+pub fn differing_lines(path: &Path, key: &str, new: &str) -> CliResult<Vec<usize>> {
+    match envfile::read_entries(path) {
+        Ok(entries) => Ok(entries
+            .into_iter()
+            .filter(|e| e.key == key && e.value != new)
+            .map(|e| e.line)
+            .collect()),
+        Err(_) if !path.exists() => Ok(Vec::new()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// What the app gets from the `.env`'s value `raw` of `key` (its last assignment): as
+/// python-dotenv, the framework's loader, gives it (`${NAME}` references expanded) when that is
+/// the line python-dotenv takes too, else as written. Only for reading (the login test of a
+/// kept URL, the server to try first, the shell's shadow); what is written and compared is `raw`.
 pub fn app_value(path: &Path, key: &str, raw: Option<&str>) -> Option<String> {
     let raw = raw?;
     let expanded = envfile::read_file(path).ok().and_then(|bytes| {
-        let assignments = envfile::parse_entries(&bytes)
-            .iter()
-            .filter(|e| e.key == key)
-            .count();
-        (assignments == 1)
-            .then(|| envfile::python_dotenv_value(&bytes, key))
-            .flatten()
+        let last = envfile::parse_entries(&bytes)
+            .into_iter()
+            .rfind(|e| e.key == key)?;
+        envfile::python_dotenv_value(&bytes, key)
+            .filter(|(_, line)| *line == last.line && last.value == raw)
     });
     Some(expanded.map_or_else(|| raw.to_owned(), |(value, _)| value.expose().to_owned()))
 }
