@@ -836,6 +836,30 @@ fn a_key_set_twice_is_judged_by_the_line_the_app_gets() {
         "{after}"
     );
     assert_url_works(&url);
+
+    // The app's line takes its password from a reference: it is not rewritten as a literal
+    // (python-dotenv would no longer expand it), so nothing is written and the stale line is
+    // named instead.
+    let text = format!(
+        "DB_PASSWORD={password}\nDATABASE_URL={stale}\nDATABASE_URL={}\n",
+        url.replace(&password, "${DB_PASSWORD}")
+    );
+    std::fs::write(&env, &text).unwrap();
+    let kept = run(&mut dbsetup(
+        cluster,
+        dir.path(),
+        &["--db-name", &db, "--format", "json"],
+    ));
+    assert_eq!(kept.code, 0, "{kept:?}");
+    let json: Value = serde_json::from_str(&kept.stdout).unwrap();
+    assert_eq!(json["role"]["password"], "kept", "{json:#}");
+    assert_eq!(json["env_change"], "unchanged", "{json:#}");
+    assert!(
+        kept.stderr
+            .contains(".env also sets DATABASE_URL on line 2, to a value the app does not get"),
+        "{kept:?}"
+    );
+    assert_eq!(std::fs::read_to_string(&env).unwrap(), text);
 }
 
 /// A `.env` whose URL takes its password from another line (`${DB_PASSWORD}`, which
