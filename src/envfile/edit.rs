@@ -49,23 +49,33 @@ pub(super) fn encode_value(value: &str, previous: Option<Style>) -> String {
     match style {
         Style::Unquoted => value.to_string(),
         Style::Single => format!("'{value}'"),
-        Style::Double => {
-            let mut out = String::with_capacity(value.len() + 2);
-            out.push('"');
-            for c in value.chars() {
-                match c {
-                    '\\' => out.push_str("\\\\"),
-                    '"' => out.push_str("\\\""),
-                    '$' => out.push_str("\\$"),
-                    '\n' => out.push_str("\\n"),
-                    // Everything else, `\r` included, is literal inside double quotes.
-                    c => out.push(c),
-                }
-            }
-            out.push('"');
-            out
+        Style::Double => double_quoted(value, Dollar::Escaped),
+    }
+}
+
+/// What `$` is in [`double_quoted`]: a literal, or where the loaders expand `${NAME}`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Dollar {
+    Escaped,
+    Expands,
+}
+
+/// `value` in double quotes: `\`, `"` and a newline escaped, and `$` as `dollar` says.
+fn double_quoted(value: &str, dollar: Dollar) -> String {
+    let mut out = String::with_capacity(value.len() + 2);
+    out.push('"');
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '$' if dollar == Dollar::Escaped => out.push_str("\\$"),
+            '\n' => out.push_str("\\n"),
+            // Everything else, `\r` included, is literal inside double quotes.
+            c => out.push(c),
         }
     }
+    out.push('"');
+    out
 }
 
 /// The ending most lines use, for lines we add: CRLF only when it outnumbers LF.
@@ -176,7 +186,7 @@ pub fn upsert_template(
     let doc = parse_for_edit(original, key, template)?;
     let mine: Vec<&RawEntry> = doc.entries.iter().filter(|e| e.key == key).collect();
     let Some(first) = mine.first() else {
-        let line = format!("{key}={}", encode_template(template));
+        let line = format!("{key}={}", double_quoted(template, Dollar::Expands));
         return Ok((append_line(original, line.as_bytes()), Change::Added));
     };
     let len = original.len();
@@ -191,7 +201,7 @@ pub fn upsert_template(
             && other_keys(&after, key) == other_keys(&doc, key)
             && (doc.open_end || !after.open_end)
     };
-    let encode = |_| encode_template(template);
+    let encode = |_| double_quoted(template, Dollar::Expands);
     let mut out = rewrite(
         original,
         &doc,
@@ -252,22 +262,6 @@ fn other_keys(doc: &Parsed, key: &str) -> Vec<(String, Option<String>, bool)> {
 
 fn assignments_of(doc: &Parsed, key: &str) -> usize {
     doc.entries.iter().filter(|e| e.key == key).count()
-}
-
-/// A template in double quotes: `\` and `"` escaped, `$` kept, so its references expand.
-fn encode_template(template: &str) -> String {
-    let mut out = String::with_capacity(template.len() + 2);
-    out.push('"');
-    for c in template.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 /// How [`rewrite`] replaces a value.

@@ -324,37 +324,45 @@ impl Setup<'_> {
         // first, would read), the working value is written over them too, as a literal: unless
         // it holds `$`, whose `${NAME}` a literal write would no longer let python-dotenv expand;
         // that line stays and the others are named.
-        let written = match (env_value, in_env) {
+        // The lines of the key that writing `written` would replace.
+        let (written, replaced) = match (env_value, in_env) {
             (Some(value), Some(app_value)) if kept_from_env => {
                 let others = differing_lines(&self.s.env_file, &self.s.env_key, value)?;
-                if !others.is_empty() && value.contains('$') {
+                let references = value.contains('$');
+                if !others.is_empty() && references {
+                    let (s, those) = if others.len() > 1 {
+                        ("s", "those lines")
+                    } else {
+                        ("", "that line")
+                    };
                     self.printer.warn(&format!(
-                        "{} also sets {} on line {}, to a value the app does not get (dotenvy-based tools such as sqlx-cli read the first): delete {}",
+                        "{} also sets {} on line{s} {}, to a value the app does not get (dotenvy-based tools such as sqlx-cli read the first): delete {those}",
                         self.s.env_file.display(),
                         self.s.env_key,
                         others.iter().map(usize::to_string).collect::<Vec<_>>().join(", "),
-                        if others.len() > 1 { "those lines" } else { "that line" },
                     ));
                 }
-                WrittenUrl {
+                let written = WrittenUrl {
                     secret: value.to_string(),
                     shown: url.to_string(),
                     exceptions: Vec::new(),
-                    stays: others.is_empty() || value.contains('$'),
+                    stays: others.is_empty() || references,
                     app_value,
-                }
+                };
+                (written, others)
             }
-            _ => portable_url(&url)?,
+            _ => {
+                let written = portable_url(&url)?;
+                let replaced = differing_lines(&self.s.env_file, &self.s.env_key, &written.secret)?;
+                (written, replaced)
+            }
         };
         let mut keys = self.s.driver_urls.clone();
         keys.extend(self.offered_driver_keys(&written, &keys).await?);
         let forms = driver_forms(&url, &keys)?;
         let mut writes = Vec::new();
         if !written.stays {
-            writes.push((
-                self.s.env_key.clone(),
-                differing_lines(&self.s.env_file, &self.s.env_key, &written.secret)?,
-            ));
+            writes.push((self.s.env_key.clone(), replaced));
         }
         for form in &forms {
             let replaced = differing_lines(&self.s.env_file, &form.key, &form.secret)?;
