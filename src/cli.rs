@@ -1,5 +1,6 @@
 //! The command line as the user types it: clap definitions only, no I/O and no defaults that
-//! need the environment. `commands/*` turn these into resolved settings.
+//! need the environment, and `Cli::parse_from_args`, which parses `doctor` and `dbsetup` lines
+//! against that subcommand alone. `commands/*` turn these into resolved settings.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -478,3 +479,49 @@ pub struct DoctorArgs {
     #[arg(long, requires = "fix")]
     pub yes: bool,
 }
+
+impl Cli {
+    /// Parses a command line (`args[0]` is the program). A line that names `doctor` or
+    /// `dbsetup` first, the common case, is parsed against a tree holding that one subcommand
+    /// and none of the help texts: the whole tree makes clap build every subcommand's
+    /// arguments and both computed help texts (the codes list, the variables table) before
+    /// it parses, 0.3 M instructions and ~15 first-touched pages of code and heap of a 5 ms
+    /// doctor run (bench/NOTES.md section 22). Whatever that tree does not parse (help,
+    /// version, a usage error, any other form) is parsed again against the whole tree, which
+    /// is what prints; a value the small tree gives is the one the whole tree gives
+    /// (`cli_tests.rs` holds both to the same lines).
+    pub fn parse_from_args(args: Vec<OsString>) -> Result<Cli, clap::Error> {
+        use clap::{CommandFactory, FromArgMatches};
+        let small = args
+            .get(1)
+            .and_then(|name| one_subcommand_tree(name))
+            .and_then(|tree| tree.try_get_matches_from(&args).ok())
+            .and_then(|mut matches| Cli::from_arg_matches_mut(&mut matches).ok());
+        if let Some(cli) = small {
+            return Ok(cli);
+        }
+        let mut matches = Cli::command().try_get_matches_from(args)?;
+        Cli::from_arg_matches_mut(&mut matches)
+    }
+}
+
+/// The whole tree's top level (its name, the global arguments, a required subcommand) with
+/// only the subcommand `name`, its arguments built by the same derive as in the whole tree,
+/// and no help texts, version or other subcommands: a line that needs any of those fails
+/// here and goes to the whole tree.
+pub(crate) fn one_subcommand_tree(name: &std::ffi::OsStr) -> Option<clap::Command> {
+    let subcommand = match name.to_str()? {
+        "doctor" => DoctorArgs::augment_args(clap::Command::new("doctor")),
+        "dbsetup" => DbsetupArgs::augment_args(clap::Command::new("dbsetup")),
+        _ => return None,
+    };
+    Some(
+        GlobalArgs::augment_args(clap::Command::new("aksara"))
+            .subcommand_required(true)
+            .subcommand(subcommand),
+    )
+}
+
+#[cfg(test)]
+#[path = "cli_tests.rs"]
+mod tests;

@@ -2,12 +2,10 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 /// Parse, print, exit: the only exit point. clap's own `--help`, `--version` and usage errors
 /// (exit 2) are printed by clap, not by `process::exit` deep inside `parse`.
 fn main() -> ExitCode {
-    let cli = match aksara::cli::Cli::try_parse() {
+    let cli = match aksara::cli::Cli::parse_from_args(std::env::args_os().collect()) {
         Ok(cli) => cli,
         Err(err) => {
             let _ = err.print();
