@@ -54,18 +54,23 @@ fn linux_install(like: &str, machine: &crate::clusters::Machine) -> String {
 /// after a refused connection: an installed cluster's own command, as this machine runs it
 /// (`pg_ctlcluster 15 main start`, `sudo` only when not root and sudo exists, `systemctl`
 /// only where systemd runs; src/clusters.rs), else Homebrew's service on macOS.
-pub fn start_command(port: u16) -> Option<String> {
+pub fn start_command(port: u16) -> Option<super::Start> {
+    use super::{Start, StartedServer};
     let all = crate::clusters::configured();
     if let Some(cluster) = crate::clusters::configured_for(&all, port).first() {
-        return Some(if cluster.start.needs_root {
+        let command = if cluster.start.needs_root {
             format!("{} (as root)", cluster.start)
         } else {
             cluster.start.to_string()
-        });
+        };
+        return Some(Start::new(command, StartedServer::ConfiguredCluster));
     }
     if cfg!(target_os = "macos") {
         // Homebrew's service; Postgres.app users press Start in the app instead.
-        return Some("brew services start postgresql@15".to_string());
+        return Some(Start::new(
+            "brew services start postgresql@15",
+            StartedServer::Service,
+        ));
     }
     None
 }

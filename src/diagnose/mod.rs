@@ -17,6 +17,54 @@ use server_messages::Cause;
 
 pub use advice::{install_advice, start_command};
 
+/// The command that starts a server, and which server it starts.
+#[derive(Debug, Clone)]
+pub struct Start {
+    pub command: String,
+    pub server: StartedServer,
+}
+
+/// Which server a [`Start`] brings up: the first three are the server the refused endpoint
+/// belongs to (it is configured or recorded for that very port), so a server answering
+/// elsewhere is another one, with other roles and databases; the last is only the machine's
+/// usual service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartedServer {
+    /// This project's own server: `.aksara/server.json` records this port.
+    ProjectServer,
+    /// A stopped Docker container that publishes this port.
+    Container,
+    /// An installed cluster configured for this port (postgresql-common's, systemd's).
+    ConfiguredCluster,
+    /// The machine's usual PostgreSQL service (Homebrew's), not known to be this port's.
+    Service,
+}
+
+impl Start {
+    pub fn new(command: impl Into<String>, server: StartedServer) -> Start {
+        Start {
+            command: command.into(),
+            server,
+        }
+    }
+
+    /// What it starts, for "start {this}: `command`", when that is the endpoint's own server.
+    fn own_server(&self, port: u16) -> Option<String> {
+        match self.server {
+            StartedServer::ProjectServer => {
+                Some("this project's own server (.aksara/server.json)".to_string())
+            }
+            StartedServer::Container => {
+                Some(format!("the stopped container that publishes port {port}"))
+            }
+            StartedServer::ConfiguredCluster => {
+                Some(format!("the cluster configured for port {port}"))
+            }
+            StartedServer::Service => None,
+        }
+    }
+}
+
 /// A failure named: the code from the catalogue, what happened here, and the fix for here.
 #[derive(Debug, Clone)]
 pub struct Diagnosis {
@@ -33,8 +81,8 @@ pub struct Context {
     /// A server on the same port at another loopback address (`127.0.0.1` when the URL says
     /// `[::1]`): it runs, it only does not listen where the URL looks.
     pub same_port_elsewhere: Vec<String>,
-    /// The command that starts the server on this machine, when known.
-    pub start_command: Option<String>,
+    /// How the server this endpoint belongs to starts on this machine, when known.
+    pub start: Option<Start>,
     /// Whether, for an `no pg_hba.conf entry ... no encryption` rejection, a TLS attempt was
     /// let through pg_hba (then the fix is sslmode, not pg_hba).
     pub tls_would_be_accepted: Option<bool>,
@@ -127,18 +175,45 @@ fn refused(ep: &Endpoint, ctx: &Context) -> Diagnosis {
             ),
         };
     }
-    let mut hint = String::new();
-    if !ctx.nearby.is_empty() {
-        hint.push_str(&format!(
-            "but PostgreSQL answers at {}: point the URL there, or ",
-            ctx.nearby.join(", ")
-        ));
-    }
-    match &ctx.start_command {
-        Some(cmd) => hint.push_str(&format!("start the server: `{cmd}`")),
-        None => hint.push_str("start the server"),
-    }
-    hint.push_str("; `aksara dbsetup` finds a running server or sets one up");
+    // The server configured or recorded for this port is the one the URL names: starting it
+    // is the fix, and a server answering elsewhere is another one, where the URL's user and
+    // database are not unless someone made them there too. Without one, a server nearby may
+    // be where the URL was meant to point.
+    let own = ctx
+        .start
+        .as_ref()
+        .and_then(|start| Some((start.own_server(ep.port)?, &start.command)));
+    let hint = match own {
+        Some((server, command)) => {
+            let mut hint = format!("start {server}: `{command}`");
+            match ctx.nearby.as_slice() {
+                [] => {}
+                [one] => hint.push_str(&format!(
+                    "; the PostgreSQL at {one} is another server, not the one this URL names"
+                )),
+                several => hint.push_str(&format!(
+                    "; the PostgreSQL at {} are other servers, not the one this URL names",
+                    several.join(", ")
+                )),
+            }
+            hint
+        }
+        None => {
+            let mut hint = String::new();
+            if !ctx.nearby.is_empty() {
+                hint.push_str(&format!(
+                    "but PostgreSQL answers at {}: point the URL there, or ",
+                    ctx.nearby.join(", ")
+                ));
+            }
+            match &ctx.start {
+                Some(start) => hint.push_str(&format!("start the server: `{}`", start.command)),
+                None => hint.push_str("start the server"),
+            }
+            hint.push_str("; `aksara dbsetup` finds a running server or sets one up");
+            hint
+        }
+    };
     Diagnosis {
         code: Code::ConnectionRefused,
         message,
@@ -550,4 +625,80 @@ pub fn failure_map() -> String {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod refused_tests {
+    use super::*;
+
+    fn hint(start: Option<Start>, nearby: &[&str]) -> String {
+        let ep = Endpoint {
+            host: Host::Tcp("localhost".into()),
+            port: 5433,
+        };
+        let ctx = Context {
+            nearby: nearby.iter().map(|s| s.to_string()).collect(),
+            start,
+            ..Context::default()
+        };
+        let d = refused(&ep, &ctx);
+        assert_eq!(d.code, Code::ConnectionRefused);
+        d.hint
+    }
+
+    #[test]
+    fn the_ports_own_server_is_started_and_a_nearby_one_is_another_server() {
+        let nearby = ["/var/run/postgresql/.s.PGSQL.5432", "localhost:5432"];
+        let own = [
+            (
+                StartedServer::ProjectServer,
+                "aksara dbserver start",
+                "this project's own server (.aksara/server.json)",
+            ),
+            (
+                StartedServer::Container,
+                "docker start pg",
+                "the stopped container that publishes port 5433",
+            ),
+            (
+                StartedServer::ConfiguredCluster,
+                "pg_ctlcluster 15 main start",
+                "the cluster configured for port 5433",
+            ),
+        ];
+        for (server, command, what) in own {
+            let alone = hint(Some(Start::new(command, server)), &[]);
+            assert_eq!(alone, format!("start {what}: `{command}`"));
+            let beside = hint(Some(Start::new(command, server)), &nearby[..1]);
+            assert_eq!(
+                beside,
+                format!(
+                    "start {what}: `{command}`; the PostgreSQL at {} is another server, not the one this URL names",
+                    nearby[0]
+                )
+            );
+            let several = hint(Some(Start::new(command, server)), &nearby);
+            assert!(
+                several.ends_with(&format!(
+                    "the PostgreSQL at {} are other servers, not the one this URL names",
+                    nearby.join(", ")
+                )),
+                "{several}"
+            );
+            assert!(!several.contains("point the URL there"), "{several}");
+        }
+    }
+
+    #[test]
+    fn without_the_ports_own_server_a_nearby_one_may_be_where_the_url_belongs() {
+        let service = Start::new("brew services start postgresql@15", StartedServer::Service);
+        assert_eq!(
+            hint(Some(service), &["localhost:5432"]),
+            "but PostgreSQL answers at localhost:5432: point the URL there, or start the server: `brew services start postgresql@15`; `aksara dbsetup` finds a running server or sets one up"
+        );
+        assert_eq!(
+            hint(None, &[]),
+            "start the server; `aksara dbsetup` finds a running server or sets one up"
+        );
+    }
 }

@@ -394,9 +394,9 @@ fn dbserver_stop_and_start_keep_the_data_and_status_and_doctor_tell_the_truth() 
     assert_eq!(doctor.code, 1, "{doctor:?}");
     // The transcript keeps the start command: normalize would mask any other.
     assert!(
-        doctor
-            .all()
-            .contains("start the server: `aksara dbserver start`"),
+        doctor.all().contains(
+            "start this project's own server (.aksara/server.json): `aksara dbserver start`"
+        ),
         "{doctor:?}"
     );
     insta::assert_snapshot!(

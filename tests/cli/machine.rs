@@ -785,3 +785,99 @@ fn a_socket_that_wants_a_password_is_told_apart_from_peer_failures() {
     ));
     assert!(matches!(nothing, Err(PeerRefusal::NoServer { .. })));
 }
+
+/// A refused URL whose own server is known, stopped (this project's server, recorded in
+/// `.aksara/server.json`; a distribution cluster configured for the port, down), is told to
+/// start that server. Another server that answers nearby (a running distribution cluster, its
+/// socket in /var/run/postgresql, where aksara looks) is named as another server, never as
+/// where to point the URL: the project's user and database live in the stopped one. Tried as a
+/// user first: after `aksara dbserver stop`, with 15/main up, doctor said "but PostgreSQL
+/// answers at /var/run/postgresql/.s.PGSQL.5432, localhost:5432: point the URL there".
+#[test]
+fn a_refused_urls_own_server_is_started_and_one_answering_elsewhere_is_another_server() {
+    let running = DistCluster::create();
+    running.start();
+    let elsewhere = format!("{}/.s.PGSQL.{}", running.socket_dir.display(), running.port);
+    let another = "not the one this URL names";
+
+    // This project's own server, stopped.
+    let dir = crate::project();
+    let _guard = KillServersIn(dir.path().join(".aksara/postgres"));
+    let setup = run(aksara(dir.path()).args([
+        "dbsetup",
+        "--non-interactive",
+        "--db-name",
+        "app",
+        "--start-server",
+        "local",
+    ]));
+    assert_eq!(setup.code, 0, "{setup:?}");
+    let stop = run(aksara(dir.path()).args(["dbserver", "stop"]));
+    assert_eq!(stop.code, 0, "{stop:?}");
+    let doctor = run(aksara(dir.path()).args(["doctor", "--driver", "libpq"]));
+    assert_eq!(doctor.code, 1, "{doctor:?}");
+    let text = doctor.all();
+    assert!(text.contains("[connection-refused]"), "{text}");
+    let hint = hint_line(&text);
+    assert!(
+        hint.contains(
+            "hint: start this project's own server (.aksara/server.json): `aksara dbserver start`"
+        ),
+        "{text}"
+    );
+    assert!(
+        hint.contains(&elsewhere) && hint.contains(another),
+        "{text}"
+    );
+    assert!(!hint.contains("point the URL there"), "{text}");
+    // And the hint helps: the project's URL works once the server is started.
+    let start = run(aksara(dir.path()).args(["dbserver", "start"]));
+    assert_eq!(start.code, 0, "{start:?}");
+    let again = run(aksara(dir.path()).args(["doctor", "--driver", "libpq"]));
+    assert_eq!(again.code, 0, "{again:?}");
+    let stop = run(aksara(dir.path()).args(["dbserver", "stop"]));
+    assert_eq!(stop.code, 0, "{stop:?}");
+
+    // A distribution cluster configured for the URL's port, down.
+    let down = DistCluster::create();
+    let url = format!("postgresql://app:pw@localhost:{}/app", down.port);
+    let doctor = run(aksara(dir.path()).args(["doctor", "--url", &url, "--driver", "libpq"]));
+    assert_eq!(doctor.code, 1, "{doctor:?}");
+    let text = doctor.all();
+    assert!(text.contains("[connection-refused]"), "{text}");
+    let hint = hint_line(&text);
+    assert!(
+        hint.contains(&format!(
+            "hint: start the cluster configured for port {}: `",
+            down.port
+        )) && hint.contains(&format!("{} {} start", down.version, down.name)),
+        "{text}"
+    );
+    assert!(
+        hint.contains(&elsewhere) && hint.contains(another),
+        "{text}"
+    );
+    assert!(!hint.contains("point the URL there"), "{text}");
+
+    // A port nothing is configured for keeps the nearby server as a place the URL may have
+    // meant.
+    let free = crate::support::free_port();
+    let url = format!("postgresql://app:pw@127.0.0.1:{free}/app");
+    let doctor = run(aksara(dir.path()).args(["doctor", "--url", &url, "--driver", "libpq"]));
+    assert_eq!(doctor.code, 1, "{doctor:?}");
+    let text = doctor.all();
+    let hint = hint_line(&text);
+    assert!(hint.contains("but PostgreSQL answers at"), "{text}");
+    assert!(
+        hint.contains(&elsewhere) && hint.contains("point the URL there"),
+        "{text}"
+    );
+    assert!(!hint.contains(another), "{text}");
+}
+
+/// The first `hint:` line of a report.
+fn hint_line(text: &str) -> &str {
+    text.lines()
+        .find(|line| line.trim_start().starts_with("hint:"))
+        .unwrap_or_else(|| panic!("no hint in {text}"))
+}

@@ -212,6 +212,10 @@ pub fn normalize(text: &str, replacements: &[(&str, &str)]) -> String {
             "",
         ),
         (
+            r"; the PostgreSQL at .*? (is another server|are other servers), not the one this URL names",
+            "",
+        ),
+        (
             r"start the server(: `[^`]*`)?;",
             "start the server: `[START COMMAND]`;",
         ),

@@ -415,9 +415,10 @@ pub async fn connect_error(
         attempt.failure,
         FailureKind::Refused | FailureKind::SocketMissing
     ) {
-        ctx.start_command = std::env::current_dir()
+        ctx.start = std::env::current_dir()
             .ok()
             .and_then(|dir| projectserver::start_command_for(&attempt.endpoint, &dir))
+            .map(|cmd| diagnose::Start::new(cmd, diagnose::StartedServer::ProjectServer))
             .or_else(|| diagnose::start_command(attempt.endpoint.port));
     }
     let d = diagnose::diagnose(cfg, attempt, &ctx);

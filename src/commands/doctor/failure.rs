@@ -10,7 +10,7 @@ use super::checks::{fail, ms, pass};
 use super::report::{Check, CheckId};
 use crate::code::Code;
 use crate::connect::{self, Attempt, FailureKind};
-use crate::diagnose::{self, Context, Diagnosis};
+use crate::diagnose::{self, Context, Diagnosis, Start, StartedServer};
 use crate::dsn::{ConnConfig, ConnString, Endpoint, Host, SslMode};
 use crate::probe::{self, Answer};
 
@@ -490,9 +490,12 @@ pub async fn failure_context(attempt: &Attempt) -> Context {
             ctx.nearby.push(p.candidate.endpoint.to_string());
         }
     }
-    ctx.start_command = match (project, container) {
-        (Some(cmd), _) => Some(cmd),
-        (None, Some(name)) => Some(format!("docker start {name}")),
+    ctx.start = match (project, container) {
+        (Some(cmd), _) => Some(Start::new(cmd, StartedServer::ProjectServer)),
+        (None, Some(name)) => Some(Start::new(
+            format!("docker start {name}"),
+            StartedServer::Container,
+        )),
         (None, None) => diagnose::start_command(attempt.endpoint.port),
     };
     ctx
