@@ -186,15 +186,12 @@ fn refused(ep: &Endpoint, ctx: &Context) -> Diagnosis {
     let hint = match own {
         Some((server, command)) => {
             let mut hint = format!("start {server}: `{command}`");
-            match ctx.nearby.as_slice() {
-                [] => {}
-                [one] => hint.push_str(&format!(
-                    "; the PostgreSQL at {one} is another server, not the one this URL names"
-                )),
-                several => hint.push_str(&format!(
-                    "; the PostgreSQL at {} are other servers, not the one this URL names",
-                    several.join(", ")
-                )),
+            if !ctx.nearby.is_empty() {
+                // Several addresses may be one server (its socket and localhost): no count.
+                hint.push_str(&format!(
+                    "; PostgreSQL also answers at {}: not the server this URL names",
+                    ctx.nearby.join(", ")
+                ));
             }
             hint
         }
@@ -673,14 +670,14 @@ mod refused_tests {
             assert_eq!(
                 beside,
                 format!(
-                    "start {what}: `{command}`; the PostgreSQL at {} is another server, not the one this URL names",
+                    "start {what}: `{command}`; PostgreSQL also answers at {}: not the server this URL names",
                     nearby[0]
                 )
             );
             let several = hint(Some(Start::new(command, server)), &nearby);
             assert!(
                 several.ends_with(&format!(
-                    "the PostgreSQL at {} are other servers, not the one this URL names",
+                    "PostgreSQL also answers at {}: not the server this URL names",
                     nearby.join(", ")
                 )),
                 "{several}"

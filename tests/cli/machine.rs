@@ -798,7 +798,7 @@ fn a_refused_urls_own_server_is_started_and_one_answering_elsewhere_is_another_s
     let running = DistCluster::create();
     running.start();
     let elsewhere = format!("{}/.s.PGSQL.{}", running.socket_dir.display(), running.port);
-    let another = "not the one this URL names";
+    let another = "not the server this URL names";
 
     // This project's own server, stopped.
     let dir = crate::project();

@@ -212,7 +212,7 @@ pub fn normalize(text: &str, replacements: &[(&str, &str)]) -> String {
             "",
         ),
         (
-            r"; the PostgreSQL at .*? (is another server|are other servers), not the one this URL names",
+            r"; PostgreSQL also answers at .*?: not the server this URL names",
             "",
         ),
         (
