@@ -349,6 +349,23 @@ fn roleless_user_child() {
     }
 }
 
+/// A setup that starts a server of the project's own.
+const LOCAL_SETUP: [&str; 6] = [
+    "dbsetup",
+    "--non-interactive",
+    "--db-name",
+    "app",
+    "--start-server",
+    "local",
+];
+
+/// [`LOCAL_SETUP`] and `extra`, in `project`, which must succeed.
+fn set_up_a_project_server(project: &std::path::Path, extra: &[&str]) -> crate::Run {
+    let setup = run(aksara(project).args(LOCAL_SETUP).args(extra));
+    assert_eq!(setup.code, 0, "{setup:?}");
+    setup
+}
+
 /// Stops whatever postgres runs in the project's data folder when the test ends, panicking or
 /// not, without relying on aksara (SIGQUIT: PostgreSQL's immediate shutdown).
 struct KillServersIn(std::path::PathBuf);
@@ -473,17 +490,7 @@ fn the_project_server_avoids_a_configured_port_and_a_stranger_on_its_own_port_is
     let down = DistCluster::create();
     let dir = crate::project();
     let _guard = KillServersIn(dir.path().join(".aksara/postgres"));
-    let setup = run(aksara(dir.path()).args([
-        "dbsetup",
-        "--non-interactive",
-        "--db-name",
-        "app",
-        "--start-server",
-        "local",
-        "--server-port",
-        &down.port.to_string(),
-    ]));
-    assert_eq!(setup.code, 0, "{setup:?}");
+    let setup = set_up_a_project_server(dir.path(), &["--server-port", &down.port.to_string()]);
     let port = record_port(dir.path());
     assert_ne!(port, down.port, "the project server took a configured port");
     insta::assert_snapshot!(
@@ -660,18 +667,9 @@ fn sigkill_trial(point: &str, stop_first: bool) {
     let _guard = KillServersIn(data.clone());
     let marker = dir.path().join("paused");
     let port = crate::support::free_port().to_string();
-    let args = [
-        "dbsetup",
-        "--non-interactive",
-        "--db-name",
-        "app",
-        "--start-server",
-        "local",
-        "--server-port",
-        &port,
-    ];
     let mut child = aksara(dir.path())
-        .args(args)
+        .args(LOCAL_SETUP)
+        .args(["--server-port", &port])
         .env(
             aksara::localserver::PAUSE_ENV,
             format!("{point}:{}", marker.display()),
@@ -728,7 +726,9 @@ fn sigkill_trial(point: &str, stop_first: bool) {
             "{point}: dbserver stop left it"
         );
     }
-    let rerun = run(aksara(dir.path()).args(args));
+    let rerun = run(aksara(dir.path())
+        .args(LOCAL_SETUP)
+        .args(["--server-port", &port]));
     assert_eq!(rerun.code, 0, "{point}: {rerun:?}");
     let url = crate::env_value(&dir.path().join(".env"), "DATABASE_URL").unwrap();
     crate::assert_url_works(&url);
@@ -803,15 +803,7 @@ fn a_refused_urls_own_server_is_started_and_one_answering_elsewhere_is_another_s
     // This project's own server, stopped.
     let dir = crate::project();
     let _guard = KillServersIn(dir.path().join(".aksara/postgres"));
-    let setup = run(aksara(dir.path()).args([
-        "dbsetup",
-        "--non-interactive",
-        "--db-name",
-        "app",
-        "--start-server",
-        "local",
-    ]));
-    assert_eq!(setup.code, 0, "{setup:?}");
+    set_up_a_project_server(dir.path(), &[]);
     let stop = run(aksara(dir.path()).args(["dbserver", "stop"]));
     assert_eq!(stop.code, 0, "{stop:?}");
     let doctor = run(aksara(dir.path()).args(["doctor", "--driver", "libpq"]));
