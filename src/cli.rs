@@ -485,7 +485,7 @@ impl Cli {
     /// `dbsetup` first, the common case, is parsed against a tree holding that one subcommand
     /// and none of the help texts: the whole tree makes clap build every subcommand's
     /// arguments and both computed help texts (the codes list, the variables table) before
-    /// it parses, 0.3 M instructions and ~15 first-touched pages of code and heap of a 5 ms
+    /// it parses, 0.3 M instructions and 7–15 first-touched pages of code and heap of a 5 ms
     /// doctor run (bench/NOTES.md section 22). Whatever that tree does not parse (help,
     /// version, a usage error, any other form) is parsed again against the whole tree, which
     /// is what prints; a value the small tree gives is the one the whole tree gives

@@ -25,9 +25,8 @@ pub struct Start {
 }
 
 /// Which server a [`Start`] brings up: the first three are the server the refused endpoint
-/// belongs to (it is configured or recorded for that very port), so a server answering
-/// elsewhere is another one, with other roles and databases; the last is only the machine's
-/// usual service.
+/// belongs to (it is configured or recorded for that very port), so a server answering at
+/// another port is another one; the last is only the machine's usual service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StartedServer {
     /// This project's own server: `.aksara/server.json` records this port.
@@ -77,7 +76,7 @@ pub struct Diagnosis {
 #[derive(Debug, Default, Clone)]
 pub struct Context {
     /// Servers that do answer near the endpoint that failed ("PostgreSQL answers on 5433").
-    pub nearby: Vec<String>,
+    pub nearby: Vec<Endpoint>,
     /// A server on the same port at another loopback address (`127.0.0.1` when the URL says
     /// `[::1]`): it runs, it only does not listen where the URL looks.
     pub same_port_elsewhere: Vec<String>,
@@ -176,12 +175,21 @@ fn refused(ep: &Endpoint, ctx: &Context) -> Diagnosis {
         };
     }
     // The server configured or recorded for this port is the one the URL names: starting it
-    // is the fix, and a server answering elsewhere is another one, where the URL's user and
-    // database are not unless someone made them there too. Without one, a server nearby may
-    // be where the URL was meant to point.
+    // is the fix, and a server answering at another port is another one, where the URL's user
+    // and database are not unless someone made them there too. Something answering at this
+    // same port elsewhere (its socket, say) may be that very server, running and listening
+    // where the URL does not look: then, as without a known server, a server nearby may be
+    // where the URL was meant to point.
+    let listed = ctx
+        .nearby
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
     let own = ctx
         .start
         .as_ref()
+        .filter(|_| ctx.nearby.iter().all(|there| there.port != ep.port))
         .and_then(|start| Some((start.own_server(ep.port)?, &start.command)));
     let hint = match own {
         Some((server, command)) => {
@@ -189,8 +197,7 @@ fn refused(ep: &Endpoint, ctx: &Context) -> Diagnosis {
             if !ctx.nearby.is_empty() {
                 // Several addresses may be one server (its socket and localhost): no count.
                 hint.push_str(&format!(
-                    "; PostgreSQL also answers at {}: not the server this URL names",
-                    ctx.nearby.join(", ")
+                    "; PostgreSQL also answers at {listed}: not the server this URL names"
                 ));
             }
             hint
@@ -199,8 +206,7 @@ fn refused(ep: &Endpoint, ctx: &Context) -> Diagnosis {
             let mut hint = String::new();
             if !ctx.nearby.is_empty() {
                 hint.push_str(&format!(
-                    "but PostgreSQL answers at {}: point the URL there, or ",
-                    ctx.nearby.join(", ")
+                    "but PostgreSQL answers at {listed}: point the URL there, or "
                 ));
             }
             match &ctx.start {
@@ -628,13 +634,25 @@ pub fn failure_map() -> String {
 mod refused_tests {
     use super::*;
 
-    fn hint(start: Option<Start>, nearby: &[&str]) -> String {
-        let ep = Endpoint {
+    fn socket(port: u16) -> Endpoint {
+        Endpoint {
+            host: Host::Socket("/var/run/postgresql".into()),
+            port,
+        }
+    }
+
+    fn tcp(port: u16) -> Endpoint {
+        Endpoint {
             host: Host::Tcp("localhost".into()),
-            port: 5433,
-        };
+            port,
+        }
+    }
+
+    /// The hint for a refused localhost:5433.
+    fn hint(start: Option<Start>, nearby: &[Endpoint]) -> String {
+        let ep = tcp(5433);
         let ctx = Context {
-            nearby: nearby.iter().map(|s| s.to_string()).collect(),
+            nearby: nearby.to_vec(),
             start,
             ..Context::default()
         };
@@ -645,7 +663,7 @@ mod refused_tests {
 
     #[test]
     fn the_ports_own_server_is_started_and_a_nearby_one_is_another_server() {
-        let nearby = ["/var/run/postgresql/.s.PGSQL.5432", "localhost:5432"];
+        let nearby = [socket(5432), tcp(5432)];
         let own = [
             (
                 StartedServer::ProjectServer,
@@ -670,19 +688,26 @@ mod refused_tests {
             assert_eq!(
                 beside,
                 format!(
-                    "start {what}: `{command}`; PostgreSQL also answers at {}: not the server this URL names",
-                    nearby[0]
+                    "start {what}: `{command}`; PostgreSQL also answers at /var/run/postgresql/.s.PGSQL.5432: not the server this URL names"
                 )
             );
             let several = hint(Some(Start::new(command, server)), &nearby);
             assert!(
-                several.ends_with(&format!(
-                    "PostgreSQL also answers at {}: not the server this URL names",
-                    nearby.join(", ")
-                )),
+                several.ends_with(
+                    "PostgreSQL also answers at /var/run/postgresql/.s.PGSQL.5432, localhost:5432: not the server this URL names"
+                ),
                 "{several}"
             );
             assert!(!several.contains("point the URL there"), "{several}");
+            // Its own socket answering: the server runs, it only does not listen at
+            // localhost, so starting it is no fix and the socket may be where the URL belongs.
+            let running = hint(Some(Start::new(command, server)), &[socket(5433)]);
+            assert!(
+                running.starts_with(
+                    "but PostgreSQL answers at /var/run/postgresql/.s.PGSQL.5433: point the URL there, or start the server: `"
+                ),
+                "{running}"
+            );
         }
     }
 
@@ -690,7 +715,7 @@ mod refused_tests {
     fn without_the_ports_own_server_a_nearby_one_may_be_where_the_url_belongs() {
         let service = Start::new("brew services start postgresql@15", StartedServer::Service);
         assert_eq!(
-            hint(Some(service), &["localhost:5432"]),
+            hint(Some(service), &[tcp(5432)]),
             "but PostgreSQL answers at localhost:5432: point the URL there, or start the server: `brew services start postgresql@15`; `aksara dbsetup` finds a running server or sets one up"
         );
         assert_eq!(

@@ -487,7 +487,7 @@ pub async fn failure_context(attempt: &Attempt) -> Context {
                 p.candidate.endpoint.port,
             ))
         {
-            ctx.nearby.push(p.candidate.endpoint.to_string());
+            ctx.nearby.push(p.candidate.endpoint.clone());
         }
     }
     ctx.start = match (project, container) {
