@@ -146,6 +146,11 @@ pub fn diagnose(cfg: &ConnConfig, attempt: &Attempt, ctx: &Context) -> Diagnosis
     }
 }
 
+/// A host name that is this machine's loopback as libpq would write it in a URL.
+pub fn is_loopback_name(host: &str) -> bool {
+    ["127.0.0.1", "::1", "localhost"].contains(&host)
+}
+
 fn refused(ep: &Endpoint, ctx: &Context) -> Diagnosis {
     let message = match &ep.host {
         Host::Socket(dir) => {
@@ -171,6 +176,30 @@ fn refused(ep: &Endpoint, ctx: &Context) -> Diagnosis {
             message: format!("{message}; but PostgreSQL runs at {there}"),
             hint: format!(
                 "the server is up and listens at {there} only, not at {host}: use that address in the URL, or add `{host}` to listen_addresses in postgresql.conf and restart the server"
+            ),
+        };
+    }
+    // A socket at the URL's port answers while the loopback TCP address refuses: a server for
+    // that port runs and does not listen on TCP there (`listen_addresses = ''`, or addresses
+    // without this one). Starting it is no fix (it runs); making it listen is. Going through
+    // the socket instead is offered with its catch: pg_hba.conf's `local` lines decide there,
+    // which Debian's clusters set to peer.
+    let socket_at_port = ctx.nearby.iter().find_map(|there| match &there.host {
+        Host::Socket(dir) if there.port == ep.port => Some((there, dir)),
+        _ => None,
+    });
+    if let (Host::Tcp(host), Some((there, dir))) = (&ep.host, socket_at_port)
+        && is_loopback_name(host)
+    {
+        return Diagnosis {
+            code: Code::ConnectionRefused,
+            message: format!(
+                "{message}; but PostgreSQL answers on the socket {there}, at the same port"
+            ),
+            hint: format!(
+                "a server for port {port} runs but does not listen at {host}: add `{host}` to listen_addresses in its postgresql.conf and restart it; or connect through the socket (`host={dir}` in the URL), where pg_hba.conf's `local` lines decide (often peer: the OS user's name must be the role's)",
+                port = ep.port,
+                dir = dir.display()
             ),
         };
     }
@@ -700,15 +729,62 @@ mod refused_tests {
             );
             assert!(!several.contains("point the URL there"), "{several}");
             // Its own socket answering: the server runs, it only does not listen at
-            // localhost, so starting it is no fix and the socket may be where the URL belongs.
+            // localhost, so starting it is no fix (the socket case below).
             let running = hint(Some(Start::new(command, server)), &[socket(5433)]);
+            assert!(!running.contains(command), "{running}");
             assert!(
-                running.starts_with(
-                    "but PostgreSQL answers at /var/run/postgresql/.s.PGSQL.5433: point the URL there, or start the server: `"
-                ),
+                running.starts_with("a server for port 5433 runs"),
                 "{running}"
             );
         }
+    }
+
+    #[test]
+    fn a_socket_answering_at_the_refused_loopback_port_is_a_server_that_does_not_listen_there() {
+        for start in [
+            None,
+            Some(Start::new(
+                "pg_ctlcluster 15 main start",
+                StartedServer::ConfiguredCluster,
+            )),
+            Some(Start::new(
+                "systemctl start postgresql",
+                StartedServer::Service,
+            )),
+        ] {
+            let ctx = Context {
+                nearby: vec![tcp(5432), socket(5433)],
+                start,
+                ..Context::default()
+            };
+            let d = refused(&tcp(5433), &ctx);
+            assert_eq!(d.code, Code::ConnectionRefused);
+            assert_eq!(
+                d.message,
+                "connection refused at localhost:5433: nothing listens on that port; but PostgreSQL answers on the socket /var/run/postgresql/.s.PGSQL.5433, at the same port"
+            );
+            assert_eq!(
+                d.hint,
+                "a server for port 5433 runs but does not listen at localhost: add `localhost` to listen_addresses in its postgresql.conf and restart it; or connect through the socket (`host=/var/run/postgresql` in the URL), where pg_hba.conf's `local` lines decide (often peer: the OS user's name must be the role's)"
+            );
+        }
+        // A host that is not this machine: a local socket at the same port number is no
+        // evidence about it, so the nearby hint stays.
+        let remote = Endpoint {
+            host: Host::Tcp("db.example.com".into()),
+            port: 5433,
+        };
+        let ctx = Context {
+            nearby: vec![socket(5433)],
+            ..Context::default()
+        };
+        let d = refused(&remote, &ctx);
+        assert!(
+            d.hint.starts_with("but PostgreSQL answers at"),
+            "{}",
+            d.hint
+        );
+        assert!(!d.message.contains("at the same port"), "{}", d.message);
     }
 
     #[test]

@@ -867,6 +867,62 @@ fn a_refused_urls_own_server_is_started_and_one_answering_elsewhere_is_another_s
     assert!(!hint.contains(another), "{text}");
 }
 
+/// A distribution cluster configured for the URL's port that runs with `listen_addresses = ''`
+/// (only its socket): localhost is refused, yet starting the cluster is no fix, since it runs.
+/// The report says a server for that port answers on its socket, and the hint makes it listen.
+#[test]
+fn a_refused_loopback_port_whose_cluster_answers_on_its_socket_is_told_to_listen() {
+    let socket_only = DistCluster::create();
+    let conf = socket_only.conf_dir().join("postgresql.conf");
+    let mut text = std::fs::read_to_string(&conf).expect("read postgresql.conf");
+    text.push_str("\nlisten_addresses = ''\n");
+    std::fs::write(&conf, text).expect("write postgresql.conf");
+    socket_only.start();
+    assert_eq!(socket_only.psql("SHOW listen_addresses"), "");
+
+    let dir = crate::project();
+    let url = format!("postgresql://app:pw@localhost:{}/app", socket_only.port);
+    let doctor = run(aksara(dir.path()).args(["doctor", "--url", &url, "--driver", "libpq"]));
+    assert_eq!(doctor.code, 1, "{doctor:?}");
+    let text = doctor.all();
+    assert!(text.contains("[connection-refused]"), "{text}");
+    let socket = format!(
+        "{}/.s.PGSQL.{}",
+        socket_only.socket_dir.display(),
+        socket_only.port
+    );
+    assert!(
+        text.contains(&format!(
+            "but PostgreSQL answers on the socket {socket}, at the same port"
+        )),
+        "{text}"
+    );
+    let hint = hint_line(&text);
+    assert!(
+        hint.contains(&format!(
+            "hint: a server for port {} runs but does not listen at localhost: add `localhost` to listen_addresses",
+            socket_only.port
+        )),
+        "{text}"
+    );
+    // Not "start the cluster": it runs.
+    assert!(
+        !hint.contains("pg_ctlcluster") && !hint.contains("start the"),
+        "{text}"
+    );
+
+    // The hint holds: with localhost added and the cluster restarted, the same URL gets past
+    // the refusal to the server itself (which has no role "app": a login failure, not a refusal).
+    let mut text = std::fs::read_to_string(&conf).expect("read postgresql.conf");
+    text.push_str("listen_addresses = 'localhost'\n");
+    std::fs::write(&conf, text).expect("write postgresql.conf");
+    socket_only.stop();
+    socket_only.start();
+    let again = run(aksara(dir.path()).args(["doctor", "--url", &url, "--driver", "libpq"]));
+    assert_eq!(again.code, 1, "{again:?}");
+    assert!(!again.all().contains("[connection-refused]"), "{again:?}");
+}
+
 /// The first `hint:` line of a report.
 fn hint_line(text: &str) -> &str {
     text.lines()

@@ -418,8 +418,7 @@ fn loopback_twins(ep: &Endpoint) -> Vec<Endpoint> {
     let Host::Tcp(host) = &ep.host else {
         return Vec::new();
     };
-    let loopback = ["127.0.0.1", "::1", "localhost"];
-    if !loopback.contains(&host.as_str()) {
+    if !diagnose::is_loopback_name(host) {
         return Vec::new();
     }
     ["127.0.0.1", "::1"]
