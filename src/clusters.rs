@@ -83,6 +83,8 @@ pub struct Installed {
     pub data_dir: PathBuf,
     /// The first of `unix_socket_directories`.
     pub socket_dir: Option<PathBuf>,
+    /// The `postgresql.conf` its port was read from (where `listen_addresses` is set too).
+    pub config_file: PathBuf,
     pub start: StartCommand,
 }
 
@@ -427,6 +429,7 @@ pub fn postgresql_common(
                 start: postgresql_common_start(machine, &version, &name, owner_is_me),
                 port: settings.port.unwrap_or(DEFAULT_PORT),
                 socket_dir: Some(settings.socket_dir(DEBIAN_SOCKET_DIR, &data_dir)),
+                config_file: conf,
                 version: version.clone(),
                 name,
                 state,
@@ -466,6 +469,7 @@ pub fn homebrew(vars: &[PathBuf]) -> Vec<Installed> {
                 version: major,
                 port: settings.port.unwrap_or(DEFAULT_PORT),
                 socket_dir: Some(settings.socket_dir(MACOS_SOCKET_DIR, &data)),
+                config_file: data.join("postgresql.conf"),
                 state: pid_file_state(&data),
                 owner: None,
                 start: StartCommand {
@@ -499,6 +503,7 @@ pub fn postgres_app(root: &Path) -> Vec<Installed> {
             name: format!("Postgres.app {major}"),
             port: settings.port.unwrap_or(DEFAULT_PORT),
             socket_dir: Some(settings.socket_dir(MACOS_SOCKET_DIR, &data)),
+            config_file: data.join("postgresql.conf"),
             state: pid_file_state(&data),
             owner: None,
             start: StartCommand {
@@ -570,6 +575,7 @@ pub fn systemd_units(units: &[UnitInfo], machine: &Machine) -> Vec<Installed> {
                 version: read_pg_version(&data).unwrap_or_default(),
                 port: settings.port.unwrap_or(DEFAULT_PORT),
                 socket_dir: Some(settings.socket_dir(DEBIAN_SOCKET_DIR, &data)),
+                config_file: data.join("postgresql.conf"),
                 state: if u.active { State::Online } else { State::Down },
                 owner: u.user.clone(),
                 start: machine.privileged(words(&["systemctl", "start", &unit])),

@@ -63,7 +63,10 @@ pub fn start_command(port: u16) -> Option<super::Start> {
         } else {
             cluster.start.to_string()
         };
-        return Some(Start::new(command, StartedServer::ConfiguredCluster));
+        return Some(
+            Start::new(command, StartedServer::ConfiguredCluster)
+                .with_config_file(cluster.config_file.clone()),
+        );
     }
     if cfg!(target_os = "macos") {
         // Homebrew's service; Postgres.app users press Start in the app instead.

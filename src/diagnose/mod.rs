@@ -22,6 +22,8 @@ pub use advice::{install_advice, start_command};
 pub struct Start {
     pub command: String,
     pub server: StartedServer,
+    /// An installed cluster's `postgresql.conf` (the file that configured it for the port).
+    pub config_file: Option<std::path::PathBuf>,
 }
 
 /// Which server a [`Start`] brings up: the first three are the server the refused endpoint
@@ -44,6 +46,14 @@ impl Start {
         Start {
             command: command.into(),
             server,
+            config_file: None,
+        }
+    }
+
+    pub fn with_config_file(self, path: std::path::PathBuf) -> Start {
+        Start {
+            config_file: Some(path),
+            ..self
         }
     }
 
@@ -191,13 +201,24 @@ fn refused(ep: &Endpoint, ctx: &Context) -> Diagnosis {
     if let (Host::Tcp(host), Some((there, dir))) = (&ep.host, socket_at_port)
         && is_loopback_name(host)
     {
+        // The cluster configured for this port is, most likely, the one running there: its
+        // file is named; otherwise "its postgresql.conf" (`SHOW config_file` names it).
+        let conf = ctx
+            .start
+            .as_ref()
+            .filter(|start| start.server == StartedServer::ConfiguredCluster)
+            .and_then(|start| start.config_file.as_ref())
+            .map_or_else(
+                || "its postgresql.conf".to_string(),
+                |file| file.display().to_string(),
+            );
         return Diagnosis {
             code: Code::ConnectionRefused,
             message: format!(
-                "{message}; but PostgreSQL answers on the socket {there}, at the same port"
+                "{message}; but PostgreSQL answers on the socket {there}, with the same port number"
             ),
             hint: format!(
-                "a server for port {port} runs but does not listen at {host}: add `{host}` to listen_addresses in its postgresql.conf and restart it; or connect through the socket (`host={dir}` in the URL), where pg_hba.conf's `local` lines decide (often peer: the OS user's name must be the role's)",
+                "a server for port {port} runs but does not listen at {host}: add `{host}` to listen_addresses in {conf} (or in postgresql.auto.conf, which wins, if ALTER SYSTEM set it) and restart it; or connect through the socket (`host={dir}` in the URL), where pg_hba.conf's `local` lines decide (often peer: the OS user's name must be the role's)",
                 port = ep.port,
                 dir = dir.display()
             ),
@@ -761,13 +782,31 @@ mod refused_tests {
             assert_eq!(d.code, Code::ConnectionRefused);
             assert_eq!(
                 d.message,
-                "connection refused at localhost:5433: nothing listens on that port; but PostgreSQL answers on the socket /var/run/postgresql/.s.PGSQL.5433, at the same port"
+                "connection refused at localhost:5433: nothing listens on that port; but PostgreSQL answers on the socket /var/run/postgresql/.s.PGSQL.5433, with the same port number"
             );
             assert_eq!(
                 d.hint,
-                "a server for port 5433 runs but does not listen at localhost: add `localhost` to listen_addresses in its postgresql.conf and restart it; or connect through the socket (`host=/var/run/postgresql` in the URL), where pg_hba.conf's `local` lines decide (often peer: the OS user's name must be the role's)"
+                "a server for port 5433 runs but does not listen at localhost: add `localhost` to listen_addresses in its postgresql.conf (or in postgresql.auto.conf, which wins, if ALTER SYSTEM set it) and restart it; or connect through the socket (`host=/var/run/postgresql` in the URL), where pg_hba.conf's `local` lines decide (often peer: the OS user's name must be the role's)"
             );
         }
+        // The cluster configured for the port: its own file is named.
+        let ctx = Context {
+            nearby: vec![socket(5433)],
+            start: Some(
+                Start::new(
+                    "pg_ctlcluster 15 web start",
+                    StartedServer::ConfiguredCluster,
+                )
+                .with_config_file("/etc/postgresql/15/web/postgresql.conf".into()),
+            ),
+            ..Context::default()
+        };
+        let d = refused(&tcp(5433), &ctx);
+        assert!(
+            d.hint.starts_with("a server for port 5433 runs but does not listen at localhost: add `localhost` to listen_addresses in /etc/postgresql/15/web/postgresql.conf (or in postgresql.auto.conf, which wins, if ALTER SYSTEM set it) and restart it; "),
+            "{}",
+            d.hint
+        );
         // A host that is not this machine: a local socket at the same port number is no
         // evidence about it, so the nearby hint stays.
         let remote = Endpoint {
@@ -784,7 +823,7 @@ mod refused_tests {
             "{}",
             d.hint
         );
-        assert!(!d.message.contains("at the same port"), "{}", d.message);
+        assert!(!d.message.contains("the same port"), "{}", d.message);
     }
 
     #[test]

@@ -893,15 +893,16 @@ fn a_refused_loopback_port_whose_cluster_answers_on_its_socket_is_told_to_listen
     );
     assert!(
         text.contains(&format!(
-            "but PostgreSQL answers on the socket {socket}, at the same port"
+            "but PostgreSQL answers on the socket {socket}, with the same port number"
         )),
         "{text}"
     );
     let hint = hint_line(&text);
     assert!(
         hint.contains(&format!(
-            "hint: a server for port {} runs but does not listen at localhost: add `localhost` to listen_addresses",
-            socket_only.port
+            "hint: a server for port {} runs but does not listen at localhost: add `localhost` to listen_addresses in {} (or in postgresql.auto.conf",
+            socket_only.port,
+            conf.display()
         )),
         "{text}"
     );
