@@ -189,40 +189,8 @@ fn refused(ep: &Endpoint, ctx: &Context) -> Diagnosis {
             ),
         };
     }
-    // A socket at the URL's port answers while the loopback TCP address refuses: a server for
-    // that port runs and does not listen on TCP there (`listen_addresses = ''`, or addresses
-    // without this one). Starting it is no fix (it runs); making it listen is. Going through
-    // the socket instead is offered with its catch: pg_hba.conf's `local` lines decide there,
-    // which Debian's clusters set to peer.
-    let socket_at_port = ctx.nearby.iter().find_map(|there| match &there.host {
-        Host::Socket(dir) if there.port == ep.port => Some((there, dir)),
-        _ => None,
-    });
-    if let (Host::Tcp(host), Some((there, dir))) = (&ep.host, socket_at_port)
-        && is_loopback_name(host)
-    {
-        // The cluster configured for this port is, most likely, the one running there: its
-        // file is named; otherwise "its postgresql.conf" (`SHOW config_file` names it).
-        let conf = ctx
-            .start
-            .as_ref()
-            .filter(|start| start.server == StartedServer::ConfiguredCluster)
-            .and_then(|start| start.config_file.as_ref())
-            .map_or_else(
-                || "its postgresql.conf".to_string(),
-                |file| file.display().to_string(),
-            );
-        return Diagnosis {
-            code: Code::ConnectionRefused,
-            message: format!(
-                "{message}; but PostgreSQL answers on the socket {there}, with the same port number"
-            ),
-            hint: format!(
-                "a server for port {port} runs but does not listen at {host}: add `{host}` to listen_addresses in {conf} (or in postgresql.auto.conf, which wins, if ALTER SYSTEM set it) and restart it; or connect through the socket (`host={dir}` in the URL), where pg_hba.conf's `local` lines decide (often peer: the OS user's name must be the role's)",
-                port = ep.port,
-                dir = dir.display()
-            ),
-        };
+    if let Some(running) = running_at_the_same_port(ep, &message, ctx) {
+        return running;
     }
     // The server configured or recorded for this port is the one the URL names: starting it
     // is the fix, and a server answering at another port is another one, where the URL's user
@@ -272,6 +240,77 @@ fn refused(ep: &Endpoint, ctx: &Context) -> Diagnosis {
         message,
         hint,
     }
+}
+
+/// Something answers at the refused endpoint's port number on this machine, only not where
+/// the URL looks: a socket at the port while the loopback TCP address refuses
+/// (`listen_addresses = ''`, or addresses without this one), or TCP or another socket folder
+/// while the URL's socket folder has none (a server built with `/tmp` against a client that
+/// looks in `/var/run/postgresql`). A server for that port runs, so starting it is no fix:
+/// the hint points the URL where it answers, or makes it listen where the URL looks, each with
+/// its catch (pg_hba.conf's `local` lines decide on a socket, often peer).
+fn running_at_the_same_port(ep: &Endpoint, message: &str, ctx: &Context) -> Option<Diagnosis> {
+    // The cluster configured for this port is, most likely, the one running there: its file
+    // is named; otherwise "its postgresql.conf" (`SHOW config_file` names it).
+    let conf = ctx
+        .start
+        .as_ref()
+        .filter(|start| start.server == StartedServer::ConfiguredCluster)
+        .and_then(|start| start.config_file.as_ref())
+        .map_or_else(
+            || "its postgresql.conf".to_string(),
+            |file| file.display().to_string(),
+        );
+    let wins = "(or in postgresql.auto.conf, which wins, if ALTER SYSTEM set it)";
+    let port = ep.port;
+    let (there, hint) = match &ep.host {
+        Host::Tcp(host) if is_loopback_name(host) => {
+            let (there, dir) = ctx.nearby.iter().find_map(|there| match &there.host {
+                Host::Socket(dir) if there.port == port => Some((there, dir)),
+                _ => None,
+            })?;
+            let hint = format!(
+                "a server for port {port} runs but does not listen at {host}: add `{host}` to listen_addresses in {conf} {wins} and restart it; or connect through the socket (`host={}` in the URL), where pg_hba.conf's `local` lines decide (often peer: the OS user's name must be the role's)",
+                dir.display()
+            );
+            (there, hint)
+        }
+        Host::Socket(dir) => {
+            let there = ctx.nearby.iter().find(|there| there.port == port)?;
+            let via = match &there.host {
+                Host::Tcp(host) => format!(
+                    "`host={host}` in the URL, where pg_hba.conf's `host` lines decide, usually by password"
+                ),
+                Host::Socket(other) => format!("`host={}` in the URL", other.display()),
+            };
+            // A folder that does not exist cannot take a socket: the server would not start.
+            let listen = if dir.is_dir() {
+                format!(
+                    "; or add `{}` to unix_socket_directories in {conf} {wins} and restart it",
+                    dir.display()
+                )
+            } else {
+                String::new()
+            };
+            let hint = format!(
+                "a server for port {port} runs but has no socket in {}: point the URL at {there} ({via}){listen}",
+                dir.display()
+            );
+            (there, hint)
+        }
+        Host::Tcp(_) => return None,
+    };
+    let what = match there.host {
+        Host::Socket(_) => "on the socket",
+        Host::Tcp(_) => "at",
+    };
+    Some(Diagnosis {
+        code: Code::ConnectionRefused,
+        message: format!(
+            "{message}; but PostgreSQL answers {what} {there}, with the same port number"
+        ),
+        hint,
+    })
 }
 
 /// A refused certificate: the hint names what the certificate itself says (its dates, its
@@ -824,6 +863,63 @@ mod refused_tests {
             d.hint
         );
         assert!(!d.message.contains("the same port"), "{}", d.message);
+    }
+
+    #[test]
+    fn a_missing_socket_whose_port_answers_elsewhere_is_a_server_with_its_socket_there() {
+        let existing = tempfile::tempdir().expect("a folder");
+        let at = |dir: &std::path::Path| Endpoint {
+            host: Host::Socket(dir.to_path_buf()),
+            port: 5433,
+        };
+        let ctx = Context {
+            nearby: vec![tcp(5432), tcp(5433)],
+            start: Some(
+                Start::new(
+                    "pg_ctlcluster 15 web start",
+                    StartedServer::ConfiguredCluster,
+                )
+                .with_config_file("/etc/postgresql/15/web/postgresql.conf".into()),
+            ),
+            ..Context::default()
+        };
+        let d = refused(&at(existing.path()), &ctx);
+        assert_eq!(d.code, Code::ConnectionRefused);
+        assert!(
+            d.message
+                .ends_with("; but PostgreSQL answers at localhost:5433, with the same port number"),
+            "{}",
+            d.message
+        );
+        let dir = existing.path().display();
+        assert_eq!(
+            d.hint,
+            format!(
+                "a server for port 5433 runs but has no socket in {dir}: point the URL at localhost:5433 (`host=localhost` in the URL, where pg_hba.conf's `host` lines decide, usually by password); or add `{dir}` to unix_socket_directories in /etc/postgresql/15/web/postgresql.conf (or in postgresql.auto.conf, which wins, if ALTER SYSTEM set it) and restart it"
+            )
+        );
+        // A folder that does not exist could not take the socket: only the URL is offered.
+        let gone = existing.path().join("gone");
+        let d = refused(&at(&gone), &ctx);
+        assert!(
+            d.hint.ends_with("(`host=localhost` in the URL, where pg_hba.conf's `host` lines decide, usually by password)"),
+            "{}",
+            d.hint
+        );
+        // Nothing at that port: the nearby hint, with the configured cluster to start.
+        let d = refused(
+            &at(existing.path()),
+            &Context {
+                nearby: vec![tcp(5432)],
+                ..ctx
+            },
+        );
+        assert!(
+            d.hint
+                .starts_with("start the cluster configured for port 5433"),
+            "{}",
+            d.hint
+        );
     }
 
     #[test]

@@ -924,6 +924,69 @@ fn a_refused_loopback_port_whose_cluster_answers_on_its_socket_is_told_to_listen
     assert!(!again.all().contains("[connection-refused]"), "{again:?}");
 }
 
+/// The mirror case: a cluster whose socket is in another folder (`unix_socket_directories`)
+/// and that listens on localhost, with a URL that looks for the socket in /var/run/postgresql.
+/// No socket there, yet a server for that port runs: the hint points the URL at localhost and
+/// names the cluster's file for the other way, not "start the server".
+#[test]
+fn a_missing_socket_whose_port_answers_over_tcp_is_a_server_with_its_socket_elsewhere() {
+    let cluster = DistCluster::create();
+    let sockets = cluster.data_dir.with_extension("sockets");
+    std::fs::create_dir_all(&sockets).expect("create the socket folder");
+    crate::support::give_to_server_user(&sockets, 0o755);
+    let conf = cluster.conf_dir().join("postgresql.conf");
+    let mut text = std::fs::read_to_string(&conf).expect("read postgresql.conf");
+    text.push_str(&format!(
+        "\nunix_socket_directories = '{}'\nlisten_addresses = 'localhost'\n",
+        sockets.display()
+    ));
+    std::fs::write(&conf, text).expect("write postgresql.conf");
+    cluster.start();
+
+    let dir = crate::project();
+    let url = format!(
+        "postgresql://app:pw@/app?host=/var/run/postgresql&port={}",
+        cluster.port
+    );
+    let doctor = run(aksara(dir.path()).args(["doctor", "--url", &url, "--driver", "libpq"]));
+    assert_eq!(doctor.code, 1, "{doctor:?}");
+    let text = doctor.all();
+    assert!(text.contains("[connection-refused]"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "but PostgreSQL answers at localhost:{}, with the same port number",
+            cluster.port
+        )),
+        "{text}"
+    );
+    let hint = hint_line(&text);
+    assert!(
+        hint.contains(&format!(
+            "hint: a server for port {} runs but has no socket in /var/run/postgresql: point the URL at localhost:{} (`host=localhost` in the URL",
+            cluster.port, cluster.port
+        )),
+        "{text}"
+    );
+    assert!(
+        hint.contains(&format!(
+            "add `/var/run/postgresql` to unix_socket_directories in {}",
+            conf.display()
+        )),
+        "{text}"
+    );
+    assert!(
+        !hint.contains("pg_ctlcluster") && !hint.contains("start the"),
+        "{text}"
+    );
+
+    // The hint holds: at localhost the URL gets past the refusal to the server itself.
+    let url = format!("postgresql://app:pw@localhost:{}/app", cluster.port);
+    let again = run(aksara(dir.path()).args(["doctor", "--url", &url, "--driver", "libpq"]));
+    assert_eq!(again.code, 1, "{again:?}");
+    assert!(!again.all().contains("[connection-refused]"), "{again:?}");
+    std::fs::remove_dir_all(&sockets).ok();
+}
+
 /// The first `hint:` line of a report.
 fn hint_line(text: &str) -> &str {
     text.lines()

@@ -47,7 +47,7 @@ pub use pgbouncer::{ADMIN_USER, PgBouncer, PgBouncerConfig, PoolMode, shared_pgb
 #[allow(unused_imports)]
 pub use pgpool::{Backend, PgPool, PgPoolConfig, shared_pgpool, shared_pgpool_pair};
 #[allow(unused_imports)]
-pub use privileges::{SERVER_USER, server_user};
+pub use privileges::{SERVER_USER, give_to_server_user, server_user};
 #[allow(unused_imports)]
 pub use session::{Ran, Test};
 #[allow(unused_imports)]

@@ -452,6 +452,20 @@ pub async fn failure_context(attempt: &Attempt) -> Context {
         endpoint,
         origin: "the other loopback address".into(),
     }));
+    // A socket the URL's folder lacks: the same port over TCP is looked at too (the probe
+    // list has only the usual ports), since a server answering there is this port's server.
+    if let Host::Socket(_) = attempt.endpoint.host {
+        let tcp = Endpoint {
+            host: Host::Tcp("localhost".into()),
+            port: attempt.endpoint.port,
+        };
+        if !candidates.iter().any(|c| c.endpoint == tcp) {
+            candidates.push(probe::Candidate {
+                endpoint: tcp,
+                origin: "TCP localhost at the same port".into(),
+            });
+        }
+    }
     // This project's own server (aksara started it) comes back with `aksara dbserver start`,
     // not with the OS's service; a stopped container that publishes the port with
     // `docker start`. The Docker lookup runs beside the probes, within the same budget (a
