@@ -14,6 +14,10 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::dsn::{DEFAULT_SOCKET_DIRS, Endpoint, Host};
 
+/// What the looks around a failed connection may add to its report (issue 12: ≤ 300 ms on a
+/// failure path).
+pub const BESIDE_A_FAILURE: Duration = Duration::from_millis(300);
+
 /// The default port and Debian's second cluster.
 pub const TCP_PORTS: &[u16] = &[5432, 5433];
 
@@ -139,6 +143,15 @@ pub async fn probe_all(candidates: Vec<Candidate>, bound: Duration) -> Vec<Probe
     }
     results.sort_by_key(|(i, _)| *i);
     results.into_iter().map(|(_, p)| p).collect()
+}
+
+/// Whether PostgreSQL answers at localhost on `port` within `bound` (one SSLRequest).
+pub async fn answers_at_localhost(port: u16, bound: Duration) -> bool {
+    let endpoint = Endpoint {
+        host: Host::Tcp("localhost".into()),
+        port,
+    };
+    matches!(probe(&endpoint, bound).await, Answer::Postgres { .. })
 }
 
 /// Probe one endpoint within `bound`.

@@ -92,6 +92,9 @@ pub struct Context {
     pub same_port_elsewhere: Vec<String>,
     /// How the server this endpoint belongs to starts on this machine, when known.
     pub start: Option<Start>,
+    /// For a peer refusal on a socket: whether PostgreSQL answers at localhost on the same port
+    /// (so "connect over TCP with a password" is open); None when not asked.
+    pub tcp_at_port: Option<bool>,
     /// Whether, for an `no pg_hba.conf entry ... no encryption` rejection, a TLS attempt was
     /// let through pg_hba (then the fix is sslmode, not pg_hba).
     pub tls_would_be_accepted: Option<bool>,
@@ -153,6 +156,46 @@ pub fn diagnose(cfg: &ConnConfig, attempt: &Attempt, ctx: &Context) -> Diagnosis
                 hint,
             }
         }
+    }
+}
+
+/// A peer authentication refusal on a socket: its hint depends on whether the same port is
+/// open over TCP ([`Context::tcp_at_port`]), which the caller finds out.
+pub fn is_peer_refusal_on_socket(attempt: &Attempt) -> bool {
+    matches!(attempt.endpoint.host, Host::Socket(_))
+        && matches!(&attempt.failure, FailureKind::Server(e)
+            if server_messages::classify(&e.sqlstate, &e.message)
+                == Some(Cause::MethodFailed { method: "peer" }))
+}
+
+/// The `postgresql.conf` of the cluster configured for the failed port, when known (it is,
+/// most likely, the server that answered or runs there); otherwise "its postgresql.conf"
+/// (`SHOW config_file` names it).
+fn configured_file(ctx: &Context) -> String {
+    ctx.start
+        .as_ref()
+        .filter(|start| start.server == StartedServer::ConfiguredCluster)
+        .and_then(|start| start.config_file.as_ref())
+        .map_or_else(
+            || "its postgresql.conf".to_string(),
+            |file| file.display().to_string(),
+        )
+}
+
+/// The ways past a peer refusal: TCP with a password first, unless nothing answers at
+/// localhost on this port ([`Context::tcp_at_port`]), when opening it comes first.
+fn peer_hint(ep: &Endpoint, user: &str, ctx: &Context) -> String {
+    let others = format!(
+        "run as that OS user (`sudo -u {user} ...`), or change the `local` line for this database in pg_hba.conf to scram-sha-256"
+    );
+    if ctx.tcp_at_port == Some(false) {
+        format!(
+            "the server listens on no TCP address at port {port}, so a password login over localhost is not open either: add `localhost` to listen_addresses in {conf} {ALTER_SYSTEM_WINS} and restart it, then use host=localhost with the role's password (run again, `aksara dbsetup` writes such a URL); or {others}",
+            port = ep.port,
+            conf = configured_file(ctx)
+        )
+    } else {
+        format!("connect over TCP with a password instead (host=localhost), {others}")
     }
 }
 
@@ -242,6 +285,9 @@ fn refused(ep: &Endpoint, ctx: &Context) -> Diagnosis {
     }
 }
 
+/// Said beside a setting to change in postgresql.conf: ALTER SYSTEM's value comes after it.
+const ALTER_SYSTEM_WINS: &str = "(or in postgresql.auto.conf, which wins, if ALTER SYSTEM set it)";
+
 /// Something answers at the refused endpoint's port number on this machine, only not where
 /// the URL looks: a socket at the port while the loopback TCP address refuses
 /// (`listen_addresses = ''`, or addresses without this one), or TCP or another socket folder
@@ -250,18 +296,8 @@ fn refused(ep: &Endpoint, ctx: &Context) -> Diagnosis {
 /// the hint points the URL where it answers, or makes it listen where the URL looks, each with
 /// its catch (pg_hba.conf's `local` lines decide on a socket, often peer).
 fn running_at_the_same_port(ep: &Endpoint, message: &str, ctx: &Context) -> Option<Diagnosis> {
-    // The cluster configured for this port is, most likely, the one running there: its file
-    // is named; otherwise "its postgresql.conf" (`SHOW config_file` names it).
-    let conf = ctx
-        .start
-        .as_ref()
-        .filter(|start| start.server == StartedServer::ConfiguredCluster)
-        .and_then(|start| start.config_file.as_ref())
-        .map_or_else(
-            || "its postgresql.conf".to_string(),
-            |file| file.display().to_string(),
-        );
-    let wins = "(or in postgresql.auto.conf, which wins, if ALTER SYSTEM set it)";
+    let conf = configured_file(ctx);
+    let wins = ALTER_SYSTEM_WINS;
     let port = ep.port;
     let (there, hint) = match &ep.host {
         Host::Tcp(host) if is_loopback_name(host) => {
@@ -526,9 +562,7 @@ fn known_cause(
         ),
         Cause::MethodFailed { method: m @ "peer" } => (
             format!("{said}: the server only lets the operating-system user \"{user}\" in over this connection ({m} authentication)"),
-            format!(
-                "connect over TCP with a password instead (host=localhost), run as that OS user (`sudo -u {user} ...`), or change the `local` line for this database in pg_hba.conf to scram-sha-256"
-            ),
+            peer_hint(ep, user, ctx),
         ),
         Cause::MethodFailed { method } => (
             format!("{said} (at {ep})"),

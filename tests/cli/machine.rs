@@ -987,6 +987,78 @@ fn a_missing_socket_whose_port_answers_over_tcp_is_a_server_with_its_socket_else
     std::fs::remove_dir_all(&sockets).ok();
 }
 
+/// A cluster that listens on no TCP address, with Debian's peer on its socket: a role that is
+/// not the OS user cannot log in there, and "connect over TCP with a password", the usual way
+/// out, is closed. doctor and dbsetup (whose setup is then undone) say so and name the file to
+/// change; once localhost is listened on, dbsetup run again writes a URL over localhost that
+/// works.
+#[test]
+fn a_peer_refusal_on_a_cluster_without_tcp_says_tcp_is_closed_too() {
+    let dist = DistCluster::create();
+    let conf = dist.conf_dir().join("postgresql.conf");
+    let original = std::fs::read_to_string(&conf).expect("read postgresql.conf");
+    std::fs::write(&conf, format!("{original}\nlisten_addresses = ''\n")).expect("write it");
+    dist.start();
+    let dir = crate::project();
+    let at_cluster = |args: &[&str]| {
+        let mut cmd = aksara(dir.path());
+        cmd.env("PGHOST", &dist.socket_dir)
+            .env("PGPORT", dist.port.to_string())
+            .args(args);
+        run(&mut cmd)
+    };
+    let role = crate::support::unique_name("peerless");
+    let url = format!(
+        "postgresql:///postgres?host={}&port={}&user={role}",
+        dist.socket_dir.display(),
+        dist.port
+    );
+    let closed = format!(
+        "the server listens on no TCP address at port {}, so a password login over localhost is not open either: add `localhost` to listen_addresses in {} ",
+        dist.port,
+        conf.display()
+    );
+
+    let doctor = at_cluster(&["doctor", "--url", &url, "--driver", "libpq"]);
+    assert_eq!(doctor.code, 1, "{doctor:?}");
+    let text = doctor.all();
+    assert!(text.contains("[auth-failed]"), "{text}");
+    assert!(hint_line(&text).contains(&closed), "{text}");
+
+    let db = crate::support::unique_name("peerlessdb");
+    let setup = at_cluster(&["dbsetup", "--non-interactive", "--db-name", &db]);
+    assert_eq!(setup.code, 1, "{setup:?}");
+    assert!(setup.all().contains(&closed), "{setup:?}");
+    assert!(!dir.path().join(".env").exists(), "{setup:?}");
+    assert_eq!(
+        dist.psql(&format!(
+            "SELECT count(*) FROM pg_roles WHERE rolname = '{db}'"
+        )),
+        "0"
+    );
+
+    // The hint, applied: localhost listened on, the cluster restarted.
+    std::fs::write(
+        &conf,
+        format!("{original}\nlisten_addresses = 'localhost'\n"),
+    )
+    .expect("write it");
+    dist.stop();
+    dist.start();
+    let doctor = at_cluster(&["doctor", "--url", &url, "--driver", "libpq"]);
+    assert_eq!(doctor.code, 1, "{doctor:?}");
+    let text = doctor.all();
+    assert!(
+        hint_line(&text).contains("connect over TCP with a password instead (host=localhost)"),
+        "{text}"
+    );
+    let setup = at_cluster(&["dbsetup", "--non-interactive", "--db-name", &db]);
+    assert_eq!(setup.code, 0, "{setup:?}");
+    let written = crate::env_value(&dir.path().join(".env"), "DATABASE_URL").expect(".env written");
+    assert!(written.contains("@localhost:"), "{written}");
+    crate::assert_url_works(&written);
+}
+
 /// The first `hint:` line of a report.
 fn hint_line(text: &str) -> &str {
     text.lines()

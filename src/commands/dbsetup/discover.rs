@@ -411,6 +411,17 @@ pub async fn connect_error(
 ) -> CliError {
     let attempt = failure.last();
     let mut ctx = Context::default();
+    // As doctor does (commands/doctor/failure.rs): whether TCP is open beside a peer refusal.
+    if diagnose::is_peer_refusal_on_socket(attempt) {
+        ctx.tcp_at_port = Some(
+            crate::probe::answers_at_localhost(
+                attempt.endpoint.port,
+                crate::probe::BESIDE_A_FAILURE,
+            )
+            .await,
+        );
+        ctx.start = diagnose::start_command(attempt.endpoint.port);
+    }
     if matches!(
         attempt.failure,
         FailureKind::Refused | FailureKind::SocketMissing

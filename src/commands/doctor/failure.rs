@@ -14,10 +14,10 @@ use crate::diagnose::{self, Context, Diagnosis, Start, StartedServer};
 use crate::dsn::{ConnConfig, ConnString, Endpoint, Host, SslMode};
 use crate::probe::{self, Answer};
 
-/// What the looks around a failure may add (issue 12: ≤ 300 ms on a failure path): the
-/// nearby-server probes and the Docker lookup run side by side within it, the did-you-mean
-/// login and its query share it.
-const EXTRA_PROBING: Duration = Duration::from_millis(300);
+/// What the looks around a failure may add ([`probe::BESIDE_A_FAILURE`]): the nearby-server
+/// probes and the Docker lookup run side by side within it, the did-you-mean login and its
+/// query share it.
+const EXTRA_PROBING: Duration = probe::BESIDE_A_FAILURE;
 
 /// The reach, TLS and login lines after a failed connection.
 pub async fn login_failure_checks(
@@ -159,7 +159,7 @@ async fn socket_login_hint(cfg: &ConnConfig, ep: &Endpoint) -> Option<String> {
     let Host::Tcp(name) = &ep.host else {
         return None;
     };
-    if cfg.password.is_some() || !["localhost", "127.0.0.1", "::1"].contains(&name.as_str()) {
+    if cfg.password.is_some() || !diagnose::is_loopback_name(name) {
         return None;
     }
     let listener = crate::holder::listener_uid(ep.port)?;
@@ -433,6 +433,13 @@ fn loopback_twins(ep: &Endpoint) -> Vec<Endpoint> {
 
 pub async fn failure_context(attempt: &Attempt) -> Context {
     let mut ctx = Context::default();
+    // A peer refusal's usual way out is TCP with a password: asked whether that is open.
+    if diagnose::is_peer_refusal_on_socket(attempt) {
+        ctx.tcp_at_port =
+            Some(probe::answers_at_localhost(attempt.endpoint.port, EXTRA_PROBING).await);
+        ctx.start = diagnose::start_command(attempt.endpoint.port);
+        return ctx;
+    }
     // Only "nothing listens there" hints at other servers and at starting one; a timeout's
     // hint is about the network, and its report should not wait for more probing.
     if !matches!(
