@@ -65,7 +65,7 @@ pub fn start_command(port: u16) -> Option<super::Start> {
         };
         return Some(
             Start::new(command, StartedServer::ConfiguredCluster)
-                .with_config_file(cluster.config_file.clone()),
+                .with_cluster_files(cluster.config_file.clone(), cluster.socket_dir.clone()),
         );
     }
     if cfg!(target_os = "macos") {

@@ -24,6 +24,8 @@ pub struct Start {
     pub server: StartedServer,
     /// An installed cluster's `postgresql.conf` (the file that configured it for the port).
     pub config_file: Option<std::path::PathBuf>,
+    /// That cluster's socket folder (the first of its `unix_socket_directories`).
+    pub socket_dir: Option<std::path::PathBuf>,
 }
 
 /// Which server a [`Start`] brings up: the first three are the server the refused endpoint
@@ -47,12 +49,19 @@ impl Start {
             command: command.into(),
             server,
             config_file: None,
+            socket_dir: None,
         }
     }
 
-    pub fn with_config_file(self, path: std::path::PathBuf) -> Start {
+    /// An installed cluster's files: where it is configured and where it puts its socket.
+    pub fn with_cluster_files(
+        self,
+        config_file: std::path::PathBuf,
+        socket_dir: Option<std::path::PathBuf>,
+    ) -> Start {
         Start {
-            config_file: Some(path),
+            config_file: Some(config_file),
+            socket_dir,
             ..self
         }
     }
@@ -292,9 +301,10 @@ const ALTER_SYSTEM_WINS: &str = "(or in postgresql.auto.conf, which wins, if ALT
 /// the URL looks: a socket at the port while the loopback TCP address refuses
 /// (`listen_addresses = ''`, or addresses without this one), or TCP or another socket folder
 /// while the URL's socket folder has none (a server built with `/tmp` against a client that
-/// looks in `/var/run/postgresql`). A server for that port runs, so starting it is no fix:
-/// the hint points the URL where it answers, or makes it listen where the URL looks, each with
-/// its catch (pg_hba.conf's `local` lines decide on a socket, often peer).
+/// looks in `/var/run/postgresql`). A socket file means a local server for that port runs, so
+/// starting it is no fix: the hint points the URL where it answers, or makes it listen where
+/// the URL looks, each with its catch (pg_hba.conf's `local` lines decide on a socket, often
+/// peer). A TCP answer may be another program's, so that hint gives both readings.
 fn running_at_the_same_port(ep: &Endpoint, message: &str, ctx: &Context) -> Option<Diagnosis> {
     let conf = configured_file(ctx);
     let wins = ALTER_SYSTEM_WINS;
@@ -313,25 +323,70 @@ fn running_at_the_same_port(ep: &Endpoint, message: &str, ctx: &Context) -> Opti
         }
         Host::Socket(dir) => {
             let there = ctx.nearby.iter().find(|there| there.port == port)?;
-            let via = match &there.host {
-                Host::Tcp(host) => format!(
-                    "`host={host}` in the URL, where pg_hba.conf's `host` lines decide, usually by password"
-                ),
-                Host::Socket(other) => format!("`host={}` in the URL", other.display()),
-            };
+            let folder = dir.display();
             // A folder that does not exist cannot take a socket: the server would not start.
-            let listen = if dir.is_dir() {
-                format!(
-                    "; or add `{}` to unix_socket_directories in {conf} {wins} and restart it",
-                    dir.display()
-                )
-            } else {
-                String::new()
+            let listen = |file: &str| {
+                if dir.is_dir() {
+                    format!(
+                        "; or add `{folder}` to unix_socket_directories in {file} {wins} and restart it"
+                    )
+                } else {
+                    String::new()
+                }
             };
-            let hint = format!(
-                "a server for port {port} runs but has no socket in {}: point the URL at {there} ({via}){listen}",
-                dir.display()
-            );
+            let hint = match &there.host {
+                // A socket file at this port in another local folder: a local server for the
+                // port runs, with its sockets elsewhere.
+                Host::Socket(other) => format!(
+                    "a server for port {port} runs with its socket in {}, not in {folder}: point the URL at it (`host={}` in the URL){}",
+                    other.display(),
+                    other.display(),
+                    listen(&conf)
+                ),
+                // Over TCP the port may be another program's (a container that publishes it).
+                // The cluster configured for the port tells: its own socket answers (it runs,
+                // and that is its TCP), or not (it is down, and something else answers).
+                // Without one, both readings.
+                Host::Tcp(host) => {
+                    let over_tcp = format!(
+                        "`host={host}` in the URL, where pg_hba.conf's `host` lines decide, usually by password"
+                    );
+                    let cluster = ctx
+                        .start
+                        .as_ref()
+                        .filter(|start| start.server == StartedServer::ConfiguredCluster);
+                    let its_socket = cluster.and_then(|start| start.socket_dir.as_ref());
+                    let answers = |its: &std::path::PathBuf| {
+                        ctx.nearby.iter().any(|n| {
+                            n.port == port && matches!(&n.host, Host::Socket(d) if d == its)
+                        })
+                    };
+                    match (cluster, its_socket) {
+                        (Some(_), Some(its)) if answers(its) => format!(
+                            "the cluster configured for port {port} runs with its socket in {}, not in {folder}: point the URL at it (`host={}` in the URL) or at {there} ({over_tcp}){}",
+                            its.display(),
+                            its.display(),
+                            listen(&conf)
+                        ),
+                        (Some(start), Some(its)) => format!(
+                            "the cluster configured for port {port} is not running (no socket in {}), so what answers at {there} is another server (a container that publishes the port, say): start the cluster: `{}`; or, if that other server is the one this URL means, point the URL at it ({over_tcp})",
+                            its.display(),
+                            start.command
+                        ),
+                        _ => {
+                            let start = ctx
+                                .start
+                                .as_ref()
+                                .map(|start| format!(": `{}`", start.command))
+                                .unwrap_or_default();
+                            format!(
+                                "if that is the server this URL means, point the URL at it ({over_tcp}){}; if it is another (a container that publishes the port, say), start the one whose socket belongs in {folder}{start}",
+                                listen("its postgresql.conf")
+                            )
+                        }
+                    }
+                }
+            };
             (there, hint)
         }
         Host::Tcp(_) => return None,
@@ -870,7 +925,7 @@ mod refused_tests {
                     "pg_ctlcluster 15 web start",
                     StartedServer::ConfiguredCluster,
                 )
-                .with_config_file("/etc/postgresql/15/web/postgresql.conf".into()),
+                .with_cluster_files("/etc/postgresql/15/web/postgresql.conf".into(), None),
             ),
             ..Context::default()
         };
@@ -913,7 +968,7 @@ mod refused_tests {
                     "pg_ctlcluster 15 web start",
                     StartedServer::ConfiguredCluster,
                 )
-                .with_config_file("/etc/postgresql/15/web/postgresql.conf".into()),
+                .with_cluster_files("/etc/postgresql/15/web/postgresql.conf".into(), None),
             ),
             ..Context::default()
         };
@@ -926,17 +981,73 @@ mod refused_tests {
             d.message
         );
         let dir = existing.path().display();
+        // Over TCP the answer may be another program's: both readings, and no cluster's file.
         assert_eq!(
             d.hint,
             format!(
-                "a server for port 5433 runs but has no socket in {dir}: point the URL at localhost:5433 (`host=localhost` in the URL, where pg_hba.conf's `host` lines decide, usually by password); or add `{dir}` to unix_socket_directories in /etc/postgresql/15/web/postgresql.conf (or in postgresql.auto.conf, which wins, if ALTER SYSTEM set it) and restart it"
+                "if that is the server this URL means, point the URL at it (`host=localhost` in the URL, where pg_hba.conf's `host` lines decide, usually by password); or add `{dir}` to unix_socket_directories in its postgresql.conf (or in postgresql.auto.conf, which wins, if ALTER SYSTEM set it) and restart it; if it is another (a container that publishes the port, say), start the one whose socket belongs in {dir}: `pg_ctlcluster 15 web start`"
             )
         );
-        // A folder that does not exist could not take the socket: only the URL is offered.
+        // The configured cluster's socket folder tells which reading holds: its socket file
+        // there means it runs; none means it is down and another server has the TCP port.
+        let its = tempfile::tempdir().expect("a folder");
+        let configured = |its_dir: &std::path::Path| Context {
+            start: Some(
+                Start::new(
+                    "pg_ctlcluster 15 web start",
+                    StartedServer::ConfiguredCluster,
+                )
+                .with_cluster_files(
+                    "/etc/postgresql/15/web/postgresql.conf".into(),
+                    Some(its_dir.to_path_buf()),
+                ),
+            ),
+            ..ctx.clone()
+        };
+        let d = refused(&at(existing.path()), &configured(its.path()));
+        assert_eq!(
+            d.hint,
+            format!(
+                "the cluster configured for port 5433 is not running (no socket in {}), so what answers at localhost:5433 is another server (a container that publishes the port, say): start the cluster: `pg_ctlcluster 15 web start`; or, if that other server is the one this URL means, point the URL at it (`host=localhost` in the URL, where pg_hba.conf's `host` lines decide, usually by password)",
+                its.path().display()
+            )
+        );
+        let answering = Context {
+            nearby: vec![tcp(5433), at(its.path())],
+            ..configured(its.path())
+        };
+        let d = refused(&at(existing.path()), &answering);
+        assert!(
+            d.hint.starts_with(&format!(
+                "the cluster configured for port 5433 runs with its socket in {}, not in {dir}: point the URL at it",
+                its.path().display()
+            )),
+            "{}",
+            d.hint
+        );
+        // A socket file in another local folder is a local server for the port: its own
+        // folder, and the configured cluster's file.
+        let other = tempfile::tempdir().expect("a folder");
+        let d = refused(
+            &at(existing.path()),
+            &Context {
+                nearby: vec![at(other.path()), tcp(5433)],
+                ..ctx.clone()
+            },
+        );
+        let elsewhere = other.path().display();
+        assert_eq!(
+            d.hint,
+            format!(
+                "a server for port 5433 runs with its socket in {elsewhere}, not in {dir}: point the URL at it (`host={elsewhere}` in the URL); or add `{dir}` to unix_socket_directories in /etc/postgresql/15/web/postgresql.conf (or in postgresql.auto.conf, which wins, if ALTER SYSTEM set it) and restart it"
+            )
+        );
+        // A folder that does not exist could not take the socket: it is not offered.
         let gone = existing.path().join("gone");
         let d = refused(&at(&gone), &ctx);
+        assert!(!d.hint.contains("unix_socket_directories"), "{}", d.hint);
         assert!(
-            d.hint.ends_with("(`host=localhost` in the URL, where pg_hba.conf's `host` lines decide, usually by password)"),
+            d.hint.starts_with("if that is the server this URL means"),
             "{}",
             d.hint
         );

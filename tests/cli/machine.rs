@@ -926,8 +926,9 @@ fn a_refused_loopback_port_whose_cluster_answers_on_its_socket_is_told_to_listen
 
 /// The mirror case: a cluster whose socket is in another folder (`unix_socket_directories`)
 /// and that listens on localhost, with a URL that looks for the socket in /var/run/postgresql.
-/// No socket there, yet a server for that port runs: the hint points the URL at localhost and
-/// names the cluster's file for the other way, not "start the server".
+/// No socket there, yet the cluster runs (its socket file is where its configuration puts it):
+/// the hint points the URL at its socket or localhost and names the cluster's file for the
+/// other way, not "start the server".
 #[test]
 fn a_missing_socket_whose_port_answers_over_tcp_is_a_server_with_its_socket_elsewhere() {
     let cluster = DistCluster::create();
@@ -960,10 +961,13 @@ fn a_missing_socket_whose_port_answers_over_tcp_is_a_server_with_its_socket_else
         "{text}"
     );
     let hint = hint_line(&text);
+    // The cluster configured for the port has its socket file where its file puts it: it runs,
+    // and the TCP answer is its own.
     assert!(
         hint.contains(&format!(
-            "hint: a server for port {} runs but has no socket in /var/run/postgresql: point the URL at localhost:{} (`host=localhost` in the URL",
-            cluster.port, cluster.port
+            "hint: the cluster configured for port {port} runs with its socket in {sockets}, not in /var/run/postgresql: point the URL at it (`host={sockets}` in the URL) or at localhost:{port} (`host=localhost` in the URL",
+            port = cluster.port,
+            sockets = sockets.display()
         )),
         "{text}"
     );
@@ -978,7 +982,6 @@ fn a_missing_socket_whose_port_answers_over_tcp_is_a_server_with_its_socket_else
         !hint.contains("pg_ctlcluster") && !hint.contains("start the"),
         "{text}"
     );
-
     // The hint holds: at localhost the URL gets past the refusal to the server itself.
     let url = format!("postgresql://app:pw@localhost:{}/app", cluster.port);
     let again = run(aksara(dir.path()).args(["doctor", "--url", &url, "--driver", "libpq"]));

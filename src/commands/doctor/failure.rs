@@ -473,6 +473,25 @@ pub async fn failure_context(attempt: &Attempt) -> Context {
             });
         }
     }
+    // The cluster configured for this port (its files only): its own socket is asked too,
+    // wherever its configuration puts it, since an answer there says it runs.
+    let configured = diagnose::start_command(attempt.endpoint.port);
+    let its_socket = configured
+        .as_ref()
+        .and_then(|start| start.socket_dir.clone())
+        .map(|dir| Endpoint {
+            host: Host::Socket(dir),
+            port: attempt.endpoint.port,
+        })
+        .filter(|its| *its != attempt.endpoint);
+    if let Some(its) = &its_socket
+        && !candidates.iter().any(|c| c.endpoint == *its)
+    {
+        candidates.push(probe::Candidate {
+            endpoint: its.clone(),
+            origin: "the configured cluster's socket".into(),
+        });
+    }
     // This project's own server (aksara started it) comes back with `aksara dbserver start`,
     // not with the OS's service; a stopped container that publishes the port with
     // `docker start`. The Docker lookup runs beside the probes, within the same budget (a
@@ -501,11 +520,15 @@ pub async fn failure_context(attempt: &Attempt) -> Context {
         }
     }
     for p in found {
-        if matches!(p.answer, Answer::Postgres { .. })
-            && seen_ports.insert((
+        // One socket and one TCP address per port, and the configured cluster's socket always.
+        let mut first_at_port = || {
+            seen_ports.insert((
                 matches!(p.candidate.endpoint.host, Host::Socket(_)),
                 p.candidate.endpoint.port,
             ))
+        };
+        if matches!(p.answer, Answer::Postgres { .. })
+            && (first_at_port() || its_socket.as_ref() == Some(&p.candidate.endpoint))
         {
             ctx.nearby.push(p.candidate.endpoint.clone());
         }
@@ -516,7 +539,7 @@ pub async fn failure_context(attempt: &Attempt) -> Context {
             format!("docker start {name}"),
             StartedServer::Container,
         )),
-        (None, None) => diagnose::start_command(attempt.endpoint.port),
+        (None, None) => configured,
     };
     ctx
 }
