@@ -990,6 +990,38 @@ fn a_missing_socket_whose_port_answers_over_tcp_is_a_server_with_its_socket_else
     std::fs::remove_dir_all(&sockets).ok();
 }
 
+/// A distribution cluster configured for a port and down, while another server (the harness's,
+/// socket in its own folder) has that port on 127.0.0.1: the URL's socket in
+/// /var/run/postgresql is missing and localhost answers, but not as that cluster. Its own
+/// socket is silent, so the hint says it is down and starts it, not "edit its socket folders".
+#[test]
+fn a_missing_socket_with_another_server_on_the_tcp_port_starts_the_configured_cluster() {
+    let other = crate::support::shared(crate::support::Shared::Scram);
+    let down = DistCluster::create_on(other.port);
+    let dir = crate::project();
+    let url = format!(
+        "postgresql://app:pw@/app?host=/var/run/postgresql&port={}",
+        other.port
+    );
+    let doctor = run(aksara(dir.path()).args(["doctor", "--url", &url, "--driver", "libpq"]));
+    assert_eq!(doctor.code, 1, "{doctor:?}");
+    let text = doctor.all();
+    assert!(text.contains("[connection-refused]"), "{text}");
+    let hint = hint_line(&text);
+    assert!(
+        hint.contains(&format!(
+            "hint: the cluster configured for port {} is not running (no socket in /var/run/postgresql), so what answers at localhost:{} is another server",
+            other.port, other.port
+        )),
+        "{text}"
+    );
+    assert!(
+        hint.contains(&format!("{} {} start", down.version, down.name)),
+        "{text}"
+    );
+    assert!(!hint.contains("unix_socket_directories"), "{text}");
+}
+
 /// A cluster that listens on no TCP address, with Debian's peer on its socket: a role that is
 /// not the OS user cannot log in there, and "connect over TCP with a password", the usual way
 /// out, is closed. doctor and dbsetup (whose setup is then undone) say so and name the file to
