@@ -826,6 +826,18 @@ mod refused_tests {
         }
     }
 
+    /// The cluster configured for 5433, as `advice::start_command` gives it.
+    fn web_cluster(socket_dir: Option<&std::path::Path>) -> Start {
+        Start::new(
+            "pg_ctlcluster 15 web start",
+            StartedServer::ConfiguredCluster,
+        )
+        .with_cluster_files(
+            "/etc/postgresql/15/web/postgresql.conf".into(),
+            socket_dir.map(std::path::Path::to_path_buf),
+        )
+    }
+
     /// The hint for a refused localhost:5433.
     fn hint(start: Option<Start>, nearby: &[Endpoint]) -> String {
         let ep = tcp(5433);
@@ -920,13 +932,7 @@ mod refused_tests {
         // The cluster configured for the port: its own file is named.
         let ctx = Context {
             nearby: vec![socket(5433)],
-            start: Some(
-                Start::new(
-                    "pg_ctlcluster 15 web start",
-                    StartedServer::ConfiguredCluster,
-                )
-                .with_cluster_files("/etc/postgresql/15/web/postgresql.conf".into(), None),
-            ),
+            start: Some(web_cluster(None)),
             ..Context::default()
         };
         let d = refused(&tcp(5433), &ctx);
@@ -963,13 +969,7 @@ mod refused_tests {
         };
         let ctx = Context {
             nearby: vec![tcp(5432), tcp(5433)],
-            start: Some(
-                Start::new(
-                    "pg_ctlcluster 15 web start",
-                    StartedServer::ConfiguredCluster,
-                )
-                .with_cluster_files("/etc/postgresql/15/web/postgresql.conf".into(), None),
-            ),
+            start: Some(web_cluster(None)),
             ..Context::default()
         };
         let d = refused(&at(existing.path()), &ctx);
@@ -992,16 +992,7 @@ mod refused_tests {
         // there means it runs; none means it is down and another server has the TCP port.
         let its = tempfile::tempdir().expect("a folder");
         let configured = |its_dir: &std::path::Path| Context {
-            start: Some(
-                Start::new(
-                    "pg_ctlcluster 15 web start",
-                    StartedServer::ConfiguredCluster,
-                )
-                .with_cluster_files(
-                    "/etc/postgresql/15/web/postgresql.conf".into(),
-                    Some(its_dir.to_path_buf()),
-                ),
-            ),
+            start: Some(web_cluster(Some(its_dir))),
             ..ctx.clone()
         };
         let d = refused(&at(existing.path()), &configured(its.path()));

@@ -833,10 +833,7 @@ fn a_refused_urls_own_server_is_started_and_one_answering_elsewhere_is_another_s
     // A distribution cluster configured for the URL's port, down.
     let down = DistCluster::create();
     let url = format!("postgresql://app:pw@localhost:{}/app", down.port);
-    let doctor = run(aksara(dir.path()).args(["doctor", "--url", &url, "--driver", "libpq"]));
-    assert_eq!(doctor.code, 1, "{doctor:?}");
-    let text = doctor.all();
-    assert!(text.contains("[connection-refused]"), "{text}");
+    let text = refused_report(dir.path(), &url);
     let hint = hint_line(&text);
     assert!(
         hint.contains(&format!(
@@ -882,10 +879,7 @@ fn a_refused_loopback_port_whose_cluster_answers_on_its_socket_is_told_to_listen
 
     let dir = crate::project();
     let url = format!("postgresql://app:pw@localhost:{}/app", socket_only.port);
-    let doctor = run(aksara(dir.path()).args(["doctor", "--url", &url, "--driver", "libpq"]));
-    assert_eq!(doctor.code, 1, "{doctor:?}");
-    let text = doctor.all();
-    assert!(text.contains("[connection-refused]"), "{text}");
+    let text = refused_report(dir.path(), &url);
     let socket = format!(
         "{}/.s.PGSQL.{}",
         socket_only.socket_dir.display(),
@@ -949,10 +943,7 @@ fn a_missing_socket_whose_port_answers_over_tcp_is_a_server_with_its_socket_else
         "postgresql://app:pw@/app?host=/var/run/postgresql&port={}",
         cluster.port
     );
-    let doctor = run(aksara(dir.path()).args(["doctor", "--url", &url, "--driver", "libpq"]));
-    assert_eq!(doctor.code, 1, "{doctor:?}");
-    let text = doctor.all();
-    assert!(text.contains("[connection-refused]"), "{text}");
+    let text = refused_report(dir.path(), &url);
     assert!(
         text.contains(&format!(
             "but PostgreSQL answers at localhost:{}, with the same port number",
@@ -1003,10 +994,7 @@ fn a_missing_socket_with_another_server_on_the_tcp_port_starts_the_configured_cl
         "postgresql://app:pw@/app?host=/var/run/postgresql&port={}",
         other.port
     );
-    let doctor = run(aksara(dir.path()).args(["doctor", "--url", &url, "--driver", "libpq"]));
-    assert_eq!(doctor.code, 1, "{doctor:?}");
-    let text = doctor.all();
-    assert!(text.contains("[connection-refused]"), "{text}");
+    let text = refused_report(dir.path(), &url);
     let hint = hint_line(&text);
     assert!(
         hint.contains(&format!(
@@ -1092,6 +1080,15 @@ fn a_peer_refusal_on_a_cluster_without_tcp_says_tcp_is_closed_too() {
     let written = crate::env_value(&dir.path().join(".env"), "DATABASE_URL").expect(".env written");
     assert!(written.contains("@localhost:"), "{written}");
     crate::assert_url_works(&written);
+}
+
+/// doctor's report on `url` (libpq's reading) from `dir`, which must fail as refused.
+fn refused_report(dir: &std::path::Path, url: &str) -> String {
+    let doctor = run(aksara(dir).args(["doctor", "--url", url, "--driver", "libpq"]));
+    assert_eq!(doctor.code, 1, "{doctor:?}");
+    let text = doctor.all();
+    assert!(text.contains("[connection-refused]"), "{text}");
+    text
 }
 
 /// The first `hint:` line of a report.
