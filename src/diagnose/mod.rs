@@ -177,13 +177,24 @@ pub fn is_peer_refusal_on_socket(attempt: &Attempt) -> bool {
                 == Some(Cause::MethodFailed { method: "peer" }))
 }
 
-/// The `postgresql.conf` of the cluster configured for the failed port, when known (it is,
-/// most likely, the server that answered or runs there); otherwise "its postgresql.conf"
-/// (`SHOW config_file` names it).
-fn configured_file(ctx: &Context) -> String {
+/// The `postgresql.conf` of the cluster configured for the failed port, when the server in
+/// question is that cluster: the one whose socket in `socket_dir` answered, if that is where
+/// the cluster puts its socket (another folder's socket at the same port number is another
+/// server's), or the cluster itself when `socket_dir` is None (its own socket answered).
+/// Otherwise "its postgresql.conf" (`SHOW config_file` names it).
+fn cluster_file(ctx: &Context, socket_dir: Option<&std::path::Path>) -> String {
+    let same_folder = |a: &std::path::Path, b: &std::path::Path| {
+        let canonical = |p: &std::path::Path| std::fs::canonicalize(p).unwrap_or(p.to_path_buf());
+        canonical(a) == canonical(b)
+    };
     ctx.start
         .as_ref()
         .filter(|start| start.server == StartedServer::ConfiguredCluster)
+        .filter(|start| match (socket_dir, &start.socket_dir) {
+            (None, _) => true,
+            (Some(answered), Some(its)) => same_folder(answered, its),
+            (Some(_), None) => false,
+        })
         .and_then(|start| start.config_file.as_ref())
         .map_or_else(
             || "its postgresql.conf".to_string(),
@@ -201,7 +212,14 @@ fn peer_hint(ep: &Endpoint, user: &str, ctx: &Context) -> String {
         format!(
             "the server listens on no TCP address at port {port}, so a password login over localhost is not open either: add `localhost` to listen_addresses in {conf} {ALTER_SYSTEM_WINS} and restart it, then use host=localhost with the role's password (run again, `aksara dbsetup` writes such a URL); or {others}",
             port = ep.port,
-            conf = configured_file(ctx)
+            // The server that refused is the one on this socket (peer is for sockets only).
+            conf = cluster_file(
+                ctx,
+                match &ep.host {
+                    Host::Socket(dir) => Some(dir.as_path()),
+                    Host::Tcp(_) => None,
+                }
+            )
         )
     } else {
         format!("connect over TCP with a password instead (host=localhost), {others}")
@@ -306,7 +324,6 @@ const ALTER_SYSTEM_WINS: &str = "(or in postgresql.auto.conf, which wins, if ALT
 /// the URL looks, each with its catch (pg_hba.conf's `local` lines decide on a socket, often
 /// peer). A TCP answer may be another program's, so that hint gives both readings.
 fn running_at_the_same_port(ep: &Endpoint, message: &str, ctx: &Context) -> Option<Diagnosis> {
-    let conf = configured_file(ctx);
     let wins = ALTER_SYSTEM_WINS;
     let port = ep.port;
     let (there, hint) = match &ep.host {
@@ -316,7 +333,8 @@ fn running_at_the_same_port(ep: &Endpoint, message: &str, ctx: &Context) -> Opti
                 _ => None,
             })?;
             let hint = format!(
-                "a server for port {port} runs but does not listen at {host}: add `{host}` to listen_addresses in {conf} {wins} and restart it; or connect through the socket (`host={}` in the URL), where pg_hba.conf's `local` lines decide (often peer: the OS user's name must be the role's)",
+                "a server for port {port} runs but does not listen at {host}: add `{host}` to listen_addresses in {} {wins} and restart it; or connect through the socket (`host={}` in the URL), where pg_hba.conf's `local` lines decide (often peer: the OS user's name must be the role's)",
+                cluster_file(ctx, Some(dir)),
                 dir.display()
             );
             (there, hint)
@@ -341,7 +359,7 @@ fn running_at_the_same_port(ep: &Endpoint, message: &str, ctx: &Context) -> Opti
                     "a server for port {port} runs with its socket in {}, not in {folder}: point the URL at it (`host={}` in the URL){}",
                     other.display(),
                     other.display(),
-                    listen(&conf)
+                    listen(&cluster_file(ctx, Some(other)))
                 ),
                 // Over TCP the port may be another program's (a container that publishes it).
                 // The cluster configured for the port tells: its own socket answers (it runs,
@@ -366,7 +384,7 @@ fn running_at_the_same_port(ep: &Endpoint, message: &str, ctx: &Context) -> Opti
                             "the cluster configured for port {port} runs with its socket in {}, not in {folder}: point the URL at it (`host={}` in the URL) or at {there} ({over_tcp}){}",
                             its.display(),
                             its.display(),
-                            listen(&conf)
+                            listen(&cluster_file(ctx, None))
                         ),
                         (Some(start), Some(its)) => format!(
                             "the cluster configured for port {port} is not running (no socket in {}), so what answers at {there} is another server (a container that publishes the port, say): start the cluster: `{}`; or, if that other server is the one this URL means, point the URL at it ({over_tcp})",
@@ -929,15 +947,23 @@ mod refused_tests {
                 "a server for port 5433 runs but does not listen at localhost: add `localhost` to listen_addresses in its postgresql.conf (or in postgresql.auto.conf, which wins, if ALTER SYSTEM set it) and restart it; or connect through the socket (`host=/var/run/postgresql` in the URL), where pg_hba.conf's `local` lines decide (often peer: the OS user's name must be the role's)"
             );
         }
-        // The cluster configured for the port: its own file is named.
-        let ctx = Context {
+        // The cluster configured for the port puts its socket where one answers: its own
+        // file is named. Its socket elsewhere: the answering socket is another server's.
+        let at_its_socket = |its: &str| Context {
             nearby: vec![socket(5433)],
-            start: Some(web_cluster(None)),
+            start: Some(web_cluster(Some(std::path::Path::new(its)))),
             ..Context::default()
         };
-        let d = refused(&tcp(5433), &ctx);
+        let d = refused(&tcp(5433), &at_its_socket("/var/run/postgresql"));
         assert!(
             d.hint.starts_with("a server for port 5433 runs but does not listen at localhost: add `localhost` to listen_addresses in /etc/postgresql/15/web/postgresql.conf (or in postgresql.auto.conf, which wins, if ALTER SYSTEM set it) and restart it; "),
+            "{}",
+            d.hint
+        );
+        let d = refused(&tcp(5433), &at_its_socket("/srv/pg/sockets"));
+        assert!(
+            d.hint
+                .contains("to listen_addresses in its postgresql.conf"),
             "{}",
             d.hint
         );
@@ -1017,13 +1043,13 @@ mod refused_tests {
             d.hint
         );
         // A socket file in another local folder is a local server for the port: its own
-        // folder, and the configured cluster's file.
+        // folder, and the configured cluster's file when that is where it puts its socket.
         let other = tempfile::tempdir().expect("a folder");
         let d = refused(
             &at(existing.path()),
             &Context {
                 nearby: vec![at(other.path()), tcp(5433)],
-                ..ctx.clone()
+                ..configured(other.path())
             },
         );
         let elsewhere = other.path().display();
