@@ -169,12 +169,37 @@ pub fn diagnose(cfg: &ConnConfig, attempt: &Attempt, ctx: &Context) -> Diagnosis
 }
 
 /// A peer authentication refusal on a socket: its hint depends on whether the same port is
-/// open over TCP ([`Context::tcp_at_port`]), which the caller finds out.
-pub fn is_peer_refusal_on_socket(attempt: &Attempt) -> bool {
+/// open over TCP ([`Context::tcp_at_port`]).
+fn is_peer_refusal_on_socket(attempt: &Attempt) -> bool {
     matches!(attempt.endpoint.host, Host::Socket(_))
         && matches!(&attempt.failure, FailureKind::Server(e)
             if server_messages::classify(&e.sqlstate, &e.message)
                 == Some(Cause::MethodFailed { method: "peer" }))
+}
+
+impl Context {
+    /// For a peer refusal on a socket (None for any other failure), what its hint needs: one
+    /// probe of localhost at that port, within the failure path's budget, and the cluster
+    /// configured for the port (its file is named). Both commands build it here.
+    pub async fn beside_a_peer_refusal(attempt: &Attempt) -> Option<Context> {
+        if !is_peer_refusal_on_socket(attempt) {
+            return None;
+        }
+        let port = attempt.endpoint.port;
+        Some(Context {
+            tcp_at_port: Some(
+                crate::probe::answers_at_localhost(port, crate::probe::BESIDE_A_FAILURE).await,
+            ),
+            start: start_command(port),
+            ..Context::default()
+        })
+    }
+}
+
+/// Whether two socket folders are one (`/run` and `/var/run` are one folder on most systems).
+fn same_folder(a: &std::path::Path, b: &std::path::Path) -> bool {
+    let canonical = |p: &std::path::Path| std::fs::canonicalize(p).unwrap_or(p.to_path_buf());
+    canonical(a) == canonical(b)
 }
 
 /// The `postgresql.conf` of the cluster configured for the failed port, when the server in
@@ -183,10 +208,6 @@ pub fn is_peer_refusal_on_socket(attempt: &Attempt) -> bool {
 /// server's), or the cluster itself when `socket_dir` is None (its own socket answered).
 /// Otherwise "its postgresql.conf" (`SHOW config_file` names it).
 fn cluster_file(ctx: &Context, socket_dir: Option<&std::path::Path>) -> String {
-    let same_folder = |a: &std::path::Path, b: &std::path::Path| {
-        let canonical = |p: &std::path::Path| std::fs::canonicalize(p).unwrap_or(p.to_path_buf());
-        canonical(a) == canonical(b)
-    };
     ctx.start
         .as_ref()
         .filter(|start| start.server == StartedServer::ConfiguredCluster)
@@ -376,7 +397,8 @@ fn running_at_the_same_port(ep: &Endpoint, message: &str, ctx: &Context) -> Opti
                     let its_socket = cluster.and_then(|start| start.socket_dir.as_ref());
                     let answers = |its: &std::path::PathBuf| {
                         ctx.nearby.iter().any(|n| {
-                            n.port == port && matches!(&n.host, Host::Socket(d) if d == its)
+                            n.port == port
+                                && matches!(&n.host, Host::Socket(d) if same_folder(d, its))
                         })
                     };
                     match (cluster, its_socket) {

@@ -410,18 +410,10 @@ pub async fn connect_error(
     what: &str,
 ) -> CliError {
     let attempt = failure.last();
-    let mut ctx = Context::default();
-    // As doctor does (commands/doctor/failure.rs): whether TCP is open beside a peer refusal.
-    if diagnose::is_peer_refusal_on_socket(attempt) {
-        ctx.tcp_at_port = Some(
-            crate::probe::answers_at_localhost(
-                attempt.endpoint.port,
-                crate::probe::BESIDE_A_FAILURE,
-            )
-            .await,
-        );
-        ctx.start = diagnose::start_command(attempt.endpoint.port);
-    }
+    // Whether TCP is open beside a peer refusal, as doctor asks it.
+    let mut ctx = Context::beside_a_peer_refusal(attempt)
+        .await
+        .unwrap_or_default();
     if matches!(
         attempt.failure,
         FailureKind::Refused | FailureKind::SocketMissing

@@ -432,14 +432,11 @@ fn loopback_twins(ep: &Endpoint) -> Vec<Endpoint> {
 }
 
 pub async fn failure_context(attempt: &Attempt) -> Context {
-    let mut ctx = Context::default();
     // A peer refusal's usual way out is TCP with a password: asked whether that is open.
-    if diagnose::is_peer_refusal_on_socket(attempt) {
-        ctx.tcp_at_port =
-            Some(probe::answers_at_localhost(attempt.endpoint.port, EXTRA_PROBING).await);
-        ctx.start = diagnose::start_command(attempt.endpoint.port);
+    if let Some(ctx) = Context::beside_a_peer_refusal(attempt).await {
         return ctx;
     }
+    let mut ctx = Context::default();
     // Only "nothing listens there" hints at other servers and at starting one; a timeout's
     // hint is about the network, and its report should not wait for more probing.
     if !matches!(
