@@ -216,11 +216,11 @@ pub struct DbsetupArgs {
     #[arg(long, value_name = "NAME")]
     pub db_name: Option<String>,
 
-    /// Name of the application role [default: the database name]
+    /// Name of the application role [default: the one .env's URL names for that database, else the database name]
     #[arg(long, value_name = "NAME")]
     pub db_user: Option<String>,
 
-    /// Read the application password from standard input (else AKSARA_DB_PASSWORD, else generated)
+    /// Read the application password from standard input (else AKSARA_DB_PASSWORD, else, for a new role, the one .env's URL gives it, else generated)
     #[arg(long)]
     pub db_password_stdin: bool,
 

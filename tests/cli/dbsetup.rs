@@ -374,6 +374,88 @@ fn a_different_existing_value_needs_force_and_is_kept_as_a_comment() {
     assert_url_works(&env_value(&env, "DATABASE_URL").unwrap());
 }
 
+/// A project that ships its URL (`.env` copied from `.env.example`, the same password in a
+/// compose file): the user it names for this database does not exist yet, so it is the one
+/// created (no `--db-user` needed), with the password the URL holds, and `.env` stays byte for
+/// byte as it was, with no `--force`. A user named after the database and a generated password
+/// would have made the setup rewrite `.env` and break every other copy of that URL.
+#[test]
+fn a_new_user_gets_the_password_the_env_files_url_names_it_with() {
+    let cluster = support::shared(Shared::Scram);
+    let dir = project();
+    let db = support::unique_name("shipped");
+    let role = format!("{db}_team");
+    let team_password = "team-pw-7Qx";
+    let env = dir.path().join(".env");
+    let original = format!(
+        "DATABASE_URL={}\nDEBUG=1\n",
+        cluster.url(&role, Some(team_password), &db)
+    );
+    std::fs::write(&env, &original).unwrap();
+    let out = run(&mut dbsetup(cluster, dir.path(), &["--db-name", &db]));
+    assert_eq!(out.code, 0, "{out:?}");
+    insta::assert_snapshot!(
+        "dbsetup_a_new_user_gets_the_env_files_password",
+        setup_transcript(
+            &setup_command("--db-name [DB]"),
+            &out,
+            cluster,
+            &[(&role, "[ROLE]"), (&db, "[DB]")]
+        )
+    );
+    assert_eq!(std::fs::read_to_string(&env).unwrap(), original);
+    assert!(
+        !out.all().contains(team_password),
+        "password printed: {out:?}"
+    );
+    assert_url_works(&env_value(&env, "DATABASE_URL").unwrap());
+
+    // A password given wins over the URL's: the setup then rewrites the URL, as for any
+    // other different value (here refused without --force, nothing created).
+    let other = support::unique_name("shipped");
+    let original = format!(
+        "DATABASE_URL={}\n",
+        cluster.url(&other, Some(team_password), &other)
+    );
+    std::fs::write(&env, &original).unwrap();
+    let out = run(dbsetup(cluster, dir.path(), &["--db-name", &other])
+        .env("AKSARA_DB_PASSWORD", "given-pw-3Zr"));
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("already sets DATABASE_URL"), "{out:?}");
+    assert_eq!(std::fs::read_to_string(&env).unwrap(), original);
+    assert_eq!(
+        cluster.psql(
+            "postgres",
+            &format!("SELECT count(*) FROM pg_roles WHERE rolname = '{other}'")
+        ),
+        "0"
+    );
+}
+
+/// The same with the password in a variable the URL refers to (`${DB_PASSWORD}`, expanded by
+/// python-dotenv, the framework's loader): the user gets the expanded password and the URL's
+/// line keeps its reference.
+#[test]
+fn a_new_user_gets_the_password_of_a_reference_in_the_env_files_url() {
+    let cluster = support::shared(Shared::Scram);
+    let dir = project();
+    let db = support::unique_name("shipref");
+    let env = dir.path().join(".env");
+    let original = format!(
+        "DB_PASSWORD=team-pw-9Ha\nDATABASE_URL=postgresql://{db}:${{DB_PASSWORD}}@127.0.0.1:{}/{db}\n",
+        cluster.port
+    );
+    std::fs::write(&env, &original).unwrap();
+    let out = run(&mut dbsetup(cluster, dir.path(), &["--db-name", &db]));
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(std::fs::read_to_string(&env).unwrap(), original);
+    assert!(
+        !out.all().contains("team-pw-9Ha"),
+        "password printed: {out:?}"
+    );
+    assert_url_works(&cluster.url(&db, Some("team-pw-9Ha"), &db));
+}
+
 #[test]
 fn another_key_can_be_written_and_every_other_byte_stays() {
     let cluster = support::shared(Shared::Scram);

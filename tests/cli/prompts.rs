@@ -29,6 +29,13 @@ fn dbsetup(cluster: &Cluster, answers: &[(String, String)]) -> Test {
         .answers(&refs)
 }
 
+/// Interactive dbsetup answered by `answers`, in a project whose `.env` holds `url`.
+fn with_env_url(cluster: &Cluster, url: &str, answers: &[(&str, &str)]) -> Ran {
+    dbsetup(cluster, &script(cluster, answers))
+        .file(".env", &format!("DATABASE_URL={url}\n"))
+        .run()
+}
+
 /// Interactive dbsetup pointed at `cluster` over TCP only, with no password anywhere:
 /// discovery finds the server and nothing logs in by itself, so the admin login is asked.
 fn tcp_only_setup(cluster: &Cluster, answers: &[(String, String)]) -> Ran {
@@ -483,20 +490,16 @@ fn a_rerun_offers_the_names_the_env_file_holds() {
     ));
     assert_eq!(out.code, 0, "{out:?}");
     let url = env_value(&first.path().join(".env"), "DATABASE_URL").expect("written");
-    let ran = dbsetup(
+    let ran = with_env_url(
         cluster,
-        &script(
-            cluster,
-            &[
-                ("Database name", ""),
-                ("Application user", ""),
-                ("already exists", "Reuse it"),
-                ("Go ahead?", "y"),
-            ],
-        ),
-    )
-    .file(".env", &format!("DATABASE_URL={url}\n"))
-    .run();
+        &url,
+        &[
+            ("Database name", ""),
+            ("Application user", ""),
+            ("already exists", "Reuse it"),
+            ("Go ahead?", "y"),
+        ],
+    );
     assert_eq!(ran.code, 0, "{ran:?}");
     assert_eq!(written_url(&ran), url, "the same URL, its password kept");
     insta::assert_snapshot!(
@@ -519,29 +522,57 @@ fn a_nologin_role_behind_the_env_file_is_named_before_the_password_menu() {
         ),
     );
     let url = cluster.url(&role, Some("right-pw"), &role);
-    let ran = dbsetup(
+    let ran = with_env_url(
         cluster,
-        &script(
-            cluster,
-            &[
-                ("Database name", &role),
-                ("Application user", &role),
-                ("already exists", "Reuse it"),
-                (
-                    &format!("User \"{role}\" already exists"),
-                    "Set a new generated password",
-                ),
-                ("already sets DATABASE_URL", "y"),
-                ("Go ahead?", "y"),
-            ],
-        ),
-    )
-    .file(".env", &format!("DATABASE_URL={url}\n"))
-    .run();
+        &url,
+        &[
+            ("Database name", &role),
+            ("Application user", &role),
+            ("already exists", "Reuse it"),
+            (
+                &format!("User \"{role}\" already exists"),
+                "Set a new generated password",
+            ),
+            ("already sets DATABASE_URL", "y"),
+            ("Go ahead?", "y"),
+        ],
+    );
     assert_eq!(ran.code, 0, "{ran:?}");
     insta::assert_snapshot!(
         "prompts_a_nologin_role_is_named_before_the_password_menu",
         session(&ran, cluster, &[(&role, "[ROLE]")])
     );
     crate::assert_url_works(&written_url(&ran));
+}
+
+/// Interactive, `.env` naming a user that does not exist yet with a password (a project that
+/// ships its URL): that password is offered first, and taking it leaves `.env` as it was.
+#[test]
+fn a_new_user_is_offered_the_password_the_env_files_url_holds() {
+    let cluster = support::shared(Shared::Scram);
+    let db = support::unique_name("offered");
+    let url = format!(
+        "postgresql://{db}:team-pw-5Kd@localhost:{}/{db}",
+        cluster.port
+    );
+    let ran = with_env_url(
+        cluster,
+        &url,
+        &[
+            ("Database name", ""),
+            ("Application user", ""),
+            (
+                "Password for the application user",
+                "The one .env's DATABASE_URL holds",
+            ),
+            ("Go ahead?", "y"),
+        ],
+    );
+    assert_eq!(ran.code, 0, "{ran:?}");
+    insta::assert_snapshot!(
+        "prompts_a_new_user_is_offered_the_env_files_password",
+        session(&ran, cluster, &[(&db, "[DB]")])
+    );
+    assert_eq!(written_url(&ran), url, ".env as it was");
+    assert_url_works(&url);
 }

@@ -159,7 +159,8 @@ pub fn portable_url(url: &ConnString) -> CliResult<WrittenUrl> {
 impl Setup<'_> {
     /// The database and user names: from the flags, else asked for. The names the `.env`'s URL
     /// already holds (`in_env`) are offered first, so a rerun proposes what the first run set
-    /// up; else the project folder's name.
+    /// up; else the project folder's name. Without `--db-user` the user is `.env`'s for the
+    /// same database, asked or not.
     pub async fn names(&self, in_env: Option<&ConnString>) -> CliResult<(String, String)> {
         let from_env = in_env.and_then(|cs| {
             // Not the server's own database or superuser, which a setup refuses by default.
@@ -188,17 +189,19 @@ impl Setup<'_> {
                 ));
             }
         };
+        // The user `.env`'s URL pairs with this database, else one named after it: the same
+        // default whether it is asked for or not (CI reruns what a first, interactive run set up).
+        let default_role = match &from_env {
+            Some((env_db, Some(role))) if *env_db == db => role.clone(),
+            _ => provision::default_role_name(&db),
+        };
         let role = match (&self.s.db_user, self.prompter, &self.s.db_name) {
             (Some(n), _, _) => n.clone(),
             (None, Some(p), Name::Ask) => {
-                let default = match &from_env {
-                    Some((env_db, Some(role))) if *env_db == db => role.clone(),
-                    _ => provision::default_role_name(&db),
-                };
-                p.input("Application user", Some(default), validate_role)
+                p.input("Application user", Some(default_role), validate_role)
                     .await?
             }
-            _ => provision::default_role_name(&db),
+            _ => default_role,
         };
         Ok((db, role))
     }
@@ -285,6 +288,8 @@ impl Setup<'_> {
             (self.s.admin_url.is_some() && admin.cfg.sslmode.requires_tls())
                 .then_some(admin.cfg.sslmode)
         });
+        // A user that does not exist yet, named with a password by `.env`'s URL.
+        let from_env = self.env_password_for_new_user(existing_cs.as_ref(), &existing, &role);
         let password = match (&keep_url, &self.s.password) {
             (Some(cs), _) => cs
                 .password
@@ -294,7 +299,12 @@ impl Setup<'_> {
             (None, Some(g)) => g.value.clone(),
             (None, None) => {
                 let (password, typed_current) = self
-                    .choose_password(&existing, &role, env_url_refused.as_ref())
+                    .choose_password(
+                        &existing,
+                        &role,
+                        env_url_refused.as_ref(),
+                        from_env.as_deref(),
+                    )
                     .await?;
                 if typed_current {
                     keep_url = Some(app_conn_string(&endpoint, &role, &password, &db, sslmode));
@@ -319,44 +329,13 @@ impl Setup<'_> {
         let password_kept = keep_url.is_some();
         let url =
             keep_url.unwrap_or_else(|| app_conn_string(&endpoint, &role, &password, &db, sslmode));
-        // A value in .env that already works for this user and database stays as it is. When
-        // other lines assign the key something else (a stale URL that dotenvy, which keeps the
-        // first, would read), the working value is written over them too, as a literal: unless
-        // it holds `$`, whose `${NAME}` a literal write would no longer let python-dotenv expand;
-        // that line stays and the others are named.
-        // The lines of the key that writing `written` would replace.
-        let (written, replaced) = match (env_value, in_env) {
-            (Some(value), Some(app_value)) if kept_from_env => {
-                let others = differing_lines(&self.s.env_file, &self.s.env_key, value)?;
-                let references = value.contains('$');
-                if !others.is_empty() && references {
-                    let (s, those) = if others.len() > 1 {
-                        ("s", "those lines")
-                    } else {
-                        ("", "that line")
-                    };
-                    self.printer.warn(&format!(
-                        "{} also sets {} on line{s} {}, to a value the app does not get (dotenvy-based tools such as sqlx-cli read the first): delete {those}",
-                        self.s.env_file.display(),
-                        self.s.env_key,
-                        others.iter().map(usize::to_string).collect::<Vec<_>>().join(", "),
-                    ));
-                }
-                let written = WrittenUrl {
-                    secret: value.to_string(),
-                    shown: url.to_string(),
-                    exceptions: Vec::new(),
-                    stays: others.is_empty() || references,
-                    app_value,
-                };
-                (written, others)
-            }
-            _ => {
-                let written = portable_url(&url)?;
-                let replaced = differing_lines(&self.s.env_file, &self.s.env_key, &written.secret)?;
-                (written, replaced)
-            }
-        };
+        // The new user got `.env`'s password and the URL written would be the one `.env`
+        // already means (a `${NAME}` in it expanded): its line stays as written.
+        let env_url_is_this_one = !kept_from_env
+            && from_env.as_deref() == Some(password.as_str())
+            && in_env.as_deref() == Some(portable_url(&url)?.secret.as_str());
+        let kept_from_env = kept_from_env || env_url_is_this_one;
+        let (written, replaced) = self.env_write(env_value, in_env, kept_from_env, &url)?;
         let mut keys = self.s.driver_urls.clone();
         keys.extend(self.offered_driver_keys(&written, &keys).await?);
         let forms = driver_forms(&url, &keys)?;
@@ -380,6 +359,56 @@ impl Setup<'_> {
             on_conflict,
             password_kept,
         })
+    }
+
+    /// What `.env` gets for the key, and the lines of it that writing that would replace.
+    /// `kept_from_env`: the value `.env` holds (`env_value` as written, `in_env` as the app
+    /// reads it) is the URL: it stays as it is.
+    fn env_write(
+        &self,
+        env_value: Option<&str>,
+        in_env: Option<String>,
+        kept_from_env: bool,
+        url: &ConnString,
+    ) -> CliResult<(WrittenUrl, Vec<usize>)> {
+        // A value in .env that already works for this user and database (or that the new user
+        // with `.env`'s password makes work) stays as it is. When
+        // other lines assign the key something else (a stale URL that dotenvy, which keeps the
+        // first, would read), the working value is written over them too, as a literal: unless
+        // it holds `$`, whose `${NAME}` a literal write would no longer let python-dotenv expand;
+        // that line stays and the others are named.
+        match (env_value, in_env) {
+            (Some(value), Some(app_value)) if kept_from_env => {
+                let others = differing_lines(&self.s.env_file, &self.s.env_key, value)?;
+                let references = value.contains('$');
+                if !others.is_empty() && references {
+                    let (s, those) = if others.len() > 1 {
+                        ("s", "those lines")
+                    } else {
+                        ("", "that line")
+                    };
+                    self.printer.warn(&format!(
+                        "{} also sets {} on line{s} {}, to a value the app does not get (dotenvy-based tools such as sqlx-cli read the first): delete {those}",
+                        self.s.env_file.display(),
+                        self.s.env_key,
+                        others.iter().map(usize::to_string).collect::<Vec<_>>().join(", "),
+                    ));
+                }
+                let written = WrittenUrl {
+                    secret: value.to_string(),
+                    shown: url.to_string(),
+                    exceptions: Vec::new(),
+                    stays: others.is_empty() || references,
+                    app_value,
+                };
+                Ok((written, others))
+            }
+            _ => {
+                let written = portable_url(url)?;
+                let replaced = differing_lines(&self.s.env_file, &self.s.env_key, &written.secret)?;
+                Ok((written, replaced))
+            }
+        }
     }
 
     /// What exists already; interactive: reuse an existing database, or choose another name.

@@ -1,5 +1,6 @@
-//! The application user's password: the one `.env` already holds when it still logs in, one
-//! given, typed or generated; and, when the server refused `.env`'s URL for another reason
+//! The application user's password: the one `.env` already holds when it still logs in (or,
+//! for a user that does not exist yet, the one `.env`'s URL names it with), one given, typed or
+//! generated; and, when the server refused `.env`'s URL for another reason
 //! than its password (NOLOGIN, a database that takes no connections), that reason instead of
 //! an offer of a new password that would not help.
 
@@ -58,16 +59,48 @@ impl Setup<'_> {
         (same.then(|| cs.clone()), None)
     }
 
-    /// Ask for the password (or generate one in CI). Returns it, and whether it is the
-    /// existing user's current password (kept, not set).
+    /// The password `.env`'s URL gives `role` when that user does not exist yet and no password
+    /// was given: a project that ships its URL (a `.env` copied from `.env.example`, a compose
+    /// file or a teammate's setup with the same password) gets the user its URL names, and
+    /// every copy of that URL keeps working. A generated password would make the setup rewrite
+    /// `.env` and break the other copies.
+    pub(super) fn env_password_for_new_user(
+        &self,
+        existing_cs: Option<&ConnString>,
+        existing: &Existing,
+        role: &str,
+    ) -> Option<String> {
+        if existing.role_exists || self.s.password.is_some() || self.s.force_new_password {
+            return None;
+        }
+        let cs = existing_cs.filter(|cs| cs.user.as_deref() == Some(role))?;
+        let password = cs.password.as_ref()?.expose();
+        // One that sqlx could not log in with is not offered: the setup's own check would fail.
+        (!password.is_empty() && provision::scram_password_usable(password))
+            .then(|| password.to_string())
+    }
+
+    /// Ask for the password (or, in CI, take `.env`'s or generate one). Returns it, and whether
+    /// it is the existing user's current password (kept, not set).
     pub(super) async fn choose_password(
         &self,
         existing: &Existing,
         role: &str,
         // `.env`'s URL refused for another reason than its password (`working_env_url`).
         env_url_refused: Option<&Diagnosis>,
+        // The password `.env`'s URL names a user that does not exist yet with.
+        from_env: Option<&str>,
     ) -> CliResult<(String, bool)> {
         let Some(p) = self.prompter else {
+            if let Some(password) = from_env {
+                let line = format!(
+                    "Password for \"{role}\": the one {}'s {} holds",
+                    self.s.env_file.display(),
+                    self.s.env_key
+                );
+                self.printer.step(crate::ui::Mark::Pass, &line);
+                return Ok((password.to_string(), false));
+            }
             // A new password would not help: say what the server said instead.
             if let Some(refused) = env_url_refused
                 && !self.s.force_new_password
@@ -130,16 +163,28 @@ impl Setup<'_> {
                 ),
             });
         }
-        let choice = p
-            .select(
-                "Password for the application user",
-                vec![
-                    "Generate a strong one (recommended)".into(),
-                    "Type my own".into(),
-                ],
+        let mut options = vec![
+            "Generate a strong one (recommended)".to_string(),
+            "Type my own".to_string(),
+        ];
+        if from_env.is_some() {
+            options.insert(
                 0,
-            )
+                format!(
+                    "The one {}'s {} holds for \"{role}\"",
+                    self.s.env_file.display(),
+                    self.s.env_key
+                ),
+            );
+        }
+        let choice = p
+            .select("Password for the application user", options, 0)
             .await?;
+        let choice = match (from_env, choice) {
+            (Some(password), 0) => return Ok((password.to_string(), false)),
+            (Some(_), n) => n - 1,
+            (None, n) => n,
+        };
         if choice == 0 {
             Ok((provision::generate_password(), false))
         } else {
