@@ -163,20 +163,25 @@ impl Setup<'_> {
                 ),
             });
         }
-        let mut options = vec![
-            "Generate a strong one (recommended)".to_string(),
-            "Type my own".to_string(),
-        ];
-        if from_env.is_some() {
-            options.insert(
-                0,
+        let options = match from_env {
+            // Another password means a new URL in `.env`: said where it is chosen.
+            Some(_) => vec![
                 format!(
                     "The one {}'s {} holds for \"{role}\"",
                     self.s.env_file.display(),
                     self.s.env_key
                 ),
-            );
-        }
+                format!(
+                    "Generate a strong one ({} gets a new URL)",
+                    self.s.env_file.display()
+                ),
+                "Type my own".to_string(),
+            ],
+            None => vec![
+                "Generate a strong one (recommended)".to_string(),
+                "Type my own".to_string(),
+            ],
+        };
         let choice = p
             .select("Password for the application user", options, 0)
             .await?;
