@@ -240,6 +240,9 @@ codes! {
     CannotCreateTables = "cannot-create-tables", Warning, transient: false,
         meaning: "the role can log in but cannot create tables (PG 15 public)",
         fix: "make the role the database owner, or GRANT CREATE ON SCHEMA public";
+    NoCreationSchema = "no-creation-schema", Warning, transient: false,
+        meaning: "no schema in the session's search_path both exists and is open to the role (USAGE): CREATE TABLE has nowhere to go",
+        fix: "GRANT USAGE, CREATE on the schema, create one, or point search_path at one that exists";
     DriverTlsWeaker = "driver-tls-weaker", Warning, transient: false,
         meaning: "the driver ignores the TLS the URL asks for and connects with less (plaintext if the server allows it)",
         fix: "use the rewritten URL shown for that driver";

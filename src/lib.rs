@@ -15,6 +15,7 @@ pub mod clusters;
 pub mod code;
 pub mod commands;
 pub mod connect;
+pub mod creation;
 pub mod diagnose;
 pub mod docker;
 pub mod drivers;

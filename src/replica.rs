@@ -135,6 +135,7 @@ pub fn remedy_is_on_the_primary(code: crate::code::Code) -> bool {
             | Code::DatabaseConnectionLimit
             | Code::PermissionDenied
             | Code::CannotCreateTables
+            | Code::NoCreationSchema
     )
 }
 

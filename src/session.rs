@@ -10,6 +10,7 @@ use sqlx::postgres::aksara::{PipelineEnd, PipelineError, PipelineRows};
 
 use crate::code::Code;
 use crate::connect::{self, FailureKind};
+use crate::creation::{self, CreateTarget, SearchPath};
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ServerFacts {
@@ -230,12 +231,28 @@ fn facts_error(failure: FailureKind) -> FactsError {
 /// Why the create-table probe of [`look`] could not prove the privilege.
 #[derive(Debug)]
 pub enum TableCheck {
-    /// The server refused for lack of privilege (42501): the role may not create tables there.
-    Denied(String),
+    /// The server refused for lack of privilege (42501): the role may not create tables there;
+    /// with where the table was to go and what the role may do there (src/creation.rs), when
+    /// the failure path could read it.
+    Denied {
+        message: String,
+        target: Option<CreateTarget>,
+    },
     /// The session is read-only (25006): a standby, or `default_transaction_read_only`.
     ReadOnly(String),
-    /// No verdict: the statement waited too long for a lock, or the connection was lost.
-    Unknown(String),
+    /// No schema to create in (3F000): none in search_path both exists and is open to the
+    /// role; with what the failure path read of it (src/search_path.rs), when it could.
+    NoSchema {
+        message: String,
+        search_path: Option<SearchPath>,
+    },
+    /// No verdict: the statement waited too long for a lock another session holds.
+    LockWait(String),
+    /// No verdict: the session ended or the connection was lost under the check.
+    Interrupted(String),
+    /// Any other refusal, which aksara has no diagnosis for: the server's words and its hint
+    /// (or that there is none), as they came.
+    Refused { words: String, hint: String },
 }
 
 /// The probe's error, read; the failed transaction is rolled back first.
@@ -251,7 +268,7 @@ async fn table_probe_failed(
     .await;
     match connect::classify(error) {
         FailureKind::Server(e) if e.sqlstate == "55P03" || e.sqlstate == "57014" => {
-            TableCheck::Unknown(format!(
+            TableCheck::LockWait(format!(
                 "CREATE TABLE waited over {} s for a lock another session holds ({})",
                 limit.as_secs().max(1),
                 e.message
@@ -259,13 +276,40 @@ async fn table_probe_failed(
         }
         // Shutdown, termination, lost connection: says nothing about privileges.
         FailureKind::Server(e) if e.sqlstate.starts_with("57") || e.sqlstate.starts_with("08") => {
-            TableCheck::Unknown(format!("{} (SQLSTATE {})", e.message, e.sqlstate))
+            TableCheck::Interrupted(format!("{} (SQLSTATE {})", e.message, e.sqlstate))
         }
-        FailureKind::Server(e) if e.sqlstate == "42501" => TableCheck::Denied(e.message),
+        FailureKind::Server(e) if e.sqlstate == "42501" => TableCheck::Denied {
+            message: e.message,
+            target: read_failure_facts(conn, creation::TARGET_SQL)
+                .await
+                .and_then(|rows| creation::target_from_rows(&rows)),
+        },
         FailureKind::Server(e) if e.sqlstate == "25006" => TableCheck::ReadOnly(e.message),
-        FailureKind::Server(e) => TableCheck::Unknown(crate::diagnose::server_words(&e).0),
-        other => TableCheck::Unknown(other.to_string()),
+        FailureKind::Server(e) if e.sqlstate == "3F000" => TableCheck::NoSchema {
+            message: e.message,
+            search_path: read_failure_facts(conn, creation::SEARCH_PATH_SQL)
+                .await
+                .and_then(|rows| creation::search_path_from_rows(&rows)),
+        },
+        FailureKind::Server(e) => {
+            let (words, hint) = crate::diagnose::server_words(&e);
+            TableCheck::Refused { words, hint }
+        }
+        other => TableCheck::Interrupted(other.to_string()),
     }
+}
+
+/// One query's rows on the failure path only (src/creation.rs): one more round trip, within a
+/// second, or `None`.
+async fn read_failure_facts(conn: &mut sqlx::PgConnection, sql: &str) -> Option<PipelineRows> {
+    let mut answer = tokio::time::timeout(
+        Duration::from_secs(1),
+        conn.aksara_pipeline(&[sql], PipelineEnd::Sync),
+    )
+    .await
+    .ok()?
+    .ok()?;
+    answer.pop()
 }
 
 /// What one look at a logged-in session found: the facts, and (when they could be read) the

@@ -609,6 +609,33 @@ fn debug(out: &Run) {
     eprintln!("{out:?}");
 }
 
+/// A server whose own configuration sets a search_path naming no schema that exists: the new
+/// user logs in, but its tables have nowhere to go. The verification says so, with where the
+/// setting comes from and the fix, and the setup is undone (no role, no database, no `.env`).
+#[test]
+fn a_server_wide_search_path_with_no_schema_fails_the_verification_and_is_undone() {
+    let cluster = Cluster::start(ClusterConfig::default().set("search_path", "nowhere"));
+    let dir = project();
+    let out = run(&mut dbsetup(
+        &cluster,
+        dir.path(),
+        &["--db-name", "homeless"],
+    ));
+    assert_eq!(out.code, 1, "{out:?}");
+    insta::assert_snapshot!(
+        "dbsetup_a_search_path_with_no_schema_is_undone",
+        setup_transcript(&setup_command("--db-name homeless"), &out, &cluster, &[])
+    );
+    assert_eq!(
+        cluster.psql(
+            "postgres",
+            "SELECT count(*) FROM pg_roles WHERE rolname = 'homeless'"
+        ),
+        "0"
+    );
+    assert!(!dir.path().join(".env").exists(), ".env written");
+}
+
 #[test]
 fn a_failed_create_database_undoes_the_role_this_run_created() {
     let cluster = Cluster::start(ClusterConfig::default());

@@ -629,6 +629,17 @@ fn permission_denied_without_connect_privilege() {
     );
 }
 
+/// The Privileges check of a doctor's JSON report.
+fn privileges_check(json: &Value) -> Value {
+    json["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "privileges")
+        .cloned()
+        .unwrap_or_else(|| panic!("no privileges check: {json:#}"))
+}
+
 #[test]
 fn a_role_granted_all_on_database_cannot_create_tables_on_pg15() {
     let cluster = support::shared(Shared::Trust);
@@ -641,13 +652,7 @@ fn a_role_granted_all_on_database_cannot_create_tables_on_pg15() {
     );
     let (out, json) = doctor_json(&cluster.url(&role, None, &db), &[]);
     assert_shape(&json);
-    let check = json["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == "privileges")
-        .unwrap()
-        .clone();
+    let check = privileges_check(&json);
     assert_eq!(check["status"], "warn", "{json:#}");
     assert_eq!(check["code"], "cannot-create-tables");
     assert!(
@@ -659,6 +664,119 @@ fn a_role_granted_all_on_database_cannot_create_tables_on_pg15() {
     );
     // A warning: the connection itself works.
     assert_eq!(out.code, 0, "{out:?}");
+}
+
+/// The doctor's Privileges line as JSON: (status, code, hint).
+fn privileges_line(url: &str) -> (String, String, String) {
+    let (out, json) = doctor_json(url, &[]);
+    assert_eq!(out.code, 0, "a warning, the connection works: {out:?}");
+    let check = privileges_check(&json);
+    let text = |k: &str| check[k].as_str().unwrap_or_default().to_string();
+    (text("status"), text("code"), text("hint"))
+}
+
+/// The first backquoted statement of `hint` that starts with `keyword`, as printed.
+fn statement_in(hint: &str, keyword: &str) -> String {
+    hint.split('`')
+        .skip(1)
+        .step_by(2)
+        .find(|part| part.starts_with(keyword))
+        .unwrap_or_else(|| panic!("no `{keyword} ...` in the hint: {hint}"))
+        .to_string()
+}
+
+/// Each way a role can lack a place for its tables gets the fix its server's state shows (read
+/// on the failure path, not guessed from the message), and that statement, run as printed,
+/// makes the same URL pass: a search_path set for the role to a schema that does not exist;
+/// schema public closed by `REVOKE ALL ... FROM PUBLIC` (the hardening step), which gives the
+/// same "no schema has been selected" error; a default_tablespace the role may not create in;
+/// and public owned by a superuser with CREATE revoked (PostgreSQL 14's layout), which is not
+/// PostgreSQL 15's case. Before, the first two got a hint about another session's lock.
+#[test]
+fn a_role_without_a_place_for_its_tables_gets_the_fix_its_servers_state_shows() {
+    let cluster = support::shared(Shared::Trust);
+    let name = support::unique_name("nowhere");
+    let location = tempfile::tempdir().unwrap();
+    support::give_to_server_user(location.path(), 0o700);
+    let setups = [
+        // (role and database suffix, SQL as the superuser in postgres, then in the database)
+        (
+            "path",
+            "ALTER ROLE {r} SET search_path = missing_schema".to_string(),
+            "",
+        ),
+        (
+            "closed",
+            String::new(),
+            "REVOKE ALL ON SCHEMA public FROM PUBLIC",
+        ),
+        (
+            "space",
+            format!(
+                "CREATE TABLESPACE {{r}} LOCATION '{}'; ALTER ROLE {{r}} SET default_tablespace = {{r}}",
+                location.path().display()
+            ),
+            "GRANT CREATE ON SCHEMA public TO PUBLIC",
+        ),
+        (
+            "pg14",
+            String::new(),
+            "ALTER SCHEMA public OWNER TO postgres; REVOKE CREATE ON SCHEMA public FROM PUBLIC",
+        ),
+    ];
+    let mut seen = Vec::new();
+    for (suffix, in_postgres, in_db) in &setups {
+        let r = format!("{name}_{suffix}");
+        cluster.psql(
+            "postgres",
+            &format!("CREATE ROLE {r} LOGIN; CREATE DATABASE {r}"),
+        );
+        if !in_postgres.is_empty() {
+            cluster.psql("postgres", &in_postgres.replace("{r}", &r));
+        }
+        if !in_db.is_empty() {
+            cluster.psql(&r, in_db);
+        }
+        let url = cluster.url(&r, None, &r);
+        let (status, code, hint) = privileges_line(&url);
+        assert_eq!(status, "warn", "{suffix}: {hint}");
+        let fix = match *suffix {
+            "path" => {
+                assert!(
+                    hint.starts_with("search_path is `missing_schema` (set for the role)"),
+                    "{hint}"
+                );
+                statement_in(&hint, "CREATE SCHEMA")
+            }
+            "closed" => {
+                assert!(hint.contains("has no USAGE on it"), "{hint}");
+                statement_in(&hint, "GRANT USAGE, CREATE ON SCHEMA \"public\"")
+            }
+            "space" => statement_in(&hint, "GRANT CREATE ON TABLESPACE"),
+            _ => {
+                assert!(!hint.contains("PostgreSQL 15"), "{hint}");
+                statement_in(&hint, "GRANT CREATE ON SCHEMA \"public\"")
+            }
+        };
+        seen.push(format!("{suffix}: {code}"));
+        cluster.psql(&r, &fix);
+        let (status, _, hint) = privileges_line(&url);
+        assert_eq!(status, "pass", "{suffix} after `{fix}`: {hint}");
+    }
+    assert_eq!(
+        seen,
+        [
+            "path: no-creation-schema",
+            "closed: no-creation-schema",
+            "space: cannot-create-tables",
+            "pg14: cannot-create-tables"
+        ]
+    );
+    let space = format!("{name}_space");
+    cluster.psql(
+        "postgres",
+        &format!("ALTER ROLE {space} RESET default_tablespace; DROP DATABASE {space}; DROP TABLESPACE {space}"),
+    );
 }
 
 #[test]
@@ -1050,13 +1168,7 @@ fn a_read_only_database_is_not_blamed_on_schema_public() {
     );
     let (out, json) = doctor_json(&cluster.url(&role, None, &db), &[]);
     assert_eq!(out.code, 0, "{out:?}");
-    let check = json["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == "privileges")
-        .cloned()
-        .unwrap();
+    let check = privileges_check(&json);
     assert_eq!(check["status"], "warn", "{check}");
     // Read-only is named as such, with no schema-ownership fix.
     trust_snapshot(

@@ -302,7 +302,14 @@ pub async fn verify(
     env: &ProcessEnvironment,
     limits: Limits,
     allow_cleartext: bool,
+    // This run created the database, so a failure's undo drops it (and the user).
+    created_database: bool,
 ) -> CliResult<(String, bool)> {
+    let fix_in = if created_database {
+        crate::creation::FixIn::NewDatabases
+    } else {
+        crate::creation::FixIn::TheDatabase
+    };
     let mut cfg = cs.resolve(env)?;
     cfg.allow_cleartext = allow_cleartext;
     let failed = "verification as the application user failed";
@@ -328,26 +335,52 @@ pub async fn verify(
     };
     let table = match look.table {
         Some(table) => table,
-        None => Err(crate::session::TableCheck::Unknown(
+        None => Err(crate::session::TableCheck::Interrupted(
             "the session could not be asked".into(),
         )),
     };
     match table {
         Ok(()) => Ok((facts.version, facts.connection_tls)),
-        Err(crate::session::TableCheck::Denied(message)) => Err(CliError::failure(format!(
-            "verification: user \"{}\" cannot create tables in \"{}\": {message}",
-            cfg.user, cfg.dbname
-        ))
-        .with_code(Code::CannotCreateTables)),
+        Err(crate::session::TableCheck::Denied { message, target }) => {
+            Err(CliError::failure(format!(
+                "verification: user \"{}\" cannot create tables in \"{}\": {message}",
+                cfg.user, cfg.dbname
+            ))
+            .with_code(Code::CannotCreateTables)
+            .with_hint(crate::creation::denied_hint(
+                target.as_ref(),
+                &cfg.user,
+                &cfg.dbname,
+                fix_in,
+            )))
+        }
         Err(crate::session::TableCheck::ReadOnly(message)) => Err(CliError::failure(format!(
             "verification: the session of user \"{}\" in \"{}\" is read-only: {message}",
             cfg.user, cfg.dbname
         ))
         .with_code(Code::CannotCreateTables)
         .with_hint("the server is a standby, or default_transaction_read_only is on for this database or role: set up against the primary")),
-        Err(crate::session::TableCheck::Unknown(message)) => {
-            Err(CliError::failure(format!("{failed}: {message}")))
+        Err(crate::session::TableCheck::NoSchema {
+            message,
+            search_path,
+        }) => Err(CliError::failure(format!(
+            "verification: user \"{}\" has no schema to create tables in, in \"{}\": {message}",
+            cfg.user, cfg.dbname
+        ))
+        .with_code(Code::NoCreationSchema)
+        .with_hint(crate::creation::no_schema_hint(
+            search_path.as_ref(),
+            &cfg.user,
+            &cfg.dbname,
+            fix_in,
+        ))),
+        Err(crate::session::TableCheck::Refused { words, hint }) => {
+            Err(CliError::failure(format!("{failed}: {words}")).with_hint(hint))
         }
+        Err(
+            crate::session::TableCheck::LockWait(message)
+            | crate::session::TableCheck::Interrupted(message),
+        ) => Err(CliError::failure(format!("{failed}: {message}"))),
     }
 }
 

@@ -286,7 +286,14 @@ impl Setup<'_> {
             execute::execute(admin, &plan.steps, self.printer, limits, self.progress).await?;
         let (server_version, tls) = {
             let _spinner = self.printer.spinner("Verifying as the application user");
-            execute::verify(&plan.url, self.env, limits, self.s.allow_cleartext).await?
+            execute::verify(
+                &plan.url,
+                self.env,
+                limits,
+                self.s.allow_cleartext,
+                created.database,
+            )
+            .await?
         };
         self.printer.step(
             Mark::Pass,

@@ -15,7 +15,7 @@ use crate::code::Code;
 use crate::connect::{self, Attempt, FailureKind};
 use crate::diagnose::{self, Diagnosis};
 use crate::dsn::{ConnConfig, ConnString, Endpoint, Host};
-use crate::session::{self, ServerFacts, TableCheck};
+use crate::session::{self, ServerFacts};
 use crate::sysenv::ProcessEnvironment;
 
 /// The checks of one URL so far, each also handed to the reporter as it is recorded.
@@ -502,7 +502,7 @@ async fn session_checks(
     };
     if let Some(table) = look.table {
         let standby = facts.as_ref().is_some_and(|f| f.in_recovery);
-        privileges_check(cfg, table, expects_replica, standby, list);
+        super::privileges::privileges_check(cfg, table, expects_replica, standby, list);
     }
     facts
 }
@@ -539,57 +539,6 @@ fn reach_line(connected: &connect::Connected, facts: Option<&ServerFacts>) -> St
         ));
     }
     reach
-}
-
-/// The Privileges line; its time is the Query line's (one message, answered at once).
-fn privileges_check(
-    cfg: &ConnConfig,
-    table: Result<(), TableCheck>,
-    expects_replica: bool,
-    standby: bool,
-    list: &mut Checklist<'_>,
-) {
-    let user = crate::provision::quote_ident(&cfg.user);
-    let db = crate::provision::quote_ident(&cfg.dbname);
-    match table {
-        Ok(()) => list.record(pass(
-            CheckId::Privileges,
-            "can create tables (checked in a rolled-back transaction)".into(),
-            None,
-        )),
-        Err(TableCheck::Unknown(message)) => list.warn(
-            CheckId::Privileges,
-            None,
-            format!("could not check whether user \"{}\" can create tables: {message}", cfg.user),
-            "another session may hold a lock on schema public: look for it in pg_locks and pg_stat_activity".into(),
-            None,
-        ),
-        // A replica key is for reads: a read-only session is what it should get.
-        Err(TableCheck::ReadOnly(_)) if expects_replica => list.record(pass(
-            CheckId::Privileges,
-            "read-only, as a replica key expects (no tables are created here)".into(),
-            None,
-        )),
-        Err(TableCheck::ReadOnly(message)) => list.warn(
-            CheckId::Privileges,
-            Some(Code::CannotCreateTables),
-            format!("user \"{}\" can log in but this session is read-only: {message}", cfg.user),
-            // The same session's pg_is_in_recovery() says which of the two it is.
-            if standby {
-                "the server is a standby (pg_is_in_recovery() is true in this session), which takes no writes: point DATABASE_URL at the primary".to_string()
-            } else {
-                format!("the server is a primary, so `default_transaction_read_only` is on for this session: set for this database or role, in the server's configuration, or by the URL's `options` (`SELECT setting, source FROM pg_settings WHERE name = 'default_transaction_read_only';` says which); for the first two, as a superuser `ALTER DATABASE {db} SET default_transaction_read_only = off;` / `ALTER ROLE {user} RESET default_transaction_read_only;`")
-            },
-            None,
-        ),
-        Err(TableCheck::Denied(message)) => list.warn(
-            CheckId::Privileges,
-            Some(Code::CannotCreateTables),
-            format!("user \"{}\" can log in but cannot create tables: {message}", cfg.user),
-            format!("PostgreSQL 15 no longer lets every user create in schema public: as a superuser run `ALTER DATABASE {db} OWNER TO {user};` or, connected to that database, `GRANT USAGE, CREATE ON SCHEMA public TO {user};`"),
-            None,
-        ),
-    }
 }
 
 /// Resolve every TCP host (the Host step). Returns the endpoints that can be tried, each with

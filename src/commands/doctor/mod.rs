@@ -9,6 +9,7 @@
 mod checks;
 mod failure;
 mod fix;
+mod privileges;
 mod production;
 pub mod report;
 mod targets;
