@@ -297,7 +297,7 @@ async fn precheck(
                     "there is no schema public (or no role \"{role}\") in this database: create the schema the app uses, owned by \"{role}\""
                 )),
                 Some(true) => Some(format!(
-                    "\"{role}\" may create in schema public already: the session is read-only (a standby, or default_transaction_read_only); see the hint above"
+                    "\"{role}\" may create in schema public already, so this grant would not help: the refusal is elsewhere (a read-only session, another schema, a tablespace); see the hint above"
                 )),
                 Some(false) => None,
             }
