@@ -224,9 +224,16 @@ pub fn denied_hint(target: Option<&CreateTarget>, user: &str, db: &str, fix_in: 
                 && t.schema_owner == "pg_database_owner"
                 && fix_in == FixIn::TheDatabase =>
         {
-            format!(
-                "PostgreSQL 15 no longer lets every user create in schema public: as a superuser run `ALTER DATABASE {qd} OWNER TO {qu};` or, connected to that database, `GRANT USAGE, CREATE ON SCHEMA public TO {qu};`"
-            )
+            if db == "postgres" {
+                // Not a database to give away: the server's own, which tools connect to.
+                format!(
+                    "PostgreSQL 15 no longer lets every user create in schema public, and \"postgres\" is the server's maintenance database: give the app a database of its own (`aksara dbsetup` creates one owned by {qu}), or, as a superuser connected to \"postgres\", `GRANT USAGE, CREATE ON SCHEMA public TO {qu};`"
+                )
+            } else {
+                format!(
+                    "PostgreSQL 15 no longer lets every user create in schema public: as a superuser run `ALTER DATABASE {qd} OWNER TO {qu};` or, connected to that database, `GRANT USAGE, CREATE ON SCHEMA public TO {qu};`"
+                )
+            }
         }
         Some(t) if !t.schema_create => {
             let schema = quote_ident(&t.schema);
@@ -353,6 +360,11 @@ mod tests {
         assert!(
             denied_hint(pg15.as_ref(), "app", "shop", FixIn::TheDatabase)
                 .starts_with("PostgreSQL 15 no longer")
+        );
+        let maintenance = denied_hint(pg15.as_ref(), "app", "postgres", FixIn::TheDatabase);
+        assert!(
+            !maintenance.contains("OWNER TO") && maintenance.contains("aksara dbsetup"),
+            "{maintenance}"
         );
         // PostgreSQL 14's public (owned by postgres, CREATE revoked) is not PG15's.
         let pg14 = target_from_rows(&target("public", "postgres", false, None));
