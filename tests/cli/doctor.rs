@@ -779,6 +779,37 @@ fn a_role_without_a_place_for_its_tables_gets_the_fix_its_servers_state_shows() 
     );
 }
 
+/// A refusal aksara has no diagnosis for (an event trigger that stops DDL in this database) is
+/// shown in the server's words, with the server's own hint, and no code or hint of another
+/// class: not "cannot create tables", not a lock.
+#[test]
+fn a_refused_probe_with_no_diagnosis_keeps_the_servers_words() {
+    let cluster = support::shared(Shared::Trust);
+    let r = support::unique_name("frozen");
+    cluster.psql(
+        "postgres",
+        &format!("CREATE ROLE {r} LOGIN; CREATE DATABASE {r} OWNER {r}"),
+    );
+    cluster.psql(
+        &r,
+        "CREATE FUNCTION no_ddl() RETURNS event_trigger LANGUAGE plpgsql AS \
+         $$ BEGIN RAISE EXCEPTION 'DDL is frozen here' USING HINT = 'ask the DBA'; END $$; \
+         CREATE EVENT TRIGGER ddl_frozen ON ddl_command_start EXECUTE FUNCTION no_ddl()",
+    );
+    let (out, json) = doctor_json(&cluster.url(&r, None, &r), &[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let check = privileges_check(&json);
+    assert_eq!(check["status"], "warn", "{check}");
+    assert!(check["code"].is_null(), "no borrowed code: {check}");
+    assert_eq!(
+        check["message"],
+        format!(
+            "user \"{r}\" can log in, but the server refused the create-table check: DDL is frozen here (SQLSTATE P0001)"
+        )
+    );
+    assert_eq!(check["hint"], "the server's hint: ask the DBA");
+}
+
 #[test]
 fn pool_exceeding_max_connections_is_a_warning_with_the_table() {
     let cluster = support::shared(Shared::Scram);

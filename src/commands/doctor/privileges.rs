@@ -45,9 +45,17 @@ pub fn privileges_check(
             "the session ended under the check, which says nothing about privileges: see the server log for why, then run the check again".into(),
             None,
         ),
-        Err(TableCheck::Refused { words, hint }) => {
-            list.warn(CheckId::Privileges, None, could_not(&words), hint, None);
-        }
+        // Refused, for a reason aksara has no entry for: said as the server said it.
+        Err(TableCheck::Refused { words, hint }) => list.warn(
+            CheckId::Privileges,
+            None,
+            format!(
+                "user \"{}\" can log in, but the server refused the create-table check: {words}",
+                cfg.user
+            ),
+            hint,
+            None,
+        ),
         Err(TableCheck::NoSchema {
             message,
             search_path,
