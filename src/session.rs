@@ -202,6 +202,15 @@ fn facts_error(failure: FailureKind) -> FactsError {
             message: format!("reading the server settings was refused: {}", e.message),
             hint: "the role may not read a setting or statistics function aksara asks for; a superuser can GRANT pg_read_all_settings and pg_read_all_stats to it".into(),
         },
+        // A cancelled statement (57014) leaves the session as it was: it did not end.
+        FailureKind::Server(e) if e.sqlstate == "57014" => FactsError {
+            code: Code::ServerError,
+            message: format!(
+                "the server cancelled the settings query: {} (SQLSTATE 57014)",
+                e.message
+            ),
+            hint: "the login worked; a statement_timeout set for this role, database or server (`SHOW statement_timeout`), or another session's pg_cancel_backend(), cancelled the query".into(),
+        },
         FailureKind::Server(e) if e.sqlstate.starts_with("57") || e.sqlstate.starts_with("08") => {
             FactsError {
                 code: Code::ConnectionLost,
@@ -459,5 +468,32 @@ mod tests {
         let mut short = answers(&[[Some("f"), Some("42"), Some("42"), Some("5"), Some("t")]]);
         short[7][0].pop();
         assert!(facts_from(&short).unwrap_err().contains("4 columns"));
+    }
+    #[test]
+    fn a_cancelled_settings_query_is_not_an_ended_session() {
+        let error = |sqlstate: &str, message: &str| {
+            FailureKind::Server(crate::connect::ServerError {
+                sqlstate: sqlstate.into(),
+                message: message.into(),
+                detail: None,
+                hint: None,
+                routine: None,
+            })
+        };
+        let cancelled = facts_error(error(
+            "57014",
+            "canceling statement due to statement timeout",
+        ));
+        assert_eq!(cancelled.code, Code::ServerError);
+        assert!(
+            cancelled.hint.contains("statement_timeout"),
+            "{}",
+            cancelled.hint
+        );
+        let ended = facts_error(error(
+            "57P01",
+            "terminating connection due to administrator command",
+        ));
+        assert_eq!(ended.code, Code::ConnectionLost);
     }
 }
