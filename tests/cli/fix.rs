@@ -250,6 +250,31 @@ fn the_connection_limit_and_public_schema_fixes() {
     let out = run(aksara(ran.dir.path()).args(["doctor", "--format", "json"]));
     assert_eq!(out.code, 0, "{out:?}");
     assert!(!out.stdout.contains("cannot-create-tables"), "{out:?}");
+
+    // Its tables go to another schema (a search_path set for the role): a grant on public
+    // would not help, so none is made, and the run says why.
+    let (role, pw) = app_role(cluster, "fixpath", "LOGIN");
+    let db = support::unique_name("fixpath_db");
+    cluster.psql("postgres", &format!("CREATE DATABASE {db}"));
+    cluster.psql(
+        &db,
+        &format!("CREATE SCHEMA app; GRANT USAGE ON SCHEMA app TO {role}"),
+    );
+    cluster.psql(
+        "postgres",
+        &format!("ALTER ROLE {role} SET search_path = app"),
+    );
+    let ran = fix(cluster, &cluster.url(&role, Some(&pw), &db), &[]);
+    assert_eq!(ran.code, 1, "not fixed: {ran:?}");
+    assert!(
+        ran.stdout.contains("a grant on public may not help"),
+        "{ran:?}"
+    );
+    let can = cluster.psql(
+        &db,
+        &format!("SELECT has_schema_privilege('{role}', 'public', 'CREATE')"),
+    );
+    assert_eq!(can, "f", "public was granted: {ran:?}");
 }
 
 #[test]

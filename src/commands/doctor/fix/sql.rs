@@ -286,8 +286,17 @@ async fn precheck(
             }
         }
         Precheck::NoSchemaCreate { role } => {
-            let row: Option<bool> = sqlx::query_scalar(
-                "SELECT has_schema_privilege(r.oid, n.oid, 'CREATE') FROM pg_roles r, pg_namespace n WHERE r.rolname = $1 AND n.nspname = 'public'",
+            // (CREATE on public, whether the role's tables may go elsewhere than public: a
+            // search_path set for the role or this database, or by the server's configuration,
+            // or a schema named after the role, which the default "$user" puts first.)
+            let row: Option<(bool, bool)> = sqlx::query_as(
+                "SELECT has_schema_privilege(r.oid, n.oid, 'CREATE'), \
+                 EXISTS (SELECT 1 FROM pg_db_role_setting s, unnest(s.setconfig) c \
+                   WHERE c LIKE 'search_path=%' AND s.setrole IN (r.oid, 0) \
+                   AND s.setdatabase IN ((SELECT oid FROM pg_database WHERE datname = current_database()), 0)) \
+                 OR EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = r.rolname) \
+                 OR (SELECT source FROM pg_settings WHERE name = 'search_path') = 'configuration file' \
+                 FROM pg_roles r, pg_namespace n WHERE r.rolname = $1 AND n.nspname = 'public'",
             )
             .bind(role)
             .fetch_optional(&mut *conn)
@@ -296,10 +305,13 @@ async fn precheck(
                 None => Some(format!(
                     "there is no schema public (or no role \"{role}\") in this database: create the schema the app uses, owned by \"{role}\""
                 )),
-                Some(true) => Some(format!(
+                Some((true, _)) => Some(format!(
                     "\"{role}\" may create in schema public already, so this grant would not help: the refusal is elsewhere (a read-only session, another schema, a tablespace); see the hint above"
                 )),
-                Some(false) => None,
+                Some((false, true)) => Some(format!(
+                    "the tables of \"{role}\" may not go to schema public (a search_path is set for it, this database or the server, or a schema has its name), so a grant on public may not help: see the hint above for the schema the server chose"
+                )),
+                Some((false, false)) => None,
             }
         }
     })
