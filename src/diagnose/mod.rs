@@ -588,6 +588,19 @@ pub fn server_words(error: &ServerError) -> (String, String) {
     (words, hint)
 }
 
+/// For a user name with capitals: a URL keeps its case, and an unquoted `CREATE ROLE ShopApp`
+/// made "shopapp", a common reason for a role "that does not exist". A fact about the names,
+/// not a guess about the server: said as a condition.
+fn case_folded_role(user: &str) -> String {
+    let folded = user.to_lowercase();
+    if folded == *user {
+        return String::new();
+    }
+    format!(
+        "; a URL keeps the name's case, while an unquoted `CREATE ROLE {user}` makes \"{folded}\": if that is how the role was made, put {folded} in the URL"
+    )
+}
+
 /// The diagnosis `cause` gets; also used to document the map (docs/failure-map.md).
 pub fn code_of(cause: &Cause, password_given: bool) -> Code {
     match cause {
@@ -647,7 +660,7 @@ fn known_cause(
                 } else {
                     String::new()
                 }
-            ),
+            ) + &case_folded_role(user),
         ),
         // `ident` on a `local` line is peer; the server says "Ident" only for TCP, where it
         // asked an ident server on the client's machine (port 113) and got no vouching answer.
@@ -673,7 +686,7 @@ fn known_cause(
         ),
         Cause::RoleMissing => (
             format!("the role \"{user}\" does not exist on {ep}"),
-            format!("create it as a superuser: `CREATE ROLE {qu} LOGIN PASSWORD '...'`, or run `aksara dbsetup`; or fix the user name in the URL"),
+            format!("create it as a superuser: `CREATE ROLE {qu} LOGIN PASSWORD '...'`, or run `aksara dbsetup`; or fix the user name in the URL") + &case_folded_role(user),
         ),
         Cause::RoleNoLogin => (
             format!("the role \"{user}\" exists on {ep} but may not log in (NOLOGIN)"),
@@ -1116,6 +1129,22 @@ mod refused_tests {
         assert_eq!(
             hint(None, &[]),
             "start the server; `aksara dbsetup` finds a running server or sets one up"
+        );
+    }
+}
+
+#[cfg(test)]
+mod case_tests {
+    use super::case_folded_role;
+
+    #[test]
+    fn only_a_name_with_capitals_gets_the_case_note() {
+        assert_eq!(case_folded_role("shopapp"), "");
+        let note = case_folded_role("ShopApp");
+        assert!(
+            note.contains("`CREATE ROLE ShopApp` makes \"shopapp\"")
+                && note.contains("put shopapp in the URL"),
+            "{note}"
         );
     }
 }

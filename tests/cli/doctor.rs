@@ -458,6 +458,33 @@ fn auth_failed_is_fast_and_says_the_role_may_not_exist() {
     );
 }
 
+/// A role made by an unquoted `CREATE ROLE ShopApp` is "shopapp"; a URL naming "ShopApp" fails
+/// with the server's usual words, and the hint says how the case folds. The folded name works.
+#[test]
+fn a_role_name_with_capitals_is_told_how_sql_folds_it() {
+    let cluster = support::shared(Shared::Scram);
+    let typed = format!("Shop{}", support::unique_name("app"));
+    let folded = typed.to_lowercase();
+    cluster.psql(
+        "postgres",
+        &format!("CREATE ROLE {typed} LOGIN PASSWORD 'case-pw'"),
+    );
+    let check = expect_failure(
+        &cluster.url(&typed, Some("case-pw"), "postgres"),
+        &[],
+        "auth-failed",
+    );
+    let hint = check["hint"].as_str().unwrap();
+    assert!(
+        hint.ends_with(&format!(
+            "an unquoted `CREATE ROLE {typed}` makes \"{folded}\": if that is how the role was made, put {folded} in the URL"
+        )),
+        "{hint}"
+    );
+    let (out, _) = doctor_json(&cluster.url(&folded, Some("case-pw"), "postgres"), &[]);
+    assert_eq!(out.code, 0, "the folded name logs in: {out:?}");
+}
+
 #[test]
 fn password_required() {
     let cluster = support::shared(Shared::Scram);
