@@ -715,11 +715,11 @@ fn known_cause(
         ),
         Cause::TooManyForRole => (
             format!("the role \"{user}\" has reached its own connection limit on {ep}: {said}"),
-            format!("the role's CONNECTION LIMIT is reached (max_connections is not): lower the pool size, close idle sessions (`SELECT pid FROM pg_stat_activity WHERE usename = {};`), or as a superuser `ALTER ROLE {qu} CONNECTION LIMIT 50;` (-1 for none)", crate::provision::quote_literal(user)),
+            format!("the role's CONNECTION LIMIT is reached (max_connections is not): lower the pool size, close idle sessions (`SELECT pid FROM pg_stat_activity WHERE usename = {};`), or as a superuser `ALTER ROLE {qu} CONNECTION LIMIT 50;` (-1 for none; with a limit of 0 nothing else helps, as no session of it can exist)", crate::provision::quote_literal(user)),
         ),
         Cause::TooManyForDatabase => (
             format!("the database \"{db}\" has reached its own connection limit on {ep}: {said}"),
-            format!("the database's CONNECTION LIMIT is reached (max_connections is not): lower the pool size, or as a superuser `ALTER DATABASE {qd} CONNECTION LIMIT 100;` (-1 for none)"),
+            format!("the database's CONNECTION LIMIT is reached (max_connections is not): lower the pool size, or as a superuser `ALTER DATABASE {qd} CONNECTION LIMIT 100;` (-1 for none; with a limit of 0 nothing else helps)"),
         ),
         Cause::TooManyClients => (
             format!("the server at {ep} has no free connection slot: {said}"),
