@@ -340,6 +340,9 @@ impl Setup<'_> {
             server_version,
             tls,
             shell_shadows: written.shell_shadows,
+            // Only when what was written holds a password (a peer URL over a socket holds none).
+            env_readable_by_others: plan.url.password.is_some()
+                && crate::envfile::readable_by_others(&self.s.env_file).unwrap_or(false),
         };
         if self.s.json {
             self.printer

@@ -35,6 +35,10 @@ pub struct Outcome {
     /// gets the shell's value, not the one written.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub shell_shadows: Vec<String>,
+    /// The env file, now holding a working password, may be read by the group or others (an
+    /// existing file keeps its mode): `aksara doctor` warns of the same (`env-world-readable`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub env_readable_by_others: bool,
 }
 
 /// One `--driver-url` key as written.
@@ -189,6 +193,12 @@ pub fn print_summary(printer: &Printer, o: &Outcome) {
         printer.result(&format!(
             "  {:<9} this shell also sets {key}, to a different value: an app started from it gets that one, not {}'s (dotenv does not override variables already set); `unset {key}` to use the file's",
             "note", o.env_file
+        ));
+    }
+    if o.env_readable_by_others {
+        printer.result(&format!(
+            "  {:<9} {} is readable by other users of this machine, and it holds the password: `chmod 600 {}`",
+            "note", o.env_file, o.env_file
         ));
     }
     if let Some(replica) = &o.replica_url {
