@@ -263,6 +263,21 @@ pub fn denied_hint(target: Option<&CreateTarget>, user: &str, db: &str, fix_in: 
     }
 }
 
+/// The schema where `GRANT USAGE, CREATE ON SCHEMA ... TO` the role would let it create its
+/// tables, when the failure path shows one: the schema CREATE TABLE chose (it lacks CREATE
+/// there), or the first schema of search_path that exists but is closed to it (no USAGE).
+pub fn grant_schema(target: Option<&CreateTarget>, path: Option<&SearchPath>) -> Option<String> {
+    match (target, path) {
+        (Some(t), _) if !t.schema_create => Some(t.schema.clone()),
+        (_, Some(p)) => p
+            .schemas
+            .iter()
+            .find(|s| s.exists && !s.usable)
+            .map(|s| s.name.clone()),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -408,5 +423,21 @@ mod tests {
             hint.contains("TO PUBLIC;`") && hint.contains("template1"),
             "{hint}"
         );
+    }
+    #[test]
+    fn the_grant_goes_to_the_schema_the_server_state_shows() {
+        let chosen = target_from_rows(&target("app", "postgres", false, None));
+        assert_eq!(grant_schema(chosen.as_ref(), None).as_deref(), Some("app"));
+        // CREATE is there: the refusal is the tablespace's, no schema grant helps.
+        let tablespace = target_from_rows(&target("app", "postgres", true, Some(("fast", false))));
+        assert_eq!(grant_schema(tablespace.as_ref(), None), None);
+        let rows = vec![
+            row("\"$user\", public", "default", "app", false, false),
+            row("\"$user\", public", "default", "public", true, false),
+        ];
+        let path = search_path_from_rows(&rows);
+        assert_eq!(grant_schema(None, path.as_ref()).as_deref(), Some("public"));
+        let missing = search_path_from_rows(&[row("x", "user", "x", false, false)]);
+        assert_eq!(grant_schema(None, missing.as_ref()), None);
     }
 }

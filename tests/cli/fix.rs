@@ -251,8 +251,8 @@ fn the_connection_limit_and_public_schema_fixes() {
     assert_eq!(out.code, 0, "{out:?}");
     assert!(!out.stdout.contains("cannot-create-tables"), "{out:?}");
 
-    // Its tables go to another schema (a search_path set for the role): a grant on public
-    // would not help, so none is made, and the run says why.
+    // Its tables go to another schema (a search_path set for the role): the grant is made on
+    // the schema the check found, not on public, and the check then passes.
     let (role, pw) = app_role(cluster, "fixpath", "LOGIN");
     let db = support::unique_name("fixpath_db");
     cluster.psql("postgres", &format!("CREATE DATABASE {db}"));
@@ -265,16 +265,31 @@ fn the_connection_limit_and_public_schema_fixes() {
         &format!("ALTER ROLE {role} SET search_path = app"),
     );
     let ran = fix(cluster, &cluster.url(&role, Some(&pw), &db), &[]);
-    assert_eq!(ran.code, 1, "not fixed: {ran:?}");
+    assert_eq!(ran.code, 0, "{ran:?}");
     assert!(
-        ran.stdout.contains("a grant on public may not help"),
+        ran.stdout.contains(&format!(
+            "GRANT USAGE, CREATE ON SCHEMA \"app\" TO \"{role}\";"
+        )),
         "{ran:?}"
     );
-    let can = cluster.psql(
-        &db,
-        &format!("SELECT has_schema_privilege('{role}', 'public', 'CREATE')"),
-    );
-    assert_eq!(can, "f", "public was granted: {ran:?}");
+    let can = |schema: &str| {
+        cluster.psql(
+            &db,
+            &format!("SELECT has_schema_privilege('{role}', '{schema}', 'CREATE')"),
+        )
+    };
+    assert_eq!((can("app"), can("public")), ("t".into(), "f".into()));
+
+    // Schema public closed to it (REVOKE ALL ... FROM PUBLIC: no-creation-schema): the grant
+    // opens the schema the check found closed.
+    let (role, pw) = app_role(cluster, "fixclosed", "LOGIN");
+    let db = support::unique_name("fixclosed_db");
+    cluster.psql("postgres", &format!("CREATE DATABASE {db}"));
+    cluster.psql(&db, "REVOKE ALL ON SCHEMA public FROM PUBLIC");
+    let ran = fix(cluster, &cluster.url(&role, Some(&pw), &db), &[]);
+    assert_eq!(ran.code, 0, "{ran:?}");
+    let out = run(aksara(ran.dir.path()).args(["doctor", "--format", "json"]));
+    assert!(!out.stdout.contains("no-creation-schema"), "{out:?}");
 }
 
 #[test]

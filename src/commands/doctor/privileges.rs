@@ -59,7 +59,9 @@ pub fn privileges_check(
         Err(TableCheck::NoSchema {
             message,
             search_path,
-        }) => list.warn(
+        }) => {
+            list.grant_schema = creation::grant_schema(None, search_path.as_ref());
+            list.warn(
             CheckId::Privileges,
             Some(Code::NoCreationSchema),
             format!(
@@ -73,7 +75,8 @@ pub fn privileges_check(
                 FixIn::TheDatabase,
             ),
             None,
-        ),
+            );
+        }
         // A replica key is for reads: a read-only session is what it should get.
         Err(TableCheck::ReadOnly(_)) if expects_replica => list.record(pass(
             CheckId::Privileges,
@@ -92,12 +95,15 @@ pub fn privileges_check(
             },
             None,
         ),
-        Err(TableCheck::Denied { message, target }) => list.warn(
-            CheckId::Privileges,
-            Some(Code::CannotCreateTables),
-            format!("user \"{}\" can log in but cannot create tables: {message}", cfg.user),
-            creation::denied_hint(target.as_ref(), &cfg.user, &cfg.dbname, FixIn::TheDatabase),
-            None,
-        ),
+        Err(TableCheck::Denied { message, target }) => {
+            list.grant_schema = creation::grant_schema(target.as_ref(), None);
+            list.warn(
+                CheckId::Privileges,
+                Some(Code::CannotCreateTables),
+                format!("user \"{}\" can log in but cannot create tables: {message}", cfg.user),
+                creation::denied_hint(target.as_ref(), &cfg.user, &cfg.dbname, FixIn::TheDatabase),
+                None,
+            );
+        }
     }
 }

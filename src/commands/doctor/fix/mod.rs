@@ -294,7 +294,14 @@ fn plan(
             args,
             &mut planned.declined,
         ));
-        fixes.extend(sql::plan(index, target, &wanted, args, env));
+        fixes.extend(sql::plan(
+            index,
+            target,
+            &wanted,
+            report.grant_schema.as_deref(),
+            args,
+            env,
+        ));
     }
     planned
 }

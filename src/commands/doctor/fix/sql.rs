@@ -33,13 +33,35 @@ const LIMIT_HEADROOM: i64 = 5;
 /// The server state a fix acts on, read again by the admin before it acts.
 #[derive(Debug, Clone)]
 pub enum Precheck {
-    DatabaseMissing { db: String, owner: String },
-    RoleNoLogin { role: String },
-    RoleLimit { role: String, limit: i64 },
-    DatabaseLimit { db: String, limit: i64 },
-    DatabaseNotAllowing { db: String },
-    NoConnect { db: String, role: String },
-    NoSchemaCreate { role: String },
+    DatabaseMissing {
+        db: String,
+        owner: String,
+    },
+    RoleNoLogin {
+        role: String,
+    },
+    RoleLimit {
+        role: String,
+        limit: i64,
+    },
+    DatabaseLimit {
+        db: String,
+        limit: i64,
+    },
+    DatabaseNotAllowing {
+        db: String,
+    },
+    NoConnect {
+        db: String,
+        role: String,
+    },
+    /// `schema` is where the check found the role's tables go (`known`), or public, the
+    /// default, when it could not tell.
+    NoSchemaCreate {
+        role: String,
+        schema: String,
+        known: bool,
+    },
 }
 
 pub struct SqlFix {
@@ -53,6 +75,8 @@ pub fn plan(
     index: usize,
     target: &Target,
     wanted: &[Code],
+    // Where the Privileges line found the role's tables go (`Report::grant_schema`).
+    grant_schema: Option<&str>,
     args: &DoctorArgs,
     env: &ProcessEnvironment,
 ) -> Vec<Fix> {
@@ -114,12 +138,27 @@ pub fn plan(
                     role: user.clone(),
                 },
             ),
-            Code::CannotCreateTables => (
-                FixId::GrantSchemaCreate,
-                format!("GRANT USAGE, CREATE ON SCHEMA public TO {qu};"),
-                Some(db.clone()),
-                Precheck::NoSchemaCreate { role: user.clone() },
-            ),
+            Code::CannotCreateTables | Code::NoCreationSchema => {
+                // No schema known for no-creation-schema: its hint names what to create.
+                let (schema, known) = match (grant_schema, code) {
+                    (Some(schema), _) => (schema.to_string(), true),
+                    (None, Code::CannotCreateTables) => ("public".to_string(), false),
+                    (None, _) => continue,
+                };
+                (
+                    FixId::GrantSchemaCreate,
+                    format!(
+                        "GRANT USAGE, CREATE ON SCHEMA {} TO {qu};",
+                        quote_ident(&schema)
+                    ),
+                    Some(db.clone()),
+                    Precheck::NoSchemaCreate {
+                        role: user.clone(),
+                        schema,
+                        known,
+                    },
+                )
+            }
             _ => continue,
         };
         fixes.push(Fix {
@@ -285,10 +324,15 @@ async fn precheck(
                 Some(false) => None,
             }
         }
-        Precheck::NoSchemaCreate { role } => {
-            // (CREATE on public, whether the role's tables may go elsewhere than public: a
-            // search_path set for the role or this database, or by the server's configuration,
-            // or a schema named after the role, which the default "$user" puts first.)
+        Precheck::NoSchemaCreate {
+            role,
+            schema,
+            known,
+        } => {
+            // (CREATE on the schema; when it is only the default guess, public, whether the
+            // role's tables may go elsewhere: a search_path set for the role or this database,
+            // or by the server's configuration, or a schema named after the role, which the
+            // default "$user" puts first.)
             let row: Option<(bool, bool)> = sqlx::query_as(
                 "SELECT has_schema_privilege(r.oid, n.oid, 'CREATE'), \
                  EXISTS (SELECT 1 FROM pg_db_role_setting s, unnest(s.setconfig) c \
@@ -296,22 +340,23 @@ async fn precheck(
                    AND s.setdatabase IN ((SELECT oid FROM pg_database WHERE datname = current_database()), 0)) \
                  OR EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = r.rolname) \
                  OR (SELECT source FROM pg_settings WHERE name = 'search_path') = 'configuration file' \
-                 FROM pg_roles r, pg_namespace n WHERE r.rolname = $1 AND n.nspname = 'public'",
+                 FROM pg_roles r, pg_namespace n WHERE r.rolname = $1 AND n.nspname = $2",
             )
             .bind(role)
+            .bind(schema)
             .fetch_optional(&mut *conn)
             .await?;
             match row {
                 None => Some(format!(
-                    "there is no schema public (or no role \"{role}\") in this database: create the schema the app uses, owned by \"{role}\""
+                    "there is no schema {schema} (or no role \"{role}\") in this database: create the schema the app uses, owned by \"{role}\""
                 )),
                 Some((true, _)) => Some(format!(
-                    "\"{role}\" may create in schema public already, so this grant would not help: the refusal is elsewhere (a read-only session, another schema, a tablespace); see the hint above"
+                    "\"{role}\" may create in schema {schema} already, so this grant would not help: the refusal is elsewhere (a read-only session, another schema, a tablespace); see the hint above"
                 )),
-                Some((false, true)) => Some(format!(
+                Some((false, true)) if !known => Some(format!(
                     "the tables of \"{role}\" may not go to schema public (a search_path is set for it, this database or the server, or a schema has its name), so a grant on public may not help: see the hint above for the schema the server chose"
                 )),
-                Some((false, false)) => None,
+                Some((false, _)) => None,
             }
         }
     })
