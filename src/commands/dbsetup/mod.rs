@@ -270,6 +270,7 @@ impl Setup<'_> {
                 &plan.steps,
                 &self.s.env_key,
                 &plan.written.shown,
+                plan.written.stays,
                 &plan.forms,
                 &self.s.env_file,
             );

@@ -105,6 +105,8 @@ pub fn print_plan(
     steps: &[Step],
     env_key: &str,
     url: &str,
+    // `.env` holds this URL already and its line is not written (a rerun, a shipped URL).
+    stays: bool,
     forms: &[DriverForm],
     env_file: &std::path::Path,
 ) {
@@ -118,10 +120,15 @@ pub fn print_plan(
     for s in steps {
         printer.status(&format!("  {};", s.sql(true)));
     }
-    printer.status(&format!(
-        "  write {env_key}={url} to {}",
-        env_file.display()
-    ));
+    let verb = if stays {
+        format!(
+            "keep {env_key}={url} in {} (it holds this URL already)",
+            env_file.display()
+        )
+    } else {
+        format!("write {env_key}={url} to {}", env_file.display())
+    };
+    printer.status(&format!("  {verb}"));
     for form in forms {
         printer.status(&format!(
             "  write {}={} to {} (for {}, in the same write)",
