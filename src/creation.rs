@@ -37,6 +37,14 @@ pub struct SearchPath {
     pub schemas: Vec<PathSchema>,
 }
 
+impl SearchPath {
+    /// The first schema it names that exists but is closed to the role (no USAGE): the one
+    /// a grant reopens.
+    pub fn closed(&self) -> Option<&PathSchema> {
+        self.schemas.iter().find(|s| s.exists && !s.usable)
+    }
+}
+
 /// One row per schema the setting names, each with the setting and its source, in the path's
 /// order. `$user` (quoted or not) is the session's role; names are unquoted the simple way (a
 /// schema whose name holds a comma would be read as two).
@@ -90,7 +98,7 @@ pub fn no_schema_hint(path: Option<&SearchPath>, user: &str, db: &str, fix_in: F
             "no schema in this session's search_path both exists in database {qd} and may be used by user {qu} (USAGE): `SHOW search_path` names them; as a superuser, connected to {qd}, grant it one (`GRANT USAGE, CREATE ON SCHEMA public TO {qu};`) or create one (`CREATE SCHEMA {qu} AUTHORIZATION {qu};`)"
         );
     };
-    if let Some(closed) = path.schemas.iter().find(|s| s.exists && !s.usable) {
+    if let Some(closed) = path.closed() {
         let schema = quote_ident(&closed.name);
         return format!(
             "schema {schema} exists in database {qd}, but user {qu} has no USAGE on it (as after `REVOKE ALL ON SCHEMA {schema} FROM PUBLIC`), so CREATE TABLE skips it: as its owner or a superuser, connected to {qd}: `GRANT USAGE, CREATE ON SCHEMA {schema} TO {qu};`"
@@ -143,9 +151,8 @@ pub fn no_schema_hint(path: Option<&SearchPath>, user: &str, db: &str, fix_in: F
 fn new_databases_hint(path: Option<&SearchPath>) -> String {
     let then = "then run dbsetup again";
     match path {
-        Some(path) if path.schemas.iter().any(|s| s.exists && !s.usable) => {
-            let closed = path.schemas.iter().find(|s| s.exists && !s.usable);
-            let schema = quote_ident(closed.map_or("public", |s| s.name.as_str()));
+        Some(path) if path.closed().is_some() => {
+            let schema = quote_ident(path.closed().map_or("public", |s| s.name.as_str()));
             format!(
                 "schema {schema}, which new databases copy from template1, is closed to new users (no USAGE), so CREATE TABLE skips it: as a superuser, connected to template1, `GRANT USAGE, CREATE ON SCHEMA {schema} TO PUBLIC;` (or create the database yourself and give its name to dbsetup), {then}"
             )
@@ -269,11 +276,7 @@ pub fn denied_hint(target: Option<&CreateTarget>, user: &str, db: &str, fix_in: 
 pub fn grant_schema(target: Option<&CreateTarget>, path: Option<&SearchPath>) -> Option<String> {
     match (target, path) {
         (Some(t), _) if !t.schema_create => Some(t.schema.clone()),
-        (_, Some(p)) => p
-            .schemas
-            .iter()
-            .find(|s| s.exists && !s.usable)
-            .map(|s| s.name.clone()),
+        (_, Some(p)) => p.closed().map(|s| s.name.clone()),
         _ => None,
     }
 }

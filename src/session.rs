@@ -250,7 +250,7 @@ pub enum TableCheck {
     /// The session is read-only (25006): a standby, or `default_transaction_read_only`.
     ReadOnly(String),
     /// No schema to create in (3F000): none in search_path both exists and is open to the
-    /// role; with what the failure path read of it (src/search_path.rs), when it could.
+    /// role; with what the failure path read of it (src/creation.rs), when it could.
     NoSchema {
         message: String,
         search_path: Option<SearchPath>,
@@ -469,6 +469,7 @@ mod tests {
         short[7][0].pop();
         assert!(facts_from(&short).unwrap_err().contains("4 columns"));
     }
+
     #[test]
     fn a_cancelled_settings_query_is_not_an_ended_session() {
         let error = |sqlstate: &str, message: &str| {

@@ -61,20 +61,21 @@ pub fn privileges_check(
             search_path,
         }) => {
             list.grant_schema = creation::grant_schema(None, search_path.as_ref());
-            list.warn(
-            CheckId::Privileges,
-            Some(Code::NoCreationSchema),
-            format!(
-                "user \"{}\" can log in but has no schema to create tables in: {message}",
-                cfg.user
-            ),
-            creation::no_schema_hint(
+            let hint = creation::no_schema_hint(
                 search_path.as_ref(),
                 &cfg.user,
                 &cfg.dbname,
                 FixIn::TheDatabase,
-            ),
-            None,
+            );
+            list.warn(
+                CheckId::Privileges,
+                Some(Code::NoCreationSchema),
+                format!(
+                    "user \"{}\" can log in but has no schema to create tables in: {message}",
+                    cfg.user
+                ),
+                hint,
+                None,
             );
         }
         // A replica key is for reads: a read-only session is what it should get.
