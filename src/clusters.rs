@@ -85,6 +85,8 @@ pub struct Installed {
     pub socket_dir: Option<PathBuf>,
     /// The `postgresql.conf` its port was read from (where `listen_addresses` is set too).
     pub config_file: PathBuf,
+    /// Its `external_pid_file`, when its configuration names one.
+    pub pid_file: Option<PathBuf>,
     pub start: StartCommand,
 }
 
@@ -212,6 +214,9 @@ pub struct Settings {
     pub port: Option<u16>,
     pub data_directory: Option<PathBuf>,
     pub unix_socket_directories: Option<String>,
+    /// Where the server writes its pid for other programs (postgresql-common sets
+    /// `/var/run/postgresql/<version>-<name>.pid`, readable by every user).
+    pub external_pid_file: Option<PathBuf>,
 }
 
 impl Settings {
@@ -321,6 +326,10 @@ fn apply_file(file: &Path, settings: &mut Settings, depth: usize) {
             "port" => settings.port = value.parse().ok().or(settings.port),
             "data_directory" => settings.data_directory = Some(PathBuf::from(value)),
             "unix_socket_directories" => settings.unix_socket_directories = Some(value),
+            "external_pid_file" => {
+                settings.external_pid_file =
+                    Some(value).filter(|v| !v.is_empty()).map(PathBuf::from);
+            }
             _ => {}
         }
     }
@@ -429,6 +438,7 @@ pub fn postgresql_common(
                 start: postgresql_common_start(machine, &version, &name, owner_is_me),
                 port: settings.port.unwrap_or(DEFAULT_PORT),
                 socket_dir: Some(settings.socket_dir(DEBIAN_SOCKET_DIR, &data_dir)),
+                pid_file: settings.external_pid_file.clone(),
                 config_file: conf,
                 version: version.clone(),
                 name,
@@ -470,6 +480,7 @@ pub fn homebrew(vars: &[PathBuf]) -> Vec<Installed> {
                 port: settings.port.unwrap_or(DEFAULT_PORT),
                 socket_dir: Some(settings.socket_dir(MACOS_SOCKET_DIR, &data)),
                 config_file: data.join("postgresql.conf"),
+                pid_file: None,
                 state: pid_file_state(&data),
                 owner: None,
                 start: StartCommand {
@@ -504,6 +515,7 @@ pub fn postgres_app(root: &Path) -> Vec<Installed> {
             port: settings.port.unwrap_or(DEFAULT_PORT),
             socket_dir: Some(settings.socket_dir(MACOS_SOCKET_DIR, &data)),
             config_file: data.join("postgresql.conf"),
+            pid_file: None,
             state: pid_file_state(&data),
             owner: None,
             start: StartCommand {
@@ -576,6 +588,7 @@ pub fn systemd_units(units: &[UnitInfo], machine: &Machine) -> Vec<Installed> {
                 port: settings.port.unwrap_or(DEFAULT_PORT),
                 socket_dir: Some(settings.socket_dir(DEBIAN_SOCKET_DIR, &data)),
                 config_file: data.join("postgresql.conf"),
+                pid_file: None,
                 state: if u.active { State::Online } else { State::Down },
                 owner: u.user.clone(),
                 start: machine.privileged(words(&["systemctl", "start", &unit])),
@@ -873,7 +886,7 @@ mod tests {
         let conf = dir.path().join("postgresql.conf");
         write(
             &conf,
-            "port = 5432\nunix_socket_directories = '/var/run/postgresql'\ninclude_dir = 'conf.d'\n",
+            "port = 5432\nunix_socket_directories = '/var/run/postgresql'\nexternal_pid_file = '/var/run/postgresql/15-main.pid'\ninclude_dir = 'conf.d'\n",
         );
         write(&dir.path().join("conf.d/10-port.conf"), "port = 5440\n");
         write(&dir.path().join("conf.d/20-port.conf"), "port = 5441\n");
@@ -881,6 +894,10 @@ mod tests {
         write(&dir.path().join("conf.d/notes.txt"), "port = 2\n");
         let s = read_settings(&conf);
         assert_eq!(s.port, Some(5441));
+        assert_eq!(
+            s.external_pid_file.as_deref(),
+            Some(Path::new("/var/run/postgresql/15-main.pid"))
+        );
         assert_eq!(
             s.socket_dir(DEBIAN_SOCKET_DIR, Path::new("/data")),
             PathBuf::from("/var/run/postgresql")

@@ -30,6 +30,7 @@ pub mod localserver;
 pub mod peer;
 pub mod pgpass;
 pub mod pooler;
+pub mod postmaster;
 pub mod probe;
 pub mod projectserver;
 pub mod prompt;

@@ -65,7 +65,8 @@ pub fn start_command(port: u16) -> Option<super::Start> {
         };
         return Some(
             Start::new(command, StartedServer::ConfiguredCluster)
-                .with_cluster_files(cluster.config_file.clone(), cluster.socket_dir.clone()),
+                .with_cluster_files(cluster.config_file.clone(), cluster.socket_dir.clone())
+                .with_pid_file(cluster.pid_file.clone()),
         );
     }
     if cfg!(target_os = "macos") {

@@ -11,6 +11,7 @@ pub mod server_messages;
 use crate::code::Code;
 use crate::connect::{Attempt, CertReason, FailureKind, ServerError};
 use crate::dsn::{ConnConfig, Endpoint, Host};
+use crate::postmaster::ServerCommand;
 use crate::provision::quote_ident;
 use crate::tls_verify::CertFacts;
 use server_messages::Cause;
@@ -26,6 +27,8 @@ pub struct Start {
     pub config_file: Option<std::path::PathBuf>,
     /// That cluster's socket folder (the first of its `unix_socket_directories`).
     pub socket_dir: Option<std::path::PathBuf>,
+    /// That cluster's `external_pid_file`, when its configuration names one.
+    pub pid_file: Option<std::path::PathBuf>,
 }
 
 /// Which server a [`Start`] brings up: the first three are the server the refused endpoint
@@ -50,6 +53,7 @@ impl Start {
             server,
             config_file: None,
             socket_dir: None,
+            pid_file: None,
         }
     }
 
@@ -64,6 +68,11 @@ impl Start {
             socket_dir,
             ..self
         }
+    }
+
+    /// And where it writes its pid for other programs.
+    pub fn with_pid_file(self, pid_file: Option<std::path::PathBuf>) -> Start {
+        Start { pid_file, ..self }
     }
 
     /// What it starts, for "start {this}: `command`", when that is the endpoint's own server.
@@ -107,6 +116,9 @@ pub struct Context {
     /// Whether, for an `no pg_hba.conf entry ... no encryption` rejection, a TLS attempt was
     /// let through pg_hba (then the fix is sslmode, not pg_hba).
     pub tls_would_be_accepted: Option<bool>,
+    /// The command line of the server answering on this port's socket, when this OS user may
+    /// read it (src/postmaster.rs): a setting it gives wins over both configuration files.
+    pub server_command: Option<ServerCommand>,
 }
 
 /// Name the failure of `attempt` for the connection `cfg`.
@@ -186,14 +198,38 @@ impl Context {
             return None;
         }
         let port = attempt.endpoint.port;
+        let start = start_command(port);
         Some(Context {
             tcp_at_port: Some(
                 crate::probe::answers_at_localhost(port, crate::probe::BESIDE_A_FAILURE).await,
             ),
-            start: start_command(port),
+            server_command: match &attempt.endpoint.host {
+                Host::Socket(dir) => server_command(dir, port, start.as_ref()),
+                Host::Tcp(_) => None,
+            },
+            start,
             ..Context::default()
         })
     }
+}
+
+/// The command line of the server whose socket for `port` is in `dir`: through the socket's
+/// lock file (the server owner's and root's to read), or else, for another OS user, through
+/// the pid file of the cluster configured for the port when that cluster puts its socket in
+/// `dir` (postgresql-common's is readable by everyone). None when neither can be read.
+pub fn server_command(
+    dir: &std::path::Path,
+    port: u16,
+    start: Option<&Start>,
+) -> Option<ServerCommand> {
+    ServerCommand::at_socket(dir, port).or_else(|| {
+        let cluster = start.filter(|s| s.server == StartedServer::ConfiguredCluster)?;
+        let its = cluster.socket_dir.as_deref()?;
+        if !same_folder(dir, its) {
+            return None;
+        }
+        ServerCommand::of_pid_file(cluster.pid_file.as_deref()?)
+    })
 }
 
 /// Whether two socket folders are one (`/run` and `/var/run` are one folder on most systems).
@@ -231,15 +267,20 @@ fn peer_hint(ep: &Endpoint, user: &str, ctx: &Context) -> String {
     );
     if ctx.tcp_at_port == Some(false) {
         format!(
-            "the server listens on no TCP address at port {port}, so a password login over localhost is not open either: add `localhost` to listen_addresses in {conf} {ALTER_SYSTEM_WINS} and restart it, then use host=localhost with the role's password (run again, `aksara dbsetup` writes such a URL); or {others}",
+            "the server listens on no TCP address at port {port}, so a password login over localhost is not open either: {open}, then use host=localhost with the role's password (run again, `aksara dbsetup` writes such a URL); or {others}",
             port = ep.port,
             // The server that refused is the one on this socket (peer is for sockets only).
-            conf = cluster_file(
-                ctx,
-                match &ep.host {
-                    Host::Socket(dir) => Some(dir.as_path()),
-                    Host::Tcp(_) => None,
-                }
+            open = setting_fix(
+                "listen_addresses",
+                "localhost",
+                &cluster_file(
+                    ctx,
+                    match &ep.host {
+                        Host::Socket(dir) => Some(dir.as_path()),
+                        Host::Tcp(_) => None,
+                    }
+                ),
+                ctx
             )
         )
     } else {
@@ -276,7 +317,8 @@ fn refused(ep: &Endpoint, ctx: &Context) -> Diagnosis {
             code: Code::ConnectionRefused,
             message: format!("{message}; but PostgreSQL runs at {there}"),
             hint: format!(
-                "the server is up and listens at {there} only, not at {host}: use that address in the URL, or add `{host}` to listen_addresses in postgresql.conf and restart the server"
+                "the server is up and listens at {there} only, not at {host}: use that address in the URL, or {}",
+                setting_fix("listen_addresses", host, "postgresql.conf", ctx)
             ),
         };
     }
@@ -336,6 +378,30 @@ fn refused(ep: &Endpoint, ctx: &Context) -> Diagnosis {
 /// Said beside a setting to change in postgresql.conf: ALTER SYSTEM's value comes after it.
 const ALTER_SYSTEM_WINS: &str = "(or in postgresql.auto.conf, which wins, if ALTER SYSTEM set it)";
 
+/// "add `{value}` to {setting} in {conf} ... and restart it": where the running server's own
+/// command line sets the setting (which wins over both files, so editing them would change
+/// nothing), the change is named there instead; where that command line could not be read,
+/// the hint says it may be there.
+fn setting_fix(setting: &str, value: &str, conf: &str, ctx: &Context) -> String {
+    let flag = crate::postmaster::flag_for(setting)
+        .map(|f| format!(" or `{f}`"))
+        .unwrap_or_default();
+    match &ctx.server_command {
+        Some(command) => match command.given(setting) {
+            Some(given) => format!(
+                "the server's own command line (pid {}) sets {setting} with `{}`, which wins over postgresql.conf and ALTER SYSTEM: add `{value}` to that value in the command that starts the server, and restart it",
+                command.pid, given.written
+            ),
+            None => {
+                format!("add `{value}` to {setting} in {conf} {ALTER_SYSTEM_WINS} and restart it")
+            }
+        },
+        None => format!(
+            "add `{value}` to {setting} in {conf} (or in postgresql.auto.conf, which wins, if ALTER SYSTEM set it; a `-c {setting}=...`{flag} in the command that starts the server wins over both) and restart it"
+        ),
+    }
+}
+
 /// Something answers at the refused endpoint's port number on this machine, only not where
 /// the URL looks: a socket at the port while the loopback TCP address refuses
 /// (`listen_addresses = ''`, or addresses without this one), or TCP or another socket folder
@@ -345,7 +411,6 @@ const ALTER_SYSTEM_WINS: &str = "(or in postgresql.auto.conf, which wins, if ALT
 /// the URL looks, each with its catch (pg_hba.conf's `local` lines decide on a socket, often
 /// peer). A TCP answer may be another program's, so that hint gives both readings.
 fn running_at_the_same_port(ep: &Endpoint, message: &str, ctx: &Context) -> Option<Diagnosis> {
-    let wins = ALTER_SYSTEM_WINS;
     let port = ep.port;
     let (there, hint) = match &ep.host {
         Host::Tcp(host) if is_loopback_name(host) => {
@@ -354,8 +419,8 @@ fn running_at_the_same_port(ep: &Endpoint, message: &str, ctx: &Context) -> Opti
                 _ => None,
             })?;
             let hint = format!(
-                "a server for port {port} runs but does not listen at {host}: add `{host}` to listen_addresses in {} {wins} and restart it; or connect through the socket (`host={}` in the URL), where pg_hba.conf's `local` lines decide (often peer: the OS user's name must be the role's)",
-                cluster_file(ctx, Some(dir)),
+                "a server for port {port} runs but does not listen at {host}: {}; or connect through the socket (`host={}` in the URL), where pg_hba.conf's `local` lines decide (often peer: the OS user's name must be the role's)",
+                setting_fix("listen_addresses", host, &cluster_file(ctx, Some(dir)), ctx),
                 dir.display()
             );
             (there, hint)
@@ -367,7 +432,8 @@ fn running_at_the_same_port(ep: &Endpoint, message: &str, ctx: &Context) -> Opti
             let listen = |file: &str| {
                 if dir.is_dir() {
                     format!(
-                        "; or add `{folder}` to unix_socket_directories in {file} {wins} and restart it"
+                        "; or {}",
+                        setting_fix("unix_socket_directories", &folder.to_string(), file, ctx)
                     )
                 } else {
                     String::new()
@@ -953,6 +1019,17 @@ mod refused_tests {
         }
     }
 
+    /// The command line of a running server (pid 4242): `postgres -D /d` and `extra`.
+    fn started_with(extra: &[&str]) -> Option<ServerCommand> {
+        let mut argv = vec![
+            "/usr/lib/postgresql/15/bin/postgres".to_string(),
+            "-D".into(),
+            "/d".into(),
+        ];
+        argv.extend(extra.iter().map(|w| w.to_string()));
+        Some(ServerCommand::from_argv(4242, argv))
+    }
+
     #[test]
     fn a_socket_answering_at_the_refused_loopback_port_is_a_server_that_does_not_listen_there() {
         for start in [
@@ -969,6 +1046,7 @@ mod refused_tests {
             let ctx = Context {
                 nearby: vec![tcp(5432), socket(5433)],
                 start,
+                server_command: started_with(&[]),
                 ..Context::default()
             };
             let d = refused(&tcp(5433), &ctx);
@@ -982,11 +1060,35 @@ mod refused_tests {
                 "a server for port 5433 runs but does not listen at localhost: add `localhost` to listen_addresses in its postgresql.conf (or in postgresql.auto.conf, which wins, if ALTER SYSTEM set it) and restart it; or connect through the socket (`host=/var/run/postgresql` in the URL), where pg_hba.conf's `local` lines decide (often peer: the OS user's name must be the role's)"
             );
         }
+        // The server's own command line sets listen_addresses: editing the files would change
+        // nothing, so the hint names the option. Unread (another OS user's server), it may.
+        let given = Context {
+            nearby: vec![socket(5433)],
+            server_command: started_with(&["-c", "listen_addresses="]),
+            ..Context::default()
+        };
+        assert_eq!(
+            refused(&tcp(5433), &given).hint,
+            "a server for port 5433 runs but does not listen at localhost: the server's own command line (pid 4242) sets listen_addresses with `-c listen_addresses=`, which wins over postgresql.conf and ALTER SYSTEM: add `localhost` to that value in the command that starts the server, and restart it; or connect through the socket (`host=/var/run/postgresql` in the URL), where pg_hba.conf's `local` lines decide (often peer: the OS user's name must be the role's)"
+        );
+        let unread = Context {
+            server_command: None,
+            ..given
+        };
+        assert!(
+            refused(&tcp(5433), &unread).hint.starts_with("a server for port 5433 runs but does not listen at localhost: add `localhost` to listen_addresses in its postgresql.conf (or in postgresql.auto.conf, which wins, if ALTER SYSTEM set it; a `-c listen_addresses=...` or `-h` in the command that starts the server wins over both) and restart it; or connect"),
+            "{}",
+            refused(&tcp(5433), &unread).hint
+        );
         // The cluster configured for the port puts its socket where one answers: its own
         // file is named. Its socket elsewhere: the answering socket is another server's.
         let at_its_socket = |its: &str| Context {
             nearby: vec![socket(5433)],
             start: Some(web_cluster(Some(std::path::Path::new(its)))),
+            server_command: started_with(&[
+                "-c",
+                "config_file=/etc/postgresql/15/web/postgresql.conf",
+            ]),
             ..Context::default()
         };
         let d = refused(&tcp(5433), &at_its_socket("/var/run/postgresql"));
@@ -1031,6 +1133,7 @@ mod refused_tests {
         let ctx = Context {
             nearby: vec![tcp(5432), tcp(5433)],
             start: Some(web_cluster(None)),
+            server_command: started_with(&[]),
             ..Context::default()
         };
         let d = refused(&at(existing.path()), &ctx);

@@ -1010,6 +1010,44 @@ fn a_missing_socket_with_another_server_on_the_tcp_port_starts_the_configured_cl
     assert!(!hint.contains("unix_socket_directories"), "{text}");
 }
 
+/// A cluster started with `-c listen_addresses=` on its own command line (a `pg_ctl -o`, a
+/// container's entrypoint): that wins over postgresql.conf and ALTER SYSTEM, so "add localhost
+/// to postgresql.conf" could not help. The hint names the option and the postmaster's pid, for
+/// root (who reads the socket's lock file) and for an ordinary OS user (postgresql-common's
+/// pid file); followed as written, the same URL gets past the refusal.
+#[test]
+fn a_listen_addresses_on_the_servers_command_line_is_where_the_hint_points() {
+    let dist = DistCluster::create();
+    dist.start_with("-c listen_addresses=");
+    assert_eq!(dist.psql("SHOW listen_addresses"), "");
+    let url = format!("postgresql://app:pw@localhost:{}/app", dist.port);
+    let expected = format!(
+        "hint: a server for port {} runs but does not listen at localhost: the server's own command line (pid {}) sets listen_addresses with `-c listen_addresses=`, which wins over postgresql.conf and ALTER SYSTEM: add `localhost` to that value in the command that starts the server, and restart it; or connect through the socket (`host=/var/run/postgresql` in the URL)",
+        dist.port,
+        dist.postmaster_pid()
+    );
+    let dir = crate::project();
+    let text = refused_report(dir.path(), &url);
+    assert!(hint_line(&text).contains(&expected), "{text}");
+
+    let user = OsUser::create();
+    let home = std::path::PathBuf::from(format!("/home/{}", user.name));
+    let as_user = run(crate::peer_setup::aksara_as(&user, &dist, &home)
+        .args(["doctor", "--url", &url, "--driver", "libpq"]));
+    assert_eq!(as_user.code, 1, "{as_user:?}");
+    let text = as_user.all();
+    assert!(text.contains("[connection-refused]"), "{text}");
+    assert!(hint_line(&text).contains(&expected), "{text}");
+
+    // The hint, followed: localhost in that value, the server restarted. The server answers
+    // (it has no role "app": a login failure, no longer a refusal).
+    dist.stop();
+    dist.start_with("-c listen_addresses=localhost");
+    let after = run(aksara(dir.path()).args(["doctor", "--url", &url, "--driver", "libpq"]));
+    assert_eq!(after.code, 1, "{after:?}");
+    assert!(after.all().contains("[auth-failed]"), "{after:?}");
+}
+
 /// A cluster that listens on no TCP address, with Debian's peer on its socket: a role that is
 /// not the OS user cannot log in there, and "connect over TCP with a password", the usual way
 /// out, is closed. doctor and dbsetup (whose setup is then undone) say so and name the file to

@@ -93,6 +93,34 @@ impl DistCluster {
         tool("pg_ctlcluster", &[&self.version, &self.name, "start"]);
     }
 
+    /// Started with options for the server's own command line (`pg_ctl -o OPTIONS`), as a
+    /// script or a container entrypoint starts one.
+    pub fn start_with(&self, server_options: &str) {
+        tool(
+            "pg_ctlcluster",
+            &[
+                &self.version,
+                &self.name,
+                "start",
+                "--",
+                "-o",
+                server_options,
+            ],
+        );
+    }
+
+    /// The running postmaster's pid, from postgresql-common's `external_pid_file`.
+    pub fn postmaster_pid(&self) -> u32 {
+        let file = format!("/var/run/postgresql/{}-{}.pid", self.version, self.name);
+        let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("read {file}: {e}"));
+        text.lines()
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .parse()
+            .expect("a pid")
+    }
+
     pub fn stop(&self) {
         tool("pg_ctlcluster", &[&self.version, &self.name, "stop"]);
     }

@@ -530,6 +530,14 @@ pub async fn failure_context(attempt: &Attempt) -> Context {
             ctx.nearby.push(p.candidate.endpoint.clone());
         }
     }
+    // The server answering on this port's socket: what its own command line sets decides
+    // where a listen_addresses or unix_socket_directories change has to go.
+    ctx.server_command = ctx.nearby.iter().find_map(|there| match &there.host {
+        Host::Socket(dir) if there.port == attempt.endpoint.port => {
+            diagnose::server_command(dir, there.port, configured.as_ref())
+        }
+        _ => None,
+    });
     ctx.start = match (project, container) {
         (Some(cmd), _) => Some(Start::new(cmd, StartedServer::ProjectServer)),
         (None, Some(name)) => Some(Start::new(
