@@ -389,8 +389,8 @@ fn setting_fix(setting: &str, value: &str, conf: &str, ctx: &Context) -> String 
     match &ctx.server_command {
         Some(command) => match command.given(setting) {
             Some(given) => format!(
-                "the server's own command line (pid {}) sets {setting} with `{}`, which wins over postgresql.conf and ALTER SYSTEM: add `{value}` to that value in the command that starts the server, and restart it",
-                command.pid, given.written
+                "add `{value}` to `{}` in the command that starts the server (its command line, pid {}, sets {setting} there, which wins over postgresql.conf and ALTER SYSTEM) and restart it",
+                given.written, command.pid
             ),
             None => {
                 format!("add `{value}` to {setting} in {conf} {ALTER_SYSTEM_WINS} and restart it")
@@ -1069,7 +1069,7 @@ mod refused_tests {
         };
         assert_eq!(
             refused(&tcp(5433), &given).hint,
-            "a server for port 5433 runs but does not listen at localhost: the server's own command line (pid 4242) sets listen_addresses with `-c listen_addresses=`, which wins over postgresql.conf and ALTER SYSTEM: add `localhost` to that value in the command that starts the server, and restart it; or connect through the socket (`host=/var/run/postgresql` in the URL), where pg_hba.conf's `local` lines decide (often peer: the OS user's name must be the role's)"
+            "a server for port 5433 runs but does not listen at localhost: add `localhost` to `-c listen_addresses=` in the command that starts the server (its command line, pid 4242, sets listen_addresses there, which wins over postgresql.conf and ALTER SYSTEM) and restart it; or connect through the socket (`host=/var/run/postgresql` in the URL), where pg_hba.conf's `local` lines decide (often peer: the OS user's name must be the role's)"
         );
         let unread = Context {
             server_command: None,

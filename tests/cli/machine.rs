@@ -1022,7 +1022,7 @@ fn a_listen_addresses_on_the_servers_command_line_is_where_the_hint_points() {
     assert_eq!(dist.psql("SHOW listen_addresses"), "");
     let url = format!("postgresql://app:pw@localhost:{}/app", dist.port);
     let expected = format!(
-        "hint: a server for port {} runs but does not listen at localhost: the server's own command line (pid {}) sets listen_addresses with `-c listen_addresses=`, which wins over postgresql.conf and ALTER SYSTEM: add `localhost` to that value in the command that starts the server, and restart it; or connect through the socket (`host=/var/run/postgresql` in the URL)",
+        "hint: a server for port {} runs but does not listen at localhost: add `localhost` to `-c listen_addresses=` in the command that starts the server (its command line, pid {}, sets listen_addresses there, which wins over postgresql.conf and ALTER SYSTEM) and restart it; or connect through the socket (`host=/var/run/postgresql` in the URL)",
         dist.port,
         dist.postmaster_pid()
     );
