@@ -270,13 +270,31 @@ pub fn denied_hint(target: Option<&CreateTarget>, user: &str, db: &str, fix_in: 
     }
 }
 
-/// The schema where `GRANT USAGE, CREATE ON SCHEMA ... TO` the role would let it create its
-/// tables, when the failure path shows one: the schema CREATE TABLE chose (it lacks CREATE
-/// there), or the first schema of search_path that exists but is closed to it (no USAGE).
-pub fn grant_schema(target: Option<&CreateTarget>, path: Option<&SearchPath>) -> Option<String> {
+/// The grant that would let the role create its tables, when the failure path shows one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CreationGrant {
+    /// `GRANT USAGE, CREATE ON SCHEMA` this schema: the one CREATE TABLE chose (the role lacks
+    /// CREATE there), or the first schema of search_path that exists but is closed to it.
+    Schema(String),
+    /// `GRANT CREATE ON TABLESPACE` this one: the role may create in the schema, but
+    /// `default_tablespace` sends new tables to a tablespace it may not create in.
+    Tablespace(String),
+}
+
+pub fn creation_grant(
+    target: Option<&CreateTarget>,
+    path: Option<&SearchPath>,
+) -> Option<CreationGrant> {
     match (target, path) {
-        (Some(t), _) if !t.schema_create => Some(t.schema.clone()),
-        (_, Some(p)) => p.closed().map(|s| s.name.clone()),
+        (Some(t), _) if !t.schema_create => Some(CreationGrant::Schema(t.schema.clone())),
+        (
+            Some(CreateTarget {
+                tablespace: Some((tablespace, false)),
+                ..
+            }),
+            _,
+        ) => Some(CreationGrant::Tablespace(tablespace.clone())),
+        (_, Some(p)) => p.closed().map(|s| CreationGrant::Schema(s.name.clone())),
         _ => None,
     }
 }
@@ -428,19 +446,23 @@ mod tests {
         );
     }
     #[test]
-    fn the_grant_goes_to_the_schema_the_server_state_shows() {
+    fn the_grant_goes_where_the_server_state_shows() {
         let chosen = target_from_rows(&target("app", "postgres", false, None));
-        assert_eq!(grant_schema(chosen.as_ref(), None).as_deref(), Some("app"));
-        // CREATE is there: the refusal is the tablespace's, no schema grant helps.
+        let schema = |name: &str| Some(CreationGrant::Schema(name.into()));
+        assert_eq!(creation_grant(chosen.as_ref(), None), schema("app"));
+        // CREATE is there: the refusal is the tablespace's, and so is the grant.
         let tablespace = target_from_rows(&target("app", "postgres", true, Some(("fast", false))));
-        assert_eq!(grant_schema(tablespace.as_ref(), None), None);
+        assert_eq!(
+            creation_grant(tablespace.as_ref(), None),
+            Some(CreationGrant::Tablespace("fast".into()))
+        );
         let rows = vec![
             row("\"$user\", public", "default", "app", false, false),
             row("\"$user\", public", "default", "public", true, false),
         ];
         let path = search_path_from_rows(&rows);
-        assert_eq!(grant_schema(None, path.as_ref()).as_deref(), Some("public"));
+        assert_eq!(creation_grant(None, path.as_ref()), schema("public"));
         let missing = search_path_from_rows(&[row("x", "user", "x", false, false)]);
-        assert_eq!(grant_schema(None, missing.as_ref()), None);
+        assert_eq!(creation_grant(None, missing.as_ref()), None);
     }
 }

@@ -191,6 +191,56 @@ fn the_role_login_connect_and_allow_connections_fixes() {
     assert_doctor_passes(ran.dir.path());
 }
 
+/// The role may create in schema public, but `default_tablespace` (set for the role) sends its
+/// tables to a tablespace it may not create in: the fix is the tablespace's grant, not a
+/// schema's, and the plain check then passes.
+#[test]
+fn a_closed_default_tablespace_gets_its_grant() {
+    let cluster = support::shared(Shared::Scram);
+    let (role, pw) = app_role(cluster, "fixspace", "LOGIN");
+    let db = support::unique_name("fixspace_db");
+    let location = tempfile::tempdir().unwrap();
+    support::give_to_server_user(location.path(), 0o700);
+    cluster.psql(
+        "postgres",
+        &format!(
+            "CREATE DATABASE {db} OWNER {role}; CREATE TABLESPACE {role} LOCATION '{}'; ALTER ROLE {role} SET default_tablespace = {role}",
+            location.path().display()
+        ),
+    );
+    let can = || {
+        cluster.psql(
+            "postgres",
+            &format!("SELECT has_tablespace_privilege('{role}', '{role}', 'CREATE')"),
+        )
+    };
+    assert_eq!(can(), "f");
+    let ran = fix(cluster, &cluster.url(&role, Some(&pw), &db), &[]);
+    assert_eq!(ran.code, 0, "{ran:?}");
+    let statement = format!("GRANT CREATE ON TABLESPACE \"{role}\" TO \"{role}\";");
+    assert!(
+        ran.stdout.contains(&statement) && ran.stdout.contains("grant-tablespace-create"),
+        "{ran:?}"
+    );
+    assert!(!ran.stdout.contains("grant-schema-create"), "{ran:?}");
+    assert_eq!(can(), "t");
+    assert_doctor_passes(ran.dir.path());
+
+    // Run again, there is nothing left to grant: no fix is offered.
+    let again = run(aksara(ran.dir.path()).args(["doctor", "--fix", "--yes"]));
+    assert_eq!(again.code, 0, "{again:?}");
+    assert!(
+        !again.stdout.contains("grant-tablespace-create"),
+        "{again:?}"
+    );
+    cluster.psql(
+        "postgres",
+        &format!(
+            "DROP DATABASE {db}; ALTER ROLE {role} RESET default_tablespace; DROP TABLESPACE {role}"
+        ),
+    );
+}
+
 #[test]
 fn the_connection_limit_and_public_schema_fixes() {
     let cluster = support::shared(Shared::Scram);

@@ -22,9 +22,9 @@ use crate::sysenv::ProcessEnvironment;
 pub struct Checklist<'r> {
     reporter: &'r mut dyn Reporter,
     pub checks: Vec<Check>,
-    /// The schema a grant would open for the role's tables, as the Privileges line's failure
-    /// path read it (for `--fix`).
-    pub grant_schema: Option<String>,
+    /// The grant that would open a place for the role's tables, as the Privileges line's
+    /// failure path read it (for `--fix`).
+    pub creation_grant: Option<crate::creation::CreationGrant>,
 }
 
 impl<'r> Checklist<'r> {
@@ -32,7 +32,7 @@ impl<'r> Checklist<'r> {
         Checklist {
             reporter,
             checks: Vec::new(),
-            grant_schema: None,
+            creation_grant: None,
         }
     }
 
@@ -138,7 +138,7 @@ pub async fn check_target(
         checks,
         server,
         note: target.note.clone(),
-        grant_schema: list.grant_schema.take(),
+        creation_grant: list.creation_grant.take(),
     };
     reporter.finished(&report);
     report

@@ -124,10 +124,10 @@ pub struct Report {
     /// About where the URL came from, e.g. the shell's DATABASE_URL shadowing the .env one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
-    /// The schema where `GRANT USAGE, CREATE` would let the role create its tables, when the
+    /// The schema or tablespace where a grant would let the role create its tables, when the
     /// Privileges line's failure path found it (src/creation.rs); `--fix` grants there.
     #[serde(skip)]
-    pub grant_schema: Option<String>,
+    pub creation_grant: Option<crate::creation::CreationGrant>,
 }
 
 impl Report {
@@ -318,7 +318,7 @@ mod tests {
             checks,
             server: None,
             note: None,
-            grant_schema: None,
+            creation_grant: None,
         }
     }
 

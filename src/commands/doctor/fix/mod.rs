@@ -45,6 +45,7 @@ pub enum FixId {
     AllowConnections,
     GrantConnect,
     GrantSchemaCreate,
+    GrantTablespaceCreate,
     StartServer,
 }
 
@@ -61,6 +62,7 @@ impl FixId {
             FixId::AllowConnections => "allow-connections",
             FixId::GrantConnect => "grant-connect",
             FixId::GrantSchemaCreate => "grant-schema-create",
+            FixId::GrantTablespaceCreate => "grant-tablespace-create",
             FixId::StartServer => "start-server",
         }
     }
@@ -298,7 +300,7 @@ fn plan(
             index,
             target,
             &wanted,
-            report.grant_schema.as_deref(),
+            report.creation_grant.as_ref(),
             args,
             env,
         ));

@@ -1,7 +1,8 @@
 //! The admin-side fixes, each one statement quoted through `provision`'s helpers:
 //! `CREATE DATABASE ... OWNER` the URL's user, `ALTER ROLE ... LOGIN`, `ALTER ROLE/DATABASE ...
-//! CONNECTION LIMIT`, `ALTER DATABASE ... ALLOW_CONNECTIONS true`, `GRANT CONNECT`, and PG15's
-//! `GRANT USAGE, CREATE ON SCHEMA public`. Never a DROP, never a password.
+//! CONNECTION LIMIT`, `ALTER DATABASE ... ALLOW_CONNECTIONS true`, `GRANT CONNECT`, PG15's
+//! `GRANT USAGE, CREATE ON SCHEMA public` (or the schema the check found), and `GRANT CREATE ON
+//! TABLESPACE` for a `default_tablespace` closed to the role. Never a DROP, never a password.
 //!
 //! Before each statement the admin reads the server's real state (the role's LOGIN, the
 //! database's existence, the privilege): a diagnosis is a reading of one error message, and a
@@ -23,6 +24,7 @@ use crate::cli::DoctorArgs;
 use crate::code::Code;
 use crate::commands::doctor::targets::Target;
 use crate::connect;
+use crate::creation::CreationGrant;
 use crate::dsn::ConnString;
 use crate::provision::{quote_ident, quote_literal};
 use crate::sysenv::ProcessEnvironment;
@@ -62,6 +64,11 @@ pub enum Precheck {
         schema: String,
         known: bool,
     },
+    /// The role may create in the schema, but `default_tablespace` sends its tables here.
+    NoTablespaceCreate {
+        role: String,
+        tablespace: String,
+    },
 }
 
 pub struct SqlFix {
@@ -75,8 +82,8 @@ pub fn plan(
     index: usize,
     target: &Target,
     wanted: &[Code],
-    // Where the Privileges line found the role's tables go (`Report::grant_schema`).
-    grant_schema: Option<&str>,
+    // Where the Privileges line found the role's tables go (`Report::creation_grant`).
+    creation_grant: Option<&CreationGrant>,
     args: &DoctorArgs,
     env: &ProcessEnvironment,
 ) -> Vec<Fix> {
@@ -138,12 +145,29 @@ pub fn plan(
                     role: user.clone(),
                 },
             ),
+            // A tablespace is not in any one database: the grant runs where the admin is.
+            Code::CannotCreateTables
+                if let Some(CreationGrant::Tablespace(tablespace)) = creation_grant =>
+            {
+                (
+                    FixId::GrantTablespaceCreate,
+                    format!(
+                        "GRANT CREATE ON TABLESPACE {} TO {qu};",
+                        quote_ident(tablespace)
+                    ),
+                    None,
+                    Precheck::NoTablespaceCreate {
+                        role: user.clone(),
+                        tablespace: tablespace.clone(),
+                    },
+                )
+            }
             Code::CannotCreateTables | Code::NoCreationSchema => {
                 // No schema known for no-creation-schema: its hint names what to create.
-                let (schema, known) = match (grant_schema, code) {
-                    (Some(schema), _) => (schema.to_string(), true),
+                let (schema, known) = match (creation_grant, code) {
+                    (Some(CreationGrant::Schema(schema)), _) => (schema.to_string(), true),
                     (None, Code::CannotCreateTables) => ("public".to_string(), false),
-                    (None, _) => continue,
+                    _ => continue,
                 };
                 (
                     FixId::GrantSchemaCreate,
@@ -328,37 +352,76 @@ async fn precheck(
             role,
             schema,
             known,
-        } => {
-            // (CREATE on the schema; when it is only the default guess, public, whether the
-            // role's tables may go elsewhere: a search_path set for the role or this database,
-            // or by the server's configuration, or a schema named after the role, which the
-            // default "$user" puts first.)
-            let row: Option<(bool, bool)> = sqlx::query_as(
-                "SELECT has_schema_privilege(r.oid, n.oid, 'CREATE'), \
-                 EXISTS (SELECT 1 FROM pg_db_role_setting s, unnest(s.setconfig) c \
-                   WHERE c LIKE 'search_path=%' AND s.setrole IN (r.oid, 0) \
-                   AND s.setdatabase IN ((SELECT oid FROM pg_database WHERE datname = current_database()), 0)) \
-                 OR EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = r.rolname) \
-                 OR (SELECT source FROM pg_settings WHERE name = 'search_path') = 'configuration file' \
-                 FROM pg_roles r, pg_namespace n WHERE r.rolname = $1 AND n.nspname = $2",
-            )
-            .bind(role)
-            .bind(schema)
-            .fetch_optional(&mut *conn)
-            .await?;
-            match row {
-                None => Some(format!(
-                    "there is no schema {schema} (or no role \"{role}\") in this database: create the schema the app uses, owned by \"{role}\""
-                )),
-                Some((true, _)) => Some(format!(
-                    "\"{role}\" may create in schema {schema} already, so this grant would not help: the refusal is elsewhere (a read-only session, another schema, a tablespace); see the hint above"
-                )),
-                Some((false, true)) if !known => Some(format!(
-                    "the tables of \"{role}\" may not go to schema public (a search_path is set for it, this database or the server, or a schema has its name), so a grant on public may not help: see the hint above for the schema the server chose"
-                )),
-                Some((false, _)) => None,
-            }
+        } => no_schema_create(conn, role, schema, *known).await?,
+        Precheck::NoTablespaceCreate { role, tablespace } => {
+            no_tablespace_create(conn, role, tablespace).await?
         }
+    })
+}
+
+/// `None` when `role` may not create in `schema` (and, for the default guess public, its
+/// tables would not go elsewhere), the state `GRANT USAGE, CREATE ON SCHEMA` fixes.
+async fn no_schema_create(
+    conn: &mut PgConnection,
+    role: &str,
+    schema: &str,
+    known: bool,
+) -> Result<Option<String>, sqlx::Error> {
+    // (CREATE on the schema; when it is only the default guess, public, whether the
+    // role's tables may go elsewhere: a search_path set for the role or this database,
+    // or by the server's configuration, or a schema named after the role, which the
+    // default "$user" puts first.)
+    let row: Option<(bool, bool)> = sqlx::query_as(
+        "SELECT has_schema_privilege(r.oid, n.oid, 'CREATE'), \
+         EXISTS (SELECT 1 FROM pg_db_role_setting s, unnest(s.setconfig) c \
+           WHERE c LIKE 'search_path=%' AND s.setrole IN (r.oid, 0) \
+           AND s.setdatabase IN ((SELECT oid FROM pg_database WHERE datname = current_database()), 0)) \
+         OR EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = r.rolname) \
+         OR (SELECT source FROM pg_settings WHERE name = 'search_path') = 'configuration file' \
+         FROM pg_roles r, pg_namespace n WHERE r.rolname = $1 AND n.nspname = $2",
+    )
+    .bind(role)
+    .bind(schema)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(match row {
+        None => Some(format!(
+            "there is no schema {schema} (or no role \"{role}\") in this database: create the schema the app uses, owned by \"{role}\""
+        )),
+        Some((true, _)) => Some(format!(
+            "\"{role}\" may create in schema {schema} already, so this grant would not help: the refusal is elsewhere (a read-only session, another schema, a tablespace); see the hint above"
+        )),
+        Some((false, true)) if !known => Some(format!(
+            "the tables of \"{role}\" may not go to schema public (a search_path is set for it, this database or the server, or a schema has its name), so a grant on public may not help: see the hint above for the schema the server chose"
+        )),
+        Some((false, _)) => None,
+    })
+}
+
+/// `None` when `role` may not create in `tablespace`, the state `GRANT CREATE ON TABLESPACE`
+/// fixes.
+async fn no_tablespace_create(
+    conn: &mut PgConnection,
+    role: &str,
+    tablespace: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    let row: Option<bool> = sqlx::query_scalar(
+        "SELECT has_tablespace_privilege(r.oid, t.oid, 'CREATE') FROM pg_roles r, pg_tablespace t WHERE r.rolname = $1 AND t.spcname = $2",
+    )
+    .bind(role)
+    .bind(tablespace)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(match row {
+        None => Some(format!(
+            "there is no tablespace {} (or no role \"{role}\"): clear default_tablespace where it is set (`SELECT setting, source FROM pg_settings WHERE name = 'default_tablespace';` says where)",
+            quote_ident(tablespace)
+        )),
+        Some(true) => Some(format!(
+            "\"{role}\" may create in tablespace {} already, so this grant would not help: the refusal is elsewhere; see the hint above",
+            quote_ident(tablespace)
+        )),
+        Some(false) => None,
     })
 }
 
