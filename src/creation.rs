@@ -270,31 +270,41 @@ pub fn denied_hint(target: Option<&CreateTarget>, user: &str, db: &str, fix_in: 
     }
 }
 
-/// The grant that would let the role create its tables, when the failure path shows one.
+/// What would give the role a place for its tables, when the failure path shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CreationGrant {
+pub enum CreationFix {
     /// `GRANT USAGE, CREATE ON SCHEMA` this schema: the one CREATE TABLE chose (the role lacks
     /// CREATE there), or the first schema of search_path that exists but is closed to it.
-    Schema(String),
+    GrantSchema(String),
     /// `GRANT CREATE ON TABLESPACE` this one: the role may create in the schema, but
     /// `default_tablespace` sends new tables to a tablespace it may not create in.
-    Tablespace(String),
+    GrantTablespace(String),
+    /// `CREATE SCHEMA ... AUTHORIZATION` the role: none of the schemas search_path names
+    /// exists, and this is the first of them (what the setting asks for).
+    CreateSchema(String),
 }
 
-pub fn creation_grant(
+pub fn creation_fix(
     target: Option<&CreateTarget>,
     path: Option<&SearchPath>,
-) -> Option<CreationGrant> {
+) -> Option<CreationFix> {
     match (target, path) {
-        (Some(t), _) if !t.schema_create => Some(CreationGrant::Schema(t.schema.clone())),
+        (Some(t), _) if !t.schema_create => Some(CreationFix::GrantSchema(t.schema.clone())),
         (
             Some(CreateTarget {
                 tablespace: Some((tablespace, false)),
                 ..
             }),
             _,
-        ) => Some(CreationGrant::Tablespace(tablespace.clone())),
-        (_, Some(p)) => p.closed().map(|s| CreationGrant::Schema(s.name.clone())),
+        ) => Some(CreationFix::GrantTablespace(tablespace.clone())),
+        (_, Some(p)) => match p.closed() {
+            Some(closed) => Some(CreationFix::GrantSchema(closed.name.clone())),
+            None if p.schemas.iter().all(|s| !s.exists) => p
+                .schemas
+                .first()
+                .map(|s| CreationFix::CreateSchema(s.name.clone())),
+            None => None,
+        },
         _ => None,
     }
 }
@@ -446,23 +456,26 @@ mod tests {
         );
     }
     #[test]
-    fn the_grant_goes_where_the_server_state_shows() {
+    fn the_fix_goes_where_the_server_state_shows() {
         let chosen = target_from_rows(&target("app", "postgres", false, None));
-        let schema = |name: &str| Some(CreationGrant::Schema(name.into()));
-        assert_eq!(creation_grant(chosen.as_ref(), None), schema("app"));
+        let schema = |name: &str| Some(CreationFix::GrantSchema(name.into()));
+        assert_eq!(creation_fix(chosen.as_ref(), None), schema("app"));
         // CREATE is there: the refusal is the tablespace's, and so is the grant.
         let tablespace = target_from_rows(&target("app", "postgres", true, Some(("fast", false))));
         assert_eq!(
-            creation_grant(tablespace.as_ref(), None),
-            Some(CreationGrant::Tablespace("fast".into()))
+            creation_fix(tablespace.as_ref(), None),
+            Some(CreationFix::GrantTablespace("fast".into()))
         );
         let rows = vec![
             row("\"$user\", public", "default", "app", false, false),
             row("\"$user\", public", "default", "public", true, false),
         ];
         let path = search_path_from_rows(&rows);
-        assert_eq!(creation_grant(None, path.as_ref()), schema("public"));
+        assert_eq!(creation_fix(None, path.as_ref()), schema("public"));
         let missing = search_path_from_rows(&[row("x", "user", "x", false, false)]);
-        assert_eq!(creation_grant(None, missing.as_ref()), None);
+        assert_eq!(
+            creation_fix(None, missing.as_ref()),
+            Some(CreationFix::CreateSchema("x".into()))
+        );
     }
 }

@@ -241,6 +241,38 @@ fn a_closed_default_tablespace_gets_its_grant() {
     );
 }
 
+/// A search_path set for the role naming a schema the database does not have
+/// (`no-creation-schema`): the fix creates that schema, owned by the role, in that database;
+/// the plain check then passes, and a second `--fix` has nothing to do.
+#[test]
+fn a_search_path_of_missing_schemas_gets_the_first_created() {
+    let cluster = support::shared(Shared::Scram);
+    let (role, pw) = app_role(cluster, "fixnoschema", "LOGIN");
+    let db = support::unique_name("fixnoschema_db");
+    cluster.psql(
+        "postgres",
+        &format!(
+            "CREATE DATABASE {db}; ALTER ROLE {role} SET search_path = app_{role}, also_missing"
+        ),
+    );
+    let ran = fix(cluster, &cluster.url(&role, Some(&pw), &db), &[]);
+    assert_eq!(ran.code, 0, "{ran:?}");
+    let statement = format!("CREATE SCHEMA \"app_{role}\" AUTHORIZATION \"{role}\";");
+    assert!(
+        ran.stdout.contains(&statement) && ran.stdout.contains("create-schema"),
+        "{ran:?}"
+    );
+    let owner = cluster.psql(
+        &db,
+        &format!("SELECT nspowner::regrole FROM pg_namespace WHERE nspname = 'app_{role}'"),
+    );
+    assert_eq!(owner, role);
+    assert_doctor_passes(ran.dir.path());
+    let again = run(aksara(ran.dir.path()).args(["doctor", "--fix", "--yes"]));
+    assert_eq!(again.code, 0, "{again:?}");
+    assert!(!again.stdout.contains("create-schema"), "{again:?}");
+}
+
 #[test]
 fn the_connection_limit_and_public_schema_fixes() {
     let cluster = support::shared(Shared::Scram);

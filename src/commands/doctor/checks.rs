@@ -24,7 +24,7 @@ pub struct Checklist<'r> {
     pub checks: Vec<Check>,
     /// The grant that would open a place for the role's tables, as the Privileges line's
     /// failure path read it (for `--fix`).
-    pub creation_grant: Option<crate::creation::CreationGrant>,
+    pub creation_fix: Option<crate::creation::CreationFix>,
 }
 
 impl<'r> Checklist<'r> {
@@ -32,7 +32,7 @@ impl<'r> Checklist<'r> {
         Checklist {
             reporter,
             checks: Vec::new(),
-            creation_grant: None,
+            creation_fix: None,
         }
     }
 
@@ -138,7 +138,7 @@ pub async fn check_target(
         checks,
         server,
         note: target.note.clone(),
-        creation_grant: list.creation_grant.take(),
+        creation_fix: list.creation_fix.take(),
     };
     reporter.finished(&report);
     report

@@ -60,7 +60,7 @@ pub fn privileges_check(
             message,
             search_path,
         }) => {
-            list.creation_grant = creation::creation_grant(None, search_path.as_ref());
+            list.creation_fix = creation::creation_fix(None, search_path.as_ref());
             let hint = creation::no_schema_hint(
                 search_path.as_ref(),
                 &cfg.user,
@@ -97,7 +97,7 @@ pub fn privileges_check(
             None,
         ),
         Err(TableCheck::Denied { message, target }) => {
-            list.creation_grant = creation::creation_grant(target.as_ref(), None);
+            list.creation_fix = creation::creation_fix(target.as_ref(), None);
             list.warn(
                 CheckId::Privileges,
                 Some(Code::CannotCreateTables),

@@ -127,7 +127,7 @@ pub struct Report {
     /// The schema or tablespace where a grant would let the role create its tables, when the
     /// Privileges line's failure path found it (src/creation.rs); `--fix` grants there.
     #[serde(skip)]
-    pub creation_grant: Option<crate::creation::CreationGrant>,
+    pub creation_fix: Option<crate::creation::CreationFix>,
 }
 
 impl Report {
@@ -318,7 +318,7 @@ mod tests {
             checks,
             server: None,
             note: None,
-            creation_grant: None,
+            creation_fix: None,
         }
     }
 

@@ -46,6 +46,7 @@ pub enum FixId {
     GrantConnect,
     GrantSchemaCreate,
     GrantTablespaceCreate,
+    CreateSchema,
     StartServer,
 }
 
@@ -63,6 +64,7 @@ impl FixId {
             FixId::GrantConnect => "grant-connect",
             FixId::GrantSchemaCreate => "grant-schema-create",
             FixId::GrantTablespaceCreate => "grant-tablespace-create",
+            FixId::CreateSchema => "create-schema",
             FixId::StartServer => "start-server",
         }
     }
@@ -300,7 +302,7 @@ fn plan(
             index,
             target,
             &wanted,
-            report.creation_grant.as_ref(),
+            report.creation_fix.as_ref(),
             args,
             env,
         ));

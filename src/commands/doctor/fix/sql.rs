@@ -2,7 +2,9 @@
 //! `CREATE DATABASE ... OWNER` the URL's user, `ALTER ROLE ... LOGIN`, `ALTER ROLE/DATABASE ...
 //! CONNECTION LIMIT`, `ALTER DATABASE ... ALLOW_CONNECTIONS true`, `GRANT CONNECT`, PG15's
 //! `GRANT USAGE, CREATE ON SCHEMA public` (or the schema the check found), and `GRANT CREATE ON
-//! TABLESPACE` for a `default_tablespace` closed to the role. Never a DROP, never a password.
+//! TABLESPACE` for a `default_tablespace` closed to the role, and `CREATE SCHEMA ...
+//! AUTHORIZATION` the role when none of the schemas its search_path names exists. Never a DROP,
+//! never a password.
 //!
 //! Before each statement the admin reads the server's real state (the role's LOGIN, the
 //! database's existence, the privilege): a diagnosis is a reading of one error message, and a
@@ -24,7 +26,7 @@ use crate::cli::DoctorArgs;
 use crate::code::Code;
 use crate::commands::doctor::targets::Target;
 use crate::connect;
-use crate::creation::CreationGrant;
+use crate::creation::CreationFix;
 use crate::dsn::ConnString;
 use crate::provision::{quote_ident, quote_literal};
 use crate::sysenv::ProcessEnvironment;
@@ -69,6 +71,11 @@ pub enum Precheck {
         role: String,
         tablespace: String,
     },
+    /// The first schema of the role's search_path, which does not exist in the database.
+    SchemaMissing {
+        schema: String,
+        owner: String,
+    },
 }
 
 pub struct SqlFix {
@@ -82,8 +89,8 @@ pub fn plan(
     index: usize,
     target: &Target,
     wanted: &[Code],
-    // Where the Privileges line found the role's tables go (`Report::creation_grant`).
-    creation_grant: Option<&CreationGrant>,
+    // Where the Privileges line found the role's tables go (`Report::creation_fix`).
+    creation_fix: Option<&CreationFix>,
     args: &DoctorArgs,
     env: &ProcessEnvironment,
 ) -> Vec<Fix> {
@@ -145,43 +152,11 @@ pub fn plan(
                     role: user.clone(),
                 },
             ),
-            // A tablespace is not in any one database: the grant runs where the admin is.
-            Code::CannotCreateTables
-                if let Some(CreationGrant::Tablespace(tablespace)) = creation_grant =>
-            {
-                (
-                    FixId::GrantTablespaceCreate,
-                    format!(
-                        "GRANT CREATE ON TABLESPACE {} TO {qu};",
-                        quote_ident(tablespace)
-                    ),
-                    None,
-                    Precheck::NoTablespaceCreate {
-                        role: user.clone(),
-                        tablespace: tablespace.clone(),
-                    },
-                )
-            }
             Code::CannotCreateTables | Code::NoCreationSchema => {
-                // No schema known for no-creation-schema: its hint names what to create.
-                let (schema, known) = match (creation_grant, code) {
-                    (Some(CreationGrant::Schema(schema)), _) => (schema.to_string(), true),
-                    (None, Code::CannotCreateTables) => ("public".to_string(), false),
-                    _ => continue,
-                };
-                (
-                    FixId::GrantSchemaCreate,
-                    format!(
-                        "GRANT USAGE, CREATE ON SCHEMA {} TO {qu};",
-                        quote_ident(&schema)
-                    ),
-                    Some(db.clone()),
-                    Precheck::NoSchemaCreate {
-                        role: user.clone(),
-                        schema,
-                        known,
-                    },
-                )
+                match creation_statement(*code, creation_fix, &user, &db) {
+                    Some(planned) => planned,
+                    None => continue,
+                }
             }
             _ => continue,
         };
@@ -201,6 +176,68 @@ pub fn plan(
         });
     }
     fixes
+}
+
+/// The statement for a role with no place for its tables, from what the Privileges line's
+/// failure path found (`creation_fix`); None when it found nothing a statement can fix.
+fn creation_statement(
+    code: Code,
+    creation_fix: Option<&CreationFix>,
+    user: &str,
+    db: &str,
+) -> Option<(FixId, String, Option<String>, Precheck)> {
+    let qu = quote_ident(user);
+    let planned = match code {
+        // A tablespace is not in any one database: the grant runs where the admin is.
+        Code::CannotCreateTables
+            if let Some(CreationFix::GrantTablespace(tablespace)) = creation_fix =>
+        {
+            (
+                FixId::GrantTablespaceCreate,
+                format!(
+                    "GRANT CREATE ON TABLESPACE {} TO {qu};",
+                    quote_ident(tablespace)
+                ),
+                None,
+                Precheck::NoTablespaceCreate {
+                    role: user.to_string(),
+                    tablespace: tablespace.clone(),
+                },
+            )
+        }
+        Code::NoCreationSchema if let Some(CreationFix::CreateSchema(schema)) = creation_fix => (
+            FixId::CreateSchema,
+            format!("CREATE SCHEMA {} AUTHORIZATION {qu};", quote_ident(schema)),
+            Some(db.to_string()),
+            Precheck::SchemaMissing {
+                schema: schema.clone(),
+                owner: user.to_string(),
+            },
+        ),
+        Code::CannotCreateTables | Code::NoCreationSchema => {
+            // No schema known for no-creation-schema: its hint names what to create.
+            let (schema, known) = match (creation_fix, code) {
+                (Some(CreationFix::GrantSchema(schema)), _) => (schema.to_string(), true),
+                (None, Code::CannotCreateTables) => ("public".to_string(), false),
+                _ => return None,
+            };
+            (
+                FixId::GrantSchemaCreate,
+                format!(
+                    "GRANT USAGE, CREATE ON SCHEMA {} TO {qu};",
+                    quote_ident(&schema)
+                ),
+                Some(db.to_string()),
+                Precheck::NoSchemaCreate {
+                    role: user.to_string(),
+                    schema,
+                    known,
+                },
+            )
+        }
+        _ => return None,
+    };
+    Some(planned)
 }
 
 /// Check the state, run the statement, say what happened.
@@ -355,6 +392,25 @@ async fn precheck(
         } => no_schema_create(conn, role, schema, *known).await?,
         Precheck::NoTablespaceCreate { role, tablespace } => {
             no_tablespace_create(conn, role, tablespace).await?
+        }
+        Precheck::SchemaMissing { schema, owner } => {
+            let (exists, owner_exists): (bool, bool) = sqlx::query_as(
+                "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1), EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $2)",
+            )
+            .bind(schema)
+            .bind(owner)
+            .fetch_one(&mut *conn)
+            .await?;
+            if exists {
+                Some(format!(
+                    "schema {} exists now in this database: nothing to create; see the hint above",
+                    quote_ident(schema)
+                ))
+            } else if !owner_exists {
+                Some(format!("the role \"{owner}\" does not exist"))
+            } else {
+                None
+            }
         }
     })
 }
