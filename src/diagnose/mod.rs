@@ -146,9 +146,12 @@ pub fn diagnose(cfg: &ConnConfig, attempt: &Attempt, ctx: &Context) -> Diagnosis
                 cfg.sslmode
             ),
             hint: if ep.is_local() {
-                "for a local server use ?sslmode=prefer (or disable); or turn TLS on in postgresql.conf (ssl = on, ssl_cert_file, ssl_key_file) and restart".to_string()
+                format!(
+                    "for a local server use ?sslmode=prefer (or disable); or turn TLS on: {}",
+                    tls_on(ctx)
+                )
             } else {
-                "turn TLS on at the server (ssl = on in postgresql.conf), or, only on a trusted network, use ?sslmode=prefer".to_string()
+                "turn TLS on at the server (`ssl = on` in postgresql.conf, then a reload), or, only on a trusted network, use ?sslmode=prefer".to_string()
             },
         },
         FailureKind::Certificate {
@@ -377,6 +380,24 @@ fn refused(ep: &Endpoint, ctx: &Context) -> Diagnosis {
 
 /// Said beside a setting to change in postgresql.conf: ALTER SYSTEM's value comes after it.
 const ALTER_SYSTEM_WINS: &str = "(or in postgresql.auto.conf, which wins, if ALTER SYSTEM set it)";
+
+/// How to turn TLS on at a local server. `ssl` takes effect on a reload (PostgreSQL 10+), not
+/// only on a restart; where the server's own command line sets it, that wins over both files.
+fn tls_on(ctx: &Context) -> String {
+    let in_files = "`ALTER SYSTEM SET ssl = on;` as a superuser (or `ssl = on` in postgresql.conf), with ssl_cert_file and ssl_key_file naming a certificate and its key, then reload (`SELECT pg_reload_conf();`): no restart is needed";
+    match &ctx.server_command {
+        Some(command) => match command.given("ssl") {
+            Some(given) => format!(
+                "the server's command line (pid {}) sets `{}`, which wins over postgresql.conf and ALTER SYSTEM: start it with `-c ssl=on` instead (and ssl_cert_file, ssl_key_file naming a certificate and its key)",
+                command.pid, given.written
+            ),
+            None => in_files.to_string(),
+        },
+        None => format!(
+            "{in_files} (unless the command that starts the server sets `-c ssl=...`, which wins over both)"
+        ),
+    }
+}
 
 /// "add `{value}` to {setting} in {conf} ... and restart it": where the running server's own
 /// command line sets the setting (which wins over both files, so editing them would change

@@ -1048,6 +1048,62 @@ fn a_listen_addresses_on_the_servers_command_line_is_where_the_hint_points() {
     assert!(after.all().contains("[auth-failed]"), "{after:?}");
 }
 
+/// A local server without TLS, asked for it (`sslmode=require`): `ssl` takes a reload
+/// (PostgreSQL 10+), so the hint says reload, and followed (`ALTER SYSTEM SET ssl = on`, then
+/// `pg_reload_conf()`, Debian's snakeoil certificate already named) the same URL gets in. A
+/// server started with `-c ssl=off` on its command line, which wins over both files, is told
+/// to start without it instead.
+#[test]
+fn turning_tls_on_is_a_reload_unless_the_command_line_turned_it_off() {
+    let dist = DistCluster::create();
+    let conf = dist.conf_dir().join("postgresql.conf");
+    let original = std::fs::read_to_string(&conf).expect("read postgresql.conf");
+    std::fs::write(&conf, format!("{original}\nssl = off\n")).expect("write it");
+    dist.start();
+    let role = crate::support::unique_name("tlsapp");
+    dist.psql(&format!("CREATE ROLE {role} LOGIN PASSWORD 'pw'"));
+    let url = format!(
+        "postgresql://{role}:pw@localhost:{}/postgres?sslmode=require",
+        dist.port
+    );
+    let dir = crate::project();
+    let doctor = || run(aksara(dir.path()).args(["doctor", "--url", &url, "--driver", "libpq"]));
+    let off = doctor();
+    assert_eq!(off.code, 1, "{off:?}");
+    let text = off.all();
+    assert!(text.contains("[ssl-unsupported]"), "{text}");
+    assert!(
+        hint_line(&text).contains("or turn TLS on: `ALTER SYSTEM SET ssl = on;` as a superuser (or `ssl = on` in postgresql.conf), with ssl_cert_file and ssl_key_file naming a certificate and its key, then reload (`SELECT pg_reload_conf();`): no restart is needed"),
+        "{text}"
+    );
+
+    dist.psql("ALTER SYSTEM SET ssl = on");
+    dist.psql("SELECT pg_reload_conf()");
+    // The postmaster reads the files on SIGHUP, a moment after the call returns.
+    for _ in 0..100 {
+        if dist.psql("SHOW ssl") == "on" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let on = doctor();
+    assert_eq!(on.code, 0, "after the reload: {on:?}");
+    assert!(on.all().contains("in use (sslmode=require)"), "{on:?}");
+
+    dist.stop();
+    dist.start_with("-c ssl=off");
+    let forced = doctor();
+    assert_eq!(forced.code, 1, "{forced:?}");
+    let text = forced.all();
+    assert!(
+        hint_line(&text).contains(&format!(
+            "or turn TLS on: the server's command line (pid {}) sets `-c ssl=off`, which wins over postgresql.conf and ALTER SYSTEM: start it with `-c ssl=on` instead",
+            dist.postmaster_pid()
+        )),
+        "{text}"
+    );
+}
+
 /// A cluster that listens on no TCP address, with Debian's peer on its socket: a role that is
 /// not the OS user cannot log in there, and "connect over TCP with a password", the usual way
 /// out, is closed. doctor and dbsetup (whose setup is then undone) say so and name the file to

@@ -431,12 +431,31 @@ fn loopback_twins(ep: &Endpoint) -> Vec<Endpoint> {
         .collect()
 }
 
+/// The command line of the local server at `ep`'s port: through its own socket folder, the usual
+/// ones, or the folder of the cluster configured for the port (src/postmaster.rs).
+fn local_server_command(ep: &Endpoint) -> Option<crate::postmaster::ServerCommand> {
+    let start = diagnose::start_command(ep.port);
+    let mut dirs: Vec<std::path::PathBuf> = match &ep.host {
+        Host::Socket(dir) => vec![dir.clone()],
+        Host::Tcp(_) => Vec::new(),
+    };
+    dirs.extend(crate::dsn::DEFAULT_SOCKET_DIRS.iter().map(Into::into));
+    dirs.extend(start.as_ref().and_then(|s| s.socket_dir.clone()));
+    dirs.iter()
+        .find_map(|dir| diagnose::server_command(dir, ep.port, start.as_ref()))
+}
+
 pub async fn failure_context(attempt: &Attempt) -> Context {
     // A peer refusal's usual way out is TCP with a password: asked whether that is open.
     if let Some(ctx) = Context::beside_a_peer_refusal(attempt).await {
         return ctx;
     }
     let mut ctx = Context::default();
+    // A local server without TLS: how it was started decides where `ssl` is turned on.
+    if matches!(attempt.failure, FailureKind::TlsUnsupported) && attempt.endpoint.is_local() {
+        ctx.server_command = local_server_command(&attempt.endpoint);
+        return ctx;
+    }
     // Only "nothing listens there" hints at other servers and at starting one; a timeout's
     // hint is about the network, and its report should not wait for more probing.
     if !matches!(
