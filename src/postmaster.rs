@@ -99,6 +99,13 @@ impl ServerCommand {
         }
         given
     }
+
+    /// False when the command line sets `listen_addresses` empty: then this server is not the
+    /// one answering over TCP at its port number, whatever is.
+    pub fn listens_on_tcp(&self) -> bool {
+        self.given("listen_addresses")
+            .is_none_or(|listen| !listen.value.trim().is_empty())
+    }
 }
 
 /// The flag that stands for `setting` on a postmaster's command line, for a hint's words.
@@ -219,5 +226,9 @@ mod tests {
         );
         assert_eq!(cmd.given("port").unwrap().written, "-p5433");
         assert_eq!(cmd.given("listen_addresses"), None);
+        assert!(cmd.listens_on_tcp());
+        let socket_only =
+            ServerCommand::from_argv(1, vec!["postgres".into(), "-h".into(), "".into()]);
+        assert!(!socket_only.listens_on_tcp());
     }
 }

@@ -283,7 +283,7 @@ fn peer_hint(ep: &Endpoint, user: &str, ctx: &Context) -> String {
                         Host::Tcp(_) => None,
                     }
                 ),
-                ctx
+                ctx.server_command.as_ref()
             )
         )
     } else {
@@ -321,7 +321,13 @@ fn refused(ep: &Endpoint, ctx: &Context) -> Diagnosis {
             message: format!("{message}; but PostgreSQL runs at {there}"),
             hint: format!(
                 "the server is up and listens at {there} only, not at {host}: use that address in the URL, or {}",
-                setting_fix("listen_addresses", host, "postgresql.conf", ctx)
+                setting_fix(
+                    "listen_addresses",
+                    host,
+                    "postgresql.conf",
+                    // A socket's server that listens on no TCP address is not the one there.
+                    ctx.server_command.as_ref().filter(|c| c.listens_on_tcp())
+                )
             ),
         };
     }
@@ -403,11 +409,11 @@ fn tls_on(ctx: &Context) -> String {
 /// command line sets the setting (which wins over both files, so editing them would change
 /// nothing), the change is named there instead; where that command line could not be read,
 /// the hint says it may be there.
-fn setting_fix(setting: &str, value: &str, conf: &str, ctx: &Context) -> String {
+fn setting_fix(setting: &str, value: &str, conf: &str, command: Option<&ServerCommand>) -> String {
     let flag = crate::postmaster::flag_for(setting)
         .map(|f| format!(" or `{f}`"))
         .unwrap_or_default();
-    match &ctx.server_command {
+    match command {
         Some(command) => match command.given(setting) {
             Some(given) => format!(
                 "add `{value}` to `{}` in the command that starts the server (its command line, pid {}, sets {setting} there, which wins over postgresql.conf and ALTER SYSTEM) and restart it",
@@ -441,7 +447,12 @@ fn running_at_the_same_port(ep: &Endpoint, message: &str, ctx: &Context) -> Opti
             })?;
             let hint = format!(
                 "a server for port {port} runs but does not listen at {host}: {}; or connect through the socket (`host={}` in the URL), where pg_hba.conf's `local` lines decide (often peer: the OS user's name must be the role's)",
-                setting_fix("listen_addresses", host, &cluster_file(ctx, Some(dir)), ctx),
+                setting_fix(
+                    "listen_addresses",
+                    host,
+                    &cluster_file(ctx, Some(dir)),
+                    ctx.server_command.as_ref()
+                ),
                 dir.display()
             );
             (there, hint)
@@ -454,7 +465,12 @@ fn running_at_the_same_port(ep: &Endpoint, message: &str, ctx: &Context) -> Opti
                 if dir.is_dir() {
                     format!(
                         "; or {}",
-                        setting_fix("unix_socket_directories", &folder.to_string(), file, ctx)
+                        setting_fix(
+                            "unix_socket_directories",
+                            &folder.to_string(),
+                            file,
+                            ctx.server_command.as_ref()
+                        )
                     )
                 } else {
                     String::new()
@@ -1049,6 +1065,31 @@ mod refused_tests {
         ];
         argv.extend(extra.iter().map(|w| w.to_string()));
         Some(ServerCommand::from_argv(4242, argv))
+    }
+
+    #[test]
+    fn the_other_loopback_address_reads_only_a_command_line_that_listens_on_tcp() {
+        let twin = |command| Context {
+            same_port_elsewhere: vec!["127.0.0.1:5433".into()],
+            server_command: command,
+            ..Context::default()
+        };
+        let ipv6 = Endpoint {
+            host: Host::Tcp("::1".into()),
+            port: 5433,
+        };
+        let given = refused(&ipv6, &twin(started_with(&["-h", "127.0.0.1"]))).hint;
+        assert!(
+            given.ends_with("or add `::1` to `-h 127.0.0.1` in the command that starts the server (its command line, pid 4242, sets listen_addresses there, which wins over postgresql.conf and ALTER SYSTEM) and restart it"),
+            "{given}"
+        );
+        // A socket-only server at that port number is not the one answering at 127.0.0.1.
+        let other = refused(&ipv6, &twin(started_with(&["-c", "listen_addresses="]))).hint;
+        assert_eq!(other, refused(&ipv6, &twin(None)).hint);
+        assert!(
+            other.contains("in the command that starts the server wins over both"),
+            "{other}"
+        );
     }
 
     #[test]

@@ -1030,6 +1030,15 @@ fn a_listen_addresses_on_the_servers_command_line_is_where_the_hint_points() {
     let text = refused_report(dir.path(), &url);
     assert!(hint_line(&text).contains(&expected), "{text}");
 
+    // The socket's lock file is the server owner's alone: the OS user reads the command line
+    // through postgresql-common's pid file instead.
+    let lock = dist.socket_dir.join(format!(".s.PGSQL.{}.lock", dist.port));
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&lock)
+            .expect("the socket's lock file")
+            .permissions(),
+    );
+    assert_eq!(mode & 0o077, 0, "{} is mode {mode:o}", lock.display());
     let user = OsUser::create();
     let home = std::path::PathBuf::from(format!("/home/{}", user.name));
     let as_user = run(crate::peer_setup::aksara_as(&user, &dist, &home)
@@ -1100,6 +1109,29 @@ fn turning_tls_on_is_a_reload_unless_the_command_line_turned_it_off() {
             "or turn TLS on: the server's command line (pid {}) sets `-c ssl=off`, which wins over postgresql.conf and ALTER SYSTEM: start it with `-c ssl=on` instead",
             dist.postmaster_pid()
         )),
+        "{text}"
+    );
+}
+
+/// Another server's command line is not this one's: a socket-only distribution cluster
+/// started with `-c ssl=off` sits at the port number of a server (the harness's, TCP only, its
+/// socket elsewhere) that answers over TCP without TLS. The TLS hint does not name the
+/// cluster's option: it gives the reload, with the caveat that a command line may set `ssl`.
+#[test]
+fn the_tls_hint_does_not_read_a_socket_only_servers_command_line() {
+    let server = crate::support::Cluster::start(crate::support::ClusterConfig::default());
+    let beside = DistCluster::create_on(server.port);
+    beside.start_with("-c listen_addresses= -c ssl=off");
+    let url = format!("{}?sslmode=require", server.admin_url());
+    let dir = crate::project();
+    let out = run(aksara(dir.path()).args(["doctor", "--url", &url, "--driver", "libpq"]));
+    assert_eq!(out.code, 1, "{out:?}");
+    let text = out.all();
+    assert!(text.contains("[ssl-unsupported]"), "{text}");
+    let hint = hint_line(&text);
+    assert!(!hint.contains("-c ssl=off"), "{text}");
+    assert!(
+        hint.contains("then reload (`SELECT pg_reload_conf();`): no restart is needed (unless the command that starts the server sets `-c ssl=...`, which wins over both)"),
         "{text}"
     );
 }

@@ -22,8 +22,8 @@ use crate::sysenv::ProcessEnvironment;
 pub struct Checklist<'r> {
     reporter: &'r mut dyn Reporter,
     pub checks: Vec<Check>,
-    /// The grant that would open a place for the role's tables, as the Privileges line's
-    /// failure path read it (for `--fix`).
+    /// What would give the role a place for its tables (a grant, or a schema to create), as
+    /// the Privileges line's failure path read it (for `--fix`).
     pub creation_fix: Option<crate::creation::CreationFix>,
 }
 

@@ -432,7 +432,9 @@ fn loopback_twins(ep: &Endpoint) -> Vec<Endpoint> {
 }
 
 /// The command line of the local server at `ep`'s port: through its own socket folder, the usual
-/// ones, or the folder of the cluster configured for the port (src/postmaster.rs).
+/// ones, or the folder of the cluster configured for the port (src/postmaster.rs). Over TCP, a
+/// server whose command line sets `listen_addresses` empty is not the one that answered there
+/// (a socket-only cluster beside a container that publishes the port): it is not taken.
 fn local_server_command(ep: &Endpoint) -> Option<crate::postmaster::ServerCommand> {
     let start = diagnose::start_command(ep.port);
     let mut dirs: Vec<std::path::PathBuf> = match &ep.host {
@@ -441,8 +443,10 @@ fn local_server_command(ep: &Endpoint) -> Option<crate::postmaster::ServerComman
     };
     dirs.extend(crate::dsn::DEFAULT_SOCKET_DIRS.iter().map(Into::into));
     dirs.extend(start.as_ref().and_then(|s| s.socket_dir.clone()));
+    let tcp = matches!(ep.host, Host::Tcp(_));
     dirs.iter()
         .find_map(|dir| diagnose::server_command(dir, ep.port, start.as_ref()))
+        .filter(|command| !tcp || command.listens_on_tcp())
 }
 
 pub async fn failure_context(attempt: &Attempt) -> Context {

@@ -124,8 +124,9 @@ pub struct Report {
     /// About where the URL came from, e.g. the shell's DATABASE_URL shadowing the .env one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
-    /// The schema or tablespace where a grant would let the role create its tables, when the
-    /// Privileges line's failure path found it (src/creation.rs); `--fix` grants there.
+    /// What would let the role create its tables (a schema or tablespace grant, or a schema to
+    /// create), when the Privileges line's failure path found it (src/creation.rs); `--fix`
+    /// acts on it.
     #[serde(skip)]
     pub creation_fix: Option<crate::creation::CreationFix>,
 }

@@ -1,7 +1,7 @@
 //! The admin-side fixes, each one statement quoted through `provision`'s helpers:
 //! `CREATE DATABASE ... OWNER` the URL's user, `ALTER ROLE ... LOGIN`, `ALTER ROLE/DATABASE ...
 //! CONNECTION LIMIT`, `ALTER DATABASE ... ALLOW_CONNECTIONS true`, `GRANT CONNECT`, PG15's
-//! `GRANT USAGE, CREATE ON SCHEMA public` (or the schema the check found), and `GRANT CREATE ON
+//! `GRANT USAGE, CREATE ON SCHEMA public` (or the schema the check found), `GRANT CREATE ON
 //! TABLESPACE` for a `default_tablespace` closed to the role, and `CREATE SCHEMA ...
 //! AUTHORIZATION` the role when none of the schemas its search_path names exists. Never a DROP,
 //! never a password.
