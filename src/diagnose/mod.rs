@@ -399,8 +399,10 @@ fn tls_on(ctx: &Context) -> String {
             ),
             None => in_files.to_string(),
         },
+        // No postmaster's command line found at this port: it may be a pooler, whose TLS to
+        // its clients is its own setting, before anything is asked of it.
         None => format!(
-            "{in_files} (unless the command that starts the server sets `-c ssl=...`, which wins over both)"
+            "{in_files} (unless the command that starts the server sets `-c ssl=...`, which wins over both); if it is a pooler (PgBouncer), its TLS to clients is `client_tls_sslmode` with `client_tls_key_file` and `client_tls_cert_file` in pgbouncer.ini, then a reload"
         ),
     }
 }

@@ -175,6 +175,24 @@ fn doctor_passes_through_pgbouncer_in_every_mode() {
     }
 }
 
+/// PgBouncer without TLS for its clients, asked for it: nothing at that port is a postmaster
+/// whose command line aksara can read, so the hint names PgBouncer's own settings beside
+/// PostgreSQL's.
+#[test]
+fn a_pgbouncer_without_client_tls_is_told_its_own_settings() {
+    let cluster = support::shared(Shared::Scram);
+    let bouncer = shared_pgbouncer(support::PoolMode::Session);
+    let url = format!("{}?sslmode=require", bouncer.admin_url(cluster));
+    let out = run(aksara(project().path()).args(["doctor", "--url", &url, "--driver", "libpq"]));
+    assert_eq!(out.code, 1, "{out:?}");
+    let text = out.all();
+    assert!(text.contains("[ssl-unsupported]"), "{text}");
+    assert!(
+        text.contains("if it is a pooler (PgBouncer), its TLS to clients is `client_tls_sslmode` with `client_tls_key_file` and `client_tls_cert_file` in pgbouncer.ini, then a reload"),
+        "{text}"
+    );
+}
+
 #[test]
 fn dbsetup_through_session_pooling_sets_up_a_working_url() {
     let cluster = support::shared(Shared::Scram);
