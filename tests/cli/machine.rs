@@ -359,9 +359,14 @@ const LOCAL_SETUP: [&str; 6] = [
     "local",
 ];
 
-/// [`LOCAL_SETUP`] and `extra`, in `project`, which must succeed.
-fn set_up_a_project_server(project: &std::path::Path, extra: &[&str]) -> crate::Run {
-    let setup = run(aksara(project).args(LOCAL_SETUP).args(extra));
+/// [`LOCAL_SETUP`] on `port`, in `project`, which must succeed. Always a port the test
+/// chose: without `--server-port` the server takes 5432 or the next port no cluster is
+/// configured for (5433 here), where discovery looks, and other tests' "nothing answers
+/// where dbsetup looks" checks see it (no_server_menu failed so in CI).
+fn set_up_a_project_server(project: &std::path::Path, port: u16) -> crate::Run {
+    let setup = run(aksara(project)
+        .args(LOCAL_SETUP)
+        .args(["--server-port", &port.to_string()]));
     assert_eq!(setup.code, 0, "{setup:?}");
     setup
 }
@@ -490,7 +495,7 @@ fn the_project_server_avoids_a_configured_port_and_a_stranger_on_its_own_port_is
     let down = DistCluster::create();
     let dir = crate::project();
     let _guard = KillServersIn(dir.path().join(".aksara/postgres"));
-    let setup = set_up_a_project_server(dir.path(), &["--server-port", &down.port.to_string()]);
+    let setup = set_up_a_project_server(dir.path(), down.port);
     let port = record_port(dir.path());
     assert_ne!(port, down.port, "the project server took a configured port");
     insta::assert_snapshot!(
@@ -803,7 +808,7 @@ fn a_refused_urls_own_server_is_started_and_one_answering_elsewhere_is_another_s
     // This project's own server, stopped.
     let dir = crate::project();
     let _guard = KillServersIn(dir.path().join(".aksara/postgres"));
-    set_up_a_project_server(dir.path(), &[]);
+    set_up_a_project_server(dir.path(), crate::support::free_port());
     let stop = run(aksara(dir.path()).args(["dbserver", "stop"]));
     assert_eq!(stop.code, 0, "{stop:?}");
     let doctor = run(aksara(dir.path()).args(["doctor", "--driver", "libpq"]));
