@@ -22,8 +22,10 @@ pub struct ServerFacts {
     pub ssl: String,
     pub password_encryption: String,
     pub in_recovery: bool,
-    /// Whether this connection uses TLS.
-    pub connection_tls: bool,
+    /// Whether the server's row for this session says TLS (`pg_stat_activity.ssl`): this
+    /// client's connection when the server answers it directly, and through a pooler the
+    /// pooler's own connection to the server. The client's TLS is `PgConnection::is_tls`.
+    pub backend_tls: bool,
     /// `pg_backend_pid()`: a pooler announces a pid of its own at login (src/pooler.rs).
     #[serde(skip)]
     pub backend_pid: i32,
@@ -62,7 +64,7 @@ const SETTINGS: [&str; 7] = [
 /// (whose functions and `FILTER` operator are more catalog lookups): a row with a `datid` is
 /// a backend connected to a database, what summing `pg_stat_database.numbackends` gives
 /// (`datid` and `pid` are visible to any role), and this session's row (`pid` =
-/// `pg_backend_pid()`) says whether it uses TLS. Every row carries the two per-session values;
+/// `pg_backend_pid()`) says whether the server sees it over TLS. Every row carries the two per-session values;
 /// this session's own row is always there.
 const ACTIVITY_SQL: &str =
     "SELECT pg_is_in_recovery(), pg_backend_pid(), pid, datid, ssl FROM pg_stat_get_activity(NULL)";
@@ -98,7 +100,7 @@ fn facts_from(answers: &[PipelineRows]) -> Result<ServerFacts, String> {
     let backend_pid = integer(first.get(1).and_then(Option::as_ref))
         .ok_or("no pg_backend_pid() in the activity row")?;
     let mut connections = 0;
-    let mut connection_tls = false;
+    let mut backend_tls = false;
     for row in activity {
         let [_, _, pid, datid, ssl] = row.as_slice() else {
             return Err(format!("an activity row of {} columns, not 5", row.len()));
@@ -107,7 +109,7 @@ fn facts_from(answers: &[PipelineRows]) -> Result<ServerFacts, String> {
             connections += 1;
         }
         if integer(pid.as_ref()) == Some(backend_pid) {
-            connection_tls = flag(ssl.as_ref()).unwrap_or(false);
+            backend_tls = flag(ssl.as_ref()).unwrap_or(false);
         }
     }
     Ok(ServerFacts {
@@ -119,7 +121,7 @@ fn facts_from(answers: &[PipelineRows]) -> Result<ServerFacts, String> {
         ssl: settings[4].clone(),
         password_encryption: settings[5].clone(),
         in_recovery,
-        connection_tls,
+        backend_tls,
         backend_pid,
         port: number(6).ok(),
     })
@@ -443,7 +445,7 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(facts.connections, 2);
-        assert!(!facts.connection_tls);
+        assert!(!facts.backend_tls);
         assert_eq!(facts.backend_pid, 42);
         assert_eq!(
             (facts.version_num, facts.max_connections, facts.port),

@@ -142,7 +142,7 @@ pub fn diagnose(cfg: &ConnConfig, attempt: &Attempt, ctx: &Context) -> Diagnosis
         FailureKind::TlsUnsupported => Diagnosis {
             code: Code::SslUnsupported,
             message: format!(
-                "sslmode={} requires TLS, but the server at {ep} does not offer it (ssl = off)",
+                "sslmode={} requires TLS, but the server at {ep} does not offer it (it declined the TLS request: `ssl = off` on a PostgreSQL server)",
                 cfg.sslmode
             ),
             hint: if ep.is_local() {

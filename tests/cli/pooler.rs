@@ -193,6 +193,55 @@ fn a_pgbouncer_without_client_tls_is_told_its_own_settings() {
     );
 }
 
+/// PgBouncer with TLS for its clients, in front of a server with TLS on that it reaches over
+/// its socket, so without TLS: the TLS line is
+/// this connection's own, and the server's row for the session is said as the pooler's leg.
+/// Read from the server alone, it had said "not used" for a `sslmode=require` URL served
+/// over TLS.
+#[test]
+fn tls_to_pgbouncer_is_told_apart_from_pgbouncers_own_connection_to_the_server() {
+    let cluster = support::shared(Shared::Ssl);
+    let bouncer = PgBouncer::start(
+        cluster,
+        PgBouncerConfig::new(support::PoolMode::Session).client_tls(),
+    );
+    let line = |text: &str, check: &str| {
+        text.lines()
+            .find(|l| l.starts_with(&format!("[ok] {check:<12}")))
+            .unwrap_or_else(|| panic!("no passed {check} line:\n{text}"))
+            .to_owned()
+    };
+    let address = format!("127.0.0.1:{}", bouncer.port);
+    for (sslmode, reach, tls) in [
+        (
+            "require",
+            format!("[ok] Reach       PostgreSQL answers at {address} (offers TLS)"),
+            "[ok] TLS         in use (sslmode=require) to the pooler or proxy that answered; from it to the server: not used (pg_stat_activity.ssl of this session)",
+        ),
+        (
+            "disable",
+            format!("[ok] Reach       PostgreSQL answers at {address}"),
+            "[ok] TLS         not used (sslmode=disable) to the pooler or proxy that answered; from it to the server: not used (pg_stat_activity.ssl of this session)",
+        ),
+    ] {
+        let url = format!("{}?sslmode={sslmode}", bouncer.admin_url(cluster));
+        let out =
+            run(aksara(project().path()).args(["doctor", "--url", &url, "--driver", "libpq"]));
+        assert_eq!(out.code, 0, "{out:?}");
+        let text = out.all();
+        assert_eq!(line(&text, "Reach"), reach, "{text}");
+        assert_eq!(line(&text, "TLS"), tls, "{text}");
+    }
+    // The same cluster reached directly: the client and the server's row agree.
+    let direct = format!("{}?sslmode=require", cluster.admin_url());
+    let out = run(aksara(project().path()).args(["doctor", "--url", &direct, "--driver", "libpq"]));
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(
+        line(&out.all(), "TLS"),
+        "[ok] TLS         in use (sslmode=require)"
+    );
+}
+
 #[test]
 fn dbsetup_through_session_pooling_sets_up_a_working_url() {
     let cluster = support::shared(Shared::Scram);

@@ -60,6 +60,9 @@ pub struct PgBouncerConfig {
     pub databases: Option<Vec<String>>,
     /// More `[pgbouncer]` settings, after the harness's own (later lines win).
     pub settings: Vec<(String, String)>,
+    /// TLS for its clients (`client_tls_sslmode = allow`) with the harness's server
+    /// certificate; to the cluster it goes over the socket, without TLS.
+    pub client_tls: bool,
 }
 
 impl PgBouncerConfig {
@@ -68,7 +71,13 @@ impl PgBouncerConfig {
             mode,
             databases: None,
             settings: Vec::new(),
+            client_tls: false,
         }
+    }
+
+    pub fn client_tls(mut self) -> Self {
+        self.client_tls = true;
+        self
     }
 
     pub fn set(mut self, name: &str, value: &str) -> Self {
@@ -119,6 +128,20 @@ impl PgBouncer {
             cluster.superuser
         );
         write_private(&dir.join("users.txt"), &users);
+        let mut cfg = cfg;
+        if cfg.client_tls {
+            let certs = super::tls::test_certs();
+            for (name, from) in [("cert", &certs.server_cert), ("key", &certs.server_key)] {
+                let to = dir.join(format!("client-tls.{name}"));
+                let pem = fs::read_to_string(from).expect("read the harness's server certificate");
+                write_private(&to, &pem);
+                cfg = cfg.set(
+                    &format!("client_tls_{name}_file"),
+                    &to.display().to_string(),
+                );
+            }
+            cfg = cfg.set("client_tls_sslmode", "allow");
+        }
 
         let mut bouncer = PgBouncer {
             port: 0,

@@ -324,6 +324,8 @@ pub async fn verify(
         crate::session::ProbeEnd::Rollback,
     )
     .await;
+    // This connection's own TLS, as libpq's `prefer` on the written URL would get it.
+    let client_tls = c.conn.is_tls();
     connect::close(c.conn).await;
     let facts = match look.facts {
         Ok(facts) => facts,
@@ -340,7 +342,7 @@ pub async fn verify(
         )),
     };
     match table {
-        Ok(()) => Ok((facts.version, facts.connection_tls)),
+        Ok(()) => Ok((facts.version, client_tls)),
         Err(crate::session::TableCheck::Denied { message, target }) => {
             Err(CliError::failure(format!(
                 "verification: user \"{}\" cannot create tables in \"{}\": {message}",

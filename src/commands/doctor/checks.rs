@@ -10,6 +10,7 @@ use super::failure::{failure_context, login_failure_checks, server_answered};
 use super::production::{lint, production_checks};
 use super::report::{Check, CheckId, Report, Reporter, Status};
 use super::targets::Target;
+use super::tls_lines::{self, SessionView};
 use crate::cli::DoctorArgs;
 use crate::code::Code;
 use crate::connect::{self, Attempt, FailureKind};
@@ -450,17 +451,18 @@ async fn session_checks(
     .await;
     let facts = look.facts;
     let query_ms = millis(look.took);
+    let client_tls = connected.conn.is_tls();
+    let view = facts.as_ref().ok().map(|facts| SessionView {
+        facts,
+        direct: direct(facts),
+    });
     list.record(pass(
         CheckId::Reach,
-        reach_line(connected, facts.as_ref().ok()),
+        reach_line(connected, client_tls, view),
         None,
     ));
-    let tls_message = match (&facts, &connected.endpoint.host) {
-        (_, Host::Socket(_)) => "not used (unix socket)".to_string(),
-        (Ok(f), _) if f.connection_tls => format!("in use (sslmode={})", cfg.sslmode),
-        (Ok(f), _) => format!("not used (sslmode={}, server ssl = {})", cfg.sslmode, f.ssl),
-        (Err(_), _) => format!("sslmode={}", cfg.sslmode),
-    };
+    let host = &connected.endpoint.host;
+    let tls_message = tls_lines::tls_line(host, client_tls, cfg.sslmode, view);
     list.record(pass(CheckId::Tls, tls_message, None));
     let method = connected.conn.auth_method().clone();
     let login = format!(
@@ -513,12 +515,12 @@ async fn session_checks(
 }
 
 /// "PostgreSQL answers at ..." for the host logged in to, and any earlier host that answered.
-fn reach_line(connected: &connect::Connected, facts: Option<&ServerFacts>) -> String {
-    let tls_offer = match (facts, &connected.endpoint.host) {
-        (_, Host::Socket(_)) | (None, _) => "",
-        (Some(f), _) if f.connection_tls || f.ssl == "on" => " (offers TLS)",
-        (Some(_), _) => " (no TLS)",
-    };
+fn reach_line(
+    connected: &connect::Connected,
+    client_tls: bool,
+    view: Option<SessionView<'_>>,
+) -> String {
+    let tls_offer = tls_lines::reach_offer(&connected.endpoint.host, client_tls, view);
     let mut answered: Vec<String> = connected
         .earlier
         .iter()

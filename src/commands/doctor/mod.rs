@@ -13,6 +13,7 @@ mod privileges;
 mod production;
 pub mod report;
 mod targets;
+mod tls_lines;
 mod topology;
 
 use crate::cli::{DoctorArgs, OutputFormat};
