@@ -1183,6 +1183,15 @@ fn a_peer_refusal_on_a_cluster_without_tcp_says_tcp_is_closed_too() {
     let setup = at_cluster(&["dbsetup", "--non-interactive", "--db-name", &db]);
     assert_eq!(setup.code, 1, "{setup:?}");
     assert!(setup.all().contains(&closed), "{setup:?}");
+    // Refused before any statement (a login as the user-to-be over the socket), not created
+    // and then undone.
+    assert!(
+        setup.all().contains(&format!(
+            "error: the application user could not log in over the socket the URL would use: Peer authentication failed for user \"{db}\""
+        )) && setup.all().contains("; nothing was changed"),
+        "{setup:?}"
+    );
+    assert!(!setup.all().contains("Created user"), "{setup:?}");
     assert!(!dir.path().join(".env").exists(), "{setup:?}");
     assert_eq!(
         dist.psql(&format!(

@@ -295,6 +295,63 @@ pub async fn execute(
     Ok(created)
 }
 
+/// Before anything is created, when the URL to write goes over a socket: one login with it as
+/// the application user. pg_hba.conf picks its line by the names, not by whether the role exists
+/// yet, and PostgreSQL runs peer and ident before it looks the role up, so a `peer` or `ident`
+/// line for another OS user, a `reject` line or no line at all refuses now as it would after
+/// the CREATE statements (which the verification then had to undo). Any other answer (a
+/// password checked against a role not there yet, a database not there yet, a login that
+/// works) leaves the decision to the verification. The cost, on a server whose socket asks a
+/// password: one line in its log for a role not created yet ("password authentication failed
+/// ... Role does not exist"), the password itself never in it (SCRAM sends a proof).
+pub async fn refuse_a_closed_socket(
+    cs: &ConnString,
+    env: &ProcessEnvironment,
+    limits: Limits,
+    allow_cleartext: bool,
+) -> CliResult<()> {
+    let mut cfg = cs.resolve(env)?;
+    if !cfg
+        .endpoints
+        .iter()
+        .all(|ep| matches!(ep.host, crate::dsn::Host::Socket(_)))
+    {
+        return Ok(());
+    }
+    cfg.allow_cleartext = allow_cleartext;
+    match connect::connect(&cfg, limits.connect).await {
+        Ok(c) => {
+            connect::close(c.conn).await;
+            Ok(())
+        }
+        Err(f) if socket_closes_to(&f.last().failure) => Err(connect_error(
+            &cfg,
+            &f,
+            "the application user could not log in over the socket the URL would use",
+        )
+        .await
+        .before_any_change()),
+        Err(_) => Ok(()),
+    }
+}
+
+/// pg_hba.conf's refusals that creating the role and database cannot change.
+fn socket_closes_to(failure: &FailureKind) -> bool {
+    use crate::diagnose::server_messages::{Cause, classify};
+    let FailureKind::Server(e) = failure else {
+        return false;
+    };
+    matches!(
+        classify(&e.sqlstate, &e.message),
+        Some(
+            Cause::MethodFailed {
+                method: "peer" | "ident"
+            } | Cause::HbaNoEntry { .. }
+                | Cause::HbaRejects { .. }
+        )
+    )
+}
+
 /// Connect with the final URL as the application user, read the server facts and prove it can
 /// create a table (rolled back), in one round trip. Returns the server version and whether TLS is in use.
 pub async fn verify(

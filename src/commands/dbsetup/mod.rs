@@ -264,6 +264,8 @@ impl Setup<'_> {
         let plan = self
             .decide(admin, db, role, rights, locked_env_value.as_deref())
             .await?;
+        execute::refuse_a_closed_socket(&plan.url, self.env, limits, self.s.allow_cleartext)
+            .await?;
         if !self.s.json {
             summary::print_plan(
                 self.printer,
