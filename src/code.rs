@@ -283,11 +283,11 @@ codes! {
         meaning: "the pools can open more connections than the server allows",
         fix: "lower pool_max_size per the workload table, or raise max_connections";
     AuthMethodDeprecated = "auth-method-deprecated", Warning, transient: false,
-        meaning: "the server authenticates with md5, which PostgreSQL deprecates (18 warns)",
-        fix: "password_encryption = scram-sha-256, set the password again, scram-sha-256 in pg_hba.conf";
+        meaning: "the server (or the pooler that answered) authenticates with md5, which PostgreSQL deprecates (18 warns)",
+        fix: "password_encryption = scram-sha-256, set the password again, scram-sha-256 in pg_hba.conf; a pooler's own setting (PgBouncer: auth_type = scram-sha-256)";
     AuthCleartextAllowed = "auth-cleartext-allowed", Warning, transient: false,
         meaning: "the password crossed the network in cleartext because --allow-cleartext allowed it",
-        fix: "use scram-sha-256 in pg_hba.conf, or require TLS";
+        fix: "use scram-sha-256 in pg_hba.conf (a pooler's: PgBouncer's auth_type), or require TLS";
 }
 
 impl Code {

@@ -743,19 +743,71 @@ fn without_source_location(text: &str) -> &str {
     }
 }
 
+/// Who ran the login a warning is about, as far as the session's facts tell: the method is
+/// the server's pg_hba.conf only when the server answered the client itself; a pooler
+/// (PgBouncer's `auth_type`, pgpool-II's pool_hba.conf) authenticates its clients by its own
+/// settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoginBy {
+    Server,
+    /// Something else answered (`pooler::answers_directly` said no).
+    Intermediary,
+    /// The facts could not be read.
+    Unknown,
+}
+
+/// Where a login's method is set, for a hint: `server` is the server's own fix.
+fn method_fix(by: LoginBy, server: &str, pooler: &str) -> String {
+    match by {
+        LoginBy::Server => server.to_string(),
+        LoginBy::Intermediary => format!(
+            "the login was the pooler's or proxy's own, not the server's pg_hba.conf: {pooler}"
+        ),
+        LoginBy::Unknown => {
+            format!("{server}; if a pooler answered, the login is its own: {pooler}")
+        }
+    }
+}
+
+const POOLER_SCRAM: &str = "for PgBouncer `auth_type = scram-sha-256` in pgbouncer.ini (its auth_file holding SCRAM secrets, as `SELECT rolpassword FROM pg_authid` gives them, or plaintext passwords; or auth_query), then a reload; for pgpool-II `scram-sha-256` in pool_hba.conf";
+
 /// What the login's authentication method says about the connection, when it deserves a
 /// warning: MD5 (deprecated, PostgreSQL 18 warns and a later release removes it), or a
 /// cleartext password that went over TCP without TLS because `--allow-cleartext` allowed it.
-/// Returns the message and the hint.
-pub fn auth_warning(method: &AuthMethod, over_tls: bool, socket: bool) -> Option<(String, String)> {
+/// Returns the message and the hint, which names the settings of what ran the login (`by`).
+pub fn auth_warning(
+    method: &AuthMethod,
+    over_tls: bool,
+    socket: bool,
+    by: LoginBy,
+) -> Option<(String, String)> {
+    let who = match by {
+        LoginBy::Server => "the server",
+        LoginBy::Intermediary => "the pooler or proxy that answered",
+        LoginBy::Unknown => "what answered",
+    };
     match method {
         AuthMethod::Md5 => Some((
-            "the server authenticated with md5, which PostgreSQL deprecates (18 warns; a later release removes it)".into(),
-            "switch to SCRAM: set password_encryption = 'scram-sha-256', set the password again (`\\password` in psql), and change `md5` to `scram-sha-256` in pg_hba.conf".into(),
+            format!(
+                "{who} authenticated with md5, which PostgreSQL deprecates (18 warns; a later release removes it)"
+            ),
+            format!(
+                "switch to SCRAM: {}",
+                method_fix(
+                    by,
+                    "set password_encryption = 'scram-sha-256', set the password again (`\\password` in psql), and change `md5` to `scram-sha-256` in pg_hba.conf",
+                    POOLER_SCRAM,
+                )
+            ),
         )),
         AuthMethod::Cleartext if !over_tls && !socket => Some((
-            "the server asked for the password in cleartext and it crossed the network without TLS (--allow-cleartext)".into(),
-            "use scram-sha-256 in pg_hba.conf, or require TLS (?sslmode=require)".into(),
+            format!(
+                "{who} asked for the password in cleartext and it crossed the network without TLS (--allow-cleartext)"
+            ),
+            format!(
+                "{}, or require TLS (?sslmode=require)",
+                method_fix(by, "use scram-sha-256 in pg_hba.conf", POOLER_SCRAM,)
+            ),
         )),
         _ => None,
     }
@@ -924,5 +976,56 @@ pub async fn connect_when_ready(
                 tokio::time::sleep(Duration::from_millis(250).min(remaining)).await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_login_warnings_hint_names_the_settings_of_what_ran_the_login() {
+        let hint = |by| {
+            auth_warning(&AuthMethod::Md5, false, false, by)
+                .expect("md5 warns")
+                .1
+        };
+        let server = hint(LoginBy::Server);
+        assert!(
+            server.contains("in pg_hba.conf") && !server.contains("PgBouncer"),
+            "{server}"
+        );
+        let pooler = hint(LoginBy::Intermediary);
+        assert!(
+            pooler.contains(
+                "not the server's pg_hba.conf: for PgBouncer `auth_type = scram-sha-256`"
+            ),
+            "{pooler}"
+        );
+        // Facts unread: both, the server's first.
+        let unknown = hint(LoginBy::Unknown);
+        assert!(
+            unknown.starts_with(&format!(
+                "{server}; if a pooler answered, the login is its own: for PgBouncer"
+            )),
+            "{unknown}"
+        );
+        let (message, hint) =
+            auth_warning(&AuthMethod::Cleartext, false, false, LoginBy::Intermediary)
+                .expect("cleartext over TCP warns");
+        assert!(
+            message.starts_with(
+                "the pooler or proxy that answered asked for the password in cleartext"
+            ),
+            "{message}"
+        );
+        assert!(
+            hint.ends_with(", or require TLS (?sslmode=require)"),
+            "{hint}"
+        );
+        assert_eq!(
+            auth_warning(&AuthMethod::Cleartext, true, false, LoginBy::Server),
+            None
+        );
     }
 }

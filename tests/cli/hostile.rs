@@ -8,7 +8,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use aksara::connect::{self, AuthMethod, FailureKind};
+use aksara::connect::{self, AuthMethod, FailureKind, LoginBy};
 use aksara::dsn::{ConnConfig, ConnString, Environment, Host};
 
 use crate::support::hostile::{
@@ -279,8 +279,9 @@ fn cleartext_when_allowed_logs_in_and_says_which_method() {
     assert_eq!(connected.conn.auth_method(), &AuthMethod::Cleartext);
     assert!(!connected.conn.is_tls());
     assert_eq!(server.passwords(), vec![PASSWORD.to_string()]);
-    let (message, hint) = connect::auth_warning(connected.conn.auth_method(), false, false)
-        .expect("cleartext without TLS is warned about");
+    let (message, hint) =
+        connect::auth_warning(connected.conn.auth_method(), false, false, LoginBy::Server)
+            .expect("cleartext without TLS is warned about");
     assert!(message.contains("cleartext"), "{message}");
     assert!(hint.contains("scram-sha-256"), "{hint}");
 }
@@ -297,7 +298,8 @@ fn md5_logs_in_and_is_reported_for_a_warning() {
         sent[0].starts_with("md5") && !sent[0].contains(PASSWORD),
         "{sent:?}"
     );
-    let (message, _) = connect::auth_warning(&AuthMethod::Md5, false, false).expect("md5 warns");
+    let (message, _) =
+        connect::auth_warning(&AuthMethod::Md5, false, false, LoginBy::Server).expect("md5 warns");
     assert!(message.contains("md5"), "{message}");
     assert_eq!(
         connect::auth_warning(
@@ -305,7 +307,8 @@ fn md5_logs_in_and_is_reported_for_a_warning() {
                 mechanisms: vec!["SCRAM-SHA-256".into()]
             },
             false,
-            false
+            false,
+            LoginBy::Server
         ),
         None
     );

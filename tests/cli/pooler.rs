@@ -242,6 +242,67 @@ fn tls_to_pgbouncer_is_told_apart_from_pgbouncers_own_connection_to_the_server()
     );
 }
 
+/// PgBouncer authenticating its clients with md5: the method is its own `auth_type`, so the
+/// hint names that, not the server's pg_hba.conf (which the login never met). The setting it
+/// names, with the same plaintext auth_file, gives a SCRAM login and no warning.
+#[test]
+fn md5_from_pgbouncer_names_its_auth_type_not_pg_hba() {
+    let cluster = support::shared(Shared::Scram);
+    let md5 = PgBouncer::start(
+        cluster,
+        PgBouncerConfig::new(support::PoolMode::Session)
+            .plaintext_auth_file()
+            .set("auth_type", "md5"),
+    );
+    let doctor = |bouncer: &PgBouncer| {
+        let out = run(aksara(project().path()).args([
+            "doctor",
+            "--url",
+            &bouncer.admin_url(cluster),
+            "--driver",
+            "libpq",
+        ]));
+        assert_eq!(out.code, 0, "{out:?}");
+        out.all()
+    };
+    let text = doctor(&md5);
+    let login = text
+        .lines()
+        .find(|l| l.contains("] Login"))
+        .expect("a Login line");
+    assert!(
+        login.starts_with("[!!] Login")
+            && login.contains("(md5); the pooler or proxy that answered authenticated with md5")
+            && login.contains("[auth-method-deprecated]"),
+        "{text}"
+    );
+    assert_eq!(
+        hint_after(&text, "] Login"),
+        "hint: switch to SCRAM: the login was the pooler's or proxy's own, not the server's pg_hba.conf: for PgBouncer `auth_type = scram-sha-256` in pgbouncer.ini (its auth_file holding SCRAM secrets, as `SELECT rolpassword FROM pg_authid` gives them, or plaintext passwords; or auth_query), then a reload; for pgpool-II `scram-sha-256` in pool_hba.conf",
+        "{text}"
+    );
+    drop(md5);
+    let scram = PgBouncer::start(
+        cluster,
+        PgBouncerConfig::new(support::PoolMode::Session)
+            .plaintext_auth_file()
+            .set("auth_type", "scram-sha-256"),
+    );
+    let text = doctor(&scram);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("[ok] Login") && l.contains("(scram-sha-256)")),
+        "{text}"
+    );
+}
+
+/// The line after the first line containing `marker`.
+fn hint_after<'a>(text: &'a str, marker: &str) -> &'a str {
+    let mut lines = text.lines().skip_while(|l| !l.contains(marker));
+    lines.next();
+    lines.next().map_or("", str::trim)
+}
+
 #[test]
 fn dbsetup_through_session_pooling_sets_up_a_working_url() {
     let cluster = support::shared(Shared::Scram);

@@ -63,6 +63,9 @@ pub struct PgBouncerConfig {
     /// TLS for its clients (`client_tls_sslmode = allow`) with the harness's server
     /// certificate; to the cluster it goes over the socket, without TLS.
     pub client_tls: bool,
+    /// The superuser's password in auth_file as plaintext (what md5 to clients needs), not the
+    /// SCRAM secret `pg_authid` holds.
+    pub plaintext_auth_file: bool,
 }
 
 impl PgBouncerConfig {
@@ -72,7 +75,13 @@ impl PgBouncerConfig {
             databases: None,
             settings: Vec::new(),
             client_tls: false,
+            plaintext_auth_file: false,
         }
+    }
+
+    pub fn plaintext_auth_file(mut self) -> Self {
+        self.plaintext_auth_file = true;
+        self
     }
 
     pub fn client_tls(mut self) -> Self {
@@ -119,10 +128,14 @@ impl PgBouncer {
         give_to_server_user(&socket_dir, 0o755);
         let log_file = dir.join("pgbouncer.log");
         let admin_password = format!("adm{}", cluster.password);
-        let secret = cluster.psql(
-            "postgres",
-            "select rolpassword from pg_authid where rolname = 'postgres'",
-        );
+        let secret = if cfg.plaintext_auth_file {
+            cluster.password.clone()
+        } else {
+            cluster.psql(
+                "postgres",
+                "select rolpassword from pg_authid where rolname = 'postgres'",
+            )
+        };
         let users = format!(
             "\"{}\" \"{secret}\"\n\"{ADMIN_USER}\" \"{admin_password}\"\n",
             cluster.superuser

@@ -470,7 +470,12 @@ async fn session_checks(
         cfg.user, cfg.dbname, connected.endpoint
     );
     let socket = matches!(connected.endpoint.host, Host::Socket(_));
-    match connect::auth_warning(&method, connected.conn.is_tls(), socket) {
+    let by = match view {
+        Some(v) if v.direct => connect::LoginBy::Server,
+        Some(_) => connect::LoginBy::Intermediary,
+        None => connect::LoginBy::Unknown,
+    };
+    match connect::auth_warning(&method, client_tls, socket, by) {
         None => list.record(pass(CheckId::Login, login, login_ms)),
         Some((warning, hint)) => {
             let code = match method {
