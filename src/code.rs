@@ -280,8 +280,8 @@ codes! {
         meaning: "the server is close to max_connections",
         fix: "close idle connections or raise max_connections";
     PoolExceedsConnections = "pool-exceeds-connections", Warning, transient: false,
-        meaning: "the pools can open more connections than the server allows",
-        fix: "lower pool_max_size per the workload table, or raise max_connections";
+        meaning: "the pools can open more connections than the server allows (through a pooler: than the pooler takes clients)",
+        fix: "lower pool_max_size per the workload table, or raise max_connections (a pooler's max_client_conn / num_init_children)";
     AuthMethodDeprecated = "auth-method-deprecated", Warning, transient: false,
         meaning: "the server (or the pooler that answered) authenticates with md5, which PostgreSQL deprecates (18 warns)",
         fix: "password_encryption = scram-sha-256, set the password again, scram-sha-256 in pg_hba.conf; a pooler's own setting (PgBouncer: auth_type = scram-sha-256)";

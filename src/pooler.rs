@@ -230,6 +230,17 @@ pub struct PoolerReport {
     pub server: Option<ServerBehind>,
     /// What pgpool-II said of itself (version, settings, nodes), when it is pgpool-II.
     pub pgpool: Option<pgpool::PgpoolFacts>,
+    /// How many clients it takes at once, when it said: the limit an application's pools meet
+    /// through it (the server's max_connections bounds only the pooler's own connections).
+    pub client_limit: Option<ClientLimit>,
+}
+
+/// A pooler's limit on its clients, as its own setting says it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientLimit {
+    /// `max_client_conn` (PgBouncer) or `num_init_children` (pgpool-II).
+    pub setting: &'static str,
+    pub value: i64,
 }
 
 /// Both looks after a healthy login, for doctor: `None` on a direct connection, decided from
@@ -298,6 +309,14 @@ fn pgpool_report(mut evidence: Vec<String>, facts: pgpool::PgpoolFacts) -> Poole
         version: Some(format!("pgpool-II {}", facts.version)),
         tracks_prepared_statements: None,
         server: None,
+        client_limit: facts
+            .settings
+            .get("num_init_children")
+            .and_then(|v| v.trim().parse().ok())
+            .map(|value| ClientLimit {
+                setting: "num_init_children",
+                value,
+            }),
         pgpool: Some(facts),
     }
 }
@@ -323,6 +342,7 @@ pub async fn identify(
     let mut version = None;
     let mut tracks = None;
     let mut server = None;
+    let mut client_limit = None;
     match console {
         Console::Refused => {
             kind = PoolerKind::PgBouncer;
@@ -338,6 +358,10 @@ pub async fn identify(
             });
             version = Some(facts.version);
             tracks = Some(facts.max_prepared_statements.is_some_and(|n| n > 0));
+            client_limit = facts.max_client_conn.map(|value| ClientLimit {
+                setting: "max_client_conn",
+                value,
+            });
             server = facts.server;
         }
         Console::NotPgBouncer => {}
@@ -364,6 +388,7 @@ pub async fn identify(
         tracks_prepared_statements: tracks,
         server,
         pgpool: None,
+        client_limit,
     }
 }
 
@@ -371,6 +396,7 @@ struct ConsoleFacts {
     version: String,
     pool_mode: Option<PoolMode>,
     max_prepared_statements: Option<i64>,
+    max_client_conn: Option<i64>,
     server: Option<ServerBehind>,
 }
 
@@ -451,6 +477,7 @@ async fn read_console(
             .and_then(|(mode, _)| *mode)
             .or_else(|| setting("pool_mode").as_deref().and_then(PoolMode::parse)),
         max_prepared_statements: setting("max_prepared_statements").and_then(|v| v.parse().ok()),
+        max_client_conn: setting("max_client_conn").and_then(|v| v.parse().ok()),
         server: entry.map(|(_, server)| server),
     })
 }

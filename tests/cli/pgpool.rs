@@ -378,3 +378,32 @@ fn a_replica_key_through_pgpool_is_a_warning_not_a_primary() {
         "{json:#}"
     );
 }
+
+/// Pools through pgpool-II meet its num_init_children (each child serves one client at a
+/// time), which `PGPOOL SHOW ALL` gives: held against that, not the server's max_connections.
+#[test]
+fn pool_sizes_through_pgpool_meet_its_children() {
+    let pair = shared_pair();
+    let pool = shared_pgpool_pair();
+    let out = run(aksara(project().path()).args([
+        "doctor",
+        "--url",
+        &pool.admin_url(&pair.primary),
+        "--driver",
+        "libpq",
+        "--pool-max",
+        "5",
+        "--instances",
+        "2",
+    ]));
+    assert_eq!(out.code, 0, "{out:?}");
+    let text = out.all();
+    let lines: Vec<&str> = text.lines().filter(|l| l.contains("] Pool size")).collect();
+    assert_eq!(
+        lines,
+        [
+            "[!!] Pool size   2 instance(s) × pool_max_size 5 = 10 connections to pgpool-II, but its num_init_children is 8 [pool-exceeds-connections]"
+        ],
+        "{text}"
+    );
+}

@@ -303,6 +303,70 @@ fn hint_after<'a>(text: &'a str, marker: &str) -> &'a str {
     lines.next().map_or("", str::trim)
 }
 
+/// Pools through PgBouncer are its clients: `--pool-max` × `--instances` is held against its
+/// max_client_conn when its console tells it, never against the server's max_connections
+/// (which bounds PgBouncer's own connections), and said as unknown when nothing tells it.
+#[test]
+fn pool_sizes_through_pgbouncer_meet_its_client_limit_not_max_connections() {
+    let cluster = support::shared(Shared::Scram);
+    let doctor = |bouncer: &PgBouncer, pool_max: &str, instances: &str| {
+        let out = run(aksara(project().path()).args([
+            "doctor",
+            "--url",
+            &bouncer.admin_url(cluster),
+            "--driver",
+            "libpq",
+            "--pool-max",
+            pool_max,
+            "--instances",
+            instances,
+        ]));
+        assert_eq!(out.code, 0, "{out:?}");
+        out.all()
+    };
+    let pool_lines = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| l.contains("] Pool size"))
+            .map(str::to_owned)
+            .collect()
+    };
+    let readable = |limit: &str| {
+        PgBouncer::start(
+            cluster,
+            PgBouncerConfig::new(support::PoolMode::Session)
+                .set("stats_users", &cluster.superuser)
+                .set("max_client_conn", limit),
+        )
+    };
+    let small = readable("30");
+    let text = doctor(&small, "20", "2");
+    assert_eq!(
+        pool_lines(&text),
+        ["[!!] Pool size   2 instance(s) × pool_max_size 20 = 40 connections to PgBouncer, but its max_client_conn is 30 [pool-exceeds-connections]".to_string()],
+        "{text}"
+    );
+    assert!(
+        text.contains("hint: keep instances × pool_max_size ≤ 30, or raise max_client_conn in PgBouncer's configuration; the server's "),
+        "{text}"
+    );
+    drop(small);
+    // More than any test cluster's max_connections, less than PgBouncer's limit: no warning.
+    let large = readable("2000");
+    let text = doctor(&large, "500", "2");
+    assert!(pool_lines(&text).is_empty(), "{text}");
+    drop(large);
+    // Its console closed to this user: unknown, and said so, with no code of a known excess.
+    let closed = shared_pgbouncer(support::PoolMode::Session);
+    let text = doctor(closed, "500", "2");
+    let lines = pool_lines(&text);
+    assert_eq!(lines.len(), 1, "{text}");
+    assert!(
+        lines[0].starts_with("[!!] Pool size   2 instance(s) × pool_max_size 500 = 1000 connections to PgBouncer: more than the server's ")
+            && lines[0].ends_with("which through a pooler is not the limit; PgBouncer's own client limit could not be read"),
+        "{text}"
+    );
+}
+
 #[test]
 fn dbsetup_through_session_pooling_sets_up_a_working_url() {
     let cluster = support::shared(Shared::Scram);

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use sqlx::postgres::PgSslMode;
 
 use super::failure::{failure_context, login_failure_checks, server_answered};
-use super::production::{lint, production_checks};
+use super::production::{Answered, lint, production_checks};
 use super::report::{Check, CheckId, Report, Reporter, Status};
 use super::targets::Target;
 use super::tls_lines::{self, SessionView};
@@ -204,15 +204,22 @@ async fn check_url(
         return None;
     };
     let facts = session_checks(&cfg, &mut connected, login_ms, bound, expects_replica, list).await;
-    if let Some(f) = &facts {
-        super::topology::topology_checks(target, args, &cfg, &mut connected, f, bound, list).await;
-    }
+    let pooler = match &facts {
+        Some(f) => {
+            super::topology::topology_checks(target, args, &cfg, &mut connected, f, bound, list)
+                .await
+        }
+        None => None,
+    };
     connect::close(connected.conn).await;
     production_checks(
         list,
         &cfg,
         &connected.endpoint,
-        facts.as_ref(),
+        Answered {
+            facts: facts.as_ref(),
+            pooler: pooler.as_ref(),
+        },
         target,
         args,
         git,

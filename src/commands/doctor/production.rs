@@ -11,13 +11,23 @@ use crate::cli::DoctorArgs;
 use crate::code::Code;
 use crate::dsn::{ConnConfig, ConnString, Endpoint, SslMode};
 use crate::envfile;
+use crate::pooler::PoolerReport;
 use crate::session::ServerFacts;
+
+/// What the session told of the server and of what answered in front of it.
+#[derive(Clone, Copy)]
+pub struct Answered<'a> {
+    pub facts: Option<&'a ServerFacts>,
+    /// A pooler that answered, when one did: the application's pools meet its client limit,
+    /// not the server's max_connections.
+    pub pooler: Option<&'a PoolerReport>,
+}
 
 pub fn production_checks(
     list: &mut Checklist<'_>,
     cfg: &ConnConfig,
     endpoint: &Endpoint,
-    facts: Option<&ServerFacts>,
+    session: Answered<'_>,
     target: &Target,
     args: &DoctorArgs,
     git: envfile::PendingGitStatus,
@@ -71,6 +81,7 @@ pub fn production_checks(
             );
         }
     }
+    let Answered { facts, pooler } = session;
     if let Some(f) = facts {
         let usable = (f.max_connections - f.superuser_reserved_connections).max(0) as i64;
         if usable > 0 && f.connections * 10 >= usable * 8 {
@@ -86,15 +97,65 @@ pub fn production_checks(
             );
         }
         let wanted = args.pool_max as i64 * args.instances as i64;
-        if wanted > usable {
-            list.warn(
+        let pools = format!(
+            "{} instance(s) × pool_max_size {} = {wanted} connections",
+            args.instances, args.pool_max
+        );
+        match pooler {
+            None if wanted > usable => list.warn(
                 CheckId::Pool,
                 Some(Code::PoolExceedsConnections),
-                format!("{} instance(s) × pool_max_size {} = {wanted} connections, but the server allows {usable} (max_connections {} − {} reserved)", args.instances, args.pool_max, f.max_connections, f.superuser_reserved_connections),
+                format!("{pools}, but the server allows {usable} (max_connections {} − {} reserved)", f.max_connections, f.superuser_reserved_connections),
                 format!("keep instances × pool_max_size ≤ {usable}: e.g. pool_max_size {} per instance; workloads: development 2–5, small production 5–20, medium 10–50, high traffic 20–100 (raise max_connections for those)", (usable / args.instances.max(1) as i64).max(1)),
                 None,
-            );
+            ),
+            None => {}
+            Some(report) => pooler_pool_check(list, report, &pools, wanted, usable),
         }
+    }
+}
+
+/// The pool check through a pooler: the application's connections are the pooler's clients,
+/// bounded by its own limit when it said it; the server sees only the pooler's connections.
+fn pooler_pool_check(
+    list: &mut Checklist<'_>,
+    report: &PoolerReport,
+    pools: &str,
+    wanted: i64,
+    usable: i64,
+) {
+    let kind = report.kind;
+    let server_side = format!(
+        "the server's {usable} usable connections bound {kind}'s own connections to it (PgBouncer: default_pool_size per database and user), not the application's pools"
+    );
+    match &report.client_limit {
+        Some(limit) if wanted > limit.value => list.warn(
+            CheckId::Pool,
+            Some(Code::PoolExceedsConnections),
+            format!(
+                "{pools} to {kind}, but its {} is {}",
+                limit.setting, limit.value
+            ),
+            format!(
+                "keep instances × pool_max_size ≤ {}, or raise {} in {kind}'s configuration; {server_side}",
+                limit.value, limit.setting
+            ),
+            None,
+        ),
+        Some(_) => {}
+        // Unknown: said only where the direct check would have warned, and as unknown.
+        None if wanted > usable => list.warn(
+            CheckId::Pool,
+            None,
+            format!(
+                "{pools} to {kind}: more than the server's {usable} usable connections, which through a pooler is not the limit; {kind}'s own client limit could not be read"
+            ),
+            format!(
+                "compare with {kind}'s own limit (PgBouncer: max_client_conn, `SHOW CONFIG` on its admin console; pgpool-II: num_init_children); {server_side}"
+            ),
+            None,
+        ),
+        None => {}
     }
 }
 

@@ -18,6 +18,7 @@ use crate::session::ServerFacts;
 /// What stands in front of the server and what the server is: a pooler (detected from what
 /// the login showed; a second look only when it signals one), and primary or standby against
 /// what the key's name expects, with a standby's lag. A direct primary costs nothing more.
+/// Returns the pooler's report, for the production checks (whose pool limit is then its own).
 pub async fn topology_checks(
     target: &Target,
     args: &DoctorArgs,
@@ -26,7 +27,7 @@ pub async fn topology_checks(
     facts: &ServerFacts,
     bound: Duration,
     list: &mut Checklist<'_>,
-) {
+) -> Option<crate::pooler::PoolerReport> {
     let started = Instant::now();
     let pooler = crate::pooler::detect(connected, cfg, facts.backend_pid, facts.port, bound).await;
     match &pooler {
@@ -85,6 +86,7 @@ pub async fn topology_checks(
             ),
         }
     }
+    pooler
 }
 
 fn pooler_lines(
