@@ -367,6 +367,59 @@ fn a_roleless_user_creates_their_role_through_sudo_and_the_setup_completes() {
     assert_url_works(&url);
 }
 
+/// Offer (a) taken where sudo cannot do it: no sudo rule for this user, and no terminal for
+/// sudo to ask a password on (the run is in a session of its own, as a CI job is; with one,
+/// sudo would wait there). sudo fails, nothing is created, and the hint gives every way on
+/// rather than "run it yourself", which this user cannot.
+#[test]
+fn a_roleless_user_whose_sudo_fails_is_given_the_other_ways_on() {
+    use std::os::unix::process::CommandExt as _;
+    which_sudo()
+        .expect("this test needs sudo (.ci/run installs it): the offer is made only where it is");
+    let dist = DistCluster::create();
+    dist.start();
+    let user = OsUser::create();
+    let dir = project_of(&user, "aksara-nosudo");
+    let path = dir.path().join("answers");
+    std::fs::write(
+        &path,
+        format!(
+            "?which one\tport {}\nHow do you want to go on?\tCreate your PostgreSQL role now\n",
+            dist.port
+        ),
+    )
+    .unwrap();
+    let mut cmd = aksara_as(&user, &dist, dir.path());
+    cmd.arg("dbsetup").env("AKSARA_PROMPT_SCRIPT", &path);
+    // SAFETY: setsid() is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let out = run(&mut cmd);
+    assert_eq!(out.code, 1, "{out:?}");
+    let text = out.all();
+    let line = format!(
+        "error: `sudo -u postgres createuser -p {} --createdb --createrole {}` failed (exit status: 1): no role was created; nothing was changed",
+        dist.port, user.name
+    );
+    assert!(text.contains(&line), "{text}");
+    assert!(
+        text.contains(&format!("hint: {}", aksara::peer::SUDO_FAILED_HINT)),
+        "{text}"
+    );
+    assert_eq!(
+        dist.psql(&format!(
+            "SELECT count(*) FROM pg_roles WHERE rolname = '{}'",
+            user.name
+        )),
+        "0"
+    );
+    assert!(!dir.path().join(".env").exists(), "{text}");
+}
+
 /// One broken cluster configuration on the machine (a data folder removed by hand, its
 /// `/etc/postgresql/<version>/<name>/` left behind) makes `pg_lsclusters` print nothing and
 /// exit 1 ("Error: Invalid data directory for cluster ..."). `--start-server installed` still

@@ -246,7 +246,7 @@ impl Setup<'_> {
             CliError::failure(format!("the grant did not run: {why}"))
                 .before_any_change()
                 .with_code(Code::PermissionDenied)
-                .with_hint("run it yourself, then `aksara dbsetup` again")
+                .with_hint(crate::peer::SUDO_FAILED_HINT)
         })?;
         let rights = super::execute::admin_rights(&mut admin.conn, self.s.limits).await?;
         // Said only when the server now shows them (else the refusal follows, as before).

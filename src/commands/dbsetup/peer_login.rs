@@ -104,8 +104,10 @@ impl Setup<'_> {
             .with_hint(format!("as root, run `{cmd}`, then `aksara dbsetup` again"))),
             Offer::CreateRole(cmd) => {
                 peer::run_create_role(cmd).map_err(|why| {
-                    CliError::failure(format!("`{cmd}` did not create the role: {why}"))
-                        .with_hint("run it yourself, then `aksara dbsetup` again")
+                    CliError::failure(format!("{why}: no role was created"))
+                        .before_any_change()
+                        .with_code(crate::code::Code::RoleMissing)
+                        .with_hint(peer::SUDO_FAILED_HINT)
                 })?;
                 let bound = self.s.limits.connect;
                 let c = peer::connect(dir, port, None, me, "postgres", bound)
