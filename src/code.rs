@@ -89,8 +89,8 @@ codes! {
         meaning: "pg_hba.conf asks for a client certificate and none was sent, or it was not accepted",
         fix: "give sslcert and sslkey (signed by the server's ssl_ca_file, CN = the user name)";
     AuthFailed = "auth-failed", Failure, transient: false,
-        meaning: "the server rejected the credentials",
-        fix: "check the user and password; reset the password with ALTER ROLE";
+        meaning: "the server (or a pooler, by its own password file) rejected the credentials",
+        fix: "check the user and password; reset the password with ALTER ROLE (a pooler's copy: PgBouncer's auth_file, pgpool-II's pool_passwd)";
     PasswordRequired = "password-required", Failure, transient: false,
         meaning: "the server asks for a password and none was given",
         fix: "put the password in the URL, PGPASSWORD or ~/.pgpass";

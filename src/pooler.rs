@@ -716,6 +716,11 @@ pub enum PoolerError {
     TransactionInStatementMode,
     /// The admin console refused the user: `not allowed`.
     ConsoleNotAllowed,
+    /// PgBouncer's own check of the client's password failed, against its auth_file or
+    /// auth_query (`method`: its auth_type's family): `SASL authentication failed` (SCRAM) or
+    /// `password authentication failed` (md5, plain), whole messages that PostgreSQL never
+    /// sends (its own name the user).
+    PgBouncerPasswordRejected { method: &'static str },
     /// pgpool-II has no password for this user to log in to the server with (`method`: SCRAM
     /// or md5): none in `pool_passwd`, and it may not ask the client for one.
     PgpoolNoPassword { method: String },
@@ -759,6 +764,16 @@ const POOLER_TEMPLATES: &[(&str, MakeError)] = &[
         PoolerError::TransactionInStatementMode
     }),
     ("not allowed", |_| PoolerError::ConsoleNotAllowed),
+    ("SASL authentication failed", |_| {
+        PoolerError::PgBouncerPasswordRejected {
+            method: "scram-sha-256",
+        }
+    }),
+    ("password authentication failed", |_| {
+        PoolerError::PgBouncerPasswordRejected {
+            method: "md5 or plain",
+        }
+    }),
     // pgpool-II 4.3's own (src/auth/pool_auth.c, src/protocol/child.c), sent as XX000 or 53300.
     ("failed to authenticate with backend using %s", |method| {
         PoolerError::PgpoolNoPassword {
@@ -843,7 +858,8 @@ impl PoolerError {
             PoolerError::TransactionInStatementMode => "pooler-statement-mode",
             PoolerError::ConsoleNotAllowed => "pooler-console-not-allowed",
             PoolerError::PgpoolNoPassword { .. } => "pgpool-no-password",
-            PoolerError::PgpoolPasswordMismatch { .. } => "auth-failed",
+            PoolerError::PgpoolPasswordMismatch { .. }
+            | PoolerError::PgBouncerPasswordRejected { .. } => "auth-failed",
             PoolerError::PgpoolChildrenBusy => "pgpool-children-busy",
             PoolerError::PgpoolBackendsDown => "pgpool-backends-down",
         }
@@ -896,6 +912,12 @@ impl PoolerError {
                  pgpool's pool_passwd (`pg_enc -m -k ~/.pgpoolkey -u USER -p`, or `USER:TEXTpassword`) and reload pgpool, \
                  or set `allow_clear_text_frontend_auth = on` (without pool_hba) so it asks the client"
             ),
+            PoolerError::PgBouncerPasswordRejected { .. } => "PgBouncer checked the password itself, against the user's line in its \
+                 auth_file (or what its auth_query returned), before any server saw it: use the right password in the URL, or, \
+                 when the role's password changed on the server, update that line (a SCRAM secret as `SELECT rolpassword FROM \
+                 pg_authid WHERE rolname = '...'` gives it, or the plaintext password) and reload PgBouncer (`RELOAD;` on its \
+                 admin console); a user missing from the auth_file is refused the same way"
+                .into(),
             PoolerError::PgpoolPasswordMismatch { user } => format!(
                 "pgpool-II checked the password against its pool_passwd entry for \"{user}\": use the right password in the \
                  URL, or, when the role's password changed on the server, update pool_passwd (`pg_enc`) and reload pgpool"
@@ -949,6 +971,15 @@ impl fmt::Display for PoolerError {
             PoolerError::PgpoolNoPassword { method } => write!(
                 f,
                 "pgpool-II has no password to log in to the server with {method} (\"failed to authenticate with backend using {method}\")"
+            ),
+            PoolerError::PgBouncerPasswordRejected { method } => write!(
+                f,
+                "PgBouncer rejected the password ({method}, PgBouncer's own check: \"{}\")",
+                if *method == "md5 or plain" {
+                    "password authentication failed"
+                } else {
+                    "SASL authentication failed"
+                }
             ),
             PoolerError::PgpoolPasswordMismatch { user } => write!(
                 f,

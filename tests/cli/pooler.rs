@@ -367,6 +367,48 @@ fn pool_sizes_through_pgbouncer_meet_its_client_limit_not_max_connections() {
     );
 }
 
+/// PgBouncer refusing the password by its own auth_file (a stale copy of it), in both of its
+/// wordings: told as PgBouncer's own check, with its auth_file in the hint, not as a server
+/// error aksara has no diagnosis for (what it said before) nor as the server's pg_hba.
+#[test]
+fn a_password_pgbouncer_rejects_itself_points_at_its_auth_file() {
+    let cluster = support::shared(Shared::Scram);
+    for (auth_type, words) in [
+        ("scram-sha-256", "SASL authentication failed"),
+        ("md5", "password authentication failed"),
+    ] {
+        let bouncer = PgBouncer::start(
+            cluster,
+            PgBouncerConfig::new(support::PoolMode::Session)
+                .auth_file_password("an-old-password")
+                .set("auth_type", auth_type),
+        );
+        let out = run(aksara(project().path()).args([
+            "doctor",
+            "--url",
+            &bouncer.admin_url(cluster),
+            "--driver",
+            "libpq",
+        ]));
+        assert_eq!(out.code, 1, "{out:?}");
+        let text = out.all();
+        assert!(
+            text.contains(&format!(
+                "[xx] Login       the connection pooler at 127.0.0.1:{} refused: PgBouncer rejected the password ("
+            , bouncer.port)) && text.contains(&format!("PgBouncer's own check: \"{words}\") [auth-failed]")),
+            "{text}"
+        );
+        assert_eq!(
+            hint_after(&text, "] Login"),
+            format!(
+                "hint: {}",
+                PoolerError::PgBouncerPasswordRejected { method: "x" }.hint()
+            ),
+            "{text}"
+        );
+    }
+}
+
 #[test]
 fn dbsetup_through_session_pooling_sets_up_a_working_url() {
     let cluster = support::shared(Shared::Scram);

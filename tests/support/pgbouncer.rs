@@ -66,6 +66,8 @@ pub struct PgBouncerConfig {
     /// The superuser's password in auth_file as plaintext (what md5 to clients needs), not the
     /// SCRAM secret `pg_authid` holds.
     pub plaintext_auth_file: bool,
+    /// A password for auth_file other than the cluster's (plaintext): one that went stale.
+    pub auth_file_password: Option<String>,
 }
 
 impl PgBouncerConfig {
@@ -76,7 +78,13 @@ impl PgBouncerConfig {
             settings: Vec::new(),
             client_tls: false,
             plaintext_auth_file: false,
+            auth_file_password: None,
         }
+    }
+
+    pub fn auth_file_password(mut self, password: &str) -> Self {
+        self.auth_file_password = Some(password.to_owned());
+        self
     }
 
     pub fn plaintext_auth_file(mut self) -> Self {
@@ -128,7 +136,9 @@ impl PgBouncer {
         give_to_server_user(&socket_dir, 0o755);
         let log_file = dir.join("pgbouncer.log");
         let admin_password = format!("adm{}", cluster.password);
-        let secret = if cfg.plaintext_auth_file {
+        let secret = if let Some(stale) = &cfg.auth_file_password {
+            stale.clone()
+        } else if cfg.plaintext_auth_file {
             cluster.password.clone()
         } else {
             cluster.psql(
