@@ -175,6 +175,16 @@ fn doctor_passes_through_pgbouncer_in_every_mode() {
     }
 }
 
+/// `aksara doctor --url URL --driver libpq` and `extra` from a fresh project, which must exit
+/// with `code`; its whole output.
+fn doctor_libpq(url: &str, extra: &[&str], code: i32) -> String {
+    let out = run(aksara(project().path())
+        .args(["doctor", "--url", url, "--driver", "libpq"])
+        .args(extra));
+    assert_eq!(out.code, code, "{out:?}");
+    out.all()
+}
+
 /// PgBouncer without TLS for its clients, asked for it: nothing at that port is a postmaster
 /// whose command line aksara can read, so the hint names PgBouncer's own settings beside
 /// PostgreSQL's.
@@ -183,9 +193,7 @@ fn a_pgbouncer_without_client_tls_is_told_its_own_settings() {
     let cluster = support::shared(Shared::Scram);
     let bouncer = shared_pgbouncer(support::PoolMode::Session);
     let url = format!("{}?sslmode=require", bouncer.admin_url(cluster));
-    let out = run(aksara(project().path()).args(["doctor", "--url", &url, "--driver", "libpq"]));
-    assert_eq!(out.code, 1, "{out:?}");
-    let text = out.all();
+    let text = doctor_libpq(&url, &[], 1);
     assert!(text.contains("[ssl-unsupported]"), "{text}");
     assert!(
         text.contains("if it is a pooler (PgBouncer), its TLS to clients is `client_tls_sslmode` with `client_tls_key_file` and `client_tls_cert_file` in pgbouncer.ini, then a reload"),
@@ -194,10 +202,9 @@ fn a_pgbouncer_without_client_tls_is_told_its_own_settings() {
 }
 
 /// PgBouncer with TLS for its clients, in front of a server with TLS on that it reaches over
-/// its socket, so without TLS: the TLS line is
-/// this connection's own, and the server's row for the session is said as the pooler's leg.
-/// Read from the server alone, it had said "not used" for a `sslmode=require` URL served
-/// over TLS.
+/// its socket, so without TLS: the TLS line is this connection's own, and the server's row
+/// for the session is said as the pooler's leg. Read from the server alone, it had said "not
+/// used" for a `sslmode=require` URL served over TLS.
 #[test]
 fn tls_to_pgbouncer_is_told_apart_from_pgbouncers_own_connection_to_the_server() {
     let cluster = support::shared(Shared::Ssl);
@@ -225,19 +232,14 @@ fn tls_to_pgbouncer_is_told_apart_from_pgbouncers_own_connection_to_the_server()
         ),
     ] {
         let url = format!("{}?sslmode={sslmode}", bouncer.admin_url(cluster));
-        let out =
-            run(aksara(project().path()).args(["doctor", "--url", &url, "--driver", "libpq"]));
-        assert_eq!(out.code, 0, "{out:?}");
-        let text = out.all();
+        let text = doctor_libpq(&url, &[], 0);
         assert_eq!(line(&text, "Reach"), reach, "{text}");
         assert_eq!(line(&text, "TLS"), tls, "{text}");
     }
     // The same cluster reached directly: the client and the server's row agree.
     let direct = format!("{}?sslmode=require", cluster.admin_url());
-    let out = run(aksara(project().path()).args(["doctor", "--url", &direct, "--driver", "libpq"]));
-    assert_eq!(out.code, 0, "{out:?}");
     assert_eq!(
-        line(&out.all(), "TLS"),
+        line(&doctor_libpq(&direct, &[], 0), "TLS"),
         "[ok] TLS         in use (sslmode=require)"
     );
 }
@@ -254,17 +256,7 @@ fn md5_from_pgbouncer_names_its_auth_type_not_pg_hba() {
             .plaintext_auth_file()
             .set("auth_type", "md5"),
     );
-    let doctor = |bouncer: &PgBouncer| {
-        let out = run(aksara(project().path()).args([
-            "doctor",
-            "--url",
-            &bouncer.admin_url(cluster),
-            "--driver",
-            "libpq",
-        ]));
-        assert_eq!(out.code, 0, "{out:?}");
-        out.all()
-    };
+    let doctor = |bouncer: &PgBouncer| doctor_libpq(&bouncer.admin_url(cluster), &[], 0);
     let text = doctor(&md5);
     let login = text
         .lines()
@@ -310,19 +302,8 @@ fn hint_after<'a>(text: &'a str, marker: &str) -> &'a str {
 fn pool_sizes_through_pgbouncer_meet_its_client_limit_not_max_connections() {
     let cluster = support::shared(Shared::Scram);
     let doctor = |bouncer: &PgBouncer, pool_max: &str, instances: &str| {
-        let out = run(aksara(project().path()).args([
-            "doctor",
-            "--url",
-            &bouncer.admin_url(cluster),
-            "--driver",
-            "libpq",
-            "--pool-max",
-            pool_max,
-            "--instances",
-            instances,
-        ]));
-        assert_eq!(out.code, 0, "{out:?}");
-        out.all()
+        let extra = ["--pool-max", pool_max, "--instances", instances];
+        doctor_libpq(&bouncer.admin_url(cluster), &extra, 0)
     };
     let pool_lines = |text: &str| -> Vec<String> {
         text.lines()
@@ -383,15 +364,7 @@ fn a_password_pgbouncer_rejects_itself_points_at_its_auth_file() {
                 .auth_file_password("an-old-password")
                 .set("auth_type", auth_type),
         );
-        let out = run(aksara(project().path()).args([
-            "doctor",
-            "--url",
-            &bouncer.admin_url(cluster),
-            "--driver",
-            "libpq",
-        ]));
-        assert_eq!(out.code, 1, "{out:?}");
-        let text = out.all();
+        let text = doctor_libpq(&bouncer.admin_url(cluster), &[], 1);
         assert!(
             text.contains(&format!(
                 "[xx] Login       the connection pooler at 127.0.0.1:{} refused: PgBouncer rejected the password ("
