@@ -268,8 +268,8 @@ codes! {
         meaning: "the standby is further behind than --max-lag",
         fix: "find what slows replay (pg_stat_replication on the primary, long queries on the standby)";
     SslNotUsedRemote = "ssl-not-used-remote", Warning, transient: false,
-        meaning: "a remote server is reached without requiring TLS",
-        fix: "add ?sslmode=require (or verify-full)";
+        meaning: "a remote server is reached without requiring TLS (or a pooler reaches it without TLS)",
+        fix: "add ?sslmode=require (or verify-full); a pooler's: PgBouncer's server_tls_sslmode = require";
     EnvNotIgnored = "env-not-ignored", Warning, transient: false,
         meaning: "the .env file holding the password is not ignored by git",
         fix: "add .env to .gitignore";

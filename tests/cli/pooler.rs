@@ -11,7 +11,9 @@ use sqlx::Row as _;
 
 use crate::config;
 use crate::runtime;
-use crate::support::{self, PgBouncer, PgBouncerConfig, Shared, shared_pgbouncer};
+use crate::support::{
+    self, Cluster, ClusterConfig, PgBouncer, PgBouncerConfig, Shared, shared_pgbouncer,
+};
 use crate::{aksara, project, run};
 
 const BOUND: Duration = Duration::from_secs(5);
@@ -380,6 +382,63 @@ fn a_password_pgbouncer_rejects_itself_points_at_its_auth_file() {
             "{text}"
         );
     }
+}
+
+/// This machine's address toward the outside (the source of its default route), when it has
+/// one that is not a loopback address: UDP `connect` picks it and sends nothing.
+fn outward_ipv4() -> Option<std::net::Ipv4Addr> {
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    socket.connect("192.0.2.1:9").ok()?;
+    match socket.local_addr().ok()?.ip() {
+        std::net::IpAddr::V4(ip) if !ip.is_loopback() && !ip.is_unspecified() => Some(ip),
+        _ => None,
+    }
+}
+
+/// PgBouncer's own connection to the server is the server's row for the session: over the
+/// socket it is local and nothing is said; to a server at a non-loopback address without TLS
+/// it is the `ssl-not-used-remote` warning, with PgBouncer's server_tls_sslmode in the hint.
+/// The second half needs a non-loopback address on this machine (these machines have one);
+/// without one only the first half runs, and the test says so on its output.
+#[test]
+fn pgbouncers_own_leg_to_a_remote_server_without_tls_is_warned_about() {
+    let cluster = support::shared(Shared::Scram);
+    let local = shared_pgbouncer(support::PoolMode::Session);
+    let text = doctor_libpq(&local.admin_url(cluster), &[], 0);
+    assert!(!text.contains("TLS remote"), "{text}");
+    let Some(ip) = outward_ipv4() else {
+        println!("no non-loopback IPv4 address here: the remote half did not run");
+        return;
+    };
+    let server = Cluster::start(
+        ClusterConfig {
+            hba: Some(vec![
+                "local all all scram-sha-256".into(),
+                "host all all 127.0.0.1/32 scram-sha-256".into(),
+                format!("host all all {ip}/32 scram-sha-256"),
+            ]),
+            ..ClusterConfig::default()
+        }
+        .set("listen_addresses", &format!("127.0.0.1,{ip}")),
+    );
+    let bouncer = PgBouncer::start(
+        &server,
+        PgBouncerConfig::new(support::PoolMode::Session)
+            .databases(&[&format!("* = host={ip} port={}", server.port)])
+            .set("stats_users", &server.superuser)
+            .set("server_tls_sslmode", "disable"),
+    );
+    let text = doctor_libpq(&bouncer.admin_url(&server), &[], 0);
+    let warning = format!(
+        "[!!] TLS remote  PgBouncer's own connection to the server at {ip}:{} does not use TLS (the server's pg_stat_activity row for this session): unless {ip} is PgBouncer's own machine, passwords and data cross the network between them in the clear [ssl-not-used-remote]",
+        server.port
+    );
+    assert!(text.lines().any(|l| l == warning), "{text}");
+    assert_eq!(
+        hint_after(&text, "TLS remote"),
+        "hint: set `server_tls_sslmode = require` (or `verify-full` with `server_tls_ca_file`) in pgbouncer.ini, then a reload; the server must have `ssl = on`",
+        "{text}"
+    );
 }
 
 #[test]

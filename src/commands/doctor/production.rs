@@ -9,7 +9,7 @@ use super::report::CheckId;
 use super::targets::Target;
 use crate::cli::DoctorArgs;
 use crate::code::Code;
-use crate::dsn::{ConnConfig, ConnString, Endpoint, SslMode};
+use crate::dsn::{ConnConfig, ConnString, Endpoint, Host, SslMode};
 use crate::envfile;
 use crate::pooler::PoolerReport;
 use crate::session::ServerFacts;
@@ -82,6 +82,17 @@ pub fn production_checks(
         }
     }
     let Answered { facts, pooler } = session;
+    if let (Some(f), Some(report)) = (facts, pooler)
+        && let Some((message, hint)) = pooler_leg_without_tls(f, report)
+    {
+        list.warn(
+            CheckId::SslRemote,
+            Some(Code::SslNotUsedRemote),
+            message,
+            hint,
+            None,
+        );
+    }
     if let Some(f) = facts {
         let usable = (f.max_connections - f.superuser_reserved_connections).max(0) as i64;
         if usable > 0 && f.connections * 10 >= usable * 8 {
@@ -159,6 +170,31 @@ fn pooler_pool_check(
     }
 }
 
+/// A pooler's own connection to a server at a non-loopback address without TLS: the server's
+/// row for the session (`backend_tls`) is that connection, and PgBouncer's console named the
+/// server (`PoolerReport.server`). Whether that address is the pooler's own machine cannot be
+/// told from here, and the message says so.
+fn pooler_leg_without_tls(facts: &ServerFacts, report: &PoolerReport) -> Option<(String, String)> {
+    let server = report.server.as_ref()?;
+    if facts.backend_tls || server.host.is_empty() || server.host.starts_with('/') {
+        return None;
+    }
+    let at = Endpoint {
+        host: Host::Tcp(server.host.clone()),
+        port: server.port,
+    };
+    if at.is_local() {
+        return None;
+    }
+    Some((
+        format!(
+            "{}'s own connection to the server at {at} does not use TLS (the server's pg_stat_activity row for this session): unless {} is {}'s own machine, passwords and data cross the network between them in the clear",
+            report.kind, server.host, report.kind
+        ),
+        "set `server_tls_sslmode = require` (or `verify-full` with `server_tls_ca_file`) in pgbouncer.ini, then a reload; the server must have `ssl = on`".into(),
+    ))
+}
+
 /// A remote server reached without requiring TLS: credentials and data cross the network in
 /// the clear (or to whoever answers, since nothing is verified).
 fn remote_without_tls(endpoint: &Endpoint, sslmode: SslMode) -> Option<(String, String)> {
@@ -186,7 +222,59 @@ pub fn lint(raw: &str, _cs: &ConnString) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dsn::Host;
+    use crate::pooler::{ModeVerdict, PoolerKind, ServerBehind};
+
+    fn pgbouncer_before(host: &str) -> PoolerReport {
+        PoolerReport {
+            kind: PoolerKind::PgBouncer,
+            evidence: Vec::new(),
+            mode: ModeVerdict::Unknown { why: String::new() },
+            version: None,
+            tracks_prepared_statements: None,
+            server: Some(ServerBehind {
+                host: host.into(),
+                port: 5432,
+                database: "app".into(),
+            }),
+            pgpool: None,
+            client_limit: None,
+        }
+    }
+
+    #[test]
+    fn a_poolers_own_leg_to_a_remote_server_without_tls_is_warned_about() {
+        let plain = ServerFacts::default();
+        let (message, hint) =
+            pooler_leg_without_tls(&plain, &pgbouncer_before("10.0.0.7")).expect("a warning");
+        assert!(
+            message.starts_with(
+                "PgBouncer's own connection to the server at 10.0.0.7:5432 does not use TLS"
+            ) && message.contains("unless 10.0.0.7 is PgBouncer's own machine"),
+            "{message}"
+        );
+        assert!(
+            hint.starts_with("set `server_tls_sslmode = require`"),
+            "{hint}"
+        );
+        // A leg over TLS, to a loopback address or a socket, or a server the console did not
+        // name: nothing to say.
+        let tls = ServerFacts {
+            backend_tls: true,
+            ..ServerFacts::default()
+        };
+        assert!(pooler_leg_without_tls(&tls, &pgbouncer_before("10.0.0.7")).is_none());
+        for local in ["127.0.0.1", "localhost", "::1", "/var/run/postgresql", ""] {
+            assert!(
+                pooler_leg_without_tls(&plain, &pgbouncer_before(local)).is_none(),
+                "{local}"
+            );
+        }
+        let unnamed = PoolerReport {
+            server: None,
+            ..pgbouncer_before("10.0.0.7")
+        };
+        assert!(pooler_leg_without_tls(&plain, &unnamed).is_none());
+    }
 
     #[test]
     fn a_remote_host_without_required_tls_is_warned_about() {
