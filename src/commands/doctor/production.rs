@@ -32,8 +32,16 @@ pub fn production_checks(
     args: &DoctorArgs,
     git: envfile::PendingGitStatus,
 ) {
-    // Computed from what is already known: no step of their own to time.
-    if let Some((message, hint)) = remote_without_tls(endpoint, cfg.sslmode) {
+    // Computed from what is already known: no step of their own to time. The client's own
+    // leg, then a pooler's leg to the server.
+    let Answered { facts, pooler } = session;
+    let pooler_leg = facts
+        .zip(pooler)
+        .and_then(|(f, report)| pooler_leg_without_tls(f, report));
+    for (message, hint) in remote_without_tls(endpoint, cfg.sslmode)
+        .into_iter()
+        .chain(pooler_leg)
+    {
         list.warn(
             CheckId::SslRemote,
             Some(Code::SslNotUsedRemote),
@@ -80,18 +88,6 @@ pub fn production_checks(
                 ms(started),
             );
         }
-    }
-    let Answered { facts, pooler } = session;
-    if let (Some(f), Some(report)) = (facts, pooler)
-        && let Some((message, hint)) = pooler_leg_without_tls(f, report)
-    {
-        list.warn(
-            CheckId::SslRemote,
-            Some(Code::SslNotUsedRemote),
-            message,
-            hint,
-            None,
-        );
     }
     if let Some(f) = facts {
         let usable = (f.max_connections - f.superuser_reserved_connections).max(0) as i64;
