@@ -551,13 +551,13 @@ pub fn offers(
     out
 }
 
-/// Run the createuser line with the terminal attached (sudo asks there). The output is the
-/// command's own; the exit status says whether the role now exists.
 /// When a line aksara ran through sudo failed: sudo has said why on the terminal (a password
 /// it did not take, no sudo rights for this user, no terminal to ask on), which aksara cannot
 /// read, so the hint names the ways on without choosing among them.
 pub const SUDO_FAILED_HINT: &str = "sudo said why above: run the line as a user who may use sudo here, or as root, then `aksara dbsetup` again; or pass `--start-server local` for this project's own server, or `--admin-url URL` for a role that may create databases and roles";
 
+/// Run the createuser line with the terminal attached (sudo asks there). The output is the
+/// command's own; the exit status says whether the role now exists.
 pub fn run_create_role(cmd: &CreateRole) -> Result<(), String> {
     run_attached(&cmd.argv, &cmd.to_string())
 }

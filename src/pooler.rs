@@ -717,10 +717,13 @@ pub enum PoolerError {
     /// The admin console refused the user: `not allowed`.
     ConsoleNotAllowed,
     /// PgBouncer's own check of the client's password failed, against its auth_file or
-    /// auth_query (`method`: its auth_type's family): `SASL authentication failed` (SCRAM) or
-    /// `password authentication failed` (md5, plain), whole messages that PostgreSQL never
-    /// sends (its own name the user).
-    PgBouncerPasswordRejected { method: &'static str },
+    /// auth_query (`method`: its auth_type's family; `said`: its words): `SASL authentication
+    /// failed` (SCRAM) or `password authentication failed` (md5, plain), whole messages that
+    /// PostgreSQL never sends (its own name the user).
+    PgBouncerPasswordRejected {
+        method: &'static str,
+        said: &'static str,
+    },
     /// pgpool-II has no password for this user to log in to the server with (`method`: SCRAM
     /// or md5): none in `pool_passwd`, and it may not ask the client for one.
     PgpoolNoPassword { method: String },
@@ -767,11 +770,13 @@ const POOLER_TEMPLATES: &[(&str, MakeError)] = &[
     ("SASL authentication failed", |_| {
         PoolerError::PgBouncerPasswordRejected {
             method: "scram-sha-256",
+            said: "SASL authentication failed",
         }
     }),
     ("password authentication failed", |_| {
         PoolerError::PgBouncerPasswordRejected {
             method: "md5 or plain",
+            said: "password authentication failed",
         }
     }),
     // pgpool-II 4.3's own (src/auth/pool_auth.c, src/protocol/child.c), sent as XX000 or 53300.
@@ -972,14 +977,9 @@ impl fmt::Display for PoolerError {
                 f,
                 "pgpool-II has no password to log in to the server with {method} (\"failed to authenticate with backend using {method}\")"
             ),
-            PoolerError::PgBouncerPasswordRejected { method } => write!(
+            PoolerError::PgBouncerPasswordRejected { method, said } => write!(
                 f,
-                "PgBouncer rejected the password ({method}, PgBouncer's own check: \"{}\")",
-                if *method == "md5 or plain" {
-                    "password authentication failed"
-                } else {
-                    "SASL authentication failed"
-                }
+                "PgBouncer rejected the password ({method}, PgBouncer's own check: \"{said}\")"
             ),
             PoolerError::PgpoolPasswordMismatch { user } => write!(
                 f,

@@ -64,8 +64,8 @@ const SETTINGS: [&str; 7] = [
 /// (whose functions and `FILTER` operator are more catalog lookups): a row with a `datid` is
 /// a backend connected to a database, what summing `pg_stat_database.numbackends` gives
 /// (`datid` and `pid` are visible to any role), and this session's row (`pid` =
-/// `pg_backend_pid()`) says whether the server sees it over TLS. Every row carries the two per-session values;
-/// this session's own row is always there.
+/// `pg_backend_pid()`) says whether the server sees it over TLS. Every row carries the two
+/// per-session values; this session's own row is always there.
 const ACTIVITY_SQL: &str =
     "SELECT pg_is_in_recovery(), pg_backend_pid(), pid, datid, ssl FROM pg_stat_get_activity(NULL)";
 

@@ -63,10 +63,8 @@ pub struct PgBouncerConfig {
     /// TLS for its clients (`client_tls_sslmode = allow`) with the harness's server
     /// certificate; to the cluster it goes over the socket, without TLS.
     pub client_tls: bool,
-    /// The superuser's password in auth_file as plaintext (what md5 to clients needs), not the
-    /// SCRAM secret `pg_authid` holds.
-    pub plaintext_auth_file: bool,
-    /// A password for auth_file other than the cluster's (plaintext): one that went stale.
+    /// The superuser's auth_file line as this plaintext password (what md5 to clients needs, or
+    /// a stale one), not the SCRAM secret `pg_authid` holds.
     pub auth_file_password: Option<String>,
 }
 
@@ -77,18 +75,12 @@ impl PgBouncerConfig {
             databases: None,
             settings: Vec::new(),
             client_tls: false,
-            plaintext_auth_file: false,
             auth_file_password: None,
         }
     }
 
     pub fn auth_file_password(mut self, password: &str) -> Self {
         self.auth_file_password = Some(password.to_owned());
-        self
-    }
-
-    pub fn plaintext_auth_file(mut self) -> Self {
-        self.plaintext_auth_file = true;
         self
     }
 
@@ -136,10 +128,8 @@ impl PgBouncer {
         give_to_server_user(&socket_dir, 0o755);
         let log_file = dir.join("pgbouncer.log");
         let admin_password = format!("adm{}", cluster.password);
-        let secret = if let Some(stale) = &cfg.auth_file_password {
-            stale.clone()
-        } else if cfg.plaintext_auth_file {
-            cluster.password.clone()
+        let secret = if let Some(password) = &cfg.auth_file_password {
+            password.clone()
         } else {
             cluster.psql(
                 "postgres",
