@@ -122,8 +122,11 @@ codes! {
         meaning: "the database's own CONNECTION LIMIT is reached",
         fix: "ALTER DATABASE ... CONNECTION LIMIT n (or -1), or lower the pool size";
     ServerStarting = "server-starting", Failure, transient: true,
-        meaning: "the server is starting, shutting down or in recovery",
+        meaning: "the server is starting up or in recovery",
         fix: "wait (aksara doctor --wait 30) and try again";
+    ServerShuttingDown = "server-shutting-down", Failure, transient: true,
+        meaning: "the server is shutting down and lets no new connection in",
+        fix: "if it is restarting, wait (aksara doctor --wait 30); otherwise start it again once it has stopped";
     HotStandbyOff = "hot-standby-off", Failure, transient: false,
         meaning: "the server is a standby with hot_standby = off: it accepts no connections",
         fix: "connect to the primary, or set hot_standby = on on the standby and restart it";

@@ -724,9 +724,8 @@ pub fn code_of(cause: &Cause, password_given: bool) -> Code {
         Cause::TooManyForRole => Code::RoleConnectionLimit,
         Cause::TooManyForDatabase => Code::DatabaseConnectionLimit,
         Cause::TooManyClients => Code::TooManyConnections,
-        Cause::Starting | Cause::ShuttingDown | Cause::InRecovery | Cause::NotYetConsistent => {
-            Code::ServerStarting
-        }
+        Cause::Starting | Cause::InRecovery | Cause::NotYetConsistent => Code::ServerStarting,
+        Cause::ShuttingDown => Code::ServerShuttingDown,
         Cause::HotStandbyOff => Code::HotStandbyOff,
         Cause::SettingRejected { .. } => Code::SettingRejected,
     }

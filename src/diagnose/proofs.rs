@@ -173,7 +173,7 @@ pub const SERVER_PROOFS: &[(&str, Proof)] = &[
     (
         "the database system is shutting down",
         Proof::Reproduced(&[
-            "doctor::server_starting_or_shutting_down",
+            "doctor::a_server_shutting_down_is_reported_as_shutting_down",
             side_by_side!("shutting-down"),
         ]),
     ),

@@ -879,7 +879,7 @@ fn wait_returns_once_the_server_is_up_and_stops_early_on_a_wrong_password() {
 }
 
 #[test]
-fn server_starting_or_shutting_down() {
+fn a_server_shutting_down_is_reported_as_shutting_down() {
     let cluster = Cluster::start(ClusterConfig {
         auth: Auth::Trust,
         ..ClusterConfig::default()
@@ -894,14 +894,14 @@ fn server_starting_or_shutting_down() {
     let check = expect_failure(
         &cluster.url("postgres", None, "postgres"),
         &[],
-        "server-starting",
+        "server-shutting-down",
     );
     assert!(
         check["message"].as_str().unwrap().contains("shutting down"),
         "{check}"
     );
     text_snapshot(
-        "doctor_server_starting",
+        "doctor_server_shutting_down",
         &cluster.url("postgres", None, "postgres"),
         &[],
         &refs(&cluster_placeholders(&cluster)),

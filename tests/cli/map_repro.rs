@@ -166,7 +166,7 @@ pub const SPECS: &[Spec] = &[
     spec(
         "shutting-down",
         "the database system is shutting down",
-        "server-starting",
+        "server-shutting-down",
         "a smart shutdown waiting for a connected client",
     ),
     spec(
