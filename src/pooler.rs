@@ -18,7 +18,7 @@
 //! pgpool-II 4.3.
 
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sqlx::Row as _;
 use sqlx::postgres::{PgConnection, PgSslMode};
@@ -337,7 +337,7 @@ pub async fn identify(
         FirstLook::Pooler { kind, evidence } => (*kind, vec![evidence.to_string()]),
         FirstLook::Direct => (PoolerKind::Unidentified, Vec::new()),
     };
-    let console = read_console(cfg, endpoint, tls_mode, bound).await;
+    let console = read_console(cfg, endpoint, tls_mode, console_bound(first, bound).await).await;
     let mut report_mode = None;
     let mut version = None;
     let mut tracks = None;
@@ -364,6 +364,12 @@ pub async fn identify(
             });
             server = facts.server;
         }
+        Console::Silent { waited } => evidence.push(format!(
+            "its admin console (database \"pgbouncer\") did not answer a login within {} ms, so what it \
+             would say is not known (PgBouncer holds such a login when auth_query, not its auth_file, has \
+             this user's password)",
+            waited.as_millis()
+        )),
         Console::NotPgBouncer => {}
     }
     // Only an unnamed pooler is asked: a managed one's server would log the refusal.
@@ -414,9 +420,32 @@ enum Console {
     /// PgBouncer's console refused this user: "not allowed".
     Refused,
     Read(ConsoleFacts),
+    /// The login to it got no answer within the console's bound.
+    Silent {
+        waited: Duration,
+    },
     /// Anything else: no console there, or a failure that says nothing.
     NotPgBouncer,
 }
+
+/// How long the console login may take: a login to the same pooler as `first`, so a few of
+/// its round trips and a margin, not the whole connect timeout. PgBouncer 1.18 never answers a
+/// console login whose password only auth_query knows (the console has no server to ask), and
+/// waiting out `bound` there made every such doctor run 5 s longer.
+async fn console_bound(first: &mut PgConnection, bound: Duration) -> Duration {
+    let started = Instant::now();
+    let round_trip = match tokio::time::timeout(bound, sqlx::raw_sql("").execute(&mut *first)).await
+    {
+        Ok(Ok(_)) => started.elapsed(),
+        // No measure: the connect timeout, as before.
+        _ => return bound,
+    };
+    bound.min(CONSOLE_LOGIN_MARGIN + round_trip * 8)
+}
+
+/// The console login's allowance beyond its round trips: a healthy PgBouncer answers one in
+/// 1-2 ms on this machine's loopback, including the SCRAM exchange.
+const CONSOLE_LOGIN_MARGIN: Duration = Duration::from_millis(500);
 
 async fn read_console(
     cfg: &ConnConfig,
@@ -428,6 +457,7 @@ async fn read_console(
     console_cfg.dbname = "pgbouncer".into();
     let mut conn = match connect::attempt(&console_cfg, endpoint, tls_mode, bound).await {
         Ok(conn) => conn,
+        Err(FailureKind::Timeout { after }) => return Console::Silent { waited: after },
         Err(failure) => {
             return match PoolerError::from_failure(&failure) {
                 Some(PoolerError::ConsoleNotAllowed) => Console::Refused,
@@ -892,20 +922,7 @@ impl PoolerError {
                  the server's error) and it refuses clients for `server_login_retry` seconds: fix the server side \
                  ([databases] host/port/user, the auth_file or auth_query) and retry"
                 .into(),
-            PoolerError::ServerLoginRefused { server_said } => {
-                use crate::diagnose::server_messages::{Cause, classify};
-                let specific = match classify("28000", server_said).or_else(|| classify("28P01", server_said)) {
-                    // Peer compares the connecting process's OS user: PgBouncer's own.
-                    Some(Cause::MethodFailed { method: "peer" }) => " PgBouncer reached a `local` (socket) line with `peer`, which checks PgBouncer's own OS user, not this role: give the [databases] entry `host=127.0.0.1` (met by a `host` line with scram-sha-256), or a `local` line with scram-sha-256 for this user, then `RELOAD;` on the admin console.",
-                    Some(Cause::PasswordFailed) => " The password PgBouncer has for this user (its auth_file, or what auth_query returns) is not the one the server checks.",
-                    _ => "",
-                };
-                format!(
-                    "PgBouncer logs in to the server itself, as this user, with its [databases] entry (host, port, user) and \
-                     the password from its auth_file or auth_query, and the server refused that login: fix the \
-                     pooler-to-server side (the server's log names the pg_hba.conf line).{specific}"
-                )
-            }
+            PoolerError::ServerLoginRefused { server_said } => server_login_refused_hint(server_said),
             PoolerError::TransactionInStatementMode => "this PgBouncer pool runs in statement mode, which refuses \
                  transactions: use a pool in transaction or session mode for this app"
                 .into(),
@@ -936,6 +953,89 @@ impl PoolerError {
                  through pgpool lists each node's status"
                 .into(),
         }
+    }
+}
+
+/// The fix for a server refusal PgBouncer relayed from its own login. It comes under
+/// PgBouncer's SQLSTATE, so the server's whole message says what it was; the fix is on the
+/// pooler-to-server side, where PgBouncer's pool sizes stand in for the app's own.
+fn server_login_refused_hint(server_said: &str) -> String {
+    use crate::diagnose::server_messages::{Cause, classify_relayed};
+    const AUTH: &str = "PgBouncer logs in to the server itself, as this user, with its [databases] entry (host, port, user) and \
+         the password from its auth_file or auth_query, and the server refused that login: fix the \
+         pooler-to-server side (the server's log names the pg_hba.conf line).";
+    const POOL: &str = "PgBouncer opens up to `default_pool_size` (or the [databases] entry's `pool_size`) plus \
+         `reserve_pool_size` server connections for each user and database, capped by `max_user_connections` and \
+         `max_db_connections`";
+    match classify_relayed(server_said) {
+        // Peer compares the connecting process's OS user: PgBouncer's own.
+        Some(Cause::MethodFailed { method: "peer" }) => format!(
+            "{AUTH} PgBouncer reached a `local` (socket) line with `peer`, which checks PgBouncer's own OS user, not this \
+             role: give the [databases] entry `host=127.0.0.1` (met by a `host` line with scram-sha-256), or a `local` \
+             line with scram-sha-256 for this user, then `RELOAD;` on the admin console."
+        ),
+        Some(Cause::PasswordFailed) => format!(
+            "{AUTH} The password PgBouncer has for this user (its auth_file, or what auth_query returns) is not the one \
+             the server checks."
+        ),
+        Some(Cause::TooManyForRole) => format!(
+            "the role's own CONNECTION LIMIT on the server is reached, and PgBouncer's connections count against it: \
+             {POOL}. Raise the role's limit to at least that plus the connections made around PgBouncer (as a superuser, \
+             `ALTER ROLE ... CONNECTION LIMIT n;`, -1 for none), or lower those PgBouncer settings and `RELOAD;`."
+        ),
+        Some(Cause::TooManyForDatabase) => format!(
+            "the database's own CONNECTION LIMIT on the server is reached, and PgBouncer's connections count against it: \
+             {POOL}. Raise the database's limit (as a superuser, `ALTER DATABASE ... CONNECTION LIMIT n;`, -1 for none), \
+             or lower `max_db_connections` or the pool sizes in pgbouncer.ini and `RELOAD;`."
+        ),
+        Some(Cause::TooManyClients) => format!(
+            "the server's max_connections is used up, PgBouncer's server connections included: {POOL}. Lower them \
+             across all of PgBouncer's pools (with other clients of the server, their total must stay under \
+             max_connections), close other clients, or raise max_connections (`ALTER SYSTEM SET max_connections = ...;`, \
+             then restart PostgreSQL)."
+        ),
+        Some(Cause::RoleMissing) => "the server has no role by the name PgBouncer logs in with (the [databases] \
+             entry's `user=`, else the client's user): create it on the server, or correct `user=` and `RELOAD;` \
+             PgBouncer."
+            .into(),
+        Some(Cause::RoleNoLogin) => "the role PgBouncer logs in as may not log in on the server: as a superuser, \
+             `ALTER ROLE ... LOGIN;`."
+            .into(),
+        Some(Cause::DatabaseMissing) => "the database PgBouncer's [databases] entry leads to (its `dbname=`, else \
+             the client's database) does not exist on the server: create it there, or correct the entry and `RELOAD;` \
+             PgBouncer."
+            .into(),
+        Some(Cause::DatabaseNotAccepting) => "the database PgBouncer's [databases] entry leads to does not allow \
+             connections on the server: as a superuser, connected to another database, `ALTER DATABASE ... \
+             ALLOW_CONNECTIONS true;`."
+            .into(),
+        Some(Cause::NoConnectPrivilege) => "the role PgBouncer logs in as lacks CONNECT on the database on the server: \
+             as its owner or a superuser, `GRANT CONNECT ON DATABASE ... TO ...;`."
+            .into(),
+        Some(Cause::Starting | Cause::InRecovery | Cause::NotYetConsistent) => "the server PgBouncer logs in to is \
+             starting up or in recovery and lets no connection in yet: wait; PgBouncer tries again after \
+             `server_login_retry` seconds (`aksara doctor --wait 30`)."
+            .into(),
+        Some(Cause::ShuttingDown) => "the server PgBouncer logs in to is shutting down: if it is restarting, wait \
+             (`aksara doctor --wait 30`); otherwise start it again once it has stopped."
+            .into(),
+        Some(Cause::HotStandbyOff) => "the server PgBouncer logs in to is a standby with hot_standby = off, which lets \
+             no connection in: point PgBouncer's [databases] entry at the primary, or set hot_standby = on there and \
+             restart it."
+            .into(),
+        Some(Cause::ClientCertificateRequired | Cause::ClientCertificateRejected) => format!(
+            "{AUTH} That line asks PgBouncer for a client certificate the server accepts: give PgBouncer one \
+             (`server_tls_cert_file` and `server_tls_key_file` in pgbouncer.ini, with `server_tls_sslmode` at least \
+             require), or change the line."
+        ),
+        Some(Cause::SuperuserOnly) => "the server lets only superusers in right now (it is shutting down, or in \
+             binary-upgrade mode): wait until it is back (`aksara doctor --wait 60`)."
+            .into(),
+        Some(Cause::SettingRejected { parameter }) => format!(
+            "the server refused the setting `{parameter}` that PgBouncer passed on at login: remove it from the URL \
+             (or add it to `ignore_startup_parameters` and set it per role: `ALTER ROLE ... SET ...`)."
+        ),
+        Some(Cause::HbaNoEntry { .. } | Cause::HbaRejects { .. } | Cause::MethodFailed { .. }) | None => AUTH.into(),
     }
 }
 

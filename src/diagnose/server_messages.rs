@@ -273,7 +273,6 @@ pub fn template_sqlstates() -> Vec<&'static str> {
     TEMPLATES.iter().map(|t| t.sqlstate).collect()
 }
 
-/// The cause of a server's refusal, when the SQLSTATE and the whole message match a template.
 /// Whether `message` is one of the server's login refusals, whatever SQLSTATE came with it (a
 /// pooler relays them under its own, see `pooler::PoolerError::ServerLoginRefused`).
 pub fn is_login_refusal(message: &str) -> bool {
@@ -282,6 +281,17 @@ pub fn is_login_refusal(message: &str) -> bool {
         .any(|t| match_template(t.text, message).is_some())
 }
 
+/// The cause of a login refusal relayed without the server's SQLSTATE (a pooler sends its own):
+/// the cause of the templates the whole message matches, when they all say the same.
+pub fn classify_relayed(message: &str) -> Option<Cause> {
+    let mut causes = TEMPLATES
+        .iter()
+        .filter_map(|t| match_template(t.text, message).map(|values| (t.cause)(&values)));
+    let first = causes.next()?;
+    causes.all(|other| other == first).then_some(first)
+}
+
+/// The cause of a server's refusal, when the SQLSTATE and the whole message match a template.
 pub fn classify(sqlstate: &str, message: &str) -> Option<Cause> {
     TEMPLATES
         .iter()
@@ -352,6 +362,28 @@ pub fn markdown_table(code_of: impl Fn(&Cause) -> String) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_relayed_refusal_is_read_by_its_whole_message_without_its_sqlstate() {
+        assert_eq!(
+            classify_relayed("too many connections for role \"app\""),
+            Some(Cause::TooManyForRole)
+        );
+        assert_eq!(
+            classify_relayed("database \"app\" does not exist"),
+            Some(Cause::DatabaseMissing)
+        );
+        assert_eq!(
+            classify_relayed("the database system is shutting down"),
+            Some(Cause::ShuttingDown)
+        );
+        // A fragment, or words of the pooler's own, are not a server refusal.
+        assert_eq!(classify_relayed("too many connections for role"), None);
+        assert_eq!(
+            classify_relayed("no more connections allowed (max_client_conn)"),
+            None
+        );
+    }
 
     #[test]
     fn templates_match_whole_messages_only() {

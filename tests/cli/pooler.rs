@@ -1096,6 +1096,21 @@ fn dbsetup_through_transaction_pooling_uses_the_server_behind_it_when_the_consol
     );
 }
 
+/// A cluster whose pg_hba trusts `postgres` on its socket and over TCP, for PgBouncer's
+/// auth_query (it runs as `postgres` through the same entry, and 1.18 cannot answer SCRAM with
+/// a stored secret there), with `local_line` for every other role's socket logins.
+fn auth_query_cluster(local_line: &str) -> support::Cluster {
+    support::Cluster::start(support::ClusterConfig {
+        hba: Some(vec![
+            "local all postgres trust".into(),
+            local_line.into(),
+            "host all postgres 127.0.0.1/32 trust".into(),
+            "host all all 127.0.0.1/32 scram-sha-256".into(),
+        ]),
+        ..support::ClusterConfig::default()
+    })
+}
+
 /// PgBouncer reaches the server over its socket, where pg_hba says `peer` for the app's role:
 /// the server refuses PgBouncer's own login (its OS user is `postgres`, not the role), and
 /// PgBouncer relays the server's words under its 08P01. That is the pooler's server login, not
@@ -1103,17 +1118,7 @@ fn dbsetup_through_transaction_pooling_uses_the_server_behind_it_when_the_consol
 /// is then shown to let the same URL in.
 #[test]
 fn a_server_refusing_pgbouncers_own_login_is_named_as_the_poolers_login() {
-    let cluster = support::Cluster::start(support::ClusterConfig {
-        hba: Some(vec![
-            // PgBouncer's auth_query runs as `postgres` through the same entry (1.18 cannot
-            // answer SCRAM with a stored secret there): trusted for `postgres` only.
-            "local all postgres trust".into(),
-            "local all all peer".into(),
-            "host all postgres 127.0.0.1/32 trust".into(),
-            "host all all 127.0.0.1/32 scram-sha-256".into(),
-        ]),
-        ..support::ClusterConfig::default()
-    });
+    let cluster = auth_query_cluster("local all all peer");
     let role = support::unique_name("relayed");
     cluster.psql(
         "postgres",
@@ -1153,6 +1158,83 @@ fn a_server_refusing_pgbouncers_own_login_is_named_as_the_poolers_login() {
     );
     let (out, json) = doctor_json(&fixed.url(&role, Some(&format!("pw-{role}")), "postgres"));
     assert_eq!(out.code, 0, "{out:?}\n{json:#}");
+}
+
+/// The role's own CONNECTION LIMIT met by PgBouncer's login to the server, relayed under
+/// PgBouncer's 08P01: named as the pooler's login with the server's words, and the hint is the
+/// limit against PgBouncer's pool sizes, not pg_hba.conf, which the login never got to. Raising
+/// the limit as the hint says then lets the same URL in, and the healthy run says that the
+/// admin console did not answer, without waiting out the connect timeout for it.
+#[test]
+fn a_role_limit_met_by_pgbouncers_own_login_names_the_limit_not_pg_hba() {
+    let cluster = auth_query_cluster("local all all scram-sha-256");
+    let role = support::unique_name("limited");
+    cluster.psql(
+        "postgres",
+        &format!("CREATE ROLE {role} LOGIN PASSWORD 'pw-{role}' CONNECTION LIMIT 0"),
+    );
+    let bouncer = PgBouncer::start(&cluster, PgBouncerConfig::new(support::PoolMode::Session));
+    let url = bouncer.url(&role, Some(&format!("pw-{role}")), "postgres");
+    let (out, json) = doctor_json(&url);
+    assert_eq!(out.code, 1, "{out:?}\n{}", bouncer.log_contents());
+    let failed = crate::failed_checks(&json);
+    assert_eq!(failed.len(), 1, "{json:#}\n{}", bouncer.log_contents());
+    assert_eq!(
+        failed[0]["code"],
+        "pooler-server-login-failing",
+        "{json:#}\n{}",
+        bouncer.log_contents()
+    );
+    assert!(
+        failed[0]["message"].as_str().unwrap().ends_with(&format!(
+            "the server said: too many connections for role \"{role}\""
+        )),
+        "{json:#}\n{}",
+        bouncer.log_contents()
+    );
+    let hint = failed[0]["hint"].as_str().unwrap();
+    assert!(
+        hint.starts_with("the role's own CONNECTION LIMIT on the server is reached")
+            && hint.contains("`default_pool_size`")
+            && !hint.contains("pg_hba"),
+        "{json:#}"
+    );
+    // PgBouncer's default pool is 20 server connections: a limit above it lets the URL in
+    // once PgBouncer retries its login (server_login_retry = 1 here).
+    cluster.psql(
+        "postgres",
+        &format!("ALTER ROLE {role} CONNECTION LIMIT 25"),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let json = loop {
+        let (out, json) = doctor_json(&url);
+        if out.code == 0 {
+            break json;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still refused after the limit was raised: {json:#}\n{}",
+            bouncer.log_contents()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    };
+    // The role's password is known to PgBouncer only through auth_query, so PgBouncer 1.18
+    // holds a login to its console as this role without ever answering: doctor says so, after
+    // a few round trips' worth of waiting rather than the whole connect timeout (5 s).
+    let pooler = json["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "pooler")
+        .unwrap_or_else(|| panic!("no pooler check: {json:#}"));
+    let message = pooler["message"].as_str().unwrap();
+    let waited: u64 = message
+        .split("did not answer a login within ")
+        .nth(1)
+        .and_then(|rest| rest.split(" ms").next())
+        .and_then(|ms| ms.parse().ok())
+        .unwrap_or_else(|| panic!("the console's silence is not said: {json:#}"));
+    assert!(waited < 5000, "{json:#}");
 }
 
 /// The create-table probe's transaction: on a server that answers doctor directly it is left
