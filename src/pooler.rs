@@ -445,7 +445,7 @@ async fn console_bound(first: &mut PgConnection, bound: Duration) -> Duration {
 
 /// The console login's allowance beyond its round trips: a healthy PgBouncer answers one in
 /// 1-2 ms on this machine's loopback, including the SCRAM exchange.
-const CONSOLE_LOGIN_MARGIN: Duration = Duration::from_millis(500);
+const CONSOLE_LOGIN_MARGIN: Duration = Duration::from_millis(250);
 
 async fn read_console(
     cfg: &ConnConfig,
