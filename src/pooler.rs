@@ -1013,11 +1013,11 @@ fn server_login_refused_hint(server_said: &str) -> String {
              as its owner or a superuser, `GRANT CONNECT ON DATABASE ... TO ...;`."
             .into(),
         Some(Cause::Starting | Cause::InRecovery | Cause::NotYetConsistent) => "the server PgBouncer logs in to is \
-             starting up or in recovery and lets no connection in yet: wait; PgBouncer tries again after \
-             `server_login_retry` seconds (`aksara doctor --wait 30`)."
+             starting up or in recovery and lets no connection in yet: wait, then run the check again (PgBouncer \
+             tries its login again after `server_login_retry` seconds)."
             .into(),
-        Some(Cause::ShuttingDown) => "the server PgBouncer logs in to is shutting down: if it is restarting, wait \
-             (`aksara doctor --wait 30`); otherwise start it again once it has stopped."
+        Some(Cause::ShuttingDown) => "the server PgBouncer logs in to is shutting down: if it is restarting, wait and \
+             run the check again; otherwise start it again once it has stopped."
             .into(),
         Some(Cause::HotStandbyOff) => "the server PgBouncer logs in to is a standby with hot_standby = off, which lets \
              no connection in: point PgBouncer's [databases] entry at the primary, or set hot_standby = on there and \
@@ -1029,7 +1029,7 @@ fn server_login_refused_hint(server_said: &str) -> String {
              require), or change the line."
         ),
         Some(Cause::SuperuserOnly) => "the server lets only superusers in right now (it is shutting down, or in \
-             binary-upgrade mode): wait until it is back (`aksara doctor --wait 60`)."
+             binary-upgrade mode): wait until it is back, then run the check again."
             .into(),
         Some(Cause::SettingRejected { parameter }) => format!(
             "the server refused the setting `{parameter}` that PgBouncer passed on at login: remove it from the URL \
@@ -1176,6 +1176,21 @@ pub fn driver_advice(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `pooler-server-login-failing` is not transient, so `doctor --wait` does not retry it:
+    /// no hint for a refusal PgBouncer relays may offer `--wait`, whatever the server said.
+    #[test]
+    fn no_relayed_refusal_is_told_that_wait_retries_it() {
+        assert!(!crate::code::Code::PoolerServerLoginFailing.is_transient());
+        for template in crate::diagnose::server_messages::template_texts() {
+            let said = template.replace("%s", "app");
+            let hint = PoolerError::ServerLoginRefused {
+                server_said: said.clone(),
+            }
+            .hint();
+            assert!(!hint.contains("--wait"), "{said}: {hint}");
+        }
+    }
 
     fn signals(pid: u32, version: &str) -> LoginSignals {
         LoginSignals {
